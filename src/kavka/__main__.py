@@ -1,0 +1,3 @@
+from kavka.cli.main import main
+
+raise SystemExit(main())

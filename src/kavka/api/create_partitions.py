@@ -1,0 +1,64 @@
+"""CreatePartitions (key 37): add partitions to existing topics.
+
+Per topic, in Kafka's order: a name given twice is INVALID_REQUEST (reported
+once); an unknown topic UNKNOWN_TOPIC_OR_PARTITION; a count that is not an
+increase INVALID_PARTITIONS; manual assignments must cover exactly the new
+partitions, each with the topic's replica count of distinct, live brokers
+(INVALID_REPLICA_ASSIGNMENT).  ``validate_only`` checks and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from kavka.api.create_topics import check_assignments, live_broker_ids
+from kavka.api.errors import InvalidReplicaAssignment, InvalidRequestError, error_code_for, error_message
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.log.errors import InvalidPartitions, LogError, UnknownTopicOrPartition
+from kavka.protocol.errors import ErrorCode
+
+KEY = 37
+VERSIONS = (0, 3)
+
+
+@api(KEY, "CreatePartitions", VERSIONS)
+def handle(request: Request):
+    r = builder_for(request)
+    body = request.body
+    counts = Counter(t.name for t in body.topics)
+    results, answered = [], set()
+    for topic in body.topics:
+        if topic.name in answered:
+            continue
+        answered.add(topic.name)
+        try:
+            if counts[topic.name] > 1:
+                raise InvalidRequestError("Duplicate topic name.")
+            _grow(request.broker, topic, body.validate_only)
+        except (LogError, ValueError) as exc:
+            results.append(r.CreatePartitionsTopicResult(
+                name=topic.name, error_code=error_code_for(exc), error_message=error_message(exc)))
+        else:
+            results.append(r.CreatePartitionsTopicResult(name=topic.name, error_code=ErrorCode.none,
+                                                         error_message=None))
+    return r.CreatePartitionsResponse(results=tuple(results))
+
+
+def _grow(broker, topic, validate_only: bool) -> None:
+    logs = broker.logs
+    info = logs.topic(topic.name)
+    if info is None:
+        raise UnknownTopicOrPartition(f"Topic '{topic.name}' does not exist.")
+    current = info.partitions
+    if topic.count <= current:
+        raise InvalidPartitions(f"Topic currently has {current} partitions, {topic.count} must be greater")
+    if topic.assignments is not None:
+        added = topic.count - current
+        if len(topic.assignments) != added:
+            raise InvalidReplicaAssignment(
+                f"Attempted to add {added} additional partition(s), but only "
+                f"{len(topic.assignments)} assignment(s) were specified.")
+        pairs = [(current + i, tuple(a.broker_ids)) for i, a in enumerate(topic.assignments)]
+        check_assignments(pairs, live_broker_ids(broker), current, getattr(info, "replication_factor", 1))
+    logs.create_partitions(topic.name, topic.count, validate_only=validate_only)

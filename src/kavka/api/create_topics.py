@@ -1,0 +1,190 @@
+"""CreateTopics (key 19): new topics with a partition count, replication and configs.
+
+Each topic is checked in Kafka's order and fails alone, with an error message:
+
+1. its name appears twice in the request: INVALID_REQUEST (reported once);
+2. the name is not a legal topic name, or collides with an existing topic once
+   '.' and '_' are treated alike: INVALID_TOPIC_EXCEPTION;
+3. the topic exists: TOPIC_ALREADY_EXISTS;
+4. a config is unknown, null or has a bad value: INVALID_CONFIG, naming it;
+5. with manual assignments: num_partitions or replication_factor other than -1
+   is INVALID_REQUEST; empty, duplicated or unknown brokers, partition indexes
+   that are not 0..n-1, or partitions with different replica counts are
+   INVALID_REPLICA_ASSIGNMENT;
+6. otherwise -1 means the broker default (``num.partitions``,
+   ``default.replication.factor``); a replication factor ≤ 0 or above the number
+   of live brokers is INVALID_REPLICATION_FACTOR, a partition count ≤ 0
+   INVALID_PARTITIONS.
+
+``validate_only`` runs every check and creates nothing.  v5+ answers carry the
+partition count, replication factor and every resolved config of the topic
+(sorted by name, as Kafka does); v7 the topic id (zero when only validating:
+nothing was created).
+
+Name and config rules belong to the log manager (a dry-run create_topic);
+the replica-assignment rules live here and are shared with CreatePartitions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Sequence
+
+from kavka.api.describe_configs import topic_entries
+from kavka.api.errors import (
+    InvalidReplicaAssignment,
+    InvalidReplicationFactor,
+    InvalidRequestError,
+    error_code_for,
+    error_message,
+)
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.config import TopicConfig
+from kavka.log.errors import InvalidPartitions, LogError
+from kavka.protocol.errors import ErrorCode
+
+KEY = 19
+VERSIONS = (2, 7)
+ZERO_UUID = uuid.UUID(int=0)
+
+
+# -- rules shared with CreatePartitions and DescribeConfigs --------------------------------
+
+def live_broker_ids(broker) -> frozenset[int]:
+    """Brokers that can hold replicas; a cluster-aware context provides
+    ``live_broker_ids()``, a single broker is alone."""
+    provider = getattr(broker, "live_broker_ids", None)
+    return frozenset(provider()) if callable(provider) else frozenset({broker.node_id})
+
+
+def check_assignments(assignments: Sequence[tuple[int, Sequence[int]]], live: frozenset[int],
+                      first_index: int, replicas: int | None = None) -> int:
+    """Validate manual (partition index, broker ids) assignments; return their
+    replica count.  Indexes must be exactly first_index..first_index+n-1."""
+    seen: set[int] = set()
+    for index, brokers in assignments:
+        if index in seen:
+            raise InvalidReplicaAssignment(f"Found multiple manual partition assignments for partition {index}")
+        seen.add(index)
+        _check_replicas(brokers, live)
+        if replicas is None:
+            replicas = len(brokers)
+        elif len(brokers) != replicas:
+            raise InvalidReplicaAssignment(
+                f"The manual partition assignment includes a partition with {len(brokers)} replica(s), but "
+                f"this is not consistent with previous partitions, which have {replicas} replica(s).")
+    if seen != set(range(first_index, first_index + len(assignments))):
+        raise InvalidReplicaAssignment(
+            f"Partitions should be a consecutive integer sequence starting at {first_index}, "
+            f"got {sorted(seen)}")
+    return replicas or 0
+
+
+def _check_replicas(brokers: Sequence[int], live: frozenset[int]) -> None:
+    if not brokers:
+        raise InvalidReplicaAssignment("The manual partition assignment includes an empty replica list.")
+    for broker_id, count in sorted(Counter(brokers).items()):
+        if broker_id not in live:
+            raise InvalidReplicaAssignment(
+                f"The manual partition assignment includes broker {broker_id}, but no such broker is registered.")
+        if count > 1:
+            raise InvalidReplicaAssignment(
+                f"The manual partition assignment includes the broker {broker_id} more than once.")
+
+
+# -- planning one topic ------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class TopicPlan:
+    name: str
+    partitions: int
+    replication_factor: int
+    overrides: dict[str, str]
+    config: TopicConfig
+
+
+def plan_topic(broker, topic) -> TopicPlan:
+    """Check one CreatableTopic against everything; raise the first failure.
+
+    The log manager owns the name and config rules: a dry run of create_topic
+    (one partition, always legal) checks them before the layout is looked at.
+    """
+    overrides = {c.name: c.value for c in topic.configs}
+    dry_run = broker.logs.create_topic(topic.name, 1, overrides, validate_only=True)
+    partitions, replication = _layout(broker, topic)
+    return TopicPlan(topic.name, partitions, replication, overrides, dry_run.config)
+
+
+def _layout(broker, topic) -> tuple[int, int]:
+    live = live_broker_ids(broker)
+    if topic.assignments:
+        if topic.replication_factor != -1:
+            raise InvalidRequestError(
+                "A manual partition assignment was specified, but replication factor was not -1.")
+        if topic.num_partitions != -1:
+            raise InvalidRequestError(
+                "A manual partition assignment was specified, but numPartitions was not -1.")
+        pairs = [(a.partition_index, tuple(a.broker_ids)) for a in topic.assignments]
+        return len(pairs), check_assignments(pairs, live, 0)
+    config = broker.config
+    partitions = config.get("num.partitions") if topic.num_partitions == -1 else topic.num_partitions
+    replication = (config.get("default.replication.factor") if topic.replication_factor == -1
+                   else topic.replication_factor)
+    if replication <= 0:
+        raise InvalidReplicationFactor("Replication factor must be larger than 0, or -1 to use the default value.")
+    if partitions <= 0:
+        raise InvalidPartitions("Number of partitions was set to an invalid non-positive value.")
+    if replication > len(live):
+        raise InvalidReplicationFactor(
+            f"Unable to replicate the partition {replication} time(s): The target replication factor of "
+            f"{replication} cannot be reached because only {len(live)} broker(s) are registered.")
+    return partitions, replication
+
+
+# -- the handler -------------------------------------------------------------------------
+
+@api(KEY, "CreateTopics", VERSIONS)
+def handle(request: Request):
+    r = builder_for(request)
+    body = request.body
+    counts = Counter(t.name for t in body.topics)
+    results, answered = [], set()
+    for topic in body.topics:
+        if topic.name in answered:
+            continue
+        answered.add(topic.name)
+        if counts[topic.name] > 1:
+            results.append(_failure(r, topic.name, InvalidRequestError("Duplicate topic name.")))
+        else:
+            results.append(_create(r, request.broker, topic, body.validate_only))
+    return r.CreateTopicsResponse(topics=tuple(results))
+
+
+def _create(r, broker, topic, validate_only: bool):
+    try:
+        plan = plan_topic(broker, topic)
+        topic_id = ZERO_UUID
+        if not validate_only:
+            topic_id = broker.logs.create_topic(plan.name, plan.partitions, plan.overrides).topic_id
+    except (LogError, ValueError) as exc:
+        return _failure(r, topic.name, exc)
+    configs = _configs(r, broker, plan) if r.has_field("CreatableTopicResult", "configs") else ()
+    return r.CreatableTopicResult(
+        name=plan.name, topic_id=topic_id, error_code=ErrorCode.none, error_message=None,
+        num_partitions=plan.partitions, replication_factor=plan.replication_factor, configs=configs)
+
+
+def _configs(r, broker, plan: TopicPlan) -> tuple:
+    return tuple(
+        r.CreatableTopicConfigs(name=e.name, value=e.value, read_only=e.read_only, config_source=e.source,
+                                is_sensitive=e.sensitive)
+        for e in topic_entries(broker.config, plan.config.values, plan.config.overrides))
+
+
+def _failure(r, name: str, exc: BaseException):
+    return r.CreatableTopicResult(
+        name=name, topic_id=ZERO_UUID, error_code=error_code_for(exc), error_message=error_message(exc),
+        num_partitions=-1, replication_factor=-1, configs=())

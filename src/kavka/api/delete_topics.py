@@ -1,0 +1,88 @@
+"""DeleteTopics (key 20): remove topics by name (v1-5) or by name or id (v6).
+
+As in Kafka:
+
+* ``delete.topic.enable=false`` fails every topic: TOPIC_DELETION_DISABLED from
+  v3, INVALID_REQUEST before (older clients do not know the newer code);
+* a name or id given twice: INVALID_REQUEST, reported once; a v6 entry with both
+  a name and an id, or neither: INVALID_REQUEST;
+* an unknown name: UNKNOWN_TOPIC_OR_PARTITION; an unknown id: UNKNOWN_TOPIC_ID.
+
+Answers keep the request's order, one per distinct topic reference.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+from kavka.api.errors import InvalidRequestError, TopicDeletionDisabled, error_code_for, error_message
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.log.errors import LogError
+from kavka.protocol.errors import ErrorCode
+
+KEY = 20
+VERSIONS = (1, 6)
+ZERO_UUID = uuid.UUID(int=0)
+DISABLED = "Topic deletion is disabled."
+
+
+@api(KEY, "DeleteTopics", VERSIONS)
+def handle(request: Request):
+    r = builder_for(request)
+    refs = _references(request)
+    broker = request.broker
+    if not broker.config.get("delete.topic.enable"):
+        exc = TopicDeletionDisabled(DISABLED) if request.version >= 3 else InvalidRequestError(DISABLED)
+        results = [_result(r, name, topic_id, *_fail(exc)) for name, topic_id in refs]
+        return r.DeleteTopicsResponse(responses=tuple(results))
+    counts = Counter(refs)
+    results, answered = [], set()
+    for ref in refs:
+        if ref in answered:
+            continue
+        answered.add(ref)
+        name, topic_id = ref
+        if counts[ref] > 1:
+            what = "name" if name is not None else "id"
+            results.append(_result(r, name, topic_id, *_fail(InvalidRequestError(f"Duplicate topic {what}."))))
+        else:
+            results.append(_delete(r, broker.logs, name, topic_id))
+    return r.DeleteTopicsResponse(responses=tuple(results))
+
+
+def _references(request: Request) -> list[tuple[str | None, uuid.UUID]]:
+    """(name, id) per requested topic; exactly one of them is set when valid."""
+    if request.version < 6:
+        return [(name, ZERO_UUID) for name in request.body.topic_names]
+    return [(t.name, t.topic_id or ZERO_UUID) for t in request.body.topics]
+
+
+def _delete(r, logs, name: str | None, topic_id: uuid.UUID):
+    if (name is None) == (topic_id == ZERO_UUID):
+        problem = "Neither topic name nor id were specified." if name is None else \
+            "You may not specify both topic name and topic id."
+        return _result(r, name, topic_id, *_fail(InvalidRequestError(problem)))
+    if name is None:
+        info = logs.topic_by_id(topic_id)
+        if info is None:
+            return _result(r, None, topic_id, ErrorCode.unknown_topic_id, f"Topic id {topic_id} does not exist.")
+    else:
+        info = logs.topic(name)
+        if info is None:
+            return _result(r, name, topic_id, ErrorCode.unknown_topic_or_partition,
+                           f"Topic '{name}' does not exist.")
+    try:
+        logs.delete_topic(info.name)
+    except (LogError, ValueError) as exc:
+        return _result(r, info.name, info.topic_id, *_fail(exc))
+    return _result(r, info.name, info.topic_id, ErrorCode.none, None)
+
+
+def _fail(exc: BaseException) -> tuple[ErrorCode, str]:
+    return error_code_for(exc), error_message(exc)
+
+
+def _result(r, name, topic_id, code: ErrorCode, message: str | None):
+    return r.DeletableTopicResult(name=name, topic_id=topic_id, error_code=code, error_message=message)

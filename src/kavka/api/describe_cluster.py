@@ -1,0 +1,55 @@
+"""DescribeCluster (key 60): cluster id, controller and brokers (KIP-700).
+
+One unfenced broker, which is also the controller.  The endpoint type (v1+,
+KIP-919) is checked as Kafka's brokers do: 1 (brokers) is answered; 2
+(controllers) is MISMATCHED_ENDPOINT_TYPE, since this listener is a broker's;
+any other value is UNSUPPORTED_ENDPOINT_TYPE.  Authorized operations are only
+computed when asked for; without an authorizer that is everything a cluster
+resource supports.
+"""
+
+from __future__ import annotations
+
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.protocol.errors import ErrorCode
+
+KEY = 60
+VERSIONS = (0, 2)
+BROKERS, CONTROLLERS = 1, 2
+OPERATIONS_NOT_REQUESTED = -(2**31)
+# CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE
+CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
+
+
+@api(KEY, "DescribeCluster", VERSIONS)
+def handle(request: Request):
+    r = builder_for(request)
+    endpoint_type = getattr(request.body, "endpoint_type", BROKERS)
+    if endpoint_type != BROKERS:
+        return _endpoint_error(r, endpoint_type)
+    broker = request.broker
+    operations = (CLUSTER_OPERATIONS if request.body.include_cluster_authorized_operations
+                  else OPERATIONS_NOT_REQUESTED)
+    brokers = tuple(
+        r.DescribeClusterBroker(broker_id=node_id, host=host, port=port, rack=rack, is_fenced=False)
+        for node_id, host, port, rack in _brokers(broker))
+    return r.DescribeClusterResponse(
+        error_code=ErrorCode.none, error_message=None, endpoint_type=BROKERS, cluster_id=broker.cluster_id,
+        controller_id=broker.node_id, brokers=brokers, cluster_authorized_operations=operations)
+
+
+def _brokers(broker) -> list[tuple[int, str, int, str | None]]:
+    return [(broker.node_id, broker.host, broker.port, None)]
+
+
+def _endpoint_error(r, endpoint_type: int):
+    if endpoint_type == CONTROLLERS:
+        code = ErrorCode.mismatched_endpoint_type
+        message = "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER"
+    else:
+        code = ErrorCode.unsupported_endpoint_type
+        message = f"Unsupported endpoint type {endpoint_type}"
+    return r.DescribeClusterResponse(
+        error_code=code, error_message=message, endpoint_type=BROKERS, cluster_id="", controller_id=-1,
+        brokers=(), cluster_authorized_operations=OPERATIONS_NOT_REQUESTED)

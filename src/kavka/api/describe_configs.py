@@ -1,0 +1,216 @@
+"""DescribeConfigs (key 32): the settings of topics, this broker and its loggers.
+
+Resource types, as in Kafka:
+
+* TOPIC (2): every topic setting, resolved.  A setting's *source* is where its
+  value came from: the topic's own override (DYNAMIC_TOPIC_CONFIG), a broker
+  setting from the file or ``--override`` (STATIC_BROKER_CONFIG) or a built-in
+  default (DEFAULT_CONFIG).  Synonyms list that chain, highest priority first:
+  the topic override, then the broker synonyms set explicitly, then those with
+  defaults, each group in the synonyms' priority order (``log.retention.ms``,
+  ``.minutes``, ``.hours``).  The source of a setting is the source of its
+  first synonym.
+* BROKER (4): name ``"<our broker id>"`` gives every broker setting; ``""``
+  means the cluster-wide dynamic defaults, of which we have none (an empty
+  list, as Kafka answers when none are set).  Another id is INVALID_REQUEST.
+* BROKER_LOGGER (8): our Python loggers and their effective levels, under
+  log4j's level names; the name must be our broker id.
+* anything else: INVALID_REQUEST.
+
+Every failure is per resource, with an error message.
+
+Kafka differs in one quirk we do not copy: when a topic setting's primary broker
+synonym (``log.retention.ms``) is unset, Kafka drops the lower-priority ones
+(``log.retention.hours``) from the synonym list and reports DEFAULT_CONFIG even
+if the file set them; we list them and report STATIC_BROKER_CONFIG.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from kavka.api.errors import InvalidRequestError, error_code_for, error_message
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.config import (
+    BROKER_KEYS,
+    CONFIG_TYPE_CODES,
+    TOPIC_KEYS,
+    TOPIC_SYNONYMS,
+    BrokerConfig,
+    ConfigSource,
+    render,
+)
+from kavka.log.errors import LogError, UnknownTopicOrPartition
+from kavka.log.log_manager import validate_topic_name
+from kavka.protocol.errors import ErrorCode
+
+KEY = 32
+VERSIONS = (1, 4)
+
+TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
+DYNAMIC_BROKER_LOGGER = 6
+# log4j level names, which Kafka tools show and accept.
+_LOG4J_LEVELS = {"WARNING": "WARN", "CRITICAL": "FATAL", "NOTSET": "ALL"}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    """One described setting, independent of the response version."""
+    name: str
+    value: str | None
+    source: int
+    read_only: bool
+    sensitive: bool
+    synonyms: tuple[tuple[str, str | None, int], ...]
+    type_code: int
+    doc: str | None
+
+
+# -- topic settings (also used by CreateTopics v5+) ----------------------------------------
+
+def topic_entries(config: BrokerConfig, values: Mapping[str, Any], overrides: Iterable[str]) -> list[ConfigEntry]:
+    """Every topic setting, sorted by name, given the resolved ``values`` and the
+    names the topic overrides."""
+    overridden = frozenset(overrides)
+    return [_topic_entry(config, name, values[name], name in overridden) for name in sorted(TOPIC_KEYS)]
+
+
+def _topic_entry(config: BrokerConfig, name: str, value: Any, overridden: bool) -> ConfigEntry:
+    key = TOPIC_KEYS[name]
+    text = render(value)
+    group = tuple(broker_name for broker_name, _factor in TOPIC_SYNONYMS.get(name, ()))
+    chain = _broker_chain(config, group)
+    if overridden:
+        chain.insert(0, (name, text, ConfigSource.DYNAMIC_TOPIC))
+    source = chain[0][2] if chain else ConfigSource.DEFAULT
+    doc = key.doc or next((BROKER_KEYS[b].doc for b in group if BROKER_KEYS[b].doc), None)
+    return ConfigEntry(name, text, source, False, False, tuple(chain), CONFIG_TYPE_CODES[key.type], doc)
+
+
+def _broker_chain(config: BrokerConfig, group: tuple[str, ...]) -> list[tuple[str, str | None, int]]:
+    """Broker settings of one synonym group, explicit ones first, then defaults."""
+    chain = [(n, _shown(n, config.explicit[n]), ConfigSource.STATIC_BROKER)
+             for n in group if config.is_explicit(n)]
+    chain += [(n, _shown(n, BROKER_KEYS[n].default), ConfigSource.DEFAULT)
+              for n in group if BROKER_KEYS[n].default is not None]
+    return chain
+
+
+def _shown(name: str, value: Any) -> str | None:
+    return None if BROKER_KEYS[name].sensitive or BROKER_KEYS[name].type == "password" else render(value)
+
+
+# -- broker settings ---------------------------------------------------------------------
+
+def _synonym_groups() -> dict[str, tuple[str, ...]]:
+    groups: dict[str, tuple[str, ...]] = {}
+    for synonyms in TOPIC_SYNONYMS.values():
+        group = tuple(name for name, _factor in synonyms)
+        for name in group:
+            groups[name] = group
+    return groups
+
+
+_BROKER_GROUPS = _synonym_groups()
+
+
+def broker_entries(config: BrokerConfig) -> list[ConfigEntry]:
+    return [_broker_entry(config, name) for name in sorted(BROKER_KEYS)]
+
+
+def _broker_entry(config: BrokerConfig, name: str) -> ConfigEntry:
+    key = BROKER_KEYS[name]
+    chain = _broker_chain(config, _BROKER_GROUPS.get(name, (name,)))
+    # A setting's own chain starts at itself: higher-priority synonyms describe others.
+    while chain and chain[0][0] != name:
+        chain.pop(0)
+    source = chain[0][2] if chain else ConfigSource.DEFAULT
+    sensitive = key.sensitive or key.type == "password"
+    value = None if sensitive else render(config.get(name))
+    return ConfigEntry(name, value, source, key.read_only, sensitive, tuple(chain),
+                       CONFIG_TYPE_CODES[key.type], key.doc or None)
+
+
+def _logger_entries() -> list[ConfigEntry]:
+    names = ["root"] + sorted(n for n in logging.Logger.manager.loggerDict
+                              if n == "kavka" or n.startswith("kavka."))
+    entries = []
+    for name in names:
+        logger = logging.getLogger() if name == "root" else logging.getLogger(name)
+        level = logging.getLevelName(logger.getEffectiveLevel())
+        entries.append(ConfigEntry(name, _LOG4J_LEVELS.get(level, level), DYNAMIC_BROKER_LOGGER,
+                                   False, False, (), CONFIG_TYPE_CODES["string"], None))
+    return entries
+
+
+# -- the handler -------------------------------------------------------------------------
+
+@api(KEY, "DescribeConfigs", VERSIONS)
+def handle(request: Request):
+    r = builder_for(request)
+    body = request.body
+    synonyms = body.include_synonyms
+    docs = getattr(body, "include_documentation", False)
+    results = tuple(_describe(r, request, resource, synonyms, docs) for resource in body.resources)
+    return r.DescribeConfigsResponse(results=results)
+
+
+def _describe(r, request: Request, resource, synonyms: bool, docs: bool):
+    try:
+        entries = _entries(request.broker, resource.resource_type, resource.resource_name)
+        code, message = ErrorCode.none, None
+    except (LogError, ValueError) as exc:
+        entries, code, message = [], error_code_for(exc), error_message(exc)
+    wanted = resource.configuration_keys
+    if wanted:
+        entries = [e for e in entries if e.name in wanted]
+    return r.DescribeConfigsResult(
+        error_code=code, error_message=message, resource_type=resource.resource_type,
+        resource_name=resource.resource_name,
+        configs=tuple(_config(r, e, synonyms, docs) for e in entries))
+
+
+def _entries(broker, resource_type: int, name: str) -> list[ConfigEntry]:
+    if resource_type == TOPIC:
+        return _topic(broker, name)
+    if resource_type == BROKER:
+        if name == "":
+            return []  # no dynamic cluster-wide defaults exist
+        _check_broker_id(broker, name, "or empty string ")
+        return broker_entries(broker.config)
+    if resource_type == BROKER_LOGGER:
+        if name == "":
+            raise InvalidRequestError("Broker id must not be empty")
+        _check_broker_id(broker, name, "")
+        return _logger_entries()
+    raise InvalidRequestError(f"Unsupported resource type: {resource_type}")
+
+
+def _topic(broker, name: str) -> list[ConfigEntry]:
+    validate_topic_name(name)
+    info = broker.logs.topic(name)
+    if info is None:
+        raise UnknownTopicOrPartition(f"The topic '{name}' does not exist.")
+    return topic_entries(broker.config, info.config.values, info.config.overrides)
+
+
+def _check_broker_id(broker, name: str, alternative: str) -> None:
+    try:
+        broker_id = int(name)
+    except ValueError:
+        raise InvalidRequestError(f"Broker id must be an integer, but it is: {name}") from None
+    if broker_id != broker.node_id:
+        raise InvalidRequestError(
+            f"Unexpected broker id, expected {broker.node_id} {alternative}but received {name}")
+
+
+def _config(r, entry: ConfigEntry, synonyms: bool, docs: bool):
+    return r.DescribeConfigsResourceResult(
+        name=entry.name, value=entry.value, read_only=entry.read_only, config_source=entry.source,
+        is_sensitive=entry.sensitive, config_type=entry.type_code,
+        documentation=entry.doc if docs else None,
+        synonyms=tuple(r.DescribeConfigsSynonym(name=n, value=v, source=s) for n, v, s in entry.synonyms)
+        if synonyms else ())

@@ -1,0 +1,161 @@
+"""Fetch (key 1): read record batches, long-polling until enough bytes arrive.
+
+A fetch is answered at once when it has ``min_bytes`` of data, an error, or
+``max_wait_ms`` = 0.  Otherwise it parks: a callback on each requested
+partition's log fires on append (no polling), the fetch re-reads, and it answers
+when it has enough bytes or when the wait runs out.
+
+Limits, as in Kafka: each partition gives at most ``partition_max_bytes`` and the
+whole response at most ``max_bytes``, except that the first partition with data
+returns at least one whole batch even if it is larger, so a consumer can never
+get stuck behind a big batch.  A fetch offset inside a batch returns the whole
+batch (the client skips the records before its offset).
+
+Fetch sessions (KIP-227) are not kept: every answer carries session id 0,
+which tells clients to send full fetch requests, as Kafka does when its
+session cache is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from kavka.api.registry import RawResponse, Request, api
+from kavka.log.errors import OffsetOutOfRange
+from kavka.protocol.errors import ErrorCode
+from kavka.protocol.fetch_response import PartitionResult, TopicResult, encode_fetch_response
+
+KEY = 1
+VERSIONS = (4, 17)
+READ_COMMITTED = 1
+
+
+class _Plan:
+    """The partitions of one fetch request, resolved once and re-read on each wake."""
+
+    __slots__ = ("topics", "logs", "version", "max_bytes", "read_committed")
+
+    def __init__(self, request: Request) -> None:
+        body = request.body
+        self.version = request.version
+        self.max_bytes = body.max_bytes
+        self.read_committed = body.isolation_level == READ_COMMITTED
+        logs = request.broker.logs
+        self.topics = []
+        self.logs = []
+        for topic in body.topics:
+            name, topic_id, missing = _resolve_topic(logs, topic, request.version)
+            entries = []
+            for wanted in topic.partitions:
+                partition = None if missing is not None else logs.partition(name, wanted.partition)
+                if partition is not None:
+                    self.logs.append(partition.log)
+                entries.append((wanted, partition, missing))
+            self.topics.append((name, topic_id, entries))
+
+    def read(self) -> tuple[list[TopicResult], int, bool]:
+        """Read everything once: (topic results, bytes of records, any error)."""
+        remaining = self.max_bytes
+        total = 0
+        errored = False
+        results = []
+        for name, topic_id, entries in self.topics:
+            partitions = []
+            for wanted, partition, missing in entries:
+                result = self._read_partition(wanted, partition, missing, remaining, first=total == 0)
+                size = result.records_size
+                total += size
+                remaining = max(0, remaining - size)
+                errored |= result.error_code != 0
+                partitions.append(result)
+            results.append(TopicResult(name, topic_id, partitions))
+        return results, total, errored
+
+    def _read_partition(self, wanted, partition, missing, remaining: int, first: bool) -> PartitionResult:
+        if partition is None:
+            return PartitionResult(wanted.partition, missing or ErrorCode.unknown_topic_or_partition.value)
+        log = partition.log
+        epoch_error = _check_leader_epoch(getattr(wanted, "current_leader_epoch", -1), log.leader_epoch)
+        if epoch_error:
+            return PartitionResult(wanted.partition, epoch_error)
+        limit = min(wanted.partition_max_bytes, remaining)
+        try:
+            read = log.read(wanted.fetch_offset, limit, max_offset=log.high_watermark,
+                            min_one_batch=first)
+        except OffsetOutOfRange:
+            return PartitionResult(wanted.partition, ErrorCode.offset_out_of_range.value,
+                                   log.high_watermark, log.high_watermark, log.log_start_offset)
+        return PartitionResult(
+            wanted.partition, 0, read.high_watermark, read.high_watermark, read.log_start_offset,
+            read.slices, () if self.read_committed else None)
+
+
+def _resolve_topic(logs, topic, version: int):
+    """(name, topic id, error code or None) for one requested topic."""
+    if version >= 13:
+        info = logs.topic_by_id(topic.topic_id)
+        if info is None:
+            return None, topic.topic_id, ErrorCode.unknown_topic_id.value
+        return info.name, topic.topic_id, None
+    info = logs.topic(topic.topic)
+    if info is None:
+        return topic.topic, None, ErrorCode.unknown_topic_or_partition.value
+    return topic.topic, info.topic_id, None
+
+
+def _check_leader_epoch(requested: int, current: int) -> int:
+    if requested < 0 or requested == current:
+        return 0
+    return (ErrorCode.fenced_leader_epoch if requested < current else ErrorCode.unknown_leader_epoch).value
+
+
+@api(KEY, "Fetch", VERSIONS)
+def handle(request: Request):
+    plan = _Plan(request)
+    results, total, errored = plan.read()
+    max_wait_ms = request.body.max_wait.total_seconds() * 1000
+    if total >= request.body.min_bytes or errored or max_wait_ms <= 0 or not plan.logs:
+        return _encode(plan, results)
+    return _long_poll(plan, request.body.min_bytes, max_wait_ms / 1000)
+
+
+async def _long_poll(plan: _Plan, min_bytes: int, max_wait_s: float):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_wait_s
+    woken: asyncio.Future = loop.create_future()
+
+    def on_append(_log) -> None:
+        if not woken.done():
+            woken.set_result(True)
+
+    for log in plan.logs:
+        log.listeners.append(on_append)
+    try:
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            timer = loop.call_later(remaining, lambda: woken.done() or woken.set_result(False))
+            try:
+                appended = await woken
+            finally:
+                timer.cancel()
+            if not appended:
+                break
+            results, total, errored = plan.read()
+            if total >= min_bytes or errored:
+                return _encode(plan, results)
+            woken = loop.create_future()
+    finally:
+        for log in plan.logs:
+            try:
+                log.listeners.remove(on_append)
+            except ValueError:
+                pass
+    results, _total, _errored = plan.read()
+    return _encode(plan, results)
+
+
+def _encode(plan: _Plan, results: list[TopicResult]) -> RawResponse:
+    parts, size = encode_fetch_response(plan.version, results)
+    return RawResponse(parts, size)

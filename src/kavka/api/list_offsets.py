@@ -1,0 +1,64 @@
+"""ListOffsets (key 2): offsets by position (earliest, latest, max timestamp) or by time.
+
+Special timestamps: -1 latest (the high watermark: consumers never see past it),
+-2 earliest (log start offset), -3 the record with the largest timestamp (v7+),
+-4 earliest local (= earliest without tiered storage, v8+), -5 latest tiered
+(nothing is tiered: -1, v9+).  Any other value finds the first record whose
+timestamp is at or after it, below the high watermark; none gives offset -1.
+"""
+
+from __future__ import annotations
+
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.protocol.errors import ErrorCode
+
+KEY = 2
+VERSIONS = (1, 10)
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
+
+
+@api(KEY, "ListOffsets", VERSIONS)
+def handle(request: Request):
+    r = builder_for(request)
+    logs = request.broker.logs
+    topics = []
+    for topic in request.body.topics:
+        partitions = []
+        for wanted in topic.partitions:
+            code, timestamp, offset, epoch = _lookup(logs, topic.name, wanted)
+            partitions.append(r.ListOffsetsPartitionResponse(
+                partition_index=wanted.partition_index, error_code=code, timestamp=timestamp,
+                offset=offset, leader_epoch=epoch, old_style_offsets=()))
+        topics.append(r.ListOffsetsTopicResponse(name=topic.name, partitions=tuple(partitions)))
+    return r.ListOffsetsResponse(topics=tuple(topics))
+
+
+def _lookup(logs, topic: str, wanted) -> tuple[ErrorCode, int, int, int]:
+    partition = logs.partition(topic, wanted.partition_index)
+    if partition is None:
+        return ErrorCode.unknown_topic_or_partition, -1, -1, -1
+    log = partition.log
+    requested_epoch = getattr(wanted, "current_leader_epoch", -1)
+    if requested_epoch >= 0 and requested_epoch != log.leader_epoch:
+        code = ErrorCode.fenced_leader_epoch if requested_epoch < log.leader_epoch else ErrorCode.unknown_leader_epoch
+        return code, -1, -1, -1
+    epoch = log.leader_epoch
+    ts = wanted.timestamp
+    if ts == LATEST:
+        return ErrorCode.none, -1, log.high_watermark, epoch
+    if ts in (EARLIEST, EARLIEST_LOCAL):
+        return ErrorCode.none, -1, log.log_start_offset, epoch
+    if ts == LATEST_TIERED:
+        return ErrorCode.none, -1, -1, -1
+    if ts == MAX_TIMESTAMP:
+        offset, timestamp = log.max_timestamp_entry()
+        if offset < 0 or offset >= log.high_watermark:
+            return ErrorCode.none, -1, -1, -1
+        return ErrorCode.none, timestamp, offset, epoch
+    if ts < 0:
+        return ErrorCode.invalid_request, -1, -1, -1
+    found = log.offset_for_timestamp(ts)
+    if found is None or found[0] >= log.high_watermark:
+        return ErrorCode.none, -1, -1, -1
+    return ErrorCode.none, found[1], found[0], epoch

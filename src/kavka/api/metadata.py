@@ -1,0 +1,96 @@
+"""Metadata (key 3): brokers, topics, partitions and their leaders.
+
+A single broker leads every partition.  Unknown topics are created on the fly
+when ``auto.create.topics.enable`` is on and the client allows it (v4+ carries
+``allow_auto_topic_creation``; older versions always allow it), as Kafka does.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from kavka.api.errors import error_code_for
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.log.errors import LogError
+from kavka.protocol.errors import ErrorCode
+
+log = logging.getLogger("kavka.api")
+
+KEY = 3
+VERSIONS = (0, 13)
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+OPERATIONS_NOT_REQUESTED = -(2**31)
+# READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
+TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
+
+
+@api(KEY, "Metadata", VERSIONS)
+def handle(request: Request):
+    body, broker = request.body, request.broker
+    r = builder_for(request)
+    if body.topics is None or (request.version == 0 and not body.topics):
+        names = sorted(broker.logs.topics())
+        topics = [_describe(r, request, name) for name in names]
+    else:
+        allow_create = getattr(body, "allow_auto_topic_creation", True)
+        topics = [_lookup(r, request, t, allow_create) for t in body.topics]
+    brokers = (r.MetadataResponseBroker(node_id=broker.node_id, host=broker.host, port=broker.port, rack=None),)
+    return r.MetadataResponse(
+        error_code=ErrorCode.none, brokers=brokers, cluster_id=broker.cluster_id,
+        controller_id=broker.node_id, topics=tuple(topics),
+        cluster_authorized_operations=OPERATIONS_NOT_REQUESTED)
+
+
+def _lookup(r, request: Request, wanted, allow_create: bool):
+    logs = request.broker.logs
+    name = getattr(wanted, "name", None)
+    topic_id = getattr(wanted, "topic_id", None)
+    if name is None and topic_id is not None and topic_id.int != 0:
+        info = logs.topic_by_id(topic_id)
+        if info is None:
+            return _error(r, None, ErrorCode.unknown_topic_id, topic_id)
+        name = info.name
+    if name is None:
+        return _error(r, None, ErrorCode.invalid_request)
+    if logs.topic(name) is None:
+        error = _auto_create(request, name, allow_create)
+        if error is not None:
+            return _error(r, name, error)
+    return _describe(r, request, name)
+
+
+def _auto_create(request: Request, name: str, allow_create: bool) -> ErrorCode | None:
+    broker = request.broker
+    if not (allow_create and broker.config.get("auto.create.topics.enable")) or name in INTERNAL_TOPICS:
+        return ErrorCode.unknown_topic_or_partition
+    try:
+        broker.logs.create_topic(name, broker.config.get("num.partitions"))
+    except LogError as exc:
+        return error_code_for(exc)
+    log.info("auto-created topic %s for %s", name, request.client_id)
+    return None
+
+
+def _describe(r, request: Request, name: str):
+    broker = request.broker
+    info = broker.logs.topic(name)
+    node = broker.node_id
+    partitions = tuple(
+        r.MetadataResponsePartition(
+            error_code=ErrorCode.none, partition_index=index, leader_id=node,
+            leader_epoch=broker.logs.partition(name, index).log.leader_epoch,
+            replica_nodes=(node,), isr_nodes=(node,), offline_replicas=())
+        for index in range(info.partitions))
+    operations = (TOPIC_OPERATIONS if getattr(request.body, "include_topic_authorized_operations", False)
+                  else OPERATIONS_NOT_REQUESTED)
+    return r.MetadataResponseTopic(
+        error_code=ErrorCode.none, name=name, topic_id=info.topic_id, is_internal=name in INTERNAL_TOPICS,
+        partitions=partitions, topic_authorized_operations=operations)
+
+
+def _error(r, name, code: ErrorCode, topic_id=None):
+    return r.MetadataResponseTopic(
+        error_code=code, name=name, topic_id=topic_id or uuid.UUID(int=0), is_internal=False, partitions=(),
+        topic_authorized_operations=OPERATIONS_NOT_REQUESTED)

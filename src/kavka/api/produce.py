@@ -1,0 +1,109 @@
+"""Produce (key 0): append each partition's record batch to its log.
+
+Batches stay opaque bytes: the storage layer validates the header and CRC and
+patches offsets in place.  acks=0 gets no response at all; acks=1 and acks=-1
+are answered once the bytes are in the log (a single broker is its whole ISR).
+
+Versions 0-2 are advertised because librdkafka enables compression only when
+Produce v0 is listed, but, as in Kafka 4 (KIP-896), they are refused with
+UNSUPPORTED_VERSION: their message formats are gone.
+"""
+
+from __future__ import annotations
+
+import datetime
+import struct
+
+from kavka.api.errors import error_code_for, error_message
+from kavka.api.registry import RawResponse, Request, api
+from kavka.api.responses import builder_for
+from kavka.log.errors import LogError
+from kavka.protocol import messages
+from kavka.protocol.errors import ErrorCode
+
+KEY = 0
+VERSIONS = (0, 12)
+VALID_ACKS = (-1, 0, 1)
+_UTC = datetime.timezone.utc
+
+
+def _decode_legacy(frame: bytes, offset: int):
+    """v0-2 bodies are v3 without transactional_id: read them as v3 with a null one."""
+    return messages.decode_request(KEY, 3, b"\xff\xff" + frame[offset:], 0)
+
+
+@api(KEY, "Produce", VERSIONS, decoders={0: _decode_legacy, 1: _decode_legacy, 2: _decode_legacy})
+def handle(request: Request):
+    body = request.body
+    if request.version < 3:
+        results = _refuse_all(body, ErrorCode.unsupported_version)
+    elif body.acks not in VALID_ACKS:
+        results = _refuse_all(body, ErrorCode.invalid_required_acks)
+    elif body.transactional_id is not None:
+        results = _refuse_all(body, ErrorCode.transactional_id_authorization_failed)
+    else:
+        results = _append_all(request)
+    if body.acks == 0:
+        return None
+    if request.version < 3:
+        return _legacy_response(request.version, results)
+    return _response(request, results)
+
+
+def _refuse_all(body, code: ErrorCode):
+    return [(t.name, [(p.index, code, -1, -1, -1, None) for p in t.partition_data]) for t in body.topic_data]
+
+
+def _append_all(request: Request):
+    logs = request.broker.logs
+    now_ms = request.broker.clock.now_ms()
+    results = []
+    for topic in request.body.topic_data:
+        partitions = []
+        for data in topic.partition_data:
+            partitions.append(_append_one(logs, topic.name, data, request.version, now_ms))
+        results.append((topic.name, partitions))
+    return results
+
+
+def _append_one(logs, topic: str, data, version: int, now_ms: int):
+    """(index, error, base_offset, log_append_time_ms, log_start_offset, message) of one partition."""
+    partition = logs.partition(topic, data.index)
+    if partition is None:
+        return (data.index, ErrorCode.unknown_topic_or_partition, -1, -1, -1, None)
+    if not data.records:
+        return (data.index, ErrorCode.invalid_record, -1, -1, -1, "no record batch")
+    try:
+        info = partition.append_records(bytearray(data.records), version, now_ms)
+    except LogError as exc:
+        return (data.index, error_code_for(exc), -1, -1, partition.log.log_start_offset, error_message(exc))
+    return (data.index, ErrorCode.none, info.base_offset, info.log_append_time_ms, info.log_start_offset, None)
+
+
+def _response(request: Request, results):
+    r = builder_for(request)
+    topics = tuple(
+        r.TopicProduceResponse(name=name, partition_responses=tuple(
+            r.PartitionProduceResponse(
+                index=index, error_code=code, base_offset=base, log_start_offset=start,
+                log_append_time=None if append_ms < 0 else datetime.datetime.fromtimestamp(append_ms / 1000, _UTC),
+                record_errors=(), error_message=message)
+            for index, code, base, append_ms, start, message in partitions))
+        for name, partitions in results)
+    return r.ProduceResponse(responses=topics)
+
+
+def _legacy_response(version: int, results) -> RawResponse:
+    """Hand-encoded v0-2 response (kio dropped these versions)."""
+    out = [struct.pack(">i", len(results))]
+    for name, partitions in results:
+        encoded = name.encode()
+        out.append(struct.pack(">h", len(encoded)) + encoded + struct.pack(">i", len(partitions)))
+        for index, code, base, append_ms, _start, _message in partitions:
+            out.append(struct.pack(">ihq", index, code.value, base))
+            if version >= 2:
+                out.append(struct.pack(">q", append_ms))
+    if version >= 1:
+        out.append(struct.pack(">i", 0))
+    body = b"".join(out)
+    return RawResponse([body], len(body))

@@ -1,0 +1,163 @@
+"""The broker as one object: storage, API context and listener on one event loop.
+
+``Broker`` is what ``kavka serve`` runs and what Python users embed::
+
+    with kavka.Broker() as broker:          # temp data dir, free port
+        producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+
+Used as a context manager (or ``start()``/``stop()``), it runs its own event
+loop in a background thread; ``serve()`` runs it in the calling coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import socket
+import tempfile
+import threading
+from pathlib import Path
+from typing import Mapping
+
+import kavka.api  # noqa: F401  (registers every API handler)
+from kavka.api.context import BrokerContext, ProducerIdAllocator
+from kavka.clock import SYSTEM_CLOCK, Clock
+from kavka.config import BrokerConfig
+from kavka.log.log_manager import LogManager
+from kavka.server.dispatch import Dispatcher
+from kavka.server.listener import Listener
+
+log = logging.getLogger("kavka")
+
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+class Broker:
+    def __init__(self, data_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                 config: Mapping[str, str] | BrokerConfig | None = None,
+                 advertised_host: str | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config if isinstance(config, BrokerConfig) else BrokerConfig.from_strings(config or {})
+        self._own_dir = data_dir is None
+        self.data_dir = Path(tempfile.mkdtemp(prefix="kavka-")) if data_dir is None else Path(data_dir)
+        self.host = host
+        self.port = port
+        self._advertised_host = advertised_host
+        self._clock = clock
+        self.logs: LogManager | None = None
+        self._listener: Listener | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Event | None = None
+
+    # -- in the caller's event loop ---------------------------------------------------------
+
+    async def start_async(self) -> None:
+        for name in self.config.unknown:
+            log.warning("ignoring unknown setting %s", name)
+        self.logs = LogManager(self.data_dir, self.config, self._clock)
+        self.logs.load()
+        try:
+            await self._listen()
+        except BaseException:
+            self.logs.close()
+            raise
+
+    async def _listen(self) -> None:
+        context = BrokerContext(
+            logs=self.logs, config=self.config, clock=self._clock, node_id=self.config.get("broker.id"),
+            host="", port=0, producer_ids=ProducerIdAllocator(self.data_dir / "producer-id-block"))
+        self._listener = Listener(
+            Dispatcher(context), max_frame_size=self.config.get("socket.request.max.bytes"),
+            max_connections=self.config.get("max.connections"))
+        await self._listener.start(self.host, self.port)
+        self.port = self._listener.port
+        context.host = self._advertised_host or self._advertise(self.host)
+        context.port = self.port
+        self._stopped = asyncio.Event()
+
+    @staticmethod
+    def _advertise(host: str) -> str:
+        return socket.getfqdn() if host in WILDCARD_HOSTS else host
+
+    async def stop_async(self, timeout: float = 5.0) -> None:
+        if self._listener is not None:
+            await self._listener.stop(timeout)
+            self._listener = None
+        if self.logs is not None:
+            self.logs.close()
+            self.logs = None
+        if self._stopped is not None:
+            self._stopped.set()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    async def serve(self) -> None:
+        """Start, then run until ``request_stop`` (or cancellation)."""
+        await self.start_async()
+        try:
+            await self._stopped.wait()
+        finally:
+            await self.stop_async()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    def request_stop(self) -> None:
+        if self._stopped is not None:
+            self._stopped.set()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        host = self._advertised_host or ("127.0.0.1" if self.host in WILDCARD_HOSTS else self.host)
+        return f"{host}:{self.port}"
+
+    # -- in a background thread ----------------------------------------------------------------
+
+    def start(self) -> "Broker":
+        """Start on a private event loop in a daemon thread; returns once listening."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            self._loop = _new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._loop.run_until_complete(self.start_async())
+            except BaseException as exc:  # reported to the starting thread
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            self._loop.run_forever()
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="kavka-broker", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self.stop_async(timeout), self._loop)
+        future.result(timeout + 10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout + 10)
+        self._thread = None
+
+    def __enter__(self) -> "Broker":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.new_event_loop()

@@ -1,0 +1,40 @@
+"""``kavka``: the command line.  Each sub-command lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kavka import __version__
+from kavka.cli import serve
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit status 1."""
+
+
+COMMANDS = {"serve": serve}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kavka", description="A Kafka-compatible event streaming broker.")
+    parser.add_argument("--version", action="version", version=f"kavka {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        module.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command].run(args) or 0
+    except CliError as exc:
+        print(f"kavka {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,366 @@
+"""Typed broker and topic configuration with Apache Kafka's names and defaults.
+
+A setting is declared once as a :class:`ConfigKey`.  Broker settings come from a
+``server.properties``-style file and ``--override NAME=VALUE``; topic settings
+(``retention.ms``, ``segment.bytes``...) default to a broker setting (their
+*synonym*, e.g. ``log.segment.bytes``) and may be overridden per topic.
+
+Values are parsed from strings here and nowhere else; a bad value raises
+:class:`ConfigError` naming the setting, which the CLI prints as one line and the
+admin APIs map to INVALID_CONFIG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+LONG_MAX = 2**63 - 1
+INT_MAX = 2**31 - 1
+
+
+class ConfigError(ValueError):
+    """A setting has a value Kafka would reject; the message names the setting."""
+
+
+# -- value types ---------------------------------------------------------------------------
+
+def _parse_int(name: str, text: str, bits: int) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not a whole number") from None
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: {value} is outside the {bits}-bit range")
+    return value
+
+
+def _parse_bool(name: str, text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered not in ("true", "false"):
+        raise ConfigError(f"{name}: {text!r} is not true or false")
+    return lowered == "true"
+
+
+def _parse_double(name: str, text: str) -> float:
+    try:
+        return float(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not a number") from None
+
+
+def _parse_list(name: str, text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in str(text).split(",") if item.strip())
+
+
+PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "int": lambda n, t: _parse_int(n, t, 32),
+    "long": lambda n, t: _parse_int(n, t, 64),
+    "short": lambda n, t: _parse_int(n, t, 16),
+    "boolean": _parse_bool,
+    "double": _parse_double,
+    "string": lambda n, t: str(t).strip(),
+    "list": _parse_list,
+    "password": lambda n, t: str(t),
+}
+
+# Kafka's DescribeConfigs config_type codes.
+CONFIG_TYPE_CODES = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5,
+                     "double": 6, "list": 7, "class": 8, "password": 9}
+
+
+# -- validators ----------------------------------------------------------------------------
+
+def at_least(low: float) -> Callable[[str, Any], None]:
+    def check(name: str, value: Any) -> None:
+        if value < low:
+            raise ConfigError(f"{name}: {value} is below the minimum {low}")
+    return check
+
+
+def between(low: float, high: float) -> Callable[[str, Any], None]:
+    def check(name: str, value: Any) -> None:
+        if not low <= value <= high:
+            raise ConfigError(f"{name}: {value} is outside [{low}, {high}]")
+    return check
+
+
+def one_of(*choices: str) -> Callable[[str, Any], None]:
+    def check(name: str, value: Any) -> None:
+        values = value if isinstance(value, tuple) else (value,)
+        for item in values:
+            if item not in choices:
+                raise ConfigError(f"{name}: {item!r} is not one of {', '.join(choices)}")
+    return check
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    name: str
+    type: str
+    default: Any
+    doc: str = ""
+    validator: Callable[[str, Any], None] | None = None
+    read_only: bool = True
+    sensitive: bool = False
+
+    def parse(self, text: Any) -> Any:
+        if text is None:
+            return None
+        if not isinstance(text, str):
+            text = _render(text)
+        value = PARSERS[self.type](self.name, text)
+        if self.validator is not None and value is not None:
+            self.validator(self.name, value)
+        return value
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def render(value: Any) -> str | None:
+    """The string form Kafka shows for a value (DescribeConfigs, properties files)."""
+    return None if value is None else _render(value)
+
+
+TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
+CLEANUP_POLICIES = ("delete", "compact")
+COMPRESSION_TYPES = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
+
+BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
+    ConfigKey("broker.id", "int", 0, "This broker's id.", at_least(0)),
+    ConfigKey("num.partitions", "int", 1, "Partitions of an auto-created topic.", at_least(1)),
+    ConfigKey("default.replication.factor", "short", 1, "Replicas of an auto-created topic.", at_least(1)),
+    ConfigKey("auto.create.topics.enable", "boolean", True, "Create unknown topics on metadata/produce."),
+    ConfigKey("delete.topic.enable", "boolean", True, "Allow DeleteTopics."),
+    ConfigKey("message.max.bytes", "int", 1048588, "Largest record batch accepted.", at_least(0), False),
+    ConfigKey("socket.request.max.bytes", "int", 104857600, "Largest request frame.", at_least(1)),
+    ConfigKey("max.connections", "int", INT_MAX, "Open connections allowed.", at_least(0), False),
+    ConfigKey("connections.max.idle.ms", "long", 600000, "Idle connections are closed after this."),
+    ConfigKey("log.segment.bytes", "int", 1073741824, "Segment size before a roll.", at_least(14), False),
+    ConfigKey("log.roll.ms", "long", None, "Segment age before a roll (overrides log.roll.hours).", at_least(1), False),
+    ConfigKey("log.roll.hours", "int", 168, "Segment age in hours before a roll.", at_least(1)),
+    ConfigKey("log.roll.jitter.ms", "long", None, "Maximum jitter subtracted from segment.ms.", at_least(0), False),
+    ConfigKey("log.roll.jitter.hours", "int", 0, "Maximum jitter in hours.", at_least(0)),
+    ConfigKey("log.index.interval.bytes", "int", 4096, "Bytes between offset index entries.", at_least(0), False),
+    ConfigKey("log.index.size.max.bytes", "int", 10485760, "Maximum offset index size.", at_least(4), False),
+    ConfigKey("log.message.timestamp.type", "string", "CreateTime", "CreateTime or LogAppendTime.",
+              one_of(*TIMESTAMP_TYPES), False),
+    ConfigKey("log.message.timestamp.before.max.ms", "long", LONG_MAX,
+              "How far before the broker's time a CreateTime timestamp may be.", at_least(0), False),
+    ConfigKey("log.message.timestamp.after.max.ms", "long", 3600000,
+              "How far after the broker's time a CreateTime timestamp may be.", at_least(0), False),
+    ConfigKey("log.retention.ms", "long", None, "Retention by age (overrides minutes/hours).", None, False),
+    ConfigKey("log.retention.minutes", "int", None, "Retention by age in minutes."),
+    ConfigKey("log.retention.hours", "int", 168, "Retention by age in hours."),
+    ConfigKey("log.retention.bytes", "long", -1, "Retention by partition size.", None, False),
+    ConfigKey("log.retention.check.interval.ms", "long", 300000, "How often retention runs.", at_least(1)),
+    ConfigKey("log.segment.delete.delay.ms", "long", 60000, "Delay before a deleted segment's files go.",
+              at_least(0), False),
+    ConfigKey("log.cleanup.policy", "list", ("delete",), "delete, compact or both.",
+              one_of(*CLEANUP_POLICIES), False),
+    ConfigKey("log.cleaner.delete.retention.ms", "long", 86400000, "How long tombstones stay.", at_least(0), False),
+    ConfigKey("log.cleaner.min.cleanable.ratio", "double", 0.5, "Dirty ratio that triggers cleaning.",
+              between(0, 1), False),
+    ConfigKey("log.cleaner.min.compaction.lag.ms", "long", 0, "Minimum age before compaction.", at_least(0), False),
+    ConfigKey("log.cleaner.max.compaction.lag.ms", "long", LONG_MAX, "Maximum age before compaction.",
+              at_least(1), False),
+    ConfigKey("log.flush.interval.messages", "long", LONG_MAX, "Messages between fsyncs.", at_least(1), False),
+    ConfigKey("log.flush.interval.ms", "long", None, "Milliseconds between fsyncs.", at_least(0), False),
+    ConfigKey("compression.type", "string", "producer", "Codec applied by the broker.",
+              one_of(*COMPRESSION_TYPES), False),
+    ConfigKey("min.insync.replicas", "int", 1, "Replicas that must acknowledge acks=all.", at_least(1), False),
+    ConfigKey("unclean.leader.election.enable", "boolean", False, "Allow out-of-sync leaders.", None, False),
+]}
+
+# Topic setting -> (broker synonyms in priority order, type, validator).
+TOPIC_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
+    ConfigKey("cleanup.policy", "list", ("delete",), "", one_of(*CLEANUP_POLICIES), False),
+    ConfigKey("compression.type", "string", "producer", "", one_of(*COMPRESSION_TYPES), False),
+    ConfigKey("delete.retention.ms", "long", 86400000, "", at_least(0), False),
+    ConfigKey("file.delete.delay.ms", "long", 60000, "", at_least(0), False),
+    ConfigKey("flush.messages", "long", LONG_MAX, "", at_least(1), False),
+    ConfigKey("flush.ms", "long", LONG_MAX, "", at_least(0), False),
+    ConfigKey("index.interval.bytes", "int", 4096, "", at_least(0), False),
+    ConfigKey("max.compaction.lag.ms", "long", LONG_MAX, "", at_least(1), False),
+    ConfigKey("max.message.bytes", "int", 1048588, "", at_least(0), False),
+    ConfigKey("message.timestamp.type", "string", "CreateTime", "", one_of(*TIMESTAMP_TYPES), False),
+    ConfigKey("message.timestamp.before.max.ms", "long", LONG_MAX, "", at_least(0), False),
+    ConfigKey("message.timestamp.after.max.ms", "long", 3600000, "", at_least(0), False),
+    ConfigKey("min.cleanable.dirty.ratio", "double", 0.5, "", between(0, 1), False),
+    ConfigKey("min.compaction.lag.ms", "long", 0, "", at_least(0), False),
+    ConfigKey("min.insync.replicas", "int", 1, "", at_least(1), False),
+    ConfigKey("retention.bytes", "long", -1, "", None, False),
+    ConfigKey("retention.ms", "long", 604800000, "", at_least(-1), False),
+    ConfigKey("segment.bytes", "int", 1073741824, "", at_least(14), False),
+    ConfigKey("segment.index.bytes", "int", 10485760, "", at_least(4), False),
+    ConfigKey("segment.jitter.ms", "long", 0, "", at_least(0), False),
+    ConfigKey("segment.ms", "long", 604800000, "", at_least(1), False),
+    ConfigKey("unclean.leader.election.enable", "boolean", False, "", None, False),
+]}
+
+# Topic setting -> broker settings it defaults to, highest priority first, with the
+# factor that turns the broker unit into the topic unit.
+TOPIC_SYNONYMS: dict[str, tuple[tuple[str, int], ...]] = {
+    "cleanup.policy": (("log.cleanup.policy", 1),),
+    "compression.type": (("compression.type", 1),),
+    "delete.retention.ms": (("log.cleaner.delete.retention.ms", 1),),
+    "file.delete.delay.ms": (("log.segment.delete.delay.ms", 1),),
+    "flush.messages": (("log.flush.interval.messages", 1),),
+    "flush.ms": (("log.flush.interval.ms", 1),),
+    "index.interval.bytes": (("log.index.interval.bytes", 1),),
+    "max.compaction.lag.ms": (("log.cleaner.max.compaction.lag.ms", 1),),
+    "max.message.bytes": (("message.max.bytes", 1),),
+    "message.timestamp.type": (("log.message.timestamp.type", 1),),
+    "message.timestamp.before.max.ms": (("log.message.timestamp.before.max.ms", 1),),
+    "message.timestamp.after.max.ms": (("log.message.timestamp.after.max.ms", 1),),
+    "min.cleanable.dirty.ratio": (("log.cleaner.min.cleanable.ratio", 1),),
+    "min.compaction.lag.ms": (("log.cleaner.min.compaction.lag.ms", 1),),
+    "min.insync.replicas": (("min.insync.replicas", 1),),
+    "retention.bytes": (("log.retention.bytes", 1),),
+    "retention.ms": (("log.retention.ms", 1), ("log.retention.minutes", 60_000),
+                     ("log.retention.hours", 3_600_000)),
+    "segment.bytes": (("log.segment.bytes", 1),),
+    "segment.index.bytes": (("log.index.size.max.bytes", 1),),
+    "segment.jitter.ms": (("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", 3_600_000)),
+    "segment.ms": (("log.roll.ms", 1), ("log.roll.hours", 3_600_000)),
+    "unclean.leader.election.enable": (("unclean.leader.election.enable", 1),),
+}
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Parse a Java-style ``.properties`` text (``#``/``!`` comments, ``=`` or ``:``)."""
+    result: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#!":
+            continue
+        for i, ch in enumerate(line):
+            if ch in "=:":
+                result[line[:i].strip()] = line[i + 1:].strip()
+                break
+        else:
+            result[line] = ""
+    return result
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """Where a resolved value came from, with Kafka's DescribeConfigs source codes."""
+    DYNAMIC_TOPIC = 1
+    STATIC_BROKER = 4
+    DEFAULT = 5
+
+
+@dataclass
+class BrokerConfig:
+    """Broker settings: explicit values (from file/overrides) over Kafka defaults."""
+
+    explicit: dict[str, Any] = field(default_factory=dict)
+    unknown: tuple[str, ...] = ()
+
+    @classmethod
+    def from_strings(cls, settings: Mapping[str, str]) -> "BrokerConfig":
+        explicit: dict[str, Any] = {}
+        unknown = []
+        for name, text in settings.items():
+            key = BROKER_KEYS.get(name)
+            if key is None:
+                unknown.append(name)
+                continue
+            explicit[name] = key.parse(text)
+        return cls(explicit, tuple(unknown))
+
+    def get(self, name: str) -> Any:
+        if name in self.explicit:
+            return self.explicit[name]
+        return BROKER_KEYS[name].default
+
+    def is_explicit(self, name: str) -> bool:
+        return name in self.explicit and self.explicit[name] is not None
+
+    def topic_default(self, topic_key: str) -> tuple[Any, int, str | None]:
+        """(value, source, synonym) of a topic setting with no topic override."""
+        for broker_name, factor in TOPIC_SYNONYMS[topic_key]:
+            if self.is_explicit(broker_name):
+                return _scale(self.explicit[broker_name], factor), ConfigSource.STATIC_BROKER, broker_name
+        for broker_name, factor in TOPIC_SYNONYMS[topic_key]:
+            default = BROKER_KEYS[broker_name].default
+            if default is not None:
+                return _scale(default, factor), ConfigSource.DEFAULT, broker_name
+        return TOPIC_KEYS[topic_key].default, ConfigSource.DEFAULT, None
+
+    def topic_config(self, overrides: Mapping[str, Any] | None = None) -> "TopicConfig":
+        values = {name: self.topic_default(name)[0] for name in TOPIC_KEYS}
+        values.update(overrides or {})
+        return TopicConfig(values, dict(overrides or {}))
+
+
+def _scale(value: Any, factor: int) -> Any:
+    return value * factor if factor != 1 and isinstance(value, int) else value
+
+
+def validate_topic_overrides(settings: Mapping[str, str | None]) -> dict[str, Any]:
+    """Parse per-topic overrides; unknown names and bad values raise ConfigError."""
+    parsed: dict[str, Any] = {}
+    for name, text in settings.items():
+        key = TOPIC_KEYS.get(name)
+        if key is None:
+            raise ConfigError(f"{name}: unknown topic config")
+        if text is None:
+            raise ConfigError(f"{name}: a value is required")
+        parsed[name] = key.parse(text)
+    return parsed
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    """Resolved settings of one topic: every topic key has a typed value."""
+
+    values: Mapping[str, Any]
+    overrides: Mapping[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    # Convenience accessors used on hot paths.
+    @property
+    def segment_bytes(self) -> int:
+        return self.values["segment.bytes"]
+
+    @property
+    def segment_ms(self) -> int:
+        return self.values["segment.ms"]
+
+    @property
+    def index_interval_bytes(self) -> int:
+        return self.values["index.interval.bytes"]
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.values["max.message.bytes"]
+
+    @property
+    def log_append_time(self) -> bool:
+        return self.values["message.timestamp.type"] == "LogAppendTime"
+
+    @property
+    def compacted(self) -> bool:
+        return "compact" in self.values["cleanup.policy"]
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "TopicConfig":
+        values = dict(self.values)
+        values.update(overrides)
+        merged = dict(self.overrides)
+        merged.update(overrides)
+        return TopicConfig(values, merged)
+
+
+def known_names(keys: Iterable[str]) -> list[str]:
+    return sorted(k for k in keys if k in BROKER_KEYS)

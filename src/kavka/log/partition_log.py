@@ -1,0 +1,522 @@
+"""The log of one partition: an ordered list of segments plus its offsets.
+
+Theory of operation
+-------------------
+Directory ``<data_dir>/<topic>-<partition>/``::
+
+    00000000000000000000.log / .index / .timeindex   segments, by base offset (kavka.log.segment)
+    00000000000000052731.log / .index / .timeindex   the last one is the active segment
+    recovery-point            offset below which every byte was fsynced (kavka.log.checkpoint)
+    log-start-offset          set by DeleteRecords when it lands inside a segment
+    leader-epoch-checkpoint   kavka.log.leader_epoch
+
+Offsets, always ``log_start_offset <= high_watermark <= log_end_offset``:
+
+* log start offset (LSO): first offset a reader may ask for; max(first segment
+  base, the ``log-start-offset`` file), moved by retention and DeleteRecords.
+* high watermark (HW): end of what consumers may read.  By default it follows
+  the log end offset on every append (single broker); ``hw_follows_leo=False``
+  leaves it to ``advance_high_watermark`` (replication).
+* log end offset (LEO): the next offset to assign.
+
+Append (leader): offsets are assigned by patching ``baseOffset`` in place to
+the LEO and ``partitionLeaderEpoch`` to the current epoch (neither is covered
+by the CRC), so the batch is written as received with one ``os.write``.  The
+active segment is rolled first when the batch would push it past
+``segment.bytes``, when it has spanned more than ``segment.ms`` (in record time:
+the new batch's maxTimestamp minus the first batch's, as Kafka does) or when an
+offset would not fit its i32 relative offsets.
+
+Read: bisect the segment base offsets, then ``Segment.read`` per segment; the
+result is a list of :class:`FileSlice` of whole batches for sendfile.
+
+Lookup by timestamp: the first segment whose max timestamp reaches the target,
+its time index, a header scan, then the records of one batch are decoded.
+
+Crash: the broker calls ``open(recover=True)`` after an unclean shutdown.
+Segments wholly below the recovery point were fsynced and are trusted; the
+others are re-validated batch by batch (``Segment.recover``) and cut at the
+first torn or corrupt batch; segments after a cut follow a hole and are deleted.
+Without a recovery-point file every segment is recovered.  Even on a clean
+open, missing or inconsistent index files are rebuilt.  Leftovers are
+finished: ``*.deleted``, ``*.cleaned`` and checkpoint ``*.tmp`` files are
+removed; a ``NNN.log.swap`` (a compacted replacement the cleaner finished and
+fsynced) is renamed into place and the old segments it covers are deleted.
+
+Deleting segments (retention, DeleteRecords, truncation) removes them from the
+list first, then renames and unlinks their files.  The ``.log`` fd is closed
+only when the last :class:`FileSlice` read from it is released (reference
+counting in FileHandle), so a fetch response being sent keeps valid data.
+
+Not thread-safe: one event-loop thread owns a partition.  ``flush`` may run in
+a worker thread while appends continue (it snapshots LEO first), but not
+concurrently with truncation, retention or close.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import uuid
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from kavka.clock import Clock
+from kavka.config import TopicConfig
+from kavka.log import checkpoint
+from kavka.log.errors import CorruptRecord, LogError, OffsetOutOfRange
+from kavka.log.leader_epoch import FILE_NAME as EPOCH_FILE, LeaderEpochCache
+from kavka.log.segment import (
+    DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, FileSlice, Segment, delete_segment_files,
+    segment_path,
+)
+from kavka.protocol import records
+from kavka.protocol.record_codec import decode_records
+from kavka.protocol.records import BatchHeader
+
+RECOVERY_POINT_FILE = "recovery-point"
+LOG_START_OFFSET_FILE = "log-start-offset"
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+INT32_MAX = 2**31 - 1
+_LAST_DELTA_AND_MAX_TS = struct.Struct(">i8xq")  # batch bytes 23..43
+
+
+class UnexpectedAppendOffset(LogError):
+    """A follower batch would go below the log end offset (storage-internal)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppendInfo:
+    base_offset: int
+    last_offset: int
+    log_append_time_ms: int  # -1 for CreateTime topics
+    log_start_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    slices: list[FileSlice]
+    high_watermark: int
+    log_start_offset: int
+    log_end_offset: int
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for s in self.slices)
+
+
+class PartitionLog:
+    def __init__(self, path: Path, topic: str, partition: int, config: TopicConfig, clock: Clock,
+                 segments: list[Segment], epochs: LeaderEpochCache, log_start_offset: int,
+                 recovery_point: int, hw_follows_leo: bool) -> None:
+        self.path, self.topic, self.partition, self._clock = path, topic, partition, clock
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self._active = segments[-1]
+        self._epochs = epochs
+        self._leo = self._active.next_offset
+        self._lso = min(log_start_offset, self._leo)
+        self._hw = self._leo if hw_follows_leo else self._lso
+        self._recovery_point = min(recovery_point, self._leo)
+        self.hw_follows_leo = hw_follows_leo
+        self.listeners: list[Callable[[PartitionLog], None]] = []
+        self._closed = False
+        self.update_config(config)
+
+    @classmethod
+    def open(cls, path: Path, topic: str, partition: int, config: TopicConfig, clock: Clock,
+             recover: bool, *, hw_follows_leo: bool = True) -> "PartitionLog":
+        path.mkdir(parents=True, exist_ok=True)
+        _finish_leftovers(path, config, clock)
+        persisted_lso = checkpoint.read_offset(path / LOG_START_OFFSET_FILE) or 0
+        recovery_point = checkpoint.read_offset(path / RECOVERY_POINT_FILE)
+        segments = _load_segments(path, config, clock, recover, recovery_point)
+        if not segments:
+            segments = [Segment.create(path, persisted_lso, config, clock)]
+        epochs = LeaderEpochCache.load(path / EPOCH_FILE)
+        log = cls(path, topic, partition, config, clock, segments, epochs or LeaderEpochCache(path / EPOCH_FILE),
+                  max(segments[0].base_offset, persisted_lso),
+                  segments[0].base_offset if recovery_point is None else recovery_point, hw_follows_leo)
+        if epochs is None:
+            log._rebuild_epochs()
+        log._epochs.truncate_from_end(log._leo)
+        return log
+
+    def update_config(self, config: TopicConfig) -> None:
+        self.config = config
+        self._segment_bytes = config.segment_bytes
+        self._segment_ms = config.segment_ms
+        self._log_append_time = config.log_append_time
+        for segment in self._segments:
+            segment.index_interval_bytes = config.index_interval_bytes
+
+    # -- offsets -------------------------------------------------------------------------
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._lso
+
+    @property
+    def high_watermark(self) -> int:
+        return self._hw
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._leo
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    def advance_high_watermark(self, offset: int) -> None:
+        """Move the HW forward to ``offset`` (never back; truncation lowers it)."""
+        if not self._lso <= offset <= self._leo:
+            raise ValueError(f"high watermark {offset} outside [{self._lso}, {self._leo}]")
+        self._hw = max(self._hw, offset)
+
+    # -- append --------------------------------------------------------------------------
+
+    def append(self, batch: bytearray, leader_epoch: int | None = None, now_ms: int | None = None) -> AppendInfo:
+        """Append one validated batch as leader: assign offsets, stamp epoch (and time)."""
+        epoch = self._epoch_for_append(leader_epoch)
+        now = self._clock.now_ms() if now_ms is None else now_ms
+        base = self._leo
+        records.patch_base_offset(batch, 0, base)
+        records.patch_leader_epoch(batch, 0, epoch)
+        if self._log_append_time:
+            records.set_log_append_time(batch, 0, now)
+        last_delta, max_ts = _LAST_DELTA_AND_MAX_TS.unpack_from(batch, 23)  # no full header: hot path
+        self._append_batch(batch, base, base + last_delta, max_ts, now)
+        return AppendInfo(base, base + last_delta, now if self._log_append_time else -1, self._lso)
+
+    def append_as_follower(self, data: bytes | bytearray | memoryview) -> AppendInfo:
+        """Append batches that already carry offsets and epochs (replication).
+
+        Offsets must not go back (compaction may leave gaps, so base >= LEO)."""
+        view = memoryview(data)
+        first, last, now = -1, -1, self._clock.now_ms()
+        for position, _ in records.iter_batches(view):
+            try:
+                header = records.validate(view, position)
+            except records.InvalidBatch as e:
+                raise CorruptRecord(str(e)) from e
+            if header.base_offset < self._leo:
+                raise UnexpectedAppendOffset(f"batch at {header.base_offset} is below the log end {self._leo}")
+            if header.partition_leader_epoch > self._epochs.latest_epoch:
+                self._epochs.assign(header.partition_leader_epoch, header.base_offset)
+            self._append_batch(view[position : position + header.size], header.base_offset, header.last_offset,
+                               header.max_timestamp, now)
+            first = header.base_offset if first < 0 else first
+            last = header.last_offset
+        return AppendInfo(first, last, -1, self._lso)
+
+    def _append_batch(self, batch, base: int, last: int, max_ts: int, now: int) -> None:
+        segment = self._active
+        if segment.size and (segment.size + len(batch) > self._segment_bytes
+                             or segment.time_waited_for_roll(now, max_ts) > self._segment_ms
+                             or last - segment.base_offset > INT32_MAX):
+            segment = self.roll()
+        segment.append_raw(batch, base, last, max_ts)
+        self._leo = last + 1
+        if self.hw_follows_leo:
+            self._hw = self._leo
+        assert self._lso <= self._hw <= self._leo
+        for listener in self.listeners:
+            listener(self)
+
+    def roll(self) -> Segment:
+        """Start a new active segment at the LEO (no-op while the active one is empty)."""
+        if self._active.is_empty:
+            return self._active
+        segment = Segment.create(self.path, self._leo, self.config, self._clock)
+        self._segments.append(segment)
+        self._bases.append(segment.base_offset)
+        self._active = segment
+        return segment
+
+    # -- read ----------------------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int, max_offset: int | None = None,
+             min_one_batch: bool = True) -> ReadResult:
+        """Whole batches from the one holding ``offset``; none at or beyond ``max_offset``."""
+        lso, leo = self._lso, self._leo
+        if offset < lso or offset > leo:
+            raise OffsetOutOfRange(f"offset {offset} is outside [{lso}, {leo}] of {self.topic}-{self.partition}")
+        end = leo if max_offset is None else min(max_offset, leo)
+        slices: list[FileSlice] = []
+        if offset < end:
+            self._collect(offset, max_bytes, end, min_one_batch, slices)
+        return ReadResult(slices, self._hw, lso, leo)
+
+    def _collect(self, offset: int, max_bytes: int, end: int, min_one: bool, out: list[FileSlice]) -> None:
+        last, last_position = self._limit(end)
+        remaining = max_bytes
+        for i in range(self._segment_index(offset), last + 1):
+            segment = self._segments[i]
+            max_position = last_position if i == last else None
+            piece = segment.read(offset, remaining, max_position)
+            if piece is None:
+                continue
+            if piece.size > remaining and (out or not min_one):
+                return
+            out.append(piece)
+            remaining -= piece.size
+            stop = segment.size if max_position is None else max_position
+            if remaining <= 0 or piece.position + piece.size < stop:
+                return
+
+    def _limit(self, end: int) -> tuple[int, int | None]:
+        """(last segment index, byte limit in it) so that nothing at offset >= end is read."""
+        if end >= self._leo:
+            return len(self._segments) - 1, None
+        i = self._segment_index(end)
+        found = self._segments[i].translate_offset(end)
+        return i, None if found is None else found[0]
+
+    def _segment_index(self, offset: int) -> int:
+        return max(0, bisect_right(self._bases, offset) - 1)
+
+    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record at or after the LSO with timestamp >= target."""
+        lso = self._lso
+        for segment in self._segments[self._segment_index(lso):]:
+            found = segment.find_offset_by_timestamp(timestamp)
+            if found is None:
+                continue
+            for position, header in segment.iter_headers(found[0]):
+                if header.max_timestamp < timestamp or header.last_offset < lso:
+                    continue
+                for record in decode_records(segment.read_bytes(position, header.size)):
+                    if record.offset >= lso and record.timestamp >= timestamp:
+                        return record.offset, record.timestamp
+        return None
+
+    def max_timestamp_entry(self) -> tuple[int, int]:
+        """(offset, timestamp) of the first record with the largest timestamp; (-1, -1) if none."""
+        best = None
+        for segment in self._segments:
+            if segment.max_timestamp >= 0 and (best is None or segment.max_timestamp > best.max_timestamp):
+                best = segment
+        if best is None:
+            return -1, -1
+        position, _ = best.translate_offset(best.offset_of_max_timestamp)
+        header = records.read_header(best.read_bytes(position, records.HEADER_SIZE))
+        for record in decode_records(best.read_bytes(position, header.size)):
+            if record.timestamp == best.max_timestamp:
+                return record.offset, record.timestamp
+        return header.last_offset, best.max_timestamp  # maxTimestamp field disagrees with its records
+
+    def iter_batch_headers(self, from_offset: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
+        """(base offset, header) of every batch from the one holding ``from_offset`` (LSO)."""
+        start = self._lso if from_offset is None else from_offset
+        for segment in list(self._segments[self._segment_index(start):]):
+            found = segment.translate_offset(start)
+            if found is not None:
+                for _, header in segment.iter_headers(found[0]):
+                    yield header.base_offset, header
+
+    # -- leader epochs -------------------------------------------------------------------
+
+    @property
+    def leader_epoch(self) -> int:
+        return self._epochs.latest_epoch
+
+    def leader_epoch_entries(self) -> list[tuple[int, int]]:
+        return self._epochs.entries()
+
+    def assign_leader_epoch(self, epoch: int) -> None:
+        """Become leader in ``epoch``: its records start at the current LEO."""
+        if epoch < self._epochs.latest_epoch:
+            raise ValueError(f"leader epoch {epoch} is older than {self._epochs.latest_epoch}")
+        self._epochs.assign(epoch, self._leo)
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        return self._epochs.end_offset_for(epoch, self._leo)
+
+    def _epoch_for_append(self, leader_epoch: int | None) -> int:
+        latest = self._epochs.latest_epoch
+        if leader_epoch is None or leader_epoch == latest:
+            return latest
+        self.assign_leader_epoch(leader_epoch)
+        return leader_epoch
+
+    def _rebuild_epochs(self) -> None:
+        for base, header in self.iter_batch_headers(self._lso):
+            epoch = header.partition_leader_epoch
+            if epoch > self._epochs.latest_epoch:
+                self._epochs.assign(epoch, max(base, self._lso), persist=False)
+        self._epochs.persist()
+
+    # -- truncation and deletion ---------------------------------------------------------
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop every batch holding an offset >= ``offset`` (follower divergence)."""
+        if offset >= self._leo:
+            return
+        if offset < self._lso:
+            return self._truncate_fully_and_start_at(offset)
+        while len(self._segments) > 1 and self._active.base_offset >= offset:
+            self._drop_last_segment()
+        self._active.truncate_to(offset)
+        self._leo = self._active.next_offset
+        if self._lso > self._leo:  # a dropped batch straddled both offsets
+            self._lso = self._leo
+            checkpoint.write_offset(self.path / LOG_START_OFFSET_FILE, self._lso)
+        self._hw = min(self._hw, self._leo)
+        self._lower_recovery_point(self._leo)
+        self._epochs.truncate_from_end(self._leo)
+
+    def _lower_recovery_point(self, offset: int) -> None:
+        """Offsets at or above ``offset`` will be rewritten: they are not flushed any more."""
+        if offset < self._recovery_point:
+            self._recovery_point = offset
+            checkpoint.write_offset(self.path / RECOVERY_POINT_FILE, offset)
+
+    def _drop_last_segment(self) -> None:
+        segment = self._segments.pop()
+        self._bases.pop()
+        self._active = self._segments[-1]
+        segment.delete()
+
+    def _truncate_fully_and_start_at(self, offset: int) -> None:
+        doomed, self._segments = self._segments, []
+        for segment in doomed:
+            segment.delete()
+        self._active = Segment.create(self.path, offset, self.config, self._clock)
+        self._segments, self._bases = [self._active], [offset]
+        self._lso = self._hw = self._leo = offset
+        self._recovery_point = offset
+        checkpoint.write_offset(self.path / RECOVERY_POINT_FILE, offset)
+        checkpoint.write_offset(self.path / LOG_START_OFFSET_FILE, offset)
+        self._epochs.clear()
+
+    def delete_segments_before(self, offset: int) -> int:
+        """Delete whole segments holding only offsets < min(offset, HW); returns how many."""
+        limit = min(offset, self._hw)
+        n = 0
+        while n < len(self._segments) and not self._segments[n].is_empty and self._segments[n].next_offset <= limit:
+            n += 1
+        if n == len(self._segments):
+            self.roll()  # there is always an active segment
+        doomed = self._segments[:n]
+        del self._segments[:n], self._bases[:n]
+        if doomed:
+            self._lso = max(self._lso, self._segments[0].base_offset)
+            self._epochs.truncate_from_start(self._lso)
+        for segment in doomed:
+            segment.delete()
+        return n
+
+    def delete_oldest_segment(self) -> bool:
+        return self.delete_segments_before(self._segments[0].next_offset) > 0
+
+    def set_log_start_offset(self, offset: int) -> None:
+        """DeleteRecords: make offsets below ``offset`` unreadable (persisted)."""
+        if offset > self._hw:
+            raise OffsetOutOfRange(f"log start offset {offset} is above the high watermark {self._hw}")
+        if offset <= self._lso:
+            return
+        checkpoint.write_offset(self.path / LOG_START_OFFSET_FILE, offset)
+        self._lso = offset
+        self._epochs.truncate_from_start(offset)
+        self.delete_segments_before(offset)
+
+    # -- whole-log accessors and lifecycle -----------------------------------------------
+
+    @property
+    def segments(self) -> list[Segment]:
+        return list(self._segments)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    def flush(self) -> None:
+        """fsync everything up to the current LEO, then record it as the recovery point."""
+        leo = self._leo
+        for segment in self._segments[self._segment_index(self._recovery_point):]:
+            segment.flush()
+        checkpoint.fsync_directory(self.path)
+        if leo != self._recovery_point or not (self.path / RECOVERY_POINT_FILE).exists():
+            checkpoint.write_offset(self.path / RECOVERY_POINT_FILE, leo)
+            self._recovery_point = leo
+
+    def close(self) -> None:
+        """Flush and close every fd; a second call (or one after delete) does nothing."""
+        if self._closed:
+            return
+        self.flush()
+        for segment in self._segments:
+            segment.close()
+        self._closed = True
+
+    def delete(self) -> None:
+        """Remove the partition: rename the directory aside (atomic), then delete it."""
+        doomed = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}-delete")
+        os.rename(self.path, doomed)
+        for segment in self._segments:
+            segment.release()
+        self._closed = True
+        shutil.rmtree(doomed)
+
+    def __repr__(self) -> str:
+        return (f"PartitionLog({self.topic}-{self.partition}, lso={self._lso}, hw={self._hw}, "
+                f"leo={self._leo}, segments={len(self._segments)})")
+
+
+# -- opening -------------------------------------------------------------------------------
+
+def _segment_bases(path: Path) -> list[int]:
+    return sorted(int(name[:-len(LOG_SUFFIX)]) for name in os.listdir(path)
+                  if name.endswith(LOG_SUFFIX) and name[:-len(LOG_SUFFIX)].isdigit())
+
+
+def _load_segments(path: Path, config: TopicConfig, clock: Clock, recover: bool,
+                   recovery_point: int | None) -> list[Segment]:
+    bases = _segment_bases(path)
+    segments = []
+    for i, base in enumerate(bases):
+        segment = Segment.open(path, base, config, clock)
+        segments.append(segment)
+        upper = bases[i + 1] if i + 1 < len(bases) else None
+        unflushed = recovery_point is None or upper is None or upper > recovery_point
+        if recover and unflushed and segment.recover() and upper is not None:
+            for later in bases[i + 1:]:  # they follow a hole now
+                delete_segment_files(path, later)
+            break
+    return segments
+
+
+def _finish_leftovers(path: Path, config: TopicConfig, clock: Clock) -> None:
+    """Remove what interrupted deletions and writes left behind; complete swaps."""
+    tmp_names = {f"{n}{checkpoint.TMP_SUFFIX}" for n in (RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, EPOCH_FILE)}
+    names = os.listdir(path)
+    for name in names:
+        if name.endswith((DELETED_SUFFIX, CLEANED_SUFFIX)) or name in tmp_names:
+            os.unlink(path / name)
+    for name in sorted(names):
+        if name.endswith(LOG_SUFFIX + SWAP_SUFFIX) and name[:20].isdigit():
+            _complete_swap(path, int(name[:20]), config, clock)
+        elif name.endswith(SWAP_SUFFIX):
+            (path / name).unlink(missing_ok=True)  # index swaps: indexes get rebuilt
+    logs = set(_segment_bases(path))
+    for name in os.listdir(path):
+        if name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX)) and name[:20].isdigit() and int(name[:20]) not in logs:
+            os.unlink(path / name)  # orphan of a segment whose .log is gone
+
+
+def _complete_swap(path: Path, base: int, config: TopicConfig, clock: Clock) -> None:
+    """A ``.log.swap`` is a finished, fsynced replacement for the segments it covers."""
+    os.replace(path / f"{base:020d}{LOG_SUFFIX}{SWAP_SUFFIX}", segment_path(path, base, LOG_SUFFIX))
+    for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+        segment_path(path, base, suffix).unlink(missing_ok=True)
+    segment = Segment.open(path, base, config, clock)
+    end = segment.next_offset
+    segment.close()
+    for other in _segment_bases(path):
+        if base < other < end:
+            delete_segment_files(path, other)

@@ -1,0 +1,488 @@
+"""One log segment: a ``.log`` file of record batches plus its two sparse indexes.
+
+Theory of operation
+-------------------
+Files, named by the segment's base offset (the first offset it may hold),
+zero-padded to 20 digits::
+
+    00000000000000001234.log        record batches, back to back, exactly as produced
+                                    (v2 format, see kavka.protocol.records); nothing else
+    00000000000000001234.index      offset -> position   (kavka.log.offset_index)
+    00000000000000001234.timeindex  timestamp -> offset  (kavka.log.time_index)
+
+The ``.log`` file is the only source of truth.  Layout of each batch::
+
+    position  size  field
+    0         8     baseOffset      absolute, assigned by the partition log
+    8         4     batchLength     bytes after this field; batch size = batchLength + 12
+    12        49    rest of the v2 header (epoch, magic, crc, ..., maxTimestamp at +35)
+    61        ...   records, opaque here (possibly compressed)
+
+Batches are in strictly increasing offset order, each batch's baseOffset at
+least the previous batch's last offset + 1 (compaction may leave gaps).
+
+Append: one ``os.write`` per batch on an ``O_APPEND`` fd, so the bytes are in
+the kernel when ``append`` returns and survive ``kill -9`` (not a power cut:
+that is what ``flush``/fsync and the partition's recovery point are for).
+Index entries are written after the batch, so an index never points past data.
+
+Lookup of offset ``t``: the offset index gives the greatest indexed batch with
+base <= t, at most ``index.interval.bytes`` before the target; from there we
+``pread`` batch headers forward to the first batch whose last offset >= t (so
+an offset inside a batch finds that whole batch).  Reads return a
+:class:`FileSlice` (fd, position, size) of whole batches for ``sendfile``.
+
+Crash: a batch half-written by a dying process, garbage after the last batch
+or a flipped byte fail ``records.validate`` (length, magic, CRC-32C) or the
+offset-order check; :meth:`Segment.recover` keeps the valid prefix, truncates
+the file there and rebuilds both indexes from it.  A clean open trusts the
+indexes after a cheap consistency check (last offset entry matches the batch
+at its position, time index not ahead of the log, no torn tail) and derives
+``next_offset``/``max_timestamp`` by scanning the few batches after the last
+index entry; anything inconsistent falls back to ``recover``.
+
+Deletion renames every file to ``*.deleted`` and unlinks it; the partition log
+removes leftover ``*.deleted`` files and orphaned indexes when it opens.  The
+``.log`` fd is held by a :class:`FileHandle` that :class:`FileSlice` objects
+share: deleting a segment drops the segment's reference only, so an in-flight
+``sendfile`` keeps a valid fd (Linux keeps an unlinked file's data while an fd
+is open) and the fd closes when the last slice is released.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from kavka.clock import Clock
+from kavka.config import TopicConfig
+from kavka.log.errors import LogCorrupted
+from kavka.log.offset_index import CorruptIndex, OffsetIndex, index_file_name
+from kavka.log.time_index import NO_TIMESTAMP, TimeIndex
+from kavka.protocol.records import (
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    BatchHeader,
+    InvalidBatch,
+    peek_size,
+    read_header,
+    validate,
+)
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+DELETED_SUFFIX = ".deleted"
+RECOVER_CHUNK = 8 << 20  # bytes read at a time when validating a whole segment
+MIN_BATCH_SIZE = HEADER_SIZE
+
+# baseOffset, batchLength, lastOffsetDelta (at 23), maxTimestamp (at 35): all a scan needs.
+_SCAN = struct.Struct(">qi11xi8xq")
+_LOG_FLAGS = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+
+
+class FileHandle:
+    """An fd shared by a segment and the slices read from it; closed by the last holder."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown or already closed: nothing to do
+            pass
+
+
+@dataclass(frozen=True, slots=True)
+class FileSlice:
+    """``size`` bytes of whole batches at ``position`` of ``fd``, ready for sendfile.
+
+    ``owner`` keeps the fd open while the slice lives, even if its segment is deleted.
+    """
+
+    fd: int
+    position: int
+    size: int
+    owner: object = field(default=None, repr=False, compare=False)
+
+    def read(self) -> bytes:
+        data = os.pread(self.fd, self.size, self.position)
+        while len(data) < self.size:  # pread may return short on huge reads
+            more = os.pread(self.fd, self.size - len(data), self.position + len(data))
+            if not more:
+                raise LogCorrupted(f"slice of {self.size} bytes ends early at {len(data)}")
+            data += more
+        return data
+
+
+def segment_path(directory: Path, base_offset: int, suffix: str) -> Path:
+    return directory / index_file_name(base_offset, suffix)
+
+
+class Segment:
+    """See the module doc.  Not thread-safe: the partition log serialises access."""
+
+    def __init__(self, directory: Path, base_offset: int, fd: int, config: TopicConfig,
+                 clock: Clock, offset_index: OffsetIndex, time_index: TimeIndex) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self._handle = FileHandle(fd)
+        self._fd = fd
+        self.offset_index = offset_index
+        self.time_index = time_index
+        self.index_interval_bytes = config.index_interval_bytes
+        self.created_ms = clock.now_ms()
+        self.size = os.fstat(fd).st_size
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.next_offset = self.base_offset
+        self.max_timestamp = NO_TIMESTAMP
+        self.offset_of_max_timestamp = -1
+        self.first_batch_timestamp: int | None = None
+        self._last_indexed_position = 0
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, directory: Path, base_offset: int, config: TopicConfig, clock: Clock) -> "Segment":
+        """A new empty segment; fails if its .log file already exists."""
+        fd = os.open(segment_path(directory, base_offset, LOG_SUFFIX), _LOG_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
+        return cls(directory, base_offset, fd, config, clock, *_new_indexes(directory, base_offset))
+
+    @classmethod
+    def open(cls, directory: Path, base_offset: int, config: TopicConfig, clock: Clock,
+             recover: bool = False) -> "Segment":
+        """Open an existing segment; ``recover`` validates every batch (unclean shutdown).
+
+        Missing or inconsistent index files are rebuilt (by recovery) either way.
+        """
+        fd = os.open(segment_path(directory, base_offset, LOG_SUFFIX), _LOG_FLAGS)
+        indexes = None
+        if not recover:
+            try:
+                indexes = _load_indexes(directory, base_offset)
+            except (FileNotFoundError, CorruptIndex):
+                pass
+        segment = cls(directory, base_offset, fd, config, clock, *(indexes or _new_indexes(directory, base_offset)))
+        if indexes is not None:
+            try:
+                segment._load_tail_state()
+                return segment
+            except (CorruptIndex, LogCorrupted):
+                segment._close_indexes()
+                segment.offset_index, segment.time_index = _new_indexes(directory, base_offset)
+        segment.recover()
+        return segment
+
+    def _load_tail_state(self) -> None:
+        """Derive next offset and max timestamp from the last index entries plus a short scan."""
+        self._reset_state()
+        offset, position = self.offset_index.last_entry()
+        if len(self.offset_index):
+            if position >= self.size or self._scan_at(position)[0] != offset:
+                raise CorruptIndex(f"{self.offset_index.path.name}: last entry does not match the log")
+            self._last_indexed_position = position
+        last_ts, ts_offset = self.time_index.last_entry()
+        if len(self.time_index):
+            self.max_timestamp, self.offset_of_max_timestamp = last_ts, ts_offset
+        next_offset = offset
+        for pos, (base, length, last_delta, max_ts) in self._raw_headers(position):
+            if base < next_offset:
+                raise CorruptIndex(f"batch at {pos} goes back to offset {base}")
+            next_offset = base + last_delta + 1
+            if max_ts > self.max_timestamp:
+                self.max_timestamp, self.offset_of_max_timestamp = max_ts, base
+        if len(self.time_index) and ts_offset >= next_offset:
+            raise CorruptIndex(f"{self.time_index.path.name}: points past the end of the log")
+        self.next_offset = next_offset
+        if self.size:
+            self.first_batch_timestamp = self._scan_at(0)[3]
+
+    # -- append ------------------------------------------------------------------------
+
+    def append(self, batch: bytes | bytearray | memoryview, header: BatchHeader) -> None:
+        """Write one batch (``header`` describes it as written) and index it."""
+        self.append_raw(batch, header.base_offset, header.last_offset, header.max_timestamp)
+
+    def append_raw(self, batch: bytes | bytearray | memoryview, base_offset: int, last_offset: int,
+                   max_timestamp: int) -> None:
+        """:meth:`append` with the three header fields it needs, for the hot path."""
+        position = self.size
+        try:
+            written = os.write(self._fd, batch)
+            if written != len(batch):
+                self._write_rest(batch, written)
+        except OSError:
+            os.ftruncate(self._fd, position)  # no half batch behind a failed write (ENOSPC)
+            raise
+        self.size = position + len(batch)
+        self._note_batch(position, base_offset, last_offset, max_timestamp)
+
+    def _write_rest(self, batch, written: int) -> None:
+        view = memoryview(batch)
+        while written < len(view):
+            written += os.write(self._fd, view[written:])
+
+    def _note_batch(self, position: int, base_offset: int, last_offset: int, max_ts: int) -> None:
+        """Track offsets/timestamps of a batch now in the file and index it at the interval."""
+        if max_ts > self.max_timestamp:
+            self.max_timestamp, self.offset_of_max_timestamp = max_ts, base_offset
+        if self.first_batch_timestamp is None:
+            self.first_batch_timestamp = max_ts
+        self.next_offset = last_offset + 1
+        # Index after the bytes are in the file; both entries describe data up to this batch.
+        if position - self._last_indexed_position >= self.index_interval_bytes:
+            self.offset_index.append(base_offset, position)
+            self._last_indexed_position = position
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+
+    # -- read --------------------------------------------------------------------------
+
+    def read(self, start_offset: int, max_bytes: int, max_position: int | None = None) -> FileSlice | None:
+        """Whole batches from the one holding ``start_offset``, up to ``max_bytes``.
+
+        At least one batch, even a larger one (the caller decides min_one_message);
+        nothing at or beyond byte ``max_position`` (a batch boundary).  None when
+        no batch with an offset >= start_offset lies before the limit.
+        """
+        limit = self.size if max_position is None else min(max_position, self.size)
+        found = self._locate(start_offset, limit)
+        if found is None:
+            return None
+        position, _, size = found
+        end = position + size
+        target = min(limit, position + max_bytes)
+        if end < target:
+            end = self._extend(end, target)
+        return FileSlice(self._fd, position, end - position, self._handle)
+
+    def translate_offset(self, offset: int) -> tuple[int, int] | None:
+        """(position, base offset) of the first batch whose last offset >= ``offset``."""
+        found = self._locate(offset, self.size)
+        return None if found is None else found[:2]
+
+    def _locate(self, offset: int, limit: int) -> tuple[int, int, int] | None:
+        """(position, base offset, size) of the first batch ending at or after ``offset``."""
+        if offset >= self.next_offset:
+            return None
+        _, position = self.offset_index.lookup(offset)
+        while position < limit:
+            base, length, last_delta, _ = self._scan_at(position)
+            if base + last_delta >= offset:
+                return position, base, length + LOG_OVERHEAD
+            position += length + LOG_OVERHEAD
+        return None
+
+    def _extend(self, end: int, target: int) -> int:
+        """Furthest batch boundary <= target, starting from boundary ``end``."""
+        # An indexed position is a batch boundary: jump there, then walk batch lengths.
+        end = max(end, self.offset_index.floor_position(target))
+        while end + LOG_OVERHEAD <= target:
+            size = peek_size(os.pread(self._fd, LOG_OVERHEAD, end))
+            if size is None or size < MIN_BATCH_SIZE:
+                raise LogCorrupted(f"{self.log_path.name}: bad batch length at {end}")
+            if end + size > target:
+                break
+            end += size
+        return end
+
+    def read_bytes(self, position: int, size: int) -> bytes:
+        return FileSlice(self._fd, position, size).read()
+
+    def find_offset_by_timestamp(self, timestamp: int) -> tuple[int, BatchHeader] | None:
+        """(position, header) of the first batch whose maxTimestamp >= ``timestamp``."""
+        if timestamp > self.max_timestamp:
+            return None
+        _, offset = self.time_index.lookup(timestamp)
+        _, position = self.offset_index.lookup(offset)
+        for pos, header in self.iter_headers(position):
+            if header.max_timestamp >= timestamp:
+                return pos, header
+        return None
+
+    def iter_headers(self, position: int = 0) -> Iterator[tuple[int, BatchHeader]]:
+        """(position, header) of every batch from boundary ``position`` to the end."""
+        while position < self.size:
+            header = read_header(os.pread(self._fd, HEADER_SIZE, position))
+            if header.batch_length < MIN_BATCH_SIZE - LOG_OVERHEAD or position + header.size > self.size:
+                raise LogCorrupted(f"{self.log_path.name}: bad batch header at {position}")
+            yield position, header
+            position += header.size
+
+    def _scan_at(self, position: int) -> tuple[int, int, int, int]:
+        """(base offset, batch length, last offset delta, max timestamp) at ``position``."""
+        raw = os.pread(self._fd, HEADER_SIZE, position)
+        if len(raw) < HEADER_SIZE:
+            raise LogCorrupted(f"{self.log_path.name}: no batch header at {position}")
+        return _SCAN.unpack_from(raw)
+
+    def _raw_headers(self, position: int) -> Iterator[tuple[int, tuple[int, int, int, int]]]:
+        """Scan tuples from ``position`` to the end; a torn tail raises LogCorrupted."""
+        while position < self.size:
+            fields = self._scan_at(position)
+            size = fields[1] + LOG_OVERHEAD
+            if size < MIN_BATCH_SIZE or position + size > self.size:
+                raise LogCorrupted(f"{self.log_path.name}: torn batch at {position}")
+            yield position, fields
+            position += size
+
+    # -- recovery and truncation -------------------------------------------------------
+
+    def recover(self) -> int:
+        """Validate every batch, cut the file after the last good one, rebuild indexes.
+
+        Returns the number of bytes truncated.
+        """
+        self.offset_index.reset()
+        self.time_index.reset()
+        self._reset_state()
+        file_size = os.fstat(self._fd).st_size
+        self.size = file_size
+        valid_end = 0
+        for position, header in _valid_batches(self._fd, file_size):
+            if header.base_offset < self.next_offset or header.last_offset - self.base_offset > 2**31 - 1:
+                break  # baseOffset is not covered by the CRC: order is our only check
+            self._note_batch(position, header.base_offset, header.last_offset, header.max_timestamp)
+            valid_end = position + header.size
+        if valid_end < file_size:
+            os.ftruncate(self._fd, valid_end)
+        self.size = valid_end
+        return file_size - valid_end
+
+    def truncate_to(self, offset: int) -> int:
+        """Drop every batch holding an offset >= ``offset``; returns bytes removed.
+
+        A batch that straddles ``offset`` goes too, so afterwards next_offset <= offset.
+        """
+        found = self._locate(offset, self.size)
+        if found is None:
+            return 0
+        position, base, _ = found
+        removed = self.size - position
+        self.offset_index.truncate_to(base)
+        self.time_index.truncate_to(base)
+        os.ftruncate(self._fd, position)
+        self.size = position
+        self._load_tail_state()
+        return removed
+
+    # -- properties and lifecycle ------------------------------------------------------
+
+    @property
+    def log_path(self) -> Path:
+        return segment_path(self.directory, self.base_offset, LOG_SUFFIX)
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    @property
+    def is_empty(self) -> bool:
+        return self.size == 0
+
+    def time_waited_for_roll(self, now_ms: int, max_timestamp: int) -> int:
+        """How long this segment has been filling, for segment.ms.
+
+        Like Kafka, measured in record time when the segment has a timestamped
+        first batch (the incoming batch's maxTimestamp minus the first one's), so
+        old CreateTime timestamps do not roll a segment per batch; else since creation.
+        """
+        first = self.first_batch_timestamp
+        if first is not None and first >= 0:
+            return max_timestamp - first
+        return now_ms - self.created_ms
+
+    def flush(self) -> None:
+        os.fsync(self._fd)
+        self.offset_index.flush()
+        self.time_index.flush()
+
+    def close(self) -> None:
+        """Close every fd now; only when no slice of this segment is still being sent."""
+        self._close_indexes()
+        self._handle.close()
+
+    def _close_indexes(self) -> None:
+        self.offset_index.close()
+        self.time_index.close()
+
+    def delete(self) -> None:
+        """Remove the files (crash-safely, see delete_segment_files); the fd closes lazily."""
+        delete_segment_files(self.directory, self.base_offset)
+        self.release()
+
+    def release(self) -> None:
+        """Let go of the files without closing slices still in flight."""
+        self._close_indexes()
+        self._handle = FileHandle(-1)  # in-flight slices hold the real handle; the last one closes it
+        self._fd = -1
+
+    def __repr__(self) -> str:
+        return f"Segment(base={self.base_offset}, next={self.next_offset}, size={self.size})"
+
+
+def delete_segment_files(directory: Path, base_offset: int) -> None:
+    """Rename the segment's files to *.deleted (the .log first: from then on the
+    segment no longer exists for an opening partition log), then unlink them."""
+    doomed = []
+    for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+        path = segment_path(directory, base_offset, suffix)
+        try:
+            os.rename(path, str(path) + DELETED_SUFFIX)
+            doomed.append(str(path) + DELETED_SUFFIX)
+        except FileNotFoundError:
+            pass
+    for path in doomed:
+        os.unlink(path)
+
+
+def _new_indexes(directory: Path, base_offset: int) -> tuple[OffsetIndex, TimeIndex]:
+    return (OffsetIndex.create(segment_path(directory, base_offset, INDEX_SUFFIX), base_offset),
+            TimeIndex.create(segment_path(directory, base_offset, TIME_INDEX_SUFFIX), base_offset))
+
+
+def _load_indexes(directory: Path, base_offset: int) -> tuple[OffsetIndex, TimeIndex]:
+    offset_index = OffsetIndex.load(segment_path(directory, base_offset, INDEX_SUFFIX), base_offset)
+    try:
+        return offset_index, TimeIndex.load(segment_path(directory, base_offset, TIME_INDEX_SUFFIX), base_offset)
+    except BaseException:
+        offset_index.close()
+        raise
+
+
+def _valid_batches(fd: int, file_size: int) -> Iterator[tuple[int, BatchHeader]]:
+    """(position, header) of each valid batch from 0; stops at the first invalid or torn one."""
+    position = 0
+    while position < file_size:
+        chunk = os.pread(fd, min(RECOVER_CHUNK, file_size - position), position)
+        offset = 0
+        while (size := peek_size(chunk, offset)) is not None and offset + size <= len(chunk):
+            try:
+                header = validate(chunk, offset)
+            except InvalidBatch:
+                return
+            yield position + offset, header
+            offset += size
+        if offset == 0:  # one batch larger than a chunk, or a torn tail
+            size = peek_size(chunk)
+            if size is None or size < MIN_BATCH_SIZE or position + size > file_size:
+                return
+            try:
+                header = validate(os.pread(fd, size, position))
+            except InvalidBatch:
+                return
+            yield position, header
+            offset = size
+        position += offset

@@ -1,0 +1,88 @@
+"""From a request frame to the bytes of its response.
+
+Order of checks, as Kafka does them:
+
+1. The first 8 bytes give api key, version and correlation id.  An unknown api
+   key closes the connection (the client is not speaking Kafka, or a newer
+   dialect we cannot even frame an answer for).
+2. ApiVersions with a version we do not know is answered in v0 with
+   UNSUPPORTED_VERSION and our own range, so the client can retry lower
+   (KIP-511).  Any other unsupported version closes the connection.
+3. The header (v1, or v2 with tagged fields when the API version is flexible)
+   and body are decoded; a malformed body closes the connection.
+4. The handler runs; its response is encoded with the response header its
+   version requires (ApiVersions always uses header v0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from kavka.api.registry import REGISTRY, RawResponse, Request
+from kavka.protocol import messages
+from kavka.protocol.errors import InvalidRequest, UnsupportedVersion
+from kavka.protocol.framing import (
+    encode_response_frame,
+    parse_request_header,
+    peek_api_key_version,
+    response_header_bytes,
+)
+from kavka.server.connection import CloseConnection
+
+log = logging.getLogger("kavka.server")
+
+API_VERSIONS_KEY = 18
+
+
+class Dispatcher:
+    def __init__(self, broker) -> None:
+        self.broker = broker
+
+    def handle(self, frame: bytes, conn):
+        api_key, version, correlation_id = peek_api_key_version(frame)
+        spec = REGISTRY.get(api_key)
+        if spec is None:
+            raise CloseConnection(f"unknown API key {api_key} (correlation id {correlation_id})")
+        if not spec.min_version <= version <= spec.max_version:
+            if api_key == API_VERSIONS_KEY:
+                return self._unsupported_api_versions(frame, version, correlation_id)
+            raise CloseConnection(
+                f"unsupported version {version} of API {spec.name} (supported "
+                f"{spec.min_version}-{spec.max_version})")
+        flexible = messages.request_header_flexible(api_key, version) if version >= 0 else False
+        header = parse_request_header(frame, flexible)
+        decoder = spec.decoders.get(version)
+        try:
+            body = (decoder(frame, header.header_size) if decoder is not None
+                    else messages.decode_request(api_key, version, frame, header.header_size))
+        except InvalidRequest as exc:
+            raise CloseConnection(f"malformed {spec.name} v{version} request: {exc}") from None
+        request = Request(api_key, version, correlation_id, header.client_id, body, self.broker, conn.peer)
+        result = spec.handler(request)
+        if asyncio.iscoroutine(result):
+            return self._finish_async(result, request)
+        return self._encode(result, request)
+
+    async def _finish_async(self, pending, request: Request):
+        return self._encode(await pending, request)
+
+    @staticmethod
+    def _encode(result, request: Request):
+        if result is None:
+            return None
+        flexible = messages.response_header_flexible(request.api_key, request.version)
+        if isinstance(result, RawResponse):
+            head = response_header_bytes(request.correlation_id, flexible, result.size)
+            return [head, *result.parts]
+        body = messages.encode_response(result)
+        return [encode_response_frame(request.correlation_id, body, flexible)]
+
+    def _unsupported_api_versions(self, frame: bytes, version: int, correlation_id: int):
+        from kavka.api.api_versions import unsupported_version_response
+        log.info("ApiVersions v%d requested; answering v0 with UNSUPPORTED_VERSION", version)
+        body = messages.encode_response(unsupported_version_response())
+        return [encode_response_frame(correlation_id, body, False)]
+
+
+__all__ = ["Dispatcher", "UnsupportedVersion"]
