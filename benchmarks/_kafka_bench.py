@@ -56,7 +56,7 @@ def _client_base(bootstrap: str) -> dict:
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 20.0) -> bool:
-    admin = AdminClient(_client_base(bootstrap))
+    admin = AdminClient(_client_base(bootstrap) | {"log_level": 5})
     fut = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
                               operation_timeout=timeout, request_timeout=timeout)[topic]
     try:
@@ -79,7 +79,7 @@ def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 2
 def delete_topic(bootstrap: str, topic: str, timeout: float = 20.0) -> None:
     """Best effort: frees broker memory between workloads."""
     try:
-        admin = AdminClient(_client_base(bootstrap))
+        admin = AdminClient(_client_base(bootstrap) | {"log_level": 5})
         admin.delete_topics([topic], operation_timeout=timeout, request_timeout=timeout)[topic].result(timeout)
     except Exception:
         pass

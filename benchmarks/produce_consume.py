@@ -32,7 +32,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import IDLE_SETTLE_S, WorkloadError  # noqa: E402
+from _common import IDLE_SETTLE_S  # noqa: E402
 from _report import MB, machine_info, print_machine_info, print_tables  # noqa: E402
 from _targets import TARGETS, KavkaTarget, Target, TargetError  # noqa: E402
 

@@ -2,13 +2,8 @@
 
 Theory of operation
 -------------------
-Directory ``<data_dir>/<topic>-<partition>/``::
-
-    00000000000000000000.log / .index / .timeindex   segments, by base offset (kavka.log.segment)
-    00000000000000052731.log / .index / .timeindex   the last one is the active segment
-    recovery-point            offset below which every byte was fsynced (kavka.log.checkpoint)
-    log-start-offset          set by DeleteRecords when it lands inside a segment
-    leader-epoch-checkpoint   kavka.log.leader_epoch
+Files: segments plus small checkpoints in ``<data_dir>/<topic>-<partition>/``
+(layout and what opening does with leftovers: kavka.log.partition_dir).
 
 Offsets, always ``log_start_offset <= high_watermark <= log_end_offset``:
 
@@ -33,15 +28,12 @@ result is a list of :class:`FileSlice` of whole batches for sendfile.
 Lookup by timestamp: the first segment whose max timestamp reaches the target,
 its time index, a header scan, then the records of one batch are decoded.
 
-Crash: the broker calls ``open(recover=True)`` after an unclean shutdown.
-Segments wholly below the recovery point were fsynced and are trusted; the
-others are re-validated batch by batch (``Segment.recover``) and cut at the
-first torn or corrupt batch; segments after a cut follow a hole and are deleted.
-Without a recovery-point file every segment is recovered.  Even on a clean
-open, missing or inconsistent index files are rebuilt.  Leftovers are
-finished: ``*.deleted``, ``*.cleaned`` and checkpoint ``*.tmp`` files are
-removed; a ``NNN.log.swap`` (a compacted replacement the cleaner finished and
-fsynced) is renamed into place and the old segments it covers are deleted.
+Crash: the broker calls ``open(recover=True)`` after an unclean shutdown;
+segments wholly below the ``recovery-point`` (written by ``flush`` after the
+fsyncs) are trusted, the others re-validated and cut at the first torn or
+corrupt batch (kavka.log.partition_dir).  Missing or inconsistent index files
+are rebuilt even on a clean open.  Checkpoints that name offsets about to be
+rewritten (recovery point, log start offset) are lowered before the rewrite.
 
 Deleting segments (retention, DeleteRecords, truncation) removes them from the
 list first, then renames and unlinks their files.  The ``.log`` fd is closed
@@ -68,19 +60,16 @@ from kavka.clock import Clock
 from kavka.config import TopicConfig
 from kavka.log import checkpoint
 from kavka.log.errors import CorruptRecord, LogError, OffsetOutOfRange
-from kavka.log.leader_epoch import FILE_NAME as EPOCH_FILE, LeaderEpochCache
-from kavka.log.segment import (
-    DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, FileSlice, Segment, delete_segment_files,
-    segment_path,
+from kavka.log.leader_epoch import LeaderEpochCache
+from kavka.log.file_slice import FileSlice
+from kavka.log.partition_dir import (
+    EPOCH_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, finish_leftovers, load_segments,
 )
+from kavka.log.segment import Segment
 from kavka.protocol import records
 from kavka.protocol.record_codec import decode_records
 from kavka.protocol.records import BatchHeader
 
-RECOVERY_POINT_FILE = "recovery-point"
-LOG_START_OFFSET_FILE = "log-start-offset"
-CLEANED_SUFFIX = ".cleaned"
-SWAP_SUFFIX = ".swap"
 INT32_MAX = 2**31 - 1
 _LAST_DELTA_AND_MAX_TS = struct.Struct(">i8xq")  # batch bytes 23..43
 
@@ -131,16 +120,20 @@ class PartitionLog:
     def open(cls, path: Path, topic: str, partition: int, config: TopicConfig, clock: Clock,
              recover: bool, *, hw_follows_leo: bool = True) -> "PartitionLog":
         path.mkdir(parents=True, exist_ok=True)
-        _finish_leftovers(path, config, clock)
+        finish_leftovers(path, config, clock)
         persisted_lso = checkpoint.read_offset(path / LOG_START_OFFSET_FILE) or 0
         recovery_point = checkpoint.read_offset(path / RECOVERY_POINT_FILE)
-        segments = _load_segments(path, config, clock, recover, recovery_point)
+        segments = load_segments(path, config, clock, recover, recovery_point)
         if not segments:
             segments = [Segment.create(path, persisted_lso, config, clock)]
         epochs = LeaderEpochCache.load(path / EPOCH_FILE)
         log = cls(path, topic, partition, config, clock, segments, epochs or LeaderEpochCache(path / EPOCH_FILE),
                   max(segments[0].base_offset, persisted_lso),
                   segments[0].base_offset if recovery_point is None else recovery_point, hw_follows_leo)
+        if persisted_lso > log._leo:
+            # DeleteRecords reached offsets whose data a crash then lost: never hand
+            # out those offsets again, start empty at the log start offset.
+            log._truncate_fully_and_start_at(persisted_lso)
         if epochs is None:
             log._rebuild_epochs()
         log._epochs.truncate_from_end(log._leo)
@@ -466,57 +459,3 @@ class PartitionLog:
     def __repr__(self) -> str:
         return (f"PartitionLog({self.topic}-{self.partition}, lso={self._lso}, hw={self._hw}, "
                 f"leo={self._leo}, segments={len(self._segments)})")
-
-
-# -- opening -------------------------------------------------------------------------------
-
-def _segment_bases(path: Path) -> list[int]:
-    return sorted(int(name[:-len(LOG_SUFFIX)]) for name in os.listdir(path)
-                  if name.endswith(LOG_SUFFIX) and name[:-len(LOG_SUFFIX)].isdigit())
-
-
-def _load_segments(path: Path, config: TopicConfig, clock: Clock, recover: bool,
-                   recovery_point: int | None) -> list[Segment]:
-    bases = _segment_bases(path)
-    segments = []
-    for i, base in enumerate(bases):
-        segment = Segment.open(path, base, config, clock)
-        segments.append(segment)
-        upper = bases[i + 1] if i + 1 < len(bases) else None
-        unflushed = recovery_point is None or upper is None or upper > recovery_point
-        if recover and unflushed and segment.recover() and upper is not None:
-            for later in bases[i + 1:]:  # they follow a hole now
-                delete_segment_files(path, later)
-            break
-    return segments
-
-
-def _finish_leftovers(path: Path, config: TopicConfig, clock: Clock) -> None:
-    """Remove what interrupted deletions and writes left behind; complete swaps."""
-    tmp_names = {f"{n}{checkpoint.TMP_SUFFIX}" for n in (RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, EPOCH_FILE)}
-    names = os.listdir(path)
-    for name in names:
-        if name.endswith((DELETED_SUFFIX, CLEANED_SUFFIX)) or name in tmp_names:
-            os.unlink(path / name)
-    for name in sorted(names):
-        if name.endswith(LOG_SUFFIX + SWAP_SUFFIX) and name[:20].isdigit():
-            _complete_swap(path, int(name[:20]), config, clock)
-        elif name.endswith(SWAP_SUFFIX):
-            (path / name).unlink(missing_ok=True)  # index swaps: indexes get rebuilt
-    logs = set(_segment_bases(path))
-    for name in os.listdir(path):
-        if name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX)) and name[:20].isdigit() and int(name[:20]) not in logs:
-            os.unlink(path / name)  # orphan of a segment whose .log is gone
-
-
-def _complete_swap(path: Path, base: int, config: TopicConfig, clock: Clock) -> None:
-    """A ``.log.swap`` is a finished, fsynced replacement for the segments it covers."""
-    os.replace(path / f"{base:020d}{LOG_SUFFIX}{SWAP_SUFFIX}", segment_path(path, base, LOG_SUFFIX))
-    for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
-        segment_path(path, base, suffix).unlink(missing_ok=True)
-    segment = Segment.open(path, base, config, clock)
-    end = segment.next_offset
-    segment.close()
-    for other in _segment_bases(path):
-        if base < other < end:
-            delete_segment_files(path, other)

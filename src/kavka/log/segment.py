@@ -43,23 +43,22 @@ index entry; anything inconsistent falls back to ``recover``.
 
 Deletion renames every file to ``*.deleted`` and unlinks it; the partition log
 removes leftover ``*.deleted`` files and orphaned indexes when it opens.  The
-``.log`` fd is held by a :class:`FileHandle` that :class:`FileSlice` objects
-share: deleting a segment drops the segment's reference only, so an in-flight
-``sendfile`` keeps a valid fd (Linux keeps an unlinked file's data while an fd
-is open) and the fd closes when the last slice is released.
+``.log`` fd is shared with the slices read from it (kavka.log.file_slice):
+deleting a segment drops only the segment's reference, so an in-flight
+``sendfile`` keeps a valid fd and the fd closes with the last slice.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from kavka.clock import Clock
 from kavka.config import TopicConfig
 from kavka.log.errors import LogCorrupted
+from kavka.log.file_slice import FileHandle, FileSlice
 from kavka.log.offset_index import CorruptIndex, OffsetIndex, index_file_name
 from kavka.log.time_index import NO_TIMESTAMP, TimeIndex
 from kavka.protocol.records import (
@@ -82,48 +81,6 @@ MIN_BATCH_SIZE = HEADER_SIZE
 # baseOffset, batchLength, lastOffsetDelta (at 23), maxTimestamp (at 35): all a scan needs.
 _SCAN = struct.Struct(">qi11xi8xq")
 _LOG_FLAGS = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-
-
-class FileHandle:
-    """An fd shared by a segment and the slices read from it; closed by the last holder."""
-
-    __slots__ = ("fd",)
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def close(self) -> None:
-        fd, self.fd = self.fd, -1
-        if fd >= 0:
-            os.close(fd)
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown or already closed: nothing to do
-            pass
-
-
-@dataclass(frozen=True, slots=True)
-class FileSlice:
-    """``size`` bytes of whole batches at ``position`` of ``fd``, ready for sendfile.
-
-    ``owner`` keeps the fd open while the slice lives, even if its segment is deleted.
-    """
-
-    fd: int
-    position: int
-    size: int
-    owner: object = field(default=None, repr=False, compare=False)
-
-    def read(self) -> bytes:
-        data = os.pread(self.fd, self.size, self.position)
-        while len(data) < self.size:  # pread may return short on huge reads
-            more = os.pread(self.fd, self.size - len(data), self.position + len(data))
-            if not more:
-                raise LogCorrupted(f"slice of {self.size} bytes ends early at {len(data)}")
-            data += more
-        return data
 
 
 def segment_path(directory: Path, base_offset: int, suffix: str) -> Path:

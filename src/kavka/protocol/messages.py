@@ -11,7 +11,7 @@ process on a huge array count, and raises KeyError on a tag it does not know
 :func:`kavka.protocol.schema_walk.check_bounds`, and a KeyError sends it to the
 pure-Python tolerant reader there.
 
-Measured here: decode_request(ProduceRequest v9, 16 KiB batch) 2.1 µs = bounds walk 1.1 + kio 0.7 + glue.
+Measured: decode_request(ProduceRequest v9, 16 KiB batch) 2.1 µs (bounds walk 1.1, kio 0.7).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any, Callable
 
 import kio.index
-from kio.schema.index import api_key_map
+from kio.schema.index import api_key_map, schema_name_map
 from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import SerialError
 
@@ -30,8 +30,6 @@ from kavka.protocol.framing import add_size_prefix, encode_request_header
 from kavka.protocol.schema_walk import bounds_checker, tolerant_reader
 
 API_VERSIONS = 18
-
-Reader = Callable[[bytes, int], tuple[Any, int]]
 
 # Everything the readers raise on hostile input.  KeyError is listed for the
 # fallback path; on the fast path it means "unknown tag" and is handled first.
@@ -72,8 +70,20 @@ def is_flexible(api_key: int, version: int) -> bool:
 
 
 def request_header_flexible(api_key: int, version: int) -> bool:
-    """Whether the request uses header v2 (with tagged fields)."""
-    return request_class(api_key, version).__header_schema__.__flexible__
+    """Whether the request uses header v2 (with tagged fields).
+
+    Also answers for versions newer than any we know, as Kafka does: the server
+    must parse the header of, say, ApiVersions v9 to answer UNSUPPORTED_VERSION.
+    Flexible ranges are open-ended ("3+"), so the newest known version decides.
+    """
+    try:
+        cls = request_class(api_key, version)
+    except UnsupportedVersion:
+        newest = max(schema_name_map[_api_name(api_key)])
+        if version <= newest:
+            raise
+        cls = request_class(api_key, newest)
+    return cls.__header_schema__.__flexible__
 
 
 def response_header_flexible(api_key: int, version: int) -> bool:

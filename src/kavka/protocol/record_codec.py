@@ -33,13 +33,13 @@ Compression codecs and what clients expect:
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Sequence, Union
 
 import cramjam
 from crc32c import crc32c
 
-from kavka.protocol import records
+from kavka.protocol import records as rb
 from kavka.protocol.errors import UnsupportedCompression
 from kavka.protocol.records import InvalidBatch
 
@@ -150,40 +150,40 @@ def decode_records(batch: bytes, pos: int = 0) -> list[Record]:
     """
     header = _check_batch(batch, pos)
     with memoryview(batch) as view:
-        section = bytes(view[pos + records.HEADER_SIZE : pos + header.size])
+        section = bytes(view[pos + rb.HEADER_SIZE : pos + header.size])
     data = decompress(header.compression, section)
     return _RecordReader(header, data).read_all()
 
 
 def iter_records(buf: bytes, pos: int = 0, end: int | None = None) -> Iterator[Record]:
     """Records of every whole batch in ``buf[pos:end]``; a trailing partial batch is ignored."""
-    for batch_pos, _header in records.iter_batches(buf, pos, end):
+    for batch_pos, _header in rb.iter_batches(buf, pos, end):
         yield from decode_records(buf, batch_pos)
 
 
 def records_have_null_key(buf: bytes, pos: int = 0, end: int | None = None) -> bool:
     """Whether any data record in ``buf[pos:end]`` has a null key (refused on compacted topics)."""
-    for batch_pos, header in records.iter_batches(buf, pos, end):
+    for batch_pos, header in rb.iter_batches(buf, pos, end):
         if not header.is_control and any(r.key is None for r in decode_records(buf, batch_pos)):
             return True
     return False
 
 
-def _check_batch(buf: bytes, pos: int) -> records.BatchHeader:
+def _check_batch(buf: bytes, pos: int) -> rb.BatchHeader:
     """Like records.validate, minus its produce-only rule records_count == lastOffsetDelta + 1.
 
     Compaction leaves gaps inside batches (Kafka keeps the original lastOffsetDelta),
     so a batch read back from a cleaned log may hold fewer records than its span.
     """
-    header = records.read_header(buf, pos)
-    if header.batch_length < records.HEADER_SIZE - records.LOG_OVERHEAD:
+    header = rb.read_header(buf, pos)
+    if header.batch_length < rb.HEADER_SIZE - rb.LOG_OVERHEAD:
         raise InvalidBatch(f"batch length {header.batch_length} is shorter than a batch header")
     if pos + header.size > len(buf):
         raise InvalidBatch(f"batch of {header.size} bytes runs past the end of its buffer")
-    if header.magic != records.MAGIC:
+    if header.magic != rb.MAGIC:
         raise InvalidBatch(f"record batch magic {header.magic} is not supported (only 2)")
-    if header.crc != records.compute_crc(buf, pos, header.size):
-        raise records.CorruptBatch("record batch CRC-32C does not match its contents")
+    if header.crc != rb.compute_crc(buf, pos, header.size):
+        raise rb.CorruptBatch("record batch CRC-32C does not match its contents")
     if header.records_count < 0:
         raise InvalidBatch(f"negative records count {header.records_count}")
     return header
@@ -194,7 +194,7 @@ class _RecordReader:
 
     __slots__ = ("header", "data", "pos")
 
-    def __init__(self, header: records.BatchHeader, data: bytes) -> None:
+    def __init__(self, header: rb.BatchHeader, data: bytes) -> None:
         self.header = header
         self.data = data
         self.pos = 0
@@ -279,7 +279,7 @@ class _RecordReader:
 # -- encoding ------------------------------------------------------------------------------
 
 def encode_batch(
-    records_in: Sequence[RecordInput],
+    records: Sequence[RecordInput],
     *,
     base_offset: int = 0,
     codec: int = NONE,
@@ -298,7 +298,7 @@ def encode_batch(
     (delta = offset - base_offset), so a compacted batch can keep its gaps.
     A timestamp of None is written as -1 (no timestamp).
     """
-    items = [_as_record(r, i + base_offset) for i, r in enumerate(records_in)]
+    items = [_as_record(r, i + base_offset) for i, r in enumerate(records)]
     if not items:
         raise ValueError("a batch needs at least one record")
     deltas = [r.offset - base_offset for r in items]
@@ -315,27 +315,23 @@ def encode_batch(
 
 def _finish_batch(base_offset: int, leader_epoch: int, tail: bytes) -> bytes:
     """Prefix the CRC-covered ``tail`` (attributes onwards) with the first 21 bytes."""
-    batch_length = len(tail) + records.CRC_START - records.LOG_OVERHEAD
-    head = struct.pack(">qiibI", base_offset, batch_length, leader_epoch, records.MAGIC, crc32c(tail))
+    batch_length = len(tail) + rb.CRC_START - rb.LOG_OVERHEAD
+    head = struct.pack(">qiibI", base_offset, batch_length, leader_epoch, rb.MAGIC, crc32c(tail))
     return head + tail
 
 
 def _flag_bits(log_append_time: bool, transactional: bool, control: bool) -> int:
-    return ((records.ATTR_TIMESTAMP_TYPE if log_append_time else 0)
-            | (records.ATTR_TRANSACTIONAL if transactional else 0)
-            | (records.ATTR_CONTROL if control else 0))
+    return ((rb.ATTR_TIMESTAMP_TYPE if log_append_time else 0)
+            | (rb.ATTR_TRANSACTIONAL if transactional else 0)
+            | (rb.ATTR_CONTROL if control else 0))
 
 
 def _as_record(item: RecordInput, default_offset: int) -> Record:
     if isinstance(item, Record):
-        return item if item.timestamp is not None else _with_timestamp(item, NO_TIMESTAMP)
+        return item if item.timestamp is not None else replace(item, timestamp=NO_TIMESTAMP)
     key, value, timestamp, headers = item
     ts = NO_TIMESTAMP if timestamp is None else timestamp
     return Record(default_offset, ts, key, value, tuple(headers or ()))
-
-
-def _with_timestamp(item: Record, timestamp: int) -> Record:
-    return Record(item.offset, timestamp, item.key, item.value, item.headers, item.attributes)
 
 
 def _encode_record(r: Record, offset_delta: int, base_timestamp: int) -> bytes:

@@ -72,7 +72,9 @@ def test_end_offset_for_matches_a_brute_force_oracle(tmp_path_factory, steps, re
         epoch, start = epoch + d_epoch + 1, start + d_start + 1
         epochs.append(epoch)
         starts.append(start)
-    cache = cache_with(tmp_path_factory.mktemp("e"), list(zip(epochs, starts)))
+    cache = LeaderEpochCache(tmp_path_factory.mktemp("e") / "cp")  # no fsync per example
+    for entry in zip(epochs, starts):
+        cache.assign(*entry, persist=False)
     leo = starts[-1] + extra
     # Oracle: offsets of each epoch are [start, next start); answer the end of the
     # largest epoch <= requested, i.e. the first offset written by a newer epoch.

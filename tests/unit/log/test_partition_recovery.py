@@ -168,3 +168,15 @@ def test_unclean_follower_data_keeps_its_offsets_after_recovery(tmp_path, clock)
     again = open_log(directory, clock, recover=True)
     assert again.log_end_offset == 4 and again.leader_epoch_entries() == [(2, 0)]
     again.close()
+
+
+def test_log_start_offset_beyond_the_recovered_end_starts_an_empty_log_there(crashed, clock):
+    directory, written, segments = crashed
+    (directory / "log-start-offset").write_text("200\n")  # DeleteRecords, then the data was lost
+    plog = open_log(directory, clock, recover=True)
+    assert (plog.log_start_offset, plog.log_end_offset, len(plog.segments)) == (200, 200, 1)
+    assert plog.append(make_batch(1)).base_offset == 200
+    plog.close()
+    again = open_log(directory, clock, recover=True)
+    assert (again.log_start_offset, again.log_end_offset) == (200, 201)
+    again.close()

@@ -1,7 +1,7 @@
 import struct
 
 import pytest
-from kafka.protocol.metadata import ApiVersionsRequest, MetadataRequest
+from kafka_python_ref import ApiVersionsRequest, MetadataRequest
 
 from kavka.protocol.errors import FrameTooLarge, InvalidFrame, InvalidRequest
 from kavka.protocol.framing import (

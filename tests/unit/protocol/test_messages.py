@@ -4,9 +4,14 @@ from dataclasses import replace as _replace
 import uuid
 
 import pytest
-from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse
-from kafka.protocol.producer import ProduceRequest
-from kafka.record.default_records import DefaultRecordBatchBuilder
+from kafka_python_ref import (
+    ApiVersionsRequest,
+    ApiVersionsResponse,
+    DefaultRecordBatchBuilder,
+    MetadataRequest,
+    MetadataResponse,
+    ProduceRequest,
+)
 from kio.serial import entity_reader
 from kio.static.constants import EntityType
 from protocol_samples import UNKNOWN_VALUE, augmented_sample, message_classes, sample
@@ -65,9 +70,17 @@ def test_flexibility(api_key, version, body, request_header):
     assert m.response_header_flexible(api_key, version) is (request_header and api_key != 18)
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4, 99])
 def test_api_versions_response_header_is_always_v0(version):
     assert m.response_header_flexible(18, version) is False
+
+
+def test_header_of_a_version_newer_than_any_known():
+    assert m.request_header_flexible(18, 99) is True  # so the broker can answer error 35
+    with pytest.raises(UnsupportedVersion):
+        m.request_header_flexible(18, -1)
+    with pytest.raises(UnknownApiKey):
+        m.request_header_flexible(9999, 0)
 
 
 # -- every kio message round-trips ---------------------------------------------------------

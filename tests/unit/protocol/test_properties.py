@@ -22,7 +22,7 @@ DECLARED = (ProtocolError, InvalidBatch)
 FUZZ = settings(max_examples=int(os.environ.get("KAVKA_FUZZ_EXAMPLES", 300)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
-timestamps = st.integers(0, 2**45)
+timestamps = st.integers(-1, 2**45)  # -1: no timestamp
 blobs = st.none() | st.binary(max_size=64)
 headers = st.lists(st.tuples(st.text(max_size=10), blobs), max_size=3)
 record_inputs = st.lists(st.tuples(blobs, blobs, timestamps, headers), min_size=1, max_size=20)

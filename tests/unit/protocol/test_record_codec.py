@@ -2,7 +2,7 @@ import gzip
 import struct
 
 import pytest
-from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+from kafka_python_ref import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 from kavka.protocol import records
 from kavka.protocol.errors import UnsupportedCompression

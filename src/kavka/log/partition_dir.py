@@ -1,0 +1,105 @@
+"""The directory of one partition: its layout, and what opening it finishes or repairs.
+
+Theory of operation
+-------------------
+``<data_dir>/<topic>-<partition>/``::
+
+    00000000000000000000.log / .index / .timeindex   segments by base offset (kavka.log.segment)
+    00000000000000052731.log / .index / .timeindex   the last one is the active segment
+    recovery-point            offset below which every byte was fsynced
+    log-start-offset          set by DeleteRecords when it lands inside a segment
+    leader-epoch-checkpoint   kavka.log.leader_epoch
+    (files of other modules, e.g. producer snapshots, are left alone)
+
+The checkpoints are one-line text files replaced atomically (kavka.log.checkpoint).
+
+Opening after a crash (``load_segments`` with ``recover``): a segment whose
+offsets all lie below the recovery point was fsynced and is trusted; every
+other segment is re-validated batch by batch (``Segment.recover``) and cut at
+the first torn or corrupt batch.  Segments after a cut would follow a hole, so
+they are deleted.  Without a recovery-point file every segment is re-validated.
+
+Leftovers of interrupted operations (``finish_leftovers``):
+
+* ``*.deleted``: a deletion renamed the file and died before unlinking it: unlink.
+* ``*.cleaned``: a cleaner's unfinished output: unlink (the originals are intact).
+* ``NNN.log.swap``: a cleaner's finished and fsynced replacement for the
+  segments from ``NNN`` up to its own end; the originals may be partly deleted
+  already, so the swap is completed: renamed to ``NNN.log`` and the old
+  segments it covers deleted.  Index ``*.swap`` files are dropped (rebuilt).
+* checkpoint ``*.tmp``: an unfinished atomic write: unlink.
+* an ``.index``/``.timeindex`` without its ``.log``: orphan of a deletion: unlink.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kavka.clock import Clock
+from kavka.config import TopicConfig
+from kavka.log import checkpoint
+from kavka.log.leader_epoch import FILE_NAME as EPOCH_FILE
+from kavka.log.segment import (
+    DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, Segment, delete_segment_files, segment_path,
+)
+
+RECOVERY_POINT_FILE = "recovery-point"
+LOG_START_OFFSET_FILE = "log-start-offset"
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+
+__all__ = ["EPOCH_FILE", "RECOVERY_POINT_FILE", "LOG_START_OFFSET_FILE", "load_segments", "finish_leftovers"]
+
+
+def _segment_bases(path: Path) -> list[int]:
+    return sorted(int(name[:-len(LOG_SUFFIX)]) for name in os.listdir(path)
+                  if name.endswith(LOG_SUFFIX) and name[:-len(LOG_SUFFIX)].isdigit())
+
+
+def load_segments(path: Path, config: TopicConfig, clock: Clock, recover: bool,
+                  recovery_point: int | None) -> list[Segment]:
+    """Open every segment; with ``recover``, re-validate those not wholly below the recovery point."""
+    bases = _segment_bases(path)
+    segments = []
+    for i, base in enumerate(bases):
+        segment = Segment.open(path, base, config, clock)
+        segments.append(segment)
+        upper = bases[i + 1] if i + 1 < len(bases) else None
+        unflushed = recovery_point is None or upper is None or upper > recovery_point
+        if recover and unflushed and segment.recover() and upper is not None:
+            for later in bases[i + 1:]:  # they follow a hole now
+                delete_segment_files(path, later)
+            break
+    return segments
+
+
+def finish_leftovers(path: Path, config: TopicConfig, clock: Clock) -> None:
+    """Remove what interrupted deletions and writes left behind; complete swaps."""
+    tmp_names = {f"{n}{checkpoint.TMP_SUFFIX}" for n in (RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, EPOCH_FILE)}
+    names = os.listdir(path)
+    for name in names:
+        if name.endswith((DELETED_SUFFIX, CLEANED_SUFFIX)) or name in tmp_names:
+            os.unlink(path / name)
+    for name in sorted(names):
+        if name.endswith(LOG_SUFFIX + SWAP_SUFFIX) and name[:20].isdigit():
+            _complete_swap(path, int(name[:20]), config, clock)
+        elif name.endswith(SWAP_SUFFIX):
+            (path / name).unlink(missing_ok=True)  # index swaps: indexes get rebuilt
+    logs = set(_segment_bases(path))
+    for name in os.listdir(path):
+        if name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX)) and name[:20].isdigit() and int(name[:20]) not in logs:
+            os.unlink(path / name)  # orphan of a segment whose .log is gone
+
+
+def _complete_swap(path: Path, base: int, config: TopicConfig, clock: Clock) -> None:
+    """A ``.log.swap`` is a finished, fsynced replacement for the segments it covers."""
+    os.replace(path / f"{base:020d}{LOG_SUFFIX}{SWAP_SUFFIX}", segment_path(path, base, LOG_SUFFIX))
+    for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+        segment_path(path, base, suffix).unlink(missing_ok=True)
+    segment = Segment.open(path, base, config, clock)
+    end = segment.next_offset
+    segment.close()
+    for other in _segment_bases(path):
+        if base < other < end:
+            delete_segment_files(path, other)
