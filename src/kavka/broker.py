@@ -36,13 +36,15 @@ WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 class Broker:
     def __init__(self, data_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  config: Mapping[str, str] | BrokerConfig | None = None,
-                 advertised_host: str | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+                 advertised_host: str | None = None, advertised_port: int | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config if isinstance(config, BrokerConfig) else BrokerConfig.from_strings(config or {})
         self._own_dir = data_dir is None
         self.data_dir = Path(tempfile.mkdtemp(prefix="kavka-")) if data_dir is None else Path(data_dir)
         self.host = host
         self.port = port
         self._advertised_host = advertised_host
+        self._advertised_port = advertised_port  # e.g. a proxy's; None: the listening port
         self._clock = clock
         self.logs: LogManager | None = None
         self._listener: Listener | None = None
@@ -73,7 +75,7 @@ class Broker:
         await self._listener.start(self.host, self.port)
         self.port = self._listener.port
         context.host = self._advertised_host or self._advertise(self.host)
-        context.port = self.port
+        context.port = self._advertised_port or self.port
         self._stopped = asyncio.Event()
 
     @staticmethod
@@ -110,7 +112,7 @@ class Broker:
     @property
     def bootstrap_servers(self) -> str:
         host = self._advertised_host or ("127.0.0.1" if self.host in WILDCARD_HOSTS else self.host)
-        return f"{host}:{self.port}"
+        return f"{host}:{self._advertised_port or self.port}"
 
     # -- in a background thread ----------------------------------------------------------------
 

@@ -27,3 +27,16 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+
+
+def stored_batches(broker, topic: str, partition: int) -> list[dict]:
+    """Headers of the record batches a broker holds on disk, in Kafka's segment layout."""
+    from kavka.protocol.records import iter_batches
+
+    batches = []
+    for path in sorted((broker.data_dir / f"{topic}-{partition}").glob("*.log")):
+        for _pos, h in iter_batches(path.read_bytes()):
+            batches.append({"base_offset": h.base_offset, "magic": h.magic, "codec": h.compression,
+                            "producer_id": h.producer_id, "producer_epoch": h.producer_epoch,
+                            "base_sequence": h.base_sequence, "count": h.records_count})
+    return batches

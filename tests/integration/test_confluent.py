@@ -6,7 +6,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from kafka_helpers import sample_records
+from kafka_helpers import sample_records, stored_batches
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
@@ -71,6 +71,10 @@ def test_roundtrip_keyed_records_with_headers_and_timestamps(broker, codec):
     records = sample_records(60)
     acked = produce(broker.bootstrap_servers, topic, records, **{"compression.type": codec})
     assert len(acked) == len(records)
+    codec_id = CODECS.index(codec)
+    stored = [b["codec"] for p in range(3) for b in stored_batches(broker, topic, p)]
+    # librdkafka sends a batch uncompressed when compressing would not shrink it
+    assert codec_id in stored and set(stored) <= {0, codec_id}, stored
     got = by_partition(consume_all(broker.bootstrap_servers, topic, 3, len(records)))
     for partition in range(3):
         sent = [(k, v, h, ts) for p, k, v, h, ts in records if p == partition]

@@ -12,6 +12,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     describe_cluster,
     describe_configs,
     fetch,
+    find_coordinator,
     init_producer_id,
     list_offsets,
     metadata,

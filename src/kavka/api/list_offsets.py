@@ -5,9 +5,14 @@ Special timestamps: -1 latest (the high watermark: consumers never see past it),
 -4 earliest local (= earliest without tiered storage, v8+), -5 latest tiered
 (nothing is tiered: -1, v9+).  Any other value finds the first record whose
 timestamp is at or after it, below the high watermark; none gives offset -1.
+
+A topic-partition named more than once in one request is not looked up: as in
+Kafka, each of its rows is answered INVALID_REQUEST.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
@@ -22,11 +27,15 @@ LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4,
 def handle(request: Request):
     r = builder_for(request)
     logs = request.broker.logs
+    named = Counter((t.name, p.partition_index) for t in request.body.topics for p in t.partitions)
     topics = []
     for topic in request.body.topics:
         partitions = []
         for wanted in topic.partitions:
-            code, timestamp, offset, epoch = _lookup(logs, topic.name, wanted)
+            if named[topic.name, wanted.partition_index] > 1:
+                code, timestamp, offset, epoch = ErrorCode.invalid_request, -1, -1, -1
+            else:
+                code, timestamp, offset, epoch = _lookup(logs, topic.name, wanted)
             partitions.append(r.ListOffsetsPartitionResponse(
                 partition_index=wanted.partition_index, error_code=code, timestamp=timestamp,
                 offset=offset, leader_epoch=epoch, old_style_offsets=()))

@@ -77,7 +77,8 @@ def run(args) -> int:
 async def _serve(data_dir, host, port, config, advertised, started) -> None:
     from kavka.broker import Broker
     broker = Broker(data_dir, host=host, port=port, config=config,
-                    advertised_host=advertised[0] if advertised else None)
+                    advertised_host=advertised[0] if advertised else None,
+                    advertised_port=advertised[1] if advertised else None)
     await broker.start_async()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -69,6 +69,7 @@ class Connection(asyncio.BufferedProtocol):
         self._reading_paused = False
         self._closing = False
         self._sock_fd = -1
+        self._watch_fd = -1
         self.peer = "?"
 
     # -- asyncio protocol callbacks -------------------------------------------------------
@@ -112,6 +113,9 @@ class Connection(asyncio.BufferedProtocol):
         # task only ever awaits between requests, so no request is cut in half.
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        if self._watch_fd >= 0:
+            os.close(self._watch_fd)
+            self._watch_fd = -1
 
     def pause_writing(self) -> None:
         self._drained = asyncio.get_running_loop().create_future()
@@ -138,7 +142,9 @@ class Connection(asyncio.BufferedProtocol):
                 if asyncio.iscoroutine(response):
                     response = await response
                 if response is not None and not self._closing:
-                    self._send(response)
+                    pending = self._send(response)
+                    if pending is not None:
+                        await pending
                     if self._drained is not None:
                         await self._drained
         except CloseConnection as exc:
@@ -153,7 +159,8 @@ class Connection(asyncio.BufferedProtocol):
             log.exception("connection %s: unexpected error; closing it", self.peer)
             self.close("internal error")
 
-    def _send(self, parts: list) -> None:
+    def _send(self, parts: list):
+        """Write one response; returns a coroutine when it must wait on the socket."""
         file_bytes = sum(p.size for p in parts if not isinstance(p, (bytes, bytearray, memoryview)))
         if file_bytes == 0:
             self._transport.writelines(parts)
@@ -161,22 +168,54 @@ class Connection(asyncio.BufferedProtocol):
               or self._transport.get_write_buffer_size() > 0):
             self._transport.writelines([_materialise(p) for p in parts])
         else:
-            self._send_direct(parts)
+            return self._send_direct(parts)
+        return None
 
-    def _send_direct(self, parts: list) -> None:
-        """Write parts to the socket ourselves; the rest goes through the transport."""
-        for index, part in enumerate(parts):
+    async def _send_direct(self, parts: list) -> None:
+        """Write parts to the socket ourselves: sendfile for file regions.
+
+        The transport has nothing buffered (checked by the caller) and nothing
+        else writes to this connection until this returns, so bytes stay in order.
+        When the socket is full we wait for it to drain rather than copy.
+        """
+        for part in parts:
             if isinstance(part, (bytes, bytearray, memoryview)):
-                sent = _write_some(self._sock_fd, part)
-                if sent < len(part):
-                    self._transport.writelines([part[sent:]] + [_materialise(p) for p in parts[index + 1:]])
-                    return
+                view = memoryview(part)
+                while view:
+                    view = view[_write_some(self._sock_fd, view):]
+                    if view:
+                        await self._writable()
             else:
-                sent = _sendfile_some(self._sock_fd, part)
-                if sent < part.size:
-                    rest = os.pread(part.fd, part.size - sent, part.position + sent)
-                    self._transport.writelines([rest] + [_materialise(p) for p in parts[index + 1:]])
-                    return
+                sent = 0
+                while sent < part.size:
+                    n = _sendfile_some(self._sock_fd, part, sent)
+                    if n is None:
+                        await self._writable()
+                    elif n == 0:
+                        raise CloseConnection(f"log file ended {part.size - sent} bytes early while sending")
+                    else:
+                        sent += n
+
+    def _writable(self) -> asyncio.Future:
+        """A future resolved when the socket can take more bytes.
+
+        uvloop refuses a second watcher on a transport's own fd, so we watch a
+        duplicate of it (same socket, another descriptor number).
+        """
+        loop = asyncio.get_running_loop()
+        if self._watch_fd < 0:
+            self._watch_fd = os.dup(self._sock_fd)
+        future = loop.create_future()
+        fd = self._watch_fd
+
+        def ready() -> None:
+            loop.remove_writer(fd)
+            if not future.done():
+                future.set_result(None)
+
+        loop.add_writer(fd, ready)
+        future.add_done_callback(lambda _f: loop.remove_writer(fd))
+        return future
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -218,14 +257,9 @@ def _write_some(fd: int, data) -> int:
         return 0
 
 
-def _sendfile_some(fd: int, part: FilePart) -> int:
-    sent = 0
-    while sent < part.size:
-        try:
-            n = os.sendfile(fd, part.fd, part.position + sent, part.size - sent)
-        except (BlockingIOError, InterruptedError):
-            break
-        if n == 0:
-            break
-        sent += n
-    return sent
+def _sendfile_some(fd: int, part: FilePart, offset: int) -> int | None:
+    """Bytes sent from ``part`` starting ``offset`` bytes in; None if the socket is full."""
+    try:
+        return os.sendfile(fd, part.fd, part.position + offset, part.size - offset)
+    except (BlockingIOError, InterruptedError):
+        return None
