@@ -32,6 +32,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from kavka.protocol.framing import write_uvarint
+
 _I32 = struct.Struct(">i")
 _PART_HEAD = struct.Struct(">ihqq")  # index, error, high watermark, last stable offset
 _I64 = struct.Struct(">q")
@@ -59,15 +61,6 @@ class TopicResult:
     name: str | None
     topic_id: uuid.UUID | None
     partitions: list[PartitionResult]
-
-
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 class _Parts:
@@ -138,7 +131,7 @@ def _partition(out: _Parts, p: PartitionResult, version: int, flexible: bool) ->
         buf += _I32.pack(-1)  # preferred_read_replica: none
     size = p.records_size
     if flexible:
-        buf += _uvarint(size + 1)
+        buf += write_uvarint(size + 1)
     else:
         buf += _I32.pack(size)
     for part in p.records:
@@ -149,7 +142,7 @@ def _partition(out: _Parts, p: PartitionResult, version: int, flexible: bool) ->
 
 def _array_len(buf: bytearray, length: int, flexible: bool) -> None:
     if flexible:
-        buf += _uvarint(length + 1)  # null (-1) encodes as 0
+        buf += write_uvarint(length + 1)  # null (-1) encodes as 0
     else:
         buf += _I32.pack(length)
 
@@ -157,7 +150,7 @@ def _array_len(buf: bytearray, length: int, flexible: bool) -> None:
 def _string(buf: bytearray, text: str, flexible: bool) -> None:
     data = text.encode()
     if flexible:
-        buf += _uvarint(len(data) + 1)
+        buf += write_uvarint(len(data) + 1)
     else:
         buf += struct.pack(">h", len(data))
     buf += data

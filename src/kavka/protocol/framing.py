@@ -168,6 +168,16 @@ def read_uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
     raise InvalidRequest("unsigned varint is longer than 5 bytes")
 
 
+def write_uvarint(value: int) -> bytes:
+    """Unsigned LEB128, as flexible versions encode lengths and tag numbers."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 def skip_tagged_fields(buf: bytes | memoryview, pos: int) -> int:
     """Position after a tagged-field section, none of whose tags we interpret."""
     count, pos = read_uvarint(buf, pos)

@@ -41,6 +41,7 @@ from crc32c import crc32c
 
 from kavka.protocol import records as rb
 from kavka.protocol.errors import UnsupportedCompression
+from kavka.protocol.framing import write_uvarint
 from kavka.protocol.records import InvalidBatch
 
 NONE, GZIP, SNAPPY, LZ4, ZSTD = 0, 1, 2, 3, 4
@@ -351,10 +352,4 @@ def _blob(data: bytes | None) -> bytes:
 
 
 def _zigzag(value: int) -> bytes:
-    raw = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while raw >= 0x80:
-        out.append((raw & 0x7F) | 0x80)
-        raw >>= 7
-    out.append(raw)
-    return bytes(out)
+    return write_uvarint((value << 1) ^ (value >> 63))
