@@ -130,3 +130,37 @@ def test_large_batches_and_fetch_limits(broker):
                          "message.max.bytes": 100_000})
     assert [m.offset() for m in got] == list(range(500))
     assert all(m.value() == bytes([i % 256]) * 10_000 for i, m in enumerate(got))
+
+
+def test_log_append_time_topic_stamps_records_with_broker_time(broker):
+    import time
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+    create_topic(broker.bootstrap_servers, "lat", partitions=1, config={"message.timestamp.type": "LogAppendTime"})
+    before = int(time.time() * 1000)
+    produce(broker.bootstrap_servers, "lat", [(0, b"k", b"v", [], 1_000_000_000_000)])
+    [msg] = consume_all(broker.bootstrap_servers, "lat", 1, 1)
+    kind, ts = msg.timestamp()
+    assert kind == TIMESTAMP_LOG_APPEND_TIME
+    assert before <= ts <= int(time.time() * 1000)
+
+
+@pytest.mark.parametrize("reset, expected", [("earliest", 10), ("latest", 0)])
+def test_offset_out_of_range_resets_as_the_consumer_asks(broker, reset, expected):
+    create_topic(broker.bootstrap_servers, f"oor-{reset}", partitions=1)
+    produce(broker.bootstrap_servers, f"oor-{reset}", [(0, None, b"v%d" % i, [], 1_700_000_000_000) for i in range(10)])
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": "oor",
+                         "enable.auto.commit": False, "auto.offset.reset": reset})
+    consumer.assign([TopicPartition(f"oor-{reset}", 0, 1000)])  # past the end: OFFSET_OUT_OF_RANGE
+    got = []
+    import time
+    deadline = time.monotonic() + (8 if expected else 3)
+    while time.monotonic() < deadline and len(got) < 10:
+        got += [m for m in consumer.consume(100, 0.2) if not m.error()]
+    assert len(got) == expected
+    if reset == "latest":  # the reset put it at the end: the next record is the first it sees
+        produce(broker.bootstrap_servers, f"oor-{reset}", [(0, None, b"new", [], 1_700_000_000_000)])
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and not got:
+            got += [m for m in consumer.consume(100, 0.2) if not m.error()]
+        assert [(m.offset(), m.value()) for m in got] == [(10, b"new")]
+    consumer.close()
