@@ -425,6 +425,11 @@ class PartitionLog:
         return list(self._segments)
 
     @property
+    def active_base_offset(self) -> int:
+        """Base offset of the segment appends go to (changes when the log rolls)."""
+        return self._segments[-1].base_offset
+
+    @property
     def size_bytes(self) -> int:
         return sum(s.size for s in self._segments)
 

@@ -1,0 +1,102 @@
+"""One partition as the api layer sees it: its log plus its idempotent-producer table.
+
+Every client write goes through :meth:`Partition.append_records`, in this order:
+Kafka's produce-time validation (kavka.log.validator), the producer sequence
+check (an exact retry is answered with its original offsets and not written),
+the append, then the producer-state update.  Producer state is snapshotted at
+each segment roll, so a restart replays at most one segment of batch headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kavka.config import TopicConfig
+from kavka.log.partition_log import AppendInfo, PartitionLog
+from kavka.log.producer_state import ProducerState
+from kavka.log.validator import validate_produce_records
+from kavka.protocol import records
+
+
+@dataclass(frozen=True, slots=True)
+class ProduceInfo(AppendInfo):
+    """AppendInfo of a produce; ``duplicate`` means a retry answered from producer state."""
+
+    duplicate: bool = False
+
+
+class Partition:
+    """What the api layer talks to: one PartitionLog plus its idempotent-producer table.
+
+    Reads, offsets and epochs go straight to ``.log``; writes from clients come
+    through :meth:`append_records`, so no batch skips validation or the
+    producer check.
+    """
+
+    def __init__(self, topic: str, index: int, plog: PartitionLog, producers: ProducerState) -> None:
+        self.topic, self.index, self.log, self.producers = topic, index, plog, producers
+        self._active_base = plog.active_base_offset
+
+    @classmethod
+    def open(cls, topic: str, index: int, plog: PartitionLog) -> "Partition":
+        producers = ProducerState(plog.path)
+        producers.load(plog)
+        return cls(topic, index, plog, producers)
+
+    @property
+    def config(self) -> TopicConfig:
+        return self.log.config
+
+    def append_records(self, buf: bytearray, produce_version: int, now_ms: int) -> ProduceInfo:
+        """Validate, dedupe and append a client's records; offsets are patched into ``buf``.
+
+        Like Kafka, a retry of any batch in the payload answers the whole payload
+        with that batch's original offsets and writes nothing.  Produce v0-2
+        (several batches) is refused by the api layer; here each batch is checked
+        against the state before the append only.
+        """
+        batches = validate_produce_records(buf, self.log.config, now_ms, produce_version)
+        for _, header in batches:
+            original = self.producers.check(header)
+            if original is not None:
+                return ProduceInfo(original.first_offset, original.last_offset,
+                                   original.log_append_time_ms, self.log.log_start_offset, True)
+        infos = []
+        for pos, header in batches:
+            chunk = buf if len(batches) == 1 else memoryview(buf)[pos : pos + header.size]
+            infos.append(self.log.append(chunk, now_ms=now_ms))
+            self._snapshot_if_rolled()
+            self.producers.update(records.read_header(buf, pos))  # with the assigned offsets
+        first, last = infos[0], infos[-1]
+        return ProduceInfo(first.base_offset, last.last_offset, last.log_append_time_ms, last.log_start_offset)
+
+    def _snapshot_if_rolled(self) -> None:
+        """Kafka snapshots producers at each roll, so a restart replays one segment at most.
+
+        Called between the append and the producer update, when the table
+        covers exactly the offsets below the new segment.
+        """
+        active_base = self.log.active_base_offset
+        if active_base != self._active_base:
+            self._active_base = active_base
+            if self.producers.end_offset == active_base:
+                self.producers.write_snapshot()
+
+    def truncate_to(self, offset: int) -> None:
+        self.log.truncate_to(offset)
+        self.producers.load(self.log)  # drops snapshots above the new end, replays the rest
+
+    def update_config(self, config: TopicConfig) -> None:
+        self.log.update_config(config)
+
+    def flush(self) -> None:
+        self.log.flush()
+
+    def close(self) -> None:
+        self.log.flush()
+        # At the offset the table really covers (the LEO unless batches bypassed it).
+        self.producers.write_snapshot()
+        self.log.close()
+
+    def delete(self) -> None:
+        self.log.delete()
