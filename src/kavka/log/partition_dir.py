@@ -33,6 +33,8 @@ Leftovers of interrupted operations (``finish_leftovers``):
 
 from __future__ import annotations
 
+import logging
+
 import os
 from pathlib import Path
 
@@ -51,6 +53,8 @@ SWAP_SUFFIX = ".swap"
 
 __all__ = ["EPOCH_FILE", "RECOVERY_POINT_FILE", "LOG_START_OFFSET_FILE", "load_segments", "finish_leftovers"]
 
+log = logging.getLogger("kavka.log")
+
 
 def _segment_bases(path: Path) -> list[int]:
     return sorted(int(name[:-len(LOG_SUFFIX)]) for name in os.listdir(path)
@@ -67,8 +71,13 @@ def load_segments(path: Path, config: TopicConfig, clock: Clock, recover: bool,
         segments.append(segment)
         upper = bases[i + 1] if i + 1 < len(bases) else None
         unflushed = recovery_point is None or upper is None or upper > recovery_point
-        if recover and unflushed and segment.recover() and upper is not None:
+        truncated = segment.recover() if recover and unflushed else 0
+        if truncated:
+            log.warning("%s: segment %d had a torn or corrupt tail; dropped %d bytes after offset %d",
+                        path.name, segment.base_offset, truncated, segment.next_offset)
+        if truncated and upper is not None:
             for later in bases[i + 1:]:  # they follow a hole now
+                log.warning("%s: deleting segment %d, which followed the damaged one", path.name, later)
                 delete_segment_files(path, later)
             break
     return segments
