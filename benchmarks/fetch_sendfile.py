@@ -133,6 +133,14 @@ def _recv_into(sock: socket.socket, view: memoryview) -> int:
     return got
 
 
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the most memory the broker process ever had resident."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -164,6 +172,7 @@ def main() -> None:
             stop(proc)
         results: dict[str, list[float]] = {"sendfile": [], "copy": []}
         cpu: dict[str, list[float]] = {"sendfile": [], "copy": []}
+        peak: dict[str, list[float]] = {"sendfile": [], "copy": []}
         for _ in range(args.rounds):  # interleave: the disk and cache change phases
             for mode in results:
                 proc, bootstrap = start(mode, data_dir)
@@ -172,6 +181,7 @@ def main() -> None:
                     cpu0 = cpu_seconds(proc.pid)
                     seconds, received = read_all(bootstrap, end, args.fetch_mib << 20)
                     cpu[mode].append((cpu_seconds(proc.pid) - cpu0) / (received / 1e9))
+                    peak[mode].append(peak_rss_mb(proc.pid))
                 finally:
                     stop(proc)
                 results[mode].append(received / seconds / 1e6)
@@ -179,7 +189,8 @@ def main() -> None:
         medians = {mode: sorted(v)[len(v) // 2] for mode, v in results.items()}
         for mode, values in results.items():
             print(f"  {mode:9s} median {medians[mode]:6.0f} MB/s, broker CPU "
-                  f"{sorted(cpu[mode])[len(values) // 2]:.2f} s per GB   runs: "
+                  f"{sorted(cpu[mode])[len(values) // 2]:.2f} s per GB, peak RSS "
+                  f"{max(peak[mode]):.0f} MB   runs: "
                   + ", ".join(f"{v:.0f}" for v in values))
         print(f"  sendfile / copy = {medians['sendfile'] / medians['copy']:.2f}x")
         print(f"embedded Broker().start(): median {embedded_start_ms():.0f} ms")
