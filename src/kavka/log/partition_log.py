@@ -114,6 +114,8 @@ class PartitionLog:
         self.hw_follows_leo = hw_follows_leo
         self.listeners: list[Callable[[PartitionLog], None]] = []
         self._closed = False
+        self._unflushed_records = 0
+        self._last_flush_ms = clock.now_ms()
         self.update_config(config)
 
     @classmethod
@@ -144,6 +146,8 @@ class PartitionLog:
         self._segment_bytes = config.segment_bytes
         self._segment_ms = config.segment_ms
         self._log_append_time = config.log_append_time
+        self._flush_messages = config["flush.messages"]
+        self._flush_ms = config["flush.ms"]
         for segment in self._segments:
             segment.index_interval_bytes = config.index_interval_bytes
 
@@ -215,6 +219,10 @@ class PartitionLog:
             segment = self.roll()
         segment.append_raw(batch, base, last, max_ts)
         self._leo = last + 1
+        self._unflushed_records += last - base + 1
+        if (self._unflushed_records >= self._flush_messages
+                or now - self._last_flush_ms >= self._flush_ms):
+            self.flush()  # before the append is acknowledged: flush.messages=1 means fsync per batch
         if self.hw_follows_leo:
             self._hw = self._leo
         assert self._lso <= self._hw <= self._leo
@@ -436,6 +444,8 @@ class PartitionLog:
     def flush(self) -> None:
         """fsync everything up to the current LEO, then record it as the recovery point."""
         leo = self._leo
+        self._unflushed_records = 0
+        self._last_flush_ms = self._clock.now_ms()
         for segment in self._segments[self._segment_index(self._recovery_point):]:
             segment.flush()
         checkpoint.fsync_directory(self.path)

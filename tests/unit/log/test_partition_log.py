@@ -278,3 +278,40 @@ def test_reopen_without_recovery_restores_everything(tmp_path, clock, log):
     assert (again.log_end_offset, again.high_watermark) == (120, 120)
     assert again.append(make_batch(1)).base_offset == 120
     again.close()
+
+
+def test_flush_messages_fsyncs_before_the_append_returns(tmp_path, monkeypatch):
+    """flush.messages=N: every Nth record forces an fsync and moves the recovery point."""
+    from kavka.clock import ManualClock
+    from kavka.config import BrokerConfig
+    from kavka.log.partition_log import PartitionLog
+    from kavka.protocol.record_codec import encode_batch
+
+    config = BrokerConfig().topic_config({"flush.messages": 3})
+    log = PartitionLog.open(tmp_path / "t-0", "t", 0, config, ManualClock(), recover=False)
+    fsyncs = []
+    real_fsync = __import__("os").fsync
+    monkeypatch.setattr("os.fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd)))
+    for i in range(2):
+        log.append(bytearray(encode_batch([(None, b"v", 1_700_000_000_000, ())])))
+    assert log.recovery_point == 0 and not fsyncs
+    log.append(bytearray(encode_batch([(None, b"v", 1_700_000_000_000, ())])))
+    assert fsyncs and log.recovery_point == 3
+    log.close()
+
+
+def test_flush_ms_fsyncs_once_the_interval_has_passed(tmp_path):
+    from kavka.clock import ManualClock
+    from kavka.config import BrokerConfig
+    from kavka.log.partition_log import PartitionLog
+    from kavka.protocol.record_codec import encode_batch
+
+    clock = ManualClock()
+    log = PartitionLog.open(tmp_path / "t-0", "t", 0, BrokerConfig().topic_config({"flush.ms": 1000}),
+                            clock, recover=False)
+    log.append(bytearray(encode_batch([(None, b"v", 1_700_000_000_000, ())])))
+    assert log.recovery_point == 0
+    clock.advance(1000)
+    log.append(bytearray(encode_batch([(None, b"v", 1_700_000_000_000, ())])))
+    assert log.recovery_point == 2
+    log.close()
