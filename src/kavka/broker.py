@@ -24,6 +24,10 @@ import kavka.api  # noqa: F401  (registers every API handler)
 from kavka.api.context import BrokerContext, ProducerIdAllocator
 from kavka.clock import SYSTEM_CLOCK, Clock
 from kavka.config import BrokerConfig
+from kavka.group.coordinator import GroupCoordinator
+from kavka.group.env import GroupConfig
+from kavka.group.offsets_topic import OffsetsTopic
+from kavka.group.runner import GroupRunner
 from kavka.log.log_manager import LogManager
 from kavka.server.dispatch import Dispatcher
 from kavka.server.listener import Listener
@@ -47,6 +51,7 @@ class Broker:
         self._advertised_port = advertised_port  # e.g. a proxy's; None: the listening port
         self._clock = clock
         self.logs: LogManager | None = None
+        self.groups: GroupRunner | None = None
         self._listener: Listener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -60,15 +65,25 @@ class Broker:
         self.logs = LogManager(self.data_dir, self.config, self._clock)
         self.logs.load()
         try:
+            self.groups = self._load_groups()
             await self._listen()
         except BaseException:
             self.logs.close()
             raise
 
+    def _load_groups(self) -> GroupRunner:
+        """The group coordinator, its state replayed from __consumer_offsets before we listen."""
+        settings = GroupConfig.from_broker(self.config)
+        journal = OffsetsTopic(self.logs, settings.offsets_partitions, settings.offsets_segment_bytes, self._clock)
+        coordinator = GroupCoordinator(settings, self._clock, journal)
+        coordinator.load()
+        return GroupRunner(coordinator)
+
     async def _listen(self) -> None:
         context = BrokerContext(
             logs=self.logs, config=self.config, clock=self._clock, node_id=self.config.get("broker.id"),
-            host="", port=0, producer_ids=ProducerIdAllocator(self.data_dir / "producer-id-block"))
+            host="", port=0, producer_ids=ProducerIdAllocator(self.data_dir / "producer-id-block"),
+            groups=self.groups)
         self._listener = Listener(
             Dispatcher(context), max_frame_size=self.config.get("socket.request.max.bytes"),
             max_connections=self.config.get("max.connections"))
@@ -83,6 +98,11 @@ class Broker:
         return socket.getfqdn() if host in WILDCARD_HOSTS else host
 
     async def stop_async(self, timeout: float = 5.0) -> None:
+        if self.groups is not None:
+            # Parked JoinGroup/SyncGroup requests would hold the drain until their
+            # rebalance timeout: answer them NOT_COORDINATOR first.
+            self.groups.close()
+            self.groups = None
         if self._listener is not None:
             await self._listener.stop(timeout)
             self._listener = None

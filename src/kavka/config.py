@@ -177,6 +177,23 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               one_of(*COMPRESSION_TYPES), False),
     ConfigKey("min.insync.replicas", "int", 1, "Replicas that must acknowledge acks=all.", at_least(1), False),
     ConfigKey("unclean.leader.election.enable", "boolean", False, "Allow out-of-sync leaders.", None, False),
+    # Consumer groups (kavka.group)
+    ConfigKey("group.initial.rebalance.delay.ms", "int", 3000,
+              "How long a new empty group waits for more members before its first rebalance.", at_least(0)),
+    ConfigKey("group.min.session.timeout.ms", "int", 6000, "Smallest session timeout a member may ask for.",
+              at_least(0)),
+    ConfigKey("group.max.session.timeout.ms", "int", 1800000, "Largest session timeout a member may ask for.",
+              at_least(0)),
+    ConfigKey("group.max.size", "int", INT_MAX, "Members a classic group may have.", at_least(1)),
+    ConfigKey("offsets.topic.num.partitions", "int", 50, "Partitions of __consumer_offsets.", at_least(1)),
+    ConfigKey("offsets.topic.segment.bytes", "int", 104857600, "Segment size of __consumer_offsets.",
+              at_least(14)),
+    ConfigKey("offsets.retention.minutes", "int", 10080,
+              "How long committed offsets of an empty group (or a standalone commit) are kept.", at_least(1)),
+    ConfigKey("offsets.retention.check.interval.ms", "long", 600000, "How often offsets are checked for expiry.",
+              at_least(1)),
+    ConfigKey("offset.metadata.max.bytes", "int", 4096, "Largest metadata string of a committed offset.",
+              at_least(0)),
 ]}
 
 # Topic setting -> (broker synonyms in priority order, type, validator).

@@ -50,6 +50,7 @@ class BrokerContext:
     host: str
     port: int
     producer_ids: ProducerIdAllocator
+    groups: "object" = None  # kavka.group.runner.GroupRunner; None: no group coordinator
 
     @property
     def cluster_id(self) -> str:

@@ -6,14 +6,14 @@ import argparse
 import sys
 
 from kavka import __version__
-from kavka.cli import serve
+from kavka.cli import configs, consume, produce, serve, topics
 
 
 class CliError(Exception):
     """A problem the user can fix; printed as one line, exit status 1."""
 
 
-COMMANDS = {"serve": serve}
+COMMANDS = {"serve": serve, "topics": topics, "configs": configs, "produce": produce, "consume": consume}
 
 
 def build_parser() -> argparse.ArgumentParser:

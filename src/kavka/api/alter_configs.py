@@ -1,0 +1,136 @@
+"""AlterConfigs (key 33): replace a topic's whole set of config overrides.
+
+The legacy admin call: the configs sent for a resource *become* its overrides,
+and every override not named goes back to its default.
+IncrementalAlterConfigs (incremental_alter_configs.py) changes one setting at
+a time and shares the per-resource rules here:
+
+* a resource named twice in one request: INVALID_REQUEST "Duplicate resource."
+  (answered once, nothing applied);
+* the same config named twice in a resource, or a null value (except an
+  incremental DELETE): INVALID_REQUEST;
+* TOPIC (2): the topic must exist (UNKNOWN_TOPIC_OR_PARTITION; the empty name,
+  Kafka's "default topic", is INVALID_REQUEST); unknown names and bad values are
+  INVALID_CONFIG with a message naming the setting, checked by the log manager,
+  which persists the overrides (they survive a restart) and hands the new
+  config to every running partition;
+* BROKER (4): the name must be our broker id or "" (cluster-wide defaults), as
+  in DescribeConfigs; a change is INVALID_REQUEST, because kavka has no dynamic
+  broker configs (settings come from the file and ``--override`` at start).
+  An empty change list is accepted: there is nothing to do;
+* BROKER_LOGGER (8) and anything else: INVALID_REQUEST.
+
+``validate_only`` runs every check and changes nothing.  Every failure is per
+resource, with an error message; answers come in request order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Callable, Mapping
+
+from kavka.api.describe_configs import BROKER, BROKER_LOGGER, TOPIC, _check_broker_id
+from kavka.api.errors import InvalidRequestError, error_code_for, error_message
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.log.errors import LogError, UnknownTopicOrPartition
+from kavka.log.log_manager import TopicInfo
+from kavka.protocol.errors import ErrorCode
+
+KEY = 33
+VERSIONS = (0, 2)
+
+log = logging.getLogger("kavka.api")
+
+# apply(broker, resource, validate_only) -> None; raises LogError/ValueError to fail it.
+Apply = Callable[[object, object, bool], None]
+
+
+# -- shared with IncrementalAlterConfigs ---------------------------------------------------
+
+def answer_resources(r, broker, body, apply: Apply) -> tuple:
+    """One AlterConfigsResourceResponse per distinct resource, in request order."""
+    counts = Counter((res.resource_type, res.resource_name) for res in body.resources)
+    answers, answered = [], set()
+    for resource in body.resources:
+        ref = (resource.resource_type, resource.resource_name)
+        if ref in answered:
+            continue
+        answered.add(ref)
+        try:
+            if counts[ref] > 1:
+                raise InvalidRequestError("Duplicate resource.")
+            apply(broker, resource, body.validate_only)
+            code, message = ErrorCode.none, None
+        except (LogError, ValueError) as exc:
+            code, message = error_code_for(exc), error_message(exc)
+        answers.append(r.AlterConfigsResourceResponse(
+            error_code=code, error_message=message, resource_type=resource.resource_type,
+            resource_name=resource.resource_name))
+    return tuple(answers)
+
+
+def check_names(configs, null_allowed: Callable[[object], bool] = lambda c: False) -> None:
+    """No config named twice, no null values where a value is needed."""
+    repeated = sorted(name for name, n in Counter(c.name for c in configs).items() if n > 1)
+    if repeated:
+        raise InvalidRequestError(f"Error due to duplicate config keys: {', '.join(repeated)}")
+    nulls = [c.name for c in configs if c.value is None and not null_allowed(c)]
+    if nulls:
+        raise InvalidRequestError(f"Null value not supported for: {', '.join(nulls)}")
+
+
+def require_topic(broker, name: str) -> TopicInfo:
+    if name == "":
+        raise InvalidRequestError("Default topic resources are not allowed.")
+    info = broker.logs.topic(name)
+    if info is None:
+        raise UnknownTopicOrPartition(f"The topic '{name}' does not exist.")
+    return info
+
+
+def refuse_non_topic(broker, resource_type: int, name: str, changed: list[str]) -> None:
+    """The answer for every resource type but TOPIC: nothing here can change."""
+    if resource_type == BROKER:
+        if name != "":
+            _check_broker_id(broker, name, "or empty string ")
+        if changed:
+            raise InvalidRequestError(
+                f"Dynamic broker configs are not supported: cannot change {', '.join(changed)} while the "
+                "broker runs; set broker settings in its config file or with --override and restart it.")
+        return
+    if resource_type == BROKER_LOGGER:
+        raise InvalidRequestError("Changing broker log levels at runtime is not supported.")
+    raise InvalidRequestError(f"Unsupported resource type: {resource_type}")
+
+
+def alter_topic(broker, name: str, changes: Mapping[str, str | None], validate_only: bool) -> None:
+    """Apply override changes (None removes one) through the log manager, which
+    validates, persists and updates the running partitions."""
+    if not changes:
+        return
+    broker.logs.alter_topic_config(name, changes, validate_only=validate_only)
+    if not validate_only:
+        log.info("altered configs of topic %s: %s", name,
+                 ", ".join(f"{k}={'(default)' if v is None else v}" for k, v in sorted(changes.items())))
+
+
+# -- the handler -------------------------------------------------------------------------
+
+@api(KEY, "AlterConfigs", VERSIONS)
+def handle(request: Request):
+    r = builder_for(request)
+    return r.AlterConfigsResponse(responses=answer_resources(r, request.broker, request.body, _replace))
+
+
+def _replace(broker, resource, validate_only: bool) -> None:
+    check_names(resource.configs)
+    if resource.resource_type != TOPIC:
+        refuse_non_topic(broker, resource.resource_type, resource.resource_name,
+                         [c.name for c in resource.configs])
+        return
+    info = require_topic(broker, resource.resource_name)
+    changes: dict[str, str | None] = {name: None for name in info.overrides}
+    changes.update((c.name, c.value) for c in resource.configs)
+    alter_topic(broker, info.name, changes, validate_only)

@@ -1,0 +1,51 @@
+"""DescribeGroups (key 15): state, protocol and members of groups.
+
+Member metadata and assignments are shown only while the group is Stable, as
+Kafka does.  An unknown group is "Dead" with no error before v6, and
+GROUP_ID_NOT_FOUND from v6 (KIP-1043).  ACLs are not implemented, so
+authorized operations stay "not provided".
+"""
+
+from __future__ import annotations
+
+from kavka.api._groups import runner
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.group.describe import GroupSummary, summarize
+from kavka.protocol.errors import ErrorCode
+
+KEY = 15
+VERSIONS = (0, 6)
+
+
+@api(KEY, "DescribeGroups", VERSIONS)
+def handle(request: Request):
+    r = builder_for(request)
+    groups = runner(request)
+    return r.DescribeGroupsResponse(groups=tuple(_describe(request, r, groups, g) for g in request.body.groups))
+
+
+def _describe(request: Request, r, groups, group_id: str):
+    error, message, summary = _lookup(request, groups, group_id)
+    members = tuple(
+        r.DescribedGroupMember(member_id=m.member_id, group_instance_id=m.instance_id, client_id=m.client_id,
+                               client_host=m.client_host, member_metadata=m.metadata,
+                               member_assignment=m.assignment)
+        for m in summary.members)
+    return r.DescribedGroup(error_code=error, error_message=message, group_id=group_id,
+                            group_state=summary.state, protocol_type=summary.protocol_type,
+                            protocol_data=summary.protocol_data, members=members)
+
+
+def _lookup(request: Request, groups, group_id: str) -> tuple[ErrorCode, str | None, GroupSummary]:
+    dead = GroupSummary(group_id, "Dead", "", "", ())
+    if groups is None:
+        return ErrorCode.coordinator_not_available, None, dead
+    error, group = groups.query(lambda c: c.find_group(group_id))
+    if error != ErrorCode.none:
+        return error, None, dead
+    if group is None:
+        if request.version >= 6:
+            return ErrorCode.group_id_not_found, f"Group {group_id} not found.", dead
+        return ErrorCode.none, None, dead
+    return ErrorCode.none, None, summarize(group)

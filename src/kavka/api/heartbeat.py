@@ -1,0 +1,23 @@
+"""Heartbeat (key 12): keeps a member's session alive and tells it of rebalances."""
+
+from __future__ import annotations
+
+from kavka.api._groups import runner
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.protocol.errors import ErrorCode
+
+KEY = 12
+VERSIONS = (0, 4)
+
+
+@api(KEY, "Heartbeat", VERSIONS)
+def handle(request: Request):
+    r = builder_for(request)
+    groups = runner(request)
+    if groups is None:
+        return r.HeartbeatResponse(error_code=ErrorCode.coordinator_not_available)
+    body = request.body
+    instance_id = getattr(body, "group_instance_id", None)
+    error = groups.run(lambda c: c.heartbeat(body.group_id, body.member_id, instance_id, body.generation_id))
+    return r.HeartbeatResponse(error_code=error)

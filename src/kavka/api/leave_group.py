@@ -1,0 +1,35 @@
+"""LeaveGroup (key 13): members leave at once instead of waiting for their session to end.
+
+v0-2 name one member; v3+ a batch of (member id, group.instance.id), each
+answered on its own (admin clients remove static members by instance id).
+"""
+
+from __future__ import annotations
+
+from kavka.api._groups import runner
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.protocol.errors import ErrorCode
+
+KEY = 13
+VERSIONS = (0, 5)
+
+
+@api(KEY, "LeaveGroup", VERSIONS)
+def handle(request: Request):
+    body, version = request.body, request.version
+    if version < 3:
+        members = [(body.member_id, None)]
+    else:
+        members = [(m.member_id, m.group_instance_id) for m in body.members]
+    groups = runner(request)
+    if groups is None:
+        error, errors = ErrorCode.coordinator_not_available, []
+    else:
+        error, errors = groups.run(lambda c: c.leave(body.group_id, members))
+    r = builder_for(request)
+    if version < 3:
+        return r.LeaveGroupResponse(error_code=error if error != ErrorCode.none or not errors else errors[0])
+    results = tuple(r.MemberResponse(member_id=member_id, group_instance_id=instance_id, error_code=e)
+                    for (member_id, instance_id), e in zip(members, errors))
+    return r.LeaveGroupResponse(error_code=error, members=results)

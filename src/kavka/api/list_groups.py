@@ -1,0 +1,29 @@
+"""ListGroups (key 16): every group this coordinator has, filtered by state (v4+)
+and type (v5+; all of ours are "classic"), both case-insensitive."""
+
+from __future__ import annotations
+
+from kavka.api._groups import runner
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.group.describe import list_groups
+from kavka.protocol.errors import ErrorCode
+
+KEY = 16
+VERSIONS = (0, 5)
+
+
+@api(KEY, "ListGroups", VERSIONS)
+def handle(request: Request):
+    r = builder_for(request)
+    groups = runner(request)
+    if groups is None:
+        return r.ListGroupsResponse(error_code=ErrorCode.coordinator_not_available, groups=())
+    body = request.body
+    states = {s.lower() for s in getattr(body, "states_filter", ())}
+    types = {t.lower() for t in getattr(body, "types_filter", ())}
+    listed = groups.query(lambda c: list_groups(c.groups, states, types))
+    return r.ListGroupsResponse(error_code=ErrorCode.none, groups=tuple(
+        r.ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state,
+                      group_type=g.group_type)
+        for g in listed))

@@ -1,0 +1,58 @@
+"""OffsetCommit (key 8): store consumed positions in __consumer_offsets.
+
+v2 is Kafka 4's minimum (KIP-896).  Partitions of unknown topics get
+UNKNOWN_TOPIC_OR_PARTITION here (Kafka checks its metadata cache the same way);
+the rest go to the coordinator, which checks member and generation (or accepts
+generation -1 from assign() consumers of an empty group) and the metadata size.
+v2-4's retention_time is ignored, as Kafka does since offsets expire by group.
+"""
+
+from __future__ import annotations
+
+from kavka.api._groups import runner
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.group.offsets import OffsetCommit
+from kavka.protocol.errors import ErrorCode
+
+KEY = 8
+VERSIONS = (2, 9)
+
+
+@api(KEY, "OffsetCommit", VERSIONS)
+def handle(request: Request):
+    body = request.body
+    errors: dict[tuple[str, int], ErrorCode] = {}
+    commits = []
+    logs = request.broker.logs
+    for topic in body.topics:
+        for p in topic.partitions:
+            if logs.partition(topic.name, p.partition_index) is None:
+                errors[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
+                continue
+            commits.append(OffsetCommit(topic.name, p.partition_index, p.committed_offset,
+                                        getattr(p, "committed_leader_epoch", -1), p.committed_metadata))
+    if commits:
+        errors.update(_commit(request, commits))
+    return _response(request, errors)
+
+
+def _commit(request: Request, commits: list[OffsetCommit]) -> dict:
+    body = request.body
+    groups = runner(request)
+    if groups is None:
+        return {(c.topic, c.partition): ErrorCode.coordinator_not_available for c in commits}
+    instance_id = getattr(body, "group_instance_id", None)
+    return groups.run(lambda c: c.commit_offsets(body.group_id, body.generation_id_or_member_epoch,
+                                                 body.member_id, instance_id, commits))
+
+
+def _response(request: Request, errors: dict):
+    r = builder_for(request)
+    topics = tuple(
+        r.OffsetCommitResponseTopic(name=topic.name, partitions=tuple(
+            r.OffsetCommitResponsePartition(partition_index=p.partition_index,
+                                            error_code=errors[(topic.name, p.partition_index)])
+            for p in topic.partitions))
+        for topic in request.body.topics)
+    return r.OffsetCommitResponse(topics=topics)

@@ -1,0 +1,37 @@
+"""OffsetDelete (key 47): delete committed offsets of partitions a group no longer reads.
+
+Refused per partition with GROUP_SUBSCRIBED_TO_TOPIC while a consumer group's
+members subscribe to the topic, and for the whole group with NON_EMPTY_GROUP
+for other protocol types that have members.
+"""
+
+from __future__ import annotations
+
+from kavka.api._groups import runner
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.protocol.errors import ErrorCode
+
+KEY = 47
+VERSIONS = (0, 0)
+
+
+@api(KEY, "OffsetDelete", VERSIONS)
+def handle(request: Request):
+    r = builder_for(request)
+    body = request.body
+    wanted = [(t.name, p.partition_index) for t in body.topics for p in t.partitions]
+    groups = runner(request)
+    if groups is None:
+        error, errors = ErrorCode.coordinator_not_available, {}
+    else:
+        error, errors = groups.run(lambda c: c.delete_offsets(body.group_id, wanted))
+    if error != ErrorCode.none:
+        return r.OffsetDeleteResponse(error_code=error, topics=())
+    topics = tuple(
+        r.OffsetDeleteResponseTopic(name=t.name, partitions=tuple(
+            r.OffsetDeleteResponsePartition(partition_index=p.partition_index,
+                                            error_code=errors[(t.name, p.partition_index)])
+            for p in t.partitions))
+        for t in body.topics)
+    return r.OffsetDeleteResponse(error_code=ErrorCode.none, topics=topics)

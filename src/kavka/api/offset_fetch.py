@@ -1,0 +1,57 @@
+"""OffsetFetch (key 9): the committed offsets of a group (v8+: of several groups).
+
+Partitions without a commit answer offset -1.  ``topics`` null (v2+) asks for
+every committed partition of the group.  ``require_stable`` (v7+) needs no
+waiting here: without transactions no commit is ever pending.  v1 has no
+group-level error field, so a group error goes on every partition.
+"""
+
+from __future__ import annotations
+
+from kavka.api._groups import runner
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.protocol.errors import ErrorCode
+
+KEY = 9
+VERSIONS = (1, 9)
+
+
+@api(KEY, "OffsetFetch", VERSIONS)
+def handle(request: Request):
+    r = builder_for(request)
+    body = request.body
+    if request.version >= 8:
+        results = tuple(_group(request, r, g.group_id, g.topics) for g in body.groups)
+        return r.OffsetFetchResponse(groups=results)
+    error, topics = _fetch(request, body.group_id, body.topics, "OffsetFetchResponseTopic",
+                           "OffsetFetchResponsePartition")
+    return r.OffsetFetchResponse(topics=topics, error_code=error)
+
+
+def _group(request: Request, r, group_id: str, topics):
+    error, results = _fetch(request, group_id, topics, "OffsetFetchResponseTopics", "OffsetFetchResponsePartitions")
+    return r.OffsetFetchResponseGroup(group_id=group_id, topics=results, error_code=error)
+
+
+def _fetch(request: Request, group_id: str, topics, topic_class: str, partition_class: str):
+    r = builder_for(request)
+    wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
+    groups = runner(request)
+    if groups is None:
+        error, found = ErrorCode.coordinator_not_available, []
+    else:
+        error, found = groups.query(lambda c: c.fetch_offsets(group_id, wanted))
+    if error != ErrorCode.none:
+        found = [(name, [(p, None) for p in partitions]) for name, partitions in wanted or []]
+    # v1 cannot carry a group error: every partition carries it instead.
+    partition_error = error if request.version < 2 else ErrorCode.none
+    make_topic, make_partition = getattr(r, topic_class), getattr(r, partition_class)
+    results = tuple(
+        make_topic(name=name, partitions=tuple(
+            make_partition(partition_index=p, committed_offset=v.offset if v else -1,
+                           committed_leader_epoch=v.leader_epoch if v else -1,
+                           metadata=v.metadata if v else "", error_code=partition_error)
+            for p, v in partitions))
+        for name, partitions in found)
+    return error, results

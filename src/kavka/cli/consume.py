@@ -1,0 +1,228 @@
+"""``kavka consume TOPIC``: print a topic's records as they arrive.
+
+Reads every partition (or ``--partition N``) from the end (only new records),
+``--from-beginning``, ``--offset N`` or ``--from TIME``, with long-polling
+Fetch requests to each partition's leader, and stops after ``--max-messages``,
+after ``--timeout`` seconds without a new record, or at Ctrl-C.  No consumer
+group is joined and no offset is committed.
+
+Output, one record per line on stdout:
+
+* ``text`` (default): the value, preceded with ``--print-key`` by the key and
+  with ``--print-headers`` by ``name:value,...`` (``NO_HEADERS`` when none),
+  separated by ``--separator`` (a tab); a null key or value prints ``null``.
+  Bytes are written as they are.
+* ``json``: an object with topic, partition, offset, timestamp, key, value and
+  headers (a list of ``[name, value]``); bytes that are not UTF-8 become
+  ``{"base64": "..."}``.
+
+The summary ("Processed a total of N messages") goes to stderr.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import re
+import sys
+import time
+
+from kavka.cli.common import EARLIEST, FETCH, LATEST, bootstrap_parent, check, cli_error, session
+
+POLL_WAIT = 0.5  # seconds a fetch may park at the broker
+MAX_BYTES, PARTITION_MAX_BYTES = 16 * 1024 * 1024, 1024 * 1024
+OFFSET_OUT_OF_RANGE = 1
+_AGO = re.compile(r"-?(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)(?:\s+ago)?")
+_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser("consume", parents=[bootstrap_parent()], help="print a topic's records",
+                            description="Print a topic's records as they arrive (no consumer group).")
+    p.add_argument("topic")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
+    start.add_argument("--offset", type=int, metavar="N", help="start at offset N of each partition read")
+    start.add_argument("--from", dest="from_time", metavar="TIME",
+                       help="start at the first record at or after TIME: ISO 8601 (2024-05-01T12:00, local "
+                            "time unless it has a zone), epoch milliseconds, or an age such as 30s, 15m, 2h, 1d")
+    p.add_argument("-p", "--partition", type=int, metavar="N", help="read only partition N")
+    p.add_argument("-n", "--max-messages", type=int, metavar="N", help="stop after N records")
+    p.add_argument("--timeout", type=float, metavar="SECS",
+                   help="stop after SECS without a new record (default: run until Ctrl-C)")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default text)")
+    p.add_argument("--print-key", action="store_true", help="text format: print the key before the value")
+    p.add_argument("--print-headers", action="store_true", help="text format: print the headers first")
+    p.add_argument("--separator", default="\t", metavar="SEP", help="text format: between fields (default tab)")
+
+
+def parse_time(text: str, now_ms: int) -> int:
+    """Epoch milliseconds of --from TIME."""
+    text = text.strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    ago = _AGO.fullmatch(text)
+    if ago:
+        return now_ms - int(float(ago.group(1)) * _UNITS[ago.group(2)])
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise cli_error(f"--from wants a time such as 2024-05-01T12:00, 1714564800000 or 15m, "
+                        f"not {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # local time
+    return int(moment.timestamp() * 1000)
+
+
+def run(args) -> int:
+    if args.max_messages is not None and args.max_messages < 1:
+        raise cli_error("--max-messages must be at least 1")
+    out = _Output(args)
+    with session(args) as s:
+        topic = s.topic(args.topic)
+        count = len(topic.partitions)
+        if args.partition is not None and not 0 <= args.partition < count:
+            raise cli_error(f"topic '{topic.name}' has partitions 0-{count - 1}; there is no partition "
+                            f"{args.partition}")
+        indexes = [args.partition] if args.partition is not None else sorted(
+            p.partition_index for p in topic.partitions)
+        leaders = {p.partition_index: p.leader_id for p in topic.partitions}
+        positions = _start(s, topic, indexes, args)
+        try:
+            _loop(s, topic.name, positions, leaders, args, out)
+        except KeyboardInterrupt:
+            out.finish()
+            return 130
+        except BrokenPipeError:  # e.g. `kavka consume t | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+    out.finish()
+    return 0
+
+
+def _start(s, topic, indexes: list[int], args) -> dict[int, int]:
+    if args.from_beginning:
+        return s.list_offsets(topic, indexes, EARLIEST)
+    if args.from_time is not None:
+        found = s.list_offsets(topic, indexes, parse_time(args.from_time, time.time_ns() // 1_000_000))
+        missing = [i for i, o in found.items() if o < 0]  # nothing that new: wait for the next record
+        ends = s.list_offsets(topic, missing, LATEST) if missing else {}
+        return {i: o if o >= 0 else ends[i] for i, o in found.items()}
+    if args.offset is not None:
+        starts, ends = s.list_offsets(topic, indexes, EARLIEST), s.list_offsets(topic, indexes, LATEST)
+        for i in indexes:
+            if not starts[i] <= args.offset <= ends[i]:
+                raise cli_error(f"OFFSET_OUT_OF_RANGE: partition {i} of '{topic.name}' holds offsets "
+                                f"{starts[i]}-{ends[i] - 1}; --offset {args.offset} is outside them"
+                                if ends[i] > starts[i] else
+                                f"OFFSET_OUT_OF_RANGE: partition {i} of '{topic.name}' is empty; "
+                                f"the next offset is {ends[i]}, not {args.offset}")
+        return {i: args.offset for i in indexes}
+    return s.list_offsets(topic, indexes, LATEST)
+
+
+def _loop(s, name: str, positions: dict[int, int], leaders: dict[int, int], args, out: "_Output") -> None:
+    from kavka.protocol import records as rb
+    from kavka.protocol.record_codec import decode_records
+    by_leader: dict[int, list[int]] = {}
+    for index in positions:
+        by_leader.setdefault(leaders[index], []).append(index)
+    idle_since = time.monotonic()
+    longest = POLL_WAIT / len(by_leader)
+    while True:
+        got = False
+        for leader, indexes in by_leader.items():
+            wait = longest
+            if args.timeout is not None:
+                wait = max(0.01, min(wait, args.timeout - (time.monotonic() - idle_since)))
+            for index, data in _fetch(s, name, indexes, positions, leader, wait):
+                for pos, header in rb.iter_batches(data):
+                    if not header.is_control:
+                        for record in decode_records(data, pos):
+                            if record.offset >= positions[index]:
+                                got = True
+                                out.write(name, index, record)
+                                if out.count == args.max_messages:
+                                    return
+                    positions[index] = max(positions[index], header.next_offset)
+            out.flush()
+        now = time.monotonic()
+        if got:
+            idle_since = now
+        elif args.timeout is not None and now - idle_since >= args.timeout:
+            return
+
+
+def _fetch(s, name: str, indexes: list[int], positions: dict[int, int], leader: int, wait: float):
+    """(partition, records bytes) for each partition with data."""
+    q = s.builder(FETCH)
+    response = s.request(q.FetchRequest(
+        replica_id=-1, max_wait=datetime.timedelta(seconds=wait), min_bytes=1, max_bytes=MAX_BYTES,
+        isolation_level=0, session_id=0, session_epoch=-1, forgotten_topics_data=(), rack_id="",
+        topics=(q.FetchTopic(topic=name, partitions=tuple(q.FetchPartition(
+            partition=i, current_leader_epoch=-1, fetch_offset=positions[i], last_fetched_epoch=-1,
+            log_start_offset=-1, partition_max_bytes=PARTITION_MAX_BYTES) for i in indexes)),)),
+        s.leader(leader))
+    check(response.error_code if hasattr(response, "error_code") else 0, None, "fetch failed")
+    for t in response.responses:
+        for p in t.partitions:
+            if p.error_code == OFFSET_OUT_OF_RANGE:  # retention passed us by: go on from the oldest
+                start = p.log_start_offset if getattr(p, "log_start_offset", -1) >= 0 else 0
+                print(f"partition {p.partition_index}: offset {positions[p.partition_index]} is gone; "
+                      f"continuing at {start}", file=sys.stderr)
+                positions[p.partition_index] = start
+                continue
+            check(p.error_code, None, f"partition {p.partition_index} of '{name}'")
+            if p.records:
+                yield p.partition_index, p.records
+
+
+class _Output:
+    def __init__(self, args) -> None:
+        self.args = args
+        self.sep = args.separator.encode()
+        self.stream = sys.stdout.buffer
+        self.count = 0
+
+    def write(self, topic: str, partition: int, record) -> None:
+        if self.args.format == "json":
+            line = json.dumps({
+                "topic": topic, "partition": partition, "offset": record.offset, "timestamp": record.timestamp,
+                "key": _json_bytes(record.key), "value": _json_bytes(record.value),
+                "headers": [[k, _json_bytes(v)] for k, v in record.headers]}, ensure_ascii=False).encode()
+        else:
+            fields = []
+            if self.args.print_headers:
+                fields.append(b",".join(k.encode("utf-8", "surrogateescape") + b":" + _text(v)
+                                        for k, v in record.headers) or b"NO_HEADERS")
+            if self.args.print_key:
+                fields.append(_text(record.key))
+            fields.append(_text(record.value))
+            line = self.sep.join(fields)
+        self.stream.write(line + b"\n")
+        self.count += 1
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def finish(self) -> None:
+        try:
+            self.flush()
+        except BrokenPipeError:
+            pass
+        print(f"Processed a total of {self.count} message{'s' * (self.count != 1)}", file=sys.stderr)
+
+
+def _text(data: bytes | None) -> bytes:
+    return b"null" if data is None else data
+
+
+def _json_bytes(data: bytes | None):
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}

@@ -1,0 +1,326 @@
+"""The group coordinator: every group of this broker, one operation at a time.
+
+Each write operation follows one path (Kafka's CoordinatorResult):
+
+1. the state machine (join, membership, rebalance, offsets) decides and returns
+   an :class:`Outcome`: records, the request's reply, replies to parked requests;
+2. the records are appended to ``__consumer_offsets`` (:class:`Journal`);
+3. each record is applied by :meth:`GroupCoordinator.replay`, the function that
+   also rebuilds all state from the topic at startup (:meth:`load`);
+4. only then are the replies released.
+
+So committed offsets and every completed rebalance (the GroupMetadata record)
+change state only through replay.  The in-between steps of a rebalance
+(members joining, parked requests, deadlines) stay in memory, as in Kafka:
+after a restart the members rejoin anyway.
+
+If the append fails nothing is replayed, the request and any parked request
+of the operation get an error, and a group waiting for its assignment
+rebalances again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from typing import Callable, Iterable, Iterator, Protocol
+
+from kavka.group import membership, offsets, rebalance
+from kavka.group.env import Env, GroupConfig
+from kavka.group.join import JoinRequest, join
+from kavka.group.log_format import GroupKey, GroupValue, Key, OffsetKey, Value
+from kavka.group.model import Group, Member
+from kavka.group.offsets import OffsetCommit, OffsetStore
+from kavka.group.outcome import JoinReply, Outcome, Parked, SyncReply, error_reply
+from kavka.group.state import COMPLETING, DEAD, EMPTY, NONE, STABLE
+from kavka.protocol.errors import ErrorCode
+
+log = logging.getLogger("kavka.group")
+
+
+class Journal(Protocol):
+    def is_local(self, group_id: str) -> bool: ...
+    def append(self, group_id: str, records: list[tuple[Key, Value]]) -> None: ...
+    def read_all(self) -> Iterator[tuple[Key, Value]]: ...
+
+
+class GroupCoordinator:
+    def __init__(self, config: GroupConfig, clock, journal: Journal,
+                 new_uuid: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
+        self.config = config
+        self.clock = clock
+        self.journal = journal
+        self.groups: dict[str, Group] = {}
+        self.offsets = OffsetStore()
+        self.active = True
+        self._loading = False
+        self._new_uuid = new_uuid
+        self._tokens = itertools.count(1)
+        # Earliest deadline of each group with one, refreshed after every operation on
+        # the group, so a request costs O(groups) only in a min(), not a scan of members.
+        self._deadlines: dict[str, int] = {}
+        self._next_retention_check = self.now() + config.retention_check_interval_ms
+
+    def now(self) -> int:
+        return int(self.clock.monotonic() * 1000)
+
+    def env(self) -> Env:
+        return Env(self.now(), self.clock.now_ms(), self.config, self._tokens.__next__, self._new_uuid)
+
+    # -- replay: the only way durable state changes -------------------------------------
+
+    def load(self) -> int:
+        count = 0
+        self._loading = True
+        try:
+            for key, value in self.journal.read_all():
+                self.replay(key, value)
+                count += 1
+        finally:
+            self._loading = False
+        for group_id in self.groups:
+            self._refresh_deadline(group_id)
+        log.info("loaded %d groups (%d records) from __consumer_offsets", len(self.groups), count)
+        return count
+
+    def replay(self, key: Key, value: Value) -> None:
+        if isinstance(key, OffsetKey):
+            if value is None:
+                self.offsets.remove(key.group, key.topic, key.partition)
+                return
+            self._get_or_create(key.group)
+            self.offsets.put(key.group, key.topic, key.partition, value)
+        elif value is None:
+            group = self.groups.pop(key.group, None)
+            if group is not None:
+                group.transition(DEAD, self.clock.now_ms())
+        else:
+            self._replay_group(key.group, value)
+
+    def _get_or_create(self, group_id: str) -> Group:
+        group = self.groups.get(group_id)
+        if group is None:
+            group = self.groups[group_id] = Group(group_id)
+        return group
+
+    def _replay_group(self, group_id: str, value: GroupValue) -> None:
+        """Make the group's durable part equal to ``value``; members already here keep
+        their in-memory state (parked requests, protocols), new ones are loaded."""
+        group = self._get_or_create(group_id)
+        kept = {m.member_id: m for m in group.members.values()}
+        group.members.clear()
+        group.static_members.clear()
+        group.protocol_type = value.protocol_type or None
+        group.generation, group.protocol_name, group.leader_id = value.generation, value.protocol, value.leader
+        for mv in value.members:
+            member = kept.get(mv.member_id) or self._loaded_member(mv, value.protocol)
+            member.assignment = mv.assignment
+            group.add(member, value.protocol_type)
+        group.leader_id = value.leader
+        group.pending_sync &= set(group.members)
+        state = STABLE if value.members else EMPTY
+        if self._loading:
+            # History is replayed without its in-between (in-memory) states.
+            group.state, group.state_timestamp = state, value.state_timestamp
+        else:
+            group.transition(state, value.state_timestamp)
+
+    def _loaded_member(self, mv, protocol: str | None) -> Member:
+        return Member(mv.member_id, mv.instance_id, mv.client_id, mv.client_host, mv.session_timeout_ms,
+                      mv.rebalance_timeout_ms, ((protocol or "", mv.subscription),),
+                      deadline=self.now() + mv.session_timeout_ms)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _write(self, group_id: str, out: Outcome, reply_needs_records: bool = True) -> Outcome:
+        """Append, replay, release.  ``reply_needs_records`` is False when the request
+        already took effect in memory (a LeaveGroup) and the records only follow from it."""
+        if out.records:
+            try:
+                self.journal.append(group_id, out.records)
+            except Exception as exc:  # the log's own errors and I/O errors alike
+                failed = self._write_failed(group_id, out, exc)
+                if not reply_needs_records:
+                    failed.reply = out.reply
+                self._refresh_deadline(group_id)
+                return failed
+            for key, value in out.records:
+                self.replay(key, value)
+        self._refresh_deadline(group_id)
+        return out
+
+    def _refresh_deadline(self, group_id: str) -> None:
+        group = self.groups.get(group_id)
+        due = group.next_deadline() if group is not None else None
+        if due is None:
+            self._deadlines.pop(group_id, None)
+        else:
+            self._deadlines[group_id] = due
+
+    def _write_failed(self, group_id: str, out: Outcome, exc: Exception) -> Outcome:
+        log.error("could not append to __consumer_offsets for group %s: %s", group_id, exc)
+        error = ErrorCode.invalid_commit_offset_size if type(exc).__name__ == "RecordTooLarge" \
+            else ErrorCode.unknown_server_error
+        reply = out.reply if isinstance(out.reply, Parked) else error_reply(out.reply, error)
+        failed = Outcome(reply, replies=[(token, error_reply(parked, error)) for token, parked in out.replies])
+        group = self.groups.get(group_id)
+        lost_assignment = any(isinstance(k, GroupKey) and v is not None for k, v in out.records)
+        if lost_assignment and group is not None and group.state in (COMPLETING, STABLE) and group.members:
+            # The members cannot be told what they own: let them join again.
+            failed.merge(rebalance.prepare_rebalance(group, self.env()))
+        return failed
+
+    def _check(self, group_id: str | None) -> ErrorCode:
+        if not group_id:
+            return ErrorCode.invalid_group_id
+        if not self.active or not self.journal.is_local(group_id):
+            return ErrorCode.not_coordinator
+        return NONE
+
+    # -- classic membership ----------------------------------------------------------------
+
+    def join(self, request: JoinRequest) -> Outcome:
+        error = self._check(request.group_id)
+        if error == NONE and not (self.config.min_session_timeout_ms <= request.session_timeout_ms
+                                  <= self.config.max_session_timeout_ms):
+            error = ErrorCode.invalid_session_timeout
+        if error == NONE and request.member_id and request.group_id not in self.groups:
+            error = ErrorCode.unknown_member_id
+        if error != NONE:
+            return Outcome(JoinReply(error, request.member_id))
+        group = self._get_or_create(request.group_id)
+        out = self._write(group.group_id, join(group, request, self.env()))
+        if self._drop_if_unused(group):
+            self._refresh_deadline(group.group_id)
+        return out
+
+    def sync(self, request: membership.SyncRequest) -> Outcome:
+        error = self._check(request.group_id)
+        if error != NONE:
+            return Outcome(SyncReply(error))
+        group = self.groups.get(request.group_id)
+        return self._write(request.group_id, membership.sync(group, request, self.env()))
+
+    def heartbeat(self, group_id: str, member_id: str, instance_id: str | None, generation: int) -> Outcome:
+        error = self._check(group_id)
+        if error != NONE:
+            return Outcome(error)
+        group = self.groups.get(group_id)
+        return self._write(group_id, membership.heartbeat(group, member_id, instance_id, generation, self.env()))
+
+    def leave(self, group_id: str, members: list[tuple[str, str | None]]) -> Outcome:
+        error = self._check(group_id)
+        if error != NONE:
+            return Outcome((error, []))
+        group = self.groups.get(group_id)
+        return self._write(group_id, membership.leave(group, members, self.env()), reply_needs_records=False)
+
+    # -- offsets ---------------------------------------------------------------------------
+
+    def commit_offsets(self, group_id: str, generation: int, member_id: str, instance_id: str | None,
+                       commits: list[OffsetCommit]) -> Outcome:
+        """Reply: {(topic, partition): error}."""
+        error = self._check(group_id)
+        group = self.groups.get(group_id)
+        if error == NONE:
+            error = offsets.validate_commit(group, generation, member_id, instance_id)
+        if error != NONE:
+            return Outcome({(c.topic, c.partition): error for c in commits})
+        if group is not None and member_id in group.members:
+            member = group.members[member_id]
+            member.deadline = self.now() + member.session_timeout_ms
+        records, errors = offsets.commit_records(group_id, commits, self.config.metadata_max_bytes,
+                                                 self.clock.now_ms())
+        out = self._write(group_id, Outcome(errors, records))
+        if isinstance(out.reply, ErrorCode):  # the append failed: every partition gets it
+            out.reply = {tp: out.reply for tp in errors}
+        return out
+
+    def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None):
+        """(group error, [(topic, [(partition, OffsetValue or None)])])."""
+        error = self._check(group_id)
+        if error != NONE:
+            return error, []
+        return NONE, offsets.fetch(self.offsets, group_id, topics)
+
+    def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> Outcome:
+        error = self._check(group_id)
+        if error != NONE:
+            return Outcome((error, {}))
+        group_error, errors, records = offsets.delete_offsets(self.groups.get(group_id), self.offsets, partitions)
+        out = self._write(group_id, Outcome((group_error, errors), records))
+        if isinstance(out.reply, ErrorCode):  # the append failed
+            out.reply = (out.reply, {})
+        return out
+
+    def delete_groups(self, group_ids: Iterable[str]) -> Outcome:
+        """Reply: {group id: error}."""
+        results = {}
+        for group_id in group_ids:
+            error = self._check(group_id)
+            if error == NONE:
+                error, records = offsets.delete_group_records(self.groups.get(group_id), self.offsets)
+                error = self._write(group_id, Outcome(error, records)).reply
+            results[group_id] = error
+        return Outcome(results)
+
+    def find_group(self, group_id: str) -> tuple[ErrorCode, Group | None]:
+        error = self._check(group_id)
+        return error, (self.groups.get(group_id) if error == NONE else None)
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def next_deadline(self) -> int:
+        return min(self._next_retention_check, min(self._deadlines.values(), default=self._next_retention_check))
+
+    def tick(self) -> Outcome:
+        """Run everything due now: session and rebalance timeouts, offset expiry."""
+        out = Outcome()
+        env = self.env()
+        for group_id in [g for g, due in self._deadlines.items() if due <= env.now]:
+            group = self.groups.get(group_id)
+            if group is None:
+                self._deadlines.pop(group_id, None)
+                continue
+            out.merge(self._write(group_id, rebalance.expire(group, env), reply_needs_records=False))
+        if self._next_retention_check <= env.now:
+            self._next_retention_check = env.now + self.config.retention_check_interval_ms
+            out.merge(self.expire_offsets())
+        return out
+
+    def expire_offsets(self) -> Outcome:
+        out = Outcome()
+        wall = self.clock.now_ms()
+        for group in list(self.groups.values()):
+            records = offsets.expiry_records(group, self.offsets, wall, self.config.retention_ms)
+            out.merge(self._write(group.group_id, Outcome(records=records)))
+        return out
+
+    def close(self) -> Outcome:
+        """Stop coordinating: parked requests are told NOT_COORDINATOR (they look again)."""
+        self.active = False
+        out = Outcome()
+        for group in self.groups.values():
+            for member in group.members.values():
+                if member.join_token is not None:
+                    out.replies.append((member.join_token, JoinReply(ErrorCode.not_coordinator, member.member_id)))
+                if member.sync_token is not None:
+                    out.replies.append((member.sync_token, SyncReply(ErrorCode.not_coordinator)))
+                member.join_token = member.sync_token = None
+        return out
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _drop_if_unused(self, group: Group) -> bool:
+        """A join that failed on a group it created leaves nothing behind."""
+        if (group.state == EMPTY and not group.members and not group.pending and group.generation == 0
+                and not self.offsets.has_offsets(group.group_id)):
+            self.groups.pop(group.group_id, None)
+            return True
+        return False
+
+    def snapshot(self) -> dict:
+        """The durable state, for comparing live state with state rebuilt by replay."""
+        return {"groups": {g: group.durable_view() for g, group in sorted(self.groups.items())},
+                "offsets": self.offsets.snapshot()}

@@ -1,0 +1,98 @@
+"""The internal topic ``__consumer_offsets`` as the coordinator's journal.
+
+``append`` writes one operation's records as one batch to the group's
+partition (so an operation is all or nothing: a batch is the unit the log
+appends and recovers).  The batch goes straight to the partition's log, not
+through produce validation: it is built here, always keyed, without a
+producer id, and checking it again cost half of a commit (Kafka's coordinator
+appends with a trusted origin likewise).
+``read_all`` yields every record of every partition in offset order, for the
+coordinator to replay at startup.  The topic is created on first use with
+``offsets.topic.num.partitions`` partitions and ``cleanup.policy=compact``; an
+existing topic keeps its partition count (changing it would move groups).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+from kavka.group.log_format import (
+    Key, UnknownRecord, Value, decode_key, decode_value, encode_key, encode_value, partition_for,
+)
+from kavka.protocol.record_codec import encode_batch, iter_records
+from kavka.protocol.records import iter_batches
+
+log = logging.getLogger("kavka.group")
+
+TOPIC = "__consumer_offsets"
+READ_CHUNK = 1 << 20
+
+
+class OffsetsTopic:
+    def __init__(self, logs, partitions: int, segment_bytes: int, clock) -> None:
+        self._logs = logs
+        self._wanted_partitions = partitions
+        self._segment_bytes = segment_bytes
+        self._clock = clock
+
+    @property
+    def partitions(self) -> int:
+        info = self._logs.topic(TOPIC)
+        return info.partitions if info is not None else self._wanted_partitions
+
+    def partition_for(self, group_id: str) -> int:
+        return partition_for(group_id, self.partitions)
+
+    def is_local(self, group_id: str) -> bool:
+        """Whether this broker leads the group's partition (a lone broker leads all)."""
+        if self._logs.topic(TOPIC) is None:
+            return True  # created here on first write
+        return self._logs.partition(TOPIC, self.partition_for(group_id)) is not None
+
+    def append(self, group_id: str, records: list[tuple[Key, Value]]) -> None:
+        if not records:
+            return
+        now = self._clock.now_ms()
+        batch = encode_batch([(encode_key(k), encode_value(v), now, ()) for k, v in records])
+        partition = self._partition(self.partition_for(group_id))
+        partition.log.append(bytearray(batch), now_ms=now)
+
+    def read_all(self) -> Iterator[tuple[Key, Value]]:
+        if self._logs.topic(TOPIC) is None:
+            return
+        for index in range(self.partitions):
+            partition = self._logs.partition(TOPIC, index)
+            if partition is not None:
+                yield from _read_partition(partition.log)
+
+    def _partition(self, index: int):
+        if self._logs.topic(TOPIC) is None:
+            self._logs.create_topic(TOPIC, self._wanted_partitions, {
+                "cleanup.policy": "compact", "segment.bytes": str(self._segment_bytes)})
+            log.info("created %s with %d partitions", TOPIC, self._wanted_partitions)
+        return self._logs.partition(TOPIC, index)
+
+
+def _read_partition(plog) -> Iterator[tuple[Key, Value]]:
+    offset, end = plog.log_start_offset, plog.high_watermark
+    while offset < end:
+        read = plog.read(offset, READ_CHUNK, max_offset=end, min_one_batch=True)
+        if not read.slices:
+            return
+        data = b"".join(piece.read() for piece in read.slices)
+        for pos, header in iter_batches(data):
+            if not header.is_control:
+                yield from _decode(iter_records(data, pos, pos + header.size), offset)
+            offset = max(offset, header.next_offset)
+
+
+def _decode(records, from_offset: int) -> Iterator[tuple[Key, Value]]:
+    for record in records:
+        if record.offset < from_offset or record.key is None:
+            continue
+        try:
+            key = decode_key(record.key)
+            yield key, decode_value(key, record.value)
+        except UnknownRecord as exc:
+            log.warning("skipping a %s record at offset %d: %s", TOPIC, record.offset, exc)

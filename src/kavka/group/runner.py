@@ -1,0 +1,83 @@
+"""Asyncio glue for the coordinator: parked requests become futures, deadlines timers.
+
+The coordinator is synchronous and knows nothing of the event loop.  Handlers
+call :meth:`GroupRunner.run` with an operation; a :class:`Parked` reply becomes
+a future that a later operation resolves through its ``replies``.  After every
+operation the runner re-arms one ``loop.call_later`` for the coordinator's
+earliest deadline; when it fires, ``tick()`` runs whatever is due.
+
+All of this runs on the broker's event loop thread, so operations never
+interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+from kavka.group.coordinator import GroupCoordinator
+from kavka.group.outcome import Outcome, Parked
+
+log = logging.getLogger("kavka.group")
+
+# Timers fire a little late rather than early, so tick() finds the deadline due.
+_SLACK_S = 0.001
+
+
+class GroupRunner:
+    def __init__(self, coordinator: GroupCoordinator) -> None:
+        self.coordinator = coordinator
+        self._waiting: dict[int, asyncio.Future] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due: int | None = None
+
+    def run(self, operation: Callable[[GroupCoordinator], Outcome]) -> Any:
+        """The reply of ``operation``, or a future of it when the request is parked."""
+        return self._settle(operation(self.coordinator))
+
+    def query(self, read: Callable[[GroupCoordinator], Any]) -> Any:
+        """A read-only look at the coordinator (ListGroups, DescribeGroups, OffsetFetch)."""
+        return read(self.coordinator)
+
+    def close(self) -> None:
+        self._settle(self.coordinator.close())
+        self._cancel_timer()
+
+    def _settle(self, out: Outcome) -> Any:
+        reply = out.reply
+        if isinstance(reply, Parked):
+            future = asyncio.get_running_loop().create_future()
+            self._waiting[reply.token] = future
+            reply = future
+        for token, answer in out.replies:
+            future = self._waiting.pop(token, None)
+            if future is not None and not future.done():
+                future.set_result(answer)
+        self._rearm()
+        return reply
+
+    def _rearm(self) -> None:
+        due = self.coordinator.next_deadline() if self.coordinator.active else None
+        if due == self._timer_due and (due is None or self._timer is not None):
+            return
+        self._cancel_timer()
+        if due is not None:
+            delay = max(0.0, (due - self.coordinator.now()) / 1000) + _SLACK_S
+            self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
+            self._timer_due = due
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_due = None
+        try:
+            self._settle(self.coordinator.tick())
+        except Exception:  # a bug must not stop every group's timers, nor spin
+            log.exception("group coordinator tick failed; retrying in 1 s")
+            self._timer = asyncio.get_running_loop().call_later(1.0, self._fire)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_due = None
