@@ -200,7 +200,7 @@ class LogManager:
             raise TopicAlreadyExists(f"topic id {info.topic_id} is already used by {self._by_id[info.topic_id].name}")
         if validate_only:
             return info
-        if set("._") & set(name):
+        if set("._") & set(name) and not name.startswith("__"):  # internal topics are fine
             log.warning("topic %r contains '.' or '_': its metric names may look like another topic's", name)
         self._remember(info)
         self._write_topics()
