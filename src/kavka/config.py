@@ -180,6 +180,10 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     # Consumer groups (kavka.group)
     ConfigKey("group.initial.rebalance.delay.ms", "int", 3000,
               "How long a new empty group waits for more members before its first rebalance.", at_least(0)),
+    ConfigKey("group.consumer.session.timeout.ms", "int", 45000,
+              "Session timeout of members of consumer-protocol (KIP-848) groups.", at_least(1)),
+    ConfigKey("group.consumer.heartbeat.interval.ms", "int", 5000,
+              "Heartbeat interval told to members of consumer-protocol (KIP-848) groups.", at_least(1)),
     ConfigKey("group.min.session.timeout.ms", "int", 6000, "Smallest session timeout a member may ask for.",
               at_least(0)),
     ConfigKey("group.max.session.timeout.ms", "int", 1800000, "Largest session timeout a member may ask for.",
