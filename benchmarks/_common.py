@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
 import struct
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 # Latency payload header: sequence number, send time (time.perf_counter_ns(),
 # CLOCK_MONOTONIC on Linux, so comparable between processes on one machine).
@@ -87,3 +92,28 @@ def paced(rate: float, total: int, send_upto, wait=time.sleep, timeout: float = 
             wait(max(0.0, delay))
     elapsed = (time.perf_counter_ns() - t0) / 1e9
     return total / max(elapsed, 1e-9)
+
+
+REPO_SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def free_port() -> int:
+    """Ask the kernel for a free TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_kavka(argv: list[str], port: int, timeout: float = 20.0) -> tuple[subprocess.Popen, str]:
+    """Run ``python <argv>`` with this checkout's kavka importable; wait until ``port`` accepts."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_SRC))
+    proc = subprocess.Popen([sys.executable, *argv], env=env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return proc, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.01)
+    proc.kill()
+    raise SystemExit("broker did not start")

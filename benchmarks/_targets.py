@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import free_port
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 try:  # psutil gives RSS of the whole process tree; /proc is the fallback
@@ -40,13 +42,6 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
     except Exception:
         pass
-
-
-def free_port() -> int:
-    """Ask the kernel for a free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_accepts(port: int, timeout: float = 0.2) -> bool:

@@ -17,18 +17,17 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
 
+from _common import free_port, launch_kavka
 from kavka.client import Client
 from kavka.protocol import messages, records
 from kavka.protocol.record_codec import encode_batch
 
-REPO = Path(__file__).resolve().parent.parent
 SERVE = ("import sys, kavka.server.connection as c\n"
          "if sys.argv[1] == 'copy': c.SENDFILE_MIN_BYTES = 1 << 62\n"
          "from kavka.cli.main import main\n"
@@ -36,25 +35,9 @@ SERVE = ("import sys, kavka.server.connection as c\n"
          " '--log-level', 'WARNING', '--override', 'log.segment.bytes=268435456']))")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(mode: str, data_dir: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, mode, data_dir, str(port)], env=env)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return proc, f"127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.01)
-    proc.kill()
-    raise SystemExit("broker did not start")
+    return launch_kavka(["-c", SERVE, mode, data_dir, str(port)], port)
 
 
 def stop(proc: subprocess.Popen) -> None:

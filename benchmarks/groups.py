@@ -20,12 +20,9 @@ and measures, with confluent-kafka (librdkafka) consumers on threads here:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,37 +32,20 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kio.schema.offset_commit.v8 import request as oc
 
+from _common import free_port, launch_kavka
 from kavka.api.responses import make
 from kavka.client import Client
 
-REPO = Path(__file__).resolve().parent.parent
 PARTITIONS = 22
 
 
 # -- the broker ---------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_broker(data_dir: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    cmd = [sys.executable, "-m", "kavka", "serve", "--data-dir", data_dir, "--listen", f"127.0.0.1:{port}",
-           "--log-level", "WARNING", "--override", "group.initial.rebalance.delay.ms=0",
-           "--override", "offsets.topic.num.partitions=10"]
-    proc = subprocess.Popen(cmd, env=env)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return proc, f"127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.02)
-    proc.kill()
-    raise SystemExit("broker did not start")
+    return launch_kavka(["-m", "kavka", "serve", "--data-dir", data_dir, "--listen", f"127.0.0.1:{port}",
+                         "--log-level", "WARNING", "--override", "group.initial.rebalance.delay.ms=0",
+                         "--override", "offsets.topic.num.partitions=10"], port)
 
 
 def stop_broker(proc: subprocess.Popen) -> None:
