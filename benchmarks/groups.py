@@ -26,7 +26,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
