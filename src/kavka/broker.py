@@ -24,6 +24,7 @@ import kavka.api  # noqa: F401  (registers every API handler)
 from kavka.api.context import BrokerContext, ProducerIdAllocator
 from kavka.clock import SYSTEM_CLOCK, Clock
 from kavka.config import BrokerConfig
+from kavka.group.consumer_group import TopicMeta
 from kavka.group.coordinator import GroupCoordinator
 from kavka.group.env import GroupConfig
 from kavka.group.offsets_topic import OffsetsTopic
@@ -75,9 +76,14 @@ class Broker:
         """The group coordinator, its state replayed from __consumer_offsets before we listen."""
         settings = GroupConfig.from_broker(self.config)
         journal = OffsetsTopic(self.logs, settings.offsets_partitions, settings.offsets_segment_bytes, self._clock)
-        coordinator = GroupCoordinator(settings, self._clock, journal)
+        coordinator = GroupCoordinator(settings, self._clock, journal, topics=self._topic_meta)
         coordinator.load()
         return GroupRunner(coordinator)
+
+    def _topic_meta(self) -> dict[str, TopicMeta]:
+        """Topics as the group coordinator's server-side assignors see them."""
+        return {name: TopicMeta(info.topic_id, info.partitions, name.startswith("__"))
+                for name, info in self.logs.topics().items()}
 
     async def _listen(self) -> None:
         context = BrokerContext(

@@ -184,6 +184,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               "Session timeout of members of consumer-protocol (KIP-848) groups.", at_least(1)),
     ConfigKey("group.consumer.heartbeat.interval.ms", "int", 5000,
               "Heartbeat interval told to members of consumer-protocol (KIP-848) groups.", at_least(1)),
+    ConfigKey("group.consumer.max.size", "int", INT_MAX, "Members a consumer-protocol group may have.",
+              at_least(1)),
     ConfigKey("group.min.session.timeout.ms", "int", 6000, "Smallest session timeout a member may ask for.",
               at_least(0)),
     ConfigKey("group.max.session.timeout.ms", "int", 1800000, "Largest session timeout a member may ask for.",

@@ -24,6 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 CLIENTS = ("confluent", "kafka-python", "aiokafka")
+# librdkafka with group.protocol=consumer (KIP-848: the broker assigns; the group's
+# session timeout and heartbeat interval are the broker's group.consumer.* settings).
+CONSUMER_PROTOCOL = "confluent-consumer"
 
 
 @dataclass
@@ -67,16 +70,19 @@ class Report:
 # -- one loop per client ----------------------------------------------------------------
 
 def consume_loop(s: Settings, stop: threading.Event, report: Report) -> None:
-    {"confluent": _confluent, "kafka-python": _kafka_python, "aiokafka": _aiokafka}[s.client](s, stop, report)
+    {"confluent": _confluent, CONSUMER_PROTOCOL: _confluent, "kafka-python": _kafka_python,
+     "aiokafka": _aiokafka}[s.client](s, stop, report)
 
 
 def _confluent(s: Settings, stop, report: Report) -> None:
     from confluent_kafka import Consumer, KafkaException
 
     conf = {"bootstrap.servers": s.bootstrap, "group.id": s.group, "client.id": s.client_id,
-            "auto.offset.reset": "earliest", "enable.auto.commit": False,
-            "session.timeout.ms": s.session_ms, "heartbeat.interval.ms": s.heartbeat_ms,
-            "max.poll.interval.ms": s.max_poll_ms}
+            "auto.offset.reset": "earliest", "enable.auto.commit": False, "max.poll.interval.ms": s.max_poll_ms}
+    if s.client == CONSUMER_PROTOCOL:
+        conf["group.protocol"] = "consumer"
+    else:
+        conf.update({"session.timeout.ms": s.session_ms, "heartbeat.interval.ms": s.heartbeat_ms})
     if s.instance:
         conf["group.instance.id"] = s.instance
     if s.strategy:

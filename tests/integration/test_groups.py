@@ -5,7 +5,9 @@ Each consumer commits synchronously after every batch it processed, so
 owner starts exactly at the committed offset, and across all members every
 offset of every partition was consumed (duplicates allowed, gaps not).
 Brokers use group.initial.rebalance.delay.ms=0 and a 1 s minimum session
-timeout so that rebalances take a heartbeat or two, not seconds.
+timeout so that rebalances take a heartbeat or two, not seconds.  The
+membership and restart tests run once more with librdkafka's KIP-848
+consumer (``group.protocol=consumer``), whose group the broker assigns.
 """
 
 from __future__ import annotations
@@ -15,17 +17,21 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from group_clients import CLIENTS, Member, ProcessMember, Settings, wait_for
+from group_clients import CLIENTS, CONSUMER_PROTOCOL, Member, ProcessMember, Settings, wait_for
 
 from kavka.client import Client
 from kavka.protocol.errors import ErrorCode
 
 pytestmark = pytest.mark.timeout(60)
 
-SETTINGS = {"group.initial.rebalance.delay.ms": 0, "group.min.session.timeout.ms": 1000,
-            "offsets.topic.num.partitions": 5}
 PARTITIONS = 6
 KILL_SESSION_MS = 3000
+SETTINGS = {"group.initial.rebalance.delay.ms": 0, "group.min.session.timeout.ms": 1000,
+            "offsets.topic.num.partitions": 5,
+            # KIP-848 groups: the session timeout and heartbeat interval are the broker's
+            "group.consumer.session.timeout.ms": KILL_SESSION_MS, "group.consumer.heartbeat.interval.ms": 250}
+# Every client library, and librdkafka once more with group.protocol=consumer.
+ALL_PROTOCOLS = (*CLIENTS, CONSUMER_PROTOCOL)
 
 
 @pytest.fixture
@@ -78,7 +84,7 @@ def settings(client: str, bootstrap: str, group: str, topic: str, **kwargs) -> S
 
 # -- membership with each client --------------------------------------------------------
 
-@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("client", ALL_PROTOCOLS)
 def test_three_members_share_partitions_then_one_leaves_and_one_is_killed(broker, client):
     bootstrap, topic, group = broker.bootstrap_servers, f"shared-{client}", f"group-{client}"
     create_topic(bootstrap, topic)
@@ -128,7 +134,7 @@ def test_groups_are_isolated_each_reads_everything(broker):
             member.close()
 
 
-@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("client", ALL_PROTOCOLS)
 def test_commit_then_broker_restart_resumes_after_the_committed_offset(kavka_broker_factory, tmp_path, client):
     data_dir, topic, group = tmp_path / "restart", "resume", "resumer"
     broker = kavka_broker_factory(SETTINGS, data_dir=data_dir)

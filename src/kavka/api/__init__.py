@@ -7,6 +7,8 @@ in :data:`kavka.api.registry.REGISTRY`; ApiVersions answers from that table.
 from kavka.api import (  # noqa: F401  (imported for their registration)
     alter_configs,
     api_versions,
+    consumer_group_describe,
+    consumer_group_heartbeat,
     create_partitions,
     create_topics,
     delete_groups,

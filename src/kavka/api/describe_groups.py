@@ -42,6 +42,8 @@ def _lookup(request: Request, groups, group_id: str) -> tuple[ErrorCode, str | N
     if groups is None:
         return ErrorCode.coordinator_not_available, None, dead
     error, group = groups.query(lambda c: c.find_group(group_id))
+    if error == ErrorCode.group_id_not_found:
+        return error, f"Group {group_id} is not a classic group.", dead
     if error != ErrorCode.none:
         return error, None, dead
     if group is None:

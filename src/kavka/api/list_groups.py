@@ -1,5 +1,5 @@
 """ListGroups (key 16): every group this coordinator has, filtered by state (v4+)
-and type (v5+; all of ours are "classic"), both case-insensitive."""
+and type (v5+: "classic" or "consumer"), both case-insensitive."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def handle(request: Request):
     body = request.body
     states = {s.lower() for s in getattr(body, "states_filter", ())}
     types = {t.lower() for t in getattr(body, "types_filter", ())}
-    listed = groups.query(lambda c: list_groups(c.groups, states, types))
+    listed = groups.query(lambda c: list_groups(c.groups, states, types, c.consumer_groups))
     return r.ListGroupsResponse(error_code=ErrorCode.none, groups=tuple(
         r.ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state,
                       group_type=g.group_type)

@@ -5,6 +5,8 @@ UNKNOWN_TOPIC_OR_PARTITION here (Kafka checks its metadata cache the same way);
 the rest go to the coordinator, which checks member and generation (or accepts
 generation -1 from assign() consumers of an empty group) and the metadata size.
 v2-4's retention_time is ignored, as Kafka does since offsets expire by group.
+For a consumer-protocol (KIP-848) group the generation field carries the
+member epoch, which must be the member's current one (STALE_MEMBER_EPOCH).
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ def _commit(request: Request, commits: list[OffsetCommit]) -> dict:
     if groups is None:
         return {(c.topic, c.partition): ErrorCode.coordinator_not_available for c in commits}
     instance_id = getattr(body, "group_instance_id", None)
+    version = request.version
     return groups.run(lambda c: c.commit_offsets(body.group_id, body.generation_id_or_member_epoch,
-                                                 body.member_id, instance_id, commits))
+                                                 body.member_id, instance_id, commits, version))
 
 
 def _response(request: Request, errors: dict):

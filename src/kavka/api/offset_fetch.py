@@ -2,7 +2,8 @@
 
 Partitions without a commit answer offset -1.  ``topics`` null (v2+) asks for
 every committed partition of the group.  ``require_stable`` (v7+) needs no
-waiting here: without transactions no commit is ever pending.  v1 has no
+waiting here: without transactions no commit is ever pending.  v9 names the
+member of a consumer-protocol group, whose epoch must be current.  v1 has no
 group-level error field, so a group error goes on every partition.
 """
 
@@ -22,26 +23,29 @@ def handle(request: Request):
     r = builder_for(request)
     body = request.body
     if request.version >= 8:
-        results = tuple(_group(request, r, g.group_id, g.topics) for g in body.groups)
+        results = tuple(_group(request, r, g.group_id, g.topics, getattr(g, "member_id", None),
+                               getattr(g, "member_epoch", -1)) for g in body.groups)
         return r.OffsetFetchResponse(groups=results)
     error, topics = _fetch(request, body.group_id, body.topics, "OffsetFetchResponseTopic",
                            "OffsetFetchResponsePartition")
     return r.OffsetFetchResponse(topics=topics, error_code=error)
 
 
-def _group(request: Request, r, group_id: str, topics):
-    error, results = _fetch(request, group_id, topics, "OffsetFetchResponseTopics", "OffsetFetchResponsePartitions")
+def _group(request: Request, r, group_id: str, topics, member_id: str | None, member_epoch: int):
+    error, results = _fetch(request, group_id, topics, "OffsetFetchResponseTopics", "OffsetFetchResponsePartitions",
+                            member_id, member_epoch)
     return r.OffsetFetchResponseGroup(group_id=group_id, topics=results, error_code=error)
 
 
-def _fetch(request: Request, group_id: str, topics, topic_class: str, partition_class: str):
+def _fetch(request: Request, group_id: str, topics, topic_class: str, partition_class: str,
+           member_id: str | None = None, member_epoch: int = -1):
     r = builder_for(request)
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
     groups = runner(request)
     if groups is None:
         error, found = ErrorCode.coordinator_not_available, []
     else:
-        error, found = groups.query(lambda c: c.fetch_offsets(group_id, wanted))
+        error, found = groups.query(lambda c: c.fetch_offsets(group_id, wanted, member_id, member_epoch))
     if error != ErrorCode.none:
         found = [(name, [(p, None) for p in partitions]) for name, partitions in wanted or []]
     # v1 cannot carry a group error: every partition carries it instead.

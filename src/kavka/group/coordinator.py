@@ -21,18 +21,23 @@ rebalances again.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import uuid
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Mapping, Protocol
 
+from kavka.group import consumer_group as cg
 from kavka.group import membership, offsets, rebalance
+from kavka.group.consumer_group import ConsumerGroup, HeartbeatRequest, Refused, TopicMeta
 from kavka.group.env import Env, GroupConfig
 from kavka.group.join import JoinRequest, join
-from kavka.group.log_format import GroupKey, GroupValue, Key, OffsetKey, Value
+from kavka.group.log_format import (
+    ConsumerGroupKey, ConsumerMemberKey, GroupKey, GroupValue, Key, OffsetKey, Value,
+)
 from kavka.group.model import Group, Member
 from kavka.group.offsets import OffsetCommit, OffsetStore
-from kavka.group.outcome import JoinReply, Outcome, Parked, SyncReply, error_reply
+from kavka.group.outcome import HeartbeatReply, JoinReply, Outcome, Parked, SyncReply, error_reply
 from kavka.group.state import COMPLETING, DEAD, EMPTY, NONE, STABLE
 from kavka.protocol.errors import ErrorCode
 
@@ -47,11 +52,14 @@ class Journal(Protocol):
 
 class GroupCoordinator:
     def __init__(self, config: GroupConfig, clock, journal: Journal,
-                 new_uuid: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
+                 new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
+                 topics: Callable[[], Mapping[str, TopicMeta]] = dict) -> None:
         self.config = config
         self.clock = clock
         self.journal = journal
-        self.groups: dict[str, Group] = {}
+        self.topics = topics   # the broker's topics, for server-side assignment
+        self.groups: dict[str, Group] = {}                    # classic groups (and offsets-only groups)
+        self.consumer_groups: dict[str, ConsumerGroup] = {}   # consumer-protocol (KIP-848) groups
         self.offsets = OffsetStore()
         self.active = True
         self._loading = False
@@ -79,7 +87,7 @@ class GroupCoordinator:
                 count += 1
         finally:
             self._loading = False
-        for group_id in self.groups:
+        for group_id in [*self.groups, *self.consumer_groups]:
             self._refresh_deadline(group_id)
         log.info("loaded %d groups (%d records) from __consumer_offsets", len(self.groups), count)
         return count
@@ -89,8 +97,23 @@ class GroupCoordinator:
             if value is None:
                 self.offsets.remove(key.group, key.topic, key.partition)
                 return
-            self._get_or_create(key.group)
+            if key.group not in self.consumer_groups:
+                self._get_or_create(key.group)
             self.offsets.put(key.group, key.topic, key.partition, value)
+        elif isinstance(key, ConsumerGroupKey):
+            if value is None:
+                self.consumer_groups.pop(key.group, None)
+            else:
+                self.groups.pop(key.group, None)  # an empty classic group becomes a consumer group
+                self._consumer_group(key.group).apply_group(value)
+        elif isinstance(key, ConsumerMemberKey):
+            group = self._consumer_group(key.group)
+            group.apply_member(key.member_id, value)
+            if value is not None:
+                now = self.now()
+                group.session_deadlines.setdefault(key.member_id, now + self.config.consumer_session_timeout_ms)
+                if value.state == cg.UNREVOKED:
+                    group.revoke_deadlines.setdefault(key.member_id, now + value.rebalance_timeout_ms)
         elif value is None:
             group = self.groups.pop(key.group, None)
             if group is not None:
@@ -102,6 +125,12 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is None:
             group = self.groups[group_id] = Group(group_id)
+        return group
+
+    def _consumer_group(self, group_id: str) -> ConsumerGroup:
+        group = self.consumer_groups.get(group_id)
+        if group is None:
+            group = self.consumer_groups[group_id] = ConsumerGroup(group_id)
         return group
 
     def _replay_group(self, group_id: str, value: GroupValue) -> None:
@@ -151,7 +180,7 @@ class GroupCoordinator:
         return out
 
     def _refresh_deadline(self, group_id: str) -> None:
-        group = self.groups.get(group_id)
+        group = self.groups.get(group_id) or self.consumer_groups.get(group_id)
         due = group.next_deadline() if group is not None else None
         if due is None:
             self._deadlines.pop(group_id, None)
@@ -187,10 +216,16 @@ class GroupCoordinator:
             error = ErrorCode.invalid_session_timeout
         if error == NONE and request.member_id and request.group_id not in self.groups:
             error = ErrorCode.unknown_member_id
+        consumer = self.consumer_groups.get(request.group_id)
+        if error == NONE and consumer is not None and consumer.members:
+            error = ErrorCode.inconsistent_group_protocol  # a classic member cannot join a consumer group
         if error != NONE:
             return Outcome(JoinReply(error, request.member_id))
         group = self._get_or_create(request.group_id)
-        out = self._write(group.group_id, join(group, request, self.env()))
+        out = join(group, request, self.env())
+        if consumer is not None:  # an empty consumer group becomes a classic group
+            out.records.insert(0, (ConsumerGroupKey(request.group_id), None))
+        out = self._write(group.group_id, out)
         if self._drop_if_unused(group):
             self._refresh_deadline(group.group_id)
         return out
@@ -216,14 +251,70 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         return self._write(group_id, membership.leave(group, members, self.env()), reply_needs_records=False)
 
+    # -- consumer protocol (KIP-848) ---------------------------------------------------------
+
+    def consumer_heartbeat(self, request: HeartbeatRequest, version: int) -> Outcome:
+        """ConsumerGroupHeartbeat: reply is a HeartbeatReply."""
+        try:
+            cg.validate(request, version)
+            error = self._check(request.group_id)
+            if error != NONE:
+                return Outcome(HeartbeatReply(error))
+            if not request.member_id and request.member_epoch == 0:  # v0: the coordinator names it
+                request = dataclasses.replace(request, member_id=self._new_uuid())
+            out = self._consumer_operation(request)
+        except Refused as refused:
+            return Outcome(HeartbeatReply(refused.error, refused.message))
+        out = self._write(request.group_id, out)
+        group = self.consumer_groups.get(request.group_id)
+        if isinstance(out.reply, HeartbeatReply) and out.reply.error == NONE and group is not None \
+                and request.member_id in group.members:
+            group.session_deadlines[request.member_id] = self.now() + self.config.consumer_session_timeout_ms
+            self._refresh_deadline(request.group_id)
+        return out
+
+    def _consumer_operation(self, request: HeartbeatRequest) -> Outcome:
+        group_id = request.group_id
+        classic = self.groups.get(group_id)
+        if classic is not None and (classic.members or classic.pending or classic.state != EMPTY):
+            raise Refused(ErrorCode.group_id_not_found, f"Group {group_id} is not a consumer group.")
+        group = self.consumer_groups.get(group_id)
+        topics = self.topics()
+        if request.member_epoch in (cg.LEAVE_EPOCH, cg.STATIC_LEAVE_EPOCH):
+            if group is None:
+                raise Refused(ErrorCode.unknown_member_id, f"Member {request.member_id} is not a member of "
+                                                           f"group {group_id}.")
+            return cg.leave(group, request, topics)
+        if group is None:
+            if request.member_epoch != 0:
+                raise Refused(ErrorCode.unknown_member_id, f"Member {request.member_id} is not a member of "
+                                                           f"group {group_id}.")
+            group = ConsumerGroup(group_id)  # registered when its first record is replayed
+        return cg.heartbeat(group, request, topics, self.env())
+
+    def describe_consumer_group(self, group_id: str) -> tuple[ErrorCode, str | None, ConsumerGroup | None]:
+        error = self._check(group_id)
+        if error != NONE:
+            return error, None, None
+        group = self.consumer_groups.get(group_id)
+        if group is not None:
+            return NONE, None, group
+        if group_id in self.groups and self.groups[group_id].protocol_type:
+            return ErrorCode.group_id_not_found, f"Group {group_id} is not a consumer group.", None
+        return ErrorCode.group_id_not_found, f"Group {group_id} not found.", None
+
     # -- offsets ---------------------------------------------------------------------------
 
     def commit_offsets(self, group_id: str, generation: int, member_id: str, instance_id: str | None,
-                       commits: list[OffsetCommit]) -> Outcome:
-        """Reply: {(topic, partition): error}."""
+                       commits: list[OffsetCommit], version: int = 9) -> Outcome:
+        """Reply: {(topic, partition): error}.  ``generation`` is the member epoch for
+        consumer-protocol groups."""
         error = self._check(group_id)
         group = self.groups.get(group_id)
-        if error == NONE:
+        consumer = self.consumer_groups.get(group_id)
+        if error == NONE and consumer is not None:
+            error = offsets.validate_consumer_commit(consumer, generation, member_id, version)
+        elif error == NONE:
             error = offsets.validate_commit(group, generation, member_id, instance_id)
         if error != NONE:
             return Outcome({(c.topic, c.partition): error for c in commits})
@@ -237,9 +328,18 @@ class GroupCoordinator:
             out.reply = {tp: out.reply for tp in errors}
         return out
 
-    def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None):
-        """(group error, [(topic, [(partition, OffsetValue or None)])])."""
+    def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None,
+                      member_id: str | None = None, member_epoch: int = -1):
+        """(group error, [(topic, [(partition, OffsetValue or None)])]).  A member of a
+        consumer-protocol group that names itself (v9) must have its current epoch."""
         error = self._check(group_id)
+        consumer = self.consumer_groups.get(group_id)
+        if error == NONE and consumer is not None and (member_id or member_epoch >= 0):
+            member = consumer.members.get(member_id or "")
+            if member is None:
+                error = ErrorCode.unknown_member_id
+            elif member.member_epoch != member_epoch:
+                error = ErrorCode.stale_member_epoch
         if error != NONE:
             return error, []
         return NONE, offsets.fetch(self.offsets, group_id, topics)
@@ -248,7 +348,12 @@ class GroupCoordinator:
         error = self._check(group_id)
         if error != NONE:
             return Outcome((error, {}))
-        group_error, errors, records = offsets.delete_offsets(self.groups.get(group_id), self.offsets, partitions)
+        consumer = self.consumer_groups.get(group_id)
+        if consumer is not None:
+            group_error, errors, records = offsets.delete_consumer_offsets(consumer, self.offsets, partitions)
+        else:
+            group_error, errors, records = offsets.delete_offsets(self.groups.get(group_id), self.offsets,
+                                                                  partitions)
         out = self._write(group_id, Outcome((group_error, errors), records))
         if isinstance(out.reply, ErrorCode):  # the append failed
             out.reply = (out.reply, {})
@@ -259,14 +364,22 @@ class GroupCoordinator:
         results = {}
         for group_id in group_ids:
             error = self._check(group_id)
-            if error == NONE:
+            if error == NONE and group_id in self.consumer_groups:
+                error, records = offsets.delete_consumer_group_records(self.consumer_groups[group_id],
+                                                                       self.offsets)
+                error = self._write(group_id, Outcome(error, records)).reply
+            elif error == NONE:
                 error, records = offsets.delete_group_records(self.groups.get(group_id), self.offsets)
                 error = self._write(group_id, Outcome(error, records)).reply
             results[group_id] = error
         return Outcome(results)
 
     def find_group(self, group_id: str) -> tuple[ErrorCode, Group | None]:
+        """A classic group; GROUP_ID_NOT_FOUND for a consumer-protocol group (Kafka's
+        DescribeGroups answers only classic groups; ConsumerGroupDescribe the others)."""
         error = self._check(group_id)
+        if error == NONE and group_id in self.consumer_groups:
+            return ErrorCode.group_id_not_found, None
         return error, (self.groups.get(group_id) if error == NONE else None)
 
     # -- timers ----------------------------------------------------------------------------
@@ -280,10 +393,13 @@ class GroupCoordinator:
         env = self.env()
         for group_id in [g for g, due in self._deadlines.items() if due <= env.now]:
             group = self.groups.get(group_id)
-            if group is None:
+            consumer = self.consumer_groups.get(group_id)
+            if consumer is not None:
+                out.merge(self._write(group_id, cg.expire(consumer, env.now, self.topics())))
+            elif group is not None:
+                out.merge(self._write(group_id, rebalance.expire(group, env), reply_needs_records=False))
+            else:
                 self._deadlines.pop(group_id, None)
-                continue
-            out.merge(self._write(group_id, rebalance.expire(group, env), reply_needs_records=False))
         if self._next_retention_check <= env.now:
             self._next_retention_check = env.now + self.config.retention_check_interval_ms
             out.merge(self.expire_offsets())
@@ -295,6 +411,9 @@ class GroupCoordinator:
         for group in list(self.groups.values()):
             records = offsets.expiry_records(group, self.offsets, wall, self.config.retention_ms)
             out.merge(self._write(group.group_id, Outcome(records=records)))
+        for consumer in list(self.consumer_groups.values()):
+            records = offsets.consumer_expiry_records(consumer, self.offsets, wall, self.config.retention_ms)
+            out.merge(self._write(consumer.group_id, Outcome(records=records)))
         return out
 
     def close(self) -> Outcome:
@@ -323,4 +442,5 @@ class GroupCoordinator:
     def snapshot(self) -> dict:
         """The durable state, for comparing live state with state rebuilt by replay."""
         return {"groups": {g: group.durable_view() for g, group in sorted(self.groups.items())},
+                "consumer_groups": {g: group.durable_view() for g, group in sorted(self.consumer_groups.items())},
                 "offsets": self.offsets.snapshot()}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from kavka.group.model import Group
 from kavka.group.state import STABLE
 
-CLASSIC = "classic"
+CLASSIC, CONSUMER = "classic", "consumer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +38,13 @@ class GroupSummary:
 
 
 def list_groups(groups: dict[str, Group], states: set[str] | None = None,
-                types: set[str] | None = None) -> list[ListedGroup]:
-    """Every group, optionally only those in ``states`` / of ``types`` (both case-insensitive)."""
-    listed = []
-    for group in groups.values():
-        if states and group.state.value.lower() not in states:
-            continue
-        if types and CLASSIC not in types:
-            continue
-        listed.append(ListedGroup(group.group_id, group.protocol_type or "", group.state.value))
-    return listed
+                types: set[str] | None = None, consumer_groups: dict | None = None) -> list[ListedGroup]:
+    """Every group, optionally only those in ``states`` / of ``types`` (both case-insensitive).
+    Consumer-protocol groups have protocol type "consumer" and their own state names."""
+    listed = [ListedGroup(g.group_id, g.protocol_type or "", g.state.value) for g in groups.values()]
+    listed += [ListedGroup(g.group_id, CONSUMER, g.state, CONSUMER) for g in (consumer_groups or {}).values()]
+    return [g for g in listed if (not states or g.state.lower() in states)
+            and (not types or g.group_type in types)]
 
 
 def summarize(group: Group) -> GroupSummary:

@@ -21,6 +21,9 @@ class GroupConfig:
     retention_ms: int = 10080 * 60_000
     retention_check_interval_ms: int = 600000
     metadata_max_bytes: int = 4096
+    consumer_session_timeout_ms: int = 45000
+    consumer_heartbeat_interval_ms: int = 5000
+    consumer_max_size: int = 2**31 - 1
 
     @classmethod
     def from_broker(cls, config) -> "GroupConfig":
@@ -29,7 +32,8 @@ class GroupConfig:
                    get("group.max.session.timeout.ms"), get("group.max.size"),
                    get("offsets.topic.num.partitions"), get("offsets.topic.segment.bytes"),
                    get("offsets.retention.minutes") * 60_000, get("offsets.retention.check.interval.ms"),
-                   get("offset.metadata.max.bytes"))
+                   get("offset.metadata.max.bytes"), get("group.consumer.session.timeout.ms"),
+                   get("group.consumer.heartbeat.interval.ms"), get("group.consumer.max.size"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from kavka.group.log_format import GroupKey, OffsetKey, OffsetValue
+from kavka.group.consumer_group import ConsumerGroup
+from kavka.group.log_format import ConsumerGroupKey, GroupKey, OffsetKey, OffsetValue
 from kavka.group.model import Group
 from kavka.group.state import COMPLETING, DEAD, EMPTY, MEMBER_COMMIT, NONE, STABLE
 from kavka.protocol.errors import ErrorCode
@@ -88,6 +89,21 @@ def validate_commit(group: Group | None, generation: int, member_id: str, instan
     return state_error
 
 
+def validate_consumer_commit(group: ConsumerGroup, member_epoch: int, member_id: str, version: int) -> ErrorCode:
+    """Commits to a consumer-protocol group: by a member at its current epoch (v9+),
+    or by anyone with epoch -1 while the group has no members (admin tools)."""
+    if member_epoch < 0 and not group.members:
+        return NONE
+    member = group.members.get(member_id)
+    if member is None:
+        return ErrorCode.unknown_member_id
+    if version < 9:
+        return ErrorCode.unsupported_version
+    if member_epoch != member.member_epoch:
+        return ErrorCode.stale_member_epoch
+    return NONE
+
+
 def commit_records(group_id: str, commits: Iterable[OffsetCommit], max_metadata: int,
                    now_wall: int) -> tuple[list, dict[TopicPartition, ErrorCode]]:
     """One record per valid partition; OFFSET_METADATA_TOO_LARGE for the others."""
@@ -125,15 +141,47 @@ def delete_offsets(group: Group | None, store: OffsetStore, partitions: list[Top
         subscribed = set()
     else:
         return ErrorCode.non_empty_group, {}, []
+    return _delete_unsubscribed(group.group_id, store, partitions, subscribed)
+
+
+def delete_consumer_offsets(group: ConsumerGroup, store: OffsetStore, partitions: list[TopicPartition]
+                            ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode], list]:
+    """OffsetDelete of a consumer-protocol group: any topic no member subscribes to."""
+    subscribed = group.subscribed_topics() if group.members else set()
+    return _delete_unsubscribed(group.group_id, store, partitions, subscribed)
+
+
+def _delete_unsubscribed(group_id: str, store: OffsetStore, partitions: list[TopicPartition], subscribed: set
+                         ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode], list]:
     errors, records = {}, []
     for topic, partition in partitions:
         if topic in subscribed:
             errors[(topic, partition)] = ErrorCode.group_subscribed_to_topic
             continue
         errors[(topic, partition)] = NONE
-        if store.get(group.group_id, topic, partition) is not None:
-            records.append((OffsetKey(group.group_id, topic, partition), None))
+        if store.get(group_id, topic, partition) is not None:
+            records.append((OffsetKey(group_id, topic, partition), None))
     return NONE, errors, records
+
+
+def delete_consumer_group_records(group: ConsumerGroup, store: OffsetStore) -> tuple[ErrorCode, list]:
+    if group.members:
+        return ErrorCode.non_empty_group, []
+    records = [(OffsetKey(group.group_id, t, p), None) for t, p in sorted(store.of_group(group.group_id))]
+    return NONE, records + [(ConsumerGroupKey(group.group_id), None)]
+
+
+def consumer_expiry_records(group: ConsumerGroup, store: OffsetStore, now_wall: int, retention_ms: int) -> list:
+    """Offsets of topics the group does not subscribe to (all, once it is empty) expire
+    ``retention_ms`` after their commit; an empty group left without offsets is deleted."""
+    offsets = store.of_group(group.group_id)
+    subscribed = group.subscribed_topics() if group.members else set()
+    expired = [(t, p) for (t, p), value in offsets.items()
+               if t not in subscribed and value.commit_timestamp + retention_ms <= now_wall]
+    records = [(OffsetKey(group.group_id, t, p), None) for t, p in sorted(expired)]
+    if not group.members and len(expired) == len(offsets):
+        records.append((ConsumerGroupKey(group.group_id), None))
+    return records
 
 
 def delete_group_records(group: Group | None, store: OffsetStore) -> tuple[ErrorCode, list]:

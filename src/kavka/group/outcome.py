@@ -43,6 +43,17 @@ class SyncReply:
 
 
 @dataclass(frozen=True, slots=True)
+class HeartbeatReply:
+    """ConsumerGroupHeartbeat's answer (KIP-848)."""
+    error: ErrorCode
+    message: str | None = None
+    member_id: str | None = None
+    member_epoch: int = 0
+    heartbeat_interval_ms: int = 0
+    assignment: dict | None = None   # topic -> partitions; None: unchanged, not sent
+
+
+@dataclass(frozen=True, slots=True)
 class Parked:
     """The request waits; ``token`` names it in a later Outcome's ``replies``."""
     token: int
@@ -66,4 +77,6 @@ def error_reply(reply: Any, error: ErrorCode) -> Any:
         return JoinReply(error, reply.member_id)
     if isinstance(reply, SyncReply):
         return SyncReply(error)
+    if isinstance(reply, HeartbeatReply):
+        return HeartbeatReply(error)
     return error

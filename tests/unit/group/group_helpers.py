@@ -66,7 +66,9 @@ class Harness:
         self.clock = ManualClock()
         self.journal = MemoryJournal()
         ids = itertools.count(1)
-        self.coordinator = GroupCoordinator(self.config, self.clock, self.journal, new_uuid=lambda: str(next(ids)))
+        self.topics: dict = {}  # name -> kavka.group.consumer_group.TopicMeta, for server-side assignment
+        self.coordinator = GroupCoordinator(self.config, self.clock, self.journal, new_uuid=lambda: str(next(ids)),
+                                            topics=lambda: self.topics)
         self.answers: dict[int, object] = {}
 
     # -- driving ---------------------------------------------------------------------------
@@ -127,7 +129,7 @@ class Harness:
 
     def rebuilt(self) -> GroupCoordinator:
         """A second coordinator loaded from this one's journal (a broker restart)."""
-        loaded = GroupCoordinator(self.config, self.clock, self.journal)
+        loaded = GroupCoordinator(self.config, self.clock, self.journal, topics=lambda: self.topics)
         loaded.load()
         return loaded
 

@@ -1,0 +1,61 @@
+"""ConsumerGroupDescribe (key 69): groups of the consumer protocol (KIP-848).
+
+Per group its state, epochs and assignor; per member its epoch, subscription,
+current assignment and target assignment.  A classic group or an unknown id is
+GROUP_ID_NOT_FOUND (DescribeGroups answers classic groups).  ACLs are not
+implemented, so authorized operations stay "not provided".
+"""
+
+from __future__ import annotations
+
+from kavka.api._groups import runner
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.group.consumer_group import to_map
+from kavka.protocol.errors import ErrorCode
+
+KEY = 69
+VERSIONS = (0, 1)
+MEMBER_TYPE_CONSUMER = 1
+
+
+@api(KEY, "ConsumerGroupDescribe", VERSIONS)
+def handle(request: Request):
+    r = builder_for(request)
+    groups = runner(request)
+    described = []
+    for group_id in request.body.group_ids:
+        if groups is None:
+            error, message, group = ErrorCode.coordinator_not_available, None, None
+        else:
+            error, message, group = groups.query(lambda c: c.describe_consumer_group(group_id))
+        if group is None:
+            described.append(r.DescribedGroup(error_code=error, error_message=message, group_id=group_id,
+                                              group_state="Dead" if error == ErrorCode.group_id_not_found else "",
+                                              group_epoch=-1, assignment_epoch=-1, assignor_name="", members=()))
+            continue
+        described.append(r.DescribedGroup(
+            error_code=ErrorCode.none, group_id=group_id, group_state=group.state,
+            group_epoch=group.value.group_epoch, assignment_epoch=group.value.assignment_epoch,
+            assignor_name=group.value.assignor,
+            members=tuple(_member(request, r, group, member_id, m) for member_id, m in group.members.items())))
+    return r.ConsumerGroupDescribeResponse(groups=tuple(described))
+
+
+def _member(request: Request, r, group, member_id: str, m):
+    return r.Member(
+        member_id=member_id, instance_id=m.instance_id, rack_id=m.rack_id, member_epoch=m.member_epoch,
+        client_id=m.client_id, client_host=m.client_host, subscribed_topic_names=m.topics,
+        subscribed_topic_regex=m.regex, assignment=_assignment(request, r, to_map(m.assigned)),
+        target_assignment=_assignment(request, r, group.target_of(member_id)), member_type=MEMBER_TYPE_CONSUMER)
+
+
+def _assignment(request: Request, r, assignment):
+    logs = request.broker.logs
+    parts = []
+    for topic, partitions in sorted(assignment.items()):
+        info = logs.topic(topic)
+        if info is not None:
+            parts.append(r.TopicPartitions(topic_id=info.topic_id, topic_name=topic,
+                                           partitions=tuple(sorted(partitions))))
+    return r.Assignment(topic_partitions=tuple(parts))

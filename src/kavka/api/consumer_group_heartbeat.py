@@ -1,0 +1,65 @@
+"""ConsumerGroupHeartbeat (key 68): the consumer protocol of KIP-848.
+
+One request does what JoinGroup, SyncGroup, Heartbeat and LeaveGroup do in the
+classic protocol: the member says which topics it subscribes to and which
+partitions it owns, and gets back its member epoch and, when it changed, the
+partitions it may own now.  The broker assigns (kavka.group.consumer_group).
+Topics travel by id; ids this broker does not know are ignored in the owned
+list, as Kafka does.  From v1 the member id is chosen by the client.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from kavka.api._groups import client_host, ms, runner
+from kavka.api.registry import Request, api
+from kavka.api.responses import builder_for
+from kavka.group.consumer_group import HeartbeatRequest
+from kavka.group.outcome import HeartbeatReply
+from kavka.protocol.errors import ErrorCode
+
+KEY = 68
+VERSIONS = (0, 1)
+
+
+@api(KEY, "ConsumerGroupHeartbeat", VERSIONS)
+def handle(request: Request):
+    groups = runner(request)
+    if groups is None:
+        return _response(request, HeartbeatReply(ErrorCode.coordinator_not_available))
+    body = request.body
+    logs = request.broker.logs
+    owned = None
+    if body.topic_partitions is not None:
+        owned = {}
+        for tp in body.topic_partitions:
+            info = logs.topic_by_id(tp.topic_id)
+            if info is not None:
+                owned[info.name] = owned.get(info.name, frozenset()) | frozenset(tp.partitions)
+    heartbeat = HeartbeatRequest(
+        group_id=body.group_id, member_id=body.member_id, member_epoch=body.member_epoch,
+        instance_id=body.instance_id, rack_id=body.rack_id, rebalance_timeout_ms=ms(body.rebalance_timeout),
+        topics=tuple(body.subscribed_topic_names) if body.subscribed_topic_names is not None else None,
+        regex=getattr(body, "subscribed_topic_regex", None), server_assignor=body.server_assignor,
+        owned=owned, client_id=request.client_id or "", client_host=client_host(request.peer))
+    version = request.version
+    reply = groups.run(lambda c: c.consumer_heartbeat(heartbeat, version))
+    return _response(request, reply)
+
+
+def _response(request: Request, reply: HeartbeatReply):
+    r = builder_for(request)
+    assignment = None
+    if reply.assignment is not None:
+        logs = request.broker.logs
+        parts = []
+        for topic, partitions in sorted(reply.assignment.items()):
+            info = logs.topic(topic)
+            if info is not None and partitions:
+                parts.append(r.TopicPartitions(topic_id=info.topic_id, partitions=tuple(sorted(partitions))))
+        assignment = r.Assignment(topic_partitions=tuple(parts))
+    member_id = reply.member_id if reply.error == ErrorCode.none else None
+    return r.ConsumerGroupHeartbeatResponse(
+        error_code=reply.error, error_message=reply.message, member_id=member_id, member_epoch=reply.member_epoch,
+        heartbeat_interval=datetime.timedelta(milliseconds=reply.heartbeat_interval_ms), assignment=assignment)
