@@ -9,6 +9,10 @@ and measures, with confluent-kafka (librdkafka) consumers on threads here:
    the 10 to own everything again.  Existing members learn of a rebalance
    from their next heartbeat, so the figure is dominated by
    ``heartbeat.interval.ms``: runs at librdkafka's default (3000) and at 100.
+   The same with the KIP-848 protocol (``group.protocol=consumer``), where the
+   broker assigns and sets the heartbeat interval
+   (``group.consumer.heartbeat.interval.ms``: Kafka's default 5000, and 100;
+   one broker per setting).
 2. **Offset commits**: synchronous OffsetCommit round trips of one partition
    from a raw protocol client (latency-bound), the same with 4 connections in
    parallel, and librdkafka's ``commit(asynchronous=False)`` from a group
@@ -40,11 +44,12 @@ PARTITIONS = 22
 
 # -- the broker ---------------------------------------------------------------------------
 
-def start_broker(data_dir: str) -> tuple[subprocess.Popen, str]:
+def start_broker(data_dir: str, consumer_heartbeat_ms: int = 5000) -> tuple[subprocess.Popen, str]:
     port = free_port()
     return launch_kavka(["-m", "kavka", "serve", "--data-dir", data_dir, "--listen", f"127.0.0.1:{port}",
                          "--log-level", "WARNING", "--override", "group.initial.rebalance.delay.ms=0",
-                         "--override", "offsets.topic.num.partitions=10"], port)
+                         "--override", "offsets.topic.num.partitions=10",
+                         "--override", f"group.consumer.heartbeat.interval.ms={consumer_heartbeat_ms}"], port)
 
 
 def stop_broker(proc: subprocess.Popen) -> None:
@@ -61,10 +66,14 @@ def stop_broker(proc: subprocess.Popen) -> None:
 class Member:
     """A subscribed librdkafka consumer polling on its own thread."""
 
-    def __init__(self, bootstrap: str, group: str, topic: str, heartbeat_ms: int) -> None:
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                                  "session.timeout.ms": 10000, "heartbeat.interval.ms": heartbeat_ms,
-                                  "enable.auto.commit": False})
+    def __init__(self, bootstrap: str, group: str, topic: str, heartbeat_ms: int | None) -> None:
+        """``heartbeat_ms`` None: the KIP-848 protocol, where the broker sets it."""
+        conf = {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+        if heartbeat_ms is None:
+            conf["group.protocol"] = "consumer"
+        else:
+            conf.update({"session.timeout.ms": 10000, "heartbeat.interval.ms": heartbeat_ms})
+        self.consumer = Consumer(conf)
         self.consumer.subscribe([topic])
         self.assignment: frozenset = frozenset()
         self._stop = threading.Event()
@@ -96,8 +105,8 @@ def wait_settled(members: list[Member], timeout: float = 60) -> float:
     return time.perf_counter() - start
 
 
-def bench_rebalance(bootstrap: str, heartbeat_ms: int, rounds: int) -> dict:
-    topic, group = f"rebalance-{heartbeat_ms}", f"bench-{heartbeat_ms}"
+def bench_rebalance(bootstrap: str, heartbeat_ms: int | None, rounds: int) -> dict:
+    topic, group = f"rebalance-{heartbeat_ms or 'kip848'}", f"bench-{heartbeat_ms or 'kip848'}"
     create_topic(bootstrap, topic, PARTITIONS)
     members = [Member(bootstrap, group, topic, heartbeat_ms) for _ in range(10)]
     wait_settled(members)
@@ -189,8 +198,20 @@ def main() -> None:
         print(f"\n10-member group, {PARTITIONS} partitions, an 11th member joins then leaves:")
         for heartbeat_ms in (3000, 100):
             result = bench_rebalance(bootstrap, heartbeat_ms, args.rounds)
-            print(f"  heartbeat.interval.ms={heartbeat_ms:<5} join  -> stable: {summary(result['join'])}")
-            print(f"  {'':25} leave -> stable: {summary(result['leave'])}")
+            print(f"  classic, heartbeat.interval.ms={heartbeat_ms:<5} join  -> stable: {summary(result['join'])}")
+            print(f"  {'':34} leave -> stable: {summary(result['leave'])}")
+        result = bench_rebalance(bootstrap, None, args.rounds)
+        print(f"  KIP-848, heartbeat interval 5000    join  -> stable: {summary(result['join'])}")
+        print(f"  {'':34} leave -> stable: {summary(result['leave'])}")
+        fast_dir = tempfile.mkdtemp(prefix="kavka-bench-groups-")
+        fast, fast_bootstrap = start_broker(fast_dir, consumer_heartbeat_ms=100)
+        try:
+            result = bench_rebalance(fast_bootstrap, None, args.rounds)
+        finally:
+            stop_broker(fast)
+            shutil.rmtree(fast_dir, ignore_errors=True)
+        print(f"  KIP-848, heartbeat interval 100     join  -> stable: {summary(result['join'])}")
+        print(f"  {'':34} leave -> stable: {summary(result['leave'])}")
         create_topic(bootstrap, "commits", 4)
         print(f"\nOffset commits (one partition per OffsetCommit v8, {args.commits} each):")
         print(f"  raw client, 1 connection, synchronous  {raw_commits(bootstrap, 'raw', args.commits):8.0f} commits/s")
