@@ -117,3 +117,13 @@ def launch_kavka(argv: list[str], port: int, timeout: float = 20.0) -> tuple[sub
             time.sleep(0.01)
     proc.kill()
     raise SystemExit("broker did not start")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM a child we started; SIGKILL it if it has not exited within ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

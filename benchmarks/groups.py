@@ -35,7 +35,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kio.schema.offset_commit.v8 import request as oc
 
-from _common import free_port, launch_kavka
+from _common import free_port, launch_kavka, stop_process
 from kavka.api.responses import make
 from kavka.client import Client
 
@@ -50,15 +50,6 @@ def start_broker(data_dir: str, consumer_heartbeat_ms: int = 5000) -> tuple[subp
                          "--log-level", "WARNING", "--override", "group.initial.rebalance.delay.ms=0",
                          "--override", "offsets.topic.num.partitions=10",
                          "--override", f"group.consumer.heartbeat.interval.ms={consumer_heartbeat_ms}"], port)
-
-
-def stop_broker(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # -- members ------------------------------------------------------------------------------
@@ -208,7 +199,7 @@ def main() -> None:
         try:
             result = bench_rebalance(fast_bootstrap, None, args.rounds)
         finally:
-            stop_broker(fast)
+            stop_process(fast)
             shutil.rmtree(fast_dir, ignore_errors=True)
         print(f"  KIP-848, heartbeat interval 100     join  -> stable: {summary(result['join'])}")
         print(f"  {'':34} leave -> stable: {summary(result['leave'])}")
@@ -219,7 +210,7 @@ def main() -> None:
         rate = librdkafka_commits(bootstrap, max(1, args.commits // 5))
         print(f"  librdkafka group member, sync commit   {rate:8.0f} commits/s")
     finally:
-        stop_broker(proc)
+        stop_process(proc)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

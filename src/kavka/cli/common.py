@@ -1,4 +1,4 @@
-"""What the client sub-commands (topics, configs, produce, consume) share.
+"""What the client sub-commands (topics, configs, produce, consume, groups) share.
 
 They talk to a broker (kavka or Apache Kafka) only over the Kafka protocol, with
 :class:`kavka.client.Client`.  A :class:`Session` opens the bootstrap connection,
@@ -16,7 +16,10 @@ topic 'x' already exists``.
 from __future__ import annotations
 
 import argparse
+import base64
+import datetime
 import os
+import re
 import socket
 import sys
 import time
@@ -37,13 +40,22 @@ DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS, LIST_OFFSETS, PRODUCE, FETCH, API_V
 VERSION_RANGES = {METADATA: (4, 12), CREATE_TOPICS: (2, 7), DELETE_TOPICS: (1, 6), CREATE_PARTITIONS: (0, 3),
                   DESCRIBE_CONFIGS: (1, 4), INCREMENTAL_ALTER_CONFIGS: (0, 1), LIST_OFFSETS: (1, 7),
                   PRODUCE: (3, 9), FETCH: (4, 12)}
+# Consumer groups.  OffsetFetch and OffsetCommit stop at 9 because v10 names topics by id.
+FIND_COORDINATOR, LIST_GROUPS, DESCRIBE_GROUPS, DELETE_GROUPS = 10, 16, 15, 42
+OFFSET_FETCH, OFFSET_COMMIT, CONSUMER_GROUP_DESCRIBE = 9, 8, 69
+VERSION_RANGES.update({FIND_COORDINATOR: (0, 6), LIST_GROUPS: (0, 5), DESCRIBE_GROUPS: (0, 6),
+                       DELETE_GROUPS: (0, 2), OFFSET_FETCH: (2, 9), OFFSET_COMMIT: (2, 9),
+                       CONSUMER_GROUP_DESCRIBE: (0, 1)})
 API_NAMES = {METADATA: "Metadata", CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
              CREATE_PARTITIONS: "CreatePartitions", DESCRIBE_CONFIGS: "DescribeConfigs",
              INCREMENTAL_ALTER_CONFIGS: "IncrementalAlterConfigs", LIST_OFFSETS: "ListOffsets",
-             PRODUCE: "Produce", FETCH: "Fetch"}
+             PRODUCE: "Produce", FETCH: "Fetch", FIND_COORDINATOR: "FindCoordinator", LIST_GROUPS: "ListGroups",
+             DESCRIBE_GROUPS: "DescribeGroups", DELETE_GROUPS: "DeleteGroups", OFFSET_FETCH: "OffsetFetch",
+             OFFSET_COMMIT: "OffsetCommit", CONSUMER_GROUP_DESCRIBE: "ConsumerGroupDescribe"}
 
 EARLIEST, LATEST = -2, -1  # ListOffsets timestamps
 LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC = 5, 3
+_COORDINATOR_WAIT = (14, 15)  # COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE
 _TOPIC_ERRORS = {17: "'{}' is not a valid topic name", 29: "not authorized to access topic '{}'"}
 
 
@@ -83,6 +95,43 @@ def parse_pairs(items: Iterable[str], option: str) -> list[tuple[str, str]]:
             raise cli_error(f"{option} wants NAME=VALUE, got {item!r}")
         pairs.append((name.strip(), value))
     return pairs
+
+
+_AGO = re.compile(r"-?(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)(?:\s+ago)?")
+_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_time(text: str, now_ms: int, option: str = "--from") -> int:
+    """Epoch milliseconds of a TIME argument (consume --from, export --from/--to): ISO 8601
+    (local time unless it has a zone), epoch milliseconds, an age such as 15m, -2h or
+    1.5d ago, or ``now``."""
+    text = text.strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    if text.lower() == "now":
+        return now_ms
+    ago = _AGO.fullmatch(text)
+    if ago:
+        return now_ms - int(float(ago.group(1)) * _UNITS[ago.group(2)])
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise cli_error(f"{option} wants a time such as 2024-05-01T12:00, 1714564800000 or 15m, "
+                        f"not {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # local time
+    return int(moment.timestamp() * 1000)
+
+
+def json_bytes(data: bytes | None):
+    """A key, value or header value for JSON output: text when it is UTF-8, else
+    ``{"base64": "..."}``; None stays null."""
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
 
 
 def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], out=None) -> None:
@@ -266,6 +315,38 @@ class Session:
                     check(p.error_code, None, f"partition {p.partition_index} of '{topic.name}'")
                     offsets[p.partition_index] = p.offset
         return offsets
+
+    # -- group coordinators ---------------------------------------------------------------
+
+    def supports(self, api_key: int) -> bool:
+        """Whether the broker and this tool share a version of an API."""
+        if api_key not in self.versions:
+            return False
+        low, high = VERSION_RANGES[api_key]
+        broker_low, broker_high = self.versions[api_key]
+        return max(low, broker_low) <= min(high, broker_high)
+
+    def broker_clients(self) -> list["Client"]:
+        """A connection to every broker of the cluster (ListGroups is answered per coordinator)."""
+        self.metadata([])
+        return [self.leader(node_id) for node_id in sorted(self._brokers)] or [self.client]
+
+    def coordinator(self, group: str, attempts: int = 50) -> tuple[int, str, "Client"]:
+        """(node id, HOST:PORT, connection) of a group's coordinator, waiting while it loads."""
+        if not self._brokers:
+            self.metadata([])
+        q = self.builder(FIND_COORDINATOR)
+        batched = q.has("FindCoordinatorRequest", "coordinator_keys")
+        for _ in range(attempts):
+            response = self.request(q.FindCoordinatorRequest(key=group, key_type=0, coordinator_keys=(group,)))
+            found = response.coordinators[0] if batched else response
+            if found.error_code not in _COORDINATOR_WAIT:
+                break
+            time.sleep(0.1)
+        check(found.error_code, getattr(found, "error_message", None), f"no coordinator for group '{group}'")
+        address = f"{found.host}:{found.port}"
+        self._brokers.setdefault(found.node_id, address)
+        return found.node_id, address, self.leader(found.node_id)
 
     def close(self) -> None:
         for client in self._leaders.values():

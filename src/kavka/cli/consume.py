@@ -21,21 +21,18 @@ The summary ("Processed a total of N messages") goes to stderr.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import json
 import os
-import re
 import sys
 import time
 
-from kavka.cli.common import EARLIEST, FETCH, LATEST, bootstrap_parent, check, cli_error, session
+from kavka.cli.common import EARLIEST, FETCH, LATEST, bootstrap_parent, check, cli_error, parse_time, session
+from kavka.cli.common import json_bytes as _json_bytes
 
 POLL_WAIT = 0.5  # seconds a fetch may park at the broker
 MAX_BYTES, PARTITION_MAX_BYTES = 16 * 1024 * 1024, 1024 * 1024
 OFFSET_OUT_OF_RANGE = 1
-_AGO = re.compile(r"-?(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)(?:\s+ago)?")
-_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def add_parser(commands) -> None:
@@ -56,24 +53,6 @@ def add_parser(commands) -> None:
     p.add_argument("--print-key", action="store_true", help="text format: print the key before the value")
     p.add_argument("--print-headers", action="store_true", help="text format: print the headers first")
     p.add_argument("--separator", default="\t", metavar="SEP", help="text format: between fields (default tab)")
-
-
-def parse_time(text: str, now_ms: int) -> int:
-    """Epoch milliseconds of --from TIME."""
-    text = text.strip()
-    if re.fullmatch(r"\d+", text):
-        return int(text)
-    ago = _AGO.fullmatch(text)
-    if ago:
-        return now_ms - int(float(ago.group(1)) * _UNITS[ago.group(2)])
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise cli_error(f"--from wants a time such as 2024-05-01T12:00, 1714564800000 or 15m, "
-                        f"not {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # local time
-    return int(moment.timestamp() * 1000)
 
 
 def run(args) -> int:
@@ -217,12 +196,3 @@ class _Output:
 
 def _text(data: bytes | None) -> bytes:
     return b"null" if data is None else data
-
-
-def _json_bytes(data: bytes | None):
-    if data is None:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return {"base64": base64.b64encode(data).decode("ascii")}

@@ -6,14 +6,15 @@ import argparse
 import sys
 
 from kavka import __version__
-from kavka.cli import configs, consume, produce, serve, topics
+from kavka.cli import configs, consume, export, groups, produce, serve, topics
 
 
 class CliError(Exception):
     """A problem the user can fix; printed as one line, exit status 1."""
 
 
-COMMANDS = {"serve": serve, "topics": topics, "configs": configs, "produce": produce, "consume": consume}
+COMMANDS = {"serve": serve, "topics": topics, "configs": configs, "produce": produce, "consume": consume,
+            "groups": groups, "export": export}
 
 
 def build_parser() -> argparse.ArgumentParser:
