@@ -29,6 +29,7 @@ from kavka.group.coordinator import GroupCoordinator
 from kavka.group.env import GroupConfig
 from kavka.group.offsets_topic import OffsetsTopic
 from kavka.group.runner import GroupRunner
+from kavka.log.cleaner import LogCleaner
 from kavka.log.log_manager import LogManager
 from kavka.server.dispatch import Dispatcher
 from kavka.server.listener import Listener
@@ -36,6 +37,7 @@ from kavka.server.listener import Listener
 log = logging.getLogger("kavka")
 
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+INITIAL_TASK_DELAY_MS = 30_000  # Kafka's log manager waits this long before its first retention check
 
 
 class Broker:
@@ -57,6 +59,9 @@ class Broker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
+        self._background: list[asyncio.Task] = []
+        self.context: BrokerContext | None = None
+        self._cleaner: LogCleaner | None = None
 
     # -- in the caller's event loop ---------------------------------------------------------
 
@@ -71,6 +76,53 @@ class Broker:
         except BaseException:
             self.logs.close()
             raise
+        self._start_background()
+
+    def _start_background(self) -> None:
+        """Storage work on this loop: retention every log.retention.check.interval.ms, and the
+        compaction cleaner (its copying runs in a worker thread, kavka.log.cleaner)."""
+        loop = asyncio.get_running_loop()
+        interval_ms = self.config.get("log.retention.check.interval.ms")
+        self._background.append(loop.create_task(
+            self._every(min(interval_ms, INITIAL_TASK_DELAY_MS), interval_ms, self._housekeeping),
+            name="kavka-retention"))
+        if self.config.get("log.cleaner.enable"):
+            self._cleaner = LogCleaner(self.logs, self.config, self._clock)
+            self._background.append(loop.create_task(self._clean_forever(), name="kavka-cleaner"))
+
+    async def _clean_forever(self) -> None:
+        """Clean the dirtiest compacted log, again at once if there was one, else back off."""
+        backoff = self.config.get("log.cleaner.backoff.ms") / 1000
+        while True:
+            try:
+                cleaned = await self._cleaner.run_once()
+            except Exception:
+                log.exception("log cleaning failed")
+                cleaned = None
+            await asyncio.sleep(0 if cleaned is not None else backoff)
+
+    def _housekeeping(self) -> None:
+        self.logs.housekeeping(self._clock.now_ms())
+
+    @staticmethod
+    async def _every(first_ms: int, interval_ms: int, task) -> None:
+        """Run ``task`` after ``first_ms``, then every ``interval_ms``; a failure is logged, not fatal."""
+        await asyncio.sleep(first_ms / 1000)
+        while True:
+            try:
+                task()
+            except Exception:
+                log.exception("background task %s failed", getattr(task, "__name__", task))
+            await asyncio.sleep(interval_ms / 1000)
+
+    async def _stop_background(self) -> None:
+        tasks, self._background = self._background, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._cleaner is not None:
+            await self._cleaner.close()  # waits for the worker: the logs are closed next
+            self._cleaner = None
 
     def _load_groups(self) -> GroupRunner:
         """The group coordinator, its state replayed from __consumer_offsets before we listen."""
@@ -86,7 +138,7 @@ class Broker:
                 for name, info in self.logs.topics().items()}
 
     async def _listen(self) -> None:
-        context = BrokerContext(
+        context = self.context = BrokerContext(
             logs=self.logs, config=self.config, clock=self._clock, node_id=self.config.get("broker.id"),
             host="", port=0, producer_ids=ProducerIdAllocator(self.data_dir / "producer-id-block"),
             groups=self.groups)
@@ -104,6 +156,12 @@ class Broker:
         return socket.getfqdn() if host in WILDCARD_HOSTS else host
 
     async def stop_async(self, timeout: float = 5.0) -> None:
+        await self._stop_background()
+        replicas = self.context.replicas if self.context is not None else None
+        if replicas is not None:
+            # acks=all produces still waiting are answered NOT_LEADER_OR_FOLLOWER; fetchers stop.
+            await replicas.stop()
+            self.context.replicas = None
         if self.groups is not None:
             # Parked JoinGroup/SyncGroup requests would hold the drain until their
             # rebalance timeout: answer them NOT_COORDINATOR first.
@@ -166,6 +224,16 @@ class Broker:
         if failure:
             raise failure[0]
         return self
+
+    def call(self, fn, *args, timeout: float = 10.0):
+        """Run ``fn(*args)`` on the broker's event loop thread and return its result
+        (a coroutine function's result is awaited there).  For tests and embedding."""
+        async def run():
+            result = fn(*args)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._loop is None or self._thread is None:

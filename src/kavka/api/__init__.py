@@ -12,6 +12,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     create_partitions,
     create_topics,
     delete_groups,
+    delete_records,
     delete_topics,
     describe_cluster,
     describe_configs,

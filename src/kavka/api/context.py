@@ -51,6 +51,7 @@ class BrokerContext:
     port: int
     producer_ids: ProducerIdAllocator
     groups: "object" = None  # kavka.group.runner.GroupRunner; None: no group coordinator
+    replicas: "object" = None  # kavka.replication.manager.ReplicaManager; None: a lone broker leads all
 
     @property
     def cluster_id(self) -> str:

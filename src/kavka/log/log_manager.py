@@ -36,7 +36,8 @@ any point after load() (including during it) makes the next start scan and
 repair every segment.  ``close()`` writes the marker last, after every
 partition is flushed, has written its producer snapshot and is closed.
 
-Housekeeping (retention, compaction) is a later issue: see :meth:`housekeeping`.
+Housekeeping: :meth:`housekeeping` applies retention to every partition; the
+broker calls it every ``log.retention.check.interval.ms``.
 """
 
 from __future__ import annotations
@@ -161,13 +162,26 @@ class LogManager:
         write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, "")
         self._release_lock()
 
-    def housekeeping(self, now_ms: int) -> None:
-        """Periodic maintenance, to be run every ``log.retention.check.interval.ms``.
+    def housekeeping(self, now_ms: int) -> int:
+        """Retention, run every ``log.retention.check.interval.ms``; returns segments deleted.
 
-        TODO(retention): delete segments past retention.ms / retention.bytes
-        (kavka.log.retention decides which), compact ``cleanup.policy=compact``
-        topics, expire idle producer ids and write producer snapshots.
+        Each partition deletes the closed segments that retention.ms,
+        retention.bytes or its log start offset expire (kavka.log.retention).
+        One partition failing (a disk error) is logged and does not stop the others.
         """
+        deleted = 0
+        for (topic, index), partition in list(self._partitions.items()):
+            try:
+                decision = partition.log.apply_retention(now_ms)
+            except OSError:
+                log.exception("retention of %s-%d failed", topic, index)
+                continue
+            if decision:
+                deleted += decision.count
+                log.info("%s-%d: deleted %d segments (%s); log start offset now %d", topic, index,
+                         decision.count, ", ".join(f"{r}: {n}" for r, n in decision.reasons),
+                         partition.log.log_start_offset)
+        return deleted
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -179,6 +193,10 @@ class LogManager:
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
         return self._by_id.get(topic_id)
+
+    def partitions(self) -> list[Partition]:
+        """Every open partition, in no particular order (a copy: safe to mutate the manager)."""
+        return list(self._partitions.values())
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self._partitions.get((topic, index))

@@ -7,7 +7,8 @@ Theory of operation
     00000000000000000000.log / .index / .timeindex   segments by base offset (kavka.log.segment)
     00000000000000052731.log / .index / .timeindex   the last one is the active segment
     recovery-point            offset below which every byte was fsynced
-    log-start-offset          set by DeleteRecords when it lands inside a segment
+    log-start-offset          first readable offset, moved by retention and DeleteRecords
+    cleaner-offset-checkpoint first offset the compaction cleaner has not cleaned yet (kavka.log.cleaner)
     leader-epoch-checkpoint   kavka.log.leader_epoch
     (files of other modules, e.g. producer snapshots, are left alone)
 
@@ -48,10 +49,12 @@ from kavka.log.segment import (
 
 RECOVERY_POINT_FILE = "recovery-point"
 LOG_START_OFFSET_FILE = "log-start-offset"
+CLEANER_OFFSET_FILE = "cleaner-offset-checkpoint"
 CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
 
-__all__ = ["EPOCH_FILE", "RECOVERY_POINT_FILE", "LOG_START_OFFSET_FILE", "load_segments", "finish_leftovers"]
+__all__ = ["EPOCH_FILE", "RECOVERY_POINT_FILE", "LOG_START_OFFSET_FILE", "CLEANER_OFFSET_FILE", "SWAP_SUFFIX",
+           "CLEANED_SUFFIX", "load_segments", "finish_leftovers"]
 
 log = logging.getLogger("kavka.log")
 
@@ -85,7 +88,8 @@ def load_segments(path: Path, config: TopicConfig, clock: Clock, recover: bool,
 
 def finish_leftovers(path: Path, config: TopicConfig, clock: Clock) -> None:
     """Remove what interrupted deletions and writes left behind; complete swaps."""
-    tmp_names = {f"{n}{checkpoint.TMP_SUFFIX}" for n in (RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, EPOCH_FILE)}
+    tmp_names = {f"{n}{checkpoint.TMP_SUFFIX}"
+                 for n in (RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, CLEANER_OFFSET_FILE, EPOCH_FILE)}
     names = os.listdir(path)
     for name in names:
         if name.endswith((DELETED_SUFFIX, CLEANED_SUFFIX)) or name in tmp_names:

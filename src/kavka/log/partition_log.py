@@ -35,8 +35,14 @@ corrupt batch (kavka.log.partition_dir).  Missing or inconsistent index files
 are rebuilt even on a clean open.  Checkpoints that name offsets about to be
 rewritten (recovery point, log start offset) are lowered before the rewrite.
 
-Deleting segments (retention, DeleteRecords, truncation) removes them from the
-list first, then renames and unlinks their files.  The ``.log`` fd is closed
+Deleting segments from the front (retention, DeleteRecords; which ones:
+kavka.log.retention) removes them from the list, moves the log start offset to
+the first kept segment and persists it, and only then renames their files to
+``*.deleted`` and unlinks them (at once: Kafka waits ``file.delete.delay.ms``
+for readers, which the shared fd below makes unnecessary here).  Opening after
+a crash in between unlinks the ``*.deleted`` leftovers and deletes segments
+wholly below the persisted log start offset, so no deleted record comes back
+and the log start offset never goes down.  The ``.log`` fd is closed
 only when the last :class:`FileSlice` read from it is released (reference
 counting in FileHandle), so a fetch response being sent keeps valid data.
 
@@ -63,9 +69,10 @@ from kavka.log.errors import CorruptRecord, LogError, OffsetOutOfRange
 from kavka.log.leader_epoch import LeaderEpochCache
 from kavka.log.file_slice import FileSlice
 from kavka.log.partition_dir import (
-    EPOCH_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, finish_leftovers, load_segments,
+    EPOCH_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, SWAP_SUFFIX, finish_leftovers, load_segments,
 )
-from kavka.log.segment import Segment
+from kavka.log.retention import RetentionDecision, deletable_segments
+from kavka.log.segment import Segment, validate_stored
 from kavka.protocol import records
 from kavka.protocol.record_codec import decode_records
 from kavka.protocol.records import BatchHeader
@@ -136,6 +143,7 @@ class PartitionLog:
             # DeleteRecords reached offsets whose data a crash then lost: never hand
             # out those offsets again, start empty at the log start offset.
             log._truncate_fully_and_start_at(persisted_lso)
+        log._drop_segments_below_start()
         if epochs is None:
             log._rebuild_epochs()
         log._epochs.truncate_from_end(log._leo)
@@ -198,7 +206,7 @@ class PartitionLog:
         first, last, now = -1, -1, self._clock.now_ms()
         for position, _ in records.iter_batches(view):
             try:
-                header = records.validate(view, position)
+                header = validate_stored(view, position)
             except records.InvalidBatch as e:
                 raise CorruptRecord(str(e)) from e
             if header.base_offset < self._leo:
@@ -396,24 +404,88 @@ class PartitionLog:
         self._epochs.clear()
 
     def delete_segments_before(self, offset: int) -> int:
-        """Delete whole segments holding only offsets < min(offset, HW); returns how many."""
+        """Delete whole segments holding only offsets < min(offset, HW); returns how many.
+
+        Unlike retention this may take the active segment too (after a roll)."""
         limit = min(offset, self._hw)
-        n = 0
-        while n < len(self._segments) and not self._segments[n].is_empty and self._segments[n].next_offset <= limit:
-            n += 1
-        if n == len(self._segments):
-            self.roll()  # there is always an active segment
-        doomed = self._segments[:n]
-        del self._segments[:n], self._bases[:n]
-        if doomed:
-            self._lso = max(self._lso, self._segments[0].base_offset)
-            self._epochs.truncate_from_start(self._lso)
-        for segment in doomed:
-            segment.delete()
+        segments, n = self._segments, 0
+        while n + 1 < len(segments) and segments[n + 1].base_offset <= limit:
+            n += 1  # the next segment starts at or below the limit (a cleaned one may be empty)
+        if n + 1 == len(segments) and not segments[n].is_empty and segments[n].next_offset <= limit:
+            n += 1  # the active one too
+        self._delete_leading(n)
         return n
 
     def delete_oldest_segment(self) -> bool:
         return self.delete_segments_before(self._segments[0].next_offset) > 0
+
+    def apply_retention(self, now_ms: int) -> RetentionDecision:
+        """Delete the closed segments retention.ms / retention.bytes / the LSO expire."""
+        decision = deletable_segments(self._segments, self.config, now_ms, self._hw, self._lso)
+        if decision:
+            self._delete_leading(decision.count)
+        return decision
+
+    def _delete_leading(self, n: int) -> None:
+        """Drop the first ``n`` segments, crash-safely and without disturbing readers.
+
+        Order: out of the segment list; the log start offset moved to the first
+        kept segment and persisted; only then are the files renamed ``*.deleted``
+        and unlinked.  A crash before the checkpoint leaves the segments in
+        place (nothing was deleted); after it, reopening deletes every segment
+        wholly below the persisted start (``_drop_segments_below_start``).
+        Slices already handed to fetches keep the old fd (kavka.log.file_slice).
+        """
+        if n >= len(self._segments):
+            self.roll()  # there is always an active segment
+            n = min(n, len(self._segments) - 1)
+        if n <= 0:
+            return
+        doomed = self._segments[:n]
+        del self._segments[:n], self._bases[:n]
+        new_lso = max(self._lso, self._segments[0].base_offset)
+        if new_lso != self._lso:
+            checkpoint.write_offset(self.path / LOG_START_OFFSET_FILE, new_lso)
+            self._lso = new_lso
+            self._epochs.truncate_from_start(new_lso)
+        for segment in doomed:
+            segment.delete()
+
+    def _drop_segments_below_start(self) -> None:
+        """At open: finish a deletion that persisted the log start offset and then died."""
+        n = 0
+        while n + 1 < len(self._segments) and self._segments[n + 1].base_offset <= self._lso:
+            n += 1
+        self._delete_leading(n)
+
+    def replace_segments(self, old: list[Segment], new: Segment, hook: Callable[[str], None] | None = None) -> bool:
+        """Swap in the cleaner's ``new`` segment (files ``*.cleaned``) for the closed ``old`` ones.
+
+        False, changing nothing, when ``old`` is no longer a run of this log's
+        closed segments (retention, DeleteRecords or truncation got there first).
+        Crash-safe order: rename ``new`` to ``*.swap`` (the commit point: an
+        opening log completes a swap, kavka.log.partition_dir), swap the list,
+        delete the old files, rename ``new`` to its final names.  Slices of the
+        old segments still being sent keep their fds.  ``hook(step)`` is for
+        crash tests.
+        """
+        step = hook or (lambda _name: None)
+        first = next((i for i, s in enumerate(self._segments) if s is old[0]), None)
+        if (self._closed or first is None or first + len(old) >= len(self._segments)
+                or any(a is not b for a, b in zip(self._segments[first:first + len(old)], old))
+                or new.base_offset != old[0].base_offset):
+            return False
+        new.rename_files(SWAP_SUFFIX)
+        checkpoint.fsync_directory(self.path)
+        step("swap")
+        self._segments[first:first + len(old)] = [new]
+        self._bases[first:first + len(old)] = [new.base_offset]
+        for segment in old:
+            segment.delete()
+        step("deleted")
+        new.rename_files("")
+        step("renamed")
+        return True
 
     def set_log_start_offset(self, offset: int) -> None:
         """DeleteRecords: make offsets below ``offset`` unreadable (persisted)."""

@@ -64,8 +64,11 @@ from kavka.log.time_index import NO_TIMESTAMP, TimeIndex
 from kavka.protocol.records import (
     HEADER_SIZE,
     LOG_OVERHEAD,
+    MAGIC,
     BatchHeader,
+    CorruptBatch,
     InvalidBatch,
+    compute_crc,
     peek_size,
     read_header,
     validate,
@@ -96,6 +99,7 @@ class Segment:
         self.base_offset = base_offset
         self._handle = FileHandle(fd)
         self._fd = fd
+        self._suffix = ""
         self.offset_index = offset_index
         self.time_index = time_index
         self.index_interval_bytes = config.index_interval_bytes
@@ -113,33 +117,45 @@ class Segment:
     # -- construction ------------------------------------------------------------------
 
     @classmethod
-    def create(cls, directory: Path, base_offset: int, config: TopicConfig, clock: Clock) -> "Segment":
-        """A new empty segment; fails if its .log file already exists."""
-        fd = os.open(segment_path(directory, base_offset, LOG_SUFFIX), _LOG_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
-        return cls(directory, base_offset, fd, config, clock, *_new_indexes(directory, base_offset))
+    def create(cls, directory: Path, base_offset: int, config: TopicConfig, clock: Clock,
+               suffix: str = "") -> "Segment":
+        """A new empty segment; fails if its .log file already exists.
+
+        ``suffix`` (e.g. ``.cleaned``) is appended to all three file names: the
+        cleaner builds a replacement segment under a name no opening log reads,
+        then :meth:`rename_files` moves it into place.
+        """
+        log_path = Path(str(segment_path(directory, base_offset, LOG_SUFFIX)) + suffix)
+        fd = os.open(log_path, _LOG_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
+        segment = cls(directory, base_offset, fd, config, clock, *_new_indexes(directory, base_offset, suffix))
+        segment._suffix = suffix
+        return segment
 
     @classmethod
     def open(cls, directory: Path, base_offset: int, config: TopicConfig, clock: Clock,
-             recover: bool = False) -> "Segment":
+             recover: bool = False, suffix: str = "") -> "Segment":
         """Open an existing segment; ``recover`` validates every batch (unclean shutdown).
 
         Missing or inconsistent index files are rebuilt (by recovery) either way.
+        ``suffix`` as for :meth:`create` (a cleaned segment written by another process).
         """
-        fd = os.open(segment_path(directory, base_offset, LOG_SUFFIX), _LOG_FLAGS)
+        fd = os.open(str(segment_path(directory, base_offset, LOG_SUFFIX)) + suffix, _LOG_FLAGS)
         indexes = None
         if not recover:
             try:
-                indexes = _load_indexes(directory, base_offset)
+                indexes = _load_indexes(directory, base_offset, suffix)
             except (FileNotFoundError, CorruptIndex):
                 pass
-        segment = cls(directory, base_offset, fd, config, clock, *(indexes or _new_indexes(directory, base_offset)))
+        segment = cls(directory, base_offset, fd, config, clock,
+                      *(indexes or _new_indexes(directory, base_offset, suffix)))
+        segment._suffix = suffix
         if indexes is not None:
             try:
                 segment._load_tail_state()
                 return segment
             except (CorruptIndex, LogCorrupted):
                 segment._close_indexes()
-                segment.offset_index, segment.time_index = _new_indexes(directory, base_offset)
+                segment.offset_index, segment.time_index = _new_indexes(directory, base_offset, suffix)
         segment.recover()
         return segment
 
@@ -339,7 +355,22 @@ class Segment:
 
     @property
     def log_path(self) -> Path:
-        return segment_path(self.directory, self.base_offset, LOG_SUFFIX)
+        return Path(str(segment_path(self.directory, self.base_offset, LOG_SUFFIX)) + self._suffix)
+
+    def rename_files(self, suffix: str) -> None:
+        """Give the three files the name suffix ``suffix`` ("" = the real names); fds stay open.
+
+        The indexes go first and the ``.log`` last: whoever opens the directory
+        decides by the ``.log`` name (kavka.log.partition_dir)."""
+        for index in (self.offset_index, self.time_index):
+            index.rename(Path(str(index.path)[: len(str(index.path)) - len(self._suffix)] + suffix))
+        old = self.log_path
+        self._suffix = suffix
+        os.rename(old, self.log_path)
+
+    def whole_slice(self) -> FileSlice:
+        """Every byte of this segment now, holding its fd open (for the cleaner's worker)."""
+        return FileSlice(self._fd, 0, self.size, self._handle)
 
     @property
     def fd(self) -> int:
@@ -348,6 +379,13 @@ class Segment:
     @property
     def is_empty(self) -> bool:
         return self.size == 0
+
+    @property
+    def largest_timestamp_ms(self) -> int:
+        """For retention.ms: the greatest record timestamp, else the file's mtime (as Kafka)."""
+        if self.max_timestamp >= 0:
+            return self.max_timestamp
+        return os.fstat(self._fd).st_mtime_ns // 1_000_000
 
     def time_waited_for_roll(self, now_ms: int, max_timestamp: int) -> int:
         """How long this segment has been filling, for segment.ms.
@@ -405,15 +443,38 @@ def delete_segment_files(directory: Path, base_offset: int) -> None:
         os.unlink(path)
 
 
-def _new_indexes(directory: Path, base_offset: int) -> tuple[OffsetIndex, TimeIndex]:
-    return (OffsetIndex.create(segment_path(directory, base_offset, INDEX_SUFFIX), base_offset),
-            TimeIndex.create(segment_path(directory, base_offset, TIME_INDEX_SUFFIX), base_offset))
-
-
-def _load_indexes(directory: Path, base_offset: int) -> tuple[OffsetIndex, TimeIndex]:
-    offset_index = OffsetIndex.load(segment_path(directory, base_offset, INDEX_SUFFIX), base_offset)
+def validate_stored(buf, pos: int = 0) -> BatchHeader:
+    """:func:`records.validate` for batches already in a log: compaction keeps a
+    batch's lastOffsetDelta but drops records, so fewer records than the span
+    (even none, for a producer's last batch) is valid here."""
     try:
-        return offset_index, TimeIndex.load(segment_path(directory, base_offset, TIME_INDEX_SUFFIX), base_offset)
+        return validate(buf, pos)
+    except CorruptBatch:
+        raise
+    except InvalidBatch:
+        header = read_header(buf, pos)
+        if header.magic != MAGIC or header.batch_length < HEADER_SIZE - LOG_OVERHEAD or pos + header.size > len(buf):
+            raise
+        if header.crc != compute_crc(buf, pos, header.size) or header.last_offset_delta < 0:
+            raise
+        if not 0 <= header.records_count <= header.last_offset_delta + 1:
+            raise
+        return header
+
+
+def _new_indexes(directory: Path, base_offset: int, suffix: str = "") -> tuple[OffsetIndex, TimeIndex]:
+    def path(kind: str) -> Path:
+        return Path(str(segment_path(directory, base_offset, kind)) + suffix)
+    return (OffsetIndex.create(path(INDEX_SUFFIX), base_offset),
+            TimeIndex.create(path(TIME_INDEX_SUFFIX), base_offset))
+
+
+def _load_indexes(directory: Path, base_offset: int, suffix: str = "") -> tuple[OffsetIndex, TimeIndex]:
+    def path(kind: str) -> Path:
+        return Path(str(segment_path(directory, base_offset, kind)) + suffix)
+    offset_index = OffsetIndex.load(path(INDEX_SUFFIX), base_offset)
+    try:
+        return offset_index, TimeIndex.load(path(TIME_INDEX_SUFFIX), base_offset)
     except BaseException:
         offset_index.close()
         raise
@@ -427,7 +488,7 @@ def _valid_batches(fd: int, file_size: int) -> Iterator[tuple[int, BatchHeader]]
         offset = 0
         while (size := peek_size(chunk, offset)) is not None and offset + size <= len(chunk):
             try:
-                header = validate(chunk, offset)
+                header = validate_stored(chunk, offset)
             except InvalidBatch:
                 return
             yield position + offset, header
@@ -437,7 +498,7 @@ def _valid_batches(fd: int, file_size: int) -> Iterator[tuple[int, BatchHeader]]
             if size is None or size < MIN_BATCH_SIZE or position + size > file_size:
                 return
             try:
-                header = validate(os.pread(fd, size, position))
+                header = validate_stored(os.pread(fd, size, position))
             except InvalidBatch:
                 return
             yield position, header

@@ -207,7 +207,8 @@ def test_delete_segments_before_moves_the_log_start_offset(tmp_path, clock, log)
     assert (log.log_start_offset, log.log_end_offset, len(log.segments)) == (120, 120, 1)
     assert not log.delete_oldest_segment()
     assert sorted(os.listdir(tmp_path / "t-0")) == ["00000000000000000120.index", "00000000000000000120.log",
-                                                    "00000000000000000120.timeindex", "leader-epoch-checkpoint"]
+                                                    "00000000000000000120.timeindex", "leader-epoch-checkpoint",
+                                                    "log-start-offset"]
     log.close()
     assert open_log(tmp_path, clock).log_start_offset == 120
 
