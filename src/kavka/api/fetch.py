@@ -11,6 +11,11 @@ returns at least one whole batch even if it is larger, so a consumer can never
 get stuck behind a big batch.  A fetch offset inside a batch returns the whole
 batch (the client skips the records before its offset).
 
+In a cluster, consumers fetch from the leader only (NOT_LEADER_OR_FOLLOWER
+elsewhere), up to the high watermark.  Followers (``replica_id`` >= 0) fetch up
+to the log end; the offset each asks for tells the leader where its log ends
+(kavka.replication), which is how the high watermark moves.
+
 Fetch sessions (KIP-227) are not kept: every answer carries session id 0,
 which tells clients to send full fetch requests, as Kafka does when its
 session cache is full.
@@ -33,7 +38,7 @@ READ_COMMITTED = 1
 class _Plan:
     """The partitions of one fetch request, resolved once and re-read on each wake."""
 
-    __slots__ = ("topics", "logs", "version", "max_bytes", "read_committed")
+    __slots__ = ("topics", "logs", "version", "max_bytes", "read_committed", "follower")
 
     def __init__(self, request: Request) -> None:
         body = request.body
@@ -41,6 +46,9 @@ class _Plan:
         self.max_bytes = body.max_bytes
         self.read_committed = body.isolation_level == READ_COMMITTED
         logs = request.broker.logs
+        replicas = request.broker.replicas
+        replica_id = _replica_id(body)
+        self.follower = replica_id >= 0
         self.topics = []
         self.logs = []
         for topic in body.topics:
@@ -48,6 +56,12 @@ class _Plan:
             entries = []
             for wanted in topic.partitions:
                 partition = None if missing is not None else logs.partition(name, wanted.partition)
+                if partition is not None and replicas is not None:
+                    tp = (name, wanted.partition)
+                    error = (replicas.follower_fetch(tp, replica_id, wanted.fetch_offset) if self.follower
+                             else replicas.leader_error(tp))
+                    if error != ErrorCode.none:
+                        partition, missing = None, error.value
                 if partition is not None:
                     self.logs.append(partition.log)
                 entries.append((wanted, partition, missing))
@@ -80,7 +94,7 @@ class _Plan:
             return PartitionResult(wanted.partition, epoch_error)
         limit = min(wanted.partition_max_bytes, remaining)
         try:
-            read = log.read(wanted.fetch_offset, limit, max_offset=log.high_watermark,
+            read = log.read(wanted.fetch_offset, limit, max_offset=None if self.follower else log.high_watermark,
                             min_one_batch=first)
         except OffsetOutOfRange:
             return PartitionResult(wanted.partition, ErrorCode.offset_out_of_range.value,
@@ -88,6 +102,14 @@ class _Plan:
         return PartitionResult(
             wanted.partition, 0, read.high_watermark, read.high_watermark, read.log_start_offset,
             read.slices, () if self.read_committed else None)
+
+
+def _replica_id(body) -> int:
+    """The fetching broker's id (v15+ in replica_state), -1 for consumers."""
+    state = getattr(body, "replica_state", None)
+    if state is not None:
+        return state.replica_id
+    return getattr(body, "replica_id", -1)
 
 
 def _resolve_topic(logs, topic, version: int):

@@ -1,8 +1,13 @@
 """Produce (key 0): append each partition's record batch to its log.
 
 Batches stay opaque bytes: the storage layer validates the header and CRC and
-patches offsets in place.  acks=0 gets no response at all; acks=1 and acks=-1
-are answered once the bytes are in the log (a single broker is its whole ISR).
+patches offsets in place.  acks=0 gets no response at all; acks=1 is answered
+once the bytes are in the leader's log.  acks=-1 (all) on a lone broker is the
+same (it is its whole ISR); in a cluster it needs ``min.insync.replicas`` in the
+ISR before the append (NOT_ENOUGH_REPLICAS) and is answered when the high
+watermark passes the batch (kavka.replication), or REQUEST_TIMED_OUT after the
+request's timeout; fewer in-sync replicas by then is
+NOT_ENOUGH_REPLICAS_AFTER_APPEND.  Only the leader takes produce requests.
 
 Versions 0-2 are advertised because librdkafka enables compression only when
 Produce v0 is listed, but, as in Kafka 4 (KIP-896), they are refused with
@@ -11,6 +16,7 @@ UNSUPPORTED_VERSION: their message formats are gone.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import struct
 
@@ -42,7 +48,9 @@ def handle(request: Request):
     elif body.transactional_id is not None:
         results = _refuse_all(body, ErrorCode.transactional_id_authorization_failed)
     else:
-        results = _append_all(request)
+        results, waits = _append_all(request)
+        if waits:
+            return _await_replication(request, results, waits)
     if body.acks == 0:
         return None
     if request.version < 3:
@@ -55,29 +63,64 @@ def _refuse_all(body, code: ErrorCode):
 
 
 def _append_all(request: Request):
+    """(results by topic, {(topic index, partition index): future of the replication error})."""
     logs = request.broker.logs
+    replicas = request.broker.replicas
+    acks = request.body.acks
     now_ms = request.broker.clock.now_ms()
-    results = []
-    for topic in request.body.topic_data:
+    results, waits = [], {}
+    for i, topic in enumerate(request.body.topic_data):
         partitions = []
-        for data in topic.partition_data:
-            partitions.append(_append_one(logs, topic.name, data, request.version, now_ms))
+        for j, data in enumerate(topic.partition_data):
+            result, last_offset = _append_one(logs, replicas, acks, topic.name, data, request.version, now_ms)
+            partitions.append(result)
+            if replicas is not None and acks == -1 and result[1] == ErrorCode.none:
+                min_isr = logs.partition(topic.name, data.index).config["min.insync.replicas"]
+                waited = replicas.wait_replicated((topic.name, data.index), last_offset + 1, min_isr)
+                if isinstance(waited, ErrorCode):
+                    partitions[-1] = _with_error(result, waited)
+                else:
+                    waits[(i, j)] = waited
         results.append((topic.name, partitions))
-    return results
+    return results, waits
 
 
-def _append_one(logs, topic: str, data, version: int, now_ms: int):
-    """(index, error, base_offset, log_append_time_ms, log_start_offset, message) of one partition."""
+def _append_one(logs, replicas, acks: int, topic: str, data, version: int, now_ms: int):
+    """((index, error, base_offset, log_append_time_ms, log_start_offset, message), last offset)."""
     partition = logs.partition(topic, data.index)
     if partition is None:
-        return (data.index, ErrorCode.unknown_topic_or_partition, -1, -1, -1, None)
+        return (data.index, ErrorCode.unknown_topic_or_partition, -1, -1, -1, None), -1
+    if replicas is not None:
+        error = replicas.produce_check((topic, data.index), acks, partition.config["min.insync.replicas"])
+        if error != ErrorCode.none:
+            return (data.index, error, -1, -1, -1, None), -1
     if not data.records:
-        return (data.index, ErrorCode.invalid_record, -1, -1, -1, "no record batch")
+        return (data.index, ErrorCode.invalid_record, -1, -1, -1, "no record batch"), -1
     try:
         info = partition.append_records(bytearray(data.records), version, now_ms)
     except LogError as exc:
-        return (data.index, error_code_for(exc), -1, -1, partition.log.log_start_offset, error_message(exc))
-    return (data.index, ErrorCode.none, info.base_offset, info.log_append_time_ms, info.log_start_offset, None)
+        return (data.index, error_code_for(exc), -1, -1, partition.log.log_start_offset, error_message(exc)), -1
+    return ((data.index, ErrorCode.none, info.base_offset, info.log_append_time_ms, info.log_start_offset, None),
+            info.last_offset)
+
+
+def _with_error(result, error: ErrorCode):
+    index, _code, _base, _append_ms, start, _message = result
+    return (index, error, -1, -1, start, None)
+
+
+async def _await_replication(request: Request, results, waits):
+    """acks=all in a cluster: answer when every partition is replicated, or at the timeout."""
+    timeout = max(request.body.timeout.total_seconds(), 0)
+    futures = list(waits.values())
+    await asyncio.wait(futures, timeout=timeout)
+    for (i, j), future in waits.items():
+        error = future.result() if future.done() else ErrorCode.request_timed_out
+        if not future.done():
+            future.cancel()
+        if error != ErrorCode.none:
+            results[i][1][j] = _with_error(results[i][1][j], error)
+    return _response(request, results)
 
 
 def _response(request: Request, results):

@@ -70,6 +70,17 @@ class Partition:
         first, last = infos[0], infos[-1]
         return ProduceInfo(first.base_offset, last.last_offset, last.log_append_time_ms, last.log_start_offset)
 
+    def append_as_follower(self, data: bytes | bytearray | memoryview) -> AppendInfo | None:
+        """Append batches copied from the leader (offsets and epochs already set), keeping
+        the producer table up to date so that this replica can lead with it."""
+        view = memoryview(data)
+        info = None
+        for pos, header in records.iter_batches(view):
+            info = self.log.append_as_follower(view[pos : pos + header.size])
+            self._snapshot_if_rolled()
+            self.producers.update(header)
+        return info
+
     def _snapshot_if_rolled(self) -> None:
         """Kafka snapshots producers at each roll, so a restart replays one segment at most.
 
@@ -85,6 +96,10 @@ class Partition:
     def truncate_to(self, offset: int) -> None:
         self.log.truncate_to(offset)
         self.producers.load(self.log)  # drops snapshots above the new end, replays the rest
+
+    def restart_at(self, offset: int) -> None:
+        self.log.restart_at(offset)
+        self.producers.load(self.log)
 
     def update_config(self, config: TopicConfig) -> None:
         self.log.update_config(config)

@@ -391,6 +391,11 @@ class PartitionLog:
         self._active = self._segments[-1]
         segment.delete()
 
+    def restart_at(self, offset: int) -> None:
+        """Drop everything and continue at ``offset`` (a follower whose leader's log now
+        starts after this one ends)."""
+        self._truncate_fully_and_start_at(offset)
+
     def _truncate_fully_and_start_at(self, offset: int) -> None:
         doomed, self._segments = self._segments, []
         for segment in doomed:
