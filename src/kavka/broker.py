@@ -44,7 +44,8 @@ class Broker:
     def __init__(self, data_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  config: Mapping[str, str] | BrokerConfig | None = None,
                  advertised_host: str | None = None, advertised_port: int | None = None,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, cluster=None) -> None:
+        """``cluster``: a kavka.cluster.node.ClusterSettings to join a cluster through etcd."""
         self.config = config if isinstance(config, BrokerConfig) else BrokerConfig.from_strings(config or {})
         self._own_dir = data_dir is None
         self.data_dir = Path(tempfile.mkdtemp(prefix="kavka-")) if data_dir is None else Path(data_dir)
@@ -61,6 +62,8 @@ class Broker:
         self._stopped: asyncio.Event | None = None
         self._background: list[asyncio.Task] = []
         self.context: BrokerContext | None = None
+        self.cluster_settings = cluster
+        self.node = None
         self._cleaner: LogCleaner | None = None
 
     # -- in the caller's event loop ---------------------------------------------------------
@@ -71,8 +74,13 @@ class Broker:
         self.logs = LogManager(self.data_dir, self.config, self._clock)
         self.logs.load()
         try:
+            if self.cluster_settings is not None:
+                from kavka.cluster.node import ClusterNode
+                self.node = ClusterNode(self, self.cluster_settings)
             self.groups = self._load_groups()
             await self._listen()
+            if self.node is not None:
+                await self.node.start()
         except BaseException:
             self.logs.close()
             raise
@@ -127,7 +135,11 @@ class Broker:
     def _load_groups(self) -> GroupRunner:
         """The group coordinator, its state replayed from __consumer_offsets before we listen."""
         settings = GroupConfig.from_broker(self.config)
-        journal = OffsetsTopic(self.logs, settings.offsets_partitions, settings.offsets_segment_bytes, self._clock)
+        leads = None
+        if self.cluster_settings is not None:  # groups load as this broker comes to lead their partition
+            leads = lambda index: self.node is not None and self.node.leads_offsets_partition(index)  # noqa: E731
+        journal = OffsetsTopic(self.logs, settings.offsets_partitions, settings.offsets_segment_bytes, self._clock,
+                               leads)
         coordinator = GroupCoordinator(settings, self._clock, journal, topics=self._topic_meta)
         coordinator.load()
         return GroupRunner(coordinator)
@@ -142,6 +154,8 @@ class Broker:
             logs=self.logs, config=self.config, clock=self._clock, node_id=self.config.get("broker.id"),
             host="", port=0, producer_ids=ProducerIdAllocator(self.data_dir / "producer-id-block"),
             groups=self.groups)
+        if self.node is not None:
+            self.node.attach(context)  # before listening: until etcd says otherwise, lead nothing
         self._listener = Listener(
             Dispatcher(context), max_frame_size=self.config.get("socket.request.max.bytes"),
             max_connections=self.config.get("max.connections"))
@@ -157,6 +171,12 @@ class Broker:
 
     async def stop_async(self, timeout: float = 5.0) -> None:
         await self._stop_background()
+        if self.node is not None:
+            try:
+                await self.node.stop()
+            except Exception:
+                log.exception("leaving the cluster failed")
+            self.node = None
         replicas = self.context.replicas if self.context is not None else None
         if replicas is not None:
             # acks=all produces still waiting are answered NOT_LEADER_OR_FOLLOWER; fetchers stop.

@@ -184,6 +184,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               one_of(*COMPRESSION_TYPES), False),
     ConfigKey("min.insync.replicas", "int", 1, "Replicas that must acknowledge acks=all.", at_least(1), False),
     ConfigKey("unclean.leader.election.enable", "boolean", False, "Allow out-of-sync leaders.", None, False),
+    # Replication (cluster mode)
+    ConfigKey("replica.lag.time.max.ms", "long", 30000,
+              "A follower not caught up with the leader for this long leaves the ISR.", at_least(1)),
+    ConfigKey("offsets.topic.replication.factor", "short", 3,
+              "Replicas of __consumer_offsets (at most the live brokers when it is created).", at_least(1)),
     # Consumer groups (kavka.group)
     ConfigKey("group.initial.rebalance.delay.ms", "int", 3000,
               "How long a new empty group waits for more members before its first rebalance.", at_least(0)),

@@ -52,6 +52,10 @@ class BrokerContext:
     producer_ids: ProducerIdAllocator
     groups: "object" = None  # kavka.group.runner.GroupRunner; None: no group coordinator
     replicas: "object" = None  # kavka.replication.manager.ReplicaManager; None: a lone broker leads all
+    cluster: "object" = None   # kavka.cluster.node.ClusterNode in cluster mode; None: a lone broker
+
+    def live_broker_ids(self) -> frozenset[int]:
+        return self.cluster.live_broker_ids() if self.cluster is not None else frozenset({self.node_id})
 
     @property
     def cluster_id(self) -> str:

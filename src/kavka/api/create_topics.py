@@ -43,7 +43,7 @@ from kavka.api.errors import (
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.config import TopicConfig
-from kavka.log.errors import InvalidPartitions, LogError
+from kavka.log.errors import InvalidPartitions, LogError, TopicAlreadyExists
 from kavka.protocol.errors import ErrorCode
 
 KEY = 19
@@ -148,18 +148,62 @@ def _layout(broker, topic) -> tuple[int, int]:
 
 @api(KEY, "CreateTopics", VERSIONS)
 def handle(request: Request):
+    if request.broker.cluster is not None:
+        return _handle_in_cluster(request)
     r = builder_for(request)
     body = request.body
-    counts = Counter(t.name for t in body.topics)
-    results, answered = [], set()
-    for topic in body.topics:
-        if topic.name in answered:
-            continue
-        answered.add(topic.name)
-        if counts[topic.name] > 1:
+    results = []
+    for topic, duplicate in _unique_topics(body.topics):
+        if duplicate:
             results.append(_failure(r, topic.name, InvalidRequestError("Duplicate topic name.")))
         else:
             results.append(_create(r, request.broker, topic, body.validate_only))
+    return r.CreateTopicsResponse(topics=tuple(results))
+
+
+def _unique_topics(topics):
+    """(topic, named more than once) for each name, once."""
+    counts = Counter(t.name for t in topics)
+    answered = set()
+    for topic in topics:
+        if topic.name not in answered:
+            answered.add(topic.name)
+            yield topic, counts[topic.name] > 1
+
+
+async def _handle_in_cluster(request: Request):
+    """In a cluster the controller creates topics (in etcd); any broker takes the request
+    and forwards it there, as Kafka brokers forward to their controller (KIP-590)."""
+    r = builder_for(request)
+    body, broker = request.body, request.broker
+    cluster = broker.cluster
+    results = []
+    for topic, duplicate in _unique_topics(body.topics):
+        if duplicate:
+            results.append(_failure(r, topic.name, InvalidRequestError("Duplicate topic name.")))
+            continue
+        try:
+            if cluster.topic(topic.name) is not None:
+                raise TopicAlreadyExists(f"Topic '{topic.name}' already exists.")
+            plan = plan_topic(broker, topic)
+        except (LogError, ValueError) as exc:
+            results.append(_failure(r, topic.name, exc))
+            continue
+        topic_id = ZERO_UUID
+        if not body.validate_only:
+            assignments = {a.partition_index: tuple(a.broker_ids) for a in topic.assignments} or None
+            code, message = await cluster.create_topic_anywhere(plan.name, plan.partitions, plan.replication_factor,
+                                                                assignments, plan.overrides)
+            if code != ErrorCode.none:
+                results.append(r.CreatableTopicResult(
+                    name=topic.name, topic_id=ZERO_UUID, error_code=code, error_message=message, num_partitions=-1,
+                    replication_factor=-1, configs=()))
+                continue
+            topic_id = uuid.UUID(cluster.topic(plan.name).topic_id)
+        configs = _configs(r, broker, plan) if r.has_field("CreatableTopicResult", "configs") else ()
+        results.append(r.CreatableTopicResult(
+            name=plan.name, topic_id=topic_id, error_code=ErrorCode.none, error_message=None,
+            num_partitions=plan.partitions, replication_factor=plan.replication_factor, configs=configs))
     return r.CreateTopicsResponse(topics=tuple(results))
 
 

@@ -3,6 +3,10 @@
 A single broker leads every partition.  Unknown topics are created on the fly
 when ``auto.create.topics.enable`` is on and the client allows it (v4+ carries
 ``allow_auto_topic_creation``; older versions always allow it), as Kafka does.
+
+In a cluster (kavka.cluster) the answer comes from the cluster's metadata:
+every live broker, the controller, and per partition its leader, leader epoch,
+replicas, ISR and offline replicas; auto-creation goes through the controller.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 
 @api(KEY, "Metadata", VERSIONS)
 def handle(request: Request):
+    if request.broker.cluster is not None:
+        return _cluster_metadata(request)
     body, broker = request.body, request.broker
     r = builder_for(request)
     if body.topics is None or (request.version == 0 and not body.topics):
@@ -88,6 +94,70 @@ def _describe(r, request: Request, name: str):
     return r.MetadataResponseTopic(
         error_code=ErrorCode.none, name=name, topic_id=info.topic_id, is_internal=name in INTERNAL_TOPICS,
         partitions=partitions, topic_authorized_operations=operations)
+
+
+# -- cluster mode ---------------------------------------------------------------------------
+
+async def _cluster_metadata(request: Request):
+    body, broker = request.body, request.broker
+    cluster = broker.cluster
+    r = builder_for(request)
+    if body.topics is None or (request.version == 0 and not body.topics):
+        topics = [_cluster_topic(r, request, name) for name in cluster.topic_names()]
+    else:
+        allow_create = getattr(body, "allow_auto_topic_creation", True) and broker.config.get(
+            "auto.create.topics.enable")
+        topics = []
+        for wanted in body.topics:
+            name = getattr(wanted, "name", None)
+            topic_id = getattr(wanted, "topic_id", None)
+            if name is None and topic_id is not None and topic_id.int != 0:
+                name = next((n for n in cluster.topic_names() if cluster.topic(n).topic_id == str(topic_id)), None)
+                if name is None:
+                    topics.append(_error(r, None, ErrorCode.unknown_topic_id, topic_id))
+                    continue
+            if name is None:
+                topics.append(_error(r, None, ErrorCode.invalid_request))
+                continue
+            if cluster.topic(name) is None:
+                if not allow_create or name in INTERNAL_TOPICS:
+                    topics.append(_error(r, name, ErrorCode.unknown_topic_or_partition))
+                    continue
+                live = len(cluster.live_broker_ids())
+                code, _message = await cluster.create_topic_anywhere(
+                    name, broker.config.get("num.partitions"),
+                    min(broker.config.get("default.replication.factor"), max(live, 1)), None, {})
+                if code not in (ErrorCode.none, ErrorCode.topic_already_exists) or cluster.topic(name) is None:
+                    topics.append(_error(r, name, ErrorCode.leader_not_available))
+                    continue
+                log.info("auto-created topic %s for %s", name, request.client_id)
+            topics.append(_cluster_topic(r, request, name))
+    brokers = tuple(r.MetadataResponseBroker(node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
+                    for b in cluster.brokers())
+    return r.MetadataResponse(
+        error_code=ErrorCode.none, brokers=brokers, cluster_id=broker.cluster_id,
+        controller_id=cluster.controller_id(), topics=tuple(topics),
+        cluster_authorized_operations=OPERATIONS_NOT_REQUESTED)
+
+
+def _cluster_topic(r, request: Request, name: str):
+    cluster = request.broker.cluster
+    t = cluster.topic(name)
+    partitions = []
+    for index in sorted(t.replicas):
+        info = cluster.partition(name, index)
+        if info is None:
+            continue
+        leader, epoch, replicas, isr, offline = info
+        error = ErrorCode.none if leader >= 0 else ErrorCode.leader_not_available
+        partitions.append(r.MetadataResponsePartition(
+            error_code=error, partition_index=index, leader_id=leader, leader_epoch=epoch,
+            replica_nodes=tuple(replicas), isr_nodes=tuple(isr), offline_replicas=tuple(offline)))
+    operations = (TOPIC_OPERATIONS if getattr(request.body, "include_topic_authorized_operations", False)
+                  else OPERATIONS_NOT_REQUESTED)
+    return r.MetadataResponseTopic(
+        error_code=ErrorCode.none, name=name, topic_id=uuid.UUID(t.topic_id), is_internal=name in INTERNAL_TOPICS,
+        partitions=tuple(partitions), topic_authorized_operations=operations)
 
 
 def _error(r, name, code: ErrorCode, topic_id=None):

@@ -26,6 +26,34 @@ def add_parser(commands) -> None:
     p.add_argument("--override", action="append", default=[], metavar="NAME=VALUE",
                    help="a broker setting, e.g. num.partitions=3 (repeatable; wins over --config)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--broker-id", type=int, metavar="N", help="this broker's id (broker.id; needed with --cluster)")
+    p.add_argument("--cluster", metavar="etcd://HOST:PORT[,HOST:PORT...]",
+                   help="join a cluster coordinated through etcd (replication, failover)")
+    p.add_argument("--cluster-id", default="kavka", metavar="NAME",
+                   help="the cluster's name in etcd, so clusters can share one etcd (default kavka)")
+    p.add_argument("--session-timeout-ms", type=int, default=6000, metavar="MS",
+                   help="how soon the cluster notices this broker is gone (etcd lease, default 6000)")
+
+
+def parse_cluster(args):
+    """ClusterSettings from --cluster, or None."""
+    from kavka.cli.main import CliError
+    if not args.cluster:
+        if args.broker_id is not None:
+            args.override.append(f"broker.id={args.broker_id}")
+        return None
+    spec = args.cluster
+    if spec.startswith("etcd://"):
+        spec = spec[len("etcd://"):]
+    elif "://" in spec:
+        raise CliError(f"--cluster wants etcd://HOST:PORT[,HOST:PORT...], got {args.cluster!r}")
+    for item in spec.split(","):
+        parse_host_port(item, "--cluster")
+    if args.broker_id is None:
+        raise CliError("--cluster needs --broker-id N (unique in the cluster)")
+    args.override.append(f"broker.id={args.broker_id}")
+    from kavka.cluster.node import ClusterSettings
+    return ClusterSettings(spec, args.cluster_id, args.session_timeout_ms)
 
 
 def parse_host_port(text: str, what: str) -> tuple[str, int]:
@@ -59,12 +87,13 @@ def run(args) -> int:
     from kavka.cli.main import CliError
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cluster = parse_cluster(args)
     config = load_settings(args.config, args.override)
     host, port = parse_host_port(args.listen, "--listen")
     advertised = parse_host_port(args.advertised_listener, "--advertised-listener") if args.advertised_listener else None
     started = time.monotonic()
     try:
-        _run_loop(_serve(args.data_dir, host, port, config, advertised, started))
+        _run_loop(_serve(args.data_dir, host, port, config, advertised, started, cluster))
     except OSError as exc:
         raise CliError(_describe_os_error(exc, args)) from None
     except Exception as exc:
@@ -74,11 +103,11 @@ def run(args) -> int:
     return 0
 
 
-async def _serve(data_dir, host, port, config, advertised, started) -> None:
+async def _serve(data_dir, host, port, config, advertised, started, cluster=None) -> None:
     from kavka.broker import Broker
     broker = Broker(data_dir, host=host, port=port, config=config,
                     advertised_host=advertised[0] if advertised else None,
-                    advertised_port=advertised[1] if advertised else None)
+                    advertised_port=advertised[1] if advertised else None, cluster=cluster)
     await broker.start_async()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -48,6 +48,8 @@ class Journal(Protocol):
     def is_local(self, group_id: str) -> bool: ...
     def append(self, group_id: str, records: list[tuple[Key, Value]]) -> None: ...
     def read_all(self) -> Iterator[tuple[Key, Value]]: ...
+    def read_partition(self, index: int) -> Iterator[tuple[Key, Value]]: ...
+    def partition_for(self, group_id: str) -> int: ...
 
 
 class GroupCoordinator:
@@ -79,18 +81,44 @@ class GroupCoordinator:
     # -- replay: the only way durable state changes -------------------------------------
 
     def load(self) -> int:
+        count = self._replay_all(self.journal.read_all())
+        log.info("loaded %d groups (%d records) from __consumer_offsets", len(self.groups), count)
+        return count
+
+    def load_partition(self, index: int) -> int:
+        """In a cluster: this broker now leads ``__consumer_offsets`` partition ``index``."""
+        self.unload_partition(index)
+        count = self._replay_all(self.journal.read_partition(index))
+        log.info("loaded __consumer_offsets partition %d (%d records)", index, count)
+        return count
+
+    def _replay_all(self, records) -> int:
         count = 0
         self._loading = True
         try:
-            for key, value in self.journal.read_all():
+            for key, value in records:
                 self.replay(key, value)
                 count += 1
         finally:
             self._loading = False
         for group_id in [*self.groups, *self.consumer_groups]:
             self._refresh_deadline(group_id)
-        log.info("loaded %d groups (%d records) from __consumer_offsets", len(self.groups), count)
         return count
+
+    def unload_partition(self, index: int) -> Outcome:
+        """Forget the groups of a partition this broker no longer leads; their parked
+        requests are told NOT_COORDINATOR (the members look the coordinator up again)."""
+        out = Outcome()
+        for group_id in [g for g in [*self.groups, *self.consumer_groups]
+                         if self.journal.partition_for(g) == index]:
+            group = self.groups.pop(group_id, None)
+            if group is not None:
+                out.merge(_release_parked(group))
+            self.consumer_groups.pop(group_id, None)
+            self._deadlines.pop(group_id, None)
+            for topic, partition in list(self.offsets.of_group(group_id)):
+                self.offsets.remove(group_id, topic, partition)
+        return out
 
     def replay(self, key: Key, value: Value) -> None:
         if isinstance(key, OffsetKey):
@@ -421,12 +449,7 @@ class GroupCoordinator:
         self.active = False
         out = Outcome()
         for group in self.groups.values():
-            for member in group.members.values():
-                if member.join_token is not None:
-                    out.replies.append((member.join_token, JoinReply(ErrorCode.not_coordinator, member.member_id)))
-                if member.sync_token is not None:
-                    out.replies.append((member.sync_token, SyncReply(ErrorCode.not_coordinator)))
-                member.join_token = member.sync_token = None
+            out.merge(_release_parked(group))
         return out
 
     # -- helpers ---------------------------------------------------------------------------
@@ -444,3 +467,15 @@ class GroupCoordinator:
         return {"groups": {g: group.durable_view() for g, group in sorted(self.groups.items())},
                 "consumer_groups": {g: group.durable_view() for g, group in sorted(self.consumer_groups.items())},
                 "offsets": self.offsets.snapshot()}
+
+
+def _release_parked(group: Group) -> Outcome:
+    """NOT_COORDINATOR to every parked JoinGroup/SyncGroup of ``group``."""
+    out = Outcome()
+    for member in group.members.values():
+        if member.join_token is not None:
+            out.replies.append((member.join_token, JoinReply(ErrorCode.not_coordinator, member.member_id)))
+        if member.sync_token is not None:
+            out.replies.append((member.sync_token, SyncReply(ErrorCode.not_coordinator)))
+        member.join_token = member.sync_token = None
+    return out

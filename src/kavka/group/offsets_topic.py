@@ -30,11 +30,14 @@ READ_CHUNK = 1 << 20
 
 
 class OffsetsTopic:
-    def __init__(self, logs, partitions: int, segment_bytes: int, clock) -> None:
+    def __init__(self, logs, partitions: int, segment_bytes: int, clock, leads=None) -> None:
+        """``leads(partition) -> bool``: in a cluster, whether this broker leads that
+        partition (the cluster creates the topic); None: a lone broker, which leads all."""
         self._logs = logs
         self._wanted_partitions = partitions
         self._segment_bytes = segment_bytes
         self._clock = clock
+        self._leads = leads
 
     @property
     def partitions(self) -> int:
@@ -46,6 +49,8 @@ class OffsetsTopic:
 
     def is_local(self, group_id: str) -> bool:
         """Whether this broker leads the group's partition (a lone broker leads all)."""
+        if self._leads is not None:
+            return self._logs.topic(TOPIC) is not None and self._leads(self.partition_for(group_id))
         if self._logs.topic(TOPIC) is None:
             return True  # created here on first write
         return self._logs.partition(TOPIC, self.partition_for(group_id)) is not None
@@ -59,12 +64,15 @@ class OffsetsTopic:
         partition.log.append(bytearray(batch), now_ms=now)
 
     def read_all(self) -> Iterator[tuple[Key, Value]]:
-        if self._logs.topic(TOPIC) is None:
-            return
+        if self._logs.topic(TOPIC) is None or self._leads is not None:
+            return  # in a cluster, partitions are read as this broker comes to lead them
         for index in range(self.partitions):
-            partition = self._logs.partition(TOPIC, index)
-            if partition is not None:
-                yield from _read_partition(partition.log)
+            yield from self.read_partition(index)
+
+    def read_partition(self, index: int) -> Iterator[tuple[Key, Value]]:
+        partition = self._logs.partition(TOPIC, index)
+        if partition is not None:
+            yield from _read_partition(partition.log)
 
     def _partition(self, index: int):
         if self._logs.topic(TOPIC) is None:

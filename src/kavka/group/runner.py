@@ -40,6 +40,13 @@ class GroupRunner:
         """A read-only look at the coordinator (ListGroups, DescribeGroups, OffsetFetch)."""
         return read(self.coordinator)
 
+    def load_partition(self, index: int) -> None:
+        self.coordinator.load_partition(index)
+        self._rearm()
+
+    def unload_partition(self, index: int) -> None:
+        self._settle(self.coordinator.unload_partition(index))
+
     def close(self) -> None:
         self._settle(self.coordinator.close())
         self._cancel_timer()

@@ -55,6 +55,14 @@ class MemoryJournal:
                 key = decode_key(key_bytes)
                 yield key, decode_value(key, value_bytes)
 
+    def partition_for(self, group_id: str) -> int:
+        return partition_for(group_id, self.partitions)
+
+    def read_partition(self, index: int):
+        for key_bytes, value_bytes in self.logs.get(index, []):
+            key = decode_key(key_bytes)
+            yield key, decode_value(key, value_bytes)
+
     def count(self) -> int:
         return sum(len(log) for log in self.logs.values())
 

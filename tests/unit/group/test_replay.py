@@ -117,3 +117,25 @@ def _keep_alive(h, members):
         if g is not None:
             for member_id in g.members:
                 h.heartbeat(member_id, g.generation, group)
+
+
+def test_partitions_unload_and_load_as_leadership_moves(h):
+    """In a cluster the coordinator holds only the groups of the partitions it leads."""
+    from kavka.group.log_format import partition_for
+    names = [f"g{i}" for i in range(12)]
+    for name in names:
+        h.commit(group=name, offsets=[("t", 0, len(name))])
+    ids = h.stable_group("a", "b", group="g0", protocols=(("range", subscription("t")),))
+    live = h.coordinator.snapshot()
+    index = partition_for("g0", h.journal.partitions)
+    moved = [n for n in names if partition_for(n, h.journal.partitions) == index]
+    assert 0 < len(moved) < len(names)
+    parked = h.join(ids["a"], "g0", protocols=(("range", subscription("t", "u")),))  # waits for b
+    h._settle(h.coordinator.unload_partition(index))
+    assert h.answer(parked).error == E.not_coordinator
+    assert not any(n in h.coordinator.groups for n in moved)
+    assert all(h.coordinator.offsets.has_offsets(n) for n in names if n not in moved)
+    h.coordinator.load_partition(index)
+    reloaded = h.coordinator.snapshot()
+    assert reloaded["offsets"] == live["offsets"]
+    assert reloaded["groups"]["g0"]["generation"] == live["groups"]["g0"]["generation"]

@@ -1,0 +1,380 @@
+"""One broker in cluster mode: what ties etcd to the broker's logs, replicas and API.
+
+Theory of operation
+-------------------
+At start the broker registers under a lease (``session.py``), campaigns for
+controller (``election.py``) and follows every change of the cluster's keys
+(``watch.py``) into a ``ClusterView``.  Each change is then *reconciled*:
+
+* topics in etcd with a replica here exist locally (created with etcd's topic
+  id and configs), local topics that etcd no longer has are deleted;
+* every partition state becomes a role in the ReplicaManager (lead, follow,
+  nothing), so replication follows the store and nothing else;
+* the group coordinator loads the groups of the ``__consumer_offsets``
+  partitions this broker starts to lead and drops those it stops leading.
+
+The controller (one broker, elected) is the only writer of leaders: when a
+broker's registration goes or comes it elects leaders from the ISR
+(``decisions.py``), and it creates and deletes topics — other brokers forward
+those requests to it over the Kafka protocol.  Its writes are fenced by the
+controller epoch (``state_store.py``).  Leaders change only the ISR, by
+compare-and-swap.  A broker whose session is lost stops leading at once
+(``ReplicaManager.fence``) and re-registers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from kavka.cluster import decisions
+from kavka.cluster.model import NO_LEADER, BrokerInfo, TopicAssignment
+from kavka.replication.manager import Assignment, ReplicaManager
+
+log = logging.getLogger("kavka.cluster")
+
+OFFSETS_TOPIC = "__consumer_offsets"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    endpoints: str                      # etcd HOST:PORT[,HOST:PORT...]
+    cluster_id: str = "kavka"
+    session_timeout_ms: int = 6000      # lease TTL: how soon a dead broker is noticed
+
+
+def _ms(n: int):
+    import datetime
+    return datetime.timedelta(milliseconds=n)
+
+
+class ControllerUnavailable(Exception):
+    """No controller, or it could not be reached: the client should retry."""
+
+
+class ClusterNode:
+    def __init__(self, broker, settings: ClusterSettings) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.broker_id: int = broker.config.get("broker.id")
+        from kavka.cluster.watch import ClusterView
+        self.view = ClusterView()
+        self.replicas: ReplicaManager | None = None
+        self.claim = None
+        self._tasks: list[asyncio.Task] = []
+        self._controller_dirty = asyncio.Event()
+        self._led_offsets: set[int] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def attach(self, context) -> None:
+        """Give the API layer a replica manager that leads nothing yet, and this node."""
+        b = self.broker
+        self.replicas = ReplicaManager(
+            self.broker_id, b.logs, b._clock, address_of=self.address_of, propose_isr=self._propose_isr,
+            lag_max_ms=b.config.get("replica.lag.time.max.ms"))
+        context.replicas = self.replicas
+        context.cluster = self
+
+    async def start(self) -> None:
+        from kavka.cluster.election import ControllerElection
+        from kavka.cluster.etcd_client import Etcd
+        from kavka.cluster.keys import KeyLayout
+        from kavka.cluster.session import BrokerSession, lease_ttl_seconds
+        from kavka.cluster.state_store import ClusterStore
+        from kavka.cluster.watch import ClusterWatcher
+
+        b = self.broker
+        self.etcd = await Etcd.connect(self.settings.endpoints)
+        self.layout = KeyLayout(self.settings.cluster_id)
+        self.store = ClusterStore(self.etcd, self.layout)
+        ttl = lease_ttl_seconds(self.settings.session_timeout_ms)
+        info = BrokerInfo(self.broker_id, b.context.host, b.context.port)
+        self.session = BrokerSession(self.etcd, self.layout, info, ttl=ttl)
+        await self.session.register(retry_for=ttl + 2)
+        self.session.on_lost(self._session_lost)
+        self.replicas.start()
+        self.watcher = ClusterWatcher(self.etcd, self.layout)
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self.watcher.run(self._on_item), name="kavka-cluster-watch"))
+        self._tasks.append(loop.create_task(self._controller_loop(), name="kavka-controller"))
+        self.election = ControllerElection(self.etcd, self.layout, self.session)
+        self.election.on_change(self._on_claim)
+        await self.election.start()
+        log.info("broker %d joined cluster %s (etcd %s)", self.broker_id, self.settings.cluster_id,
+                 self.settings.endpoints)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        try:
+            await self.election.stop()
+        except Exception:
+            log.debug("election stop failed", exc_info=True)
+        if self.replicas is not None:
+            await self.replicas.stop()
+            self.broker.context.replicas = None
+        try:
+            await self.session.close()
+        finally:
+            await self.etcd.close()
+
+    def _session_lost(self) -> None:
+        log.error("broker %d lost its etcd session: no longer leading anything", self.broker_id)
+        if self.replicas is not None:
+            self.replicas.fence()
+        self._set_offsets_leadership(set())
+
+    # -- what the API layer asks -----------------------------------------------------------
+
+    def address_of(self, broker_id: int) -> tuple[str, int] | None:
+        v = self.view.brokers.get(broker_id) if self.view else None
+        return None if v is None else (v.value.host, v.value.port)
+
+    def brokers(self) -> list[BrokerInfo]:
+        return [v.value for _, v in sorted(self.view.brokers.items())]
+
+    def live_broker_ids(self) -> frozenset[int]:
+        return frozenset(self.view.brokers)
+
+    def controller_id(self) -> int:
+        c = self.view.controller
+        return -1 if c is None else c.value.broker_id
+
+    def topic_names(self) -> list[str]:
+        return sorted(self.view.topics)
+
+    def topic(self, name: str) -> TopicAssignment | None:
+        v = self.view.topics.get(name)
+        return None if v is None else v.value
+
+    def partition(self, topic: str, index: int):
+        """(leader, leader_epoch, replicas, isr, offline replicas) or None."""
+        t = self.topic(topic)
+        v = self.view.partitions.get((topic, index))
+        if t is None or v is None or index not in t.replicas:
+            return None
+        replicas = t.replicas[index]
+        live = self.view.brokers
+        return (v.value.leader, v.value.leader_epoch, replicas, v.value.isr,
+                tuple(r for r in replicas if r not in live))
+
+    def coordinator_of(self, group_id: str) -> BrokerInfo | None:
+        from kavka.group.log_format import partition_for
+        t = self.topic(OFFSETS_TOPIC)
+        if t is None:
+            return None
+        p = self.partition(OFFSETS_TOPIC, partition_for(group_id, len(t.replicas)))
+        if p is None or p[0] == NO_LEADER or p[0] not in self.view.brokers:
+            return None
+        return self.view.brokers[p[0]].value
+
+    def is_controller(self) -> bool:
+        return self.claim is not None and self.session.is_live
+
+    # -- topics: done by the controller, forwarded to it by the others --------------------------
+
+    async def create_topic(self, name: str, partitions: int, replication_factor: int,
+                           assignments: dict[int, tuple[int, ...]] | None, configs: dict[str, str]) -> uuid.UUID:
+        """Create in etcd (on the controller); raises PlacementError, TopicExists, ControllerUnavailable."""
+        claim = self.claim
+        if claim is None or not self.session.is_live:
+            raise ControllerUnavailable("this broker is not the controller")
+        live = set(self.view.brokers)
+        replicas = assignments or decisions.place(name, range(partitions), replication_factor, live)
+        topic_id = uuid.uuid4()
+        states = {p: decisions.initial_state(r, live, claim.epoch) for p, r in replicas.items()}
+        await self.store.create_topic(claim, TopicAssignment(name, str(topic_id), dict(replicas), dict(configs)),
+                                      states)
+        await self._wait_seen(lambda: name in self.view.topics)
+        return topic_id
+
+    async def create_topic_anywhere(self, name: str, partitions: int, replication_factor: int,
+                                    assignments: dict[int, tuple[int, ...]] | None,
+                                    configs: dict[str, str]) -> tuple[int, str | None]:
+        """Create on the controller, here or forwarded over the Kafka protocol; then wait
+        until this broker's view has the topic.  (Kafka error code, message)."""
+        from kavka.cluster.errors import ConcurrentUpdate
+        from kavka.protocol.errors import ErrorCode
+        try:
+            if self.is_controller():
+                await self.create_topic(name, partitions, replication_factor, assignments, configs)
+            else:
+                code, message = await self._forward_create(name, partitions, replication_factor, assignments, configs)
+                if code != ErrorCode.none:
+                    return code, message
+        except decisions.PlacementError as exc:
+            return ErrorCode.invalid_replication_factor, str(exc)
+        except ConcurrentUpdate:
+            return ErrorCode.topic_already_exists, f"Topic '{name}' already exists."
+        except ControllerUnavailable as exc:
+            return ErrorCode.not_controller, str(exc)
+        await self._wait_seen(lambda: name in self.view.topics and all(
+            (name, p) in self.view.partitions for p in self.view.topics[name].value.replicas))
+        return ErrorCode.none, None
+
+    async def _forward_create(self, name, partitions, replication_factor, assignments, configs):
+        from kio.schema.create_topics.v5 import request as q
+
+        from kavka.api.responses import make
+        from kavka.replication.peer import Peer, PeerError
+        address = self.address_of(self.controller_id())
+        if address is None:
+            raise ControllerUnavailable("no controller is known yet")
+        topic = make(q.CreatableTopic, name=name,
+                     num_partitions=-1 if assignments else partitions,
+                     replication_factor=-1 if assignments else replication_factor,
+                     assignments=tuple(make(q.CreatableReplicaAssignment, partition_index=p, broker_ids=tuple(r))
+                                       for p, r in sorted((assignments or {}).items())),
+                     configs=tuple(make(q.CreatableTopicConfig, name=k, value=v) for k, v in configs.items()))
+        body = make(q.CreateTopicsRequest, topics=(topic,), timeout=_ms(10_000), validate_only=False)
+        try:
+            peer = await Peer.connect(*address, client_id=f"kavka-broker-{self.broker_id}")
+            try:
+                result = (await peer.request(body, 15.0)).topics[0]
+            finally:
+                peer.close()
+        except PeerError as exc:
+            raise ControllerUnavailable(f"controller unreachable: {exc}") from None
+        return result.error_code, result.error_message
+
+    async def delete_topic(self, name: str) -> None:
+        claim = self.claim
+        if claim is None or not self.session.is_live:
+            raise ControllerUnavailable("this broker is not the controller")
+        v = self.view.topics.get(name)
+        if v is None:
+            return
+        await self.store.delete_topic(claim, name, v.mod_revision)
+        await self._wait_seen(lambda: name not in self.view.topics)
+
+    async def _wait_seen(self, predicate, timeout: float = 5.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+
+    # -- following the store ---------------------------------------------------------------
+
+    def _on_item(self, item) -> None:
+        from kavka.cluster.watch import Snapshot
+        self.view.apply(item)
+        try:
+            if isinstance(item, Snapshot):
+                self._reconcile_topics()
+                self._reconcile_roles(None)
+                self._controller_dirty.set()
+                return
+            kind = item.ref.kind
+            if kind == "topic":
+                self._reconcile_topics()
+                self._reconcile_roles(item.ref.topic)
+            elif kind == "partition":
+                self._apply_role((item.ref.topic, item.ref.partition))
+            elif kind == "broker":
+                self._controller_dirty.set()
+        except Exception:
+            log.exception("could not apply a cluster change (%r)", item)
+
+    def _reconcile_topics(self) -> None:
+        logs = self.broker.logs
+        wanted = {name: v.value for name, v in self.view.topics.items()
+                  if any(self.broker_id in r for r in v.value.replicas.values())}
+        for name, info in list(logs.topics().items()):
+            t = wanted.get(name)
+            if t is None or str(info.topic_id) != t.topic_id:
+                log.info("deleting local topic %s: the cluster does not place it here", name)
+                for p in range(info.partitions):
+                    self.replicas.apply((name, p), None)
+                logs.delete_topic(name)
+        for name, t in wanted.items():
+            info = logs.topic(name)
+            count = max(t.replicas) + 1
+            if info is None:
+                logs.create_topic(name, count, t.config, topic_id=uuid.UUID(t.topic_id))
+            elif info.partitions < count:
+                logs.create_partitions(name, count)
+
+    def _reconcile_roles(self, topic: str | None) -> None:
+        for tp in list(self.view.partitions):
+            if topic is None or tp[0] == topic:
+                self._apply_role(tp)
+
+    def _apply_role(self, tp) -> None:
+        t = self.topic(tp[0])
+        v = self.view.partitions.get(tp)
+        if t is None or v is None or tp[1] not in t.replicas:
+            self.replicas.apply(tp, None)
+        else:
+            s = v.value
+            self.replicas.apply(tp, Assignment(t.replicas[tp[1]], s.leader, s.leader_epoch, s.isr, v.mod_revision))
+        if tp[0] == OFFSETS_TOPIC:
+            self._set_offsets_leadership({p for (name, p) in self.replicas.leaders if name == OFFSETS_TOPIC})
+
+    def _set_offsets_leadership(self, led: set[int]) -> None:
+        groups = self.broker.groups
+        if groups is None or led == self._led_offsets:
+            return
+        gained, lost = led - self._led_offsets, self._led_offsets - led
+        self._led_offsets = set(led)
+        for p in sorted(lost):
+            groups.unload_partition(p)
+        for p in sorted(gained):
+            groups.load_partition(p)
+
+    def leads_offsets_partition(self, index: int) -> bool:
+        return index in self._led_offsets
+
+    async def _propose_isr(self, tp, isr, leader_epoch: int, version: int) -> int | None:
+        from kavka.cluster.errors import ClusterError
+        current = self.view.partitions.get(tp)
+        if current is None or current.mod_revision != version or current.value.leader_epoch != leader_epoch:
+            return None
+        try:
+            return await self.store.leader_update_isr(self.session, tp[0], tp[1], current, list(isr))
+        except ClusterError as exc:
+            log.info("ISR change of %s-%d refused: %s", tp[0], tp[1], exc)
+            return None
+
+    # -- controller ------------------------------------------------------------------------
+
+    def _on_claim(self, claim) -> None:
+        self.claim = claim
+        if claim is not None:
+            self._controller_dirty.set()
+
+    async def _controller_loop(self) -> None:
+        from kavka.cluster.errors import ClusterError
+        while True:
+            await self._controller_dirty.wait()
+            self._controller_dirty.clear()
+            claim = self.claim
+            if claim is None:
+                continue
+            try:
+                await self._elect_leaders(claim)
+            except ClusterError as exc:
+                log.info("controller: %s; trying again", exc)
+                await asyncio.sleep(0.2)
+                self._controller_dirty.set()
+            except Exception:
+                log.exception("controller pass failed")
+                await asyncio.sleep(0.5)
+                self._controller_dirty.set()
+
+    async def _elect_leaders(self, claim) -> None:
+        live = set(self.view.brokers)
+        unclean = bool(self.broker.config.get("unclean.leader.election.enable"))
+        for tp, v in list(self.view.partitions.items()):
+            t = self.topic(tp[0])
+            if t is None or tp[1] not in t.replicas:
+                continue
+            new = decisions.after_broker_change(v.value, t.replicas[tp[1]], live, claim.epoch, unclean)
+            if new is not None:
+                log.info("controller: %s-%d leader %d -> %d (epoch %d), isr %s", tp[0], tp[1], v.value.leader,
+                         new.leader, new.leader_epoch, list(new.isr))
+                await self.store.write_partition(claim, tp[0], tp[1], new, v.mod_revision)

