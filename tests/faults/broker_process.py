@@ -209,20 +209,23 @@ def watermarks(bootstrap: str, topic: str, partitions: int, timeout: float = 10.
         consumer.close()
 
 
-def read_all(bootstrap: str, topic: str, partitions: int, timeout: float = 30.0) -> dict[int, list]:
-    """Every record of every partition, from offset 0 up to the high watermark now:
-    {partition: [(offset, key, value), ...]}.  Uses assign(), commits nothing."""
+def read_all(bootstrap: str, topic: str, partitions: int, timeout: float = 30.0,
+             start: dict[int, int] | None = None) -> dict[int, list]:
+    """Every record of every partition, from offset 0 (or ``start[partition]``) up to the
+    high watermark now: {partition: [(offset, key, value), ...]}.  Uses assign(), commits nothing."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
     ends = {p: high for p, (_low, high) in watermarks(bootstrap, topic, partitions).items()}
     got: dict[int, list] = {p: [] for p in range(partitions)}
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "faults-reader",
                          "enable.auto.commit": False, "enable.partition.eof": False,
                          "auto.offset.reset": "error"})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions) if ends[p] > 0])
+    first = start or {}
+    consumer.assign([TopicPartition(topic, p, first.get(p, 0)) for p in range(partitions) if ends[p] > first.get(p, 0)])
     deadline = time.monotonic() + timeout
     try:
         def missing() -> bool:
-            return any(ends[p] and (not got[p] or got[p][-1][0] < ends[p] - 1) for p in range(partitions))
+            return any(ends[p] > first.get(p, 0) and (not got[p] or got[p][-1][0] < ends[p] - 1)
+                       for p in range(partitions))
         while missing():
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out reading {topic}: ends {ends}, got "

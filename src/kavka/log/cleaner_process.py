@@ -19,7 +19,10 @@ a thread cleaned.  So the broker runs each job in a child process:
    trusted after Segment.open's consistency check) and installs them as usual.
 
 A child that fails or is killed (broker shutdown) leaves only ``*.cleaned``
-files, which the parent removes (and an opening log would too).
+files, which the parent removes (and an opening log would too).  A child whose
+broker died (``kill -9``: nobody kills the child) notices that it was
+reparented within PARENT_POLL_SECONDS, stops and removes its own files, so it
+does not race the restarted broker's cleaner for the same ``*.cleaned`` names.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ import asyncio
 import os
 import pickle
 import sys
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import kavka
 from kavka.clock import Clock, ManualClock
-from kavka.log.compactor import CleanedGroup, CleanJob, CleanResult, compact
+from kavka.log.compactor import CleanedGroup, CleanerAborted, CleanJob, CleanResult, compact
 from kavka.log.errors import LogError
 from kavka.log.file_slice import FileSlice
 from kavka.log.partition_dir import CLEANED_SUFFIX
@@ -61,7 +66,7 @@ class ChildRun:
     async def run(self) -> CleanResult:
         fds = sorted({s.data.fd for s in self.job.segments})
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kavka.log.cleaner_process", stdin=asyncio.subprocess.PIPE,
+            sys.executable, "-m", "kavka.log.cleaner_process", str(os.getpid()), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, pass_fds=fds, env=_child_env())
         out, err = await self._process.communicate(pickle.dumps(portable(self.job)))
         if self._process.returncode != 0:
@@ -113,19 +118,67 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+PARENT_POLL_SECONDS = 0.05
+ORPHANED = 3  # exit status of a child whose broker died (it removed its own files)
+
+
+def _watch_parent(broker: int | None, stop: threading.Event) -> None:
+    """Set ``stop`` once the broker that started us is gone (we were reparented, or its
+    PID no longer exists): a ``kill -9`` of the broker must not leave us writing
+    ``*.cleaned`` files into a partition that a restarted broker (and its own
+    cleaner) already uses."""
+    parent = os.getppid()
+    while not stop.is_set():
+        if os.getppid() != parent or (broker is not None and not _exists(broker)):
+            stop.set()
+            return
+        time.sleep(PARENT_POLL_SECONDS)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _unlink(paths) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 def main() -> None:
+    broker = int(sys.argv[1]) if len(sys.argv) > 1 else None
+    orphaned = threading.Event()
+    threading.Thread(target=_watch_parent, args=(broker, orphaned), name="kavka-parent", daemon=True).start()
     job: CleanJob = pickle.loads(sys.stdin.buffer.read())
-    result = compact(job, ManualClock(job.now_ms))
-    groups = []
+    try:
+        result = compact(job, ManualClock(job.now_ms), orphaned)
+    except CleanerAborted:  # compact removed its files
+        sys.exit(ORPHANED)
+    groups, files = [], []
     for group in result.groups:
         groups.append((group.first, group.count, group.segment.base_offset))
+        files += [group.segment.log_path, group.segment.offset_index.path, group.segment.time_index.path]
         group.segment.close()  # fsynced by compact
     counters = dict(bytes_read=result.bytes_read, bytes_cleaned=result.bytes_cleaned,
                     bytes_written=result.bytes_written, records_read=result.records_read,
                     records_kept=result.records_kept, seconds=result.seconds)
     summary = dict(map_end=result.map_end, groups=groups, counters=counters, next_horizon=result.next_horizon)
-    sys.stdout.buffer.write(pickle.dumps(summary))
-    sys.stdout.buffer.flush()
+    try:
+        if orphaned.is_set():
+            raise BrokenPipeError
+        sys.stdout.buffer.write(pickle.dumps(summary))
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:  # nobody will install these
+        _unlink(files)
+        sys.exit(ORPHANED)
 
 
 if __name__ == "__main__":
