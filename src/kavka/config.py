@@ -187,6 +187,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     # Replication (cluster mode)
     ConfigKey("replica.lag.time.max.ms", "long", 30000,
               "A follower not caught up with the leader for this long leaves the ISR.", at_least(1)),
+    ConfigKey("offsets.commit.timeout.ms", "int", 5000,
+              "How long a group write may wait for its replicas before the client is told to retry.", at_least(1)),
     ConfigKey("offsets.topic.replication.factor", "short", 3,
               "Replicas of __consumer_offsets (at most the live brokers when it is created).", at_least(1)),
     # Consumer groups (kavka.group)

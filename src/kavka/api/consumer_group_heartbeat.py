@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 
-from kavka.api._groups import client_host, ms, runner
+from kavka.api._groups import client_host, ms, reply_or_wait, runner
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.consumer_group import HeartbeatRequest
@@ -44,8 +44,8 @@ def handle(request: Request):
         regex=getattr(body, "subscribed_topic_regex", None), server_assignor=body.server_assignor,
         owned=owned, client_id=request.client_id or "", client_host=client_host(request.peer))
     version = request.version
-    reply = groups.run(lambda c: c.consumer_heartbeat(heartbeat, version))
-    return _response(request, reply)
+    return reply_or_wait(groups.run(lambda c: c.consumer_heartbeat(heartbeat, version)),
+                         lambda reply: _response(request, reply))
 
 
 def _response(request: Request, reply: HeartbeatReply):

@@ -54,6 +54,22 @@ class BrokerContext:
     replicas: "object" = None  # kavka.replication.manager.ReplicaManager; None: a lone broker leads all
     cluster: "object" = None   # kavka.cluster.node.ClusterNode in cluster mode; None: a lone broker
 
+    def leader_partition(self, topic: str, index: int):
+        """(partition, NONE) if this broker leads it; (None, the error) otherwise."""
+        from kavka.protocol.errors import ErrorCode
+        partition = self.logs.partition(topic, index)
+        if partition is None:
+            return None, ErrorCode.unknown_topic_or_partition
+        if self.replicas is not None and self.replicas.leader_error((topic, index)) != ErrorCode.none:
+            return None, ErrorCode.not_leader_or_follower
+        return partition, ErrorCode.none
+
+    def has_partition(self, topic: str, index: int) -> bool:
+        """Whether the partition exists (anywhere in the cluster)."""
+        if self.cluster is not None:
+            return self.cluster.partition(topic, index) is not None
+        return self.logs.partition(topic, index) is not None
+
     def live_broker_ids(self) -> frozenset[int]:
         return self.cluster.live_broker_ids() if self.cluster is not None else frozenset({self.node_id})
 

@@ -7,7 +7,7 @@ __consumer_offsets.
 
 from __future__ import annotations
 
-from kavka.api._groups import runner
+from kavka.api._groups import reply_or_wait, runner
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -25,6 +25,6 @@ def handle(request: Request):
         results = {name: ErrorCode.coordinator_not_available for name in names}
     else:
         results = groups.run(lambda c: c.delete_groups(names))
-    return r.DeleteGroupsResponse(results=tuple(
-        r.DeletableGroupResult(group_id=name, error_code=results[name]) for name in names))
+    return reply_or_wait(results, lambda results: r.DeleteGroupsResponse(results=tuple(
+        r.DeletableGroupResult(group_id=name, error_code=results[name]) for name in names)))
 

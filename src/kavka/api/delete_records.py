@@ -29,20 +29,21 @@ HIGH_WATERMARK = -1
 @api(KEY, "DeleteRecords", VERSIONS)
 def handle(request: Request):
     r = builder_for(request)
-    logs = request.broker.logs
+    broker = request.broker
     topics = tuple(
         r.DeleteRecordsTopicResult(name=topic.name, partitions=tuple(
-            _result(r, *_delete(logs, topic.name, wanted.partition_index, wanted.offset), wanted.partition_index)
+            _result(r, *_delete(broker, topic.name, wanted.partition_index, wanted.offset), wanted.partition_index)
             for wanted in topic.partitions))
         for topic in request.body.topics)
     return r.DeleteRecordsResponse(topics=topics)
 
 
-def _delete(logs, topic: str, index: int, offset: int) -> tuple[ErrorCode, int]:
-    """(error, low watermark) of one partition's deletion."""
-    partition = logs.partition(topic, index)
+def _delete(broker, topic: str, index: int, offset: int) -> tuple[ErrorCode, int]:
+    """(error, low watermark) of one partition's deletion (on its leader; followers take the
+    new log start from their next fetch)."""
+    partition, error = broker.leader_partition(topic, index)
     if partition is None:
-        return ErrorCode.unknown_topic_or_partition, -1
+        return error, -1
     log = partition.log
     if "delete" not in log.config["cleanup.policy"]:
         return ErrorCode.policy_violation, -1

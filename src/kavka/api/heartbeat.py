@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kavka.api._groups import runner
+from kavka.api._groups import reply_or_wait, runner
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -19,5 +19,6 @@ def handle(request: Request):
         return r.HeartbeatResponse(error_code=ErrorCode.coordinator_not_available)
     body = request.body
     instance_id = getattr(body, "group_instance_id", None)
-    error = groups.run(lambda c: c.heartbeat(body.group_id, body.member_id, instance_id, body.generation_id))
-    return r.HeartbeatResponse(error_code=error)
+    return reply_or_wait(groups.run(lambda c: c.heartbeat(body.group_id, body.member_id, instance_id,
+                                                          body.generation_id)),
+                         lambda error: r.HeartbeatResponse(error_code=error))

@@ -6,7 +6,7 @@ answered on its own (admin clients remove static members by instance id).
 
 from __future__ import annotations
 
-from kavka.api._groups import runner
+from kavka.api._groups import reply_or_wait, runner
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -24,9 +24,14 @@ def handle(request: Request):
         members = [(m.member_id, m.group_instance_id) for m in body.members]
     groups = runner(request)
     if groups is None:
-        error, errors = ErrorCode.coordinator_not_available, []
+        result = (ErrorCode.coordinator_not_available, [])
     else:
-        error, errors = groups.run(lambda c: c.leave(body.group_id, members))
+        result = groups.run(lambda c: c.leave(body.group_id, members))
+    return reply_or_wait(result, lambda result: _response(request, members, *result))
+
+
+def _response(request: Request, members, error, errors):
+    version = request.version
     r = builder_for(request)
     if version < 3:
         return r.LeaveGroupResponse(error_code=error if error != ErrorCode.none or not errors else errors[0])

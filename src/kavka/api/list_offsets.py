@@ -26,7 +26,7 @@ LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4,
 @api(KEY, "ListOffsets", VERSIONS)
 def handle(request: Request):
     r = builder_for(request)
-    logs = request.broker.logs
+    broker = request.broker
     named = Counter((t.name, p.partition_index) for t in request.body.topics for p in t.partitions)
     topics = []
     for topic in request.body.topics:
@@ -35,7 +35,7 @@ def handle(request: Request):
             if named[topic.name, wanted.partition_index] > 1:
                 code, timestamp, offset, epoch = ErrorCode.invalid_request, -1, -1, -1
             else:
-                code, timestamp, offset, epoch = _lookup(logs, topic.name, wanted)
+                code, timestamp, offset, epoch = _lookup(broker, topic.name, wanted)
             partitions.append(r.ListOffsetsPartitionResponse(
                 partition_index=wanted.partition_index, error_code=code, timestamp=timestamp,
                 offset=offset, leader_epoch=epoch, old_style_offsets=()))
@@ -43,10 +43,10 @@ def handle(request: Request):
     return r.ListOffsetsResponse(topics=tuple(topics))
 
 
-def _lookup(logs, topic: str, wanted) -> tuple[ErrorCode, int, int, int]:
-    partition = logs.partition(topic, wanted.partition_index)
+def _lookup(broker, topic: str, wanted) -> tuple[ErrorCode, int, int, int]:
+    partition, error = broker.leader_partition(topic, wanted.partition_index)
     if partition is None:
-        return ErrorCode.unknown_topic_or_partition, -1, -1, -1
+        return error, -1, -1, -1
     log = partition.log
     requested_epoch = getattr(wanted, "current_leader_epoch", -1)
     if requested_epoch >= 0 and requested_epoch != log.leader_epoch:

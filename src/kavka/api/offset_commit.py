@@ -11,7 +11,7 @@ member epoch, which must be the member's current one (STALE_MEMBER_EPOCH).
 
 from __future__ import annotations
 
-from kavka.api._groups import runner
+from kavka.api._groups import reply_or_wait, runner
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.offsets import OffsetCommit
@@ -26,17 +26,17 @@ def handle(request: Request):
     body = request.body
     errors: dict[tuple[str, int], ErrorCode] = {}
     commits = []
-    logs = request.broker.logs
+    broker = request.broker
     for topic in body.topics:
         for p in topic.partitions:
-            if logs.partition(topic.name, p.partition_index) is None:
+            if not broker.has_partition(topic.name, p.partition_index):
                 errors[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
                 continue
             commits.append(OffsetCommit(topic.name, p.partition_index, p.committed_offset,
                                         getattr(p, "committed_leader_epoch", -1), p.committed_metadata))
-    if commits:
-        errors.update(_commit(request, commits))
-    return _response(request, errors)
+    if not commits:
+        return _response(request, errors)
+    return reply_or_wait(_commit(request, commits), lambda committed: _response(request, {**errors, **committed}))
 
 
 def _commit(request: Request, commits: list[OffsetCommit]) -> dict:

@@ -7,7 +7,7 @@ for other protocol types that have members.
 
 from __future__ import annotations
 
-from kavka.api._groups import runner
+from kavka.api._groups import reply_or_wait, runner
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -23,9 +23,15 @@ def handle(request: Request):
     wanted = [(t.name, p.partition_index) for t in body.topics for p in t.partitions]
     groups = runner(request)
     if groups is None:
-        error, errors = ErrorCode.coordinator_not_available, {}
+        result = (ErrorCode.coordinator_not_available, {})
     else:
-        error, errors = groups.run(lambda c: c.delete_offsets(body.group_id, wanted))
+        result = groups.run(lambda c: c.delete_offsets(body.group_id, wanted))
+    return reply_or_wait(result, lambda result: _response(request, *result))
+
+
+def _response(request: Request, error, errors):
+    r = builder_for(request)
+    body = request.body
     if error != ErrorCode.none:
         return r.OffsetDeleteResponse(error_code=error, topics=())
     topics = tuple(

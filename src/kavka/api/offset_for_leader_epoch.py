@@ -20,20 +20,20 @@ VERSIONS = (2, 4)
 @api(KEY, "OffsetForLeaderEpoch", VERSIONS)
 def handle(request: Request):
     r = builder_for(request)
-    logs = request.broker.logs
+    broker = request.broker
     topics = []
     for topic in request.body.topics:
         results = tuple(
-            r.EpochEndOffset(partition=p.partition, **_end_offset(logs, topic.topic, p))
+            r.EpochEndOffset(partition=p.partition, **_end_offset(broker, topic.topic, p))
             for p in topic.partitions)
         topics.append(r.OffsetForLeaderTopicResult(topic=topic.topic, partitions=results))
     return r.OffsetForLeaderEpochResponse(topics=tuple(topics))
 
 
-def _end_offset(logs, topic: str, wanted) -> dict:
-    partition = logs.partition(topic, wanted.partition)
+def _end_offset(broker, topic: str, wanted) -> dict:
+    partition, error = broker.leader_partition(topic, wanted.partition)
     if partition is None:
-        return dict(error_code=ErrorCode.unknown_topic_or_partition, leader_epoch=-1, end_offset=-1)
+        return dict(error_code=error, leader_epoch=-1, end_offset=-1)
     log = partition.log
     current = wanted.current_leader_epoch
     if current >= 0 and current != log.leader_epoch:

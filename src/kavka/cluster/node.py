@@ -78,12 +78,12 @@ class ClusterNode:
             lag_max_ms=b.config.get("replica.lag.time.max.ms"))
         context.replicas = self.replicas
         context.cluster = self
+        if b.groups is not None:
+            b.groups.replicated = self._offsets_replicated
 
     async def start(self) -> None:
-        from kavka.cluster.election import ControllerElection
         from kavka.cluster.etcd_client import Etcd
         from kavka.cluster.keys import KeyLayout
-        from kavka.cluster.session import BrokerSession, lease_ttl_seconds
         from kavka.cluster.state_store import ClusterStore
         from kavka.cluster.watch import ClusterWatcher
 
@@ -91,21 +91,28 @@ class ClusterNode:
         self.etcd = await Etcd.connect(self.settings.endpoints)
         self.layout = KeyLayout(self.settings.cluster_id)
         self.store = ClusterStore(self.etcd, self.layout)
-        ttl = lease_ttl_seconds(self.settings.session_timeout_ms)
-        info = BrokerInfo(self.broker_id, b.context.host, b.context.port)
-        self.session = BrokerSession(self.etcd, self.layout, info, ttl=ttl)
-        await self.session.register(retry_for=ttl + 2)
-        self.session.on_lost(self._session_lost)
+        await self._register()
         self.replicas.start()
         self.watcher = ClusterWatcher(self.etcd, self.layout)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self.watcher.run(self._on_item), name="kavka-cluster-watch"))
         self._tasks.append(loop.create_task(self._controller_loop(), name="kavka-controller"))
-        self.election = ControllerElection(self.etcd, self.layout, self.session)
-        self.election.on_change(self._on_claim)
         await self.election.start()
         log.info("broker %d joined cluster %s (etcd %s)", self.broker_id, self.settings.cluster_id,
                  self.settings.endpoints)
+
+    async def _register(self) -> None:
+        """A new session (lease + registration) and election; used at start and after a loss."""
+        from kavka.cluster.election import ControllerElection
+        from kavka.cluster.session import BrokerSession, lease_ttl_seconds
+        b = self.broker
+        ttl = lease_ttl_seconds(self.settings.session_timeout_ms)
+        info = BrokerInfo(self.broker_id, b.context.host, b.context.port)
+        self.session = BrokerSession(self.etcd, self.layout, info, ttl=ttl)
+        await self.session.register(retry_for=ttl + 2)
+        self.session.on_lost(self._session_lost)
+        self.election = ControllerElection(self.etcd, self.layout, self.session)
+        self.election.on_change(self._on_claim)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -128,7 +135,33 @@ class ClusterNode:
         log.error("broker %d lost its etcd session: no longer leading anything", self.broker_id)
         if self.replicas is not None:
             self.replicas.fence()
+        self.claim = None
         self._set_offsets_leadership(set())
+        if not any(t.get_name() == "kavka-rejoin" and not t.done() for t in self._tasks):
+            self._tasks.append(asyncio.get_running_loop().create_task(self._rejoin(), name="kavka-rejoin"))
+
+    async def _rejoin(self) -> None:
+        """Register again once etcd answers; lead again only what the store then says."""
+        from kavka.cluster.errors import ClusterError
+        old = self.election
+        try:
+            await old.stop(resign=False)
+        except Exception:
+            log.debug("stopping the old election failed", exc_info=True)
+        while True:
+            try:
+                await self._register()
+                break
+            except ClusterError as exc:
+                log.warning("broker %d cannot register again yet: %s", self.broker_id, exc)
+                await asyncio.sleep(1.0)
+        # Everything the cluster decided while we were away comes before our new registration:
+        # lead nothing until the view has caught up with it.
+        await self._wait_seen(lambda: self.view.revision >= self.session.broker_epoch, timeout=30.0)
+        self.replicas.unfence()
+        await self.election.start()
+        self._reconcile_roles(None)
+        log.info("broker %d is back in cluster %s", self.broker_id, self.settings.cluster_id)
 
     # -- what the API layer asks -----------------------------------------------------------
 
@@ -328,6 +361,30 @@ class ClusterNode:
 
     def leads_offsets_partition(self, index: int) -> bool:
         return index in self._led_offsets
+
+    async def _offsets_replicated(self, written) -> "ErrorCode":
+        """Group records are answered once replicated (Kafka appends them with acks=all):
+        NOT_COORDINATOR if leadership moved meanwhile, COORDINATOR_NOT_AVAILABLE after
+        offsets.commit.timeout.ms; the client retries either way."""
+        from kavka.protocol.errors import ErrorCode
+        waits = []
+        for index, offset in written:
+            waited = self.replicas.wait_replicated((OFFSETS_TOPIC, index), offset, 1)
+            if isinstance(waited, ErrorCode):
+                if waited != ErrorCode.none:
+                    return ErrorCode.not_coordinator
+            else:
+                waits.append(waited)
+        if not waits:
+            return ErrorCode.none
+        timeout = self.broker.config.get("offsets.commit.timeout.ms") / 1000
+        done, pending = await asyncio.wait(waits, timeout=timeout)
+        for future in pending:
+            future.cancel()
+        if pending:
+            return ErrorCode.coordinator_not_available
+        errors = [f.result() for f in done if f.result() != ErrorCode.none]
+        return ErrorCode.not_coordinator if errors else ErrorCode.none
 
     async def _propose_isr(self, tp, isr, leader_epoch: int, version: int) -> int | None:
         from kavka.cluster.errors import ClusterError

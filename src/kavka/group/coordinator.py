@@ -46,7 +46,7 @@ log = logging.getLogger("kavka.group")
 
 class Journal(Protocol):
     def is_local(self, group_id: str) -> bool: ...
-    def append(self, group_id: str, records: list[tuple[Key, Value]]) -> None: ...
+    def append(self, group_id: str, records: list[tuple[Key, Value]]) -> tuple[int, int] | None: ...
     def read_all(self) -> Iterator[tuple[Key, Value]]: ...
     def read_partition(self, index: int) -> Iterator[tuple[Key, Value]]: ...
     def partition_for(self, group_id: str) -> int: ...
@@ -195,7 +195,7 @@ class GroupCoordinator:
         already took effect in memory (a LeaveGroup) and the records only follow from it."""
         if out.records:
             try:
-                self.journal.append(group_id, out.records)
+                written = self.journal.append(group_id, out.records)
             except Exception as exc:  # the log's own errors and I/O errors alike
                 failed = self._write_failed(group_id, out, exc)
                 if not reply_needs_records:
@@ -204,6 +204,8 @@ class GroupCoordinator:
                 return failed
             for key, value in out.records:
                 self.replay(key, value)
+            if written is not None:
+                out.written.append(written)
         self._refresh_deadline(group_id)
         return out
 

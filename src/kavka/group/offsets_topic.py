@@ -55,13 +55,17 @@ class OffsetsTopic:
             return True  # created here on first write
         return self._logs.partition(TOPIC, self.partition_for(group_id)) is not None
 
-    def append(self, group_id: str, records: list[tuple[Key, Value]]) -> None:
+    def append(self, group_id: str, records: list[tuple[Key, Value]]) -> tuple[int, int] | None:
+        """Append one batch; (partition, offset after it), which a cluster waits to see
+        replicated before answering."""
         if not records:
-            return
+            return None
         now = self._clock.now_ms()
         batch = encode_batch([(encode_key(k), encode_value(v), now, ()) for k, v in records])
-        partition = self._partition(self.partition_for(group_id))
-        partition.log.append(bytearray(batch), now_ms=now)
+        index = self.partition_for(group_id)
+        partition = self._partition(index)
+        info = partition.log.append(bytearray(batch), now_ms=now)
+        return index, info.last_offset + 1
 
     def read_all(self) -> Iterator[tuple[Key, Value]]:
         if self._logs.topic(TOPIC) is None or self._leads is not None:

@@ -64,15 +64,22 @@ class Outcome:
     reply: Any = None
     records: list = field(default_factory=list)   # (Key, Value) pairs, appended in order
     replies: list = field(default_factory=list)   # (token, reply) for parked requests
+    written: list = field(default_factory=list)   # (journal partition, end offset) of appends
 
     def merge(self, other: "Outcome") -> "Outcome":
         self.records += other.records
         self.replies += other.replies
+        self.written += other.written
         return self
 
 
 def error_reply(reply: Any, error: ErrorCode) -> Any:
-    """The same kind of reply carrying only ``error`` (for parked requests that fail)."""
+    """The same kind of reply carrying only ``error`` (for parked requests that fail, and
+    for answers whose records could not be replicated)."""
+    if isinstance(reply, dict):   # OffsetCommit, DeleteGroups: an error per key
+        return {key: error for key in reply}
+    if isinstance(reply, tuple) and len(reply) == 2 and isinstance(reply[0], ErrorCode):
+        return (error, type(reply[1])())   # LeaveGroup, OffsetDelete: (error, details)
     if isinstance(reply, JoinReply):
         return JoinReply(error, reply.member_id)
     if isinstance(reply, SyncReply):

@@ -17,7 +17,8 @@ import logging
 from typing import Any, Callable
 
 from kavka.group.coordinator import GroupCoordinator
-from kavka.group.outcome import Outcome, Parked
+from kavka.group.outcome import Outcome, Parked, error_reply
+from kavka.protocol.errors import ErrorCode
 
 log = logging.getLogger("kavka.group")
 
@@ -28,9 +29,13 @@ _SLACK_S = 0.001
 class GroupRunner:
     def __init__(self, coordinator: GroupCoordinator) -> None:
         self.coordinator = coordinator
+        # In a cluster: fn([(journal partition, end offset)]) -> awaitable ErrorCode, so that
+        # answers wait until their records are replicated (None: a lone broker, no wait).
+        self.replicated = None
         self._waiting: dict[int, asyncio.Future] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: int | None = None
+        self._releases: set[asyncio.Task] = set()
 
     def run(self, operation: Callable[[GroupCoordinator], Outcome]) -> Any:
         """The reply of ``operation``, or a future of it when the request is parked."""
@@ -57,12 +62,35 @@ class GroupRunner:
             future = asyncio.get_running_loop().create_future()
             self._waiting[reply.token] = future
             reply = future
-        for token, answer in out.replies:
-            future = self._waiting.pop(token, None)
+        answers = [(self._waiting.pop(token, None), answer) for token, answer in out.replies]
+        self._rearm()
+        if out.written and self.replicated is not None:
+            return self._after_replication(out.written, reply, answers)
+        for future, answer in answers:
             if future is not None and not future.done():
                 future.set_result(answer)
-        self._rearm()
         return reply
+
+    def _after_replication(self, written, reply, answers) -> Any:
+        """Hold every answer of the operation until its records are replicated; if they
+        cannot be, answer with the error instead (the members retry elsewhere)."""
+        loop = asyncio.get_running_loop()
+        direct = None if isinstance(reply, asyncio.Future) else loop.create_future()
+
+        async def release() -> None:
+            error = await self.replicated(written)
+            settled = []
+            if direct is not None:
+                settled.append((direct, reply))
+            settled += answers
+            for future, answer in settled:
+                if future is not None and not future.done():
+                    future.set_result(answer if error == ErrorCode.none else error_reply(answer, error))
+
+        task = loop.create_task(release())
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+        return reply if direct is None else direct
 
     def _rearm(self) -> None:
         due = self.coordinator.next_deadline() if self.coordinator.active else None

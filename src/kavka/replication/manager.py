@@ -111,6 +111,10 @@ class ReplicaManager:
         for tp in list(self.leaders):
             self._fail_waiters(self.leaders.pop(tp), ErrorCode.not_leader_or_follower)
 
+    def unfence(self) -> None:
+        """Registered again: roles come back as the store's states are applied."""
+        self.fenced = False
+
     # -- roles -------------------------------------------------------------------------------
 
     def apply(self, tp: TopicPartition, assignment: Assignment | None) -> None:
