@@ -47,9 +47,34 @@ def handle(request: Request):
         if counts[ref] > 1:
             what = "name" if name is not None else "id"
             results.append(_result(r, name, topic_id, *_fail(InvalidRequestError(f"Duplicate topic {what}."))))
+        elif broker.cluster is not None:
+            results.append(_delete_in_cluster(r, broker.cluster, name, topic_id))
         else:
             results.append(_delete(r, broker.logs, name, topic_id))
+    if broker.cluster is not None:
+        return _gather(r, results)
     return r.DeleteTopicsResponse(responses=tuple(results))
+
+
+async def _gather(r, results):
+    """In a cluster some results are coroutines (deletions through the controller)."""
+    done = [await x if hasattr(x, "__await__") else x for x in results]
+    return r.DeleteTopicsResponse(responses=tuple(done))
+
+
+async def _delete_in_cluster(r, cluster, name: str | None, topic_id: uuid.UUID):
+    """The controller deletes the topic in etcd; every replica then deletes its copy."""
+    if (name is None) == (topic_id == ZERO_UUID):
+        return _delete(r, None, name, topic_id)   # the same INVALID_REQUEST answers
+    if name is None:
+        name = next((n for n in cluster.topic_names() if cluster.topic(n).topic_id == str(topic_id)), None)
+        if name is None:
+            return _result(r, None, topic_id, ErrorCode.unknown_topic_id, f"Topic id {topic_id} does not exist.")
+    topic = cluster.topic(name)
+    if topic is None:
+        return _result(r, name, topic_id, ErrorCode.unknown_topic_or_partition, f"Topic '{name}' does not exist.")
+    code, message = await cluster.delete_topic_anywhere(name)
+    return _result(r, name, uuid.UUID(topic.topic_id), code, message)
 
 
 def _references(request: Request) -> list[tuple[str | None, uuid.UUID]]:

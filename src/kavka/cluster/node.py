@@ -255,10 +255,6 @@ class ClusterNode:
         from kio.schema.create_topics.v5 import request as q
 
         from kavka.api.responses import make
-        from kavka.replication.peer import Peer, PeerError
-        address = self.address_of(self.controller_id())
-        if address is None:
-            raise ControllerUnavailable("no controller is known yet")
         topic = make(q.CreatableTopic, name=name,
                      num_partitions=-1 if assignments else partitions,
                      replication_factor=-1 if assignments else replication_factor,
@@ -266,15 +262,45 @@ class ClusterNode:
                                        for p, r in sorted((assignments or {}).items())),
                      configs=tuple(make(q.CreatableTopicConfig, name=k, value=v) for k, v in configs.items()))
         body = make(q.CreateTopicsRequest, topics=(topic,), timeout=_ms(10_000), validate_only=False)
+        result = (await self._ask_controller(body)).topics[0]
+        return result.error_code, result.error_message
+
+    async def delete_topic_anywhere(self, name: str) -> tuple[int, str | None]:
+        """Delete on the controller, here or forwarded; (Kafka error code, message)."""
+        from kavka.protocol.errors import ErrorCode
+        try:
+            if self.is_controller():
+                await self.delete_topic(name)
+            else:
+                code, message = await self._forward_delete(name)
+                if code != ErrorCode.none:
+                    return code, message
+        except ControllerUnavailable as exc:
+            return ErrorCode.not_controller, str(exc)
+        await self._wait_seen(lambda: name not in self.view.topics)
+        return ErrorCode.none, None
+
+    async def _forward_delete(self, name: str):
+        from kio.schema.delete_topics.v5 import request as q
+
+        from kavka.api.responses import make
+        body = make(q.DeleteTopicsRequest, topic_names=(name,), timeout=_ms(10_000))
+        result = (await self._ask_controller(body)).responses[0]
+        return result.error_code, result.error_message
+
+    async def _ask_controller(self, body):
+        from kavka.replication.peer import Peer, PeerError
+        address = self.address_of(self.controller_id())
+        if address is None:
+            raise ControllerUnavailable("no controller is known yet")
         try:
             peer = await Peer.connect(*address, client_id=f"kavka-broker-{self.broker_id}")
             try:
-                result = (await peer.request(body, 15.0)).topics[0]
+                return await peer.request(body, 15.0)
             finally:
                 peer.close()
         except PeerError as exc:
             raise ControllerUnavailable(f"controller unreachable: {exc}") from None
-        return result.error_code, result.error_message
 
     async def delete_topic(self, name: str) -> None:
         claim = self.claim

@@ -87,7 +87,9 @@ class OffsetsTopic:
 
 
 def _read_partition(plog) -> Iterator[tuple[Key, Value]]:
-    offset, end = plog.log_start_offset, plog.high_watermark
+    # Up to the log end, not the high watermark: a new leader's HW catches up only as its
+    # followers fetch, and what its log holds is what the group's history is from now on.
+    offset, end = plog.log_start_offset, plog.log_end_offset
     while offset < end:
         read = plog.read(offset, READ_CHUNK, max_offset=end, min_one_batch=True)
         if not read.slices:
