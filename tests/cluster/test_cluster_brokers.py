@@ -168,3 +168,21 @@ def test_a_restarted_broker_catches_up_and_rejoins_the_isr(cluster):
     consumer.assign([TopicPartition("catch", 0, 0)])
     assert _consume(consumer, 100) == [str(i).encode() for i in range(100)]
     consumer.close()
+
+
+def test_partitions_added_through_any_broker(cluster):
+    from confluent_kafka.admin import NewPartitions
+    brokers, _ = cluster
+    other = non_controller(brokers)
+    admin = AdminClient({"bootstrap.servers": bootstrap(brokers, other)})
+    admin.create_topics([NewTopic("grow", 2, 2)])["grow"].result(10)
+    admin.create_partitions([NewPartitions("grow", 5)])["grow"].result(10)
+    with pytest.raises(KafkaException, match="INVALID_PARTITIONS"):
+        admin.create_partitions([NewPartitions("grow", 3)])["grow"].result(10)
+    parts = admin.list_topics("grow", timeout=5).topics["grow"].partitions
+    assert sorted(parts) == [0, 1, 2, 3, 4]
+    assert all(len(p.replicas) == 2 and p.leader in p.replicas for p in parts.values())
+    producer = Producer({"bootstrap.servers": bootstrap(brokers), "acks": "all"})
+    for p in range(5):
+        producer.produce("grow", b"x", partition=p)
+    assert producer.flush(15) == 0

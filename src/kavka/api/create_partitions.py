@@ -24,6 +24,8 @@ VERSIONS = (0, 3)
 
 @api(KEY, "CreatePartitions", VERSIONS)
 def handle(request: Request):
+    if request.broker.cluster is not None:
+        return _in_cluster(request)
     r = builder_for(request)
     body = request.body
     counts = Counter(t.name for t in body.topics)
@@ -62,3 +64,46 @@ def _grow(broker, topic, validate_only: bool) -> None:
         pairs = [(current + i, tuple(a.broker_ids)) for i, a in enumerate(topic.assignments)]
         check_assignments(pairs, live_broker_ids(broker), current, getattr(info, "replication_factor", 1))
     logs.create_partitions(topic.name, topic.count, validate_only=validate_only)
+
+
+async def _in_cluster(request: Request):
+    """In a cluster the controller adds the partitions (forwarded from any broker)."""
+    r = builder_for(request)
+    body, broker = request.body, request.broker
+    cluster = broker.cluster
+    counts = Counter(t.name for t in body.topics)
+    results, answered = [], set()
+    for topic in body.topics:
+        if topic.name in answered:
+            continue
+        answered.add(topic.name)
+        code, message = ErrorCode.none, None
+        try:
+            if counts[topic.name] > 1:
+                raise InvalidRequestError("Duplicate topic name.")
+            assignments = _check_growth(broker, cluster.topic(topic.name), topic)
+            if not body.validate_only:
+                code, message = await cluster.add_partitions_anywhere(topic.name, topic.count, assignments)
+        except (LogError, ValueError) as exc:
+            code, message = error_code_for(exc), error_message(exc)
+        results.append(r.CreatePartitionsTopicResult(name=topic.name, error_code=code, error_message=message))
+    return r.CreatePartitionsResponse(results=tuple(results))
+
+
+def _check_growth(broker, assignment, topic):
+    """The same checks as a lone broker's, against the cluster's view of the topic."""
+    if assignment is None:
+        raise UnknownTopicOrPartition(f"Topic '{topic.name}' does not exist.")
+    current = len(assignment.replicas)
+    if topic.count <= current:
+        raise InvalidPartitions(f"Topic currently has {current} partitions, {topic.count} must be greater")
+    if topic.assignments is None:
+        return None
+    added = topic.count - current
+    if len(topic.assignments) != added:
+        raise InvalidReplicaAssignment(
+            f"Attempted to add {added} additional partition(s), but only "
+            f"{len(topic.assignments)} assignment(s) were specified.")
+    pairs = [(current + i, tuple(a.broker_ids)) for i, a in enumerate(topic.assignments)]
+    check_assignments(pairs, live_broker_ids(broker), current, len(assignment.replicas[0]))
+    return dict(pairs)

@@ -265,6 +265,49 @@ class ClusterNode:
         result = (await self._ask_controller(body)).topics[0]
         return result.error_code, result.error_message
 
+    async def add_partitions_anywhere(self, name: str, total: int,
+                                      assignments: dict[int, tuple[int, ...]] | None) -> tuple[int, str | None]:
+        """Grow a topic to ``total`` partitions on the controller (here or forwarded)."""
+        from kavka.cluster.errors import ConcurrentUpdate
+        from kavka.protocol.errors import ErrorCode
+        try:
+            if self.is_controller():
+                await self._add_partitions(name, total, assignments)
+            else:
+                from kio.schema.create_partitions.v3 import request as q
+
+                from kavka.api.responses import make
+                topic = make(q.CreatePartitionsTopic, name=name, count=total, assignments=None if not assignments
+                             else tuple(make(q.CreatePartitionsAssignment, broker_ids=tuple(r))
+                                        for _, r in sorted(assignments.items())))
+                body = make(q.CreatePartitionsRequest, topics=(topic,), timeout=_ms(10_000), validate_only=False)
+                result = (await self._ask_controller(body)).results[0]
+                if result.error_code != ErrorCode.none:
+                    return result.error_code, result.error_message
+        except decisions.PlacementError as exc:
+            return ErrorCode.invalid_replication_factor, str(exc)
+        except ConcurrentUpdate:
+            return ErrorCode.reassignment_in_progress, f"Topic '{name}' changed meanwhile; try again."
+        except ControllerUnavailable as exc:
+            return ErrorCode.not_controller, str(exc)
+        await self._wait_seen(lambda: name in self.view.topics and len(self.view.topics[name].value.replicas) >= total)
+        return ErrorCode.none, None
+
+    async def _add_partitions(self, name: str, total: int, assignments) -> None:
+        import dataclasses
+        claim = self.claim
+        if claim is None or not self.session.is_live:
+            raise ControllerUnavailable("this broker is not the controller")
+        v = self.view.topics[name]
+        current = v.value
+        existing = len(current.replicas)
+        live = set(self.view.brokers)
+        rf = len(current.replicas[0])
+        added = assignments or decisions.place(name, range(existing, total), rf, live)
+        states = {p: decisions.initial_state(r, live, claim.epoch) for p, r in added.items()}
+        grown = dataclasses.replace(current, replicas={**current.replicas, **added})
+        await self.store.add_partitions(claim, grown, v.mod_revision, states)
+
     async def delete_topic_anywhere(self, name: str) -> tuple[int, str | None]:
         """Delete on the controller, here or forwarded; (Kafka error code, message)."""
         from kavka.protocol.errors import ErrorCode

@@ -105,6 +105,20 @@ class ClusterStore:
             puts.append(tx.put(pkey, _stamped(state, claim).encode()))
         return await self._guarded(claim, key, 0, compares, puts)
 
+    async def add_partitions(self, claim: ControllerClaim, topic: TopicAssignment, expected_mod_revision: int,
+                             states: dict[int, PartitionState]) -> int:
+        """Replace a topic's assignment with one that has more partitions, and create their
+        states, if the topic is unchanged since ``expected_mod_revision``."""
+        key = self.layout.topic(topic.name)
+        tx = self.etcd.tx
+        compares = [tx.mod(key) == expected_mod_revision]
+        puts = [tx.put(key, topic.encode())]
+        for p, state in sorted(states.items()):
+            pkey = self.layout.partition(topic.name, p)
+            compares.append(tx.create(pkey) == 0)
+            puts.append(tx.put(pkey, _stamped(state, claim).encode()))
+        return await self._guarded(claim, key, expected_mod_revision, compares, puts)
+
     async def write_partition(self, claim: ControllerClaim, topic: str, partition: int,
                               state: PartitionState, expected_mod_revision: int) -> int:
         """Replace a partition's state if unchanged since ``expected_mod_revision`` (0: new)."""
