@@ -187,6 +187,10 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     # Replication (cluster mode)
     ConfigKey("replica.lag.time.max.ms", "long", 30000,
               "A follower not caught up with the leader for this long leaves the ISR.", at_least(1)),
+    ConfigKey("auto.leader.rebalance.enable", "boolean", True,
+              "The controller moves leadership back to each partition's preferred replica.", None),
+    ConfigKey("leader.imbalance.check.interval.seconds", "long", 300,
+              "How often the controller looks for partitions not led by their preferred replica.", at_least(1)),
     ConfigKey("offsets.commit.timeout.ms", "int", 5000,
               "How long a group write may wait for its replicas before the client is told to retry.", at_least(1)),
     ConfigKey("offsets.topic.replication.factor", "short", 3,

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.timeout(90)
 def cluster(etcd, tmp_path):
     settings = ClusterSettings(etcd.endpoint, "t-" + uuid.uuid4().hex[:10], 2000)
     config = {"replica.lag.time.max.ms": "2000", "group.initial.rebalance.delay.ms": "0",
-              "offsets.topic.num.partitions": "6", "num.partitions": "2", "default.replication.factor": "3"}
+              "offsets.topic.num.partitions": "6", "num.partitions": "2", "default.replication.factor": "3",
+              "leader.imbalance.check.interval.seconds": "1"}
     brokers = {}
 
     def start(i):
@@ -186,3 +187,18 @@ def test_partitions_added_through_any_broker(cluster):
     for p in range(5):
         producer.produce("grow", b"x", partition=p)
     assert producer.flush(15) == 0
+
+
+def test_leadership_returns_to_the_preferred_replica(cluster):
+    brokers, start = cluster
+    admin = AdminClient({"bootstrap.servers": bootstrap(brokers)})
+    admin.create_topics([NewTopic("pref", 3, 3)])["pref"].result(10)
+    leaders = lambda: {p: m.leader for p, m in admin.list_topics("pref", timeout=5).topics["pref"].partitions.items()}  # noqa
+    preferred = {p: m.replicas[0] for p, m in admin.list_topics("pref", timeout=5).topics["pref"].partitions.items()}
+    assert leaders() == preferred
+    victim = preferred[0]
+    brokers[victim].stop()
+    admin = AdminClient({"bootstrap.servers": bootstrap(brokers, *[i for i in brokers if i != victim])})
+    wait(lambda: victim not in leaders().values(), 10, "leadership moved away")
+    start(victim)
+    wait(lambda: leaders() == preferred, 20, "leadership back on the preferred replicas")

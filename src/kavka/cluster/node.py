@@ -474,15 +474,30 @@ class ClusterNode:
             self._controller_dirty.set()
 
     async def _controller_loop(self) -> None:
+        """Leader elections when brokers come and go; every leader.imbalance.check.interval.seconds
+        (with auto.leader.rebalance.enable) leadership back to preferred replicas."""
         from kavka.cluster.errors import ClusterError
+        config = self.broker.config
+        interval = config.get("leader.imbalance.check.interval.seconds")
+        next_preferred = asyncio.get_running_loop().time() + interval
         while True:
-            await self._controller_dirty.wait()
+            timeout = max(0.0, next_preferred - asyncio.get_running_loop().time())
+            try:
+                async with asyncio.timeout(timeout):   # not wait_for: it can swallow a cancel on 3.11
+                    await self._controller_dirty.wait()
+            except TimeoutError:
+                pass
             self._controller_dirty.clear()
             claim = self.claim
             if claim is None:
                 continue
+            preferred = asyncio.get_running_loop().time() >= next_preferred
+            if preferred:
+                next_preferred = asyncio.get_running_loop().time() + interval
             try:
                 await self._elect_leaders(claim)
+                if preferred and config.get("auto.leader.rebalance.enable"):
+                    await self._elect_preferred(claim)
             except ClusterError as exc:
                 log.info("controller: %s; trying again", exc)
                 await asyncio.sleep(0.2)
@@ -491,6 +506,18 @@ class ClusterNode:
                 log.exception("controller pass failed")
                 await asyncio.sleep(0.5)
                 self._controller_dirty.set()
+
+    async def _elect_preferred(self, claim) -> None:
+        live = set(self.view.brokers)
+        for tp, v in list(self.view.partitions.items()):
+            t = self.topic(tp[0])
+            if t is None or tp[1] not in t.replicas:
+                continue
+            new = decisions.preferred(v.value, t.replicas[tp[1]], live, claim.epoch)
+            if new is not None:
+                log.info("controller: %s-%d back to its preferred leader %d (epoch %d)", tp[0], tp[1], new.leader,
+                         new.leader_epoch)
+                await self.store.write_partition(claim, tp[0], tp[1], new, v.mod_revision)
 
     async def _elect_leaders(self, claim) -> None:
         live = set(self.view.brokers)
