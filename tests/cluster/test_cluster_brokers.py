@@ -202,3 +202,28 @@ def test_leadership_returns_to_the_preferred_replica(cluster):
     wait(lambda: victim not in leaders().values(), 10, "leadership moved away")
     start(victim)
     wait(lambda: leaders() == preferred, 20, "leadership back on the preferred replicas")
+
+
+def test_topic_configs_are_stored_in_the_cluster_and_applied_by_every_replica(cluster):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    brokers, _ = cluster
+    other = non_controller(brokers)
+    admin = AdminClient({"bootstrap.servers": bootstrap(brokers, other)})
+    admin.create_topics([NewTopic("conf", 1, 2, config={"retention.ms": "60000"})])["conf"].result(10)
+    resource = ConfigResource("TOPIC", "conf", incremental_configs=[
+        ConfigEntry("min.insync.replicas", "2", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
+    admin.incremental_alter_configs([resource])[resource].result(10)
+    replicas = admin.list_topics("conf", timeout=5).topics["conf"].partitions[0].replicas
+    wait(lambda: all(brokers[i].logs.topic("conf").overrides == {"min.insync.replicas": "2"} for i in replicas), 10,
+         "every replica applying the new overrides")
+    bad = ConfigResource("TOPIC", "conf", incremental_configs=[
+        ConfigEntry("min.insync.replicas", "zero", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException, match="INVALID_CONFIG"):
+        admin.incremental_alter_configs([bad])[bad].result(10)
+    for broker_id in brokers:   # any broker describes it, replica or not
+        a = AdminClient({"bootstrap.servers": bootstrap(brokers, broker_id)})
+        described = a.describe_configs([ConfigResource("TOPIC", "conf")])
+        entries = next(iter(described.values())).result(10)
+        assert entries["min.insync.replicas"].value == "2"
+        assert entries["retention.ms"].value == "604800000"

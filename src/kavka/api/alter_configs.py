@@ -61,14 +61,38 @@ def answer_resources(r, broker, body, apply: Apply) -> tuple:
         try:
             if counts[ref] > 1:
                 raise InvalidRequestError("Duplicate resource.")
-            apply(broker, resource, body.validate_only)
+            pending = apply(broker, resource, body.validate_only)
             code, message = ErrorCode.none, None
         except (LogError, ValueError) as exc:
-            code, message = error_code_for(exc), error_message(exc)
-        answers.append(r.AlterConfigsResourceResponse(
-            error_code=code, error_message=message, resource_type=resource.resource_type,
-            resource_name=resource.resource_name))
-    return tuple(answers)
+            pending, (code, message) = None, (error_code_for(exc), error_message(exc))
+        answers.append((resource, pending, code, message))
+    if any(pending is not None for _, pending, _, _ in answers):
+        return _after(r, answers)   # in a cluster: changes go through the controller
+    return tuple(_answer(r, *a) for a in answers)
+
+
+def _answer(r, resource, _pending, code, message):
+    return r.AlterConfigsResourceResponse(error_code=code, error_message=message,
+                                          resource_type=resource.resource_type, resource_name=resource.resource_name)
+
+
+async def _after(r, answers):
+    done = []
+    for resource, pending, code, message in answers:
+        if pending is not None:
+            code, message = await pending
+        done.append(_answer(r, resource, None, code, message))
+    return tuple(done)
+
+
+def respond(build, responses):
+    """``build(responses)`` now, or a coroutine of it when the responses are awaited."""
+    if isinstance(responses, tuple):
+        return build(responses)
+
+    async def later():
+        return build(await responses)
+    return later()
 
 
 def check_names(configs, null_allowed: Callable[[object], bool] = lambda c: False) -> None:
@@ -84,7 +108,7 @@ def check_names(configs, null_allowed: Callable[[object], bool] = lambda c: Fals
 def require_topic(broker, name: str) -> TopicInfo:
     if name == "":
         raise InvalidRequestError("Default topic resources are not allowed.")
-    info = broker.logs.topic(name)
+    info = broker.topic_info(name)
     if info is None:
         raise UnknownTopicOrPartition(f"The topic '{name}' does not exist.")
     return info
@@ -105,11 +129,20 @@ def refuse_non_topic(broker, resource_type: int, name: str, changed: list[str]) 
     raise InvalidRequestError(f"Unsupported resource type: {resource_type}")
 
 
-def alter_topic(broker, name: str, changes: Mapping[str, str | None], validate_only: bool) -> None:
+def alter_topic(broker, name: str, changes: Mapping[str, str | None], validate_only: bool):
     """Apply override changes (None removes one) through the log manager, which
-    validates, persists and updates the running partitions."""
+    validates, persists and updates the running partitions.  In a cluster the
+    controller stores the new overrides in etcd and every replica applies them:
+    this returns an awaitable of (error code, message) then."""
     if not changes:
-        return
+        return None
+    if broker.cluster is not None:
+        info = broker.topic_info(name)
+        merged = {k: v for k, v in {**info.overrides, **changes}.items() if v is not None}
+        broker.logs.describe_remote(name, info.topic_id, info.partitions, merged)   # validates, raises
+        if validate_only:
+            return None
+        return broker.cluster.alter_topic_config_anywhere(name, merged)
     broker.logs.alter_topic_config(name, changes, validate_only=validate_only)
     if not validate_only:
         log.info("altered configs of topic %s: %s", name,
@@ -121,7 +154,8 @@ def alter_topic(broker, name: str, changes: Mapping[str, str | None], validate_o
 @api(KEY, "AlterConfigs", VERSIONS)
 def handle(request: Request):
     r = builder_for(request)
-    return r.AlterConfigsResponse(responses=answer_resources(r, request.broker, request.body, _replace))
+    return respond(lambda responses: r.AlterConfigsResponse(responses=responses),
+                   answer_resources(r, request.broker, request.body, _replace))
 
 
 def _replace(broker, resource, validate_only: bool) -> None:
@@ -133,4 +167,4 @@ def _replace(broker, resource, validate_only: bool) -> None:
     info = require_topic(broker, resource.resource_name)
     changes: dict[str, str | None] = {name: None for name in info.overrides}
     changes.update((c.name, c.value) for c in resource.configs)
-    alter_topic(broker, info.name, changes, validate_only)
+    return alter_topic(broker, info.name, changes, validate_only)

@@ -64,6 +64,16 @@ class BrokerContext:
             return None, ErrorCode.not_leader_or_follower
         return partition, ErrorCode.none
 
+    def topic_info(self, name: str):
+        """The topic's TopicInfo: local, or (in a cluster) as etcd describes it."""
+        if self.cluster is not None:
+            t = self.cluster.topic(name)
+            if t is None:
+                return None
+            import uuid
+            return self.logs.describe_remote(name, uuid.UUID(t.topic_id), len(t.replicas), t.config)
+        return self.logs.topic(name)
+
     def has_partition(self, topic: str, index: int) -> bool:
         """Whether the partition exists (anywhere in the cluster)."""
         if self.cluster is not None:

@@ -19,7 +19,9 @@ alter_configs.py.  The changes of one resource apply together or not at all.
 
 from __future__ import annotations
 
-from kavka.api.alter_configs import alter_topic, answer_resources, check_names, refuse_non_topic, require_topic
+from kavka.api.alter_configs import (
+    alter_topic, answer_resources, check_names, refuse_non_topic, require_topic, respond,
+)
 from kavka.api.describe_configs import TOPIC
 from kavka.api.errors import InvalidRequestError
 from kavka.api.registry import Request, api
@@ -37,7 +39,8 @@ OPERATION_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SU
 @api(KEY, "IncrementalAlterConfigs", VERSIONS)
 def handle(request: Request):
     r = builder_for(request)
-    return r.IncrementalAlterConfigsResponse(responses=answer_resources(r, request.broker, request.body, _apply))
+    return respond(lambda responses: r.IncrementalAlterConfigsResponse(responses=responses),
+                   answer_resources(r, request.broker, request.body, _apply))
 
 
 def _apply(broker, resource, validate_only: bool) -> None:
@@ -51,7 +54,7 @@ def _apply(broker, resource, validate_only: bool) -> None:
         return
     info = require_topic(broker, resource.resource_name)
     changes = {c.name: _new_value(info, c.name, c.config_operation, c.value) for c in configs}
-    alter_topic(broker, info.name, changes, validate_only)
+    return alter_topic(broker, info.name, changes, validate_only)
 
 
 def _new_value(info: TopicInfo, name: str, operation: int, value: str | None) -> str | None:

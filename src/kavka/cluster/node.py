@@ -308,6 +308,37 @@ class ClusterNode:
         grown = dataclasses.replace(current, replicas={**current.replicas, **added})
         await self.store.add_partitions(claim, grown, v.mod_revision, states)
 
+    async def alter_topic_config_anywhere(self, name: str, overrides: dict[str, str]) -> tuple[int, str | None]:
+        """Replace a topic's config overrides (on the controller, here or forwarded with an
+        AlterConfigs of the whole set); every replica applies them from etcd."""
+        import dataclasses
+
+        from kavka.cluster.errors import ConcurrentUpdate
+        from kavka.protocol.errors import ErrorCode
+        try:
+            if self.is_controller():
+                v = self.view.topics.get(name)
+                if v is None:
+                    return ErrorCode.unknown_topic_or_partition, f"The topic '{name}' does not exist."
+                await self.store.write_topic(self.claim, dataclasses.replace(v.value, config=dict(overrides)),
+                                             v.mod_revision)
+            else:
+                from kio.schema.alter_configs.v2 import request as q
+
+                from kavka.api.responses import make
+                resource = make(q.AlterConfigsResource, resource_type=2, resource_name=name, configs=tuple(
+                    make(q.AlterableConfig, name=k, value=v) for k, v in sorted(overrides.items())))
+                body = make(q.AlterConfigsRequest, resources=(resource,), validate_only=False)
+                result = (await self._ask_controller(body)).responses[0]
+                if result.error_code != ErrorCode.none:
+                    return result.error_code, result.error_message
+        except ConcurrentUpdate:
+            return ErrorCode.reassignment_in_progress, f"Topic '{name}' changed meanwhile; try again."
+        except ControllerUnavailable as exc:
+            return ErrorCode.not_controller, str(exc)
+        await self._wait_seen(lambda: name in self.view.topics and self.view.topics[name].value.config == overrides)
+        return ErrorCode.none, None
+
     async def delete_topic_anywhere(self, name: str) -> tuple[int, str | None]:
         """Delete on the controller, here or forwarded; (Kafka error code, message)."""
         from kavka.protocol.errors import ErrorCode
@@ -398,8 +429,14 @@ class ClusterNode:
             count = max(t.replicas) + 1
             if info is None:
                 logs.create_topic(name, count, t.config, topic_id=uuid.UUID(t.topic_id))
-            elif info.partitions < count:
+                continue
+            if info.partitions < count:
                 logs.create_partitions(name, count)
+            if dict(info.overrides) != t.config:
+                changes = {k: None for k in info.overrides if k not in t.config}
+                changes.update(t.config)
+                logs.alter_topic_config(name, changes)
+                log.info("topic %s: configs now %s", name, t.config)
 
     def _reconcile_roles(self, topic: str | None) -> None:
         for tp in list(self.view.partitions):

@@ -105,6 +105,13 @@ class ClusterStore:
             puts.append(tx.put(pkey, _stamped(state, claim).encode()))
         return await self._guarded(claim, key, 0, compares, puts)
 
+    async def write_topic(self, claim: ControllerClaim, topic: TopicAssignment, expected_mod_revision: int) -> int:
+        """Replace a topic's assignment (e.g. its configs) if unchanged since ``expected_mod_revision``."""
+        key = self.layout.topic(topic.name)
+        tx = self.etcd.tx
+        return await self._guarded(claim, key, expected_mod_revision, [tx.mod(key) == expected_mod_revision],
+                                   [tx.put(key, topic.encode())])
+
     async def add_partitions(self, claim: ControllerClaim, topic: TopicAssignment, expected_mod_revision: int,
                              states: dict[int, PartitionState]) -> int:
         """Replace a topic's assignment with one that has more partitions, and create their

@@ -268,6 +268,11 @@ class LogManager:
             self._partitions[(name, index)].update_config(altered.config)
         return altered
 
+    def describe_remote(self, name: str, topic_id: uuid.UUID, partitions: int,
+                        overrides: Mapping[str, str]) -> TopicInfo:
+        """A TopicInfo for a topic held elsewhere in the cluster (configs resolved here)."""
+        return TopicInfo(name, topic_id, partitions, self._resolve(dict(overrides)), dict(overrides))
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _require(self, name: str) -> TopicInfo:
