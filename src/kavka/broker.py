@@ -17,6 +17,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 from typing import Mapping
 
@@ -145,7 +146,11 @@ class Broker:
         return GroupRunner(coordinator)
 
     def _topic_meta(self) -> dict[str, TopicMeta]:
-        """Topics as the group coordinator's server-side assignors see them."""
+        """Topics as the group coordinator's server-side assignors see them (the whole
+        cluster's in cluster mode, not only those with a replica here)."""
+        if self.node is not None:
+            return {name: TopicMeta(uuid.UUID(t.topic_id), len(t.replicas), name.startswith("__"))
+                    for name in self.node.topic_names() if (t := self.node.topic(name)) is not None}
         return {name: TopicMeta(info.topic_id, info.partitions, name.startswith("__"))
                 for name, info in self.logs.topics().items()}
 

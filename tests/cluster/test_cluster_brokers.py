@@ -227,3 +227,23 @@ def test_topic_configs_are_stored_in_the_cluster_and_applied_by_every_replica(cl
         entries = next(iter(described.values())).result(10)
         assert entries["min.insync.replicas"].value == "2"
         assert entries["retention.ms"].value == "604800000"
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_a_group_reads_partitions_led_by_every_broker(cluster, protocol):
+    brokers, _ = cluster
+    admin = AdminClient({"bootstrap.servers": bootstrap(brokers)})
+    admin.create_topics([NewTopic(f"spread-{protocol}", 3, 1)])[f"spread-{protocol}"].result(10)
+    topic = f"spread-{protocol}"
+    producer = Producer({"bootstrap.servers": bootstrap(brokers)})
+    for p in range(3):
+        for i in range(10):
+            producer.produce(topic, f"{p}-{i}".encode(), partition=p)
+    assert producer.flush(10) == 0
+    assert len({m.leader for m in admin.list_topics(topic, timeout=5).topics[topic].partitions.values()}) == 3
+    consumer = Consumer({"bootstrap.servers": bootstrap(brokers), "group.id": f"spread-{protocol}",
+                         "group.protocol": protocol, "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    got = _consume(consumer, 30)
+    consumer.close()
+    assert sorted(got) == sorted(f"{p}-{i}".encode() for p in range(3) for i in range(10))

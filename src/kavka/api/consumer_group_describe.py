@@ -51,11 +51,11 @@ def _member(request: Request, r, group, member_id: str, m):
 
 
 def _assignment(request: Request, r, assignment):
-    logs = request.broker.logs
+    broker = request.broker
     parts = []
     for topic, partitions in sorted(assignment.items()):
-        info = logs.topic(topic)
-        if info is not None:
-            parts.append(r.TopicPartitions(topic_id=info.topic_id, topic_name=topic,
+        topic_id = broker.topic_id_of(topic)
+        if topic_id is not None:
+            parts.append(r.TopicPartitions(topic_id=topic_id, topic_name=topic,
                                            partitions=tuple(sorted(partitions))))
     return r.Assignment(topic_partitions=tuple(parts))

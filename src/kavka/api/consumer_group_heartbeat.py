@@ -29,14 +29,14 @@ def handle(request: Request):
     if groups is None:
         return _response(request, HeartbeatReply(ErrorCode.coordinator_not_available))
     body = request.body
-    logs = request.broker.logs
+    broker = request.broker
     owned = None
     if body.topic_partitions is not None:
         owned = {}
         for tp in body.topic_partitions:
-            info = logs.topic_by_id(tp.topic_id)
-            if info is not None:
-                owned[info.name] = owned.get(info.name, frozenset()) | frozenset(tp.partitions)
+            name = broker.topic_name_of(tp.topic_id)
+            if name is not None:
+                owned[name] = owned.get(name, frozenset()) | frozenset(tp.partitions)
     heartbeat = HeartbeatRequest(
         group_id=body.group_id, member_id=body.member_id, member_epoch=body.member_epoch,
         instance_id=body.instance_id, rack_id=body.rack_id, rebalance_timeout_ms=ms(body.rebalance_timeout),
@@ -52,12 +52,12 @@ def _response(request: Request, reply: HeartbeatReply):
     r = builder_for(request)
     assignment = None
     if reply.assignment is not None:
-        logs = request.broker.logs
+        broker = request.broker
         parts = []
         for topic, partitions in sorted(reply.assignment.items()):
-            info = logs.topic(topic)
-            if info is not None and partitions:
-                parts.append(r.TopicPartitions(topic_id=info.topic_id, partitions=tuple(sorted(partitions))))
+            topic_id = broker.topic_id_of(topic)
+            if topic_id is not None and partitions:
+                parts.append(r.TopicPartitions(topic_id=topic_id, partitions=tuple(sorted(partitions))))
         assignment = r.Assignment(topic_partitions=tuple(parts))
     member_id = reply.member_id if reply.error == ErrorCode.none else None
     return r.ConsumerGroupHeartbeatResponse(

@@ -74,6 +74,18 @@ class BrokerContext:
             return self.logs.describe_remote(name, uuid.UUID(t.topic_id), len(t.replicas), t.config)
         return self.logs.topic(name)
 
+    def topic_id_of(self, name: str):
+        """The topic's id (cluster-wide in a cluster), or None."""
+        info = self.topic_info(name)
+        return None if info is None else info.topic_id
+
+    def topic_name_of(self, topic_id) -> str | None:
+        if self.cluster is not None:
+            wanted = str(topic_id)
+            return next((n for n in self.cluster.topic_names() if self.cluster.topic(n).topic_id == wanted), None)
+        info = self.logs.topic_by_id(topic_id)
+        return None if info is None else info.name
+
     def has_partition(self, topic: str, index: int) -> bool:
         """Whether the partition exists (anywhere in the cluster)."""
         if self.cluster is not None:
