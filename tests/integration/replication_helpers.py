@@ -26,6 +26,7 @@ class LocalStore:
         self.managers: dict[int, tuple] = {}     # broker id -> (broker, manager)
         self.lock = threading.Lock()
         self.refused = 0
+        self.history: list[tuple] = []   # (partition, ISR) of every accepted change, in order
 
     def set(self, tp, replicas, leader, leader_epoch, isr) -> Assignment:
         with self.lock:
@@ -43,6 +44,7 @@ class LocalStore:
                 return None
             a = Assignment(old.replicas, old.leader, old.leader_epoch, tuple(isr), old.version + 1)
             self.states[tp] = a
+            self.history.append((tp, a.isr))
         self._publish(tp, a)
         return a.version
 

@@ -148,3 +148,17 @@ def test_a_follower_behind_the_leaders_log_start_restarts_there(cluster, kavka_b
     assert log_of(brokers[3], "r").log_start_offset >= 70
     assert stored(brokers[3], "r") == stored(brokers[1], "r")
     wait_until(lambda: store.states[TP].isr == (1, 2, 3), 10, "broker 3 back in the ISR")
+
+
+def test_a_dead_follower_is_not_brought_back_by_its_old_position(cluster):
+    brokers, store = cluster
+    setup_topic(brokers, store)
+    assert produce(brokers[1], "r", [b"a"]) == (E.none, 0)
+    wait_until(lambda: log_of(brokers[3], "r").log_end_offset == 1, 5, "broker 3 caught up")
+    brokers[3].stop()   # idle: its last position equals the high watermark
+    wait_until(lambda: store.states[TP].isr == (1, 2), 10, "broker 3 out of the ISR")
+    shrunk = len(store.history)
+    import time
+    time.sleep(3 * LAG_MS / 1000)   # broker 2 keeps fetching meanwhile
+    assert store.states[TP].isr == (1, 2)
+    assert store.history[shrunk:] == []   # and it never came back in between

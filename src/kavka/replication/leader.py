@@ -77,10 +77,12 @@ class LeaderState:
         return {r for r in self.isr if r != self.local_id
                 and now_ms - self.followers[r].last_caught_up_ms > lag_max_ms}
 
-    def caught_up(self, high_watermark: int) -> set[int]:
-        """Followers outside the ISR that may join it."""
-        need = max(high_watermark, self.epoch_start_offset)
-        return {r for r, f in self.followers.items() if r not in self.isr and f.leo >= need}
+    def may_join(self, follower_id: int, high_watermark: int) -> bool:
+        """Whether a follower outside the ISR may join it, judged as its fetch arrives (so a
+        follower that has since died is never brought back by an old position)."""
+        f = self.followers.get(follower_id)
+        return (f is not None and follower_id not in self.isr
+                and f.leo >= max(high_watermark, self.epoch_start_offset))
 
     def set_isr(self, isr) -> None:
         self.isr = frozenset(isr) | {self.local_id}

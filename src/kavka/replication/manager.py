@@ -232,8 +232,8 @@ class ReplicaManager:
         plog = partition.log
         role.state.on_fetch(replica_id, fetch_offset, plog.log_end_offset, self.clock.now_ms())
         self._advance_hw(role, plog)
-        if role.state.caught_up(plog.high_watermark) and not role.proposing:
-            self._propose(tp, role, role.state.isr | role.state.caught_up(plog.high_watermark))
+        if not role.proposing and role.state.may_join(replica_id, plog.high_watermark):
+            self._propose(tp, role, role.state.isr | {replica_id})
         return ErrorCode.none
 
     def _advance_hw(self, role: LeaderRole, plog) -> None:

@@ -56,9 +56,10 @@ def test_a_follower_rejoins_once_it_reaches_the_hw_and_the_epoch_start():
     s.on_fetch(3, 130, 130, 10)
     s.on_fetch(2, 90, 130, 10)
     hw = s.high_watermark(130)
-    assert hw == 130 and s.caught_up(hw) == set()
+    assert hw == 130 and not s.may_join(2, hw)
     s.on_fetch(2, 130, 130, 20)
-    assert s.caught_up(hw) == {2}
+    assert s.may_join(2, hw)
+    assert not s.may_join(3, hw)                 # already in
     low = state(isr=(1,))
     low.on_fetch(2, 50, 60, 10)                  # the HW (60) is below the epoch start (100)
-    assert low.caught_up(60) == set()
+    assert not low.may_join(2, 60)
