@@ -184,6 +184,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               one_of(*COMPRESSION_TYPES), False),
     ConfigKey("min.insync.replicas", "int", 1, "Replicas that must acknowledge acks=all.", at_least(1), False),
     ConfigKey("unclean.leader.election.enable", "boolean", False, "Allow out-of-sync leaders.", None, False),
+    ConfigKey("broker.rack", "string", None, "This broker's rack, shown to clients in a cluster.", None),
     # Replication (cluster mode)
     ConfigKey("replica.lag.time.max.ms", "long", 30000,
               "A follower not caught up with the leader for this long leaves the ISR.", at_least(1)),

@@ -29,7 +29,8 @@ def cluster(etcd, tmp_path):
     brokers = {}
 
     def start(i):
-        brokers[i] = Broker(tmp_path / f"b{i}", config={**config, "broker.id": str(i)}, cluster=settings).start()
+        brokers[i] = Broker(tmp_path / f"b{i}", config={**config, "broker.id": str(i), "broker.rack": f"rack-{i}"},
+                            cluster=settings).start()
         return brokers[i]
 
     for i in (1, 2, 3):
@@ -69,6 +70,10 @@ def test_metadata_topics_and_placement(cluster):
     md = admin.list_topics(timeout=5)
     assert sorted(md.brokers) == [1, 2, 3]
     assert md.controller_id in (1, 2, 3)
+    assert md.cluster_id == brokers[1].node.settings.cluster_id     # the same from every broker
+    for i in (1, 2, 3):
+        one = AdminClient({"bootstrap.servers": bootstrap(brokers, i)}).list_topics(timeout=5)
+        assert one.cluster_id == md.cluster_id
     parts = md.topics["placed"].partitions
     assert len(parts) == 6
     assert all(sorted(p.replicas) == [1, 2, 3] and sorted(p.isrs) == [1, 2, 3] for p in parts.values())

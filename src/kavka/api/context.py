@@ -97,4 +97,7 @@ class BrokerContext:
 
     @property
     def cluster_id(self) -> str:
+        """In a cluster, its name in etcd (every broker answers the same); alone, the data dir's."""
+        if self.cluster is not None:
+            return self.cluster.cluster_id
         return self.logs.cluster_id

@@ -1,6 +1,11 @@
 """DescribeCluster (key 60): cluster id, controller and brokers (KIP-700).
 
-One unfenced broker, which is also the controller.  The endpoint type (v1+,
+A lone broker answers with itself, unfenced and controller.  In cluster mode
+(``request.broker.cluster``, a kavka.cluster.node.ClusterNode) the answer comes
+from this broker's view of etcd: every registered (live) broker with its rack,
+and the elected controller (-1 while there is none).  A broker whose lease has
+expired is not registered any more, so it is left out rather than listed as
+fenced.  The endpoint type (v1+,
 KIP-919) is checked as Kafka's brokers do: 1 (brokers) is answered; 2
 (controllers) is MISMATCHED_ENDPOINT_TYPE, since this listener is a broker's;
 any other value is UNSUPPORTED_ENDPOINT_TYPE.  Authorized operations are only
@@ -36,11 +41,18 @@ def handle(request: Request):
         for node_id, host, port, rack in _brokers(broker))
     return r.DescribeClusterResponse(
         error_code=ErrorCode.none, error_message=None, endpoint_type=BROKERS, cluster_id=broker.cluster_id,
-        controller_id=broker.node_id, brokers=brokers, cluster_authorized_operations=operations)
+        controller_id=_controller_id(broker), brokers=brokers, cluster_authorized_operations=operations)
 
 
 def _brokers(broker) -> list[tuple[int, str, int, str | None]]:
-    return [(broker.node_id, broker.host, broker.port, None)]
+    cluster = broker.cluster
+    if cluster is None:
+        return [(broker.node_id, broker.host, broker.port, None)]
+    return [(b.broker_id, b.host, b.port, b.rack) for b in cluster.brokers()]
+
+
+def _controller_id(broker) -> int:
+    return broker.node_id if broker.cluster is None else broker.cluster.controller_id()
 
 
 def _endpoint_error(r, endpoint_type: int):

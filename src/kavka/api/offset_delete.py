@@ -18,7 +18,6 @@ VERSIONS = (0, 0)
 
 @api(KEY, "OffsetDelete", VERSIONS)
 def handle(request: Request):
-    r = builder_for(request)
     body = request.body
     wanted = [(t.name, p.partition_index) for t in body.topics for p in t.partitions]
     groups = runner(request)

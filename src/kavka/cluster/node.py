@@ -28,7 +28,6 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from kavka.cluster import decisions
 from kavka.cluster.model import NO_LEADER, BrokerInfo, TopicAssignment
@@ -87,7 +86,6 @@ class ClusterNode:
         from kavka.cluster.state_store import ClusterStore
         from kavka.cluster.watch import ClusterWatcher
 
-        b = self.broker
         self.etcd = await Etcd.connect(self.settings.endpoints)
         self.layout = KeyLayout(self.settings.cluster_id)
         self.store = ClusterStore(self.etcd, self.layout)
@@ -107,7 +105,7 @@ class ClusterNode:
         from kavka.cluster.session import BrokerSession, lease_ttl_seconds
         b = self.broker
         ttl = lease_ttl_seconds(self.settings.session_timeout_ms)
-        info = BrokerInfo(self.broker_id, b.context.host, b.context.port)
+        info = BrokerInfo(self.broker_id, b.context.host, b.context.port, b.config.get("broker.rack"))
         self.session = BrokerSession(self.etcd, self.layout, info, ttl=ttl)
         await self.session.register(retry_for=ttl + 2)
         self.session.on_lost(self._session_lost)
@@ -143,23 +141,31 @@ class ClusterNode:
     async def _rejoin(self) -> None:
         """Register again once etcd answers; lead again only what the store then says."""
         from kavka.cluster.errors import ClusterError
-        old = self.election
-        try:
-            await old.stop(resign=False)
-        except Exception:
-            log.debug("stopping the old election failed", exc_info=True)
         while True:
+            old = self.election
             try:
-                await self._register()
+                await old.stop(resign=False)
+            except Exception:
+                log.debug("stopping the old election failed", exc_info=True)
+            while True:
+                try:
+                    await self._register()
+                    break
+                except ClusterError as exc:
+                    log.warning("broker %d cannot register again yet: %s", self.broker_id, exc)
+                    await asyncio.sleep(1.0)
+            # Everything the cluster decided while we were away comes before our new registration:
+            # lead nothing until the view has caught up with it.
+            await self._wait_seen(lambda: self.view.revision >= self.session.broker_epoch, timeout=30.0)
+            if self.session.is_live:
+                self.replicas.unfence()
+                await self.election.start()
+            # A new session can be lost before it is used (its grant waited out an etcd outage
+            # longer than the TTL): its loss finds this task still running and starts no other,
+            # so register again here rather than stay unregistered (and unfenced) for good.
+            if self.session.is_live:
                 break
-            except ClusterError as exc:
-                log.warning("broker %d cannot register again yet: %s", self.broker_id, exc)
-                await asyncio.sleep(1.0)
-        # Everything the cluster decided while we were away comes before our new registration:
-        # lead nothing until the view has caught up with it.
-        await self._wait_seen(lambda: self.view.revision >= self.session.broker_epoch, timeout=30.0)
-        self.replicas.unfence()
-        await self.election.start()
+            log.warning("broker %d lost its new etcd session at once; registering again", self.broker_id)
         self._reconcile_roles(None)
         log.info("broker %d is back in cluster %s", self.broker_id, self.settings.cluster_id)
 
@@ -168,6 +174,10 @@ class ClusterNode:
     def address_of(self, broker_id: int) -> tuple[str, int] | None:
         v = self.view.brokers.get(broker_id) if self.view else None
         return None if v is None else (v.value.host, v.value.port)
+
+    @property
+    def cluster_id(self) -> str:
+        return self.settings.cluster_id
 
     def brokers(self) -> list[BrokerInfo]:
         return [v.value for _, v in sorted(self.view.brokers.items())]
@@ -468,7 +478,7 @@ class ClusterNode:
     def leads_offsets_partition(self, index: int) -> bool:
         return index in self._led_offsets
 
-    async def _offsets_replicated(self, written) -> "ErrorCode":
+    async def _offsets_replicated(self, written) -> int:
         """Group records are answered once replicated (Kafka appends them with acks=all):
         NOT_COORDINATOR if leadership moved meanwhile, COORDINATOR_NOT_AVAILABLE after
         offsets.commit.timeout.ms; the client retries either way."""
