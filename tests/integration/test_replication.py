@@ -162,3 +162,54 @@ def test_a_dead_follower_is_not_brought_back_by_its_old_position(cluster):
     time.sleep(3 * LAG_MS / 1000)   # broker 2 keeps fetching meanwhile
     assert store.states[TP].isr == (1, 2)
     assert store.history[shrunk:] == []   # and it never came back in between
+
+
+def test_pipelined_acks_all_produces_are_answered_in_order(cluster):
+    """A producer sends many acks=all requests without waiting: the leader appends each as it
+    comes, one replication round acknowledges many, and the answers keep request order."""
+    import socket
+    import struct
+    import time as _time
+
+    from kio.schema.fetch.v12 import request as fq
+    from kio.schema.produce.v9 import request as q
+
+    from kavka.api.responses import make
+    from kavka.protocol import messages
+    from kavka.protocol.framing import parse_response_header
+    from kavka.protocol.record_codec import encode_batch
+
+    brokers, store = cluster
+    setup_topic(brokers, store)
+    requests = []
+    for i in range(20):
+        batch = encode_batch([(None, f"v{i}".encode(), int(_time.time() * 1000), ())])
+        requests.append(make(q.ProduceRequest, transactional_id=None, acks=-1, timeout=_ms(5000), topic_data=(
+            make(q.TopicProduceData, name="r", partition_data=(make(q.PartitionProduceData, index=0, records=batch),)),)))
+    # A consumer fetch that long-polls in the middle: answers after it must wait for it.
+    fetch = make(fq.FetchRequest, cluster_id=None, replica_id=-1, max_wait=_ms(300), min_bytes=1 << 20,
+                 max_bytes=1 << 20, isolation_level=0, session_id=0, session_epoch=-1, topics=(
+                     make(fq.FetchTopic, topic="r", partitions=(make(
+                         fq.FetchPartition, partition=0, current_leader_epoch=-1, fetch_offset=0,
+                         last_fetched_epoch=-1, log_start_offset=-1, partition_max_bytes=1 << 20),)),),
+                 forgotten_topics_data=(), rack_id="")
+    sent = requests[:10] + [fetch] + requests[10:]
+    with socket.create_connection(("127.0.0.1", brokers[1].port)) as sock:
+        sock.sendall(b"".join(messages.encode_request_frame(body, n + 1, "pipeline") for n, body in enumerate(sent)))
+        reader = sock.makefile("rb")
+        answers = []
+        for body in sent:
+            size = struct.unpack(">i", reader.read(4))[0]
+            frame = reader.read(size)
+            key, version = int(body.__api_key__), int(body.__version__)
+            correlation, header = parse_response_header(frame, messages.response_header_flexible(key, version))
+            answers.append((correlation, messages.decode_response(key, version, frame, header)))
+    assert [c for c, _ in answers] == list(range(1, len(sent) + 1))
+    offsets = [a.responses[0].partition_responses[0].base_offset for c, a in answers if c != 11]
+    assert offsets == list(range(20))
+    assert all(a.responses[0].partition_responses[0].error_code == E.none for c, a in answers if c != 11)
+
+
+def _ms(n):
+    import datetime
+    return datetime.timedelta(milliseconds=n)

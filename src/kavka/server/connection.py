@@ -14,6 +14,14 @@ order because nothing else writes to this socket meanwhile.
 
 Back-pressure: reading pauses while too many frames wait, and the task waits for
 the transport to drain before handling the next request.
+
+One exception to one-at-a-time: a Produce whose answer must wait (acks=all in a
+cluster, until the followers have the records) has already appended when its
+handler returns, so the next requests are handled meanwhile — up to
+``MAX_PIPELINED`` produces wait together and one round of replica fetches
+acknowledges them all.  Their answers still go out in request order: a later
+response is written only after every earlier one.  Kafka mutes the connection
+instead, which serialises a pipelining producer behind the replication round trip.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import struct
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
@@ -37,6 +46,9 @@ MAX_QUEUED_FRAMES = 64
 # Below this many file bytes a response is read and written in one go: a few
 # syscalls cost more than copying a little data.
 SENDFILE_MIN_BYTES = 64 * 1024
+MAX_PIPELINED = 16
+PRODUCE = 0
+_API_KEY = struct.Struct(">h")
 
 
 class FilePart(Protocol):
@@ -127,11 +139,17 @@ class Connection(asyncio.BufferedProtocol):
     # -- request loop -----------------------------------------------------------------------
 
     async def _serve(self) -> None:
+        waiting: deque[asyncio.Task] = deque()   # pipelined produces, oldest first
         try:
             while not self._closing:
+                while waiting and waiting[0].done():
+                    await self._respond(waiting.popleft().result())
                 if not self._frames:
                     self._frame_ready = asyncio.get_running_loop().create_future()
-                    await self._frame_ready
+                    if waiting:   # whichever comes first: a new request or the oldest answer
+                        await asyncio.wait((self._frame_ready, waiting[0]), return_when=asyncio.FIRST_COMPLETED)
+                    else:
+                        await self._frame_ready
                     self._frame_ready = None
                     continue
                 frame = self._frames.popleft()
@@ -140,13 +158,15 @@ class Connection(asyncio.BufferedProtocol):
                     self._transport.resume_reading()
                 response = self._dispatcher.handle(frame, self)
                 if asyncio.iscoroutine(response):
+                    if _API_KEY.unpack_from(frame, 0)[0] == PRODUCE and len(waiting) < MAX_PIPELINED:
+                        waiting.append(asyncio.get_running_loop().create_task(response))
+                        continue
+                    while waiting:   # answers stay in request order
+                        await self._respond(await waiting.popleft())
                     response = await response
-                if response is not None and not self._closing:
-                    pending = self._send(response)
-                    if pending is not None:
-                        await pending
-                    if self._drained is not None:
-                        await self._drained
+                while waiting:
+                    await self._respond(await waiting.popleft())
+                await self._respond(response)
         except CloseConnection as exc:
             self.close(str(exc))
         except ProtocolError as exc:
@@ -158,6 +178,17 @@ class Connection(asyncio.BufferedProtocol):
         except Exception:
             log.exception("connection %s: unexpected error; closing it", self.peer)
             self.close("internal error")
+        finally:
+            for task in waiting:
+                task.cancel()
+
+    async def _respond(self, response) -> None:
+        if response is not None and not self._closing:
+            pending = self._send(response)
+            if pending is not None:
+                await pending
+            if self._drained is not None:
+                await self._drained
 
     def _send(self, parts: list):
         """Write one response; returns a coroutine when it must wait on the socket."""
