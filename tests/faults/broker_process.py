@@ -63,7 +63,21 @@ class BrokerError(AssertionError):
     """The broker process did not start or stop as expected."""
 
 
+def die_with_parent() -> None:  # runs in the child before exec
+    """The kernel SIGKILLs the broker if the test process dies first (PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 class BrokerProcess:
+    """``kavka serve`` as a child process: start, restart on the same port and data dir,
+    SIGKILL, SIGTERM, SIGSTOP/SIGCONT.  Subclasses change ``command()`` (cluster mode)."""
+
+    Error: type[AssertionError] = None  # set below: BrokerError
+
     def __init__(self, data_dir: str | Path, *, port: int | None = None, host: str = "127.0.0.1",
                  overrides: dict | None = None, log_dir: str | Path | None = None,
                  advertised: str | None = None) -> None:
@@ -75,6 +89,7 @@ class BrokerProcess:
         self.log_dir = Path(log_dir) if log_dir else self.data_dir.parent
         self.logs: list[Path] = []  # one stderr file per start, oldest first
         self.proc: subprocess.Popen | None = None
+        self.paused = False
         self._stderr = None
 
     # -- addresses and state ---------------------------------------------------------------
@@ -95,42 +110,49 @@ class BrokerProcess:
         """stderr of one start (default: the latest)."""
         return self.logs[start].read_text(errors="replace") if self.logs else ""
 
-    # -- lifecycle -------------------------------------------------------------------------
+    def name(self) -> str:
+        return f"broker-{self.port}"
 
-    def start(self, timeout: float = 20.0) -> "BrokerProcess":
-        """Spawn the broker and return once it logged readiness and accepts a connection."""
-        if self.running:
-            raise BrokerError(f"broker pid {self.pid} is already running")
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"broker-{self.port}-{len(self.logs)}.log"
-        self.logs.append(log_path)
+    def command(self) -> list[str]:
         args = [sys.executable, "-m", "kavka", "serve", "--data-dir", str(self.data_dir),
                 "--listen", f"{self.host}:{self.port}", "--log-level", "INFO"]
         if self.advertised:
             args += ["--advertised-listener", self.advertised]
         for name, value in self.overrides.items():
             args += ["--override", f"{name}={value}"]
+        return args
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, timeout: float = 20.0, wait: bool = True) -> "BrokerProcess":
+        """Spawn the broker and (with ``wait``) return once it logged readiness and accepts
+        a connection."""
+        if self.running:
+            raise self.Error(f"{self.name()} (pid {self.pid}) is already running")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{self.name()}-{len(self.logs)}.log"
+        self.logs.append(log_path)
         self._stderr = open(log_path, "wb")
+        self.paused = False
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
-                                     env=env, close_fds=True)
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.kill9()
-            raise
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self._stderr,
+                                     stderr=self._stderr, env=env, close_fds=True, preexec_fn=die_with_parent)
+        if wait:
+            self.wait_ready(timeout)
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             code = self.proc.poll()
             if code is not None:
-                raise BrokerError(f"broker exited with status {code} while starting:\n{self.log_text()}")
+                raise self.Error(f"{self.name()} exited with status {code} while starting:\n"
+                                 f"{self.log_text()[-4000:]}")
             if READY_LINE in self.log_text() and self._accepts():
                 return
             time.sleep(0.02)
-        raise BrokerError(f"broker not ready within {timeout}s:\n{self.log_text()}")
+        self.kill9()
+        raise self.Error(f"{self.name()} not ready within {timeout}s:\n{self.log_text()[-4000:]}")
 
     def _accepts(self) -> bool:
         try:
@@ -140,7 +162,7 @@ class BrokerProcess:
             return False
 
     def kill9(self, timeout: float = 10.0) -> None:
-        """SIGKILL (no shutdown code runs) and reap; a no-op if not running."""
+        """SIGKILL (no shutdown code runs; works on a paused process too) and reap."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -151,42 +173,58 @@ class BrokerProcess:
             self._forget()
 
     def terminate(self, timeout: float = 15.0) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit status.
-
-        If the broker does not exit within ``timeout`` it is killed and BrokerError raised.
-        """
+        """SIGTERM (resuming a paused broker first) and wait for a clean exit; returns the
+        exit status.  If the broker does not exit within ``timeout`` it is killed and an
+        error raised."""
         if self.proc is None:
-            raise BrokerError("broker is not running")
+            raise self.Error(f"{self.name()} is not running")
         if self.proc.poll() is None:
+            if self.paused:
+                self.resume()
             self.proc.send_signal(signal.SIGTERM)
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill9()
-            raise BrokerError(f"broker did not exit within {timeout}s of SIGTERM") from None
+            raise self.Error(f"{self.name()} did not exit within {timeout}s of SIGTERM") from None
         self._forget()
         return code
+
+    def pause(self) -> None:
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
 
     def restart(self, timeout: float = 20.0) -> "BrokerProcess":
         """Start again on the same port and data directory (the broker must be stopped)."""
         if self.running:
-            raise BrokerError("restart() needs a stopped broker: kill9() or terminate() first")
+            raise self.Error("restart() needs a stopped broker: kill9() or terminate() first")
         return self.start(timeout)
 
     def cleanup(self) -> None:
         """Always safe: kill the process if it is still alive."""
         if self.running:
-            self.kill9()
+            try:
+                self.kill9()
+            except Exception:
+                pass
         self._forget()
 
     def _forget(self) -> None:
         self.proc = None
+        self.paused = False
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
 
     def __repr__(self) -> str:
-        return f"BrokerProcess({self.bootstrap_servers}, pid={self.pid}, data_dir={self.data_dir})"
+        return f"{type(self).__name__}({self.bootstrap_servers}, pid={self.pid}, data_dir={self.data_dir})"
+
+
+BrokerProcess.Error = BrokerError
 
 
 # -- client helpers ------------------------------------------------------------------------
