@@ -252,3 +252,21 @@ def test_a_group_reads_partitions_led_by_every_broker(cluster, protocol):
     got = _consume(consumer, 30)
     consumer.close()
     assert sorted(got) == sorted(f"{p}-{i}".encode() for p in range(3) for i in range(10))
+
+
+def test_explicit_replica_assignments_are_kept(cluster):
+    from kafka.admin import KafkaAdminClient
+    from kafka.admin import NewTopic as KNewTopic
+    from kafka.errors import InvalidReplicationAssignmentError
+    brokers, _ = cluster
+    kadmin = KafkaAdminClient(bootstrap_servers=bootstrap(brokers, non_controller(brokers)))
+    try:
+        kadmin.create_topics([KNewTopic("manual", -1, -1, replica_assignments={0: [3, 1], 1: [2, 3], 2: [1, 2]})])
+        with pytest.raises(InvalidReplicationAssignmentError):
+            kadmin.create_topics([KNewTopic("bad-manual", -1, -1, replica_assignments={0: [1, 9]})])
+    finally:
+        kadmin.close()
+    admin = AdminClient({"bootstrap.servers": bootstrap(brokers)})
+    parts = admin.list_topics("manual", timeout=5).topics["manual"].partitions
+    assert {p: tuple(m.replicas) for p, m in parts.items()} == {0: (3, 1), 1: (2, 3), 2: (1, 2)}
+    assert {p: m.leader for p, m in parts.items()} == {0: 3, 1: 2, 2: 1}
