@@ -9,9 +9,7 @@ partitions, each with the topic's replica count of distinct, live brokers
 
 from __future__ import annotations
 
-from collections import Counter
-
-from kavka.api.create_topics import check_assignments, live_broker_ids
+from kavka.api.create_topics import check_assignments, live_broker_ids, unique_topics
 from kavka.api.errors import InvalidReplicaAssignment, InvalidRequestError, error_code_for, error_message
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
@@ -28,14 +26,10 @@ def handle(request: Request):
         return _in_cluster(request)
     r = builder_for(request)
     body = request.body
-    counts = Counter(t.name for t in body.topics)
-    results, answered = [], set()
-    for topic in body.topics:
-        if topic.name in answered:
-            continue
-        answered.add(topic.name)
+    results = []
+    for topic, duplicate in unique_topics(body.topics):
         try:
-            if counts[topic.name] > 1:
+            if duplicate:
                 raise InvalidRequestError("Duplicate topic name.")
             _grow(request.broker, topic, body.validate_only)
         except (LogError, ValueError) as exc:
@@ -71,15 +65,11 @@ async def _in_cluster(request: Request):
     r = builder_for(request)
     body, broker = request.body, request.broker
     cluster = broker.cluster
-    counts = Counter(t.name for t in body.topics)
-    results, answered = [], set()
-    for topic in body.topics:
-        if topic.name in answered:
-            continue
-        answered.add(topic.name)
+    results = []
+    for topic, duplicate in unique_topics(body.topics):
         code, message = ErrorCode.none, None
         try:
-            if counts[topic.name] > 1:
+            if duplicate:
                 raise InvalidRequestError("Duplicate topic name.")
             assignments = _check_growth(broker, cluster.topic(topic.name), topic)
             if not body.validate_only:

@@ -153,7 +153,7 @@ def handle(request: Request):
     r = builder_for(request)
     body = request.body
     results = []
-    for topic, duplicate in _unique_topics(body.topics):
+    for topic, duplicate in unique_topics(body.topics):
         if duplicate:
             results.append(_failure(r, topic.name, InvalidRequestError("Duplicate topic name.")))
         else:
@@ -161,8 +161,8 @@ def handle(request: Request):
     return r.CreateTopicsResponse(topics=tuple(results))
 
 
-def _unique_topics(topics):
-    """(topic, named more than once) for each name, once."""
+def unique_topics(topics):
+    """(topic, named more than once) for each name, once (shared with CreatePartitions)."""
     counts = Counter(t.name for t in topics)
     answered = set()
     for topic in topics:
@@ -178,7 +178,7 @@ async def _handle_in_cluster(request: Request):
     body, broker = request.body, request.broker
     cluster = broker.cluster
     results = []
-    for topic, duplicate in _unique_topics(body.topics):
+    for topic, duplicate in unique_topics(body.topics):
         if duplicate:
             results.append(_failure(r, topic.name, InvalidRequestError("Duplicate topic name.")))
             continue

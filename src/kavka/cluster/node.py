@@ -224,10 +224,8 @@ class ClusterNode:
 
     async def create_topic(self, name: str, partitions: int, replication_factor: int,
                            assignments: dict[int, tuple[int, ...]] | None, configs: dict[str, str]) -> uuid.UUID:
-        """Create in etcd (on the controller); raises PlacementError, TopicExists, ControllerUnavailable."""
-        claim = self.claim
-        if claim is None or not self.session.is_live:
-            raise ControllerUnavailable("this broker is not the controller")
+        """Create in etcd (on the controller); raises PlacementError, ConcurrentUpdate, ControllerUnavailable."""
+        claim = self._claim()
         live = set(self.view.brokers)
         replicas = assignments or decisions.place(name, range(partitions), replication_factor, live)
         topic_id = uuid.uuid4()
@@ -237,77 +235,81 @@ class ClusterNode:
         await self._wait_seen(lambda: name in self.view.topics)
         return topic_id
 
-    async def create_topic_anywhere(self, name: str, partitions: int, replication_factor: int,
-                                    assignments: dict[int, tuple[int, ...]] | None,
-                                    configs: dict[str, str]) -> tuple[int, str | None]:
-        """Create on the controller, here or forwarded over the Kafka protocol; then wait
-        until this broker's view has the topic.  (Kafka error code, message)."""
+    async def _through_controller(self, here, request, seen, conflict: tuple[int, str]) -> tuple[int, str | None]:
+        """Run ``here()`` if this broker is the controller, else send ``request()`` (a kio
+        request and a function reading (error code, message) from its answer) to the
+        controller; then wait until this broker's view shows the change.  ``here()`` may
+        return (code, message) to answer at once.  (Kafka error code, message)."""
         from kavka.cluster.errors import ConcurrentUpdate
         from kavka.protocol.errors import ErrorCode
         try:
             if self.is_controller():
-                await self.create_topic(name, partitions, replication_factor, assignments, configs)
+                refused = await here()
+                if refused is not None:
+                    return refused
             else:
-                code, message = await self._forward_create(name, partitions, replication_factor, assignments, configs)
+                body, answer_of = request()
+                code, message = answer_of(await self._ask_controller(body))
                 if code != ErrorCode.none:
                     return code, message
         except decisions.PlacementError as exc:
             return ErrorCode.invalid_replication_factor, str(exc)
         except ConcurrentUpdate:
-            return ErrorCode.topic_already_exists, f"Topic '{name}' already exists."
+            return conflict
         except ControllerUnavailable as exc:
             return ErrorCode.not_controller, str(exc)
-        await self._wait_seen(lambda: name in self.view.topics and all(
-            (name, p) in self.view.partitions for p in self.view.topics[name].value.replicas))
+        await self._wait_seen(seen)
         return ErrorCode.none, None
 
-    async def _forward_create(self, name, partitions, replication_factor, assignments, configs):
-        from kio.schema.create_topics.v5 import request as q
+    async def create_topic_anywhere(self, name: str, partitions: int, replication_factor: int,
+                                    assignments: dict[int, tuple[int, ...]] | None,
+                                    configs: dict[str, str]) -> tuple[int, str | None]:
+        """Create on the controller (here or forwarded as CreateTopics)."""
+        from kavka.protocol.errors import ErrorCode
 
-        from kavka.api.responses import make
-        topic = make(q.CreatableTopic, name=name,
-                     num_partitions=-1 if assignments else partitions,
-                     replication_factor=-1 if assignments else replication_factor,
-                     assignments=tuple(make(q.CreatableReplicaAssignment, partition_index=p, broker_ids=tuple(r))
-                                       for p, r in sorted((assignments or {}).items())),
-                     configs=tuple(make(q.CreatableTopicConfig, name=k, value=v) for k, v in configs.items()))
-        body = make(q.CreateTopicsRequest, topics=(topic,), timeout=_ms(10_000), validate_only=False)
-        result = (await self._ask_controller(body)).topics[0]
-        return result.error_code, result.error_message
+        async def here():
+            await self.create_topic(name, partitions, replication_factor, assignments, configs)
+
+        def request():
+            from kio.schema.create_topics.v5 import request as q
+
+            from kavka.api.responses import make
+            topic = make(q.CreatableTopic, name=name, num_partitions=-1 if assignments else partitions,
+                         replication_factor=-1 if assignments else replication_factor,
+                         assignments=tuple(make(q.CreatableReplicaAssignment, partition_index=p, broker_ids=tuple(r))
+                                           for p, r in sorted((assignments or {}).items())),
+                         configs=tuple(make(q.CreatableTopicConfig, name=k, value=v) for k, v in configs.items()))
+            body = make(q.CreateTopicsRequest, topics=(topic,), timeout=_ms(10_000), validate_only=False)
+            return body, lambda answer: (answer.topics[0].error_code, answer.topics[0].error_message)
+
+        return await self._through_controller(
+            here, request, lambda: name in self.view.topics and all(
+                (name, p) in self.view.partitions for p in self.view.topics[name].value.replicas),
+            (ErrorCode.topic_already_exists, f"Topic '{name}' already exists."))
 
     async def add_partitions_anywhere(self, name: str, total: int,
                                       assignments: dict[int, tuple[int, ...]] | None) -> tuple[int, str | None]:
         """Grow a topic to ``total`` partitions on the controller (here or forwarded)."""
-        from kavka.cluster.errors import ConcurrentUpdate
         from kavka.protocol.errors import ErrorCode
-        try:
-            if self.is_controller():
-                await self._add_partitions(name, total, assignments)
-            else:
-                from kio.schema.create_partitions.v3 import request as q
 
-                from kavka.api.responses import make
-                topic = make(q.CreatePartitionsTopic, name=name, count=total, assignments=None if not assignments
-                             else tuple(make(q.CreatePartitionsAssignment, broker_ids=tuple(r))
-                                        for _, r in sorted(assignments.items())))
-                body = make(q.CreatePartitionsRequest, topics=(topic,), timeout=_ms(10_000), validate_only=False)
-                result = (await self._ask_controller(body)).results[0]
-                if result.error_code != ErrorCode.none:
-                    return result.error_code, result.error_message
-        except decisions.PlacementError as exc:
-            return ErrorCode.invalid_replication_factor, str(exc)
-        except ConcurrentUpdate:
-            return ErrorCode.reassignment_in_progress, f"Topic '{name}' changed meanwhile; try again."
-        except ControllerUnavailable as exc:
-            return ErrorCode.not_controller, str(exc)
-        await self._wait_seen(lambda: name in self.view.topics and len(self.view.topics[name].value.replicas) >= total)
-        return ErrorCode.none, None
+        def request():
+            from kio.schema.create_partitions.v3 import request as q
+
+            from kavka.api.responses import make
+            topic = make(q.CreatePartitionsTopic, name=name, count=total, assignments=None if not assignments
+                         else tuple(make(q.CreatePartitionsAssignment, broker_ids=tuple(r))
+                                    for _, r in sorted(assignments.items())))
+            body = make(q.CreatePartitionsRequest, topics=(topic,), timeout=_ms(10_000), validate_only=False)
+            return body, lambda answer: (answer.results[0].error_code, answer.results[0].error_message)
+
+        return await self._through_controller(
+            lambda: self._add_partitions(name, total, assignments), request,
+            lambda: name in self.view.topics and len(self.view.topics[name].value.replicas) >= total,
+            (ErrorCode.reassignment_in_progress, f"Topic '{name}' changed meanwhile; try again."))
 
     async def _add_partitions(self, name: str, total: int, assignments) -> None:
         import dataclasses
-        claim = self.claim
-        if claim is None or not self.session.is_live:
-            raise ControllerUnavailable("this broker is not the controller")
+        claim = self._claim()
         v = self.view.topics[name]
         current = v.value
         existing = len(current.replicas)
@@ -319,58 +321,46 @@ class ClusterNode:
         await self.store.add_partitions(claim, grown, v.mod_revision, states)
 
     async def alter_topic_config_anywhere(self, name: str, overrides: dict[str, str]) -> tuple[int, str | None]:
-        """Replace a topic's config overrides (on the controller, here or forwarded with an
+        """Replace a topic's config overrides (on the controller, here or forwarded as an
         AlterConfigs of the whole set); every replica applies them from etcd."""
         import dataclasses
 
-        from kavka.cluster.errors import ConcurrentUpdate
         from kavka.protocol.errors import ErrorCode
-        try:
-            if self.is_controller():
-                v = self.view.topics.get(name)
-                if v is None:
-                    return ErrorCode.unknown_topic_or_partition, f"The topic '{name}' does not exist."
-                await self.store.write_topic(self.claim, dataclasses.replace(v.value, config=dict(overrides)),
-                                             v.mod_revision)
-            else:
-                from kio.schema.alter_configs.v2 import request as q
 
-                from kavka.api.responses import make
-                resource = make(q.AlterConfigsResource, resource_type=2, resource_name=name, configs=tuple(
-                    make(q.AlterableConfig, name=k, value=v) for k, v in sorted(overrides.items())))
-                body = make(q.AlterConfigsRequest, resources=(resource,), validate_only=False)
-                result = (await self._ask_controller(body)).responses[0]
-                if result.error_code != ErrorCode.none:
-                    return result.error_code, result.error_message
-        except ConcurrentUpdate:
-            return ErrorCode.reassignment_in_progress, f"Topic '{name}' changed meanwhile; try again."
-        except ControllerUnavailable as exc:
-            return ErrorCode.not_controller, str(exc)
-        await self._wait_seen(lambda: name in self.view.topics and self.view.topics[name].value.config == overrides)
-        return ErrorCode.none, None
+        async def here():
+            v = self.view.topics.get(name)
+            if v is None:
+                return ErrorCode.unknown_topic_or_partition, f"The topic '{name}' does not exist."
+            await self.store.write_topic(self._claim(), dataclasses.replace(v.value, config=dict(overrides)),
+                                         v.mod_revision)
+
+        def request():
+            from kio.schema.alter_configs.v2 import request as q
+
+            from kavka.api.responses import make
+            resource = make(q.AlterConfigsResource, resource_type=2, resource_name=name, configs=tuple(
+                make(q.AlterableConfig, name=k, value=v) for k, v in sorted(overrides.items())))
+            body = make(q.AlterConfigsRequest, resources=(resource,), validate_only=False)
+            return body, lambda answer: (answer.responses[0].error_code, answer.responses[0].error_message)
+
+        return await self._through_controller(
+            here, request, lambda: name in self.view.topics and self.view.topics[name].value.config == overrides,
+            (ErrorCode.reassignment_in_progress, f"Topic '{name}' changed meanwhile; try again."))
 
     async def delete_topic_anywhere(self, name: str) -> tuple[int, str | None]:
-        """Delete on the controller, here or forwarded; (Kafka error code, message)."""
+        """Delete on the controller (here or forwarded as DeleteTopics)."""
         from kavka.protocol.errors import ErrorCode
-        try:
-            if self.is_controller():
-                await self.delete_topic(name)
-            else:
-                code, message = await self._forward_delete(name)
-                if code != ErrorCode.none:
-                    return code, message
-        except ControllerUnavailable as exc:
-            return ErrorCode.not_controller, str(exc)
-        await self._wait_seen(lambda: name not in self.view.topics)
-        return ErrorCode.none, None
 
-    async def _forward_delete(self, name: str):
-        from kio.schema.delete_topics.v5 import request as q
+        def request():
+            from kio.schema.delete_topics.v5 import request as q
 
-        from kavka.api.responses import make
-        body = make(q.DeleteTopicsRequest, topic_names=(name,), timeout=_ms(10_000))
-        result = (await self._ask_controller(body)).responses[0]
-        return result.error_code, result.error_message
+            from kavka.api.responses import make
+            body = make(q.DeleteTopicsRequest, topic_names=(name,), timeout=_ms(10_000))
+            return body, lambda answer: (answer.responses[0].error_code, answer.responses[0].error_message)
+
+        return await self._through_controller(
+            lambda: self.delete_topic(name), request, lambda: name not in self.view.topics,
+            (ErrorCode.reassignment_in_progress, f"Topic '{name}' changed meanwhile; try again."))
 
     async def _ask_controller(self, body):
         from kavka.replication.peer import Peer, PeerError
@@ -387,14 +377,19 @@ class ClusterNode:
             raise ControllerUnavailable(f"controller unreachable: {exc}") from None
 
     async def delete_topic(self, name: str) -> None:
-        claim = self.claim
-        if claim is None or not self.session.is_live:
-            raise ControllerUnavailable("this broker is not the controller")
+        claim = self._claim()
         v = self.view.topics.get(name)
         if v is None:
             return
         await self.store.delete_topic(claim, name, v.mod_revision)
         await self._wait_seen(lambda: name not in self.view.topics)
+
+    def _claim(self):
+        """This broker's controller claim; ControllerUnavailable if it is not the controller."""
+        claim = self.claim
+        if claim is None or not self.session.is_live:
+            raise ControllerUnavailable("this broker is not the controller")
+        return claim
 
     async def _wait_seen(self, predicate, timeout: float = 5.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
