@@ -227,6 +227,18 @@ class BrokerProcess:
 BrokerProcess.Error = BrokerError
 
 
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll ``predicate`` until it returns something truthy (returned); bounded by ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
 # -- client helpers ------------------------------------------------------------------------
 
 def create_topic(bootstrap: str, name: str, partitions: int, config: dict | None = None) -> None:

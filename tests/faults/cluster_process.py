@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from broker_process import BrokerProcess, free_port
+from broker_process import BrokerProcess, free_port, wait_for  # noqa: F401 (re-exported to the tests)
 
 SEQ_WIDTH = 10
 _ZERO_UUID = uuid.UUID(int=0)
@@ -38,18 +38,6 @@ _ZERO_UUID = uuid.UUID(int=0)
 
 class ClusterError(AssertionError):
     """A process did not start/stop as expected, or a condition was not reached in time."""
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Poll ``predicate`` until it returns something truthy (returned); bounded by ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise ClusterError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 # -- a TCP proxy the test controls ------------------------------------------------------------

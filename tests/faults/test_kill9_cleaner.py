@@ -36,6 +36,7 @@ the restart.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -48,6 +49,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+import broker_process
 from broker_process import RECOVERED_PHRASE, create_topic, read_all, watermarks
 
 TOPIC = "compacted"
@@ -143,15 +145,8 @@ def reap_orphans(data_dir: Path, known: set[int], grace: float = 5.0) -> tuple[i
     return len(orphans), stuck
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.001):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+# Polls fast: the moments this file kills at (a file appearing, a rename) are short.
+wait_for = functools.partial(broker_process.wait_for, interval=0.001)
 
 
 def leftovers(partition_dir: Path) -> list[str]:
