@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from kavka.testing import TINY_SEGMENTS
+
 READY_LINE = "kavka listening on"
 RECOVERED_PHRASE = "recovered after an unclean shutdown"
 
@@ -85,7 +87,8 @@ class BrokerProcess:
         self.host = host
         self.port = port or free_port(host)
         self.advertised = advertised  # HOST:PORT told to clients (--advertised-listener)
-        self.overrides = {k: str(v) for k, v in (overrides or {}).items()}
+        # TINY_SEGMENTS: fault tests roll segments of a few KB (the floors are for clients).
+        self.overrides = {**TINY_SEGMENTS, **{k: str(v) for k, v in (overrides or {}).items()}}
         self.log_dir = Path(log_dir) if log_dir else self.data_dir.parent
         self.logs: list[Path] = []  # one stderr file per start, oldest first
         self.proc: subprocess.Popen | None = None

@@ -140,10 +140,11 @@ def alter_topic(broker, name: str, changes: Mapping[str, str | None], validate_o
         info = broker.topic_info(name)
         merged = {k: v for k, v in {**info.overrides, **changes}.items() if v is not None}
         broker.logs.describe_remote(name, info.topic_id, info.partitions, merged)   # validates, raises
+        broker.logs.check_client_overrides({k: v for k, v in changes.items() if v is not None})
         if validate_only:
             return None
         return broker.cluster.alter_topic_config_anywhere(name, merged)
-    broker.logs.alter_topic_config(name, changes, validate_only=validate_only)
+    broker.logs.alter_topic_config(name, changes, validate_only=validate_only, client=True)
     if not validate_only:
         log.info("altered configs of topic %s: %s", name,
                  ", ".join(f"{k}={'(default)' if v is None else v}" for k, v in sorted(changes.items())))

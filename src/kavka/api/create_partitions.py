@@ -1,6 +1,7 @@
 """CreatePartitions (key 37): add partitions to existing topics.
 
-Per topic, in Kafka's order: a name given twice is INVALID_REQUEST (reported
+Per topic, in Kafka's order (then the partition caps, POLICY_VIOLATION as in
+CreateTopics): a name given twice is INVALID_REQUEST (reported
 once); an unknown topic UNKNOWN_TOPIC_OR_PARTITION; a count that is not an
 increase INVALID_PARTITIONS; manual assignments must cover exactly the new
 partitions, each with the topic's replica count of distinct, live brokers
@@ -9,7 +10,7 @@ partitions, each with the topic's replica count of distinct, live brokers
 
 from __future__ import annotations
 
-from kavka.api.create_topics import check_assignments, live_broker_ids, unique_topics
+from kavka.api.create_topics import check_assignments, check_request_cap, live_broker_ids, unique_topics
 from kavka.api.errors import InvalidReplicaAssignment, InvalidRequestError, error_code_for, error_message
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
@@ -27,11 +28,12 @@ def handle(request: Request):
     r = builder_for(request)
     body = request.body
     results = []
+    adding = 0
     for topic, duplicate in unique_topics(body.topics):
         try:
             if duplicate:
                 raise InvalidRequestError("Duplicate topic name.")
-            _grow(request.broker, topic, body.validate_only)
+            adding += _grow(request.broker, topic, body.validate_only, adding)
         except (LogError, ValueError) as exc:
             results.append(r.CreatePartitionsTopicResult(
                 name=topic.name, error_code=error_code_for(exc), error_message=error_message(exc)))
@@ -41,7 +43,8 @@ def handle(request: Request):
     return r.CreatePartitionsResponse(results=tuple(results))
 
 
-def _grow(broker, topic, validate_only: bool) -> None:
+def _grow(broker, topic, validate_only: bool, adding: int = 0) -> int:
+    """Add the partitions (or check they could be added); returns how many."""
     logs = broker.logs
     info = logs.topic(topic.name)
     if info is None:
@@ -57,7 +60,9 @@ def _grow(broker, topic, validate_only: bool) -> None:
                 f"{len(topic.assignments)} assignment(s) were specified.")
         pairs = [(current + i, tuple(a.broker_ids)) for i, a in enumerate(topic.assignments)]
         check_assignments(pairs, live_broker_ids(broker), current, getattr(info, "replication_factor", 1))
+    check_request_cap(broker, adding + topic.count - current)  # the broker cap: create_partitions
     logs.create_partitions(topic.name, topic.count, validate_only=validate_only)
+    return topic.count - current
 
 
 async def _in_cluster(request: Request):
@@ -66,12 +71,17 @@ async def _in_cluster(request: Request):
     body, broker = request.body, request.broker
     cluster = broker.cluster
     results = []
+    adding = 0
     for topic, duplicate in unique_topics(body.topics):
         code, message = ErrorCode.none, None
         try:
             if duplicate:
                 raise InvalidRequestError("Duplicate topic name.")
-            assignments = _check_growth(broker, cluster.topic(topic.name), topic)
+            assignment = cluster.topic(topic.name)
+            assignments = _check_growth(broker, assignment, topic)
+            added = topic.count - len(assignment.replicas)
+            check_request_cap(broker, adding + added)
+            adding += added
             if not body.validate_only:
                 code, message = await cluster.add_partitions_anywhere(topic.name, topic.count, assignments)
         except (LogError, ValueError) as exc:

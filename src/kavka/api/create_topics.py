@@ -16,7 +16,18 @@ Each topic is checked in Kafka's order and fails alone, with an error message:
    of live brokers is INVALID_REPLICATION_FACTOR, a partition count ≤ 0
    INVALID_PARTITIONS.
 
-``validate_only`` runs every check and creates nothing.  v5+ answers carry the
+7. the partitions would take the request past ``max.partitions.per.request``
+   or the broker past ``max.partitions.per.broker``: POLICY_VIOLATION, the
+   code Kafka's KRaft controller gives an operation of more than 10,000
+   records ("Unable to perform excessively large batch operation"); a 1M
+   partition request is refused before anything is opened.  Unlike Kafka,
+   which fails the whole request then, only the topics past the cap fail.
+
+``validate_only`` runs every check (the caps too) and creates nothing.
+Creation is all or nothing per topic and writes the topic metadata twice per
+request, however many topics it names (pending, then committed:
+kavka.log.log_manager); between every 200 partitions opened the handler
+yields to the event loop so other clients are served meanwhile.  v5+ answers carry the
 partition count, replication factor and every resolved config of the topic
 (sorted by name, as Kafka does); v7 the topic id (zero when only validating:
 nothing was created).
@@ -27,6 +38,7 @@ the replica-assignment rules live here and are shared with CreatePartitions.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -43,7 +55,8 @@ from kavka.api.errors import (
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.config import TopicConfig
-from kavka.log.errors import InvalidPartitions, LogError, TopicAlreadyExists
+from kavka.log.errors import InvalidPartitions, InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
+from kavka.log.log_manager import STEP_PARTITIONS, run_steps, unify_collision_chars
 from kavka.protocol.errors import ErrorCode
 
 KEY = 19
@@ -113,7 +126,7 @@ def plan_topic(broker, topic) -> TopicPlan:
     (one partition, always legal) checks them before the layout is looked at.
     """
     overrides = {c.name: c.value for c in topic.configs}
-    dry_run = broker.logs.create_topic(topic.name, 1, overrides, validate_only=True)
+    dry_run = broker.logs.create_topic(topic.name, 1, overrides, validate_only=True, client=True)
     partitions, replication = _layout(broker, topic)
     return TopicPlan(topic.name, partitions, replication, overrides, dry_run.config)
 
@@ -150,14 +163,76 @@ def _layout(broker, topic) -> tuple[int, int]:
 def handle(request: Request):
     if request.broker.cluster is not None:
         return _handle_in_cluster(request)
+    return _handle_alone(request)
+
+
+def check_request_cap(broker, adding: int) -> None:
+    """POLICY_VIOLATION when one request would add more than max.partitions.per.request
+    (shared with CreatePartitions)."""
+    limit = broker.config.get("max.partitions.per.request")
+    if adding > limit:
+        raise PolicyViolation(
+            f"Unable to perform excessively large batch operation: the request would add {adding} "
+            f"partitions, more than max.partitions.per.request={limit}.")
+
+
+def _handle_alone(request: Request):
+    """Synchronous for requests of up to STEP_PARTITIONS partitions; larger ones are
+    a coroutine that yields to the event loop between steps of the creation."""
     r = builder_for(request)
-    body = request.body
-    results = []
+    body, broker = request.body, request.broker
+    slots: list = []  # a finished result, or the TopicInfo + plan to create
+    adding = 0
+    names: set[str] = set()
     for topic, duplicate in unique_topics(body.topics):
         if duplicate:
-            results.append(_failure(r, topic.name, InvalidRequestError("Duplicate topic name.")))
-        else:
-            results.append(_create(r, request.broker, topic, body.validate_only))
+            slots.append(_failure(r, topic.name, InvalidRequestError("Duplicate topic name.")))
+            continue
+        try:
+            plan = plan_topic(broker, topic)
+            check_request_cap(broker, adding + plan.partitions)
+            if unify_collision_chars(plan.name) in names:
+                raise InvalidTopic(f"topic {plan.name!r} collides with another topic of this request")
+            info = broker.logs.check_new_topic(plan.name, plan.partitions, plan.overrides, client=True,
+                                               also_adding=adding)
+        except (LogError, ValueError) as exc:
+            slots.append(_failure(r, topic.name, exc))
+            continue
+        adding += plan.partitions
+        names.add(unify_collision_chars(plan.name))
+        slots.append((info, plan))
+    planned = [info for slot in slots if isinstance(slot, tuple) for info in slot[:1]]
+    if not planned or body.validate_only:
+        return _answer(r, broker, slots, None)
+    steps = broker.logs.create_topics_stepwise(planned)
+    if adding <= STEP_PARTITIONS:
+        return _answer(r, broker, slots, run_steps(steps))
+    return _create_yielding(r, broker, slots, steps)
+
+
+async def _create_yielding(r, broker, slots, steps):
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return _answer(r, broker, slots, stop.value)
+        await asyncio.sleep(0)  # other clients are served between steps
+
+
+def _answer(r, broker, slots, outcomes):
+    """The response; ``outcomes`` None when nothing was created (validate_only)."""
+    by_name = {o.info.name: o for o in outcomes or ()}
+    results = []
+    for slot in slots:
+        if not isinstance(slot, tuple):
+            results.append(slot)
+            continue
+        info, plan = slot
+        outcome = by_name.get(info.name)
+        if outcome is not None and outcome.error is not None:
+            results.append(_failure(r, info.name, outcome.error))
+            continue
+        results.append(_success(r, broker, plan, ZERO_UUID if outcome is None else info.topic_id))
     return r.CreateTopicsResponse(topics=tuple(results))
 
 
@@ -178,6 +253,7 @@ async def _handle_in_cluster(request: Request):
     body, broker = request.body, request.broker
     cluster = broker.cluster
     results = []
+    adding = 0
     for topic, duplicate in unique_topics(body.topics):
         if duplicate:
             results.append(_failure(r, topic.name, InvalidRequestError("Duplicate topic name.")))
@@ -186,6 +262,8 @@ async def _handle_in_cluster(request: Request):
             if cluster.topic(topic.name) is not None:
                 raise TopicAlreadyExists(f"Topic '{topic.name}' already exists.")
             plan = plan_topic(broker, topic)
+            check_request_cap(broker, adding + plan.partitions)
+            adding += plan.partitions
         except (LogError, ValueError) as exc:
             results.append(_failure(r, topic.name, exc))
             continue
@@ -207,14 +285,7 @@ async def _handle_in_cluster(request: Request):
     return r.CreateTopicsResponse(topics=tuple(results))
 
 
-def _create(r, broker, topic, validate_only: bool):
-    try:
-        plan = plan_topic(broker, topic)
-        topic_id = ZERO_UUID
-        if not validate_only:
-            topic_id = broker.logs.create_topic(plan.name, plan.partitions, plan.overrides).topic_id
-    except (LogError, ValueError) as exc:
-        return _failure(r, topic.name, exc)
+def _success(r, broker, plan: TopicPlan, topic_id: uuid.UUID):
     configs = _configs(r, broker, plan) if r.has_field("CreatableTopicResult", "configs") else ()
     return r.CreatableTopicResult(
         name=plan.name, topic_id=topic_id, error_code=ErrorCode.none, error_message=None,

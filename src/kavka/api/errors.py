@@ -18,6 +18,7 @@ _CODES: dict[str, ErrorCode] = {
     "UnknownTopicOrPartition": ErrorCode.unknown_topic_or_partition,
     "TopicAlreadyExists": ErrorCode.topic_already_exists,
     "InvalidPartitions": ErrorCode.invalid_partitions,
+    "PolicyViolation": ErrorCode.policy_violation,
     "InvalidTopic": ErrorCode.invalid_topic_exception,
     "RecordTooLarge": ErrorCode.message_too_large,
     "CorruptRecord": ErrorCode.corrupt_message,

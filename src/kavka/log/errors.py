@@ -34,6 +34,12 @@ class InvalidPartitions(LogError):
     """A partition count below 1, or CreatePartitions that would not increase it."""
 
 
+class PolicyViolation(LogError):
+    """A creation that would pass ``max.partitions.per.request`` or
+    ``max.partitions.per.broker`` (Kafka's KRaft controller answers an oversized
+    operation with POLICY_VIOLATION too)."""
+
+
 class InvalidTopic(LogError):
     """A topic name Kafka would refuse: empty, longer than 249 characters, "." or
     "..", a character outside [a-zA-Z0-9._-], or a collision with an existing

@@ -48,20 +48,22 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from kavka.clock import Clock
 from kavka.config import BrokerConfig, ConfigError, TopicConfig, parse_properties, validate_topic_overrides
-from kavka.log.checkpoint import write_atomically
+from kavka.log.checkpoint import deferred_sync, sync_file_system, write_atomically
 from kavka.log.errors import (
-    DataDirLocked, DataDirUnusable, InvalidConfig, InvalidPartitions, InvalidTopic, TopicAlreadyExists,
-    UnknownTopicOrPartition,
+    DataDirLocked, DataDirUnusable, InvalidConfig, InvalidPartitions, InvalidTopic, LogError, PolicyViolation,
+    TopicAlreadyExists, UnknownTopicOrPartition,
 )
+from kavka.log.file_cache import FILES
 from kavka.log.partition import Partition
 from kavka.log.partition_log import PartitionLog
 
@@ -78,6 +80,18 @@ STRAY_SUFFIX = "-stray"
 MAX_TOPIC_NAME = 249
 _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 _PARTITION_DIR = re.compile(r"(.+)-(\d+)")
+
+
+def open_file_limit(configured: int) -> int:
+    """``log.max.open.files``, but at most half of RLIMIT_NOFILE: the rest is for
+    sockets, checkpoints and slices in flight."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return configured
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    return max(16, min(configured, soft // 2))
 
 
 def validate_topic_name(name: str) -> None:
@@ -106,6 +120,39 @@ def new_cluster_id() -> str:
             return text
 
 
+STEP_PARTITIONS = 200  # partitions a creation opens between yields to other clients
+
+
+def _topic_entry(info: "TopicInfo", partitions: int, pending: int) -> str:
+    item = {"name": info.name, "topic_id": str(info.topic_id), "partitions": partitions,
+            "overrides": dict(info.overrides)}
+    if pending:
+        item["pending"] = pending
+    return json.dumps(item, sort_keys=True)
+
+
+def run_steps(steps: Iterator[None]):
+    """Drive a stepwise generator to its end without yielding; its return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+@dataclass
+class CreateOutcome:
+    """One topic of :meth:`LogManager.create_topics_stepwise`: created, or ``error``."""
+
+    info: "TopicInfo"
+    error: BaseException | None = None
+
+    def result(self) -> "TopicInfo":
+        if self.error is not None:
+            raise self.error
+        return self.info
+
+
 @dataclass(frozen=True)
 class TopicInfo:
     name: str
@@ -127,7 +174,13 @@ class LogManager:
         self._topics: dict[str, TopicInfo] = {}
         self._by_id: dict[uuid.UUID, TopicInfo] = {}
         self._partitions: dict[tuple[str, int], Partition] = {}
+        self._unified: dict[str, str] = {}  # unify_collision_chars(name) -> name, for O(1) collision checks
+        self._pending: dict[str, TopicInfo] = {}  # topics being created (persisted as pending)
+        self._opening: dict[str, list[Partition]] = {}  # their partitions opened so far
+        self._growing: dict[str, int] = {}  # topic -> partitions being added (persisted as pending)
+        self._topic_json: dict[str, str] = {}  # name -> its committed entry of topics.json, encoded
         self._lock_fd: int | None = None
+        self._previous_file_limit: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -135,14 +188,22 @@ class LogManager:
         """Lock the directory, read metadata, open (and if unclean, recover) every partition."""
         self._prepare_directory()
         self._acquire_lock()
+        self._previous_file_limit = FILES.set_limit(open_file_limit(self.broker_config.get("log.max.open.files")))
         try:
             marker = self.data_dir / CLEAN_SHUTDOWN_FILE
             clean = marker.exists()
             marker.unlink(missing_ok=True)
             self._load_identity()
             self._clear_deleted_directories()
-            for info in self._read_topics():
-                self._remember(info)
+            pending = False
+            for info, adding in self._read_topics():
+                if adding:
+                    pending = True
+                    self._roll_back_pending(info, adding)
+                if info.partitions:
+                    self._remember(info)
+            if pending:
+                self._write_topics()
             self._set_aside_strays()
             for info in self._topics.values():
                 for index in range(info.partitions):
@@ -161,6 +222,11 @@ class LogManager:
         self._close_partitions()
         write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, "")
         self._release_lock()
+
+    def _restore_file_limit(self) -> None:
+        if self._previous_file_limit is not None:
+            FILES.set_limit(self._previous_file_limit)
+            self._previous_file_limit = None
 
     def housekeeping(self, now_ms: int) -> int:
         """Retention, run every ``log.retention.check.interval.ms``; returns segments deleted.
@@ -204,54 +270,171 @@ class LogManager:
     # -- admin operations ------------------------------------------------------------------
 
     def create_topic(self, name: str, partitions: int, overrides: Mapping[str, str] | None = None,
-                     topic_id: uuid.UUID | None = None, validate_only: bool = False) -> TopicInfo:
-        """Create a topic; ``validate_only`` runs every check and changes nothing."""
+                     topic_id: uuid.UUID | None = None, validate_only: bool = False,
+                     client: bool = False) -> TopicInfo:
+        """Create a topic; ``validate_only`` runs every check and changes nothing.
+
+        ``client``: the overrides come from a client, so the segment floors
+        (``internal.segment.bytes.min`` / ``internal.segment.ms.min``) apply.
+        All or nothing: see :meth:`create_topics_stepwise`."""
+        info = self.check_new_topic(name, partitions, overrides, topic_id, client=client)
+        if validate_only:
+            return info
+        return run_steps(self.create_topics_stepwise([info]))[0].result()
+
+    def check_new_topic(self, name: str, partitions: int, overrides: Mapping[str, str] | None = None,
+                        topic_id: uuid.UUID | None = None, client: bool = False,
+                        also_adding: int = 0) -> TopicInfo:
+        """Every check of a creation (name, collision, count, configs, the partition
+        cap counting ``also_adding`` partitions of the same request); the TopicInfo to create."""
         validate_topic_name(name)
-        if name in self._topics:
+        if name in self._topics or name in self._pending:
             raise TopicAlreadyExists(f"topic {name!r} already exists")
         self._check_collision(name)
         if partitions < 1:
             raise InvalidPartitions(f"a topic needs at least one partition, not {partitions}")
+        self.check_capacity(partitions + also_adding)
         overrides = dict(overrides or {})
+        if client:
+            self._check_floors(overrides)
         info = TopicInfo(name, topic_id or uuid.uuid4(), partitions, self._resolve(overrides), overrides)
         if info.topic_id in self._by_id:
             raise TopicAlreadyExists(f"topic id {info.topic_id} is already used by {self._by_id[info.topic_id].name}")
-        if validate_only:
-            return info
-        if set("._") & set(name) and not name.startswith("__"):  # internal topics are fine
-            log.warning("topic %r contains '.' or '_': its metric names may look like another topic's", name)
-        self._remember(info)
-        self._write_topics()
-        for index in range(partitions):
-            self._open_partition(info, index, recover=False)
         return info
+
+    def check_capacity(self, adding: int) -> None:
+        """PolicyViolation unless ``adding`` more partitions fit ``max.partitions.per.broker``."""
+        limit = self.broker_config.get("max.partitions.per.broker")
+        held = len(self._partitions) + sum(p.partitions for p in self._pending.values())
+        if held + adding > limit:
+            raise PolicyViolation(
+                f"this broker holds {held} partitions; {adding} more would exceed max.partitions.per.broker={limit}")
+
+    def create_topics_stepwise(self, infos: list[TopicInfo],
+                               step_partitions: int = STEP_PARTITIONS) -> Iterator[None]:
+        """Create checked topics (from :meth:`check_new_topic`), all or nothing per topic.
+
+        A generator: it yields after every ``step_partitions`` partitions opened
+        so that an async caller can serve other clients in between; its return
+        value is one :class:`CreateOutcome` per topic.  Order (crash-safe, see
+        the module doc): the topics are persisted as *pending* (one write for
+        all), their partitions opened, then committed (one more write).  A topic
+        whose partitions fail to open (an OSError: fd limit, disk) is rolled
+        back: its partitions closed and deleted, its pending entry removed.
+        """
+        outcomes = [CreateOutcome(info) for info in infos]
+        for info in infos:
+            self._pending[info.name] = info
+            self._unified[unify_collision_chars(info.name)] = info.name
+        try:
+            self._write_topics()
+        except BaseException:
+            for info in infos:
+                self._forget_pending(info.name)
+            raise
+        opened_since_yield = 0
+        try:
+            for outcome in outcomes:
+                info = outcome.info
+                if set("._") & set(info.name) and not info.name.startswith("__"):  # internal topics are fine
+                    log.warning("topic %r contains '.' or '_': its metric names may look like another topic's",
+                                info.name)
+                parts = self._opening[info.name] = []
+                try:
+                    for index in range(info.partitions):
+                        parts.append(self._new_partition(info, index, recover=False))
+                        opened_since_yield += 1
+                        if opened_since_yield >= step_partitions:
+                            opened_since_yield = 0
+                            yield
+                except (OSError, LogError) as exc:
+                    log.error("creating topic %s failed after %d of %d partitions (%s); rolled back",
+                              info.name, len(parts), info.partitions, exc)
+                    outcome.error = exc
+        finally:
+            self._finish_creation(outcomes)
+        return outcomes
+
+    def _finish_creation(self, outcomes: list["CreateOutcome"]) -> None:
+        """Commit the topics whose partitions all opened; roll back the others."""
+        for outcome in outcomes:
+            info = outcome.info
+            parts = self._opening.pop(info.name, [])
+            self._pending.pop(info.name, None)
+            if outcome.error is None and len(parts) == info.partitions:
+                self._remember(info)
+                for part in parts:
+                    self._partitions[(info.name, part.index)] = part
+            else:
+                if outcome.error is None:
+                    outcome.error = InvalidPartitions(f"creation of {info.name!r} was interrupted")
+                self._forget_pending(info.name)
+                self._discard_partitions(info, parts, 0)
+        self._write_topics()
+
+    def _discard_partitions(self, info: TopicInfo, parts: list[Partition], first: int) -> None:
+        """Close and delete a failed creation's partitions (and directories it left)."""
+        for part in parts:
+            try:
+                part.delete()
+            except OSError:
+                log.exception("could not remove %s-%d of a failed creation", part.topic, part.index)
+        for index in range(first + len(parts), first + info.partitions):
+            path = self._partition_dir(info.name, index)
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _forget_pending(self, name: str) -> None:
+        self._pending.pop(name, None)
+        if name not in self._topics:
+            self._unified.pop(unify_collision_chars(name), None)
 
     def delete_topic(self, name: str) -> None:
         info = self._require(name)
         del self._topics[name]
         del self._by_id[info.topic_id]
+        self._unified.pop(unify_collision_chars(name), None)
+        self._topic_json.pop(name, None)
         self._write_topics()
         for index in range(info.partitions):
             self._partitions.pop((name, index)).delete()  # renames to -delete, then removes
 
     def create_partitions(self, name: str, new_total: int, validate_only: bool = False) -> TopicInfo:
+        """Grow a topic, all or nothing: the new partitions are persisted as pending,
+        opened, then committed; a failure to open them deletes them again."""
         info = self._require(name)
         if new_total <= info.partitions:
             raise InvalidPartitions(
                 f"topic {name!r} has {info.partitions} partitions; the new count {new_total} must be higher"
             )
+        self.check_capacity(new_total - info.partitions)
         grown = TopicInfo(name, info.topic_id, new_total, info.config, info.overrides)
         if validate_only:
             return grown
-        self._remember(grown)
+        self._growing[name] = new_total - info.partitions
         self._write_topics()
-        for index in range(info.partitions, new_total):
-            self._open_partition(grown, index, recover=False)
+        parts: list[Partition] = []
+        try:
+            for index in range(info.partitions, new_total):
+                parts.append(self._new_partition(grown, index, recover=False))
+        except BaseException:
+            del self._growing[name]
+            self._discard_partitions(TopicInfo(name, info.topic_id, new_total - info.partitions, info.config,
+                                               info.overrides), parts, info.partitions)
+            self._write_topics()
+            raise
+        del self._growing[name]
+        self._remember(grown)
+        for part in parts:
+            self._partitions[(name, part.index)] = part
+        self._write_topics()
         return grown
 
     def alter_topic_config(self, name: str, overrides: Mapping[str, str | None],
-                           validate_only: bool = False) -> TopicInfo:
-        """Set (a string) or remove (None) per-topic overrides; the others stay."""
+                           validate_only: bool = False, client: bool = False) -> TopicInfo:
+        """Set (a string) or remove (None) per-topic overrides; the others stay.
+
+        ``client``: the segment floors apply to the values set (create_topic)."""
         info = self._require(name)
         merged = dict(info.overrides)
         for key, value in overrides.items():
@@ -259,6 +442,8 @@ class LogManager:
                 merged.pop(key, None)
             else:
                 merged[key] = value
+        if client:
+            self._check_floors({k: v for k, v in overrides.items() if v is not None})
         altered = TopicInfo(name, info.topic_id, info.partitions, self._resolve(merged), merged)
         if validate_only:
             return altered
@@ -282,37 +467,83 @@ class LogManager:
         return info
 
     def _check_collision(self, name: str) -> None:
-        unified = unify_collision_chars(name)
-        for existing in self._topics:
-            if unify_collision_chars(existing) == unified:
-                raise InvalidTopic(f"topic {name!r} collides with existing topic {existing!r} ('.' and '_' clash)")
+        existing = self._unified.get(unify_collision_chars(name))
+        if existing is not None and existing != name:
+            raise InvalidTopic(f"topic {name!r} collides with existing topic {existing!r} ('.' and '_' clash)")
 
-    def _resolve(self, overrides: Mapping[str, str]) -> TopicConfig:
+    def check_client_overrides(self, overrides: Mapping[str, str]) -> None:
+        """The checks a client's overrides get beyond parsing (the segment floors)."""
+        self._check_floors(overrides)
+
+    def _check_floors(self, overrides: Mapping[str, str]) -> None:
+        """Kafka 4.0's floor for segment.bytes (1 MiB, KIP-1030) and KIP-1030's one
+        minute for segment.ms, on values a client sets: thousands of tiny
+        segments would exhaust files.  The broker-level ``internal.*`` settings
+        lower them (tests)."""
+        parsed = self._parse(overrides)
+        for key, floor_key in (("segment.bytes", "internal.segment.bytes.min"),
+                               ("segment.ms", "internal.segment.ms.min")):
+            floor = self.broker_config.get(floor_key)
+            if key in parsed and parsed[key] < floor:
+                raise InvalidConfig(f"{key}: {parsed[key]} is below the minimum {floor}")
+
+    @staticmethod
+    def _parse(overrides: Mapping[str, str]) -> dict:
         try:
-            parsed = validate_topic_overrides(overrides)
+            return validate_topic_overrides(overrides)
         except ConfigError as exc:
             raise InvalidConfig(str(exc), exc) from exc
-        return self.broker_config.topic_config(parsed)
+
+    def _resolve(self, overrides: Mapping[str, str]) -> TopicConfig:
+        return self.broker_config.topic_config(self._parse(overrides))
 
     def _remember(self, info: TopicInfo) -> None:
         self._topics[info.name] = info
         self._by_id[info.topic_id] = info
+        self._unified[unify_collision_chars(info.name)] = info.name
+        self._topic_json.pop(info.name, None)
 
     def _partition_dir(self, topic: str, index: int) -> Path:
         return self.data_dir / f"{topic}-{index}"
 
     def _open_partition(self, info: TopicInfo, index: int, recover: bool) -> None:
+        self._partitions[(info.name, index)] = self._new_partition(info, index, recover)
+
+    def _new_partition(self, info: TopicInfo, index: int, recover: bool) -> Partition:
         path = self._partition_dir(info.name, index)
         plog = PartitionLog.open(path, info.name, index, info.config, self.clock, recover=recover)
-        if plog.leader_epoch < 0:
-            # A lone broker leads every partition from epoch 0; the cluster
-            # controller will assign epochs instead.
-            plog.assign_leader_epoch(0)
-        self._partitions[(info.name, index)] = Partition.open(info.name, index, plog)
+        try:
+            if plog.leader_epoch < 0:
+                # A lone broker leads every partition from epoch 0; the cluster
+                # controller will assign epochs instead.
+                plog.assign_leader_epoch(0)
+            return Partition.open(info.name, index, plog)
+        except BaseException:
+            plog.close()
+            raise
 
     def _close_partitions(self) -> None:
-        for key in list(self._partitions):
-            self._partitions.pop(key).close()
+        """Close every partition (and those of a creation in progress) in bulk: one
+        sync of the file system makes every record durable, the checkpoints are
+        then written without fsyncs and made durable by a second sync
+        (kavka.log.checkpoint.deferred_sync): seconds for 20,000 partitions."""
+        doomed = list(self._partitions.values())
+        for parts in self._opening.values():
+            doomed.extend(parts)
+        self._partitions.clear()
+        self._opening.clear()
+        if doomed:
+            sync_file_system(self.data_dir)
+        try:
+            with deferred_sync():
+                for part in doomed:
+                    try:
+                        part.close()
+                    except OSError:
+                        log.exception("closing %s-%d failed", part.topic, part.index)
+        finally:
+            if doomed:
+                sync_file_system(self.data_dir)
 
     # -- the data directory ----------------------------------------------------------------
 
@@ -338,6 +569,7 @@ class LogManager:
         self._lock_fd = fd
 
     def _release_lock(self) -> None:
+        self._restore_file_limit()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the only fd drops the flock
             self._lock_fd = None
@@ -359,7 +591,7 @@ class LogManager:
                 f"{path} belongs to broker {stored}, but this broker's broker.id is {self.broker_id}"
             )
 
-    def _read_topics(self) -> list[TopicInfo]:
+    def _read_topics(self) -> list[tuple[TopicInfo, int]]:
         path = self.data_dir / META_DIR / TOPICS_FILE
         if not path.exists():
             return []
@@ -371,17 +603,39 @@ class LogManager:
         except (ValueError, KeyError, TypeError, LookupError, InvalidConfig) as exc:
             raise DataDirUnusable(f"topic metadata {path} is unreadable: {exc}") from exc
 
-    def _topic_from_json(self, item: dict) -> TopicInfo:
+    def _topic_from_json(self, item: dict) -> tuple[TopicInfo, int]:
+        """(topic, partitions of an unfinished creation or growth to roll back)."""
         overrides = {str(k): str(v) for k, v in item["overrides"].items()}
-        return TopicInfo(item["name"], uuid.UUID(item["topic_id"]), int(item["partitions"]),
-                         self._resolve(overrides), overrides)
+        return (TopicInfo(item["name"], uuid.UUID(item["topic_id"]), int(item["partitions"]),
+                          self._resolve(overrides), overrides), int(item.get("pending", 0)))
+
+    def _roll_back_pending(self, info: TopicInfo, adding: int) -> None:
+        """A crash interrupted a creation (partitions 0) or growth: remove its new partitions."""
+        log.warning("rolling back the interrupted %s of topic %s (%d partitions)",
+                    "growth" if info.partitions else "creation", info.name, adding)
+        for index in range(info.partitions, info.partitions + adding):
+            path = self._partition_dir(info.name, index)
+            if path.exists():
+                doomed = path.with_name(f"{path.name}.{uuid.uuid4().hex}{DELETE_SUFFIX}")
+                os.rename(path, doomed)
+                shutil.rmtree(doomed, ignore_errors=True)
 
     def _write_topics(self) -> None:
-        body = {"format": TOPICS_FORMAT, "topics": [
-            {"name": t.name, "topic_id": str(t.topic_id), "partitions": t.partitions,
-             "overrides": dict(t.overrides)}
-            for t in self._topics.values()]}
-        write_atomically(self.data_dir / META_DIR / TOPICS_FILE, json.dumps(body, indent=1, sort_keys=True))
+        """Rewrite topics.json: committed topics (each entry encoded once and cached,
+        so the cost per write stays a string join) plus pending creations and growths."""
+        entries = []
+        for t in self._topics.values():
+            adding = self._growing.get(t.name)
+            if adding:  # not cached: changes at commit
+                entries.append(_topic_entry(t, t.partitions, adding))
+                continue
+            text = self._topic_json.get(t.name)
+            if text is None:
+                text = self._topic_json[t.name] = _topic_entry(t, t.partitions, 0)
+            entries.append(text)
+        entries.extend(_topic_entry(t, 0, t.partitions) for t in self._pending.values())
+        body = '{"format": %d, "topics": [\n%s\n]}\n' % (TOPICS_FORMAT, ",\n".join(entries))
+        write_atomically(self.data_dir / META_DIR / TOPICS_FILE, body)
 
     def _clear_deleted_directories(self) -> None:
         for path in self.data_dir.glob("*" + DELETE_SUFFIX):

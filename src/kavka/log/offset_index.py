@@ -35,6 +35,9 @@ from array import array
 from bisect import bisect_right
 from pathlib import Path
 
+from kavka.log.file_cache import FILES
+from kavka.log.file_slice import FileHandle
+
 ENTRY = struct.Struct(">ii")
 ENTRY_SIZE = ENTRY.size
 INT32_MAX = 2**31 - 1
@@ -52,14 +55,18 @@ def index_file_name(base_offset: int, suffix: str) -> str:
 class OffsetIndex:
     """In-memory columns mirrored by an append-only file; see the module doc."""
 
-    __slots__ = ("path", "base_offset", "_fd", "_rel", "_pos")
+    __slots__ = ("path", "base_offset", "_file", "_rel", "_pos")
 
     def __init__(self, path: Path, base_offset: int, rel: array, pos: array) -> None:
         self.path = path
         self.base_offset = base_offset
         self._rel = rel
         self._pos = pos
-        self._fd = os.open(path, _OPEN_FLAGS, 0o644)
+        self._file = FILES.file(path, _OPEN_FLAGS)  # opened on first write (kavka.log.file_cache)
+
+    @property
+    def _fd(self) -> int:
+        return self._file.fd()
 
     # -- construction ------------------------------------------------------------------
 
@@ -67,7 +74,7 @@ class OffsetIndex:
     def create(cls, path: Path, base_offset: int) -> "OffsetIndex":
         """A new empty index; an existing file at ``path`` is emptied."""
         index = cls(path, base_offset, array("i"), array("i"))
-        os.ftruncate(index._fd, 0)
+        index._file = FILES.file(path, _OPEN_FLAGS, FileHandle(os.open(path, _OPEN_FLAGS | os.O_TRUNC, 0o644)))
         return index
 
     @classmethod
@@ -144,10 +151,9 @@ class OffsetIndex:
         os.fsync(self._fd)
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._file.close()
 
     def rename(self, path: Path) -> None:
         os.rename(self.path, path)
         self.path = path
+        self._file.rename(path)

@@ -523,8 +523,9 @@ class PartitionLog:
         leo = self._leo
         self._unflushed_records = 0
         self._last_flush_ms = self._clock.now_ms()
-        for segment in self._segments[self._segment_index(self._recovery_point):]:
-            segment.flush()
+        if not checkpoint.syncs_deferred():  # bulk close: one syncfs for all (kavka.log.checkpoint)
+            for segment in self._segments[self._segment_index(self._recovery_point):]:
+                segment.flush()
         checkpoint.fsync_directory(self.path)
         if leo != self._recovery_point or not (self.path / RECOVERY_POINT_FILE).exists():
             checkpoint.write_offset(self.path / RECOVERY_POINT_FILE, leo)

@@ -58,6 +58,7 @@ from typing import Iterator
 from kavka.clock import Clock
 from kavka.config import TopicConfig
 from kavka.log.errors import LogCorrupted
+from kavka.log.file_cache import FILES, LazyFile
 from kavka.log.file_slice import FileHandle, FileSlice
 from kavka.log.offset_index import CorruptIndex, OffsetIndex, index_file_name
 from kavka.log.time_index import NO_TIMESTAMP, TimeIndex
@@ -93,19 +94,28 @@ def segment_path(directory: Path, base_offset: int, suffix: str) -> Path:
 class Segment:
     """See the module doc.  Not thread-safe: the partition log serialises access."""
 
-    def __init__(self, directory: Path, base_offset: int, fd: int, config: TopicConfig,
+    def __init__(self, directory: Path, base_offset: int, log_file: LazyFile, config: TopicConfig,
                  clock: Clock, offset_index: OffsetIndex, time_index: TimeIndex) -> None:
         self.directory = directory
         self.base_offset = base_offset
-        self._handle = FileHandle(fd)
-        self._fd = fd
+        self._file = log_file  # opened on demand (kavka.log.file_cache)
         self._suffix = ""
         self.offset_index = offset_index
         self.time_index = time_index
         self.index_interval_bytes = config.index_interval_bytes
         self.created_ms = clock.now_ms()
-        self.size = os.fstat(fd).st_size
+        self.size = os.fstat(self._fd).st_size
         self._reset_state()
+
+    # The .log file through the LRU of open files: hold ``_handle`` (not ``_fd``)
+    # across anything that may open another file, so that eviction cannot close it.
+    @property
+    def _handle(self) -> FileHandle:
+        return self._file.get()
+
+    @property
+    def _fd(self) -> int:
+        return self._file.get().fd
 
     def _reset_state(self) -> None:
         self.next_offset = self.base_offset
@@ -127,7 +137,8 @@ class Segment:
         """
         log_path = Path(str(segment_path(directory, base_offset, LOG_SUFFIX)) + suffix)
         fd = os.open(log_path, _LOG_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
-        segment = cls(directory, base_offset, fd, config, clock, *_new_indexes(directory, base_offset, suffix))
+        log_file = FILES.file(log_path, _LOG_FLAGS, FileHandle(fd))
+        segment = cls(directory, base_offset, log_file, config, clock, *_new_indexes(directory, base_offset, suffix))
         segment._suffix = suffix
         return segment
 
@@ -139,14 +150,15 @@ class Segment:
         Missing or inconsistent index files are rebuilt (by recovery) either way.
         ``suffix`` as for :meth:`create` (a cleaned segment written by another process).
         """
-        fd = os.open(str(segment_path(directory, base_offset, LOG_SUFFIX)) + suffix, _LOG_FLAGS)
+        log_file = FILES.file(str(segment_path(directory, base_offset, LOG_SUFFIX)) + suffix, _LOG_FLAGS)
+        log_file.get()  # FileNotFoundError now, as before, if the .log is missing
         indexes = None
         if not recover:
             try:
                 indexes = _load_indexes(directory, base_offset, suffix)
             except (FileNotFoundError, CorruptIndex):
                 pass
-        segment = cls(directory, base_offset, fd, config, clock,
+        segment = cls(directory, base_offset, log_file, config, clock,
                       *(indexes or _new_indexes(directory, base_offset, suffix)))
         segment._suffix = suffix
         if indexes is not None:
@@ -239,7 +251,8 @@ class Segment:
         target = min(limit, position + max_bytes)
         if end < target:
             end = self._extend(end, target)
-        return FileSlice(self._fd, position, end - position, self._handle)
+        handle = self._handle
+        return FileSlice(handle.fd, position, end - position, handle)
 
     def translate_offset(self, offset: int) -> tuple[int, int] | None:
         """(position, base offset) of the first batch whose last offset >= ``offset``."""
@@ -318,19 +331,20 @@ class Segment:
 
         Returns the number of bytes truncated.
         """
+        handle = self._handle  # held: rebuilding the indexes opens their files
         self.offset_index.reset()
         self.time_index.reset()
         self._reset_state()
-        file_size = os.fstat(self._fd).st_size
+        file_size = os.fstat(handle.fd).st_size
         self.size = file_size
         valid_end = 0
-        for position, header in _valid_batches(self._fd, file_size):
+        for position, header in _valid_batches(handle.fd, file_size):
             if header.base_offset < self.next_offset or header.last_offset - self.base_offset > 2**31 - 1:
                 break  # baseOffset is not covered by the CRC: order is our only check
             self._note_batch(position, header.base_offset, header.last_offset, header.max_timestamp)
             valid_end = position + header.size
         if valid_end < file_size:
-            os.ftruncate(self._fd, valid_end)
+            os.ftruncate(handle.fd, valid_end)
         self.size = valid_end
         return file_size - valid_end
 
@@ -367,10 +381,12 @@ class Segment:
         old = self.log_path
         self._suffix = suffix
         os.rename(old, self.log_path)
+        self._file.rename(self.log_path)
 
     def whole_slice(self) -> FileSlice:
         """Every byte of this segment now, holding its fd open (for the cleaner's worker)."""
-        return FileSlice(self._fd, 0, self.size, self._handle)
+        handle = self._handle
+        return FileSlice(handle.fd, 0, self.size, handle)
 
     @property
     def fd(self) -> int:
@@ -407,7 +423,7 @@ class Segment:
     def close(self) -> None:
         """Close every fd now; only when no slice of this segment is still being sent."""
         self._close_indexes()
-        self._handle.close()
+        self._file.close()
 
     def _close_indexes(self) -> None:
         self.offset_index.close()
@@ -421,8 +437,7 @@ class Segment:
     def release(self) -> None:
         """Let go of the files without closing slices still in flight."""
         self._close_indexes()
-        self._handle = FileHandle(-1)  # in-flight slices hold the real handle; the last one closes it
-        self._fd = -1
+        self._file.release()  # in-flight slices hold the real handle; the last one closes it
 
     def __repr__(self) -> str:
         return f"Segment(base={self.base_offset}, next={self.next_offset}, size={self.size})"

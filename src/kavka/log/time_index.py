@@ -36,6 +36,8 @@ from array import array
 from bisect import bisect_left, bisect_right
 from pathlib import Path
 
+from kavka.log.file_cache import FILES
+from kavka.log.file_slice import FileHandle
 from kavka.log.offset_index import INT32_MAX, CorruptIndex
 
 ENTRY = struct.Struct(">qi")
@@ -47,19 +49,23 @@ _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 class TimeIndex:
     """In-memory columns mirrored by an append-only file; see the module doc."""
 
-    __slots__ = ("path", "base_offset", "_fd", "_ts", "_rel")
+    __slots__ = ("path", "base_offset", "_file", "_ts", "_rel")
 
     def __init__(self, path: Path, base_offset: int, ts: array, rel: array) -> None:
         self.path = path
         self.base_offset = base_offset
         self._ts = ts
         self._rel = rel
-        self._fd = os.open(path, _OPEN_FLAGS, 0o644)
+        self._file = FILES.file(path, _OPEN_FLAGS)  # opened on first write (kavka.log.file_cache)
+
+    @property
+    def _fd(self) -> int:
+        return self._file.fd()
 
     @classmethod
     def create(cls, path: Path, base_offset: int) -> "TimeIndex":
         index = cls(path, base_offset, array("q"), array("i"))
-        os.ftruncate(index._fd, 0)
+        index._file = FILES.file(path, _OPEN_FLAGS, FileHandle(os.open(path, _OPEN_FLAGS | os.O_TRUNC, 0o644)))
         return index
 
     @classmethod
@@ -136,10 +142,9 @@ class TimeIndex:
         os.fsync(self._fd)
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._file.close()
 
     def rename(self, path: Path) -> None:
         os.rename(self.path, path)
         self.path = path
+        self._file.rename(path)

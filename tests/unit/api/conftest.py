@@ -23,6 +23,7 @@ from kavka.api.context import BrokerContext, ProducerIdAllocator
 from kavka.api.responses import make
 from kavka.clock import ManualClock
 from kavka.config import BrokerConfig
+from kavka.testing import TINY_SEGMENTS
 from kavka.log.log_manager import LogManager
 from kavka.protocol import messages
 from kavka.protocol.framing import parse_response_header
@@ -75,7 +76,7 @@ def admin(tmp_path):
     opened = []
 
     def build(settings: dict | None = None) -> AdminHarness:
-        config = BrokerConfig.from_strings({k: str(v) for k, v in (settings or {}).items()})
+        config = BrokerConfig.from_strings({**TINY_SEGMENTS, **{k: str(v) for k, v in (settings or {}).items()}})
         directory = tmp_path / f"broker-{len(opened)}"
         directory.mkdir()
         clock = ManualClock()
