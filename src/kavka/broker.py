@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import shutil
 import socket
 import tempfile
@@ -72,6 +73,7 @@ class Broker:
     async def start_async(self) -> None:
         for name in self.config.unknown:
             log.warning("ignoring unknown setting %s", name)
+        raise_open_file_limit()
         self.logs = LogManager(self.data_dir, self.config, self._clock)
         self.logs.load()
         try:
@@ -274,6 +276,20 @@ class Broker:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def raise_open_file_limit() -> None:
+    """RLIMIT_NOFILE soft -> hard (often 1024 -> 524288): segments, sockets and slices in
+    flight all need fds; the segment LRU (log.max.open.files) uses at most half."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft >= hard:
+            log.info("open file limit (RLIMIT_NOFILE) is %s", "unlimited" if soft == resource.RLIM_INFINITY else soft)
+            return
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        log.info("raised the open file limit (RLIMIT_NOFILE) from %d to %d", soft, hard)
+    except (OSError, ValueError) as exc:
+        log.warning("could not raise the open file limit: %s", exc)
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:

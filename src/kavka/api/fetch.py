@@ -86,7 +86,7 @@ class _Plan:
         return results, total, errored
 
     def _read_partition(self, wanted, partition, missing, remaining: int, first: bool) -> PartitionResult:
-        if partition is None:
+        if partition is None or partition.log.is_closed:  # closed: deleted while a fetch was parked
             return PartitionResult(wanted.partition, missing or ErrorCode.unknown_topic_or_partition.value)
         log = partition.log
         epoch_error = _check_leader_epoch(getattr(wanted, "current_leader_epoch", -1), log.leader_epoch)

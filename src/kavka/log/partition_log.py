@@ -548,6 +548,13 @@ class PartitionLog:
             segment.release()
         self._closed = True
         shutil.rmtree(doomed)
+        for listener in list(self.listeners):  # parked fetches answer now (is_closed)
+            listener(self)
+
+    @property
+    def is_closed(self) -> bool:
+        """Closed or deleted: reads would meet released fds (EBADF)."""
+        return self._closed
 
     def __repr__(self) -> str:
         return (f"PartitionLog({self.topic}-{self.partition}, lso={self._lso}, hw={self._hw}, "
