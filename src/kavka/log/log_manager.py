@@ -22,19 +22,43 @@ DescribeConfigs shows them as given and parsing rules stay in config.py)::
 
 Every metadata file is replaced atomically (checkpoint.write_atomically: temp
 file, fsync, rename, fsync of the directory), so after a crash it holds the old
-or the new contents.  Metadata changes are persisted *before* the directories
-follow them: a crash in between leaves either partitions that the next load
-creates empty (create_topic, create_partitions), or directories no topic owns
-(delete_topic).  Those are renamed ``-stray`` at load, with a warning, never
-adopted nor deleted: adopting them could resurrect a deleted topic's records
-under a new topic of the same name, deleting them could lose data an operator
-wants back.  ``-delete`` directories are removed at load.
+or the new contents.  Each committed topic's entry is encoded once and cached,
+so a rewrite costs a string join, and a CreateTopics request writes the file
+twice however many topics it names.
+
+Creation is all or nothing, also across crashes (``create_topics_stepwise``,
+``create_partitions``): the new topics (or partitions) are first persisted as
+*pending* (``"partitions": 0, "pending": n``, or ``"pending": added`` for a
+growth) and are invisible to clients; then their partitions are opened (the
+caller may serve other clients between steps); then one write commits them.
+An OSError while opening (fd limit, disk) closes and deletes what was opened
+and drops the pending entry.  ``load()`` rolls back every pending entry it
+finds: the directories of the pending partitions are deleted and the entry
+removed, so a crash at any point leaves the topic either whole or absent.
+Deletion persists first and removes directories after: a crash in between
+leaves directories no topic owns.  Those are renamed ``-stray`` at load, with
+a warning, never adopted nor deleted: adopting them could resurrect a deleted
+topic's records under a new topic of the same name, deleting them could lose
+data an operator wants back.  ``-delete`` directories are removed at load.
+
+Limits: ``max.partitions.per.broker`` (default 50,000; pending partitions
+count) is checked by every creation, auto-created topics and validate-only
+requests included, and raises PolicyViolation before anything is written;
+the api layer adds ``max.partitions.per.request`` (default 10,000).  Client-set
+``segment.bytes`` / ``segment.ms`` below ``internal.segment.bytes.min`` (1 MiB,
+Kafka 4.0's minimum) / ``internal.segment.ms.min`` (1 min, KIP-1030's) are
+InvalidConfig; topics already on disk load whatever they hold.  Segment files
+are opened on demand through the process's LRU (kavka.log.file_cache), whose
+limit is ``log.max.open.files`` capped at half of RLIMIT_NOFILE.
 
 Crash recovery: ``load()`` removes the clean-shutdown marker first and opens
 each partition with ``recover=True`` unless the marker was there, so a crash at
 any point after load() (including during it) makes the next start scan and
 repair every segment.  ``close()`` writes the marker last, after every
-partition is flushed, has written its producer snapshot and is closed.
+partition is flushed, has written its producer snapshot and is closed; it does
+so in bulk (one syncfs, every checkpoint written without fsync, a second
+syncfs: kavka.log.checkpoint.deferred_sync), so 20,000 partitions close in
+seconds.
 
 Housekeeping: :meth:`housekeeping` applies retention to every partition; the
 broker calls it every ``log.retention.check.interval.ms``.

@@ -43,7 +43,10 @@ index entry; anything inconsistent falls back to ``recover``.
 
 Deletion renames every file to ``*.deleted`` and unlinks it; the partition log
 removes leftover ``*.deleted`` files and orphaned indexes when it opens.  The
-``.log`` fd is shared with the slices read from it (kavka.log.file_slice):
+``.log`` file and both indexes are opened on demand through the process's LRU
+of open files (kavka.log.file_cache: ``Segment._handle``/``_fd`` are properties
+that open or touch it; an index opens its file only to write, truncate or
+fsync).  The ``.log`` fd is shared with the slices read from it (kavka.log.file_slice):
 deleting a segment drops only the segment's reference, so an in-flight
 ``sendfile`` keeps a valid fd and the fd closes with the last slice.
 """
