@@ -140,6 +140,10 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("auto.create.topics.enable", "boolean", True, "Create unknown topics on metadata/produce."),
     ConfigKey("delete.topic.enable", "boolean", True, "Allow DeleteTopics."),
     ConfigKey("message.max.bytes", "int", 1048588, "Largest record batch accepted.", at_least(0), False),
+    ConfigKey("message.max.uncompressed.bytes", "int", 67108864,
+              "kavka: the most a batch's records may inflate to when the broker decompresses them "
+              "(compacted-topic key check, the cleaner); a bigger batch is refused (INVALID_RECORD) "
+              "or kept undecoded by the cleaner.", at_least(1), False),
     ConfigKey("socket.request.max.bytes", "int", 104857600, "Largest request frame.", at_least(1)),
     ConfigKey("max.connections", "int", INT_MAX, "Open connections allowed.", at_least(0), False),
     ConfigKey("connections.max.idle.ms", "long", 600000, "Idle connections are closed after this."),
@@ -246,6 +250,7 @@ TOPIC_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("index.interval.bytes", "int", 4096, "", at_least(0), False),
     ConfigKey("max.compaction.lag.ms", "long", LONG_MAX, "", at_least(1), False),
     ConfigKey("max.message.bytes", "int", 1048588, "", at_least(0), False),
+    ConfigKey("max.uncompressed.message.bytes", "int", 67108864, "", at_least(1), False),
     ConfigKey("message.timestamp.type", "string", "CreateTime", "", one_of(*TIMESTAMP_TYPES), False),
     ConfigKey("message.timestamp.before.max.ms", "long", LONG_MAX, "", at_least(0), False),
     ConfigKey("message.timestamp.after.max.ms", "long", 3600000, "", at_least(0), False),
@@ -273,6 +278,7 @@ TOPIC_SYNONYMS: dict[str, tuple[tuple[str, int], ...]] = {
     "index.interval.bytes": (("log.index.interval.bytes", 1),),
     "max.compaction.lag.ms": (("log.cleaner.max.compaction.lag.ms", 1),),
     "max.message.bytes": (("message.max.bytes", 1),),
+    "max.uncompressed.message.bytes": (("message.max.uncompressed.bytes", 1),),
     "message.timestamp.type": (("log.message.timestamp.type", 1),),
     "message.timestamp.before.max.ms": (("log.message.timestamp.before.max.ms", 1),),
     "message.timestamp.after.max.ms": (("log.message.timestamp.after.max.ms", 1),),
@@ -401,6 +407,10 @@ class TopicConfig:
     @property
     def max_message_bytes(self) -> int:
         return self.values["max.message.bytes"]
+
+    @property
+    def max_uncompressed_bytes(self) -> int:
+        return self.values["max.uncompressed.message.bytes"]
 
     @property
     def log_append_time(self) -> bool:

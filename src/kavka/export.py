@@ -159,16 +159,18 @@ def _iso(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def select_records(data: bytes, position: int, end: int, start_ms: int | None, end_ms: int | None):
+def select_records(data: bytes, position: int, end: int, start_ms: int | None, end_ms: int | None,
+                   limit: int | None = None):
     """Scan fetched record data for one partition.
 
     Yields ``(timestamp_type, records)`` per batch with the records of offsets in
     [position, end) and timestamps in the window, then returns the next position
     (the offset after the last whole batch, capped at ``end``).  Control batches
-    are stepped over.  Pure: no I/O.
+    are stepped over.  Pure: no I/O.  A batch whose records do not decode
+    (corrupt, or inflating past ``limit`` bytes: a decompression bomb) raises
+    ExportError naming its offsets: an export stops rather than skip data.
     """
     from kavka.protocol import records as rb
-    from kavka.protocol.record_codec import decode_records
     low = -(1 << 63) if start_ms is None else start_ms
     high = 1 << 63 if end_ms is None else end_ms
     for pos, header in rb.iter_batches(data):
@@ -177,7 +179,7 @@ def select_records(data: bytes, position: int, end: int, start_ms: int | None, e
         if header.base_offset >= end:
             return end
         if not header.is_control:
-            kept = [r for r in decode_records(data, pos)
+            kept = [r for r in _decode(data, pos, header, limit)
                     if position <= r.offset < end and low <= r.timestamp < high]
             if kept:
                 yield LOG_APPEND_TIME if header.log_append_time else CREATE_TIME, kept
@@ -185,6 +187,16 @@ def select_records(data: bytes, position: int, end: int, start_ms: int | None, e
         if position >= end:
             return end
     return position
+
+
+def _decode(data: bytes, pos: int, header, limit: int | None) -> list:
+    from kavka.protocol.record_codec import DEFAULT_MAX_UNCOMPRESSED, decode_records
+    from kavka.protocol.records import InvalidBatch
+    try:
+        return decode_records(data, pos, DEFAULT_MAX_UNCOMPRESSED if limit is None else limit)
+    except InvalidBatch as exc:
+        raise cli_error(f"the batch at offsets {header.base_offset}-{header.last_offset} does not decode: "
+                        f"{exc}") from None
 
 
 class WindowReader:
@@ -240,6 +252,8 @@ class WindowReader:
                     except StopIteration as stop:
                         after = stop.value
                         break
+                    except _error_class() as exc:
+                        raise cli_error(f"partition {partition} of '{self.topic}': {exc}") from None
                     self.records += len(kept)
                     yield partition, timestamp_type, kept
                 self.bytes += len(data)

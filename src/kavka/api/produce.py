@@ -12,6 +12,10 @@ NOT_ENOUGH_REPLICAS_AFTER_APPEND.  Only the leader takes produce requests.
 Versions 0-2 are advertised because librdkafka enables compression only when
 Produce v0 is listed, but, as in Kafka 4 (KIP-896), they are refused with
 UNSUPPORTED_VERSION: their message formats are gone.
+
+A batch for a compacted topic whose key check would be long (many records,
+compressed: kavka.log.validator.needs_offload) is checked in a worker thread
+first, then the request is appended as usual on the loop.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from kavka.api.errors import error_code_for, error_message
 from kavka.api.registry import RawResponse, Request, api
 from kavka.api.responses import builder_for
 from kavka.log.errors import LogError
+from kavka.log.validator import check_keys, needs_offload
 from kavka.protocol import messages
 from kavka.protocol.errors import ErrorCode
 
@@ -48,22 +53,61 @@ def handle(request: Request):
     elif body.transactional_id is not None:
         results = _refuse_all(body, ErrorCode.transactional_id_authorization_failed)
     else:
-        results, waits = _append_all(request)
-        if waits:
-            return _await_replication(request, results, waits)
-    if body.acks == 0:
+        heavy = _heavy_key_checks(request)
+        if heavy:
+            return _append_after_checks(request, heavy)
+        return _append_and_answer(request)
+    return _answer(request, results)
+
+
+def _append_and_answer(request: Request, checked=None):
+    results, waits = _append_all(request, checked)
+    if waits:
+        return _await_replication(request, results, waits)
+    return _answer(request, results)
+
+
+def _answer(request: Request, results):
+    if request.body.acks == 0:
         return None
     if request.version < 3:
         return _legacy_response(request.version, results)
     return _response(request, results)
 
 
+def _heavy_key_checks(request: Request) -> dict:
+    """{(topic, partition): (records, config)} of key checks to run off the event loop."""
+    heavy = {}
+    for topic in request.body.topic_data:
+        for data in topic.partition_data:
+            partition = request.broker.logs.partition(topic.name, data.index)
+            if partition is not None and data.records and needs_offload(data.records, partition.config):
+                heavy[(topic.name, data.index)] = (data.records, partition.config)
+    return heavy
+
+
+async def _append_after_checks(request: Request, heavy: dict):
+    """Key checks in a worker thread, then the usual append; a failed check answers its partition."""
+    loop = asyncio.get_running_loop()
+    checked = {}
+    for key, (data, config) in heavy.items():
+        try:
+            await loop.run_in_executor(None, check_keys, data, config)
+            checked[key] = None
+        except LogError as exc:
+            checked[key] = exc
+    answer = _append_and_answer(request, checked)
+    return await answer if asyncio.iscoroutine(answer) else answer
+
+
 def _refuse_all(body, code: ErrorCode):
     return [(t.name, [(p.index, code, -1, -1, -1, None) for p in t.partition_data]) for t in body.topic_data]
 
 
-def _append_all(request: Request):
-    """(results by topic, {(topic index, partition index): future of the replication error})."""
+def _append_all(request: Request, checked=None):
+    """(results by topic, {(topic index, partition index): future of the replication error}).
+
+    ``checked``: {(topic, partition): None or the LogError of its key check} from a worker thread."""
     logs = request.broker.logs
     replicas = request.broker.replicas
     acks = request.body.acks
@@ -72,7 +116,8 @@ def _append_all(request: Request):
     for i, topic in enumerate(request.body.topic_data):
         partitions = []
         for j, data in enumerate(topic.partition_data):
-            result, last_offset = _append_one(logs, replicas, acks, topic.name, data, request.version, now_ms)
+            result, last_offset = _append_one(logs, replicas, acks, topic.name, data, request.version, now_ms,
+                                              (checked or {}).get((topic.name, data.index), False))
             partitions.append(result)
             if replicas is not None and acks == -1 and result[1] == ErrorCode.none:
                 min_isr = logs.partition(topic.name, data.index).config["min.insync.replicas"]
@@ -86,8 +131,10 @@ def _append_all(request: Request):
     return results, waits
 
 
-def _append_one(logs, replicas, acks: int, topic: str, data, version: int, now_ms: int):
-    """((index, error, base_offset, log_append_time_ms, log_start_offset, message), last offset)."""
+def _append_one(logs, replicas, acks: int, topic: str, data, version: int, now_ms: int, checked=False):
+    """((index, error, base_offset, log_append_time_ms, log_start_offset, message), last offset).
+
+    ``checked``: False (check keys here), None (checked and fine) or the check's LogError."""
     partition = logs.partition(topic, data.index)
     if partition is None:
         return (data.index, ErrorCode.unknown_topic_or_partition, -1, -1, -1, None), -1
@@ -98,7 +145,9 @@ def _append_one(logs, replicas, acks: int, topic: str, data, version: int, now_m
     if not data.records:
         return (data.index, ErrorCode.invalid_record, -1, -1, -1, "no record batch"), -1
     try:
-        info = partition.append_records(bytearray(data.records), version, now_ms)
+        if isinstance(checked, LogError):
+            raise checked
+        info = partition.append_records(bytearray(data.records), version, now_ms, checked is None)
     except LogError as exc:
         return (data.index, error_code_for(exc), -1, -1, partition.log.log_start_offset, error_message(exc)), -1
     return ((data.index, ErrorCode.none, info.base_offset, info.log_append_time_ms, info.log_start_offset, None),

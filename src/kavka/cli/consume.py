@@ -17,6 +17,11 @@ Output, one record per line on stdout:
   ``{"base64": "..."}``.
 
 The summary ("Processed a total of N messages") goes to stderr.
+
+A batch whose records do not decode (corrupt, or inflating past
+``--max-uncompressed-bytes``: a decompression bomb) is reported on stderr as
+one line naming its partition and offsets, and skipped; the exit status is
+then 1.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import time
 
 from kavka.cli.common import EARLIEST, FETCH, LATEST, bootstrap_parent, check, cli_error, parse_time, session
 from kavka.cli.common import json_bytes as _json_bytes
+from kavka.protocol.record_codec import DEFAULT_MAX_UNCOMPRESSED
 
 POLL_WAIT = 0.5  # seconds a fetch may park at the broker
 MAX_BYTES, PARTITION_MAX_BYTES = 16 * 1024 * 1024, 1024 * 1024
@@ -53,6 +59,9 @@ def add_parser(commands) -> None:
     p.add_argument("--print-key", action="store_true", help="text format: print the key before the value")
     p.add_argument("--print-headers", action="store_true", help="text format: print the headers first")
     p.add_argument("--separator", default="\t", metavar="SEP", help="text format: between fields (default tab)")
+    p.add_argument("--max-uncompressed-bytes", type=int, default=DEFAULT_MAX_UNCOMPRESSED, metavar="N",
+                   help="skip (and report) a batch whose records inflate past N bytes "
+                        f"(default {DEFAULT_MAX_UNCOMPRESSED})")
 
 
 def run(args) -> int:
@@ -78,7 +87,7 @@ def run(args) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
     out.finish()
-    return 0
+    return 1 if out.skipped else 0
 
 
 def _start(s, topic, indexes: list[int], args) -> dict[int, int]:
@@ -104,7 +113,6 @@ def _start(s, topic, indexes: list[int], args) -> dict[int, int]:
 
 def _loop(s, name: str, positions: dict[int, int], leaders: dict[int, int], args, out: "_Output") -> None:
     from kavka.protocol import records as rb
-    from kavka.protocol.record_codec import decode_records
     by_leader: dict[int, list[int]] = {}
     for index in positions:
         by_leader.setdefault(leaders[index], []).append(index)
@@ -119,7 +127,7 @@ def _loop(s, name: str, positions: dict[int, int], leaders: dict[int, int], args
             for index, data in _fetch(s, name, indexes, positions, leader, wait):
                 for pos, header in rb.iter_batches(data):
                     if not header.is_control:
-                        for record in decode_records(data, pos):
+                        for record in _records(data, pos, header, index, args, out):
                             if record.offset >= positions[index]:
                                 got = True
                                 out.write(name, index, record)
@@ -132,6 +140,20 @@ def _loop(s, name: str, positions: dict[int, int], leaders: dict[int, int], args
             idle_since = now
         elif args.timeout is not None and now - idle_since >= args.timeout:
             return
+
+
+def _records(data, pos: int, header, index: int, args, out: "_Output") -> list:
+    """The batch's records, or none with a one-line report when they do not decode."""
+    from kavka.protocol.record_codec import decode_records
+    from kavka.protocol.records import InvalidBatch
+    try:
+        return decode_records(data, pos, args.max_uncompressed_bytes)
+    except InvalidBatch as exc:
+        out.flush()
+        print(f"partition {index}: skipped the batch at offsets {header.base_offset}-{header.last_offset}: {exc}",
+              file=sys.stderr)
+        out.skipped += 1
+        return []
 
 
 def _fetch(s, name: str, indexes: list[int], positions: dict[int, int], leader: int, wait: float):
@@ -164,6 +186,7 @@ class _Output:
         self.sep = args.separator.encode()
         self.stream = sys.stdout.buffer
         self.count = 0
+        self.skipped = 0  # batches that did not decode
 
     def write(self, topic: str, partition: int, record) -> None:
         if self.args.format == "json":
@@ -191,7 +214,8 @@ class _Output:
             self.flush()
         except BrokenPipeError:
             pass
-        print(f"Processed a total of {self.count} message{'s' * (self.count != 1)}", file=sys.stderr)
+        skipped = f" ({self.skipped} undecodable batch{'es' * (self.skipped != 1)} skipped)" if self.skipped else ""
+        print(f"Processed a total of {self.count} message{'s' * (self.count != 1)}{skipped}", file=sys.stderr)
 
 
 def _text(data: bytes | None) -> bytes:

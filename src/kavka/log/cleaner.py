@@ -259,6 +259,9 @@ class LogCleaner:
 
 
 def _report(job: CleanJob, result: CleanResult) -> None:
+    if result.undecodable:
+        log.warning("%s-%d: %d batch(es) kept as they are because their records do not decode; first: %s",
+                    job.topic, job.partition, result.undecodable, result.undecodable_reason)
     rate = result.bytes_read / result.seconds / 1e6 if result.seconds > 0 else 0.0
     log.info("%s-%d: cleaned up to offset %d: %d of %d records kept, %d -> %d bytes in %.3f s (%.1f MB/s)",
              job.topic, job.partition, result.map_end, result.records_kept, result.records_read,

@@ -169,7 +169,8 @@ def main() -> None:
         group.segment.close()  # fsynced by compact
     counters = dict(bytes_read=result.bytes_read, bytes_cleaned=result.bytes_cleaned,
                     bytes_written=result.bytes_written, records_read=result.records_read,
-                    records_kept=result.records_kept, seconds=result.seconds)
+                    records_kept=result.records_kept, seconds=result.seconds,
+                    undecodable=result.undecodable, undecodable_reason=result.undecodable_reason)
     summary = dict(map_end=result.map_end, groups=groups, counters=counters, next_horizon=result.next_horizon)
     try:
         if orphaned.is_set():

@@ -29,7 +29,13 @@ dirty range ``[first_dirty, end)``.
    * all dropped: the batch goes, except the last batch of an idempotent
      producer, kept as an empty batch (header only) so that producer state
      rebuilt from the log still knows the producer's last sequence;
-   * control batches are copied unchanged.
+   * control batches are copied unchanged;
+   * a batch whose records do not decode (CRC mismatch, corrupt compressed
+     data, or records inflating past ``max.uncompressed.message.bytes``: a
+     decompression bomb stored before the limit, or through a topic that was
+     not compacted then) is copied unchanged too and adds no key to the map.
+     It was acknowledged, so it is kept rather than dropped; the cleaning goes
+     on and counts it (``CleanResult.undecodable``, logged by the cleaner).
 
    Tombstones (null values) survive ``delete.retention.ms`` after the first
    cleaning that sees them: that cleaning stamps the batch with a delete
@@ -65,6 +71,7 @@ from kavka.log.partition_dir import CLEANED_SUFFIX
 from kavka.log.segment import Segment
 from kavka.protocol import records as rb
 from kavka.protocol.record_codec import Record, decode_records, encode_batch
+from kavka.protocol.records import InvalidBatch
 
 READ_CHUNK = 4 << 20
 INT32_MAX = 2**31 - 1
@@ -121,6 +128,8 @@ class CleanResult:
     records_kept: int = 0
     next_horizon: int | None = None  # earliest delete horizon of a kept tombstone
     seconds: float = 0.0
+    undecodable: int = 0     # batches kept as they are because their records do not decode
+    undecodable_reason: str = ""  # why the first one did not
 
     def discard(self) -> None:
         """Close and unlink the cleaned segments not swapped in."""
@@ -178,10 +187,23 @@ def build_offset_map(job: CleanJob, stop: threading.Event) -> tuple[dict[bytes, 
             if offset_map and len(offset_map) + header.records_count > job.max_map_entries:
                 return offset_map, max(header.base_offset, job.first_dirty), scanned
             scanned += header.size
-            for record in decode_records(buf, pos):
+            for record in _decode_or_none(job, buf, pos, None) or ():
                 if job.first_dirty <= record.offset < job.end and record.key is not None:
                     offset_map[map_key(record.key)] = record.offset
     return offset_map, job.end, scanned
+
+
+def _decode_or_none(job: CleanJob, buf: bytes, pos: int, result: CleanResult | None) -> list[Record] | None:
+    """The batch's records, or None (counted in ``result``) when they do not decode."""
+    try:
+        return decode_records(buf, pos, job.config.max_uncompressed_bytes)
+    except InvalidBatch as exc:
+        if result is not None:
+            if not result.undecodable:
+                header = rb.read_header(buf, pos)
+                result.undecodable_reason = f"batch at offset {header.base_offset}: {exc}"
+            result.undecodable += 1
+        return None
 
 
 def iter_batches(piece: FileSlice) -> Iterator[tuple[bytes, int, rb.BatchHeader]]:
@@ -249,7 +271,9 @@ def _clean_batch(job: CleanJob, buf: bytes, pos: int, header: rb.BatchHeader,
     original = buf[pos:pos + header.size]
     if header.is_control:
         return original
-    items = decode_records(buf, pos)
+    items = _decode_or_none(job, buf, pos, result)
+    if items is None:
+        return original
     horizon = header.base_timestamp if header.attributes & rb.ATTR_DELETE_HORIZON else None
     kept = [r for r in items if _retain(r, offset_map, horizon, job.now_ms)]
     result.records_read += len(items)

@@ -47,15 +47,17 @@ class Partition:
     def config(self) -> TopicConfig:
         return self.log.config
 
-    def append_records(self, buf: bytearray, produce_version: int, now_ms: int) -> ProduceInfo:
+    def append_records(self, buf: bytearray, produce_version: int, now_ms: int,
+                       keys_checked: bool = False) -> ProduceInfo:
         """Validate, dedupe and append a client's records; offsets are patched into ``buf``.
 
         Like Kafka, a retry of any batch in the payload answers the whole payload
         with that batch's original offsets and writes nothing.  Produce v0-2
         (several batches) is refused by the api layer; here each batch is checked
-        against the state before the append only.
+        against the state before the append only.  ``keys_checked``: the
+        compacted-topic key check already ran off the loop (validator.check_keys).
         """
-        batches = validate_produce_records(buf, self.log.config, now_ms, produce_version)
+        batches = validate_produce_records(buf, self.log.config, now_ms, produce_version, keys_checked)
         for _, header in batches:
             original = self.producers.check(header)
             if original is not None:

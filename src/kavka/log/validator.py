@@ -29,6 +29,8 @@ error code the client sees):
     producerId >= 0  =>  baseSequence >= 0        InvalidRecord    LogValidator.validateBatch
     CreateTime within before/after.max.ms of now  InvalidTimestamp LogValidator.validateTimestamp
     compacted topic: every record has a key       InvalidRecord    LogValidator.validateKey
+    ... and its records inflate to at most
+        max.uncompressed.message.bytes            InvalidRecord    (kavka only, see below)
 
 Deliberate differences from Kafka, each to keep the hot path header-only:
 
@@ -46,7 +48,19 @@ Deliberate differences from Kafka, each to keep the hot path header-only:
 * Per-record offset deltas are not checked (Kafka checks them for compressed
   batches only, while decompressing anyway).
 
-Only compacted topics decode records (to find null keys), as Kafka does.
+Only compacted topics decode records (to find null keys); Kafka decompresses
+every compressed batch at produce.
+
+Decompression bombs: Kafka streams a compressed batch through its validator
+without any bound on the output, so a batch of a few hundred KB that inflates
+to GBs costs it seconds of a request-handler thread (but no memory).  Here the
+key check decompresses with the topic's ``max.uncompressed.message.bytes``
+(default 64 MiB) as a hard bound (kavka.protocol.record_codec) and refuses a
+batch that inflates further with INVALID_RECORD, the code Kafka gives records
+that do not decode as valid records.  Scanning the keys costs ~0.35 us a
+record; a batch declaring more than :data:`OFFLOAD_RECORDS` records is
+checked in a worker thread instead of on the event loop (:func:`needs_offload`,
+api/produce.py), so the worst allowed batch does not stall other clients.
 """
 
 from __future__ import annotations
@@ -62,7 +76,7 @@ from kavka.log.errors import (
     UnsupportedCompression,
 )
 from kavka.protocol import records
-from kavka.protocol.record_codec import records_have_null_key
+from kavka.protocol.record_codec import UncompressedTooLarge, records_have_null_key
 from kavka.protocol.records import BatchHeader, CorruptBatch, InvalidBatch
 
 NO_TIMESTAMP = -1
@@ -73,14 +87,19 @@ SINGLE_BATCH_MIN_PRODUCE_VERSION = 3
 _MAGIC_AT = 16
 _ATTRIBUTES_AT = 21
 _ATTR = struct.Struct(">h")
+_RECORDS_COUNT = struct.Struct(">i")
+_RECORDS_COUNT_AT = 57
+OFFLOAD_RECORDS = 20_000  # ~7 ms of key scanning: more goes to a worker thread
 
 
 def validate_produce_records(
-    buf: bytes | bytearray, config: TopicConfig, now_ms: int, produce_version: int
+    buf: bytes | bytearray, config: TopicConfig, now_ms: int, produce_version: int,
+    keys_checked: bool = False,
 ) -> list[tuple[int, BatchHeader]]:
     """Check one partition's produce payload; return (position, header) of each batch.
 
     Raises one of the log errors in the module table; never modifies ``buf``.
+    ``keys_checked``: :func:`check_keys` already ran (in a worker thread).
     """
     spans = _frame(buf)
     for pos, _size in spans:
@@ -90,10 +109,30 @@ def validate_produce_records(
             f"Produce v{produce_version} allows exactly one record batch per partition, got {len(spans)}"
         )
     batches = [(pos, _check_batch(buf, pos, size, config, now_ms)) for pos, size in spans]
-    if config.compacted:
+    if config.compacted and not keys_checked:
         for pos, header in batches:
-            _check_keys(buf, pos, header)
+            _check_keys(buf, pos, header.size, config)
     return batches
+
+
+def needs_offload(buf: bytes | bytearray, config: TopicConfig) -> bool:
+    """Whether the key check of this payload is long enough to run off the event loop.
+
+    Reads only the first batch's codec and records count (``buf`` is not
+    validated yet: anything odd is left to the validator on the loop).
+    """
+    if not config.compacted or len(buf) < records.HEADER_SIZE:
+        return False
+    (attributes,) = _ATTR.unpack_from(buf, _ATTRIBUTES_AT)
+    (count,) = _RECORDS_COUNT.unpack_from(buf, _RECORDS_COUNT_AT)
+    return attributes & records.ATTR_CODEC_MASK != 0 and count > OFFLOAD_RECORDS
+
+
+def check_keys(buf: bytes | bytearray, config: TopicConfig) -> None:
+    """The compacted-topic key rule alone, for a worker thread; framing errors are
+    left to :func:`validate_produce_records`, which runs after it either way."""
+    for pos, size in _frame(buf):
+        _check_keys(buf, pos, size, config)
 
 
 def _frame(buf) -> list[tuple[int, int]]:
@@ -176,9 +215,11 @@ def _check_timestamps(header: BatchHeader, config: TopicConfig, now_ms: int) -> 
             )
 
 
-def _check_keys(buf, pos: int, header: BatchHeader) -> None:
+def _check_keys(buf, pos: int, size: int, config: TopicConfig) -> None:
     try:
-        missing = records_have_null_key(buf, pos, pos + header.size)
+        missing = records_have_null_key(buf, pos, pos + size, config.max_uncompressed_bytes)
+    except UncompressedTooLarge as exc:
+        raise InvalidRecord(f"a compacted topic's batch is too large to check: {exc}") from exc
     except InvalidBatch as exc:  # records that do not decode or decompress
         raise CorruptRecord(f"records of a compacted topic's batch do not decode: {exc}") from exc
     if missing:
