@@ -14,6 +14,9 @@ a time and shares the per-resource rules here:
   INVALID_CONFIG with a message naming the setting, checked by the log manager,
   which persists the overrides (they survive a restart) and hands the new
   config to every running partition;
+* an internal topic (kavka.internal_topics) may change any setting but
+  ``cleanup.policy``, which must stay ``compact`` (POLICY_VIOLATION): Kafka
+  allows anything, but deletion by retention there loses committed offsets;
 * BROKER (4): the name must be our broker id or "" (cluster-wide defaults), as
   in DescribeConfigs; a change is INVALID_REQUEST, because kavka has no dynamic
   broker configs (settings come from the file and ``--override`` at start).
@@ -31,9 +34,10 @@ from collections import Counter
 from typing import Callable, Mapping
 
 from kavka.api.describe_configs import BROKER, BROKER_LOGGER, TOPIC, _check_broker_id
-from kavka.api.errors import InvalidRequestError, error_code_for, error_message
+from kavka.api.errors import InvalidRequestError, PolicyViolation, error_code_for, error_message
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
+from kavka.internal_topics import config_problem
 from kavka.log.errors import LogError, UnknownTopicOrPartition
 from kavka.log.log_manager import TopicInfo
 from kavka.protocol.errors import ErrorCode
@@ -136,9 +140,12 @@ def alter_topic(broker, name: str, changes: Mapping[str, str | None], validate_o
     this returns an awaitable of (error code, message) then."""
     if not changes:
         return None
+    info = broker.topic_info(name)
+    merged = {k: v for k, v in {**info.overrides, **changes}.items() if v is not None}
+    problem = config_problem(name, merged)
+    if problem is not None:
+        raise PolicyViolation(problem)
     if broker.cluster is not None:
-        info = broker.topic_info(name)
-        merged = {k: v for k, v in {**info.overrides, **changes}.items() if v is not None}
         broker.logs.describe_remote(name, info.topic_id, info.partitions, merged)   # validates, raises
         broker.logs.check_client_overrides({k: v for k, v in changes.items() if v is not None})
         if validate_only:

@@ -6,6 +6,11 @@ once); an unknown topic UNKNOWN_TOPIC_OR_PARTITION; a count that is not an
 increase INVALID_PARTITIONS; manual assignments must cover exactly the new
 partitions, each with the topic's replica count of distinct, live brokers
 (INVALID_REPLICA_ASSIGNMENT).  ``validate_only`` checks and changes nothing.
+
+Stricter than Kafka: an internal topic (kavka.internal_topics) cannot grow
+(INVALID_TOPIC_EXCEPTION).  A group's partition is its id's hash modulo the
+partition count, so more partitions would send groups to partitions that do
+not hold their offsets.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from kavka.api.create_topics import check_assignments, check_request_cap, live_b
 from kavka.api.errors import InvalidReplicaAssignment, InvalidRequestError, error_code_for, error_message
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
-from kavka.log.errors import InvalidPartitions, LogError, UnknownTopicOrPartition
+from kavka.internal_topics import is_internal
+from kavka.log.errors import InvalidPartitions, InvalidTopic, LogError, UnknownTopicOrPartition
 from kavka.protocol.errors import ErrorCode
 
 KEY = 37
@@ -49,6 +55,7 @@ def _grow(broker, topic, validate_only: bool, adding: int = 0) -> int:
     info = logs.topic(topic.name)
     if info is None:
         raise UnknownTopicOrPartition(f"Topic '{topic.name}' does not exist.")
+    _refuse_internal(topic.name)
     current = info.partitions
     if topic.count <= current:
         raise InvalidPartitions(f"Topic currently has {current} partitions, {topic.count} must be greater")
@@ -94,6 +101,7 @@ def _check_growth(broker, assignment, topic):
     """The same checks as a lone broker's, against the cluster's view of the topic."""
     if assignment is None:
         raise UnknownTopicOrPartition(f"Topic '{topic.name}' does not exist.")
+    _refuse_internal(topic.name)
     current = len(assignment.replicas)
     if topic.count <= current:
         raise InvalidPartitions(f"Topic currently has {current} partitions, {topic.count} must be greater")
@@ -107,3 +115,9 @@ def _check_growth(broker, assignment, topic):
     pairs = [(current + i, tuple(a.broker_ids)) for i, a in enumerate(topic.assignments)]
     check_assignments(pairs, live_broker_ids(broker), current, len(assignment.replicas[0]))
     return dict(pairs)
+
+
+def _refuse_internal(name: str) -> None:
+    if is_internal(name):
+        raise InvalidTopic(f"The partition count of internal topic {name} cannot be changed: "
+                           "groups would move to partitions without their state.")

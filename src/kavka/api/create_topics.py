@@ -3,8 +3,11 @@
 Each topic is checked in Kafka's order and fails alone, with an error message:
 
 1. its name appears twice in the request: INVALID_REQUEST (reported once);
-2. the name is not a legal topic name, or collides with an existing topic once
-   '.' and '_' are treated alike: INVALID_TOPIC_EXCEPTION;
+2. the name is not a legal topic name, collides with an existing topic once
+   '.' and '_' are treated alike, or is reserved for the broker
+   (kavka.internal_topics; Kafka refuses only ``__cluster_metadata``, but a
+   client-made ``__consumer_offsets`` would have the client's partition count
+   and cleanup policy): INVALID_TOPIC_EXCEPTION;
 3. the topic exists: TOPIC_ALREADY_EXISTS;
 4. a config is unknown, null or has a bad value: INVALID_CONFIG, naming it;
 5. with manual assignments: num_partitions or replication_factor other than -1
@@ -55,6 +58,7 @@ from kavka.api.errors import (
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.config import TopicConfig
+from kavka.internal_topics import is_reserved
 from kavka.log.errors import InvalidPartitions, InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
 from kavka.log.log_manager import STEP_PARTITIONS, run_steps, unify_collision_chars
 from kavka.protocol.errors import ErrorCode
@@ -125,6 +129,8 @@ def plan_topic(broker, topic) -> TopicPlan:
     The log manager owns the name and config rules: a dry run of create_topic
     (one partition, always legal) checks them before the layout is looked at.
     """
+    if is_reserved(topic.name):
+        raise InvalidTopic(f"Topic name {topic.name} is reserved for the broker's internal use.")
     overrides = {c.name: c.value for c in topic.configs}
     dry_run = broker.logs.create_topic(topic.name, 1, overrides, validate_only=True, client=True)
     partitions, replication = _layout(broker, topic)

@@ -2,6 +2,8 @@
 
 Per partition, as Kafka's leader does:
 
+* an internal topic (kavka.internal_topics): INVALID_TOPIC_EXCEPTION, low
+  watermark -1, before anything else, as Kafka's ReplicaManager answers;
 * unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION, low watermark -1;
 * a topic whose ``cleanup.policy`` lacks ``delete`` (compact only):
   POLICY_VIOLATION — compaction, not the client, decides what goes there;
@@ -18,6 +20,7 @@ from __future__ import annotations
 from kavka.api.errors import error_code_for
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
+from kavka.internal_topics import is_internal
 from kavka.log.errors import LogError
 from kavka.protocol.errors import ErrorCode
 
@@ -41,6 +44,8 @@ def handle(request: Request):
 def _delete(broker, topic: str, index: int, offset: int) -> tuple[ErrorCode, int]:
     """(error, low watermark) of one partition's deletion (on its leader; followers take the
     new log start from their next fetch)."""
+    if is_internal(topic):
+        return ErrorCode.invalid_topic_exception, -1
     partition, error = broker.leader_partition(topic, index)
     if partition is None:
         return error, -1

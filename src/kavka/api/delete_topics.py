@@ -8,6 +8,10 @@ As in Kafka:
   a name and an id, or neither: INVALID_REQUEST;
 * an unknown name: UNKNOWN_TOPIC_OR_PARTITION; an unknown id: UNKNOWN_TOPIC_ID.
 
+Stricter than Kafka (which lets anyone with the ACL delete them): an internal
+topic (kavka.internal_topics) is refused with INVALID_TOPIC_EXCEPTION, by name
+or by id; deleting ``__consumer_offsets`` would drop every group's offsets.
+
 Answers keep the request's order, one per distinct topic reference.
 """
 
@@ -19,7 +23,8 @@ from collections import Counter
 from kavka.api.errors import InvalidRequestError, TopicDeletionDisabled, error_code_for, error_message
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
-from kavka.log.errors import LogError
+from kavka.internal_topics import is_internal
+from kavka.log.errors import InvalidTopic, LogError
 from kavka.protocol.errors import ErrorCode
 
 KEY = 20
@@ -73,6 +78,8 @@ async def _delete_in_cluster(r, cluster, name: str | None, topic_id: uuid.UUID):
     topic = cluster.topic(name)
     if topic is None:
         return _result(r, name, topic_id, ErrorCode.unknown_topic_or_partition, f"Topic '{name}' does not exist.")
+    if is_internal(name):
+        return _result(r, name, uuid.UUID(topic.topic_id), *_fail(_internal(name)))
     code, message = await cluster.delete_topic_anywhere(name)
     return _result(r, name, uuid.UUID(topic.topic_id), code, message)
 
@@ -98,11 +105,17 @@ def _delete(r, logs, name: str | None, topic_id: uuid.UUID):
         if info is None:
             return _result(r, name, topic_id, ErrorCode.unknown_topic_or_partition,
                            f"Topic '{name}' does not exist.")
+    if is_internal(info.name):
+        return _result(r, info.name, info.topic_id, *_fail(_internal(info.name)))
     try:
         logs.delete_topic(info.name)
     except (LogError, ValueError) as exc:
         return _result(r, info.name, info.topic_id, *_fail(exc))
     return _result(r, info.name, info.topic_id, ErrorCode.none, None)
+
+
+def _internal(name: str) -> InvalidTopic:
+    return InvalidTopic(f"Topic {name} is an internal topic of the broker and cannot be deleted.")
 
 
 def _fail(exc: BaseException) -> tuple[ErrorCode, str]:

@@ -36,6 +36,7 @@ _CODES: dict[str, ErrorCode] = {
     "TopicDeletionDisabled": ErrorCode.topic_deletion_disabled,
     "FencedLeaderEpoch": ErrorCode.fenced_leader_epoch,
     "UnknownLeaderEpoch": ErrorCode.unknown_leader_epoch,
+    "PolicyViolation": ErrorCode.policy_violation,
 }
 
 
@@ -66,6 +67,10 @@ class InvalidReplicaAssignment(ValueError):
 
 class TopicDeletionDisabled(ValueError):
     pass
+
+
+class PolicyViolation(ValueError):
+    """A change the broker's own rules forbid (e.g. a config of an internal topic)."""
 
 
 __all__ = ["error_code_for", "error_message", "ConfigError"]

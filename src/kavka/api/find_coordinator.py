@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
+from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.protocol.errors import ErrorCode
 
 KEY = 10
 VERSIONS = (0, 6)
 GROUP, TRANSACTION = 0, 1
-OFFSETS_TOPIC = "__consumer_offsets"
 
 
 @api(KEY, "FindCoordinator", VERSIONS)

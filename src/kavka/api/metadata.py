@@ -17,6 +17,7 @@ import uuid
 from kavka.api.errors import error_code_for
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
+from kavka.internal_topics import INTERNAL_TOPICS, is_reserved
 from kavka.log.errors import LogError
 from kavka.protocol.errors import ErrorCode
 
@@ -24,7 +25,6 @@ log = logging.getLogger("kavka.api")
 
 KEY = 3
 VERSIONS = (0, 13)
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 OPERATIONS_NOT_REQUESTED = -(2**31)
 # READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
 TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
@@ -69,7 +69,7 @@ def _lookup(r, request: Request, wanted, allow_create: bool):
 
 def _auto_create(request: Request, name: str, allow_create: bool) -> ErrorCode | None:
     broker = request.broker
-    if not (allow_create and broker.config.get("auto.create.topics.enable")) or name in INTERNAL_TOPICS:
+    if not (allow_create and broker.config.get("auto.create.topics.enable")) or is_reserved(name):
         return ErrorCode.unknown_topic_or_partition
     try:
         broker.logs.create_topic(name, broker.config.get("num.partitions"))
@@ -120,7 +120,7 @@ async def _cluster_metadata(request: Request):
                 topics.append(_error(r, None, ErrorCode.invalid_request))
                 continue
             if cluster.topic(name) is None:
-                if not allow_create or name in INTERNAL_TOPICS:
+                if not allow_create or is_reserved(name):
                     topics.append(_error(r, name, ErrorCode.unknown_topic_or_partition))
                     continue
                 live = len(cluster.live_broker_ids())

@@ -27,6 +27,7 @@ import struct
 from kavka.api.errors import error_code_for, error_message
 from kavka.api.registry import RawResponse, Request, api
 from kavka.api.responses import builder_for
+from kavka.internal_topics import is_internal
 from kavka.log.errors import LogError
 from kavka.log.validator import check_keys, needs_offload
 from kavka.protocol import messages
@@ -135,6 +136,9 @@ def _append_one(logs, replicas, acks: int, topic: str, data, version: int, now_m
     """((index, error, base_offset, log_append_time_ms, log_start_offset, message), last offset).
 
     ``checked``: False (check keys here), None (checked and fine) or the check's LogError."""
+    if is_internal(topic):  # only the broker writes there (kavka.internal_topics)
+        message = f"Cannot append to internal topic {topic}"
+        return (data.index, ErrorCode.invalid_topic_exception, -1, -1, -1, message), -1
     partition = logs.partition(topic, data.index)
     if partition is None:
         return (data.index, ErrorCode.unknown_topic_or_partition, -1, -1, -1, None), -1

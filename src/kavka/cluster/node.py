@@ -31,11 +31,10 @@ from dataclasses import dataclass
 
 from kavka.cluster import decisions
 from kavka.cluster.model import NO_LEADER, BrokerInfo, TopicAssignment
+from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.replication.manager import Assignment, ReplicaManager
 
 log = logging.getLogger("kavka.cluster")
-
-OFFSETS_TOPIC = "__consumer_offsets"
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ from kavka.protocol.errors import ErrorCode
 
 log = logging.getLogger("kavka.group")
 
+REPLAY_FAILURES_LOGGED = 20  # per load; then only a count
+
 
 class Journal(Protocol):
     def is_local(self, group_id: str) -> bool: ...
@@ -93,14 +95,25 @@ class GroupCoordinator:
         return count
 
     def _replay_all(self, records) -> int:
-        count = 0
+        """Replay what the journal yields (it already skips records it cannot decode); a
+        record that decodes but cannot be applied is skipped and logged, never fatal."""
+        count = failed = 0
         self._loading = True
         try:
             for key, value in records:
-                self.replay(key, value)
+                try:
+                    self.replay(key, value)
+                except Exception as exc:
+                    failed += 1
+                    if failed <= REPLAY_FAILURES_LOGGED:
+                        log.warning("skipping a __consumer_offsets record that cannot be applied (%s): %s: %s",
+                                    key, type(exc).__name__, exc)
+                    continue
                 count += 1
         finally:
             self._loading = False
+        if failed > REPLAY_FAILURES_LOGGED:
+            log.warning("skipped %d __consumer_offsets records that could not be applied", failed)
         for group_id in [*self.groups, *self.consumer_groups]:
             self._refresh_deadline(group_id)
         return count

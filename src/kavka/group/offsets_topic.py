@@ -10,6 +10,14 @@ appends with a trusted origin likewise).
 coordinator to replay at startup.  The topic is created on first use with
 ``offsets.topic.num.partitions`` partitions and ``cleanup.policy=compact``; an
 existing topic keeps its partition count (changing it would move groups).
+
+Reading never stops the broker from starting: a record whose key or value
+cannot be decoded (written by a newer broker, or damaged) is skipped with one
+warning naming its topic-partition-offset, and a batch whose records cannot
+be read at all is skipped whole; after ``SKIPS_LOGGED`` such lines per
+partition only a count is logged at the end.  The records around them load as
+usual.  Clients cannot write here (kavka.internal_topics), so such records
+come from the disk or from another program writing the log files.
 """
 
 from __future__ import annotations
@@ -18,15 +26,17 @@ import logging
 from typing import Iterator
 
 from kavka.group.log_format import (
-    Key, UnknownRecord, Value, decode_key, decode_value, encode_key, encode_value, partition_for,
+    Key, Value, decode_key, decode_value, encode_key, encode_value, partition_for,
 )
+from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.protocol.record_codec import encode_batch, iter_records
 from kavka.protocol.records import iter_batches
 
 log = logging.getLogger("kavka.group")
 
-TOPIC = "__consumer_offsets"
+TOPIC = OFFSETS_TOPIC
 READ_CHUNK = 1 << 20
+SKIPS_LOGGED = 20  # warnings per partition and load; the rest are counted
 
 
 class OffsetsTopic:
@@ -76,7 +86,7 @@ class OffsetsTopic:
     def read_partition(self, index: int) -> Iterator[tuple[Key, Value]]:
         partition = self._logs.partition(TOPIC, index)
         if partition is not None:
-            yield from _read_partition(partition.log)
+            yield from _read_partition(partition.log, index)
 
     def _partition(self, index: int):
         if self._logs.topic(TOPIC) is None:
@@ -86,27 +96,59 @@ class OffsetsTopic:
         return self._logs.partition(TOPIC, index)
 
 
-def _read_partition(plog) -> Iterator[tuple[Key, Value]]:
+class _Skips:
+    """One warning per unreadable record, up to SKIPS_LOGGED; then a count at the end."""
+
+    def __init__(self, index: int) -> None:
+        self.index, self.count = index, 0
+
+    def skip(self, offset: int, what: str, exc: BaseException) -> None:
+        self.count += 1
+        if self.count <= SKIPS_LOGGED:
+            log.warning("skipping unreadable %s at %s-%d offset %d: %s: %s", what, TOPIC, self.index, offset,
+                        type(exc).__name__, exc)
+
+    def summary(self) -> None:
+        if self.count > SKIPS_LOGGED:
+            log.warning("skipped %d unreadable records/batches in %s-%d (%d not logged one by one)",
+                        self.count, TOPIC, self.index, self.count - SKIPS_LOGGED)
+
+
+def _read_partition(plog, index: int = 0) -> Iterator[tuple[Key, Value]]:
     # Up to the log end, not the high watermark: a new leader's HW catches up only as its
     # followers fetch, and what its log holds is what the group's history is from now on.
+    skips = _Skips(index)
     offset, end = plog.log_start_offset, plog.log_end_offset
     while offset < end:
         read = plog.read(offset, READ_CHUNK, max_offset=end, min_one_batch=True)
         if not read.slices:
-            return
+            break
         data = b"".join(piece.read() for piece in read.slices)
+        before = offset
         for pos, header in iter_batches(data):
             if not header.is_control:
-                yield from _decode(iter_records(data, pos, pos + header.size), offset)
+                yield from _decode_batch(data, pos, header, offset, skips)
             offset = max(offset, header.next_offset)
+        if offset == before:   # no whole batch where one should start: nothing more is readable
+            log.warning("%s-%d: no readable batch at offset %d (log end %d); loaded what came before",
+                        TOPIC, index, offset, end)
+            break
+    skips.summary()
 
 
-def _decode(records, from_offset: int) -> Iterator[tuple[Key, Value]]:
+def _decode_batch(data: bytes, pos: int, header, from_offset: int, skips: _Skips) -> Iterator[tuple[Key, Value]]:
+    try:
+        records = list(iter_records(data, pos, pos + header.size))
+    except Exception as exc:  # a damaged batch: its framing or compression does not parse
+        skips.skip(header.base_offset, "batch", exc)
+        return
     for record in records:
         if record.offset < from_offset or record.key is None:
             continue
         try:
             key = decode_key(record.key)
-            yield key, decode_value(key, record.value)
-        except UnknownRecord as exc:
-            log.warning("skipping a %s record at offset %d: %s", TOPIC, record.offset, exc)
+            value = decode_value(key, record.value)
+        except Exception as exc:  # unknown versions (UnknownRecord) and damaged bytes alike
+            skips.skip(record.offset, "record", exc)
+            continue
+        yield key, value
