@@ -34,7 +34,7 @@ from kavka.group.runner import GroupRunner
 from kavka.log.cleaner import LogCleaner
 from kavka.log.log_manager import LogManager
 from kavka.server.dispatch import Dispatcher
-from kavka.server.listener import Listener
+from kavka.server.listener import Listener, server_limits
 
 log = logging.getLogger("kavka")
 
@@ -163,9 +163,7 @@ class Broker:
             groups=self.groups)
         if self.node is not None:
             self.node.attach(context)  # before listening: until etcd says otherwise, lead nothing
-        self._listener = Listener(
-            Dispatcher(context), max_frame_size=self.config.get("socket.request.max.bytes"),
-            max_connections=self.config.get("max.connections"))
+        self._listener = Listener(Dispatcher(context), limits=server_limits(self.config))
         await self._listener.start(self.host, self.port)
         self.port = self._listener.port
         context.host = self._advertised_host or self._advertise(self.host)

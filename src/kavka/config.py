@@ -146,7 +146,23 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               "or kept undecoded by the cleaner.", at_least(1), False),
     ConfigKey("socket.request.max.bytes", "int", 104857600, "Largest request frame.", at_least(1)),
     ConfigKey("max.connections", "int", INT_MAX, "Open connections allowed.", at_least(0), False),
-    ConfigKey("connections.max.idle.ms", "long", 600000, "Idle connections are closed after this."),
+    ConfigKey("max.connections.per.ip", "int", INT_MAX, "Open connections allowed from one address.",
+              at_least(0), False),
+    ConfigKey("max.connections.per.ip.overrides", "list", (),
+              "HOST:COUNT items overriding max.connections.per.ip for those addresses.", None, False),
+    ConfigKey("connections.max.idle.ms", "long", 600000,
+              "A connection with no request in progress and no bytes moved for this long is closed "
+              "(-1: never)."),
+    # Kafka's default is -1 (unbounded).  kavka bounds it: 256 MiB is over twice the largest
+    # frame (socket.request.max.bytes), so a maximal request never waits alone, and caps what
+    # clients sending large frames at once can make the broker hold.
+    ConfigKey("queued.max.request.bytes", "long", 268435456,
+              "Bytes of large request frames held at once across all connections; a connection "
+              "waits, unread, until its frame fits (-1: unbounded)."),
+    # Not in Kafka: a frame trickling in would otherwise hold its buffer and budget for ever.
+    ConfigKey("socket.request.receive.timeout.ms", "long", 60000,
+              "A request frame must arrive in full within this long of its first byte, or the "
+              "connection is closed (-1: never)."),
     ConfigKey("log.segment.bytes", "int", 1073741824, "Segment size before a roll.", at_least(14), False),
     ConfigKey("log.roll.ms", "long", None, "Segment age before a roll (overrides log.roll.hours).", at_least(1), False),
     ConfigKey("log.roll.hours", "int", 168, "Segment age in hours before a roll.", at_least(1)),

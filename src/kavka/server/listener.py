@@ -1,9 +1,17 @@
-"""The listening socket and the set of live connections.
+"""The listening socket, the set of live connections, and the limits they share.
 
 Lifecycle: ``start`` binds (a busy port raises ``OSError`` for the caller to
-report), connections beyond ``max_connections`` are closed on arrival, and
-``stop`` stops accepting, lets each connection finish the request it is
-handling (bounded by a timeout) and closes the rest.
+report), connections beyond ``max.connections`` in all or
+``max.connections.per.ip`` from one address are closed on arrival (as Kafka
+does), and ``stop`` stops accepting, lets each connection finish the request it
+is handling (bounded by a timeout) and closes the rest.
+
+A sweep task looks at every connection a few times per limit period and closes
+those idle for ``connections.max.idle.ms`` and those whose frame started
+arriving more than ``socket.request.receive.timeout.ms`` ago and is still not
+complete (a client trickling bytes would otherwise hold its buffer and its share
+of the memory budget for ever).  One pass over a set is cheap next to per-connection
+timers re-armed on every read.
 """
 
 from __future__ import annotations
@@ -11,19 +19,66 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from dataclasses import dataclass, field
 
+from kavka.config import ConfigError
+from kavka.server.budget import MemoryBudget
 from kavka.server.connection import Connection, Dispatcher
 
 log = logging.getLogger("kavka.server")
 
+INT_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    max_frame_size: int = 104857600          # socket.request.max.bytes
+    max_connections: int = INT_MAX           # max.connections
+    max_connections_per_ip: int = INT_MAX    # max.connections.per.ip
+    per_ip_overrides: dict = field(default_factory=dict)  # max.connections.per.ip.overrides
+    idle_ms: int = 600000                    # connections.max.idle.ms (<= 0: never)
+    receive_timeout_ms: int = 60000          # socket.request.receive.timeout.ms (<= 0: never)
+    queued_max_request_bytes: int = 268435456  # queued.max.request.bytes (<= 0: unbounded)
+
+
+def parse_per_ip_overrides(entries) -> dict[str, int]:
+    """``max.connections.per.ip.overrides``: "host:count" items (Kafka's format)."""
+    result: dict[str, int] = {}
+    for item in entries or ():
+        host, sep, count = str(item).rpartition(":")
+        if not sep or not host or not count.strip().isdigit():
+            raise ConfigError(f"max.connections.per.ip.overrides: {item!r} is not HOST:COUNT")
+        result[host.strip()] = int(count)
+    return result
+
+
+def server_limits(config) -> ServerLimits:
+    """The listener's limits from broker settings (kavka.config.BrokerConfig)."""
+    return ServerLimits(
+        max_frame_size=config.get("socket.request.max.bytes"),
+        max_connections=config.get("max.connections"),
+        max_connections_per_ip=config.get("max.connections.per.ip"),
+        per_ip_overrides=parse_per_ip_overrides(config.get("max.connections.per.ip.overrides")),
+        idle_ms=config.get("connections.max.idle.ms"),
+        receive_timeout_ms=config.get("socket.request.receive.timeout.ms"),
+        queued_max_request_bytes=config.get("queued.max.request.bytes"))
+
 
 class Listener:
-    def __init__(self, dispatcher: Dispatcher, *, max_frame_size: int, max_connections: int) -> None:
+    def __init__(self, dispatcher: Dispatcher, *, max_frame_size: int | None = None,
+                 max_connections: int | None = None, limits: ServerLimits | None = None) -> None:
+        limits = limits or ServerLimits()
+        if max_frame_size is not None or max_connections is not None:
+            limits = ServerLimits(**{**limits.__dict__,
+                                     **({"max_frame_size": max_frame_size} if max_frame_size is not None else {}),
+                                     **({"max_connections": max_connections} if max_connections is not None else {})})
+        self.limits = limits
         self._dispatcher = dispatcher
-        self._max_frame_size = max_frame_size
-        self._max_connections = max_connections
+        self.budget = MemoryBudget(limits.queued_max_request_bytes)
         self._connections: set[Connection] = set()
+        self._per_ip: dict[str, int] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task | None = None
         self.host = ""
         self.port = 0
 
@@ -35,26 +90,58 @@ class Listener:
         self.host, self.port = sockname[0], sockname[1]
         for sock in self._server.sockets:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        periods = [p for p in (self.limits.idle_ms, self.limits.receive_timeout_ms) if p > 0]
+        if periods:
+            self._sweeper = loop.create_task(self._sweep(min(periods) / 1000))
 
     def _make_connection(self) -> Connection:
-        return Connection(self, self._dispatcher, self._max_frame_size)
+        return Connection(self, self._dispatcher, self.limits.max_frame_size)
 
     def admit(self, conn: Connection) -> bool:
-        if len(self._connections) >= self._max_connections:
+        if len(self._connections) >= self.limits.max_connections:
             log.warning("refusing connection from %s: max.connections=%d reached",
-                        conn.peer, self._max_connections)
+                        conn.peer, self.limits.max_connections)
+            return False
+        ip = conn.peer_ip
+        cap = self.limits.per_ip_overrides.get(ip, self.limits.max_connections_per_ip)
+        if self._per_ip.get(ip, 0) >= cap:
+            log.warning("refusing connection from %s: max.connections.per.ip=%d reached for %s",
+                        conn.peer, cap, ip)
             return False
         self._connections.add(conn)
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         return True
 
     def forget(self, conn: Connection) -> None:
-        self._connections.discard(conn)
+        if conn in self._connections:
+            self._connections.discard(conn)
+            ip = conn.peer_ip
+            left = self._per_ip.get(ip, 1) - 1
+            if left > 0:
+                self._per_ip[ip] = left
+            else:
+                self._per_ip.pop(ip, None)
 
     @property
     def connection_count(self) -> int:
         return len(self._connections)
 
+    async def _sweep(self, period_s: float) -> None:
+        # A connection is closed between period and period * 1.25 after it went quiet.
+        interval = min(max(period_s / 4, 0.05), 10.0)
+        idle_s = self.limits.idle_ms / 1000 if self.limits.idle_ms > 0 else None
+        receive_s = self.limits.receive_timeout_ms / 1000 if self.limits.receive_timeout_ms > 0 else None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for conn in list(self._connections):
+                conn.check_timeouts(now, idle_s, receive_s)
+
     async def stop(self, timeout: float = 5.0) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._server is not None:
             self._server.close()
         conns = list(self._connections)
