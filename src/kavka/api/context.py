@@ -60,6 +60,8 @@ class BrokerContext:
         partition = self.logs.partition(topic, index)
         if partition is None:
             return None, ErrorCode.unknown_topic_or_partition
+        if partition.offline:  # its log directory failed (kavka.log.log_dir)
+            return None, ErrorCode.kafka_storage_error
         if self.replicas is not None and self.replicas.leader_error((topic, index)) != ErrorCode.none:
             return None, ErrorCode.not_leader_or_follower
         return partition, ErrorCode.none

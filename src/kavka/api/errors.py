@@ -35,6 +35,7 @@ _CODES: dict[str, ErrorCode] = {
     "TopicDeletionDisabled": ErrorCode.topic_deletion_disabled,
     "FencedLeaderEpoch": ErrorCode.fenced_leader_epoch,
     "UnknownLeaderEpoch": ErrorCode.unknown_leader_epoch,
+    "StorageError": ErrorCode.kafka_storage_error,
 }
 
 

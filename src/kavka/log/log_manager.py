@@ -59,9 +59,10 @@ from kavka.clock import Clock
 from kavka.config import BrokerConfig, ConfigError, TopicConfig, parse_properties, validate_topic_overrides
 from kavka.log.checkpoint import write_atomically
 from kavka.log.errors import (
-    DataDirLocked, DataDirUnusable, InvalidConfig, InvalidPartitions, InvalidTopic, TopicAlreadyExists,
-    UnknownTopicOrPartition,
+    DataDirLocked, DataDirUnusable, InvalidConfig, InvalidPartitions, InvalidTopic, StorageError,
+    TopicAlreadyExists, UnknownTopicOrPartition,
 )
+from kavka.log.log_dir import LogDirHealth
 from kavka.log.partition import Partition
 from kavka.log.partition_log import PartitionLog
 
@@ -128,6 +129,7 @@ class LogManager:
         self._by_id: dict[uuid.UUID, TopicInfo] = {}
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._lock_fd: int | None = None
+        self.health = LogDirHealth(self.data_dir)  # online, full or offline (kavka.log.log_dir)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -158,8 +160,12 @@ class LogManager:
         """Flush and close every partition, then mark the shutdown clean and unlock."""
         if self._lock_fd is None:
             return
-        self._close_partitions()
-        write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, "")
+        closed_all = self._close_partitions()
+        try:
+            if closed_all and not self.health.offline:
+                write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, "")
+        except OSError as exc:  # no marker: the next start recovers every partition
+            log.warning("could not mark the shutdown clean: %s", exc)
         self._release_lock()
 
     def housekeeping(self, now_ms: int) -> int:
@@ -171,10 +177,12 @@ class LogManager:
         """
         deleted = 0
         for (topic, index), partition in list(self._partitions.items()):
+            if partition.offline:
+                continue
             try:
                 decision = partition.log.apply_retention(now_ms)
-            except OSError:
-                log.exception("retention of %s-%d failed", topic, index)
+            except OSError as exc:
+                partition.storage_failure(exc, "retention of")  # logged once, not per run
                 continue
             if decision:
                 deleted += decision.count
@@ -221,7 +229,11 @@ class LogManager:
         if set("._") & set(name) and not name.startswith("__"):  # internal topics are fine
             log.warning("topic %r contains '.' or '_': its metric names may look like another topic's", name)
         self._remember(info)
-        self._write_topics()
+        try:
+            self._write_topics()
+        except StorageError:  # not persisted: no half-made topic in memory either
+            del self._topics[name], self._by_id[info.topic_id]
+            raise
         for index in range(partitions):
             self._open_partition(info, index, recover=False)
         return info
@@ -308,11 +320,19 @@ class LogManager:
             # A lone broker leads every partition from epoch 0; the cluster
             # controller will assign epochs instead.
             plog.assign_leader_epoch(0)
-        self._partitions[(info.name, index)] = Partition.open(info.name, index, plog)
+        self._partitions[(info.name, index)] = Partition.open(info.name, index, plog, self.health)
 
-    def _close_partitions(self) -> None:
+    def _close_partitions(self) -> bool:
+        """Close every partition; False if a disk error kept one from flushing (each is
+        logged, the others still close, so shutdown finishes and the lock is released)."""
+        ok = True
         for key in list(self._partitions):
-            self._partitions.pop(key).close()
+            try:
+                self._partitions.pop(key).close()
+            except OSError as exc:
+                ok = False
+                log.warning("closing %s-%d: %s", key[0], key[1], exc)
+        return ok
 
     # -- the data directory ----------------------------------------------------------------
 
@@ -381,7 +401,10 @@ class LogManager:
             {"name": t.name, "topic_id": str(t.topic_id), "partitions": t.partitions,
              "overrides": dict(t.overrides)}
             for t in self._topics.values()]}
-        write_atomically(self.data_dir / META_DIR / TOPICS_FILE, json.dumps(body, indent=1, sort_keys=True))
+        try:
+            write_atomically(self.data_dir / META_DIR / TOPICS_FILE, json.dumps(body, indent=1, sort_keys=True))
+        except OSError as exc:
+            raise self.health.failed(exc, f"{META_DIR}/{TOPICS_FILE}") from None
 
     def _clear_deleted_directories(self) -> None:
         for path in self.data_dir.glob("*" + DELETE_SUFFIX):
