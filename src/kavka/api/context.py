@@ -53,6 +53,7 @@ class BrokerContext:
     groups: "object" = None  # kavka.group.runner.GroupRunner; None: no group coordinator
     replicas: "object" = None  # kavka.replication.manager.ReplicaManager; None: a lone broker leads all
     cluster: "object" = None   # kavka.cluster.node.ClusterNode in cluster mode; None: a lone broker
+    durable: "object" = None   # kavka.log.group_commit.GroupCommit with --durable; None: ack from the page cache
 
     def leader_partition(self, topic: str, index: int):
         """(partition, NONE) if this broker leads it; (None, the error) otherwise."""
