@@ -161,6 +161,9 @@ class Broker:
             logs=self.logs, config=self.config, clock=self._clock, node_id=self.config.get("broker.id"),
             host="", port=0, producer_ids=ProducerIdAllocator(self.data_dir / "producer-id-block"),
             groups=self.groups)
+        if self.config.get("kavka.flush.before.ack"):
+            from kavka.log.group_commit import GroupCommit
+            context.durable = GroupCommit(self.logs.health)
         if self.node is not None:
             self.node.attach(context)  # before listening: until etcd says otherwise, lead nothing
         self._listener = Listener(Dispatcher(context), limits=server_limits(self.config))
@@ -195,6 +198,8 @@ class Broker:
         if self._listener is not None:
             await self._listener.stop(timeout)
             self._listener = None
+        if self.context is not None and self.context.durable is not None:
+            await self.context.durable.close()  # its last round, before the logs close
         if self.logs is not None:
             self.logs.close()
             self.logs = None

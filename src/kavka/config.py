@@ -200,6 +200,9 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               at_least(1), False),
     ConfigKey("log.flush.interval.messages", "long", LONG_MAX, "Messages between fsyncs.", at_least(1), False),
     ConfigKey("log.flush.interval.ms", "long", None, "Milliseconds between fsyncs.", at_least(0), False),
+    ConfigKey("kavka.flush.before.ack", "boolean", False,
+              "kavka only (kavka serve --durable): fsync a produce's batches before acknowledging it, "
+              "group-committed across concurrent produces (kavka.log.group_commit)."),
     ConfigKey("compression.type", "string", "producer", "Codec applied by the broker.",
               one_of(*COMPRESSION_TYPES), False),
     ConfigKey("min.insync.replicas", "int", 1, "Replicas that must acknowledge acks=all.", at_least(1), False),

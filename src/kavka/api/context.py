@@ -53,6 +53,7 @@ class BrokerContext:
     groups: "object" = None  # kavka.group.runner.GroupRunner; None: no group coordinator
     replicas: "object" = None  # kavka.replication.manager.ReplicaManager; None: a lone broker leads all
     cluster: "object" = None   # kavka.cluster.node.ClusterNode in cluster mode; None: a lone broker
+    durable: "object" = None   # kavka.log.group_commit.GroupCommit with --durable; None: ack from the page cache
 
     def leader_partition(self, topic: str, index: int):
         """(partition, NONE) if this broker leads it; (None, the error) otherwise."""
@@ -60,6 +61,8 @@ class BrokerContext:
         partition = self.logs.partition(topic, index)
         if partition is None:
             return None, ErrorCode.unknown_topic_or_partition
+        if partition.offline:  # its log directory failed (kavka.log.log_dir)
+            return None, ErrorCode.kafka_storage_error
         if self.replicas is not None and self.replicas.leader_error((topic, index)) != ErrorCode.none:
             return None, ErrorCode.not_leader_or_follower
         return partition, ErrorCode.none

@@ -37,6 +37,7 @@ _CODES: dict[str, ErrorCode] = {
     "FencedLeaderEpoch": ErrorCode.fenced_leader_epoch,
     "UnknownLeaderEpoch": ErrorCode.unknown_leader_epoch,
     "PolicyViolation": ErrorCode.policy_violation,
+    "StorageError": ErrorCode.kafka_storage_error,
 }
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 
+from kavka.api.errors import error_code_for
 from kavka.api.registry import RawResponse, Request, api
 from kavka.log.errors import OffsetOutOfRange
 from kavka.protocol.errors import ErrorCode
@@ -62,6 +63,8 @@ class _Plan:
                              else replicas.leader_error(tp))
                     if error != ErrorCode.none:
                         partition, missing = None, error.value
+                if partition is not None and partition.offline:  # a failed log directory
+                    partition, missing = None, ErrorCode.kafka_storage_error.value
                 if partition is not None:
                     self.logs.append(partition.log)
                 entries.append((wanted, partition, missing))
@@ -99,6 +102,8 @@ class _Plan:
         except OffsetOutOfRange:
             return PartitionResult(wanted.partition, ErrorCode.offset_out_of_range.value,
                                    log.high_watermark, log.high_watermark, log.log_start_offset)
+        except OSError as exc:  # the disk failed under a read (EIO): the directory goes offline
+            return PartitionResult(wanted.partition, error_code_for(partition.storage_failure(exc, "a read of")).value)
         return PartitionResult(
             wanted.partition, 0, read.high_watermark, read.high_watermark, read.log_start_offset,
             read.slices, () if self.read_committed else None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from kavka.api.errors import error_code_for
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -35,12 +36,22 @@ def handle(request: Request):
             if named[topic.name, wanted.partition_index] > 1:
                 code, timestamp, offset, epoch = ErrorCode.invalid_request, -1, -1, -1
             else:
-                code, timestamp, offset, epoch = _lookup(broker, topic.name, wanted)
+                code, timestamp, offset, epoch = _lookup_guarded(broker, topic.name, wanted)
             partitions.append(r.ListOffsetsPartitionResponse(
                 partition_index=wanted.partition_index, error_code=code, timestamp=timestamp,
                 offset=offset, leader_epoch=epoch, old_style_offsets=()))
         topics.append(r.ListOffsetsTopicResponse(name=topic.name, partitions=tuple(partitions)))
     return r.ListOffsetsResponse(topics=tuple(topics))
+
+
+def _lookup_guarded(broker, topic: str, wanted) -> tuple[ErrorCode, int, int, int]:
+    """:func:`_lookup`, with a disk error under a timestamp search (EIO) answered
+    KAFKA_STORAGE_ERROR (and the log directory taken offline) instead of a traceback."""
+    try:
+        return _lookup(broker, topic, wanted)
+    except OSError as exc:
+        partition = broker.logs.partition(topic, wanted.partition_index)
+        return error_code_for(partition.storage_failure(exc, "a timestamp lookup in")), -1, -1, -1
 
 
 def _lookup(broker, topic: str, wanted) -> tuple[ErrorCode, int, int, int]:

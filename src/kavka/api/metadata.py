@@ -83,11 +83,14 @@ def _describe(r, request: Request, name: str):
     broker = request.broker
     info = broker.logs.topic(name)
     node = broker.node_id
+    # A failed log directory (kavka.log.log_dir): shown as Kafka shows a partition whose
+    # only replica's log dir is offline: no leader, that replica offline and out of the ISR.
+    offline = broker.logs.health.offline
     partitions = tuple(
         r.MetadataResponsePartition(
-            error_code=ErrorCode.none, partition_index=index, leader_id=node,
-            leader_epoch=broker.logs.partition(name, index).log.leader_epoch,
-            replica_nodes=(node,), isr_nodes=(node,), offline_replicas=())
+            error_code=ErrorCode.leader_not_available if offline else ErrorCode.none, partition_index=index,
+            leader_id=-1 if offline else node, leader_epoch=broker.logs.partition(name, index).log.leader_epoch,
+            replica_nodes=(node,), isr_nodes=() if offline else (node,), offline_replicas=(node,) if offline else ())
         for index in range(info.partitions))
     operations = (TOPIC_OPERATIONS if getattr(request.body, "include_topic_authorized_operations", False)
                   else OPERATIONS_NOT_REQUESTED)

@@ -63,6 +63,9 @@ def handle(request: Request):
 
 def _append_and_answer(request: Request, checked=None):
     results, waits = _append_all(request, checked)
+    durable = request.broker.durable
+    if durable is not None and request.body.acks != 0 and (appended := _appended(request, results)):
+        return _await_durable(request, results, waits, durable.sync(appended))
     if waits:
         return _await_replication(request, results, waits)
     return _answer(request, results)
@@ -174,6 +177,31 @@ async def _await_replication(request: Request, results, waits):
             future.cancel()
         if error != ErrorCode.none:
             results[i][1][j] = _with_error(results[i][1][j], error)
+    return _response(request, results)
+
+
+def _appended(request: Request, results) -> list:
+    """The partitions this produce wrote to (or answered a retry from): what --durable syncs."""
+    logs = request.broker.logs
+    return [logs.partition(name, index) for name, partitions in results
+            for index, code, *_ in partitions if code == ErrorCode.none]
+
+
+async def _await_durable(request: Request, results, waits, synced):
+    """--durable: answer once the group commit fsynced the batches (kavka.log.group_commit),
+    then as acks asks (replication in a cluster); a failed fsync answers KAFKA_STORAGE_ERROR."""
+    error = await asyncio.shield(synced)
+    if error is not None:
+        code = error_code_for(error)
+        for _name, partitions in results:
+            for j, result in enumerate(partitions):
+                if result[1] == ErrorCode.none:
+                    partitions[j] = _with_error(result, code)
+        for future in waits.values():
+            future.cancel()
+        return _response(request, results)
+    if waits:
+        return await _await_replication(request, results, waits)
     return _response(request, results)
 
 

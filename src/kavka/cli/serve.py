@@ -25,6 +25,10 @@ def add_parser(commands) -> None:
     p.add_argument("--config", metavar="FILE", help="a server.properties-style file of broker settings")
     p.add_argument("--override", action="append", default=[], metavar="NAME=VALUE",
                    help="a broker setting, e.g. num.partitions=3 (repeatable; wins over --config)")
+    p.add_argument("--durable", action="store_true",
+                   help="fsync before acknowledging a produce (group-committed; kavka.flush.before.ack=true). "
+                        "Without it an acknowledged record survives a crash of kavka but not of the machine "
+                        "or its disk, as in Kafka with its default flush settings")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--broker-id", type=int, metavar="N", help="this broker's id (broker.id; needed with --cluster)")
     p.add_argument("--cluster", metavar="etcd://HOST:PORT[,HOST:PORT...]",
@@ -88,6 +92,8 @@ def run(args) -> int:
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cluster = parse_cluster(args)
+    if args.durable:
+        args.override.append("kavka.flush.before.ack=true")
     config = load_settings(args.config, args.override)
     host, port = parse_host_port(args.listen, "--listen")
     advertised = parse_host_port(args.advertised_listener, "--advertised-listener") if args.advertised_listener else None

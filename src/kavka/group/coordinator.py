@@ -39,6 +39,7 @@ from kavka.group.model import Group, Member
 from kavka.group.offsets import OffsetCommit, OffsetStore
 from kavka.group.outcome import HeartbeatReply, JoinReply, Outcome, Parked, SyncReply, error_reply
 from kavka.group.state import COMPLETING, DEAD, EMPTY, NONE, STABLE
+from kavka.log.errors import StorageError
 from kavka.protocol.errors import ErrorCode
 
 log = logging.getLogger("kavka.group")
@@ -231,9 +232,15 @@ class GroupCoordinator:
             self._deadlines[group_id] = due
 
     def _write_failed(self, group_id: str, out: Outcome, exc: Exception) -> Outcome:
-        log.error("could not append to __consumer_offsets for group %s: %s", group_id, exc)
-        error = ErrorCode.invalid_commit_offset_size if type(exc).__name__ == "RecordTooLarge" \
-            else ErrorCode.unknown_server_error
+        if isinstance(exc, StorageError):
+            # As Kafka: KAFKA_STORAGE_ERROR becomes NOT_COORDINATOR, which clients retry
+            # (after looking the coordinator up again).  The log directory's state logged it once.
+            log.debug("could not append to __consumer_offsets for group %s: %s", group_id, exc)
+            error = ErrorCode.not_coordinator
+        else:
+            log.error("could not append to __consumer_offsets for group %s: %s", group_id, exc)
+            error = ErrorCode.invalid_commit_offset_size if type(exc).__name__ == "RecordTooLarge" \
+                else ErrorCode.unknown_server_error
         reply = out.reply if isinstance(out.reply, Parked) else error_reply(out.reply, error)
         failed = Outcome(reply, replies=[(token, error_reply(parked, error)) for token, parked in out.replies])
         group = self.groups.get(group_id)

@@ -74,7 +74,7 @@ class OffsetsTopic:
         batch = encode_batch([(encode_key(k), encode_value(v), now, ()) for k, v in records])
         index = self.partition_for(group_id)
         partition = self._partition(index)
-        info = partition.log.append(bytearray(batch), now_ms=now)
+        info = partition.append_internal(bytearray(batch), now)  # a disk error: StorageError, nothing written
         return index, info.last_offset + 1
 
     def read_all(self) -> Iterator[tuple[Key, Value]]:

@@ -74,11 +74,17 @@ def write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + TMP_SUFFIX)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        os.write(fd, text.encode("ascii"))
+        data = memoryview(text.encode("ascii"))
+        while data:  # a short write (a full disk) must not become a truncated checkpoint
+            data = data[os.write(fd, data):]
         if not syncs_deferred():
             os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # and must not keep the space it took
+        raise
+    os.close(fd)
     os.rename(tmp, path)
     fsync_directory(path.parent)
 

@@ -110,3 +110,29 @@ class DataDirLocked(LogError):
 
 class DataDirUnusable(LogError):
     """The data directory cannot be created, written or holds unreadable metadata."""
+
+
+# -- Storage (disk) failures: KAFKA_STORAGE_ERROR (kavka.log.log_dir decides which). --
+
+
+class StorageError(LogError):
+    """An OSError while writing or reading the data directory.  ``errno`` is the
+    OS error number; ``transient`` says whether the log directory stays online."""
+
+    transient = False
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class StorageFull(StorageError):
+    """No space (ENOSPC, EDQUOT) or no descriptor (EMFILE, ENFILE) left: the write
+    was undone and refused; the directory stays online and the next write tries again."""
+
+    transient = True
+
+
+class LogDirOffline(StorageError):
+    """The filesystem failed (EIO, EROFS, ...): the data directory was taken offline,
+    every partition on it refuses reads and writes until the broker restarts."""

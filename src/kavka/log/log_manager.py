@@ -85,9 +85,10 @@ from kavka.config import BrokerConfig, ConfigError, TopicConfig, parse_propertie
 from kavka.log.checkpoint import deferred_sync, sync_file_system, write_atomically
 from kavka.log.errors import (
     DataDirLocked, DataDirUnusable, InvalidConfig, InvalidPartitions, InvalidTopic, LogError, PolicyViolation,
-    TopicAlreadyExists, UnknownTopicOrPartition,
+    StorageError, TopicAlreadyExists, UnknownTopicOrPartition,
 )
 from kavka.log.file_cache import FILES
+from kavka.log.log_dir import LogDirHealth
 from kavka.log.partition import Partition
 from kavka.log.partition_log import PartitionLog
 
@@ -205,6 +206,7 @@ class LogManager:
         self._topic_json: dict[str, str] = {}  # name -> its committed entry of topics.json, encoded
         self._lock_fd: int | None = None
         self._previous_file_limit: int | None = None
+        self.health = LogDirHealth(self.data_dir)  # online, full or offline (kavka.log.log_dir)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -243,8 +245,12 @@ class LogManager:
         """Flush and close every partition, then mark the shutdown clean and unlock."""
         if self._lock_fd is None:
             return
-        self._close_partitions()
-        write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, "")
+        closed_all = self._close_partitions()
+        try:
+            if closed_all and not self.health.offline:
+                write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, "")
+        except OSError as exc:  # no marker: the next start recovers every partition
+            log.warning("could not mark the shutdown clean: %s", exc)
         self._release_lock()
 
     def _restore_file_limit(self) -> None:
@@ -261,10 +267,12 @@ class LogManager:
         """
         deleted = 0
         for (topic, index), partition in list(self._partitions.items()):
+            if partition.offline:
+                continue
             try:
                 decision = partition.log.apply_retention(now_ms)
-            except OSError:
-                log.exception("retention of %s-%d failed", topic, index)
+            except OSError as exc:
+                partition.storage_failure(exc, "retention of")  # logged once, not per run
                 continue
             if decision:
                 deleted += decision.count
@@ -541,33 +549,46 @@ class LogManager:
                 # A lone broker leads every partition from epoch 0; the cluster
                 # controller will assign epochs instead.
                 plog.assign_leader_epoch(0)
-            return Partition.open(info.name, index, plog)
+            return Partition.open(info.name, index, plog, self.health)
         except BaseException:
             plog.close()
             raise
 
-    def _close_partitions(self) -> None:
+    def _close_partitions(self) -> bool:
         """Close every partition (and those of a creation in progress) in bulk: one
         sync of the file system makes every record durable, the checkpoints are
         then written without fsyncs and made durable by a second sync
-        (kavka.log.checkpoint.deferred_sync): seconds for 20,000 partitions."""
+        (kavka.log.checkpoint.deferred_sync): seconds for 20,000 partitions.
+        False if a disk error kept one from flushing (each is logged, the others
+        still close, so shutdown finishes and the lock is released)."""
+        ok = True
         doomed = list(self._partitions.values())
         for parts in self._opening.values():
             doomed.extend(parts)
         self._partitions.clear()
         self._opening.clear()
         if doomed:
-            sync_file_system(self.data_dir)
+            ok = self._sync_all()
         try:
             with deferred_sync():
                 for part in doomed:
                     try:
                         part.close()
-                    except OSError:
-                        log.exception("closing %s-%d failed", part.topic, part.index)
+                    except OSError as exc:
+                        ok = False
+                        log.warning("closing %s-%d: %s", part.topic, part.index, exc)
         finally:
             if doomed:
-                sync_file_system(self.data_dir)
+                ok = self._sync_all() and ok
+        return ok
+
+    def _sync_all(self) -> bool:
+        try:
+            sync_file_system(self.data_dir)
+            return True
+        except OSError as exc:
+            log.warning("syncing %s: %s", self.data_dir, exc)
+            return False
 
     # -- the data directory ----------------------------------------------------------------
 
@@ -659,7 +680,10 @@ class LogManager:
             entries.append(text)
         entries.extend(_topic_entry(t, 0, t.partitions) for t in self._pending.values())
         body = '{"format": %d, "topics": [\n%s\n]}\n' % (TOPICS_FORMAT, ",\n".join(entries))
-        write_atomically(self.data_dir / META_DIR / TOPICS_FILE, body)
+        try:
+            write_atomically(self.data_dir / META_DIR / TOPICS_FILE, body)
+        except OSError as exc:
+            raise self.health.failed(exc, f"{META_DIR}/{TOPICS_FILE}") from None
 
     def _clear_deleted_directories(self) -> None:
         for path in self.data_dir.glob("*" + DELETE_SUFFIX):

@@ -29,6 +29,7 @@ file (length a multiple of 8, entries strictly increasing) and raises
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from array import array
@@ -126,7 +127,7 @@ class OffsetIndex:
             raise ValueError(f"index entry ({offset}, {position}) out of range for base {self.base_offset}")
         if self._rel and (rel <= self._rel[-1] or position <= self._pos[-1]):
             raise ValueError(f"index entry ({offset}, {position}) does not follow {self.last_entry()}")
-        os.write(self._fd, ENTRY.pack(rel, position))
+        _write_entry(self._fd, ENTRY.pack(rel, position), len(self._rel))
         self._rel.append(rel)
         self._pos.append(position)
 
@@ -157,3 +158,15 @@ class OffsetIndex:
         os.rename(self.path, path)
         self.path = path
         self._file.rename(path)
+
+
+def _write_entry(fd: int, entry: bytes, entries: int) -> None:
+    """Append one entry or nothing: a short or failed write (a full disk) is cut back off."""
+    try:
+        if os.write(fd, entry) == len(entry):
+            return
+        error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError as exc:
+        error = exc
+    os.ftruncate(fd, entries * len(entry))
+    raise error

@@ -9,13 +9,19 @@ each segment roll, so a restart replays at most one segment of batch headers.
 
 from __future__ import annotations
 
+import errno
+import logging
 from dataclasses import dataclass
 
 from kavka.config import TopicConfig
+from kavka.log.errors import StorageError
+from kavka.log.log_dir import LogDirHealth
 from kavka.log.partition_log import AppendInfo, PartitionLog
 from kavka.log.producer_state import ProducerState
 from kavka.log.validator import validate_produce_records
 from kavka.protocol import records
+
+log = logging.getLogger("kavka.log")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +39,27 @@ class Partition:
     producer check.
     """
 
-    def __init__(self, topic: str, index: int, plog: PartitionLog, producers: ProducerState) -> None:
+    def __init__(self, topic: str, index: int, plog: PartitionLog, producers: ProducerState,
+                 health: LogDirHealth | None = None) -> None:
         self.topic, self.index, self.log, self.producers = topic, index, plog, producers
         self._active_base = plog.active_base_offset
+        # The data directory's state, shared by all its partitions (kavka.log.log_dir).
+        self.health = health or LogDirHealth(plog.path.parent)
 
     @classmethod
-    def open(cls, topic: str, index: int, plog: PartitionLog) -> "Partition":
+    def open(cls, topic: str, index: int, plog: PartitionLog, health: LogDirHealth | None = None) -> "Partition":
         producers = ProducerState(plog.path)
         producers.load(plog)
-        return cls(topic, index, plog, producers)
+        return cls(topic, index, plog, producers, health)
+
+    @property
+    def offline(self) -> bool:
+        """On a failed (offline) log directory: refuse reads and writes (KAFKA_STORAGE_ERROR)."""
+        return self.health.offline
+
+    def storage_failure(self, exc: OSError, what: str) -> StorageError:
+        """The domain error for an OSError met on this partition (logged once per episode)."""
+        return self.health.failed(exc, f"{what} {self.topic}-{self.index}")
 
     @property
     def config(self) -> TopicConfig:
@@ -57,6 +75,8 @@ class Partition:
         against the state before the append only.  ``keys_checked``: the
         compacted-topic key check already ran off the loop (validator.check_keys).
         """
+        if self.health.degraded:
+            self.health.check(f"produce to {self.topic}-{self.index}")
         batches = validate_produce_records(buf, self.log.config, now_ms, produce_version, keys_checked)
         for _, header in batches:
             original = self.producers.check(header)
@@ -66,7 +86,7 @@ class Partition:
         infos = []
         for pos, header in batches:
             chunk = buf if len(batches) == 1 else memoryview(buf)[pos : pos + header.size]
-            infos.append(self.log.append(chunk, now_ms=now_ms))
+            infos.append(self._append(self.log.append, chunk, now_ms=now_ms))
             self._snapshot_if_rolled()
             self.producers.update(records.read_header(buf, pos))  # with the assigned offsets
         first, last = infos[0], infos[-1]
@@ -78,9 +98,28 @@ class Partition:
         view = memoryview(data)
         info = None
         for pos, header in records.iter_batches(view):
-            info = self.log.append_as_follower(view[pos : pos + header.size])
+            info = self._append(self.log.append_as_follower, view[pos : pos + header.size])
             self._snapshot_if_rolled()
             self.producers.update(header)
+        return info
+
+    def append_internal(self, batch: bytearray, now_ms: int) -> AppendInfo:
+        """A batch the broker built itself (the group coordinator's journal): no
+        validation, no producer state, the same storage-error handling."""
+        return self._append(self.log.append, batch, now_ms=now_ms)
+
+    def _append(self, append, *args, **kwargs) -> AppendInfo:
+        """``append(*args)`` with an OSError turned into a StorageError; the log undid
+        the write already (kavka.log.segment), so nothing of the batch remains."""
+        health = self.health
+        if health.degraded:
+            health.check(f"append to {self.topic}-{self.index}")
+        try:
+            info = append(*args, **kwargs)
+        except OSError as exc:
+            raise self.storage_failure(exc, "an append to") from None
+        if health.degraded:
+            health.succeeded()
         return info
 
     def _snapshot_if_rolled(self) -> None:
@@ -93,7 +132,15 @@ class Partition:
         if active_base != self._active_base:
             self._active_base = active_base
             if self.producers.end_offset == active_base:
-                self.producers.write_snapshot()
+                try:
+                    self.producers.write_snapshot()
+                except OSError as exc:
+                    # The batch is in the log already and will be answered: a missing
+                    # snapshot only makes the next start replay more of the log.
+                    log.warning("%s-%d: producer snapshot at %d failed: %s", self.topic, self.index,
+                                active_base, exc)
+                    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                        self.health.failed(exc, f"a producer snapshot of {self.topic}-{self.index}")
 
     def truncate_to(self, offset: int) -> None:
         self.log.truncate_to(offset)
@@ -110,10 +157,12 @@ class Partition:
         self.log.flush()
 
     def close(self) -> None:
-        self.log.flush()
-        # At the offset the table really covers (the LEO unless batches bypassed it).
-        self.producers.write_snapshot()
-        self.log.close()
+        try:
+            self.log.flush()
+            # At the offset the table really covers (the LEO unless batches bypassed it).
+            self.producers.write_snapshot()
+        finally:
+            self.log.close()
 
     def delete(self) -> None:
         self.log.delete()

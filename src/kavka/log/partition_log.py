@@ -225,17 +225,31 @@ class PartitionLog:
                              or segment.time_waited_for_roll(now, max_ts) > self._segment_ms
                              or last - segment.base_offset > INT32_MAX):
             segment = self.roll()
-        segment.append_raw(batch, base, last, max_ts)
+        segment.append_raw(batch, base, last, max_ts)  # all or nothing (kavka.log.segment)
         self._leo = last + 1
         self._unflushed_records += last - base + 1
         if (self._unflushed_records >= self._flush_messages
                 or now - self._last_flush_ms >= self._flush_ms):
-            self.flush()  # before the append is acknowledged: flush.messages=1 means fsync per batch
+            try:
+                self.flush()  # before the append is acknowledged: flush.messages=1 means fsync per batch
+            except OSError:
+                self._undo_last_append(segment, base)
+                raise
         if self.hw_follows_leo:
             self._hw = self._leo
         assert self._lso <= self._hw <= self._leo
         for listener in self.listeners:
             listener(self)
+
+    def _undo_last_append(self, segment: Segment, base: int) -> None:
+        """The fsync after an append failed: the batch is not acknowledged, so it goes
+        (best effort: on a failed filesystem the cut may fail too, and the directory
+        goes offline; recovery at the next start then keeps what the disk holds)."""
+        self._leo = base
+        try:
+            segment.truncate_to(base)
+        except OSError:
+            pass
 
     def roll(self) -> Segment:
         """Start a new active segment at the LEO (no-op while the active one is empty)."""
@@ -535,10 +549,12 @@ class PartitionLog:
         """Flush and close every fd; a second call (or one after delete) does nothing."""
         if self._closed:
             return
-        self.flush()
-        for segment in self._segments:
-            segment.close()
-        self._closed = True
+        try:
+            self.flush()
+        finally:  # a failed disk must not keep the fds open
+            for segment in self._segments:
+                segment.close()
+            self._closed = True
 
     def delete(self) -> None:
         """Remove the partition: rename the directory aside (atomic), then delete it."""

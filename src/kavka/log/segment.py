@@ -53,6 +53,7 @@ deleting a segment drops only the segment's reference, so an in-flight
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from pathlib import Path
@@ -141,7 +142,16 @@ class Segment:
         log_path = Path(str(segment_path(directory, base_offset, LOG_SUFFIX)) + suffix)
         fd = os.open(log_path, _LOG_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
         log_file = FILES.file(log_path, _LOG_FLAGS, FileHandle(fd))
-        segment = cls(directory, base_offset, log_file, config, clock, *_new_indexes(directory, base_offset, suffix))
+        try:
+            segment = cls(directory, base_offset, log_file, config, clock, *_new_indexes(directory, base_offset, suffix))
+        except BaseException:
+            # No half-made segment (an index could not be created: a full disk) that would
+            # make the next roll's O_EXCL fail; the next roll tries again from scratch.
+            log_file.close()
+            for kind in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(str(segment_path(directory, base_offset, kind)) + suffix)
+            raise
         segment._suffix = suffix
         return segment
 
@@ -212,29 +222,52 @@ class Segment:
             written = os.write(self._fd, batch)
             if written != len(batch):
                 self._write_rest(batch, written)
+            if position - self._last_indexed_position >= self.index_interval_bytes:
+                self._index_batch(position, base_offset, max_timestamp)
         except OSError:
-            os.ftruncate(self._fd, position)  # no half batch behind a failed write (ENOSPC)
+            self._undo_append(position, base_offset)
             raise
         self.size = position + len(batch)
-        self._note_batch(position, base_offset, last_offset, max_timestamp)
+        self._note_batch(position, base_offset, last_offset, max_timestamp, index=False)
+
+    def _index_batch(self, position: int, base_offset: int, max_ts: int) -> None:
+        """The index entries of a batch at ``position`` (written, not yet noted): the time
+        entry carries the max timestamp as it will be once the batch is noted."""
+        self.offset_index.append(base_offset, position)
+        if max_ts > self.max_timestamp:
+            self.time_index.maybe_append(max_ts, base_offset)
+        else:
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        self._last_indexed_position = position
+
+    def _undo_append(self, position: int, base_offset: int) -> None:
+        """A write or index entry of the batch at ``position`` failed: cut the file and the
+        indexes back, so that nothing of it remains and the next append starts clean.
+        If even that fails (a failed filesystem), the caller takes the directory offline
+        and recovery at the next start cuts the torn tail."""
+        os.ftruncate(self._fd, position)
+        self.offset_index.truncate_to(base_offset)
+        self.time_index.truncate_to(base_offset)
+        if self._last_indexed_position >= position:
+            self._last_indexed_position = self.offset_index.last_entry()[1]
 
     def _write_rest(self, batch, written: int) -> None:
         view = memoryview(batch)
         while written < len(view):
             written += os.write(self._fd, view[written:])
 
-    def _note_batch(self, position: int, base_offset: int, last_offset: int, max_ts: int) -> None:
-        """Track offsets/timestamps of a batch now in the file and index it at the interval."""
+    def _note_batch(self, position: int, base_offset: int, last_offset: int, max_ts: int,
+                    index: bool = True) -> None:
+        """Track offsets/timestamps of a batch now in the file and (``index``) index it at the
+        interval; appends index before the batch counts, so a failed entry undoes it."""
+        # Index after the bytes are in the file; both entries describe data up to this batch.
+        if index and position - self._last_indexed_position >= self.index_interval_bytes:
+            self._index_batch(position, base_offset, max_ts)
         if max_ts > self.max_timestamp:
             self.max_timestamp, self.offset_of_max_timestamp = max_ts, base_offset
         if self.first_batch_timestamp is None:
             self.first_batch_timestamp = max_ts
         self.next_offset = last_offset + 1
-        # Index after the bytes are in the file; both entries describe data up to this batch.
-        if position - self._last_indexed_position >= self.index_interval_bytes:
-            self.offset_index.append(base_offset, position)
-            self._last_indexed_position = position
-            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
 
     # -- read --------------------------------------------------------------------------
 
@@ -483,8 +516,12 @@ def validate_stored(buf, pos: int = 0) -> BatchHeader:
 def _new_indexes(directory: Path, base_offset: int, suffix: str = "") -> tuple[OffsetIndex, TimeIndex]:
     def path(kind: str) -> Path:
         return Path(str(segment_path(directory, base_offset, kind)) + suffix)
-    return (OffsetIndex.create(path(INDEX_SUFFIX), base_offset),
-            TimeIndex.create(path(TIME_INDEX_SUFFIX), base_offset))
+    offset_index = OffsetIndex.create(path(INDEX_SUFFIX), base_offset)
+    try:
+        return offset_index, TimeIndex.create(path(TIME_INDEX_SUFFIX), base_offset)
+    except BaseException:
+        offset_index.close()
+        raise
 
 
 def _load_indexes(directory: Path, base_offset: int, suffix: str = "") -> tuple[OffsetIndex, TimeIndex]:

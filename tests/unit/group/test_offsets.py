@@ -120,6 +120,18 @@ def test_a_failed_append_changes_nothing(h):
     assert h.coordinator.snapshot() == before
 
 
+def test_a_storage_error_answers_not_coordinator_and_changes_nothing(h):
+    from kavka.log.errors import LogDirOffline, StorageFull
+    ids = h.stable_group("a")
+    before = h.coordinator.snapshot()
+    for error in (StorageFull("no space", 28), LogDirOffline("EIO", 5)):
+        h.journal.fail = error  # as Kafka: KAFKA_STORAGE_ERROR -> NOT_COORDINATOR, which clients retry
+        assert h.commit(generation=1, member_id=ids["a"]) == {("t", 0): E.not_coordinator}
+        assert h.coordinator.snapshot() == before
+    h.journal.fail = None
+    assert h.commit(generation=1, member_id=ids["a"]) == {("t", 0): E.none}
+
+
 def test_not_coordinator(h):
     h.journal.local = False
     assert h.join().error == E.not_coordinator
