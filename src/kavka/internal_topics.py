@@ -40,6 +40,9 @@ TRANSACTION_STATE_TOPIC = "__transaction_state"
 SHARE_GROUP_STATE_TOPIC = "__share_group_state"
 CLUSTER_METADATA_TOPIC = "__cluster_metadata"
 
+# The client id brokers of a cluster use towards each other (kavka.cluster.node).
+BROKER_CLIENT_PREFIX = "kavka-broker-"
+
 INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, SHARE_GROUP_STATE_TOPIC})
 # Names no client may create: the internal topics and KRaft's metadata log.
 RESERVED_TOPICS = INTERNAL_TOPICS | {CLUSTER_METADATA_TOPIC}

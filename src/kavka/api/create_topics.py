@@ -58,7 +58,7 @@ from kavka.api.errors import (
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.config import TopicConfig
-from kavka.internal_topics import is_reserved
+from kavka.internal_topics import BROKER_CLIENT_PREFIX, is_reserved
 from kavka.log.errors import InvalidPartitions, InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
 from kavka.log.log_manager import STEP_PARTITIONS, run_steps, unify_collision_chars
 from kavka.protocol.errors import ErrorCode
@@ -123,13 +123,13 @@ class TopicPlan:
     config: TopicConfig
 
 
-def plan_topic(broker, topic) -> TopicPlan:
+def plan_topic(broker, topic, from_broker: bool = False) -> TopicPlan:
     """Check one CreatableTopic against everything; raise the first failure.
 
     The log manager owns the name and config rules: a dry run of create_topic
     (one partition, always legal) checks them before the layout is looked at.
     """
-    if is_reserved(topic.name):
+    if is_reserved(topic.name) and not from_broker:
         raise InvalidTopic(f"Topic name {topic.name} is reserved for the broker's internal use.")
     overrides = {c.name: c.value for c in topic.configs}
     dry_run = broker.logs.create_topic(topic.name, 1, overrides, validate_only=True, client=True)
@@ -242,6 +242,13 @@ def _answer(r, broker, slots, outcomes):
     return r.CreateTopicsResponse(topics=tuple(results))
 
 
+def is_broker_client(client_id: str | None) -> bool:
+    """A CreateTopics forwarded by another broker of the cluster (FindCoordinator makes
+    ``__consumer_offsets`` through the controller).  Until principals exist (SASL/mTLS)
+    this trusts the client id, as everything else on an unauthenticated listener does."""
+    return client_id is not None and client_id.startswith(BROKER_CLIENT_PREFIX)
+
+
 def unique_topics(topics):
     """(topic, named more than once) for each name, once (shared with CreatePartitions)."""
     counts = Counter(t.name for t in topics)
@@ -267,7 +274,7 @@ async def _handle_in_cluster(request: Request):
         try:
             if cluster.topic(topic.name) is not None:
                 raise TopicAlreadyExists(f"Topic '{topic.name}' already exists.")
-            plan = plan_topic(broker, topic)
+            plan = plan_topic(broker, topic, is_broker_client(request.client_id))
             check_request_cap(broker, adding + plan.partitions)
             adding += plan.partitions
         except (LogError, ValueError) as exc:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from kavka.cluster import decisions
 from kavka.cluster.model import NO_LEADER, BrokerInfo, TopicAssignment
-from kavka.internal_topics import OFFSETS_TOPIC
+from kavka.internal_topics import BROKER_CLIENT_PREFIX, OFFSETS_TOPIC
 from kavka.replication.manager import Assignment, ReplicaManager
 
 log = logging.getLogger("kavka.cluster")
@@ -367,7 +367,7 @@ class ClusterNode:
         if address is None:
             raise ControllerUnavailable("no controller is known yet")
         try:
-            peer = await Peer.connect(*address, client_id=f"kavka-broker-{self.broker_id}")
+            peer = await Peer.connect(*address, client_id=f"{BROKER_CLIENT_PREFIX}{self.broker_id}")
             try:
                 return await peer.request(body, 15.0)
             finally:
