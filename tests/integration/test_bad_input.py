@@ -156,3 +156,32 @@ def test_connection_to_closed_port_reports_clearly():
         port = s.getsockname()[1]
     with pytest.raises(ClientError, match="cannot connect"):
         Client(f"127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_produce_v0_to_v2_is_answered_unsupported_version_not_closed(bootstrap, version):
+    """Kafka 4 advertises Produce v0-2 (librdkafka needs it) and answers them with
+    UNSUPPORTED_VERSION per partition; the connection stays usable."""
+    with Client(bootstrap) as client:
+        client.request(MetadataRequest(topics=(MetadataRequestTopic(name="t", topic_id=None),),
+                                       allow_auto_topic_creation=True, include_topic_authorized_operations=False))
+    batch = encode_batch([(b"k", b"v", 1_700_000_000_000, ())])
+    body = (struct.pack(">hi", 1, 5000) + struct.pack(">i", 1) + struct.pack(">h", 1) + b"t"
+            + struct.pack(">i", 1) + struct.pack(">ii", 0, len(batch)) + batch)
+    header = struct.pack(">hhi", 0, version, 77) + struct.pack(">h", 1) + b"x"
+    sock = raw(bootstrap)
+    sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+    size = struct.unpack(">i", sock.recv(4))[0]
+    frame = b""
+    while len(frame) < size:
+        frame += sock.recv(size - len(frame))
+    correlation_id, topics = struct.unpack_from(">ii", frame, 0)
+    name_len = struct.unpack_from(">h", frame, 8)[0]
+    index, code = struct.unpack_from(">ih", frame, 10 + name_len + 4)
+    assert (correlation_id, topics, frame[10:10 + name_len], index, code) == (77, 1, b"t", 0, 35)
+    sock.settimeout(5)
+    header = struct.pack(">hhi", 18, 0, 78) + struct.pack(">h", 1) + b"x"
+    sock.sendall(struct.pack(">i", len(header)) + header)
+    assert struct.unpack(">i", sock.recv(4))[0] > 0, "the connection still answers"
+    sock.close()
+    assert latest_offset(bootstrap) == 0, "nothing was written"

@@ -75,7 +75,11 @@ def request_header_flexible(api_key: int, version: int) -> bool:
     Also answers for versions newer than any we know, as Kafka does: the server
     must parse the header of, say, ApiVersions v9 to answer UNSUPPORTED_VERSION.
     Flexible ranges are open-ended ("3+"), so the newest known version decides.
+    Versions older than any kio knows (Produce v0-2, dropped by Kafka 4 but still
+    advertised for librdkafka) predate every flexible version, so they are not.
     """
+    if _older_than_known(api_key, version):
+        return False
     try:
         cls = request_class(api_key, version)
     except UnsupportedVersion:
@@ -86,13 +90,18 @@ def request_header_flexible(api_key: int, version: int) -> bool:
     return cls.__header_schema__.__flexible__
 
 
+def _older_than_known(api_key: int, version: int) -> bool:
+    versions = schema_name_map.get(_api_name(api_key))
+    return bool(versions) and 0 <= version < min(versions)
+
+
 def response_header_flexible(api_key: int, version: int) -> bool:
     """Whether the response uses header v1 (with tagged fields).
 
     ApiVersions answers with header v0 at every version: a client that sent a
     version the broker does not know must still be able to read the reply.
     """
-    if api_key == API_VERSIONS:
+    if api_key == API_VERSIONS or _older_than_known(api_key, version):
         return False
     return response_class(api_key, version).__header_schema__.__flexible__
 
