@@ -185,3 +185,18 @@ def test_produce_v0_to_v2_is_answered_unsupported_version_not_closed(bootstrap, 
     assert struct.unpack(">i", sock.recv(4))[0] > 0, "the connection still answers"
     sock.close()
     assert latest_offset(bootstrap) == 0, "nothing was written"
+
+
+@pytest.mark.parametrize("version", [10, 11, 12, 13])
+def test_metadata_by_unknown_topic_id_answers_unknown_topic_id(bootstrap, version):
+    import importlib
+    import uuid
+
+    q = importlib.import_module(f"kio.schema.metadata.v{version}.request")
+    extra = {"include_cluster_authorized_operations": False} if version < 11 else {}
+    with Client(bootstrap) as client:
+        response = client.request(q.MetadataRequest(
+            topics=(q.MetadataRequestTopic(name=None, topic_id=uuid.uuid4()),), allow_auto_topic_creation=False,
+            include_topic_authorized_operations=False, **extra))
+        assert [t.error_code for t in response.topics] == [100]
+        assert metadata_ok(bootstrap)

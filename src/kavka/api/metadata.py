@@ -164,6 +164,8 @@ def _cluster_topic(r, request: Request, name: str):
 
 
 def _error(r, name, code: ErrorCode, topic_id=None):
+    if name is None and not r.field_nullable("MetadataResponseTopic", "name"):
+        name = ""  # v10-11 take topic ids but cannot answer a null name
     return r.MetadataResponseTopic(
         error_code=code, name=name, topic_id=topic_id or uuid.UUID(int=0), is_internal=False, partitions=(),
         topic_authorized_operations=OPERATIONS_NOT_REQUESTED)

@@ -9,6 +9,7 @@ handler never branches on versions just to construct its answer.
 from __future__ import annotations
 
 import datetime
+import typing
 from dataclasses import fields
 from functools import lru_cache
 from types import ModuleType
@@ -53,6 +54,10 @@ class Builder:
 
     def has_field(self, class_name: str, field_name: str) -> bool:
         return field_name in _field_names(getattr(self._module, class_name))
+
+    def field_nullable(self, class_name: str, field_name: str) -> bool:
+        kind = next(f.type for f in fields(getattr(self._module, class_name)) if f.name == field_name)
+        return type(None) in typing.get_args(kind) if not isinstance(kind, str) else kind.endswith("| None")
 
 
 def builder_for(request) -> Builder:
