@@ -232,8 +232,8 @@ def proxied_broker(tmp_path, proxy):
         answers = []
         append_records = partition.append_records
 
-        def spy(buf, produce_version, now_ms):
-            info = append_records(buf, produce_version, now_ms)
+        def spy(buf, produce_version, now_ms, *more):
+            info = append_records(buf, produce_version, now_ms, *more)
             answers.append(info)
             return info
 
