@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Mapping
 
 import kavka.api  # noqa: F401  (registers every API handler)
-from kavka.api.context import BrokerContext, ProducerIdAllocator
+from kavka.api.context import BrokerContext
 from kavka.clock import SYSTEM_CLOCK, Clock
 from kavka.config import BrokerConfig
 from kavka.group.consumer_group import TopicMeta
@@ -33,6 +33,7 @@ from kavka.group.offsets_topic import OffsetsTopic
 from kavka.group.runner import GroupRunner
 from kavka.log.cleaner import LogCleaner
 from kavka.log.log_manager import LogManager
+from kavka.producer_ids import RandomProducerIds
 from kavka.server.dispatch import Dispatcher
 from kavka.server.listener import Listener, server_limits
 
@@ -90,13 +91,17 @@ class Broker:
         self._start_background()
 
     def _start_background(self) -> None:
-        """Storage work on this loop: retention every log.retention.check.interval.ms, and the
-        compaction cleaner (its copying runs in a worker thread, kavka.log.cleaner)."""
+        """Storage work on this loop: retention every log.retention.check.interval.ms, producer
+        expiry every producer.id.expiration.check.interval.ms (Kafka's first check also waits one
+        interval), and the compaction cleaner (its copying runs in a worker thread, kavka.log.cleaner)."""
         loop = asyncio.get_running_loop()
         interval_ms = self.config.get("log.retention.check.interval.ms")
         self._background.append(loop.create_task(
             self._every(min(interval_ms, INITIAL_TASK_DELAY_MS), interval_ms, self._housekeeping),
             name="kavka-retention"))
+        expiry_ms = self.config.get("producer.id.expiration.check.interval.ms")
+        self._background.append(loop.create_task(
+            self._every(expiry_ms, expiry_ms, self._expire_producers), name="kavka-producer-expiry"))
         if self.config.get("log.cleaner.enable"):
             self._cleaner = LogCleaner(self.logs, self.config, self._clock)
             self._background.append(loop.create_task(self._clean_forever(), name="kavka-cleaner"))
@@ -114,6 +119,14 @@ class Broker:
 
     def _housekeeping(self) -> None:
         self.logs.housekeeping(self._clock.now_ms())
+
+    def _expire_producers(self) -> int:
+        """Forget idempotent producers idle for producer.id.expiration.ms, in every partition."""
+        now, expiration = self._clock.now_ms(), self.config.get("producer.id.expiration.ms")
+        removed = sum(p.producers.remove_expired(now, expiration) for p in self.logs.partitions())
+        if removed:
+            log.info("forgot %d idle producers (producer.id.expiration.ms=%d)", removed, expiration)
+        return removed
 
     @staticmethod
     async def _every(first_ms: int, interval_ms: int, task) -> None:
@@ -159,7 +172,7 @@ class Broker:
     async def _listen(self) -> None:
         context = self.context = BrokerContext(
             logs=self.logs, config=self.config, clock=self._clock, node_id=self.config.get("broker.id"),
-            host="", port=0, producer_ids=ProducerIdAllocator(self.data_dir / "producer-id-block"),
+            host="", port=0, producer_ids=RandomProducerIds(),
             groups=self.groups)
         if self.config.get("kavka.flush.before.ack"):
             from kavka.log.group_commit import GroupCommit

@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from kavka.clock import Clock
 from kavka.config import BrokerConfig
+from kavka.producer_ids import ProducerIdAllocator, RandomProducerIds
 
-
-class ProducerIdAllocator:
-    """Hands out producer ids that never repeat, even across restarts.
-
-    Ids are reserved in blocks; the end of the current block is persisted before
-    any id of it is used, so after a crash the broker starts past every id it
-    may have handed out (Kafka's controller allocates blocks the same way).
-    """
-
-    BLOCK = 1000
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        self._next = int(path.read_text().strip()) if path.exists() else 0
-        self._block_end = self._next
-
-    def allocate(self) -> int:
-        with self._lock:
-            if self._next >= self._block_end:
-                self._block_end = self._next + self.BLOCK
-                tmp = self._path.with_suffix(".tmp")
-                tmp.write_text(str(self._block_end))
-                with open(tmp, "rb+") as fh:
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self._path)
-            pid = self._next
-            self._next += 1
-            return pid
+__all__ = ["BrokerContext", "ProducerIdAllocator", "RandomProducerIds"]
 
 
 @dataclass

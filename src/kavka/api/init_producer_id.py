@@ -1,8 +1,10 @@
 """InitProducerId (key 22): producer ids for idempotent producers.
 
 As in Kafka, a non-transactional producer always gets a fresh producer id at
-epoch 0, even when it names its previous id (KIP-360 epoch bumps only apply to
-transactional ids).  Transactions are not supported yet: a transactional id is
+epoch 0, even when it names its previous id (v3+ ``producer_id`` and
+``producer_epoch``: KIP-360 epoch bumps only apply to transactional ids), so
+naming another client's id reaches nothing of it.  Ids are random 63-bit
+numbers (kavka.producer_ids), not a sequence another client could guess.  Transactions are not supported yet: a transactional id is
 refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients report as
 fatal rather than retrying forever.
 """

@@ -58,10 +58,23 @@ we load, so the replay sees exactly the batches that survived.  Only the two
 newest snapshots are kept; older ones only shorten a replay after a truncation
 below both, which the full replay also handles.
 
-TODO(expiry): Kafka forgets a producer ``producer.id.expiration.ms`` (1 day)
-after its last batch, and forgets producers whose batches all fell below the
-log start offset.  Neither is done yet: the table grows with the number of
-distinct producer ids ever seen by this partition.
+Expiry
+------
+As in Kafka, a producer is forgotten (:meth:`ProducerState.remove_expired`)
+once ``producer.id.expiration.ms`` (1 day) has passed since the maxTimestamp
+of its last batch, checked every ``producer.id.expiration.check.interval.ms``
+(10 minutes) by the broker.  Only expiry removes a producer: as in Kafka
+since KIP-360, it outlives its batches when retention or DeleteRecords moves
+the log start offset past them (dropping it then made slow producers on
+short-retention topics fail with UNKNOWN_PRODUCER_ID).  The removed entries
+are simply absent from the next snapshot.  A forgotten producer that writes again is "unknown
+here" in the table above: its batch is appended whatever its sequence (Kafka
+4.x accepts it too; UNKNOWN_PRODUCER_ID is no longer answered since KIP-360).
+As in Kafka, the timestamp is the batch's, so with CreateTime it is the
+client's clock: bounded ahead by ``message.timestamp.after.max.ms``, and a
+producer that sends old timestamps expires at the next check.  Nothing caps
+the number of producers a partition holds within the expiry time (Kafka has
+no cap either; KIP-936 proposes a per-client rate).
 """
 
 from __future__ import annotations
@@ -123,6 +136,11 @@ class ProducerEntry:
     def last_seq(self) -> int:
         return self.batches[-1].last_seq
 
+    @property
+    def last_timestamp(self) -> int:
+        """maxTimestamp of the last batch: what expiry counts from, as in Kafka."""
+        return self.batches[-1].timestamp
+
     def find_duplicate(self, first_seq: int, last_seq: int) -> BatchMetadata | None:
         for batch in self.batches:
             if batch.first_seq == first_seq and batch.last_seq == last_seq:
@@ -179,6 +197,16 @@ class ProducerState:
                 f"producer {header.producer_id} sent sequence {first}, expected {(entry.last_seq + 1) % 2**31}"
             )
         return None
+
+    # -- expiry ----------------------------------------------------------------------------
+
+    def remove_expired(self, now_ms: int, expiration_ms: int) -> int:
+        """Forget producers whose last batch is ``expiration_ms`` old; how many went."""
+        expired = [pid for pid, entry in self.producers.items()
+                   if now_ms - entry.last_timestamp >= expiration_ms]
+        for pid in expired:
+            del self.producers[pid]
+        return len(expired)
 
     def update(self, header: BatchHeader) -> None:
         """Record a batch as written, with its assigned offsets and final maxTimestamp.

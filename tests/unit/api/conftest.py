@@ -19,7 +19,7 @@ from kio.schema.index import api_key_map
 from kio.static.constants import EntityType
 
 import kavka.api  # noqa: F401  (registers every handler)
-from kavka.api.context import BrokerContext, ProducerIdAllocator
+from kavka.api.context import BrokerContext, RandomProducerIds
 from kavka.api.responses import make
 from kavka.clock import ManualClock
 from kavka.config import BrokerConfig
@@ -85,7 +85,7 @@ def admin(tmp_path):
         opened.append(logs)
         context = BrokerContext(
             logs=logs, config=config, clock=clock, node_id=config.get("broker.id"), host="127.0.0.1",
-            port=9092, producer_ids=ProducerIdAllocator(directory / "producer-id-block"))
+            port=9092, producer_ids=RandomProducerIds())
         return AdminHarness(context)
 
     yield build

@@ -18,7 +18,7 @@ from kio.schema.index import api_key_map
 from kio.static.constants import EntityType
 
 import kavka.api  # noqa: F401  (registers every handler)
-from kavka.api.context import BrokerContext, ProducerIdAllocator
+from kavka.api.context import BrokerContext, RandomProducerIds
 from kavka.api.registry import REGISTRY
 from kavka.api.responses import make
 from kavka.clock import ManualClock
@@ -84,7 +84,7 @@ def wire(tmp_path):
     coordinator = GroupCoordinator(settings, clock, OffsetsTopic(logs, 3, 1 << 20, clock),
                                    new_uuid=lambda: str(next(ids)))
     context = BrokerContext(logs=logs, config=config, clock=clock, node_id=0, host="127.0.0.1", port=9092,
-                            producer_ids=ProducerIdAllocator(tmp_path / "pid"), groups=GroupRunner(coordinator))
+                            producer_ids=RandomProducerIds(), groups=GroupRunner(coordinator))
     yield Wire(context)
     logs.close()
 

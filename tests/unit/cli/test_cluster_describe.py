@@ -14,7 +14,7 @@ from kio.schema.index import api_key_map
 from kio.static.constants import EntityType
 
 import kavka.api  # noqa: F401  (registers every handler)
-from kavka.api.context import BrokerContext, ProducerIdAllocator
+from kavka.api.context import BrokerContext, RandomProducerIds
 from kavka.api.responses import make
 from kavka.cli import cluster as cli_cluster
 from kavka.cli.main import build_parser
@@ -58,7 +58,7 @@ def context(tmp_path):
     logs = LogManager(tmp_path, config, ManualClock())
     logs.load()
     ctx = BrokerContext(logs=logs, config=config, clock=ManualClock(), node_id=1, host="127.0.0.1", port=9093,
-                        producer_ids=ProducerIdAllocator(tmp_path / "producer-id-block"))
+                        producer_ids=RandomProducerIds())
     yield ctx
     logs.close()
 
