@@ -220,7 +220,8 @@ def test_topic_configs_are_stored_in_the_cluster_and_applied_by_every_replica(cl
         ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
     admin.incremental_alter_configs([resource])[resource].result(10)
     replicas = admin.list_topics("conf", timeout=5).topics["conf"].partitions[0].replicas
-    wait(lambda: all(brokers[i].logs.topic("conf").overrides == {"min.insync.replicas": "2"} for i in replicas), 10,
+    wait(lambda: all(getattr(brokers[i].logs.topic("conf"), "overrides", None) == {"min.insync.replicas": "2"}
+                     for i in replicas), 10,  # a replica may not have created the topic yet
          "every replica applying the new overrides")
     bad = ConfigResource("TOPIC", "conf", incremental_configs=[
         ConfigEntry("min.insync.replicas", "zero", incremental_operation=AlterConfigOpType.SET)])
