@@ -127,7 +127,7 @@ class OffsetIndex:
             raise ValueError(f"index entry ({offset}, {position}) out of range for base {self.base_offset}")
         if self._rel and (rel <= self._rel[-1] or position <= self._pos[-1]):
             raise ValueError(f"index entry ({offset}, {position}) does not follow {self.last_entry()}")
-        _write_entry(self._fd, ENTRY.pack(rel, position), len(self._rel))
+        write_entry(self._fd, ENTRY.pack(rel, position), len(self._rel))
         self._rel.append(rel)
         self._pos.append(position)
 
@@ -160,8 +160,9 @@ class OffsetIndex:
         self._file.rename(path)
 
 
-def _write_entry(fd: int, entry: bytes, entries: int) -> None:
-    """Append one entry or nothing: a short or failed write (a full disk) is cut back off."""
+def write_entry(fd: int, entry: bytes, entries: int) -> None:
+    """Append one entry or nothing: a short or failed write (a full disk) is cut back off.
+    Shared with kavka.log.time_index (fixed-size entries, so the good length is known)."""
     try:
         if os.write(fd, entry) == len(entry):
             return

@@ -30,7 +30,6 @@ rebuilds it instead.
 
 from __future__ import annotations
 
-import errno
 import os
 import struct
 from array import array
@@ -39,7 +38,7 @@ from pathlib import Path
 
 from kavka.log.file_cache import FILES
 from kavka.log.file_slice import FileHandle
-from kavka.log.offset_index import INT32_MAX, CorruptIndex
+from kavka.log.offset_index import INT32_MAX, CorruptIndex, write_entry
 
 ENTRY = struct.Struct(">qi")
 ENTRY_SIZE = ENTRY.size
@@ -117,7 +116,7 @@ class TimeIndex:
         rel = offset - self.base_offset
         if not 0 <= rel <= INT32_MAX or (self._rel and rel < self._rel[-1]):
             raise ValueError(f"time index offset {offset} out of order for base {self.base_offset}")
-        _write_entry(self._fd, ENTRY.pack(timestamp, rel), len(self._rel))
+        write_entry(self._fd, ENTRY.pack(timestamp, rel), len(self._rel))
         self._ts.append(timestamp)
         self._rel.append(rel)
         return True
@@ -149,15 +148,3 @@ class TimeIndex:
         os.rename(self.path, path)
         self.path = path
         self._file.rename(path)
-
-
-def _write_entry(fd: int, entry: bytes, entries: int) -> None:
-    """Append one entry or nothing: a short or failed write (a full disk) is cut back off."""
-    try:
-        if os.write(fd, entry) == len(entry):
-            return
-        error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    except OSError as exc:
-        error = exc
-    os.ftruncate(fd, entries * len(entry))
-    raise error
