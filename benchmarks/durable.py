@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,27 +23,13 @@ from pathlib import Path
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from _common import free_port, launch_kavka, stop_process
 
 
 def start_broker(data_dir: Path, durable: bool) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "kavka", "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}",
-           "--log-level", "WARNING"] + (["--durable"] if durable else [])
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc, f"127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("broker did not start")
+    return launch_kavka(["-m", "kavka", "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}",
+                         "--log-level", "WARNING"] + (["--durable"] if durable else []), port)
 
 
 def one_producer(bootstrap: str, topic: str, records: int, size: int, latencies: list) -> None:
@@ -134,8 +118,7 @@ def main() -> None:
                   f"{med[True][1] / med[False][1]:>10.2f} {med[True][2] / med[False][2]:>10.2f}")
     finally:
         for proc, _ in brokers.values():
-            proc.terminate()
-            proc.wait(15)
+            stop_process(proc, 15)
         shutil.rmtree(root, ignore_errors=True)
 
 
