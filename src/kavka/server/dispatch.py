@@ -12,6 +12,13 @@ Order of checks, as Kafka does them:
    and body are decoded; a malformed body closes the connection.
 4. The handler runs; its response is encoded with the response header its
    version requires (ApiVersions always uses header v0).
+
+An exception escaping a handler or the encoder (a bug, or input the decoder
+let through that a handler cannot take) closes that one connection with one
+warning line naming the API, version, client and exception; the traceback is
+logged at debug level only, so a fuzzing client cannot fill the log.  Kafka
+logs the stack trace and answers with the API's error response built from the
+request (UNKNOWN_SERVER_ERROR per partition) where it can, else closes.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import logging
 
 from kavka.api.registry import REGISTRY, RawResponse, Request
 from kavka.protocol import messages
-from kavka.protocol.errors import InvalidRequest, UnsupportedVersion
+from kavka.protocol.errors import InvalidRequest, ProtocolError, UnsupportedVersion
 from kavka.protocol.framing import (
     encode_response_frame,
     parse_request_header,
@@ -59,13 +66,23 @@ class Dispatcher:
         except InvalidRequest as exc:
             raise CloseConnection(f"malformed {spec.name} v{version} request: {exc}") from None
         request = Request(api_key, version, correlation_id, header.client_id, body, self.broker, conn.peer)
-        result = spec.handler(request)
-        if asyncio.iscoroutine(result):
-            return self._finish_async(result, request)
-        return self._encode(result, request)
+        try:
+            result = spec.handler(request)
+            if asyncio.iscoroutine(result):
+                return self._finish_async(result, request, spec.name)
+            return self._encode(result, request)
+        except _PASSED_ON:
+            raise
+        except Exception as exc:
+            raise _internal_error(exc, spec.name, request) from None
 
-    async def _finish_async(self, pending, request: Request):
-        return self._encode(await pending, request)
+    async def _finish_async(self, pending, request: Request, name: str):
+        try:
+            return self._encode(await pending, request)
+        except _PASSED_ON:
+            raise
+        except Exception as exc:
+            raise _internal_error(exc, name, request) from None
 
     @staticmethod
     def _encode(result, request: Request):
@@ -83,6 +100,20 @@ class Dispatcher:
         log.info("ApiVersions v%d requested; answering v0 with UNSUPPORTED_VERSION", version)
         body = messages.encode_response(unsupported_version_response())
         return [encode_response_frame(correlation_id, body, False)]
+
+
+# Exceptions that already mean "close this connection, reason logged" or are not
+# errors of this request (cancellation is a BaseException and passes anyway).
+_PASSED_ON = (CloseConnection, ProtocolError, ConnectionError)
+
+
+def _internal_error(exc: Exception, name: str, request: Request) -> CloseConnection:
+    """One log line for a request that failed inside the broker; the traceback at debug."""
+    log.debug("traceback of the internal error handling %s v%d from %s", name, request.version,
+              request.peer, exc_info=exc)
+    return CloseConnection(f"internal error handling {name} v{request.version} (client id "
+                           f"{request.client_id!r}, correlation id {request.correlation_id}): "
+                           f"{type(exc).__name__}: {exc}")
 
 
 __all__ = ["Dispatcher", "UnsupportedVersion"]
