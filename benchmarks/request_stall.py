@@ -7,7 +7,8 @@ summarised for a quiet phase and for each attack, in the same run:
 
 * ``metadata-dup``: Metadata v4 naming one existing topic N times;
 * ``metadata-distinct``: Metadata v4 naming N distinct unknown topics (no auto-create);
-* ``fetch-dup``: Fetch v11 naming partition 0 of a topic with data 50,000 times.
+* ``fetch-dup``: Fetch v11 naming partition 0 of a topic with data 50,000 times;
+* ``metadata-create``: Metadata v4 auto-creating ``--creates`` new topics.
 
     PYTHONPATH=src python3 benchmarks/request_stall.py [--names 99000] [--src DIR]
 
@@ -38,10 +39,10 @@ def frame(api_key: int, version: int, body: bytes, correlation_id: int = 1) -> b
     return struct.pack(">i", len(header) + len(body)) + header + body
 
 
-def metadata_v4(names: list[bytes]) -> bytes:
+def metadata_v4(names: list[bytes], create: bool = False) -> bytes:
     parts = [struct.pack(">i", len(names))]
     parts += [struct.pack(">h", len(n)) + n for n in names]
-    return frame(3, 4, b"".join(parts) + b"\x00")  # allow_auto_topic_creation = false
+    return frame(3, 4, b"".join(parts) + (b"\x01" if create else b"\x00"))  # allow_auto_topic_creation
 
 
 def fetch_v11(topic: bytes, copies: int) -> bytes:
@@ -104,6 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--names", type=int, default=99_000, help="topics per Metadata attack")
     parser.add_argument("--copies", type=int, default=50_000, help="partition copies per Fetch attack")
+    parser.add_argument("--creates", type=int, default=1000, help="new topics auto-created by one Metadata")
     parser.add_argument("--repeat", type=int, default=3, help="attack requests per phase")
     parser.add_argument("--src", help="src directory of the kavka to run (default: this checkout's)")
     args = parser.parse_args()
@@ -126,6 +128,7 @@ def main() -> None:
             phase(bootstrap, "metadata-distinct",
                   metadata_v4([b"u%06d" % i for i in range(args.names)]), args.repeat, 0)
             phase(bootstrap, "fetch-dup", fetch_v11(b"t", args.copies), args.repeat, 0)
+            phase(bootstrap, "metadata-create", metadata_v4([b"c%06d" % i for i in range(args.creates)], True), 1, 0)
         finally:
             stop_process(proc)
 
