@@ -52,6 +52,8 @@ from kavka.protocol.framing import read_uvarint
 
 Reader = Callable[[bytes, int], tuple[Any, int]]
 Check = Callable[[bytes, int], int]  # returns the position after the value
+# Generated per struct: (buffer, position, [elements left]) -> position after it.
+_GenCheck = Callable[[bytes, int, list], int]
 
 FIXED_SIZES = {
     "bool": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "error_code": 2,
@@ -84,13 +86,11 @@ def bounds_checker(cls: type) -> Check:
     check = _checker(cls, False)
 
     def checked(buf: bytes, offset: int) -> int:
-        _elements_left[0] = MAX_ELEMENTS  # generated code counts down; one loop, no reentry
-        return check(buf, offset)
+        # The generated code counts elements down in a list of its own per message
+        # (brokers and clients in other threads of one process decode at the same time).
+        return check(buf, offset, [MAX_ELEMENTS])
 
     return checked
-
-
-_elements_left = [MAX_ELEMENTS]
 
 
 def _fail(what: str) -> None:
@@ -106,12 +106,12 @@ def _fail_elements() -> None:
 
 
 @cache
-def _checker(cls: type, nullable: bool) -> Check:
+def _checker(cls: type, nullable: bool) -> _GenCheck:
     gen = _CheckSource(cls)
     if nullable:  # KIP-893: an int8 marker, negative for null, then the struct
         gen.emit("if pos >= end: fail('a struct null marker')", "if buf[pos] >= 0x80: return pos + 1",
                  "pos += 1")
-    tagged: dict[int, Check] = {}
+    tagged: dict[int, _GenCheck] = {}
     for field in fields(cls):
         tag = get_field_tag(field)
         if tag is None:
@@ -122,11 +122,11 @@ def _checker(cls: type, nullable: bool) -> Check:
     if cls.__flexible__:
         gen.env["KNOWN_TAGS"] = tagged
         gen.emit("if pos < end and buf[pos] == 0: pos += 1",
-                 "else: pos = tag_section(buf, pos, KNOWN_TAGS)")
+                 "else: pos = tag_section(buf, pos, KNOWN_TAGS, left)")
     return gen.compile()
 
 
-def _tag_value_checker(cls: type, field: Field) -> Check:
+def _tag_value_checker(cls: type, field: Field) -> _GenCheck:
     kind = classify_field(field)
     if isinstance(kind, EntityField):
         return _checker(kind.type_, False)  # a tag's presence replaces the null marker
@@ -145,7 +145,7 @@ class _CheckSource:
         self.env: dict[str, Any] = {"uvarint": read_uvarint, "i16": _I16.unpack_from,
                                     "i32": _I32.unpack_from, "fail": _fail,
                                     "tag_section": _tag_section, "fail_null": _fail_null,
-                                    "fail_elements": _fail_elements, "left": _elements_left}
+                                    "fail_elements": _fail_elements}
         self.fixed = 0
         self.depth = 0
 
@@ -165,9 +165,9 @@ class _CheckSource:
             return
         self.flush_fixed()
         if isinstance(kind, EntityField):
-            self.emit(f"pos = {self.sub(_checker(kind.type_, is_optional(field)))}(buf, pos)")
+            self.emit(f"pos = {self.sub(_checker(kind.type_, is_optional(field)))}(buf, pos, left)")
         elif isinstance(kind, EntityTupleField):
-            self.array(field, lambda: self.emit(f"pos = {self.sub(_checker(kind.type_, False))}(buf, pos)"))
+            self.array(field, lambda: self.emit(f"pos = {self.sub(_checker(kind.type_, False))}(buf, pos, left)"))
         elif size is not None:
             self.array(field, lambda: None, element_size=size)
         elif kind.is_array:  # array elements are never null (Kafka refuses them too)
@@ -175,7 +175,7 @@ class _CheckSource:
         else:
             self.blob(field, nullable=is_optional(field))
 
-    def sub(self, check: Check) -> str:
+    def sub(self, check: _GenCheck) -> str:
         name = f"sub{len(self.env)}"
         self.env[name] = check
         return name
@@ -217,21 +217,21 @@ class _CheckSource:
         self.emit(f"if pos < end and buf[pos] < 0x80: {var} = buf[pos]; pos += 1",
                   f"else: {var}, pos = uvarint(buf, pos)")
 
-    def compile(self) -> Check:
+    def compile(self) -> _GenCheck:
         name = f"check_{self.cls.__name__}_v{self.cls.__version__}"
         body = "\n".join("    " + line for line in self.lines + ["return pos"])
         namespace = dict(self.env)
-        exec(compile(f"def {name}(buf, pos):\n{body}\n", f"<{name}>", "exec"), namespace)
+        exec(compile(f"def {name}(buf, pos, left):\n{body}\n", f"<{name}>", "exec"), namespace)
         return namespace[name]
 
 
-def _tag_section(buf: bytes, pos: int, known: dict[int, Check]) -> int:
+def _tag_section(buf: bytes, pos: int, known: dict[int, _GenCheck], left: list[int]) -> int:
     count, pos = read_uvarint(buf, pos)
     for _ in range(count):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
         end = _advance(buf, pos, size)
-        if tag in known and known[tag](buf, pos) > end:
+        if tag in known and known[tag](buf, pos, left) > end:
             raise InvalidRequest(f"tagged field {tag} overruns its declared size")
         pos = end
     return pos
