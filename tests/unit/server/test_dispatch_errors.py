@@ -52,3 +52,31 @@ def test_close_connection_from_a_handler_passes_unchanged(monkeypatch):
     monkeypatch.setitem(REGISTRY, METADATA, replace(REGISTRY[METADATA], handler=closing))
     with pytest.raises(CloseConnection, match="^on purpose$"):
         Dispatcher(broker=SimpleNamespace()).handle(metadata_v4_frame(), SimpleNamespace(peer="p"))
+
+
+HEARTBEAT = 12
+
+
+def heartbeat_v4_frame() -> bytes:
+    header = struct.pack(">hhi", HEARTBEAT, 4, 21) + struct.pack(">h", 1) + b"x" + b"\x00"
+    body = b"\x02g" + struct.pack(">i", 1) + b"\x02m" + b"\x00" + b"\x00"  # group, generation, member, null instance
+    return header + body
+
+
+@pytest.mark.parametrize("handler", [_broken_sync, _broken_async])
+def test_response_with_a_top_level_error_code_answers_unknown_server_error(monkeypatch, caplog, handler):
+    from kavka.protocol import messages
+    from kavka.protocol.framing import parse_response_header
+
+    caplog.set_level(logging.DEBUG, logger="kavka.server")
+    monkeypatch.setitem(REGISTRY, HEARTBEAT, replace(REGISTRY[HEARTBEAT], handler=handler))
+    result = Dispatcher(broker=SimpleNamespace()).handle(heartbeat_v4_frame(), SimpleNamespace(peer="p"))
+    if asyncio.iscoroutine(result):
+        result = asyncio.run(result)
+    frame = b"".join(result)[4:]
+    correlation_id, header_size = parse_response_header(frame, flexible=True)
+    response = messages.decode_response(HEARTBEAT, 4, frame, header_size)
+    assert (correlation_id, response.error_code.value) == (21, -1)
+    shown = [r for r in caplog.records if r.levelno > logging.DEBUG]
+    assert len(shown) == 1 and "answered UNKNOWN_SERVER_ERROR" in shown[0].getMessage()
+    assert not shown[0].exc_info
