@@ -200,3 +200,35 @@ def test_metadata_by_unknown_topic_id_answers_unknown_topic_id(bootstrap, versio
             include_topic_authorized_operations=False, **extra))
         assert [t.error_code for t in response.topics] == [100]
         assert metadata_ok(bootstrap)
+
+
+NULL_FIELD_APIS = [(3, 0), (3, 4), (1, 11), (1, 12), (1, 15), (0, 3), (0, 9), (2, 8), (8, 8), (19, 5), (10, 4),
+                   (11, 7), (9, 8)]
+
+
+def test_null_where_the_schema_has_none_closes_that_connection_with_one_line(bootstrap, caplog):
+    """Issue 9 item 8: a null array/string in a non-nullable field used to reach the handler
+    (TypeError, one traceback per request).  Kafka's parser refuses it and closes the
+    connection; kavka does the same and logs one warning line, no traceback."""
+    from null_fields import null_bodies
+
+    caplog.set_level(logging.DEBUG, logger="kavka")
+    bystander = Client(bootstrap)
+    sent = 0
+    for api_key, version in NULL_FIELD_APIS:
+        flexible = messages.request_header_flexible(api_key, version)
+        for path, body in null_bodies(api_key, version):
+            header = struct.pack(">hhi", api_key, version, 9) + struct.pack(">h", 1) + b"x"
+            header += b"\x00" if flexible else b""
+            sock = raw(bootstrap)
+            sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+            assert closed_by_broker(sock), (api_key, version, path)
+            sock.close()
+            sent += 1
+    assert sent > 40
+    assert metadata_ok(bootstrap)
+    assert bystander.request(ApiVersionsRequest(client_software_name="t", client_software_version="1")).error_code == 0
+    bystander.close()
+    closes = [r for r in caplog.records if "closing connection" in r.getMessage()]
+    assert len(closes) == sent and all("where the schema does not allow one" in r.getMessage() for r in closes)
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], "no tracebacks"

@@ -7,16 +7,24 @@ when ``auto.create.topics.enable`` is on and the client allows it (v4+ carries
 In a cluster (kavka.cluster) the answer comes from the cluster's metadata:
 every live broker, the controller, and per partition its leader, leader epoch,
 replicas, ISR and offline replicas; auto-creation goes through the controller.
+
+A topic named more than once is answered once (Kafka collects the requested
+names into a set).  A request naming more than ``slicing.SLICE`` topics, or
+asking for all of more than that many, is answered in slices with the event
+loop given back between them (kavka.api.slicing); the decoder has already
+refused more than 100,000 names (kavka.protocol.schema_walk).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
 from kavka.api.errors import error_code_for
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
+from kavka.api.slicing import SLICE, encode_steps, map_steps, run_sliced, run_steps, unique
 from kavka.internal_topics import INTERNAL_TOPICS, is_reserved
 from kavka.log.errors import LogError
 from kavka.protocol.errors import ErrorCode
@@ -34,19 +42,55 @@ TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 def handle(request: Request):
     if request.broker.cluster is not None:
         return _cluster_metadata(request)
-    body, broker = request.body, request.broker
+    body = request.body
     r = builder_for(request)
     if body.topics is None or (request.version == 0 and not body.topics):
-        names = sorted(broker.logs.topics())
-        topics = [_describe(r, request, name) for name in names]
+        wanted = sorted(request.broker.logs.topics())
+        steps = map_steps(lambda name: _describe(r, request, name), wanted)
     else:
         allow_create = getattr(body, "allow_auto_topic_creation", True)
-        topics = [_lookup(r, request, t, allow_create) for t in body.topics]
+        wanted = unique(body.topics, _topic_key)
+        creating = allow_create and request.broker.config.get("auto.create.topics.enable") and any(
+            getattr(t, "name", None) is not None and request.broker.logs.topic(t.name) is None for t in wanted)
+        if creating:  # one creation (~5 ms, files and topics.json) weighs a whole slice
+            steps = _lookup_steps(r, request, wanted, allow_create)
+            return _sliced_response(r, request, steps) if len(wanted) > 1 else _response(r, request, run_steps(steps))
+        steps = map_steps(lambda topic: _lookup(r, request, topic, allow_create), wanted)
+    if len(wanted) <= SLICE:
+        return _response(r, request, run_steps(steps))
+    return _sliced_response(r, request, steps)
+
+
+def _lookup_steps(r, request: Request, wanted: list, allow_create: bool):
+    """Stepping generator (kavka.api.slicing) of :func:`_lookup` that yields after every
+    auto-creation as well as every ``SLICE`` lookups."""
+    logs = request.broker.logs
+    out, work = [], 0
+    for topic in wanted:
+        name = getattr(topic, "name", None)
+        work += SLICE if name is not None and logs.topic(name) is None else 1
+        out.append(_lookup(r, request, topic, allow_create))
+        if work >= SLICE:
+            work = 0
+            yield
+    return out
+
+
+async def _sliced_response(r, request: Request, steps):
+    return await run_sliced(encode_steps(_response(r, request, await run_sliced(steps)), "topics"))
+
+
+def _response(r, request: Request, topics: list):
+    broker = request.broker
     brokers = (r.MetadataResponseBroker(node_id=broker.node_id, host=broker.host, port=broker.port, rack=None),)
     return r.MetadataResponse(
         error_code=ErrorCode.none, brokers=brokers, cluster_id=broker.cluster_id,
         controller_id=broker.node_id, topics=tuple(topics),
         cluster_authorized_operations=OPERATIONS_NOT_REQUESTED)
+
+
+def _topic_key(topic) -> tuple:
+    return getattr(topic, "name", None), getattr(topic, "topic_id", None)
 
 
 def _lookup(r, request: Request, wanted, allow_create: bool):
@@ -106,16 +150,22 @@ async def _cluster_metadata(request: Request):
     cluster = broker.cluster
     r = builder_for(request)
     if body.topics is None or (request.version == 0 and not body.topics):
-        topics = [_cluster_topic(r, request, name) for name in cluster.topic_names()]
+        topics = await run_sliced(map_steps(lambda name: _cluster_topic(r, request, name),
+                                            list(cluster.topic_names())))
     else:
         allow_create = getattr(body, "allow_auto_topic_creation", True) and broker.config.get(
             "auto.create.topics.enable")
         topics = []
-        for wanted in body.topics:
+        by_id = None
+        for count, wanted in enumerate(unique(body.topics, _topic_key)):
+            if count and count % SLICE == 0:
+                await asyncio.sleep(0)  # give the loop back between slices (kavka.api.slicing)
             name = getattr(wanted, "name", None)
             topic_id = getattr(wanted, "topic_id", None)
             if name is None and topic_id is not None and topic_id.int != 0:
-                name = next((n for n in cluster.topic_names() if cluster.topic(n).topic_id == str(topic_id)), None)
+                if by_id is None:  # once per request: a scan per id was quadratic
+                    by_id = {cluster.topic(n).topic_id: n for n in cluster.topic_names()}
+                name = by_id.get(str(topic_id))
                 if name is None:
                     topics.append(_error(r, None, ErrorCode.unknown_topic_id, topic_id))
                     continue

@@ -12,22 +12,38 @@ Order of checks, as Kafka does them:
    and body are decoded; a malformed body closes the connection.
 4. The handler runs; its response is encoded with the response header its
    version requires (ApiVersions always uses header v0).
+
+An exception escaping a handler or the encoder (a bug, or input the decoder
+let through that a handler cannot take) is logged as one warning line naming
+the API, version, client and exception; the traceback is logged at debug level
+only, so a fuzzing client cannot fill the log.  A response with a top-level
+error code (Fetch v7+, the group APIs, InitProducerId, ...) is answered with
+UNKNOWN_SERVER_ERROR and empty contents and the connection stays open; any
+other closes the connection.  Kafka does the same but builds per-partition
+error answers from the request too (getErrorResponse), and logs the trace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
+import uuid
+from dataclasses import MISSING, fields
+from functools import cache
+
+from kio.serial._introspect import classify_field, is_optional
 
 from kavka.api.registry import REGISTRY, RawResponse, Request
 from kavka.protocol import messages
-from kavka.protocol.errors import InvalidRequest, UnsupportedVersion
+from kavka.protocol.errors import ErrorCode, InvalidRequest, ProtocolError, UnsupportedVersion
 from kavka.protocol.framing import (
     encode_response_frame,
     parse_request_header,
     peek_api_key_version,
     response_header_bytes,
 )
+from kavka.protocol.schema_walk import FIXED_SIZES
 from kavka.server.connection import CloseConnection
 
 log = logging.getLogger("kavka.server")
@@ -59,13 +75,40 @@ class Dispatcher:
         except InvalidRequest as exc:
             raise CloseConnection(f"malformed {spec.name} v{version} request: {exc}") from None
         request = Request(api_key, version, correlation_id, header.client_id, body, self.broker, conn.peer)
-        result = spec.handler(request)
-        if asyncio.iscoroutine(result):
-            return self._finish_async(result, request)
-        return self._encode(result, request)
+        try:
+            result = spec.handler(request)
+            if asyncio.iscoroutine(result):
+                return self._finish_async(result, request, spec.name)
+            return self._encode(result, request)
+        except _PASSED_ON:
+            raise
+        except Exception as exc:
+            return self._internal_error(exc, spec.name, request)
 
-    async def _finish_async(self, pending, request: Request):
-        return self._encode(await pending, request)
+    async def _finish_async(self, pending, request: Request, name: str):
+        try:
+            return self._encode(await pending, request)
+        except _PASSED_ON:
+            raise
+        except Exception as exc:
+            return self._internal_error(exc, name, request)
+
+    def _internal_error(self, exc: Exception, name: str, request: Request):
+        """One log line for a request that failed inside the broker (the traceback at debug);
+        an UNKNOWN_SERVER_ERROR answer where the response has a top-level error code."""
+        log.debug("traceback of the internal error handling %s v%d from %s", name, request.version,
+                  request.peer, exc_info=exc)
+        what = (f"internal error handling {name} v{request.version} (client id {request.client_id!r}, "
+                f"correlation id {request.correlation_id}): {type(exc).__name__}: {exc}")
+        answer = _error_response(request.api_key, request.version)
+        if answer is None:
+            raise CloseConnection(what)
+        try:
+            frame = self._encode(answer, request)
+        except Exception:  # noqa: BLE001 - the schema allowed no empty answer after all
+            raise CloseConnection(what) from None
+        log.warning("%s from %s; answered UNKNOWN_SERVER_ERROR", what, request.peer)
+        return frame
 
     @staticmethod
     def _encode(result, request: Request):
@@ -83,6 +126,44 @@ class Dispatcher:
         log.info("ApiVersions v%d requested; answering v0 with UNSUPPORTED_VERSION", version)
         body = messages.encode_response(unsupported_version_response())
         return [encode_response_frame(correlation_id, body, False)]
+
+
+# Exceptions that already mean "close this connection, reason logged" or are not
+# errors of this request (cancellation is a BaseException and passes anyway).
+_PASSED_ON = (CloseConnection, ProtocolError, ConnectionError)
+
+
+_EMPTY = {"string": "", "bytes": b"", "records": None, "bool": False, "uuid": uuid.UUID(int=0),
+          "timedelta_i32": datetime.timedelta(0), "timedelta_i64": datetime.timedelta(0)}
+
+
+@cache
+def _error_response(api_key: int, version: int):
+    """This version's response with error_code UNKNOWN_SERVER_ERROR and every other field
+    empty (0, "", (), null), or None when it has no top-level error code or a field that
+    cannot be empty."""
+    try:
+        cls = messages.response_class(api_key, version)
+    except UnsupportedVersion:  # versions kio does not model (Produce v0-2)
+        return None
+    values = {}
+    for field in fields(cls):
+        if field.default is not MISSING or field.default_factory is not MISSING:
+            continue
+        kind, kafka_type = classify_field(field), field.metadata.get("kafka_type")
+        if field.name == "error_code":
+            values[field.name] = ErrorCode.unknown_server_error
+        elif kind.is_array:
+            values[field.name] = ()
+        elif is_optional(field):
+            values[field.name] = None
+        elif kafka_type in _EMPTY:
+            values[field.name] = _EMPTY[kafka_type]
+        elif kafka_type in FIXED_SIZES:
+            values[field.name] = 0
+        else:
+            return None
+    return cls(**values) if "error_code" in values else None
 
 
 __all__ = ["Dispatcher", "UnsupportedVersion"]

@@ -79,3 +79,46 @@ def test_tagged_value_longer_than_its_size_is_refused():
     section = b"\x01" + b"\x00\x01" + b"\x04clu"  # declares 1 byte, the string needs 4
     with pytest.raises(InvalidRequest, match="tagged field 0"):
         check_bounds(cls, body[:-1] + section, 0)
+
+
+# -- nulls where the schema has none, and the element cap (issue 9, items 4 and 8) -------------
+
+FETCH_FIXED = bytes(4 + 4 + 4 + 4 + 1 + 4 + 4)  # Fetch v7-12 before the topics
+PRODUCE_V3_HEAD = struct.pack(">hhi", -1, 1, 1000)  # null transactional id, acks, timeout
+
+
+@pytest.mark.parametrize("api_key, version, body, field", [
+    (3, 0, struct.pack(">i", -1), "topics"),                      # Metadata v0: topics not nullable
+    (1, 11, FETCH_FIXED + struct.pack(">i", -1), "topics"),        # legacy null array
+    (1, 12, FETCH_FIXED + b"\x00", "topics"),                     # compact null array (0)
+    (1, 12, FETCH_FIXED + b"\x02\x00", "topic"),                   # compact null string (0)
+    (0, 3, PRODUCE_V3_HEAD + struct.pack(">i", -1), "topic_data"),
+    (0, 3, PRODUCE_V3_HEAD + struct.pack(">ih", 1, -1), "name"),  # legacy null string (-1)
+    (19, 3, struct.pack(">ih", 1, -1), "name"),                   # CreateTopics
+])
+def test_null_where_not_nullable_is_refused(api_key, version, body, field):
+    with pytest.raises(InvalidRequest, match=f"null {field} where the schema does not allow one"):
+        m.decode_request(api_key, version, body, 0)
+
+
+def test_null_where_nullable_is_accepted():
+    assert m.decode_request(3, 4, struct.pack(">i", -1) + b"\x00", 0).topics is None  # Metadata v1+: all
+    assert m.decode_request(3, 12, bytes(4), 0).topics is None  # compact null
+
+
+def test_element_cap_counts_every_array_of_the_message():
+    from kavka.protocol import schema_walk
+    n = schema_walk.MAX_ELEMENTS
+    ok = struct.pack(">i", n) + b"\x00\x00" * n + b"\x00"  # Metadata v4, n empty names
+    assert len(m.decode_request(3, 4, ok, 0).topics) == n
+    over = struct.pack(">i", n + 1) + b"\x00\x00" * (n + 1) + b"\x00"
+    with pytest.raises(InvalidRequest, match="array elements in one message"):
+        m.decode_request(3, 4, over, 0)
+    # nested: 2 topics of n/2 partitions each, plus the topics themselves, is over the cap
+    half = n // 2
+    topic = struct.pack(">h", 1) + b"t" + struct.pack(">i", half) + bytes(28 * half)
+    fetch = FETCH_FIXED + struct.pack(">i", 2) + topic * 2 + struct.pack(">i", 0) + b"\x00\x00"
+    with pytest.raises(InvalidRequest, match="array elements in one message"):
+        m.decode_request(1, 11, fetch, 0)
+    # the count starts afresh for each message
+    assert len(m.decode_request(3, 4, ok, 0).topics) == n
