@@ -127,12 +127,13 @@ class PartitionLog:
 
     @classmethod
     def open(cls, path: Path, topic: str, partition: int, config: TopicConfig, clock: Clock,
-             recover: bool, *, hw_follows_leo: bool = True) -> "PartitionLog":
+             recover: bool, *, hw_follows_leo: bool = True,
+             verify_newer_than_ns: int | None = None) -> "PartitionLog":
         path.mkdir(parents=True, exist_ok=True)
         finish_leftovers(path, config, clock)
         persisted_lso = checkpoint.read_offset(path / LOG_START_OFFSET_FILE) or 0
         recovery_point = checkpoint.read_offset(path / RECOVERY_POINT_FILE)
-        segments = load_segments(path, config, clock, recover, recovery_point)
+        segments = load_segments(path, config, clock, recover, recovery_point, verify_newer_than_ns)
         if not segments:
             segments = [Segment.create(path, persisted_lso, config, clock)]
         epochs = LeaderEpochCache.load(path / EPOCH_FILE)
