@@ -216,8 +216,11 @@ class LogManager:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def load(self) -> None:
-        """Lock the directory, read metadata, open (and if unclean, recover) every partition."""
+    def load(self, verify_all: bool = False) -> None:
+        """Lock the directory, read metadata, open (and if unclean, recover) every partition.
+
+        ``verify_all`` re-validates every segment whatever the marker says
+        (``kavka check --repair``: the broker's own recovery, on everything)."""
         self._prepare_directory()
         self._acquire_lock()
         self._previous_file_limit = FILES.set_limit(open_file_limit(self.broker_config.get("log.max.open.files")))
@@ -226,6 +229,8 @@ class LogManager:
             clean = marker.exists()
             # Segments modified after the marker was written are CRC-checked even on a clean start.
             self._verify_newer_than_ns = marker.stat().st_mtime_ns if clean else None
+            if verify_all:
+                self._verify_newer_than_ns = -1
             marker.unlink(missing_ok=True)
             self._load_identity()
             self._clear_deleted_directories()

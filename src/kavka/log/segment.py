@@ -57,6 +57,7 @@ import contextlib
 import logging
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -595,6 +596,39 @@ def _valid_batches(fd: int, file_size: int, problem: list[str] | None = None) ->
             yield position, header
             offset = size
         position += offset
+
+
+@dataclass
+class FileScan:
+    """What :func:`scan_log_file` found in one ``.log`` file."""
+
+    path: Path
+    batches: int = 0
+    valid_bytes: int = 0
+    file_size: int = 0
+    problem: str | None = None  # what is wrong at byte ``valid_bytes``, None when all is well
+
+
+def scan_log_file(path: Path, base_offset: int) -> FileScan:
+    """Check every batch of a segment file the way :meth:`Segment.recover` does
+    (framing, magic, CRC-32C, offset order), without changing it."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        scan = FileScan(path, file_size=os.fstat(fd).st_size)
+        problem: list[str] = []
+        next_offset = base_offset
+        for position, header in _valid_batches(fd, scan.file_size, problem):
+            if header.base_offset < next_offset or header.last_offset - base_offset > 2**31 - 1:
+                problem.append(f"base offset {header.base_offset} out of order (expected >= {next_offset})")
+                break
+            next_offset = header.last_offset + 1
+            scan.batches += 1
+            scan.valid_bytes = position + header.size
+        if scan.valid_bytes < scan.file_size:
+            scan.problem = problem[0] if problem else "torn or corrupt tail"
+        return scan
+    finally:
+        os.close(fd)
 
 
 def _describe(exc: InvalidBatch, size: int) -> str:
