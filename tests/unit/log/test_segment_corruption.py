@@ -154,3 +154,17 @@ def test_check_refuses_a_data_dir_in_use(data_dir, capsys):
         assert "in use by a running broker" in capsys.readouterr().err
     finally:
         manager.close()
+
+
+def test_after_a_crash_a_flushed_segment_modified_after_the_recovery_point_is_verified(tmp_path, clock):
+    directory = tmp_path / "t-0"
+    plog = open_log(directory, clock)
+    for i in range(40):
+        plog.append(make_batch(3, T0 + i, 30))
+    plog.flush()
+    size = plog.segments[0].size
+    plog.close()
+    flip(directory / f"{0:020d}.log", size - 1)
+    checked = open_log(directory, clock, recover=True)
+    assert checked.segments[0].size < size and len(checked.segments) == 1
+    checked.close()
