@@ -80,12 +80,13 @@ def load_segments(path: Path, config: TopicConfig, clock: Clock, recover: bool,
         segments.append(segment)
         upper = bases[i + 1] if i + 1 < len(bases) else None
         unflushed = recovery_point is None or upper is None or upper > recovery_point
-        if recover and unflushed:
+        truncated = segment.truncated_on_open
+        if truncated:
+            pass
+        elif recover and unflushed:
             truncated = segment.recover()
         elif verify_newer_than_ns is not None and _modified_after(segment, verify_newer_than_ns):
             truncated = segment.recover()
-        else:
-            truncated = 0
         if truncated:
             where, what = segment.recovery_problem or (segment.size, "torn or corrupt tail")
             log.warning("%s: %s at byte %d: %s; dropped %d bytes after offset %d",
@@ -99,8 +100,10 @@ def load_segments(path: Path, config: TopicConfig, clock: Clock, recover: bool,
 
 
 def _modified_after(segment: Segment, ns: int) -> bool:
+    # >=: file times come from the kernel's coarse clock (a tick of a few ms), so a
+    # write just after the marker can carry the marker's own time.
     try:
-        return os.stat(segment.log_path).st_mtime_ns > ns
+        return os.stat(segment.log_path).st_mtime_ns >= ns
     except FileNotFoundError:
         return False
 

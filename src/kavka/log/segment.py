@@ -114,6 +114,7 @@ class Segment:
         self.created_ms = clock.now_ms()
         self.size = os.fstat(self._fd).st_size
         self._reported: set[int] = set()  # positions of corruption already logged
+        self.truncated_on_open = 0  # bytes open() cut off (indexes inconsistent, then a bad batch)
         self._reset_state()
 
     # The .log file through the LRU of open files: hold ``_handle`` (not ``_fd``)
@@ -187,7 +188,7 @@ class Segment:
             except (CorruptIndex, LogCorrupted):
                 segment._close_indexes()
                 segment.offset_index, segment.time_index = _new_indexes(directory, base_offset, suffix)
-        segment.recover()
+        segment.truncated_on_open = segment.recover()  # the caller logs it and drops what follows
         return segment
 
     def _load_tail_state(self) -> None:
