@@ -115,6 +115,10 @@ class Segment:
         self.size = os.fstat(self._fd).st_size
         self._reported: set[int] = set()  # positions of corruption already logged
         self.truncated_on_open = 0  # bytes open() cut off (indexes inconsistent, then a bad batch)
+        # Bytes below _unverified_end were on disk, unchecked, when the file was opened;
+        # [0, _verified_to) of them have been CRC-checked since (see _verify).
+        self._unverified_end = self.size
+        self._verified_to = 0
         self._reset_state()
 
     # The .log file through the LRU of open files: hold ``_handle`` (not ``_fd``)
@@ -295,7 +299,54 @@ class Segment:
         if end < target:
             end = self._extend(end, target)
         handle = self._handle
+        if position < self._unverified_end and end > self._verified_to:
+            # Serve the good batches before a bad one; the next read, starting at it, fails.
+            end = self._verify(handle.fd, position, min(end, self._unverified_end)) or end
         return FileSlice(handle.fd, position, end - position, handle)
+
+    def _verify(self, fd: int, position: int, end: int) -> int | None:
+        """CRC-check the batches in [position, end) before they are first served;
+        returns where a bad batch starts (None when all are good), raises when it is
+        the first one.
+
+        Only bytes that were in the file when this process opened it without
+        recovering it are checked (appends were validated on produce, recovery
+        checked the rest), and a prefix once checked is not checked again: the hot
+        path (tail reads of new data) pays nothing, a catch-up read of old data
+        pays one pread and a CRC-32C per byte.  librdkafka does not check CRCs by
+        default (check.crcs=false), so this is what keeps a flipped byte from being
+        delivered silently."""
+        start = self._verified_to if position <= self._verified_to else position  # both batch boundaries
+        while start < end:
+            chunk = os.pread(fd, min(RECOVER_CHUNK, end - start), start)
+            offset = 0
+            while (size := peek_size(chunk, offset)) is not None and offset + size <= len(chunk):
+                try:
+                    validate_stored(chunk, offset)
+                except InvalidBatch as exc:
+                    return self._bad_at(position, start + offset, _describe(exc, size))
+                offset += size
+            if offset == 0:  # a batch larger than the chunk
+                size = peek_size(chunk) or 0
+                if size < MIN_BATCH_SIZE or start + size > end:
+                    return self._bad_at(position, start, _torn(size or None, end - start))
+                try:
+                    validate_stored(os.pread(fd, size, start))
+                except InvalidBatch as exc:
+                    return self._bad_at(position, start, _describe(exc, size))
+                offset = size
+            start += offset
+        if position <= self._verified_to:
+            self._verified_to = max(self._verified_to, end)
+        return None
+
+    def _bad_at(self, position: int, bad: int, what: str) -> int:
+        error = self.corrupt(bad, what)
+        if bad <= position:
+            raise error
+        if position <= self._verified_to:
+            self._verified_to = max(self._verified_to, bad)
+        return bad
 
     def translate_offset(self, offset: int) -> tuple[int, int] | None:
         """(position, base offset) of the first batch whose last offset >= ``offset``."""
@@ -415,6 +466,7 @@ class Segment:
         if valid_end < file_size:
             os.ftruncate(handle.fd, valid_end)
         self.size = valid_end
+        self._unverified_end = 0  # every byte kept was just checked
         return file_size - valid_end
 
     def truncate_to(self, offset: int) -> int:
@@ -431,6 +483,8 @@ class Segment:
         self.time_index.truncate_to(base)
         os.ftruncate(self._fd, position)
         self.size = position
+        self._unverified_end = min(self._unverified_end, position)  # stays a batch boundary
+        self._verified_to = min(self._verified_to, position)
         self._load_tail_state()
         return removed
 
