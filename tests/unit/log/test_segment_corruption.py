@@ -15,7 +15,7 @@ from kavka.log.log_manager import CLEAN_SHUTDOWN_FILE, LogManager
 from kavka.log.partition_log import PartitionLog
 from kavka.log.segment import scan_log_file
 from kavka.protocol import records
-from log_helpers import T0, make_batch, topic_config
+from log_helpers import T0, all_batches, make_batch, topic_config
 
 CONFIG = dict(segment_bytes=600, index_interval_bytes=100)
 
@@ -23,11 +23,6 @@ CONFIG = dict(segment_bytes=600, index_interval_bytes=100)
 def open_log(directory, clock, recover=False, verify_newer_than_ns=None):
     return PartitionLog.open(directory, "t", 0, topic_config(**CONFIG), clock, recover,
                              verify_newer_than_ns=verify_newer_than_ns)
-
-
-def all_batches(plog) -> list[bytes]:
-    data = b"".join(s.read() for s in plog.read(plog.log_start_offset, 10**7).slices)
-    return [data[p : p + h.size] for p, h in records.iter_batches(data)]
 
 
 @pytest.fixture
@@ -85,18 +80,13 @@ def test_a_read_over_an_impossible_batch_length_fails_and_logs_once(closed, cloc
     middle.write_bytes(data)
     plog = open_log(directory, clock)  # a clean start that does not look (no marker time given)
     caplog.set_level(logging.ERROR, "kavka.log")
-    assert all_batches_before(plog, segments[1]) == [b for b in written if records.read_header(b).base_offset
+    assert all_batches(plog, segments[1]) == [b for b in written if records.read_header(b).base_offset
                                                       < segments[1]]
     for _ in range(2):
         with pytest.raises(LogCorrupted, match=f"corrupt batch at byte {position}: impossible batch length"):
             plog.read(segments[1] + 3, 10**6)
     assert caplog.text.count("corrupt batch at byte") == 1
     plog.close()
-
-
-def all_batches_before(plog, offset) -> list[bytes]:
-    data = b"".join(s.read() for s in plog.read(0, 10**7, max_offset=offset).slices)
-    return [data[p : p + h.size] for p, h in records.iter_batches(data)]
 
 
 def test_scan_log_file_reports_the_first_bad_batch(closed):
