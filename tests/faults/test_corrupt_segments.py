@@ -94,16 +94,19 @@ def test_check_refuses_while_the_broker_runs(stopped):
 
 
 @pytest.mark.parametrize("stop", ["clean", "kill9"])
-def test_a_start_after_the_damage_cuts_the_log_at_the_bad_batch(stopped, stop):
+@pytest.mark.parametrize("kind", ["flip", "length"])
+def test_a_start_after_the_damage_cuts_the_log_at_the_bad_batch(stopped, stop, kind):
     broker, values, logs = stopped
     if stop == "kill9":
         broker.restart()
         broker.kill9()
-    bad = damage(logs[1], "length")
+    bad = damage(logs[1], kind)
     broker.restart()
     text = broker.log_text()
-    assert f"{logs[1].name} at byte {batches_before(logs[1])}: impossible batch length" in text or \
-        "runs past the end of the file" in text, text[-3000:]
+    what = "CRC-32C mismatch" if kind == "flip" else "runs past the end of the file"
+    assert f"{TOPIC}-0: {logs[1].name} at byte {batches_before(logs[1])}: " in text, text[-3000:]
+    assert what in text
+    assert "deleting segment" in text  # the ones after the hole
     got = read_all(broker.bootstrap_servers, TOPIC, 1)[0]
     assert [v for _o, _k, v in got] == values[:bad]
     from confluent_kafka import Producer  # the log takes appends again at the cut
