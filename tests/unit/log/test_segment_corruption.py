@@ -158,3 +158,22 @@ def test_after_a_crash_a_flushed_segment_modified_after_the_recovery_point_is_ve
     checked = open_log(directory, clock, recover=True)
     assert checked.segments[0].size < size and len(checked.segments) == 1
     checked.close()
+
+
+def test_old_bytes_are_crc_checked_when_first_served_good_prefix_then_an_error(closed, clock, caplog):
+    directory, written, segments, _ = closed
+    middle = directory / f"{segments[2]:020d}.log"
+    position = batch_start(middle, 1)
+    flip(middle, position + 40)  # bit rot: a clean start without a marker time does not look
+    plog = open_log(directory, clock)
+    caplog.set_level(logging.ERROR, "kavka.log")
+    bad = records.read_header(written[[records.read_header(b).base_offset for b in written].index(segments[2]) + 1])
+    served = all_batches(plog)
+    assert served == [b for b in written if records.read_header(b).base_offset < bad.base_offset]
+    for _ in range(2):
+        with pytest.raises(LogCorrupted, match=f"corrupt batch at byte {position}: CRC-32C mismatch"):
+            plog.read(bad.base_offset, 10**6)
+    assert caplog.text.count("corrupt batch at byte") == 1
+    plog.append(make_batch(1))  # appends go on; what they add is served unchecked
+    assert plog.read(plog.log_end_offset - 1, 10**6).slices
+    plog.close()
