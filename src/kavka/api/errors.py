@@ -22,6 +22,7 @@ _CODES: dict[str, ErrorCode] = {
     "InvalidTopic": ErrorCode.invalid_topic_exception,
     "RecordTooLarge": ErrorCode.message_too_large,
     "CorruptRecord": ErrorCode.corrupt_message,
+    "LogCorrupted": ErrorCode.corrupt_message,  # bad bytes met while reading a stored log
     "InvalidRecord": ErrorCode.invalid_record,
     "InvalidTimestamp": ErrorCode.invalid_timestamp,
     "OutOfOrderSequence": ErrorCode.out_of_order_sequence_number,

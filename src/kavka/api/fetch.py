@@ -35,7 +35,7 @@ import asyncio
 from kavka.api.errors import error_code_for
 from kavka.api.registry import RawResponse, Request, api
 from kavka.api.slicing import SLICE, run_sliced, run_steps
-from kavka.log.errors import OffsetOutOfRange
+from kavka.log.errors import LogCorrupted, OffsetOutOfRange
 from kavka.protocol.errors import ErrorCode
 from kavka.protocol.fetch_response import PartitionResult, TopicResult, encode_fetch_response
 
@@ -126,6 +126,9 @@ class _Plan:
                                    log.high_watermark, log.high_watermark, log.log_start_offset)
         except OSError as exc:  # the disk failed under a read (EIO): the directory goes offline
             return PartitionResult(wanted.partition, error_code_for(partition.storage_failure(exc, "a read of")).value)
+        except LogCorrupted as exc:  # logged once by the segment; an error, never garbage or a hang
+            return PartitionResult(wanted.partition, error_code_for(exc).value,
+                                   log.high_watermark, log.high_watermark, log.log_start_offset)
         return PartitionResult(
             wanted.partition, 0, read.high_watermark, read.high_watermark, read.log_start_offset,
             read.slices, () if self.read_committed else None)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from kavka import __version__
-from kavka.cli import cluster, configs, consume, export, groups, produce, serve, topics
+from kavka.cli import check, cluster, configs, consume, export, groups, produce, serve, topics
 
 
 class CliError(Exception):
@@ -14,7 +14,7 @@ class CliError(Exception):
 
 
 COMMANDS = {"serve": serve, "topics": topics, "configs": configs, "produce": produce, "consume": consume,
-            "groups": groups, "export": export, "cluster": cluster}
+            "groups": groups, "export": export, "cluster": cluster, "check": check}
 
 
 def build_parser() -> argparse.ArgumentParser:

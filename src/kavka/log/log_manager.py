@@ -54,7 +54,12 @@ limit is ``log.max.open.files`` capped at half of RLIMIT_NOFILE.
 Crash recovery: ``load()`` removes the clean-shutdown marker first and opens
 each partition with ``recover=True`` unless the marker was there, so a crash at
 any point after load() (including during it) makes the next start scan and
-repair every segment.  ``close()`` writes the marker last, after every
+repair every segment above its recovery point (CRC-32C of every batch, cut at
+the first bad one).  On a clean start the marker's mtime is read before it is
+removed, and every segment whose ``.log`` was modified after it is checked the
+same way: a byte flipped or a file copied in while the broker was stopped is
+found at start, not served (kavka.log.partition_dir.load_segments; ``kavka
+check`` scans everything on demand).  ``close()`` writes the marker last, after every
 partition is flushed, has written its producer snapshot and is closed; it does
 so in bulk (one syncfs, every checkpoint written without fsync, a second
 syncfs: kavka.log.checkpoint.deferred_sync), so 20,000 partitions close in
@@ -205,19 +210,27 @@ class LogManager:
         self._growing: dict[str, int] = {}  # topic -> partitions being added (persisted as pending)
         self._topic_json: dict[str, str] = {}  # name -> its committed entry of topics.json, encoded
         self._lock_fd: int | None = None
+        self._verify_newer_than_ns: int | None = None  # the clean-shutdown marker's mtime (load)
         self._previous_file_limit: int | None = None
         self.health = LogDirHealth(self.data_dir)  # online, full or offline (kavka.log.log_dir)
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def load(self) -> None:
-        """Lock the directory, read metadata, open (and if unclean, recover) every partition."""
+    def load(self, verify_all: bool = False) -> None:
+        """Lock the directory, read metadata, open (and if unclean, recover) every partition.
+
+        ``verify_all`` re-validates every segment whatever the marker says
+        (``kavka check --repair``: the broker's own recovery, on everything)."""
         self._prepare_directory()
         self._acquire_lock()
         self._previous_file_limit = FILES.set_limit(open_file_limit(self.broker_config.get("log.max.open.files")))
         try:
             marker = self.data_dir / CLEAN_SHUTDOWN_FILE
             clean = marker.exists()
+            # Segments modified after the marker was written are CRC-checked even on a clean start.
+            self._verify_newer_than_ns = marker.stat().st_mtime_ns if clean else None
+            if verify_all:
+                self._verify_newer_than_ns = -1
             marker.unlink(missing_ok=True)
             self._load_identity()
             self._clear_deleted_directories()
@@ -234,6 +247,7 @@ class LogManager:
             for info in self._topics.values():
                 for index in range(info.partitions):
                     self._open_partition(info, index, recover=not clean)
+            self._verify_newer_than_ns = None  # partitions created from now on are new files
         except BaseException:
             self._close_partitions()
             self._release_lock()
@@ -543,7 +557,8 @@ class LogManager:
 
     def _new_partition(self, info: TopicInfo, index: int, recover: bool) -> Partition:
         path = self._partition_dir(info.name, index)
-        plog = PartitionLog.open(path, info.name, index, info.config, self.clock, recover=recover)
+        plog = PartitionLog.open(path, info.name, index, info.config, self.clock, recover=recover,
+                                 verify_newer_than_ns=self._verify_newer_than_ns)
         try:
             if plog.leader_epoch < 0:
                 # A lone broker leads every partition from epoch 0; the cluster

@@ -65,8 +65,14 @@ def _segment_bases(path: Path) -> list[int]:
 
 
 def load_segments(path: Path, config: TopicConfig, clock: Clock, recover: bool,
-                  recovery_point: int | None) -> list[Segment]:
-    """Open every segment; with ``recover``, re-validate those not wholly below the recovery point."""
+                  recovery_point: int | None, verify_newer_than_ns: int | None = None) -> list[Segment]:
+    """Open every segment; with ``recover``, re-validate those not wholly below the recovery point.
+
+    ``verify_newer_than_ns`` (the clean-shutdown marker's mtime) re-validates, on a
+    clean start too, every segment whose ``.log`` was modified after it: something
+    other than this broker wrote there while it was stopped.  A bad batch cuts the
+    log there and deletes the segments after it, as Kafka's log recovery does (the
+    offsets after a hole cannot be served in order)."""
     bases = _segment_bases(path)
     segments = []
     for i, base in enumerate(bases):
@@ -74,16 +80,32 @@ def load_segments(path: Path, config: TopicConfig, clock: Clock, recover: bool,
         segments.append(segment)
         upper = bases[i + 1] if i + 1 < len(bases) else None
         unflushed = recovery_point is None or upper is None or upper > recovery_point
-        truncated = segment.recover() if recover and unflushed else 0
+        truncated = segment.truncated_on_open
         if truncated:
-            log.warning("%s: segment %d had a torn or corrupt tail; dropped %d bytes after offset %d",
-                        path.name, segment.base_offset, truncated, segment.next_offset)
+            pass
+        elif recover and unflushed:
+            truncated = segment.recover()
+        elif verify_newer_than_ns is not None and _modified_after(segment, verify_newer_than_ns):
+            truncated = segment.recover()
+        if truncated:
+            where, what = segment.recovery_problem or (segment.size, "torn or corrupt tail")
+            log.warning("%s: %s at byte %d: %s; dropped %d bytes after offset %d",
+                        path.name, segment.log_path.name, where, what, truncated, segment.next_offset)
         if truncated and upper is not None:
             for later in bases[i + 1:]:  # they follow a hole now
                 log.warning("%s: deleting segment %d, which followed the damaged one", path.name, later)
                 delete_segment_files(path, later)
             break
     return segments
+
+
+def _modified_after(segment: Segment, ns: int) -> bool:
+    # >=: file times come from the kernel's coarse clock (a tick of a few ms), so a
+    # write just after the marker can carry the marker's own time.
+    try:
+        return os.stat(segment.log_path).st_mtime_ns >= ns
+    except FileNotFoundError:
+        return False
 
 
 def finish_leftovers(path: Path, config: TopicConfig, clock: Clock) -> None:

@@ -30,7 +30,8 @@ its time index, a header scan, then the records of one batch are decoded.
 
 Crash: the broker calls ``open(recover=True)`` after an unclean shutdown;
 segments wholly below the ``recovery-point`` (written by ``flush`` after the
-fsyncs) are trusted, the others re-validated and cut at the first torn or
+fsyncs) are trusted unless their ``.log`` was modified after that checkpoint
+file, the others re-validated and cut at the first torn or
 corrupt batch (kavka.log.partition_dir).  Missing or inconsistent index files
 are rebuilt even on a clean open.  Checkpoints that name offsets about to be
 rewritten (recovery point, log start offset) are lowered before the rewrite.
@@ -105,6 +106,13 @@ class ReadResult:
         return sum(s.size for s in self.slices)
 
 
+def checkpoint_mtime_ns(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
 class PartitionLog:
     def __init__(self, path: Path, topic: str, partition: int, config: TopicConfig, clock: Clock,
                  segments: list[Segment], epochs: LeaderEpochCache, log_start_offset: int,
@@ -127,12 +135,17 @@ class PartitionLog:
 
     @classmethod
     def open(cls, path: Path, topic: str, partition: int, config: TopicConfig, clock: Clock,
-             recover: bool, *, hw_follows_leo: bool = True) -> "PartitionLog":
+             recover: bool, *, hw_follows_leo: bool = True,
+             verify_newer_than_ns: int | None = None) -> "PartitionLog":
         path.mkdir(parents=True, exist_ok=True)
         finish_leftovers(path, config, clock)
         persisted_lso = checkpoint.read_offset(path / LOG_START_OFFSET_FILE) or 0
         recovery_point = checkpoint.read_offset(path / RECOVERY_POINT_FILE)
-        segments = load_segments(path, config, clock, recover, recovery_point)
+        if recover and verify_newer_than_ns is None:
+            # Segments below the recovery point were fsynced before the checkpoint was
+            # written: one modified after it was changed behind the broker's back.
+            verify_newer_than_ns = checkpoint_mtime_ns(path / RECOVERY_POINT_FILE)
+        segments = load_segments(path, config, clock, recover, recovery_point, verify_newer_than_ns)
         if not segments:
             segments = [Segment.create(path, persisted_lso, config, clock)]
         epochs = LeaderEpochCache.load(path / EPOCH_FILE)

@@ -54,8 +54,10 @@ deleting a segment drops only the segment's reference, so an in-flight
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -88,6 +90,8 @@ MIN_BATCH_SIZE = HEADER_SIZE
 
 # baseOffset, batchLength, lastOffsetDelta (at 23), maxTimestamp (at 35): all a scan needs.
 _SCAN = struct.Struct(">qi11xi8xq")
+_MAGIC_AT = 16
+log = logging.getLogger("kavka.log")
 _LOG_FLAGS = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -109,6 +113,12 @@ class Segment:
         self.index_interval_bytes = config.index_interval_bytes
         self.created_ms = clock.now_ms()
         self.size = os.fstat(self._fd).st_size
+        self._reported: set[int] = set()  # positions of corruption already logged
+        self.truncated_on_open = 0  # bytes open() cut off (indexes inconsistent, then a bad batch)
+        # Bytes below _unverified_end were on disk, unchecked, when the file was opened;
+        # [0, _verified_to) of them have been CRC-checked since (see _verify).
+        self._unverified_end = self.size
+        self._verified_to = 0
         self._reset_state()
 
     # The .log file through the LRU of open files: hold ``_handle`` (not ``_fd``)
@@ -122,6 +132,7 @@ class Segment:
         return self._file.get().fd
 
     def _reset_state(self) -> None:
+        self.recovery_problem: tuple[int, str] | None = None
         self.next_offset = self.base_offset
         self.max_timestamp = NO_TIMESTAMP
         self.offset_of_max_timestamp = -1
@@ -181,7 +192,7 @@ class Segment:
             except (CorruptIndex, LogCorrupted):
                 segment._close_indexes()
                 segment.offset_index, segment.time_index = _new_indexes(directory, base_offset, suffix)
-        segment.recover()
+        segment.truncated_on_open = segment.recover()  # the caller logs it and drops what follows
         return segment
 
     def _load_tail_state(self) -> None:
@@ -288,7 +299,54 @@ class Segment:
         if end < target:
             end = self._extend(end, target)
         handle = self._handle
+        if position < self._unverified_end and end > self._verified_to:
+            # Serve the good batches before a bad one; the next read, starting at it, fails.
+            end = self._verify(handle.fd, position, min(end, self._unverified_end)) or end
         return FileSlice(handle.fd, position, end - position, handle)
+
+    def _verify(self, fd: int, position: int, end: int) -> int | None:
+        """CRC-check the batches in [position, end) before they are first served;
+        returns where a bad batch starts (None when all are good), raises when it is
+        the first one.
+
+        Only bytes that were in the file when this process opened it without
+        recovering it are checked (appends were validated on produce, recovery
+        checked the rest), and a prefix once checked is not checked again: the hot
+        path (tail reads of new data) pays nothing, a catch-up read of old data
+        pays one pread and a CRC-32C per byte.  librdkafka does not check CRCs by
+        default (check.crcs=false), so this is what keeps a flipped byte from being
+        delivered silently."""
+        start = self._verified_to if position <= self._verified_to else position  # both batch boundaries
+        while start < end:
+            chunk = os.pread(fd, min(RECOVER_CHUNK, end - start), start)
+            offset = 0
+            while (size := peek_size(chunk, offset)) is not None and offset + size <= len(chunk):
+                try:
+                    validate_stored(chunk, offset)
+                except InvalidBatch as exc:
+                    return self._bad_at(position, start + offset, _describe(exc, size))
+                offset += size
+            if offset == 0:  # a batch larger than the chunk
+                size = peek_size(chunk) or 0
+                if size < MIN_BATCH_SIZE or start + size > end:
+                    return self._bad_at(position, start, _torn(size or None, end - start))
+                try:
+                    validate_stored(os.pread(fd, size, start))
+                except InvalidBatch as exc:
+                    return self._bad_at(position, start, _describe(exc, size))
+                offset = size
+            start += offset
+        if position <= self._verified_to:
+            self._verified_to = max(self._verified_to, end)
+        return None
+
+    def _bad_at(self, position: int, bad: int, what: str) -> int:
+        error = self.corrupt(bad, what)
+        if bad <= position:
+            raise error
+        if position <= self._verified_to:
+            self._verified_to = max(self._verified_to, bad)
+        return bad
 
     def translate_offset(self, offset: int) -> tuple[int, int] | None:
         """(position, base offset) of the first batch whose last offset >= ``offset``."""
@@ -300,11 +358,18 @@ class Segment:
         if offset >= self.next_offset:
             return None
         _, position = self.offset_index.lookup(offset)
+        previous = -1
         while position < limit:
             base, length, last_delta, _ = self._scan_at(position)
+            size = length + LOG_OVERHEAD
+            if size < MIN_BATCH_SIZE or position + size > self.size:
+                raise self.corrupt(position, f"impossible batch length {length}")
+            if base <= previous or last_delta < 0:
+                raise self.corrupt(position, f"base offset {base} (last offset delta {last_delta}) out of order")
             if base + last_delta >= offset:
-                return position, base, length + LOG_OVERHEAD
-            position += length + LOG_OVERHEAD
+                return position, base, size
+            previous = base + last_delta
+            position += size
         return None
 
     def _extend(self, end: int, target: int) -> int:
@@ -314,7 +379,7 @@ class Segment:
         while end + LOG_OVERHEAD <= target:
             size = peek_size(os.pread(self._fd, LOG_OVERHEAD, end))
             if size is None or size < MIN_BATCH_SIZE:
-                raise LogCorrupted(f"{self.log_path.name}: bad batch length at {end}")
+                raise self.corrupt(end, f"impossible batch length {None if size is None else size - LOG_OVERHEAD}")
             if end + size > target:
                 break
             end += size
@@ -348,7 +413,21 @@ class Segment:
         raw = os.pread(self._fd, HEADER_SIZE, position)
         if len(raw) < HEADER_SIZE:
             raise LogCorrupted(f"{self.log_path.name}: no batch header at {position}")
+        if raw[_MAGIC_AT] != MAGIC:
+            raise self.corrupt(position, f"magic byte {raw[_MAGIC_AT]}, not {MAGIC}")
         return _SCAN.unpack_from(raw)
+
+    def corrupt(self, position: int, what: str) -> LogCorrupted:
+        """The error for bad bytes met at ``position``, logged once per segment and position.
+
+        A read that meets them answers the partition with an error instead of
+        serving garbage or nothing (a consumer would wait forever); ``kavka check
+        --repair`` or the recovery after a crash cut the log there."""
+        message = f"{self.log_path}: corrupt batch at byte {position}: {what}"
+        if position not in self._reported:
+            self._reported.add(position)
+            log.error("%s (reads at or after it fail until the log is repaired: kavka check --repair)", message)
+        return LogCorrupted(message)
 
     def _raw_headers(self, position: int) -> Iterator[tuple[int, tuple[int, int, int, int]]]:
         """Scan tuples from ``position`` to the end; a torn tail raises LogCorrupted."""
@@ -365,7 +444,8 @@ class Segment:
     def recover(self) -> int:
         """Validate every batch, cut the file after the last good one, rebuild indexes.
 
-        Returns the number of bytes truncated.
+        Returns the number of bytes truncated; ``recovery_problem`` then says why
+        (position of the first bad batch and what was wrong with it), else None.
         """
         handle = self._handle  # held: rebuilding the indexes opens their files
         self.offset_index.reset()
@@ -374,14 +454,19 @@ class Segment:
         file_size = os.fstat(handle.fd).st_size
         self.size = file_size
         valid_end = 0
-        for position, header in _valid_batches(handle.fd, file_size):
+        problem: list[str] = []
+        for position, header in _valid_batches(handle.fd, file_size, problem):
             if header.base_offset < self.next_offset or header.last_offset - self.base_offset > 2**31 - 1:
-                break  # baseOffset is not covered by the CRC: order is our only check
+                # baseOffset is not covered by the CRC: order is our only check
+                problem.append(f"base offset {header.base_offset} out of order (expected >= {self.next_offset})")
+                break
             self._note_batch(position, header.base_offset, header.last_offset, header.max_timestamp)
             valid_end = position + header.size
+        self.recovery_problem = (valid_end, problem[0]) if problem and valid_end < file_size else None
         if valid_end < file_size:
             os.ftruncate(handle.fd, valid_end)
         self.size = valid_end
+        self._unverified_end = 0  # every byte kept was just checked
         return file_size - valid_end
 
     def truncate_to(self, offset: int) -> int:
@@ -398,6 +483,8 @@ class Segment:
         self.time_index.truncate_to(base)
         os.ftruncate(self._fd, position)
         self.size = position
+        self._unverified_end = min(self._unverified_end, position)  # stays a batch boundary
+        self._verified_to = min(self._verified_to, position)
         self._load_tail_state()
         return removed
 
@@ -535,8 +622,10 @@ def _load_indexes(directory: Path, base_offset: int, suffix: str = "") -> tuple[
         raise
 
 
-def _valid_batches(fd: int, file_size: int) -> Iterator[tuple[int, BatchHeader]]:
-    """(position, header) of each valid batch from 0; stops at the first invalid or torn one."""
+def _valid_batches(fd: int, file_size: int, problem: list[str] | None = None) -> Iterator[tuple[int, BatchHeader]]:
+    """(position, header) of each valid batch from 0; stops at the first invalid or torn one
+    and then appends to ``problem`` what was wrong with it."""
+    problem = [] if problem is None else problem
     position = 0
     while position < file_size:
         chunk = os.pread(fd, min(RECOVER_CHUNK, file_size - position), position)
@@ -544,18 +633,68 @@ def _valid_batches(fd: int, file_size: int) -> Iterator[tuple[int, BatchHeader]]
         while (size := peek_size(chunk, offset)) is not None and offset + size <= len(chunk):
             try:
                 header = validate_stored(chunk, offset)
-            except InvalidBatch:
+            except InvalidBatch as exc:
+                problem.append(_describe(exc, size))
                 return
             yield position + offset, header
             offset += size
         if offset == 0:  # one batch larger than a chunk, or a torn tail
             size = peek_size(chunk)
             if size is None or size < MIN_BATCH_SIZE or position + size > file_size:
+                problem.append(_torn(size, file_size - position))
                 return
             try:
                 header = validate_stored(os.pread(fd, size, position))
-            except InvalidBatch:
+            except InvalidBatch as exc:
+                problem.append(_describe(exc, size))
                 return
             yield position, header
             offset = size
         position += offset
+
+
+@dataclass
+class FileScan:
+    """What :func:`scan_log_file` found in one ``.log`` file."""
+
+    path: Path
+    batches: int = 0
+    valid_bytes: int = 0
+    file_size: int = 0
+    problem: str | None = None  # what is wrong at byte ``valid_bytes``, None when all is well
+
+
+def scan_log_file(path: Path, base_offset: int) -> FileScan:
+    """Check every batch of a segment file the way :meth:`Segment.recover` does
+    (framing, magic, CRC-32C, offset order), without changing it."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        scan = FileScan(path, file_size=os.fstat(fd).st_size)
+        problem: list[str] = []
+        next_offset = base_offset
+        for position, header in _valid_batches(fd, scan.file_size, problem):
+            if header.base_offset < next_offset or header.last_offset - base_offset > 2**31 - 1:
+                problem.append(f"base offset {header.base_offset} out of order (expected >= {next_offset})")
+                break
+            next_offset = header.last_offset + 1
+            scan.batches += 1
+            scan.valid_bytes = position + header.size
+        if scan.valid_bytes < scan.file_size:
+            scan.problem = problem[0] if problem else "torn or corrupt tail"
+        return scan
+    finally:
+        os.close(fd)
+
+
+def _describe(exc: InvalidBatch, size: int) -> str:
+    if isinstance(exc, CorruptBatch):
+        return f"CRC-32C mismatch in a batch of {size} bytes"
+    return f"invalid batch: {exc}"
+
+
+def _torn(size: int | None, left: int) -> str:
+    if size is None:
+        return f"{left} trailing bytes, too few for a batch header"
+    if size < MIN_BATCH_SIZE:
+        return f"impossible batch length {size - LOG_OVERHEAD}"
+    return f"batch of {size} bytes runs past the end of the file ({left} bytes left)"

@@ -20,3 +20,10 @@ def make_batch(count: int = 1, timestamp: int = T0, value_size: int = 10, *, tim
     records = [(b"k%d" % i, bytes([i % 251]) * value_size, ts, ()) for i, ts in enumerate(stamps)]
     return bytearray(encode_batch(records, base_offset=base_offset, partition_leader_epoch=leader_epoch,
                                   codec=codec))
+
+
+def all_batches(plog, max_offset=None) -> list[bytes]:
+    """Every stored batch of a partition log (up to ``max_offset``), as bytes."""
+    from kavka.protocol.records import iter_batches
+    data = b"".join(s.read() for s in plog.read(plog.log_start_offset, 10**7, max_offset=max_offset).slices)
+    return [data[p : p + h.size] for p, h in iter_batches(data)]

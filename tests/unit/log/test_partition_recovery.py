@@ -9,18 +9,13 @@ import pytest
 from kavka.log.partition_log import PartitionLog
 from kavka.protocol import records
 from kavka.protocol.record_codec import encode_batch
-from log_helpers import T0, make_batch, topic_config
+from log_helpers import T0, all_batches, make_batch, topic_config
 
 CONFIG = dict(segment_bytes=600, index_interval_bytes=100)
 
 
 def open_log(directory, clock, recover):
     return PartitionLog.open(directory, "t", 0, topic_config(**CONFIG), clock, recover)
-
-
-def all_batches(plog) -> list[bytes]:
-    data = b"".join(s.read() for s in plog.read(plog.log_start_offset, 10**7).slices)
-    return [data[p : p + h.size] for p, h in records.iter_batches(data)]
 
 
 @pytest.fixture
@@ -96,7 +91,10 @@ def test_segments_below_the_recovery_point_are_trusted(tmp_path, clock):
     path = directory / "00000000000000000000.log"
     data = bytearray(path.read_bytes())
     data[-1] ^= 1
+    before = path.stat()
     path.write_bytes(data)
+    # ... unless it was modified after the checkpoint (test_segment_corruption): keep its mtime.
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     trusted = open_log(directory, clock, recover=True)
     assert trusted.segments[0].size == size and trusted.log_end_offset == 120
     trusted.close()
