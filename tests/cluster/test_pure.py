@@ -71,6 +71,13 @@ def test_values_round_trip_and_are_deterministic():
     assert decode_epoch(encode_epoch(42)) == 42 and decode_epoch(None) == 0
 
 
+def test_broker_info_offline_log_dir_round_trip_and_old_encoding_unchanged():
+    offline = BrokerInfo(1, "h", 1, None, log_dir_offline=True)
+    assert BrokerInfo.decode(offline.encode()) == offline
+    assert b"log_dir_offline" not in BrokerInfo(1, "h", 1).encode()  # older brokers' values stay equal
+    assert not BrokerInfo.decode(b'{"v":1,"broker_id":1,"host":"h","port":1}').log_dir_offline
+
+
 def test_decoders_tolerate_new_fields_and_reject_garbage():
     assert ControllerInfo.decode(b'{"v":2,"broker_id":1,"epoch":3,"new":true}') == \
         ControllerInfo(1, 3)

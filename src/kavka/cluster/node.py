@@ -20,6 +20,14 @@ those requests to it over the Kafka protocol.  Its writes are fenced by the
 controller epoch (``state_store.py``).  Leaders change only the ISR, by
 compare-and-swap.  A broker whose session is lost stops leading at once
 (``ReplicaManager.fence``) and re-registers.
+
+A broker whose log directory goes offline (kavka.log.log_dir) drops every
+role at once (no leading, no fetching as follower) and rewrites its
+registration with ``log_dir_offline`` (Kafka's heartbeat ``offlineLogDirs``).
+The controller treats such a broker as it treats a dead one for leadership,
+ISR and placement (``eligible_broker_ids``): leaders move to the rest of the
+ISR, the broker leaves it, and Metadata lists its replicas as offline; the
+broker itself stays registered, answering Metadata, until it is restarted.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ class ClusterNode:
         self._tasks: list[asyncio.Task] = []
         self._controller_dirty = asyncio.Event()
         self._led_offsets: set[int] = set()
+        self.log_dir_offline = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -78,6 +87,7 @@ class ClusterNode:
         context.cluster = self
         if b.groups is not None:
             b.groups.replicated = self._offsets_replicated
+        b.logs.health.on_offline.append(self._log_dir_failed)
 
     async def start(self) -> None:
         from kavka.cluster.etcd_client import Etcd
@@ -104,7 +114,8 @@ class ClusterNode:
         from kavka.cluster.session import BrokerSession, lease_ttl_seconds
         b = self.broker
         ttl = lease_ttl_seconds(self.settings.session_timeout_ms)
-        info = BrokerInfo(self.broker_id, b.context.host, b.context.port, b.config.get("broker.rack"))
+        info = BrokerInfo(self.broker_id, b.context.host, b.context.port, b.config.get("broker.rack"),
+                          self.log_dir_offline)
         self.session = BrokerSession(self.etcd, self.layout, info, ttl=ttl)
         await self.session.register(retry_for=ttl + 2)
         self.session.on_lost(self._session_lost)
@@ -136,6 +147,34 @@ class ClusterNode:
         self._set_offsets_leadership(set())
         if not any(t.get_name() == "kavka-rejoin" and not t.done() for t in self._tasks):
             self._tasks.append(asyncio.get_running_loop().create_task(self._rejoin(), name="kavka-rejoin"))
+
+    def _log_dir_failed(self) -> None:
+        """LogDirHealth went offline (on the event loop): give up every role now, then
+        tell the controller through the registration."""
+        if self.log_dir_offline:
+            return
+        self.log_dir_offline = True
+        log.error("broker %d: log directory offline; giving up leadership and ISR membership of every partition",
+                  self.broker_id)
+        if self.replicas is not None:
+            for tp in set(self.replicas.leaders) | set(self.replicas.followers):
+                self.replicas.apply(tp, None)
+        self._set_offsets_leadership(set())
+        self._tasks.append(asyncio.get_running_loop().create_task(self._report_offline(),
+                                                                  name="kavka-report-offline"))
+
+    async def _report_offline(self) -> None:
+        import dataclasses
+
+        from kavka.cluster.errors import ClusterError
+        while True:
+            session = self.session
+            try:
+                await session.update(dataclasses.replace(session.info, log_dir_offline=True))
+                return  # written, or the session is lost and its successor registers offline
+            except ClusterError as exc:
+                log.warning("broker %d cannot report its offline log directory yet: %s", self.broker_id, exc)
+                await asyncio.sleep(0.5)
 
     async def _rejoin(self) -> None:
         """Register again once etcd answers; lead again only what the store then says."""
@@ -184,6 +223,11 @@ class ClusterNode:
     def live_broker_ids(self) -> frozenset[int]:
         return frozenset(self.view.brokers)
 
+    def eligible_broker_ids(self) -> set[int]:
+        """Registered brokers whose log directory is online: those that may lead, be in
+        an ISR, or get new replicas."""
+        return {b for b, v in self.view.brokers.items() if not v.value.log_dir_offline}
+
     def controller_id(self) -> int:
         c = self.view.controller
         return -1 if c is None else c.value.broker_id
@@ -202,7 +246,7 @@ class ClusterNode:
         if t is None or v is None or index not in t.replicas:
             return None
         replicas = t.replicas[index]
-        live = self.view.brokers
+        live = self.eligible_broker_ids()
         return (v.value.leader, v.value.leader_epoch, replicas, v.value.isr,
                 tuple(r for r in replicas if r not in live))
 
@@ -225,7 +269,7 @@ class ClusterNode:
                            assignments: dict[int, tuple[int, ...]] | None, configs: dict[str, str]) -> uuid.UUID:
         """Create in etcd (on the controller); raises PlacementError, ConcurrentUpdate, ControllerUnavailable."""
         claim = self._claim()
-        live = set(self.view.brokers)
+        live = self.eligible_broker_ids()
         replicas = assignments or decisions.place(name, range(partitions), replication_factor, live)
         topic_id = uuid.uuid4()
         states = {p: decisions.initial_state(r, live, claim.epoch) for p, r in replicas.items()}
@@ -312,7 +356,7 @@ class ClusterNode:
         v = self.view.topics[name]
         current = v.value
         existing = len(current.replicas)
-        live = set(self.view.brokers)
+        live = self.eligible_broker_ids()
         rf = len(current.replicas[0])
         added = assignments or decisions.place(name, range(existing, total), rf, live)
         states = {p: decisions.initial_state(r, live, claim.epoch) for p, r in added.items()}
@@ -450,7 +494,7 @@ class ClusterNode:
     def _apply_role(self, tp) -> None:
         t = self.topic(tp[0])
         v = self.view.partitions.get(tp)
-        if t is None or v is None or tp[1] not in t.replicas:
+        if t is None or v is None or tp[1] not in t.replicas or self.log_dir_offline:
             self.replicas.apply(tp, None)
         else:
             s = v.value
@@ -549,7 +593,7 @@ class ClusterNode:
                 self._controller_dirty.set()
 
     async def _elect_preferred(self, claim) -> None:
-        live = set(self.view.brokers)
+        live = self.eligible_broker_ids()
         for tp, v in list(self.view.partitions.items()):
             t = self.topic(tp[0])
             if t is None or tp[1] not in t.replicas:
@@ -561,7 +605,7 @@ class ClusterNode:
                 await self.store.write_partition(claim, tp[0], tp[1], new, v.mod_revision)
 
     async def _elect_leaders(self, claim) -> None:
-        live = set(self.view.brokers)
+        live = self.eligible_broker_ids()
         unclean = bool(self.broker.config.get("unclean.leader.election.enable"))
         for tp, v in list(self.view.partitions.items()):
             t = self.topic(tp[0])
