@@ -131,3 +131,14 @@ def test_view_applies_changes_and_snapshot_replaces():
     assert list(view.topics) == ["u"] and view.partitions == {} and view.revision == 20
     assert isinstance(snap.entries[0], Change)
     assert decode_change(LAYOUT, LAYOUT.topic("x"), b"garbage", 1) is None
+
+
+def test_capacity_counts_replicas_per_target_broker():
+    from collections import Counter
+
+    from kavka.cluster.decisions import OverCapacity, check_capacity, replicas_per_broker
+    held = replicas_per_broker([{0: (1, 2), 1: (2, 3)}, {0: (2,)}])
+    assert held == Counter({2: 3, 1: 1, 3: 1})
+    check_capacity(held, {0: (1, 3)}, 3)                  # 2 and 2: fits
+    with pytest.raises(OverCapacity, match="broker 2 holds 3 partitions; 1 more"):
+        check_capacity(held, {0: (2, 1)}, 3)

@@ -271,12 +271,39 @@ class ClusterNode:
         claim = self._claim()
         live = self.eligible_broker_ids()
         replicas = assignments or decisions.place(name, range(partitions), replication_factor, live)
+        self._check_capacity(replicas)
         topic_id = uuid.uuid4()
         states = {p: decisions.initial_state(r, live, claim.epoch) for p, r in replicas.items()}
         await self.store.create_topic(claim, TopicAssignment(name, str(topic_id), dict(replicas), dict(configs)),
                                       states)
         await self._wait_seen(lambda: name in self.view.topics)
         return topic_id
+
+    def capacity_refusal(self, name: str, partitions: range, replication_factor: int | None,
+                         assignments: dict[int, tuple[int, ...]] | None) -> str | None:
+        """Why the controller would refuse these partitions for max.partitions.per.broker,
+        or None (checked by the receiving broker first, so validate-only answers it too).
+        ``replication_factor`` None: that of the existing topic ``name``."""
+        try:
+            if assignments is None:
+                if replication_factor is None:
+                    replication_factor = len(self.view.topics[name].value.replicas[0])
+                assignments = decisions.place(name, partitions, replication_factor, self.eligible_broker_ids())
+            self._check_capacity(assignments)
+        except decisions.OverCapacity as exc:
+            return str(exc)
+        except (decisions.PlacementError, KeyError):
+            pass  # answered by the controller's own checks
+        return None
+
+    def _check_capacity(self, adding: dict[int, tuple[int, ...]]) -> None:
+        """OverCapacity when a target broker would hold more than max.partitions.per.broker
+        replicas (counted from the cluster view, every topic's assignment).  The
+        controller's setting rules, as Kafka's controller-side policies do; a replica
+        broker's own LogManager cap would otherwise refuse the local creation after
+        etcd already holds the topic."""
+        held = decisions.replicas_per_broker(v.value.replicas for v in self.view.topics.values())
+        decisions.check_capacity(held, adding, self.broker.config.get("max.partitions.per.broker"))
 
     async def _through_controller(self, here, request, seen, conflict: tuple[int, str]) -> tuple[int, str | None]:
         """Run ``here()`` if this broker is the controller, else send ``request()`` (a kio
@@ -297,6 +324,8 @@ class ClusterNode:
                     return code, message
         except decisions.PlacementError as exc:
             return ErrorCode.invalid_replication_factor, str(exc)
+        except decisions.OverCapacity as exc:
+            return ErrorCode.policy_violation, str(exc)
         except ConcurrentUpdate:
             return conflict
         except ControllerUnavailable as exc:
@@ -359,6 +388,7 @@ class ClusterNode:
         live = self.eligible_broker_ids()
         rf = len(current.replicas[0])
         added = assignments or decisions.place(name, range(existing, total), rf, live)
+        self._check_capacity(added)
         states = {p: decisions.initial_state(r, live, claim.epoch) for p, r in added.items()}
         grown = dataclasses.replace(current, replicas={**current.replicas, **added})
         await self.store.add_partitions(claim, grown, v.mod_revision, states)
