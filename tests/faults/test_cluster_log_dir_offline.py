@@ -25,7 +25,6 @@ from test_disk_full import _run, mounted  # noqa: F401 (fixture)
 TOPIC = "dirfail"
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_failed_log_dir_moves_leadership_and_isr_away(mounted, tmp_path):  # noqa: F811
     cluster = ProcessCluster(tmp_path / "cluster", 3)
