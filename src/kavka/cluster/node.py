@@ -74,6 +74,7 @@ class ClusterNode:
         self._controller_dirty = asyncio.Event()
         self._led_offsets: set[int] = set()
         self.log_dir_offline = False
+        self._gave_up_roles = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -95,6 +96,7 @@ class ClusterNode:
         from kavka.cluster.state_store import ClusterStore
         from kavka.cluster.watch import ClusterWatcher
 
+        self._loop = asyncio.get_running_loop()
         self.etcd = await Etcd.connect(self.settings.endpoints)
         self.layout = KeyLayout(self.settings.cluster_id)
         self.store = ClusterStore(self.etcd, self.layout)
@@ -149,11 +151,17 @@ class ClusterNode:
             self._tasks.append(asyncio.get_running_loop().create_task(self._rejoin(), name="kavka-rejoin"))
 
     def _log_dir_failed(self) -> None:
-        """LogDirHealth went offline (on the event loop): give up every role now, then
-        tell the controller through the registration."""
-        if self.log_dir_offline:
+        """LogDirHealth went offline: on the event loop (the group-commit flusher reports
+        from its worker thread), give up every role, then tell the controller."""
+        self.log_dir_offline = True  # read by _apply_role and the next _register
+        loop = getattr(self, "_loop", None)
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._give_up_roles)
+
+    def _give_up_roles(self) -> None:
+        if self._gave_up_roles:
             return
-        self.log_dir_offline = True
+        self._gave_up_roles = True
         log.error("broker %d: log directory offline; giving up leadership and ISR membership of every partition",
                   self.broker_id)
         if self.replicas is not None:
