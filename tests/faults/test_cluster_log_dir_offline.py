@@ -15,6 +15,7 @@ once at its offset (``check_sequence_log``).  Needs root (mount); skipped otherw
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,9 @@ def test_failed_log_dir_moves_leadership_and_isr_away(mounted, tmp_path):  # noq
         try:
             wait_for(lambda: producer.ack_count() >= 200, 30, "acks before the failure")
             trigger.write_text("kavka cluster fault test\n")
+            failed_at = time.monotonic()
             new = cluster.wait_leader(TOPIC, not_in=(1,), timeout=30)
+            moved_s = time.monotonic() - failed_at
             assert new.leader in (2, 3)
             base = producer.ack_count()
             wait_for(lambda: producer.ack_count() - base >= 200, 30, "acks from the new leader")
@@ -66,7 +69,7 @@ def test_failed_log_dir_moves_leadership_and_isr_away(mounted, tmp_path):  # noq
         assert not producer.failed, f"idempotent producer gave up on records: {producer.failed[:3]}"
         survivors = ",".join(cluster.brokers[i].address for i in (2, 3))
         figures = check_sequence_log(read_partition(survivors, TOPIC), producer)
-        print(f"log dir failure under load: {figures}")
+        print(f"log dir failure under load: leader 1 -> {new.leader} after {moved_s:.2f}s; {figures}")
         log = cluster.brokers[1].all_logs()
         assert log.count("taking it offline") == 1
         assert "giving up leadership" in log
