@@ -71,6 +71,13 @@ def test_values_round_trip_and_are_deterministic():
     assert decode_epoch(encode_epoch(42)) == 42 and decode_epoch(None) == 0
 
 
+def test_broker_info_offline_log_dir_round_trip_and_old_encoding_unchanged():
+    offline = BrokerInfo(1, "h", 1, None, log_dir_offline=True)
+    assert BrokerInfo.decode(offline.encode()) == offline
+    assert b"log_dir_offline" not in BrokerInfo(1, "h", 1).encode()  # older brokers' values stay equal
+    assert not BrokerInfo.decode(b'{"v":1,"broker_id":1,"host":"h","port":1}').log_dir_offline
+
+
 def test_decoders_tolerate_new_fields_and_reject_garbage():
     assert ControllerInfo.decode(b'{"v":2,"broker_id":1,"epoch":3,"new":true}') == \
         ControllerInfo(1, 3)
@@ -124,3 +131,14 @@ def test_view_applies_changes_and_snapshot_replaces():
     assert list(view.topics) == ["u"] and view.partitions == {} and view.revision == 20
     assert isinstance(snap.entries[0], Change)
     assert decode_change(LAYOUT, LAYOUT.topic("x"), b"garbage", 1) is None
+
+
+def test_capacity_counts_replicas_per_target_broker():
+    from collections import Counter
+
+    from kavka.cluster.decisions import OverCapacity, check_capacity, replicas_per_broker
+    held = replicas_per_broker([{0: (1, 2), 1: (2, 3)}, {0: (2,)}])
+    assert held == Counter({2: 3, 1: 1, 3: 1})
+    check_capacity(held, {0: (1, 3)}, 3)                  # 2 and 2: fits
+    with pytest.raises(OverCapacity, match="broker 2 holds 3 partitions; 1 more"):
+        check_capacity(held, {0: (2, 1)}, 3)

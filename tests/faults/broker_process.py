@@ -94,6 +94,7 @@ class BrokerProcess:
         self.proc: subprocess.Popen | None = None
         self.paused = False
         self._stderr = None
+        self.preexec = None  # also run in the child before exec (e.g. resource.setrlimit)
 
     # -- addresses and state ---------------------------------------------------------------
 
@@ -139,10 +140,15 @@ class BrokerProcess:
         self.paused = False
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self._stderr,
-                                     stderr=self._stderr, env=env, close_fds=True, preexec_fn=die_with_parent)
+                                     stderr=self._stderr, env=env, close_fds=True, preexec_fn=self._preexec)
         if wait:
             self.wait_ready(timeout)
         return self
+
+    def _preexec(self) -> None:
+        die_with_parent()
+        if self.preexec is not None:
+            self.preexec()
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

@@ -20,7 +20,7 @@ from kavka.api.errors import InvalidReplicaAssignment, InvalidRequestError, erro
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.internal_topics import is_internal
-from kavka.log.errors import InvalidPartitions, InvalidTopic, LogError, UnknownTopicOrPartition
+from kavka.log.errors import InvalidPartitions, InvalidTopic, LogError, PolicyViolation, UnknownTopicOrPartition
 from kavka.protocol.errors import ErrorCode
 
 KEY = 37
@@ -88,6 +88,10 @@ async def _in_cluster(request: Request):
             assignments = _check_growth(broker, assignment, topic)
             added = topic.count - len(assignment.replicas)
             check_request_cap(broker, adding + added)
+            refusal = cluster.capacity_refusal(topic.name, range(len(assignment.replicas), topic.count), None,
+                                               assignments)
+            if refusal is not None:  # the controller checks again when it adds them
+                raise PolicyViolation(refusal)
             adding += added
             if not body.validate_only:
                 code, message = await cluster.add_partitions_anywhere(topic.name, topic.count, assignments)

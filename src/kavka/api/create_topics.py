@@ -276,13 +276,17 @@ async def _handle_in_cluster(request: Request):
                 raise TopicAlreadyExists(f"Topic '{topic.name}' already exists.")
             plan = plan_topic(broker, topic, is_broker_client(request.client_id))
             check_request_cap(broker, adding + plan.partitions)
+            assignments = {a.partition_index: tuple(a.broker_ids) for a in topic.assignments} or None
+            refusal = cluster.capacity_refusal(plan.name, range(plan.partitions), plan.replication_factor,
+                                               assignments)
+            if refusal is not None:  # the controller checks again when it creates
+                raise PolicyViolation(refusal)
             adding += plan.partitions
         except (LogError, ValueError) as exc:
             results.append(_failure(r, topic.name, exc))
             continue
         topic_id = ZERO_UUID
         if not body.validate_only:
-            assignments = {a.partition_index: tuple(a.broker_ids) for a in topic.assignments} or None
             code, message = await cluster.create_topic_anywhere(plan.name, plan.partitions, plan.replication_factor,
                                                                 assignments, plan.overrides)
             if code != ErrorCode.none:

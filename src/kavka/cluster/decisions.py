@@ -18,18 +18,44 @@ election enabled (it may lack acknowledged records).
   otherwise the first replica (assignment order) that is live and in the ISR leads, or the
   partition goes offline (NO_LEADER).
 * ``preferred``: move leadership to the first replica when it is live and in the ISR.
+* ``check_capacity``: no broker may end up holding more than ``max.partitions.per.broker``
+  replicas (counted over every topic's assignment), else OverCapacity (POLICY_VIOLATION).
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Collection, Iterable, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from .model import NO_LEADER, PartitionState
 
 
 class PlacementError(ValueError):
     """The replicas asked for cannot be placed (INVALID_REPLICATION_FACTOR)."""
+
+
+class OverCapacity(ValueError):
+    """A broker would hold more replicas than max.partitions.per.broker (POLICY_VIOLATION)."""
+
+
+def replicas_per_broker(assignments: Iterable[Mapping[int, Sequence[int]]]) -> Counter:
+    """How many partition replicas each broker holds, over topics' replica assignments."""
+    held: Counter = Counter()
+    for replicas in assignments:
+        for brokers in replicas.values():
+            held.update(brokers)
+    return held
+
+
+def check_capacity(held: Counter, adding: Mapping[int, Sequence[int]], limit: int) -> None:
+    """OverCapacity unless every broker still holds at most ``limit`` replicas after ``adding``."""
+    added = replicas_per_broker([adding])
+    over = sorted(b for b, n in added.items() if held[b] + n > limit)
+    if over:
+        b = over[0]
+        raise OverCapacity(f"broker {b} holds {held[b]} partitions; {added[b]} more would exceed "
+                           f"max.partitions.per.broker={limit}" + (f" (also brokers {over[1:]})" if over[1:] else ""))
 
 
 def place(topic: str, partitions: Iterable[int], replication_factor: int,

@@ -49,22 +49,29 @@ def _ints(values: Any, what: str) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class BrokerInfo:
-    """A live broker: what Metadata needs to route clients to it."""
+    """A live broker: what Metadata needs to route clients to it.  ``log_dir_offline``:
+    its log directory failed (kavka.log.log_dir), so it may hold no leadership and no
+    ISR membership (Kafka's heartbeat ``offlineLogDirs``); the key stays, so clients can
+    still reach it for Metadata."""
 
     broker_id: int
     host: str
     port: int
     rack: str | None = None
+    log_dir_offline: bool = False
 
     def encode(self) -> bytes:
-        return _dump({"broker_id": self.broker_id, "host": self.host, "port": self.port,
-                      "rack": self.rack})
+        fields = {"broker_id": self.broker_id, "host": self.host, "port": self.port, "rack": self.rack}
+        if self.log_dir_offline:  # absent when false: an online broker's value is as before
+            fields["log_dir_offline"] = True
+        return _dump(fields)
 
     @classmethod
     def decode(cls, raw: bytes) -> BrokerInfo:
         o = _load(raw, "broker")
         try:
-            return cls(int(o["broker_id"]), str(o["host"]), int(o["port"]), o.get("rack"))
+            return cls(int(o["broker_id"]), str(o["host"]), int(o["port"]), o.get("rack"),
+                       bool(o.get("log_dir_offline", False)))
         except (KeyError, TypeError, ValueError) as exc:
             raise DecodeError(f"broker: {exc!r} in {raw[:80]!r}") from exc
 

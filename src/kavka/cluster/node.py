@@ -20,6 +20,14 @@ those requests to it over the Kafka protocol.  Its writes are fenced by the
 controller epoch (``state_store.py``).  Leaders change only the ISR, by
 compare-and-swap.  A broker whose session is lost stops leading at once
 (``ReplicaManager.fence``) and re-registers.
+
+A broker whose log directory goes offline (kavka.log.log_dir) drops every
+role at once (no leading, no fetching as follower) and rewrites its
+registration with ``log_dir_offline`` (Kafka's heartbeat ``offlineLogDirs``).
+The controller treats such a broker as it treats a dead one for leadership,
+ISR and placement (``eligible_broker_ids``): leaders move to the rest of the
+ISR, the broker leaves it, and Metadata lists its replicas as offline; the
+broker itself stays registered, answering Metadata, until it is restarted.
 """
 
 from __future__ import annotations
@@ -65,6 +73,8 @@ class ClusterNode:
         self._tasks: list[asyncio.Task] = []
         self._controller_dirty = asyncio.Event()
         self._led_offsets: set[int] = set()
+        self.log_dir_offline = False
+        self._gave_up_roles = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -78,6 +88,7 @@ class ClusterNode:
         context.cluster = self
         if b.groups is not None:
             b.groups.replicated = self._offsets_replicated
+        b.logs.health.on_offline.append(self._log_dir_failed)
 
     async def start(self) -> None:
         from kavka.cluster.etcd_client import Etcd
@@ -85,6 +96,7 @@ class ClusterNode:
         from kavka.cluster.state_store import ClusterStore
         from kavka.cluster.watch import ClusterWatcher
 
+        self._loop = asyncio.get_running_loop()
         self.etcd = await Etcd.connect(self.settings.endpoints)
         self.layout = KeyLayout(self.settings.cluster_id)
         self.store = ClusterStore(self.etcd, self.layout)
@@ -104,7 +116,8 @@ class ClusterNode:
         from kavka.cluster.session import BrokerSession, lease_ttl_seconds
         b = self.broker
         ttl = lease_ttl_seconds(self.settings.session_timeout_ms)
-        info = BrokerInfo(self.broker_id, b.context.host, b.context.port, b.config.get("broker.rack"))
+        info = BrokerInfo(self.broker_id, b.context.host, b.context.port, b.config.get("broker.rack"),
+                          self.log_dir_offline)
         self.session = BrokerSession(self.etcd, self.layout, info, ttl=ttl)
         await self.session.register(retry_for=ttl + 2)
         self.session.on_lost(self._session_lost)
@@ -136,6 +149,40 @@ class ClusterNode:
         self._set_offsets_leadership(set())
         if not any(t.get_name() == "kavka-rejoin" and not t.done() for t in self._tasks):
             self._tasks.append(asyncio.get_running_loop().create_task(self._rejoin(), name="kavka-rejoin"))
+
+    def _log_dir_failed(self) -> None:
+        """LogDirHealth went offline: on the event loop (the group-commit flusher reports
+        from its worker thread), give up every role, then tell the controller."""
+        self.log_dir_offline = True  # read by _apply_role and the next _register
+        loop = getattr(self, "_loop", None)
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._give_up_roles)
+
+    def _give_up_roles(self) -> None:
+        if self._gave_up_roles:
+            return
+        self._gave_up_roles = True
+        log.error("broker %d: log directory offline; giving up leadership and ISR membership of every partition",
+                  self.broker_id)
+        if self.replicas is not None:
+            for tp in set(self.replicas.leaders) | set(self.replicas.followers):
+                self.replicas.apply(tp, None)
+        self._set_offsets_leadership(set())
+        self._tasks.append(asyncio.get_running_loop().create_task(self._report_offline(),
+                                                                  name="kavka-report-offline"))
+
+    async def _report_offline(self) -> None:
+        import dataclasses
+
+        from kavka.cluster.errors import ClusterError
+        while True:
+            session = self.session
+            try:
+                await session.update(dataclasses.replace(session.info, log_dir_offline=True))
+                return  # written, or the session is lost and its successor registers offline
+            except ClusterError as exc:
+                log.warning("broker %d cannot report its offline log directory yet: %s", self.broker_id, exc)
+                await asyncio.sleep(0.5)
 
     async def _rejoin(self) -> None:
         """Register again once etcd answers; lead again only what the store then says."""
@@ -184,6 +231,11 @@ class ClusterNode:
     def live_broker_ids(self) -> frozenset[int]:
         return frozenset(self.view.brokers)
 
+    def eligible_broker_ids(self) -> set[int]:
+        """Registered brokers whose log directory is online: those that may lead, be in
+        an ISR, or get new replicas."""
+        return {b for b, v in self.view.brokers.items() if not v.value.log_dir_offline}
+
     def controller_id(self) -> int:
         c = self.view.controller
         return -1 if c is None else c.value.broker_id
@@ -202,7 +254,7 @@ class ClusterNode:
         if t is None or v is None or index not in t.replicas:
             return None
         replicas = t.replicas[index]
-        live = self.view.brokers
+        live = self.eligible_broker_ids()
         return (v.value.leader, v.value.leader_epoch, replicas, v.value.isr,
                 tuple(r for r in replicas if r not in live))
 
@@ -225,14 +277,41 @@ class ClusterNode:
                            assignments: dict[int, tuple[int, ...]] | None, configs: dict[str, str]) -> uuid.UUID:
         """Create in etcd (on the controller); raises PlacementError, ConcurrentUpdate, ControllerUnavailable."""
         claim = self._claim()
-        live = set(self.view.brokers)
+        live = self.eligible_broker_ids()
         replicas = assignments or decisions.place(name, range(partitions), replication_factor, live)
+        self._check_capacity(replicas)
         topic_id = uuid.uuid4()
         states = {p: decisions.initial_state(r, live, claim.epoch) for p, r in replicas.items()}
         await self.store.create_topic(claim, TopicAssignment(name, str(topic_id), dict(replicas), dict(configs)),
                                       states)
         await self._wait_seen(lambda: name in self.view.topics)
         return topic_id
+
+    def capacity_refusal(self, name: str, partitions: range, replication_factor: int | None,
+                         assignments: dict[int, tuple[int, ...]] | None) -> str | None:
+        """Why the controller would refuse these partitions for max.partitions.per.broker,
+        or None (checked by the receiving broker first, so validate-only answers it too).
+        ``replication_factor`` None: that of the existing topic ``name``."""
+        try:
+            if assignments is None:
+                if replication_factor is None:
+                    replication_factor = len(self.view.topics[name].value.replicas[0])
+                assignments = decisions.place(name, partitions, replication_factor, self.eligible_broker_ids())
+            self._check_capacity(assignments)
+        except decisions.OverCapacity as exc:
+            return str(exc)
+        except (decisions.PlacementError, KeyError):
+            pass  # answered by the controller's own checks
+        return None
+
+    def _check_capacity(self, adding: dict[int, tuple[int, ...]]) -> None:
+        """OverCapacity when a target broker would hold more than max.partitions.per.broker
+        replicas (counted from the cluster view, every topic's assignment).  The
+        controller's setting rules, as Kafka's controller-side policies do; a replica
+        broker's own LogManager cap would otherwise refuse the local creation after
+        etcd already holds the topic."""
+        held = decisions.replicas_per_broker(v.value.replicas for v in self.view.topics.values())
+        decisions.check_capacity(held, adding, self.broker.config.get("max.partitions.per.broker"))
 
     async def _through_controller(self, here, request, seen, conflict: tuple[int, str]) -> tuple[int, str | None]:
         """Run ``here()`` if this broker is the controller, else send ``request()`` (a kio
@@ -253,6 +332,8 @@ class ClusterNode:
                     return code, message
         except decisions.PlacementError as exc:
             return ErrorCode.invalid_replication_factor, str(exc)
+        except decisions.OverCapacity as exc:
+            return ErrorCode.policy_violation, str(exc)
         except ConcurrentUpdate:
             return conflict
         except ControllerUnavailable as exc:
@@ -312,9 +393,10 @@ class ClusterNode:
         v = self.view.topics[name]
         current = v.value
         existing = len(current.replicas)
-        live = set(self.view.brokers)
+        live = self.eligible_broker_ids()
         rf = len(current.replicas[0])
         added = assignments or decisions.place(name, range(existing, total), rf, live)
+        self._check_capacity(added)
         states = {p: decisions.initial_state(r, live, claim.epoch) for p, r in added.items()}
         grown = dataclasses.replace(current, replicas={**current.replicas, **added})
         await self.store.add_partitions(claim, grown, v.mod_revision, states)
@@ -450,7 +532,7 @@ class ClusterNode:
     def _apply_role(self, tp) -> None:
         t = self.topic(tp[0])
         v = self.view.partitions.get(tp)
-        if t is None or v is None or tp[1] not in t.replicas:
+        if t is None or v is None or tp[1] not in t.replicas or self.log_dir_offline:
             self.replicas.apply(tp, None)
         else:
             s = v.value
@@ -549,7 +631,7 @@ class ClusterNode:
                 self._controller_dirty.set()
 
     async def _elect_preferred(self, claim) -> None:
-        live = set(self.view.brokers)
+        live = self.eligible_broker_ids()
         for tp, v in list(self.view.partitions.items()):
             t = self.topic(tp[0])
             if t is None or tp[1] not in t.replicas:
@@ -561,7 +643,7 @@ class ClusterNode:
                 await self.store.write_partition(claim, tp[0], tp[1], new, v.mod_revision)
 
     async def _elect_leaders(self, claim) -> None:
-        live = set(self.view.brokers)
+        live = self.eligible_broker_ids()
         unclean = bool(self.broker.config.get("unclean.leader.election.enable"))
         for tp, v in list(self.view.partitions.items()):
             t = self.topic(tp[0])

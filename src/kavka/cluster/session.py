@@ -115,6 +115,19 @@ class BrokerSession:
         self._task = asyncio.get_running_loop().create_task(self._keepalive_loop())
         return self.broker_epoch
 
+    async def update(self, info: BrokerInfo) -> bool:
+        """Rewrite the registration's value (same lease, same key: the broker epoch, its
+        create revision, stays); False when the key is not ours any more (the session
+        is being lost: the next registration writes ``info``)."""
+        self.info = info
+        if self.state != LIVE:
+            return False
+        tx = self.etcd.tx
+        ok, _ = await self.etcd.txn(
+            compare=[tx.create(self.key) == self.broker_epoch],
+            success=[tx.put(self.key, info.encode(), lease=self.lease_id)], failure=[])
+        return ok
+
     # -- keepalive -----------------------------------------------------------------------
     def _deadline_passed(self) -> bool:
         return self._liveness is None or self._liveness.is_lost(self.clock.monotonic())
