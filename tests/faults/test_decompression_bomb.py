@@ -1,0 +1,163 @@
+"""Decompression bombs (issue #9 item 1) against a real ``kavka serve`` process.
+
+A bomb is a record batch of a few KB whose records section inflates to MBs or
+GBs.  The broker decompresses records only where it must read them: the
+compacted-topic key check at produce and the cleaner.  There it stops at
+``max.uncompressed.message.bytes`` (kavka's setting, default 64 MiB) and
+answers INVALID_RECORD.  Apache Kafka has no such bound: its LogValidator
+decompresses every record of a compressed batch (to assign offsets, and for
+the key check on compacted topics) with no output limit, so the same batch
+costs a Kafka broker as much heap as it inflates to.  kavka is stricter.
+
+Before the fix (294148f) the key check decompressed the whole section, then
+failed to parse the zeros as records: the answer was CORRUPT_MESSAGE (2), not
+INVALID_RECORD (87), and the 1 GiB case took the broker's RSS past 1 GiB.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import struct
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
+
+import cramjam
+from broker_process import create_topic, read_all
+from kavka.client import Client
+from kavka.protocol import record_codec as rc
+
+MiB = 1 << 20
+SMALL_LIMIT = MiB  # the topic-level max.uncompressed.message.bytes of the cheap cases
+TS = 1_700_000_000_000
+
+
+def zeros_compressed(codec: int, size: int) -> bytes:
+    """``size`` zero bytes compressed with ``codec``, streamed 1 MiB at a time (cheap in RAM)."""
+    if codec == rc.SNAPPY:  # raw snappy has no streaming form; its ratio is ~21:1 at best
+        return bytes(cramjam.snappy.compress_raw(bytes(size)))
+    module = {rc.GZIP: cramjam.gzip, rc.LZ4: cramjam.lz4, rc.ZSTD: cramjam.zstd}[codec]
+    compressor, chunk = module.Compressor(), bytes(MiB)
+    for _ in range(size // MiB):
+        compressor.compress(chunk)
+    return bytes(compressor.finish())
+
+
+def bomb_batch(codec: int, inflated: int) -> bytes:
+    """A v2 batch with a valid CRC declaring one record whose section inflates to ``inflated`` bytes."""
+    tail = struct.pack(">hiqqqhii", codec, 0, TS, TS, -1, -1, -1, 1) + zeros_compressed(codec, inflated)
+    return rc._finish_batch(0, -1, tail)
+
+
+def produce(bootstrap: str, topic: str, batch: bytes) -> int:
+    request = ProduceRequest(transactional_id=None, acks=1, timeout=datetime.timedelta(seconds=10), topic_data=(
+        TopicProduceData(name=topic, partition_data=(PartitionProduceData(index=0, records=batch),)),))
+    with Client(bootstrap) as client:
+        response = client.request(request)
+    return response.responses[0].partition_responses[0].error_code
+
+
+def snapshot(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def peak_rss(pid: int) -> int:
+    """The process's high-water RSS in bytes (VmHWM: catches a spike a poll would miss)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+class SteadyTraffic:
+    """A confluent-kafka producer sending numbered records to ``topic`` until stopped
+    (bounded: at most ``limit`` records); ``acked`` are the values the broker acknowledged."""
+
+    def __init__(self, bootstrap: str, topic: str, limit: int = 400) -> None:
+        from confluent_kafka import Producer
+        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+        self.topic, self.limit = topic, limit
+        self.acked: list[bytes] = []
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _delivered(self, err, msg) -> None:
+        (self.errors.append(str(err)) if err else self.acked.append(msg.value()))
+
+    def _run(self) -> None:
+        for i in range(self.limit):
+            if self.stop.is_set():
+                break
+            self.producer.produce(self.topic, value=b"v%d" % i, callback=self._delivered)
+            self.producer.poll(0.01)
+        self.producer.flush(15)
+
+    def __enter__(self) -> "SteadyTraffic":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(0.2)  # some records after the attack too
+        self.stop.set()
+        self.thread.join(30)
+
+    def check_read_back(self, bootstrap: str) -> None:
+        assert not self.errors, self.errors[:3]
+        assert self.acked, "the steady producer got no acknowledgement"
+        values = [v for _o, _k, v in read_all(bootstrap, self.topic, 1)[0]]
+        assert values == sorted(self.acked, key=lambda v: int(v[1:]))
+
+
+@pytest.fixture
+def bomb_broker(broker_process_factory):
+    broker = broker_process_factory()
+    create_topic(broker.bootstrap_servers, "steady", 1)
+    return broker
+
+
+def _attack(broker, topic: str, batch: bytes) -> tuple[int, int]:
+    """(error code, broker peak-RSS growth) of producing ``batch`` while steady traffic runs."""
+    partition_dir = broker.data_dir / f"{topic}-0"
+    before = snapshot(partition_dir)
+    base = peak_rss(broker.pid)
+    with SteadyTraffic(broker.bootstrap_servers, "steady") as steady:
+        time.sleep(0.2)
+        code = produce(broker.bootstrap_servers, topic, batch)
+    growth = peak_rss(broker.pid) - base
+    assert snapshot(partition_dir) == before, "a refused batch left the data dir unchanged"
+    steady.check_read_back(broker.bootstrap_servers)
+    assert broker.running and psutil.Process(broker.pid).is_running()
+    return code, growth
+
+
+@pytest.mark.parametrize("codec,inflated", [
+    pytest.param(rc.GZIP, 16 * MiB, id="gzip"),
+    pytest.param(rc.SNAPPY, 4 * MiB, id="snappy"),
+    pytest.param(rc.LZ4, 16 * MiB, id="lz4"),
+    pytest.param(rc.ZSTD, 64 * MiB, id="zstd"),
+])
+def test_bomb_to_compacted_topic_is_invalid_record_with_bounded_memory(bomb_broker, codec, inflated):
+    create_topic(bomb_broker.bootstrap_servers, "bomb", 1,
+                 {"cleanup.policy": "compact", "max.uncompressed.message.bytes": str(SMALL_LIMIT)})
+    batch = bomb_batch(codec, inflated)
+    assert len(batch) < inflated // 15  # a small request
+    code, growth = _attack(bomb_broker, "bomb", batch)
+    assert code == 87  # INVALID_RECORD
+    # Bound: the 1 MiB limit (+1) buffers and a few copies, far below the inflated size.
+    assert growth < 8 * MiB + inflated // 4, f"broker peak RSS grew {growth / MiB:.1f} MiB"
+
+
+def test_gigabyte_zstd_bomb_at_the_default_limit(bomb_broker):
+    create_topic(bomb_broker.bootstrap_servers, "bomb", 1, {"cleanup.policy": "compact"})
+    batch = bomb_batch(rc.ZSTD, 1024 * MiB)  # ~32 KB on the wire
+    assert len(batch) < 64 * 1024
+    code, growth = _attack(bomb_broker, "bomb", batch)
+    assert code == 87  # INVALID_RECORD
+    # Bound: 64 MiB + 1 output buffer, its predecessor and the copy of the result: well under 1 GiB.
+    assert growth < 256 * MiB, f"broker peak RSS grew {growth / MiB:.1f} MiB"
