@@ -138,7 +138,7 @@ def _attack(broker, topic: str, batch: bytes) -> tuple[int, int]:
 
 @pytest.mark.parametrize("codec,inflated", [
     pytest.param(rc.GZIP, 16 * MiB, id="gzip"),
-    pytest.param(rc.SNAPPY, 4 * MiB, id="snappy"),
+    pytest.param(rc.SNAPPY, 8 * MiB, id="snappy"),
     pytest.param(rc.LZ4, 16 * MiB, id="lz4"),
     pytest.param(rc.ZSTD, 64 * MiB, id="zstd"),
 ])
@@ -149,8 +149,8 @@ def test_bomb_to_compacted_topic_is_invalid_record_with_bounded_memory(bomb_brok
     assert len(batch) < inflated // 15  # a small request
     code, growth = _attack(bomb_broker, "bomb", batch)
     assert code == 87  # INVALID_RECORD
-    # Bound: the 1 MiB limit (+1) buffers and a few copies, far below the inflated size.
-    assert growth < 8 * MiB + inflated // 4, f"broker peak RSS grew {growth / MiB:.1f} MiB"
+    # Bound: the 1 MiB limit (+1) buffers and a few copies (measured <3 MiB; unbounded: 8.7-128 MiB).
+    assert growth < 6 * MiB, f"broker peak RSS grew {growth / MiB:.1f} MiB"
 
 
 def test_gigabyte_zstd_bomb_at_the_default_limit(bomb_broker):
@@ -161,3 +161,75 @@ def test_gigabyte_zstd_bomb_at_the_default_limit(bomb_broker):
     assert code == 87  # INVALID_RECORD
     # Bound: 64 MiB + 1 output buffer, its predecessor and the copy of the result: well under 1 GiB.
     assert growth < 256 * MiB, f"broker peak RSS grew {growth / MiB:.1f} MiB"
+
+
+# -- a bomb stored on a delete-policy topic ------------------------------------------------------
+# Produce to a topic that is not compacted reads no record (like Kafka with the
+# same codec), so the bomb is accepted and stored as sent; it is the readers'
+# problem.  The broker serves its bytes undecoded; kavka's own tools decode with
+# a bound (64 MiB by default, ``kavka consume --max-uncompressed-bytes``).
+
+def _good(value: bytes) -> bytes:
+    return rc.encode_batch([(b"k", value, TS, ())])
+
+
+@pytest.fixture
+def stored_bomb(bomb_broker):
+    """Topic 'plain' (delete policy): a good record, a 1 GiB zstd bomb, a good record (offsets 0, 1, 2)."""
+    bootstrap = bomb_broker.bootstrap_servers
+    create_topic(bootstrap, "plain", 1)
+    for batch in (_good(b"before"), bomb_batch(rc.ZSTD, 1024 * MiB), _good(b"after")):
+        assert produce(bootstrap, "plain", batch) == 0
+    return bomb_broker
+
+
+def test_stored_bomb_is_served_to_confluent_consumer_with_bounded_broker_memory(stored_bomb):
+    from confluent_kafka import Consumer, TopicPartition
+    bootstrap = stored_bomb.bootstrap_servers
+    base = peak_rss(stored_bomb.pid)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bomb-reader", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"})
+    got, errors = [], []
+    with SteadyTraffic(bootstrap, "steady") as steady:
+        consumer.assign([TopicPartition("plain", 0, 0)])
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline and len(got) < 2:  # librdkafka's own handling of the bomb is its own
+            for msg in consumer.consume(num_messages=100, timeout=0.2):
+                (errors.append(msg.error()) if msg.error() else got.append(msg.value()))
+        consumer.close()
+    growth = peak_rss(stored_bomb.pid) - base
+    assert stored_bomb.running
+    assert got[:1] == [b"before"], (got, errors)
+    assert growth < 32 * MiB, f"broker peak RSS grew {growth / MiB:.1f} MiB serving a stored bomb"
+    steady.check_read_back(bootstrap)
+
+
+def _cli(*args: str, timeout: float = 60) -> "subprocess.CompletedProcess":
+    import os
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "kavka", *args], capture_output=True, timeout=timeout,
+                          env=dict(os.environ))
+
+
+def test_kavka_consume_skips_a_stored_bomb_with_one_line_and_exit_1(stored_bomb):
+    # Before the fix: `memory allocation of ... failed` (abort) or a traceback on the zeros it inflated.
+    done = _cli("consume", "-b", stored_bomb.bootstrap_servers, "plain", "--from-beginning", "--timeout", "2")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == [b"before", b"after"]
+    lines = done.stderr.decode().splitlines()
+    assert [line for line in lines if "skipped the batch at offsets 1-1" in line] != []
+    assert len([line for line in lines if "skipped" in line and "Processed" not in line]) == 1
+    assert "Traceback" not in done.stderr.decode()
+    assert "1 undecodable batch skipped" in lines[-1]
+    assert stored_bomb.running
+
+
+def test_kavka_export_stops_at_a_stored_bomb_with_one_line(stored_bomb, tmp_path):
+    done = _cli("export", "-b", stored_bomb.bootstrap_servers, "plain", "--format", "jsonl",
+                "-o", str(tmp_path / "out.jsonl"))
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.decode().splitlines() if line.strip()]
+    assert len(lines) == 1 and "does not decode" in lines[0], lines
+    assert "Traceback" not in done.stderr.decode()
+    assert stored_bomb.running
