@@ -48,9 +48,9 @@ def zeros_compressed(codec: int, size: int) -> bytes:
     return bytes(compressor.finish())
 
 
-def bomb_batch(codec: int, inflated: int) -> bytes:
-    """A v2 batch with a valid CRC declaring one record whose section inflates to ``inflated`` bytes."""
-    tail = struct.pack(">hiqqqhii", codec, 0, TS, TS, -1, -1, -1, 1) + zeros_compressed(codec, inflated)
+def bomb_batch(codec: int, inflated: int, count: int = 1) -> bytes:
+    """A v2 batch with a valid CRC declaring ``count`` records whose section inflates to ``inflated`` bytes."""
+    tail = struct.pack(">hiqqqhii", codec, count - 1, TS, TS, -1, -1, -1, count) + zeros_compressed(codec, inflated)
     return rc._finish_batch(0, -1, tail)
 
 
@@ -150,6 +150,16 @@ def test_bomb_to_compacted_topic_is_invalid_record_with_bounded_memory(bomb_brok
     code, growth = _attack(bomb_broker, "bomb", batch)
     assert code == 87  # INVALID_RECORD
     # Bound: the 1 MiB limit (+1) buffers and a few copies (measured <3 MiB; unbounded: 8.7-128 MiB).
+    assert growth < 6 * MiB, f"broker peak RSS grew {growth / MiB:.1f} MiB"
+
+
+def test_bomb_checked_off_the_event_loop_is_invalid_record_too(bomb_broker):
+    """Declaring more than validator.OFFLOAD_RECORDS records sends the key check to a worker thread."""
+    from kavka.log.validator import OFFLOAD_RECORDS
+    create_topic(bomb_broker.bootstrap_servers, "bomb", 1,
+                 {"cleanup.policy": "compact", "max.uncompressed.message.bytes": str(SMALL_LIMIT)})
+    code, growth = _attack(bomb_broker, "bomb", bomb_batch(rc.ZSTD, 64 * MiB, OFFLOAD_RECORDS + 10_000))
+    assert code == 87  # INVALID_RECORD
     assert growth < 6 * MiB, f"broker peak RSS grew {growth / MiB:.1f} MiB"
 
 
