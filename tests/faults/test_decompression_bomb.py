@@ -214,32 +214,43 @@ def test_stored_bomb_is_served_to_confluent_consumer_with_bounded_broker_memory(
     steady.check_read_back(bootstrap)
 
 
-def _cli(*args: str, timeout: float = 60) -> "subprocess.CompletedProcess":
-    import os
+# `python -m kavka ARGS` that reports its own peak RSS (KiB) as a last stderr line at exit.
+_PEAK_RSS_WRAPPER = ("import atexit, resource, runpy, sys\n"
+                     "atexit.register(lambda: print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+                     " file=sys.stderr))\n"
+                     "sys.argv = ['kavka', *sys.argv[1:]]\n"
+                     "runpy.run_module('kavka', run_name='__main__')\n")
+
+
+def _cli(*args: str, timeout: float = 60) -> tuple[int, bytes, list[str], int]:
+    """(exit status, stdout, stderr lines without the peak-RSS one, peak RSS in bytes)."""
     import subprocess
     import sys
-    return subprocess.run([sys.executable, "-m", "kavka", *args], capture_output=True, timeout=timeout,
-                          env=dict(os.environ))
+    done = subprocess.run([sys.executable, "-c", _PEAK_RSS_WRAPPER, *args], capture_output=True, timeout=timeout)
+    lines = done.stderr.decode(errors="replace").splitlines()
+    peak = [int(line.split()[1]) * 1024 for line in lines if line.startswith("MAXRSS ")]
+    assert peak, lines[-5:]
+    return done.returncode, done.stdout, [line for line in lines if not line.startswith("MAXRSS ")], peak[-1]
 
 
 def test_kavka_consume_skips_a_stored_bomb_with_one_line_and_exit_1(stored_bomb):
-    # Before the fix: `memory allocation of ... failed` (abort) or a traceback on the zeros it inflated.
-    done = _cli("consume", "-b", stored_bomb.bootstrap_servers, "plain", "--from-beginning", "--timeout", "2")
-    assert done.returncode == 1, done.stderr
-    assert done.stdout.splitlines() == [b"before", b"after"]
-    lines = done.stderr.decode().splitlines()
-    assert [line for line in lines if "skipped the batch at offsets 1-1" in line] != []
-    assert len([line for line in lines if "skipped" in line and "Processed" not in line]) == 1
-    assert "Traceback" not in done.stderr.decode()
+    # Before the fix: no handler, so a traceback on the zeros it inflated (or an allocation abort).
+    code, out, lines, peak = _cli("consume", "-b", stored_bomb.bootstrap_servers, "plain", "--from-beginning",
+                                  "--timeout", "2")
+    assert code == 1, lines
+    assert out.splitlines() == [b"before", b"after"]
+    assert len([line for line in lines if "skipped the batch at offsets 1-1" in line]) == 1, lines
+    assert not any("Traceback" in line for line in lines)
     assert "1 undecodable batch skipped" in lines[-1]
+    assert peak < 256 * MiB, f"kavka consume peaked at {peak / MiB:.0f} MiB on a 1 GiB bomb"
     assert stored_bomb.running
 
 
 def test_kavka_export_stops_at_a_stored_bomb_with_one_line(stored_bomb, tmp_path):
-    done = _cli("export", "-b", stored_bomb.bootstrap_servers, "plain", "--format", "jsonl",
-                "-o", str(tmp_path / "out.jsonl"))
-    assert done.returncode != 0
-    lines = [line for line in done.stderr.decode().splitlines() if line.strip()]
+    code, _out, lines, peak = _cli("export", "-b", stored_bomb.bootstrap_servers, "plain", "--format", "jsonl",
+                                   "-o", str(tmp_path / "out.jsonl"))
+    assert code != 0
+    lines = [line for line in lines if line.strip()]
     assert len(lines) == 1 and "does not decode" in lines[0], lines
-    assert "Traceback" not in done.stderr.decode()
+    assert peak < 256 * MiB, f"kavka export peaked at {peak / MiB:.0f} MiB on a 1 GiB bomb"
     assert stored_bomb.running
