@@ -6,9 +6,10 @@ per cleaning, compacts the rest and does not fail again on the next pass.
 Before the fix (294148f) ``compact`` decoded every batch with no bound and no
 handler: the InvalidBatch escaped, the cleaning was abandoned, and the same
 segment was chosen again each pass, so the partition never compacted.
-Kafka's cleaner decompresses every batch fully (no output bound) and an
-exception there marks the partition uncleanable ("log directory failed" in
-older versions); kavka copies the batch through instead.
+Kafka's cleaner decompresses every batch fully (no output bound); an exception
+there marks the partition uncleanable (KIP-346, Kafka 2.1; before it the
+cleaner thread died), so it stops compacting.  kavka copies the batch through
+instead and keeps compacting the rest.
 """
 
 from __future__ import annotations
