@@ -1,3 +1,3 @@
-from kavka.cli.main import main
+from kavka.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -26,17 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _keep_kio_from_loading_hypothesis() -> None:
-    """kio registers Hypothesis strategies at import time when Hypothesis is
-    installed; that costs up to a second (it builds a unicode table) and leaves a
-    ``.hypothesis`` folder in the working directory.  The command line never needs
-    it, so the import is made to fail before kio is first imported."""
-    if "kio" not in sys.modules:
-        sys.modules.setdefault("hypothesis", None)
-
-
 def main(argv: list[str] | None = None) -> int:
-    _keep_kio_from_loading_hypothesis()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
