@@ -214,6 +214,10 @@ def test_stored_bomb_is_served_to_confluent_consumer_with_bounded_broker_memory(
     steady.check_read_back(bootstrap)
 
 
+# The CLI decodes into a buffer grown towards the 64 MiB limit, with the allocator's own slack on
+# top: 114-284 MiB measured on a 2-core VM, against 2,088 MiB with unbounded decompression.
+CLI_PEAK_BOUND = 512 * MiB
+
 # `python -m kavka ARGS` that reports its own peak RSS (KiB) as a last stderr line at exit.
 _PEAK_RSS_WRAPPER = ("import atexit, resource, runpy, sys\n"
                      "atexit.register(lambda: print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
@@ -242,7 +246,7 @@ def test_kavka_consume_skips_a_stored_bomb_with_one_line_and_exit_1(stored_bomb)
     assert len([line for line in lines if "skipped the batch at offsets 1-1" in line]) == 1, lines
     assert not any("Traceback" in line for line in lines)
     assert "1 undecodable batch skipped" in lines[-1]
-    assert peak < 256 * MiB, f"kavka consume peaked at {peak / MiB:.0f} MiB on a 1 GiB bomb"
+    assert peak < CLI_PEAK_BOUND, f"kavka consume peaked at {peak / MiB:.0f} MiB on a 1 GiB bomb"
     assert stored_bomb.running
 
 
@@ -252,5 +256,5 @@ def test_kavka_export_stops_at_a_stored_bomb_with_one_line(stored_bomb, tmp_path
     assert code != 0
     lines = [line for line in lines if line.strip()]
     assert len(lines) == 1 and "does not decode" in lines[0], lines
-    assert peak < 256 * MiB, f"kavka export peaked at {peak / MiB:.0f} MiB on a 1 GiB bomb"
+    assert peak < CLI_PEAK_BOUND, f"kavka export peaked at {peak / MiB:.0f} MiB on a 1 GiB bomb"
     assert stored_bomb.running

@@ -140,6 +140,7 @@ def test_mutated_frames_of_every_api_leave_the_broker_serving(kavka_broker, capl
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # the run itself takes 120 s; the suite's default limit is 120 s
 def test_mutated_frames_for_two_minutes(kavka_broker, caplog):
     os.environ.setdefault("KAVKA_FUZZ_SEED", "48")
     try:
