@@ -1,0 +1,145 @@
+"""Seeds and mutations for the protocol fuzz test (issue 9, "How it is checked").
+
+Seeds are well-formed request frames (no size prefix) for every API key and
+version the broker advertises (``REGISTRY``): a sample request with every field
+set, one with every nullable field null (tests/unit/protocol/protocol_samples.py),
+the null-in-a-non-nullable-field bodies of tests/integration/null_fields.py, and
+the frames captured from real clients (client_frames.py).  Produce v0-2, which
+kio does not model, get the v3 body without its transactional id.
+
+Mutations are what a hostile or broken client sends: bit flips, truncation,
+junk appended, an int16 / int32 / varint overwritten with -1, -2, 0, 0x7fff,
+0x7fffffff or a huge varint (where counts and lengths live), another API
+version in the header, a bad client-id length.  Everything comes from a
+``random.Random(seed)``, so a failure is replayed from its seed.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from kavka.api import registry
+from kavka.protocol import messages
+from kavka.protocol.errors import UnsupportedVersion
+from kavka.protocol.framing import encode_request_header
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "protocol"))
+from client_frames import FRAMES  # noqa: E402
+from null_fields import null_bodies  # noqa: E402
+from protocol_samples import sample  # noqa: E402
+
+CLIENT_ID = "fuzz"
+
+# Values a count or length is set to: null, below null, empty, int16 max, int32 max.
+_INT16 = (-1, -2, 0, 0x7FFF, -0x8000)
+_INT32 = (-1, -2, 0, 0x7FFF, 0x7FFFFFFF, -0x80000000)
+_VARINTS = (b"\x00", b"\x01", b"\xff\xff\xff\xff\x0f", b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+            b"\xfe\xff\xff\xff\x07", b"\x80\x80\x80\x80\x80\x80")
+
+
+def advertised() -> list[tuple[int, int]]:
+    """(api key, version) for everything ApiVersions advertises."""
+    import kavka.api  # noqa: F401 - registers the handlers
+
+    return [(spec.key, v) for spec in sorted(registry.REGISTRY.values(), key=lambda s: s.key)
+            for v in range(spec.min_version, spec.max_version + 1)]
+
+
+def header(api_key: int, version: int, correlation_id: int = 1) -> bytes:
+    return encode_request_header(api_key, version, correlation_id, CLIENT_ID,
+                                 messages.request_header_flexible(api_key, version))
+
+
+def seeds() -> dict[tuple[int, int], list[bytes]]:
+    """Well-formed frames (size prefix stripped) for every advertised (key, version)."""
+    out: dict[tuple[int, int], list[bytes]] = {}
+    for api_key, version in advertised():
+        bodies = _bodies(api_key, version)
+        out[(api_key, version)] = [header(api_key, version) + body for body in bodies]
+    for frame in (bytes.fromhex(h) for h in FRAMES.values()):
+        key = struct.unpack_from(">hh", frame)
+        if key in out:
+            out[key].append(frame)
+    return out
+
+
+def _bodies(api_key: int, version: int) -> list[bytes]:
+    try:
+        cls = messages.request_class(api_key, version)
+    except UnsupportedVersion:  # Produce v0-2: the v3 body without its (null) transactional id
+        return [messages.encode_request(sample(messages.request_class(api_key, 3), with_nulls=True))[2:]]
+    bodies = [messages.encode_request(sample(cls)), messages.encode_request(sample(cls, with_nulls=True))]
+    bodies += [body for _path, body in null_bodies(api_key, version)][:6]
+    return bodies
+
+
+def mutate(rng: random.Random, frame: bytes, versions: tuple[int, int]) -> bytes:
+    """One to three mutations of ``frame``; the 8-byte key/version/correlation prefix is
+    kept unless the mutation is about the header."""
+    buf = bytearray(frame)
+    for _ in range(rng.choice((1, 1, 1, 2, 3))):
+        _MUTATIONS[rng.randrange(len(_MUTATIONS))](rng, buf, versions)
+    return bytes(buf)
+
+
+def _body_pos(rng: random.Random, buf: bytearray) -> int:
+    return rng.randrange(8, len(buf)) if len(buf) > 8 else len(buf)
+
+
+def _flip(rng, buf, _versions):
+    for _ in range(rng.choice((1, 1, 2, 4, 8))):
+        if len(buf) > 8:
+            buf[_body_pos(rng, buf)] ^= 1 << rng.randrange(8)
+
+
+def _truncate(rng, buf, _versions):
+    del buf[rng.randrange(8, len(buf) + 1) if len(buf) > 8 else len(buf):]
+
+
+def _extend(rng, buf, _versions):
+    buf += rng.randbytes(rng.choice((1, 3, 16, 200)))
+
+
+def _int16(rng, buf, _versions):
+    pos = _body_pos(rng, buf)
+    buf[pos:pos + 2] = struct.pack(">h", rng.choice(_INT16))
+
+
+def _int32(rng, buf, _versions):
+    pos = _body_pos(rng, buf)
+    buf[pos:pos + 4] = struct.pack(">i", rng.choice(_INT32))
+
+
+def _varint(rng, buf, _versions):
+    pos = _body_pos(rng, buf)
+    value = rng.choice(_VARINTS)
+    buf[pos:pos + (1 if rng.random() < 0.5 else len(value))] = value
+
+
+def _version(rng, buf, versions):
+    low, high = versions
+    buf[2:4] = struct.pack(">h", rng.choice((low, high, rng.randint(low, high), high + 1, -1)))
+
+
+def _client_id_length(rng, buf, _versions):
+    buf[8:10] = struct.pack(">h", rng.choice((-1, -2, 0, 1, 0x7FFF, len(buf))))
+
+
+_MUTATIONS = (_flip, _flip, _truncate, _extend, _int16, _int32, _int32, _varint, _varint, _version,
+              _client_id_length)
+
+
+def cases(seed: int, count: int) -> Iterator[tuple[tuple[int, int], bytes]]:
+    """``count`` mutated frames, every (key, version) in turn, from ``random.Random(seed)``."""
+    rng = random.Random(seed)
+    table = seeds()
+    keys = sorted(table)
+    ranges = {k: (registry.REGISTRY[k[0]].min_version, registry.REGISTRY[k[0]].max_version) for k in keys}
+    for i in range(count):
+        key = keys[i % len(keys)]
+        yield key, mutate(rng, rng.choice(table[key]), ranges[key])
