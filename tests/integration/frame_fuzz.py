@@ -7,6 +7,9 @@ the null-in-a-non-nullable-field bodies of tests/integration/null_fields.py, and
 the frames captured from real clients (client_frames.py).  Produce v0-2, which
 kio does not model, get the v3 body without its transactional id.
 
+Also drawn: well-formed requests whose fields take edge values (0, -1, max,
+empty, null, internal topic names, duplicates), the ones that reach handlers.
+
 Mutations are what a hostile or broken client sends: bit flips, truncation,
 junk appended, an int16 / int32 / varint overwritten with -1, -2, 0, 0x7fff,
 0x7fffffff or a huge varint (where counts and lengths live), another API
@@ -16,11 +19,18 @@ version in the header, a bad client-id length.  Everything comes from a
 
 from __future__ import annotations
 
+import datetime
 import random
 import struct
 import sys
+import uuid
+from dataclasses import fields
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+
+from kio.schema.errors import ErrorCode
+from kio.serial._introspect import EntityField, EntityTupleField, PrimitiveTupleField, classify_field, is_optional
+from kio.serial.readers import tz_aware_from_i64
 
 from kavka.api import registry
 from kavka.protocol import messages
@@ -76,6 +86,61 @@ def _bodies(api_key: int, version: int) -> list[bytes]:
     bodies = [messages.encode_request(sample(cls)), messages.encode_request(sample(cls, with_nulls=True))]
     bodies += [body for _path, body in null_bodies(api_key, version)][:6]
     return bodies
+
+
+# Field values at the edges, for requests that decode but carry what a handler may not expect.
+_EDGES = {
+    "bool": (False, True),
+    "int8": (0, 1, -1, 127, -128),
+    "int16": (0, 1, -1, -2, 0x7FFF, -0x8000),
+    "int32": (0, 1, 3, -1, -2, 0x7FFFFFFF, -0x80000000),
+    "int64": (0, 1, -1, -2, 2**63 - 1, -2**63),
+    "uint16": (0, 1, 0xFFFF),
+    "float64": (0.0, -1.0, float("nan"), float("inf")),
+    "string": ("", "t", "fuzz-topic", "__consumer_offsets", "g", ".", "..", "x" * 300, "name-\u00e4",
+               "retention.ms", "segment.bytes", "cleanup.policy", "-1", "compact"),
+    "bytes": (b"", b"\x00", b"\xff" * 40),
+    "records": (b"", b"\x00" * 61, b"\x01\x02records"),
+    "uuid": (uuid.UUID(int=0), uuid.UUID(int=1), uuid.UUID(int=2**128 - 1)),
+    "error_code": (ErrorCode.none, ErrorCode.unknown_server_error),
+    "timedelta_i32": tuple(datetime.timedelta(milliseconds=m) for m in (0, -1, 2**31 - 1)),
+    "timedelta_i64": tuple(datetime.timedelta(milliseconds=m) for m in (0, -1, 2**40)),
+    "datetime_i64": tuple(tz_aware_from_i64(m) for m in (0, 1_700_000_000_000, 2**45)),
+}
+
+
+def edge_sample(rng: random.Random, cls: type, depth: int = 0) -> Any:
+    """A request whose every field is drawn from _EDGES (nullable ones sometimes null,
+    arrays of 0-3 elements, duplicates included)."""
+    return cls(**{f.name: _edge_value(rng, f, depth) for f in fields(cls)})
+
+
+def _edge_value(rng: random.Random, f, depth: int) -> Any:
+    if is_optional(f) and rng.random() < 0.2:
+        return None
+    kind = classify_field(f)
+    if isinstance(kind, EntityField):
+        return edge_sample(rng, kind.type_, depth + 1)
+    n = rng.choice((0, 1, 1, 2, 3)) if depth < 3 else rng.choice((0, 1))
+    if isinstance(kind, EntityTupleField):
+        first = edge_sample(rng, kind.type_, depth + 1)
+        return tuple(first if rng.random() < 0.3 else edge_sample(rng, kind.type_, depth + 1) for _ in range(n))
+    choices = _EDGES[f.metadata["kafka_type"]]
+    if isinstance(kind, PrimitiveTupleField):
+        return tuple(rng.choice(choices) for _ in range(n))
+    return rng.choice(choices)
+
+
+def edge_frame(rng: random.Random, api_key: int, version: int) -> bytes | None:
+    """A well-formed frame with edge values, or None when kio will not encode the draw."""
+    try:
+        cls = messages.request_class(api_key, version)
+    except UnsupportedVersion:
+        return None
+    try:
+        return header(api_key, version, rng.randrange(2**31)) + messages.encode_request(edge_sample(rng, cls))
+    except Exception:  # noqa: BLE001 - e.g. a value out of range for this kio field
+        return None
 
 
 def mutate(rng: random.Random, frame: bytes, versions: tuple[int, int]) -> bytes:
@@ -142,4 +207,9 @@ def cases(seed: int, count: int) -> Iterator[tuple[tuple[int, int], bytes]]:
     ranges = {k: (registry.REGISTRY[k[0]].min_version, registry.REGISTRY[k[0]].max_version) for k in keys}
     for i in range(count):
         key = keys[i % len(keys)]
+        if rng.random() < 0.4:  # well formed with edge values: these reach the handlers
+            frame = edge_frame(rng, *key)
+            if frame is not None:
+                yield key, (mutate(rng, frame, ranges[key]) if rng.random() < 0.2 else frame)
+                continue
         yield key, mutate(rng, rng.choice(table[key]), ranges[key])
