@@ -24,7 +24,7 @@ import random
 import struct
 import sys
 import uuid
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,7 +33,7 @@ from kio.serial._introspect import EntityField, EntityTupleField, PrimitiveTuple
 from kio.serial.readers import tz_aware_from_i64
 
 from kavka.api import registry
-from kavka.protocol import messages
+from kavka.protocol import messages, record_codec, records
 from kavka.protocol.errors import UnsupportedVersion
 from kavka.protocol.framing import encode_request_header
 
@@ -88,6 +88,41 @@ def _bodies(api_key: int, version: int) -> list[bytes]:
     return bodies
 
 
+def _batch_seeds() -> list[bytes]:
+    """Valid v2 batches of every codec and kind: plain, idempotent, transactional, control."""
+    recs = [(b"k%d" % i if i % 3 else None, b"v" * i, 1_700_000_000_000 + i, [("h", b"x")] if i % 2 else [])
+            for i in range(5)]
+    out = [record_codec.encode_batch(recs, codec=codec) for codec in (0, 1, 2, 3, 4)]
+    out.append(record_codec.encode_batch(recs, producer_id=7, producer_epoch=0, base_sequence=0))
+    out.append(record_codec.encode_batch(recs, producer_id=7, producer_epoch=0, base_sequence=0,
+                                         transactional=True))
+    out.append(record_codec.encode_batch([(None, b"\x00\x00\x00\x00\x00\x00", 1_700_000_000_000, [])],
+                                         producer_id=7, producer_epoch=0, transactional=True, control=True))
+    out.append(record_codec.encode_batch(recs, log_append_time=1_700_000_000_000))
+    return out
+
+
+BATCHES = _batch_seeds()
+
+
+def fix_crc(buf: bytearray) -> None:
+    """Rewrite the CRC of the batch at 0 so the mutated bytes behind it get parsed."""
+    if len(buf) >= records.HEADER_SIZE:
+        size = struct.unpack_from(">i", buf, 8)[0] + records.LOG_OVERHEAD
+        if records.HEADER_SIZE <= size <= len(buf):
+            struct.pack_into(">I", buf, 17, records.compute_crc(buf, 0, size))
+
+
+def mutated_batch(rng: random.Random) -> bytes:
+    """A seed batch with one to three mutations after its base offset; CRC fixed half the time."""
+    original = rng.choice(BATCHES)
+    buf = bytearray(mutate(rng, original, (0, 0)))
+    buf[:8] = original[:8]  # mutate() spares the first 8 bytes (a frame's header), so do we
+    if rng.random() < 0.5:
+        fix_crc(buf)
+    return bytes(buf)
+
+
 # Field values at the edges, for requests that decode but carry what a handler may not expect.
 _EDGES = {
     "bool": (False, True),
@@ -100,7 +135,7 @@ _EDGES = {
     "string": ("", "t", "fuzz-topic", "__consumer_offsets", "g", ".", "..", "x" * 300, "name-\u00e4",
                "retention.ms", "segment.bytes", "cleanup.policy", "-1", "compact"),
     "bytes": (b"", b"\x00", b"\xff" * 40),
-    "records": (b"", b"\x00" * 61, b"\x01\x02records"),
+    "records": (b"", b"\x00" * 61, b"\x01\x02records", *BATCHES),
     "uuid": (uuid.UUID(int=0), uuid.UUID(int=1), uuid.UUID(int=2**128 - 1)),
     "error_code": (ErrorCode.none, ErrorCode.unknown_server_error),
     "timedelta_i32": tuple(datetime.timedelta(milliseconds=m) for m in (0, -1, 2**31 - 1)),
@@ -141,6 +176,18 @@ def edge_frame(rng: random.Random, api_key: int, version: int) -> bytes | None:
         return header(api_key, version, rng.randrange(2**31)) + messages.encode_request(edge_sample(rng, cls))
     except Exception:  # noqa: BLE001 - e.g. a value out of range for this kio field
         return None
+
+
+FUZZ_TOPIC = "fuzz-topic"
+
+
+def produce_request(version: int, batch: bytes) -> Any:
+    base = sample(messages.request_class(0, version), with_nulls=True)
+    topic = base.topic_data[0]
+    partition = replace(topic.partition_data[0], index=0, records=batch)
+    extra = {"name": FUZZ_TOPIC} if hasattr(topic, "name") else {}
+    return replace(base, acks=-1, timeout=datetime.timedelta(seconds=5),
+                   topic_data=(replace(topic, partition_data=(partition,), **extra),))
 
 
 def mutate(rng: random.Random, frame: bytes, versions: tuple[int, int]) -> bytes:
@@ -207,6 +254,9 @@ def cases(seed: int, count: int) -> Iterator[tuple[tuple[int, int], bytes]]:
     ranges = {k: (registry.REGISTRY[k[0]].min_version, registry.REGISTRY[k[0]].max_version) for k in keys}
     for i in range(count):
         key = keys[i % len(keys)]
+        if key[0] == 0 and key[1] >= 3 and rng.random() < 0.5:  # a mutated batch to a real topic
+            yield key, header(*key) + messages.encode_request(produce_request(key[1], mutated_batch(rng)))
+            continue
         if rng.random() < 0.4:  # well formed with edge values: these reach the handlers
             frame = edge_frame(rng, *key)
             if frame is not None:

@@ -19,6 +19,7 @@ A failure names the seed and the frame in hex; ``KAVKA_FUZZ_SEED`` replays it.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import os
 import random
@@ -32,7 +33,7 @@ import pytest
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.metadata.v12.request import MetadataRequest
 
-from frame_fuzz import cases, seeds
+from frame_fuzz import FUZZ_TOPIC, cases, mutated_batch
 from kavka.api import registry
 from kavka.client import Client
 from kavka.protocol import record_codec, records
@@ -90,36 +91,12 @@ def test_fuzzed_frames_raise_only_protocol_errors_in_decode_long(decode_only):
     _decode_run(decode_only, 60, SEED)
 
 
-def _batches() -> list[bytes]:
-    recs = [(b"k%d" % i if i % 3 else None, b"v" * i, 1_700_000_000_000 + i, [("h", b"x")] if i % 2 else [])
-            for i in range(5)]
-    out = [record_codec.encode_batch(recs, base_timestamp=1_700_000_000_000)]
-    for codec in (1, 2, 3, 4):
-        out.append(record_codec.encode_batch(recs, codec=codec, base_timestamp=1_700_000_000_000))
-    return out
-
-
-def _fix_crc(buf: bytearray) -> None:
-    if len(buf) >= records.HEADER_SIZE:
-        size = min(len(buf), struct.unpack_from(">i", buf, 8)[0] + 12) if struct.unpack_from(">i", buf, 8)[0] > 0 else 0
-        if records.HEADER_SIZE <= size <= len(buf):
-            struct.pack_into(">I", buf, 17, records.compute_crc(buf, 0, size))
-
-
 def _batch_run(seconds: float, seed: int) -> int:
-    from frame_fuzz import mutate
-
     rng = random.Random(seed)
-    batches = _batches()
     deadline = time.monotonic() + seconds
     done = 0
     while done % 64 or time.monotonic() < deadline:
-        original = rng.choice(batches)
-        buf = bytearray(mutate(rng, original, (0, 0)))
-        buf[:8] = original[:8]  # mutate() keeps its first 8 bytes for the header; base offset here
-        if rng.random() < 0.5:
-            _fix_crc(buf)
-        data = bytes(buf)
+        data = mutated_batch(rng)
         try:
             records.validate(data)
             record_codec.decode_records(data, limit=1 << 20)
@@ -171,6 +148,7 @@ def _send(address, frames: list[bytes]) -> None:
 def _wire_run(bootstrap: str, seconds: float, seed: int, burst: int = 40) -> int:
     host, _, port = bootstrap.rpartition(":")
     address = (host, int(port))
+    _create_topic(bootstrap, FUZZ_TOPIC)
     deadline = time.monotonic() + seconds
     done = 0
     rng = random.Random(seed)
@@ -193,6 +171,16 @@ def _wire_run(bootstrap: str, seconds: float, seed: int, burst: int = 40) -> int
                 break
     _responsive(bootstrap)
     return done
+
+
+def _create_topic(bootstrap: str, name: str) -> None:
+    from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest
+
+    with Client(bootstrap, timeout=REPLY_TIMEOUT) as client:
+        response = client.request(CreateTopicsRequest(topics=(CreatableTopic(
+            name=name, num_partitions=1, replication_factor=1, assignments=(), configs=()),),
+            timeout=datetime.timedelta(seconds=5), validate_only=False))
+    assert response.topics[0].error_code == 0, response
 
 
 def _bad_lines(lines) -> list[str]:
