@@ -54,6 +54,7 @@ concurrently with truncation, retention or close.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import struct
@@ -77,6 +78,8 @@ from kavka.log.segment import Segment, validate_stored
 from kavka.protocol import records
 from kavka.protocol.record_codec import decode_records
 from kavka.protocol.records import BatchHeader
+
+log = logging.getLogger("kavka.log")
 
 INT32_MAX = 2**31 - 1
 _LAST_DELTA_AND_MAX_TS = struct.Struct(">i8xq")  # batch bytes 23..43
@@ -326,9 +329,17 @@ class PartitionLog:
             for position, header in segment.iter_headers(found[0]):
                 if header.max_timestamp < timestamp or header.last_offset < lso:
                     continue
-                for record in decode_records(segment.read_bytes(position, header.size)):
-                    if record.offset >= lso and record.timestamp >= timestamp:
-                        return record.offset, record.timestamp
+                try:
+                    for record in decode_records(segment.read_bytes(position, header.size)):
+                        if record.offset >= lso and record.timestamp >= timestamp:
+                            return record.offset, record.timestamp
+                except records.InvalidBatch as exc:
+                    # Records that do not decode (the batch's CRC held): answer at batch
+                    # granularity, which never skips a record the consumer should see.
+                    log.warning("%s: batch at offset %d has records that do not decode (%s); "
+                                "answering its first offset for timestamp %d", f"{self.topic}-{self.partition}", header.base_offset,
+                                exc, timestamp)
+                    return max(header.base_offset, lso), header.max_timestamp
         return None
 
     def max_timestamp_entry(self) -> tuple[int, int]:
@@ -341,9 +352,13 @@ class PartitionLog:
             return -1, -1
         position, _ = best.translate_offset(best.offset_of_max_timestamp)
         header = records.read_header(best.read_bytes(position, records.HEADER_SIZE))
-        for record in decode_records(best.read_bytes(position, header.size)):
-            if record.timestamp == best.max_timestamp:
-                return record.offset, record.timestamp
+        try:
+            for record in decode_records(best.read_bytes(position, header.size)):
+                if record.timestamp == best.max_timestamp:
+                    return record.offset, record.timestamp
+        except records.InvalidBatch as exc:
+            log.warning("%s: batch at offset %d has records that do not decode (%s)", f"{self.topic}-{self.partition}",
+                        header.base_offset, exc)
         return header.last_offset, best.max_timestamp  # maxTimestamp field disagrees with its records
 
     def iter_batch_headers(self, from_offset: int | None = None) -> Iterator[tuple[int, BatchHeader]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 
 import pytest
 
@@ -316,3 +317,15 @@ def test_flush_ms_fsyncs_once_the_interval_has_passed(tmp_path):
     log.append(bytearray(encode_batch([(None, b"v", 1_700_000_000_000, ())])))
     assert log.recovery_point == 2
     log.close()
+
+
+def test_timestamp_queries_on_a_batch_whose_records_do_not_decode(log, caplog):
+    """Fuzz find (issue 9): a batch with a good CRC whose first record's length is wrong was
+    stored by Produce, then ListOffsets by timestamp raised InvalidBatch out of the handler."""
+    batch = make_batch(3, timestamps=[T0 + 1, T0 + 9, T0 + 5])
+    batch[records.HEADER_SIZE] += 2  # first record's length varint: one byte too long
+    struct.pack_into(">I", batch, 17, records.compute_crc(batch, 0, len(batch)))
+    log.append(batch)
+    assert log.offset_for_timestamp(T0 + 5) == (0, T0 + 9)  # batch granularity
+    assert log.max_timestamp_entry() == (2, T0 + 9)
+    assert "do not decode" in caplog.text
