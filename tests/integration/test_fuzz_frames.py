@@ -8,7 +8,8 @@ test; the ``slow`` variants run about two minutes).
   TypeError, KeyError, IndexError, struct.error, MemoryError, RecursionError.  Mutated
   record batches (CRC recomputed half the time, so the records are parsed) go through
   records.py / record_codec.py and may raise only InvalidBatch.
-* Through the wire against a real broker: mutated frames over many connections; after
+* Through the wire against a real broker: mutated frames over many connections (now and
+  then with a size prefix that lies about the frame's length); after
   each burst the broker must answer ApiVersions and Metadata within 5 s; at the end no
   log line may be an internal error (the dispatcher's "internal error handling ..."),
   an unexpected connection error, a traceback, or at ERROR level.
@@ -46,6 +47,7 @@ SECONDS = float(os.environ.get("KAVKA_FUZZ_SECONDS", "6"))
 SEED = int(os.environ.get("KAVKA_FUZZ_SEED", "0")) or random.SystemRandom().randrange(1, 2**31)
 REPLY_TIMEOUT = 5.0
 BAD_LOG_PHRASES = ("internal error", "unexpected error", "Traceback")
+PREFIX_LIES = (-3, -1, 1, 1000)  # bytes a frame's size prefix is off by, now and then
 
 
 def _where(seed: int, i: int, key, frame: bytes) -> str:
@@ -125,12 +127,16 @@ def _responsive(bootstrap: str) -> None:
                                               include_topic_authorized_operations=False)).brokers
 
 
-def _send(address, frames: list[bytes]) -> None:
-    """Send frames on one connection (correct size prefixes, pipelined) and read until as
-    many responses came back, the broker closed, or it went quiet for a moment (acks=0, a
-    parked fetch); whether it hangs is judged by the health check after each burst."""
+def _send(address, frames: list[bytes], last_prefix_lie: int = 0) -> None:
+    """Send frames on one connection (pipelined; the last one's size prefix off by
+    ``last_prefix_lie`` bytes: a frame claiming more than arrives, or less, so its tail is
+    read as the next frame) and read until as many responses came back, the broker
+    closed, or it went quiet for a moment (acks=0, a parked fetch); whether it hangs is
+    judged by the health check after each burst."""
+    sizes = [len(f) for f in frames]
+    sizes[-1] = max(0, sizes[-1] + last_prefix_lie)
     with socket.create_connection(address, timeout=REPLY_TIMEOUT) as sock:
-        sock.sendall(b"".join(struct.pack(">i", len(f)) + f for f in frames))
+        sock.sendall(b"".join(struct.pack(">i", n) + f for n, f in zip(sizes, frames)))
         sock.settimeout(0.3)
         got, answered = b"", 0
         try:
@@ -158,7 +164,7 @@ def _wire_run(bootstrap: str, seconds: float, seed: int, burst: int = 40) -> int
         last = (i, key, frame)
         pipeline.append(frame)
         if rng.random() < 0.7:  # else the next frame shares this connection
-            _send(address, pipeline)
+            _send(address, pipeline, rng.choice(PREFIX_LIES) if rng.random() < 0.05 else 0)
             pipeline = []
         done += 1
         if done % burst == 0:
