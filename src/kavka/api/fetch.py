@@ -181,30 +181,30 @@ def handle(request: Request):
         return _sliced(plan, request)
     run_steps(plan.resolve(request))
     results, total, errored = run_steps(plan.read())
-    max_wait_ms = request.body.max_wait.total_seconds() * 1000
-    if total >= request.body.min_bytes or errored or max_wait_ms <= 0 or not plan.logs:
+    if _answer_now(plan, request.body, total, errored):
         return _encode(plan, results)
-    return _long_poll(plan, request.body.min_bytes, max_wait_ms / 1000, run_steps)
+    return _long_poll(plan, request.body)
 
 
 async def _sliced(plan: _Plan, request: Request):
     """:func:`handle` for a big fetch: every pass over its partitions is sliced."""
     await run_sliced(plan.resolve(request))
     results, total, errored = await run_sliced(plan.read())
-    max_wait_ms = request.body.max_wait.total_seconds() * 1000
-    if total >= request.body.min_bytes or errored or max_wait_ms <= 0 or not plan.logs:
+    if _answer_now(plan, request.body, total, errored):
         return _encode(plan, results)
-    return await _long_poll(plan, request.body.min_bytes, max_wait_ms / 1000, run_sliced)
+    return await _long_poll(plan, request.body)
 
 
-async def _run(drive, steps):
-    value = drive(steps)
-    return await value if asyncio.iscoroutine(value) else value
+def _answer_now(plan: _Plan, body, total: int, errored: bool) -> bool:
+    return total >= body.min_bytes or errored or body.max_wait.total_seconds() <= 0 or not plan.logs
 
 
-async def _long_poll(plan: _Plan, min_bytes: int, max_wait_s: float, drive):
+async def _long_poll(plan: _Plan, body):
+    """Wait for appends up to ``max_wait``; each re-read is sliced (a read of up to ``SLICE``
+    partitions has no step, so it runs straight through)."""
+    min_bytes = body.min_bytes
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + max_wait_s
+    deadline = loop.time() + body.max_wait.total_seconds()
     woken: asyncio.Future = loop.create_future()
 
     def on_append(_log) -> None:
@@ -225,7 +225,7 @@ async def _long_poll(plan: _Plan, min_bytes: int, max_wait_s: float, drive):
                 timer.cancel()
             if not appended:
                 break
-            results, total, errored = await _run(drive, plan.read())
+            results, total, errored = await run_sliced(plan.read())
             if total >= min_bytes or errored:
                 return _encode(plan, results)
             woken = loop.create_future()
@@ -235,7 +235,7 @@ async def _long_poll(plan: _Plan, min_bytes: int, max_wait_s: float, drive):
                 log.listeners.remove(on_append)
             except ValueError:
                 pass
-    results, _total, _errored = await _run(drive, plan.read())
+    results, _total, _errored = await run_sliced(plan.read())
     return _encode(plan, results)
 
 

@@ -46,34 +46,23 @@ def handle(request: Request):
     r = builder_for(request)
     if body.topics is None or (request.version == 0 and not body.topics):
         wanted = sorted(request.broker.logs.topics())
-        steps = map_steps(lambda name: _describe(r, request, name), wanted)
+        steps, cost = map_steps(lambda name: _describe(r, request, name), wanted), len(wanted)
     else:
         allow_create = getattr(body, "allow_auto_topic_creation", True)
         wanted = unique(body.topics, _topic_key)
-        creating = allow_create and request.broker.config.get("auto.create.topics.enable") and any(
-            getattr(t, "name", None) is not None and request.broker.logs.topic(t.name) is None for t in wanted)
-        if creating:  # one creation (~5 ms, files and topics.json) weighs a whole slice
-            steps = _lookup_steps(r, request, wanted, allow_create)
-            return _sliced_response(r, request, steps) if len(wanted) > 1 else _response(r, request, run_steps(steps))
-        steps = map_steps(lambda topic: _lookup(r, request, topic, allow_create), wanted)
-    if len(wanted) <= SLICE:
+        logs = request.broker.logs
+        may_create = allow_create and request.broker.config.get("auto.create.topics.enable")
+
+        def weight(topic) -> int:  # one creation (~5 ms, files and topics.json) weighs a whole slice
+            name = getattr(topic, "name", None)
+            return SLICE if name is not None and logs.topic(name) is None else 1
+
+        steps = map_steps(lambda topic: _lookup(r, request, topic, allow_create), wanted,
+                          weight=weight if may_create else None)
+        cost = sum(map(weight, wanted)) if may_create else len(wanted)
+    if cost <= SLICE:
         return _response(r, request, run_steps(steps))
     return _sliced_response(r, request, steps)
-
-
-def _lookup_steps(r, request: Request, wanted: list, allow_create: bool):
-    """Stepping generator (kavka.api.slicing) of :func:`_lookup` that yields after every
-    auto-creation as well as every ``SLICE`` lookups."""
-    logs = request.broker.logs
-    out, work = [], 0
-    for topic in wanted:
-        name = getattr(topic, "name", None)
-        work += SLICE if name is not None and logs.topic(name) is None else 1
-        out.append(_lookup(r, request, topic, allow_create))
-        if work >= SLICE:
-            work = 0
-            yield
-    return out
 
 
 async def _sliced_response(r, request: Request, steps):

@@ -61,13 +61,24 @@ async def run_sliced(steps: Generator[None, None, R]) -> R:
         await asyncio.sleep(0)
 
 
-def map_steps(fn: Callable[[T], R], items: list[T], every: int = SLICE) -> Generator[None, None, list[R]]:
-    """``[fn(x) for x in items]`` as a stepping generator, one step per ``every`` items."""
+def map_steps(fn: Callable[[T], R], items: list[T], every: int = SLICE,
+              weight: Callable[[T], int] | None = None) -> Generator[None, None, list[R]]:
+    """``[fn(x) for x in items]`` as a stepping generator, one step per ``every`` items, or per
+    ``every`` units of ``weight(x)`` (taken before ``fn(x)``) for items that cost unevenly."""
     out: list[R] = []
-    for start in range(0, len(items), every):
-        if start:
+    if weight is None:
+        for start in range(0, len(items), every):
+            if start:
+                yield
+            out.extend(fn(item) for item in items[start:start + every])
+        return out
+    work = 0
+    for item in items:
+        if work >= every:
+            work = 0
             yield
-        out.extend(fn(item) for item in items[start:start + every])
+        work += weight(item)
+        out.append(fn(item))
     return out
 
 

@@ -28,17 +28,29 @@ def test_sliced_metadata_encoding_matches_kio(version, count):
     assert raw.size == len(messages.encode_response(response))
 
 
-def test_steps_yield_once_per_slice():
-    steps = map_steps(lambda x: x * 2, list(range(10)), every=4)
+def _drive(steps) -> tuple[list, int]:
+    """(value, number of yields) of a stepping generator."""
     yields = 0
     while True:
         try:
             next(steps)
             yields += 1
         except StopIteration as done:
-            assert done.value == [x * 2 for x in range(10)]
-            break
+            return done.value, yields
+
+
+def test_steps_yield_once_per_slice():
+    value, yields = _drive(map_steps(lambda x: x * 2, list(range(10)), every=4))
+    assert value == [x * 2 for x in range(10)]
     assert yields == 2
+
+
+def test_weighted_steps_yield_after_each_heavy_item():
+    # a creation weighs a whole slice: the loop is given back after it, before the next item
+    value, yields = _drive(map_steps(lambda x: -x, [1, 2, 3, 4, 5], every=4,
+                                     weight=lambda x: 4 if x in (2, 3) else 1))
+    assert value == [-1, -2, -3, -4, -5]
+    assert yields == 2  # after 1+2 (weight 5) and after 3 (weight 4); 4+5 weigh 2
 
 
 def test_unique_keeps_first_position_and_last_value():
