@@ -61,20 +61,16 @@ def partition_dirs(data_dir: Path) -> list[Path]:
     return found
 
 
-def _bases(path: Path) -> list[int]:
-    from kavka.log.segment import LOG_SUFFIX
-    return sorted(int(n[:20]) for n in os.listdir(path) if n.endswith(LOG_SUFFIX) and n[:20].isdigit())
-
-
 def scan(data_dir: Path, progress: Progress | None = None) -> Report:
-    from kavka.log.segment import LOG_SUFFIX, scan_log_file
+    from kavka.log.partition_dir import segment_bases
+    from kavka.log.segment import LOG_SUFFIX, scan_log_file, segment_path
     report = Report()
     for directory in partition_dirs(data_dir):
         report.partitions += 1
-        bases = _bases(directory)
+        bases = segment_bases(directory)
         for i, base in enumerate(bases):
             report.segments += 1
-            result = scan_log_file(directory / f"{base:020d}{LOG_SUFFIX}", base)
+            result = scan_log_file(segment_path(directory, base, LOG_SUFFIX), base)
             report.batches += result.batches
             report.bytes += result.valid_bytes
             if progress:

@@ -54,12 +54,13 @@ CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
 
 __all__ = ["EPOCH_FILE", "RECOVERY_POINT_FILE", "LOG_START_OFFSET_FILE", "CLEANER_OFFSET_FILE", "SWAP_SUFFIX",
-           "CLEANED_SUFFIX", "load_segments", "finish_leftovers"]
+           "CLEANED_SUFFIX", "load_segments", "finish_leftovers", "segment_bases", "mtime_ns"]
 
 log = logging.getLogger("kavka.log")
 
 
-def _segment_bases(path: Path) -> list[int]:
+def segment_bases(path: Path) -> list[int]:
+    """Base offsets of the segments in a partition directory (its ``.log`` files), ascending."""
     return sorted(int(name[:-len(LOG_SUFFIX)]) for name in os.listdir(path)
                   if name.endswith(LOG_SUFFIX) and name[:-len(LOG_SUFFIX)].isdigit())
 
@@ -73,19 +74,15 @@ def load_segments(path: Path, config: TopicConfig, clock: Clock, recover: bool,
     other than this broker wrote there while it was stopped.  A bad batch cuts the
     log there and deletes the segments after it, as Kafka's log recovery does (the
     offsets after a hole cannot be served in order)."""
-    bases = _segment_bases(path)
+    bases = segment_bases(path)
     segments = []
     for i, base in enumerate(bases):
         segment = Segment.open(path, base, config, clock)
         segments.append(segment)
         upper = bases[i + 1] if i + 1 < len(bases) else None
         unflushed = recovery_point is None or upper is None or upper > recovery_point
-        truncated = segment.truncated_on_open
-        if truncated:
-            pass
-        elif recover and unflushed:
-            truncated = segment.recover()
-        elif verify_newer_than_ns is not None and _modified_after(segment, verify_newer_than_ns):
+        truncated = segment.truncated_on_open  # open() recovered it already (inconsistent indexes)
+        if not truncated and ((recover and unflushed) or _modified_after(segment, verify_newer_than_ns)):
             truncated = segment.recover()
         if truncated:
             where, what = segment.recovery_problem or (segment.size, "torn or corrupt tail")
@@ -99,13 +96,19 @@ def load_segments(path: Path, config: TopicConfig, clock: Clock, recover: bool,
     return segments
 
 
-def _modified_after(segment: Segment, ns: int) -> bool:
+def _modified_after(segment: Segment, ns: int | None) -> bool:
     # >=: file times come from the kernel's coarse clock (a tick of a few ms), so a
     # write just after the marker can carry the marker's own time.
+    modified = None if ns is None else mtime_ns(segment.log_path)
+    return modified is not None and modified >= ns
+
+
+def mtime_ns(path: Path) -> int | None:
+    """The file's last-modified time in ns, None if it does not exist."""
     try:
-        return os.stat(segment.log_path).st_mtime_ns >= ns
+        return os.stat(path).st_mtime_ns
     except FileNotFoundError:
-        return False
+        return None
 
 
 def finish_leftovers(path: Path, config: TopicConfig, clock: Clock) -> None:
@@ -121,7 +124,7 @@ def finish_leftovers(path: Path, config: TopicConfig, clock: Clock) -> None:
             _complete_swap(path, int(name[:20]), config, clock)
         elif name.endswith(SWAP_SUFFIX):
             (path / name).unlink(missing_ok=True)  # index swaps: indexes get rebuilt
-    logs = set(_segment_bases(path))
+    logs = set(segment_bases(path))
     for name in os.listdir(path):
         if name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX)) and name[:20].isdigit() and int(name[:20]) not in logs:
             os.unlink(path / name)  # orphan of a segment whose .log is gone
@@ -135,6 +138,6 @@ def _complete_swap(path: Path, base: int, config: TopicConfig, clock: Clock) -> 
     segment = Segment.open(path, base, config, clock)
     end = segment.next_offset
     segment.close()
-    for other in _segment_bases(path):
+    for other in segment_bases(path):
         if base < other < end:
             delete_segment_files(path, other)

@@ -72,6 +72,7 @@ from kavka.log.leader_epoch import LeaderEpochCache
 from kavka.log.file_slice import FileSlice
 from kavka.log.partition_dir import (
     EPOCH_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, SWAP_SUFFIX, finish_leftovers, load_segments,
+    mtime_ns,
 )
 from kavka.log.retention import RetentionDecision, deletable_segments
 from kavka.log.segment import Segment, validate_stored
@@ -109,13 +110,6 @@ class ReadResult:
         return sum(s.size for s in self.slices)
 
 
-def checkpoint_mtime_ns(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_mtime_ns
-    except FileNotFoundError:
-        return None
-
-
 class PartitionLog:
     def __init__(self, path: Path, topic: str, partition: int, config: TopicConfig, clock: Clock,
                  segments: list[Segment], epochs: LeaderEpochCache, log_start_offset: int,
@@ -147,7 +141,7 @@ class PartitionLog:
         if recover and verify_newer_than_ns is None:
             # Segments below the recovery point were fsynced before the checkpoint was
             # written: one modified after it was changed behind the broker's back.
-            verify_newer_than_ns = checkpoint_mtime_ns(path / RECOVERY_POINT_FILE)
+            verify_newer_than_ns = mtime_ns(path / RECOVERY_POINT_FILE)
         segments = load_segments(path, config, clock, recover, recovery_point, verify_newer_than_ns)
         if not segments:
             segments = [Segment.create(path, persisted_lso, config, clock)]

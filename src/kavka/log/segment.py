@@ -317,25 +317,11 @@ class Segment:
         default (check.crcs=false), so this is what keeps a flipped byte from being
         delivered silently."""
         start = self._verified_to if position <= self._verified_to else position  # both batch boundaries
-        while start < end:
-            chunk = os.pread(fd, min(RECOVER_CHUNK, end - start), start)
-            offset = 0
-            while (size := peek_size(chunk, offset)) is not None and offset + size <= len(chunk):
-                try:
-                    validate_stored(chunk, offset)
-                except InvalidBatch as exc:
-                    return self._bad_at(position, start + offset, _describe(exc, size))
-                offset += size
-            if offset == 0:  # a batch larger than the chunk
-                size = peek_size(chunk) or 0
-                if size < MIN_BATCH_SIZE or start + size > end:
-                    return self._bad_at(position, start, _torn(size or None, end - start))
-                try:
-                    validate_stored(os.pread(fd, size, start))
-                except InvalidBatch as exc:
-                    return self._bad_at(position, start, _describe(exc, size))
-                offset = size
-            start += offset
+        checked_to, problem = start, []
+        for at, header in _valid_batches(fd, end, problem, start):
+            checked_to = at + header.size
+        if problem:
+            return self._bad_at(position, checked_to, problem[0])
         if position <= self._verified_to:
             self._verified_to = max(self._verified_to, end)
         return None
@@ -455,11 +441,7 @@ class Segment:
         self.size = file_size
         valid_end = 0
         problem: list[str] = []
-        for position, header in _valid_batches(handle.fd, file_size, problem):
-            if header.base_offset < self.next_offset or header.last_offset - self.base_offset > 2**31 - 1:
-                # baseOffset is not covered by the CRC: order is our only check
-                problem.append(f"base offset {header.base_offset} out of order (expected >= {self.next_offset})")
-                break
+        for position, header in _ordered_batches(handle.fd, file_size, self.base_offset, problem):
             self._note_batch(position, header.base_offset, header.last_offset, header.max_timestamp)
             valid_end = position + header.size
         self.recovery_problem = (valid_end, problem[0]) if problem and valid_end < file_size else None
@@ -622,11 +604,25 @@ def _load_indexes(directory: Path, base_offset: int, suffix: str = "") -> tuple[
         raise
 
 
-def _valid_batches(fd: int, file_size: int, problem: list[str] | None = None) -> Iterator[tuple[int, BatchHeader]]:
-    """(position, header) of each valid batch from 0; stops at the first invalid or torn one
-    and then appends to ``problem`` what was wrong with it."""
+def _ordered_batches(fd: int, file_size: int, base_offset: int,
+                     problem: list[str]) -> Iterator[tuple[int, BatchHeader]]:
+    """:func:`_valid_batches` of a segment starting at ``base_offset``, stopping also at a
+    batch out of offset order (baseOffset is not covered by the CRC: order is its only check)."""
+    next_offset = base_offset
+    for position, header in _valid_batches(fd, file_size, problem):
+        if header.base_offset < next_offset or header.last_offset - base_offset > 2**31 - 1:
+            problem.append(f"base offset {header.base_offset} out of order (expected >= {next_offset})")
+            return
+        next_offset = header.last_offset + 1
+        yield position, header
+
+
+def _valid_batches(fd: int, file_size: int, problem: list[str] | None = None,
+                   start: int = 0) -> Iterator[tuple[int, BatchHeader]]:
+    """(position, header) of each valid batch in [start, file_size), ``start`` a batch boundary;
+    stops at the first invalid or torn one and then appends to ``problem`` what was wrong with it."""
     problem = [] if problem is None else problem
-    position = 0
+    position = start
     while position < file_size:
         chunk = os.pread(fd, min(RECOVER_CHUNK, file_size - position), position)
         offset = 0
@@ -671,12 +667,7 @@ def scan_log_file(path: Path, base_offset: int) -> FileScan:
     try:
         scan = FileScan(path, file_size=os.fstat(fd).st_size)
         problem: list[str] = []
-        next_offset = base_offset
-        for position, header in _valid_batches(fd, scan.file_size, problem):
-            if header.base_offset < next_offset or header.last_offset - base_offset > 2**31 - 1:
-                problem.append(f"base offset {header.base_offset} out of order (expected >= {next_offset})")
-                break
-            next_offset = header.last_offset + 1
+        for position, header in _ordered_batches(fd, scan.file_size, base_offset, problem):
             scan.batches += 1
             scan.valid_bytes = position + header.size
         if scan.valid_bytes < scan.file_size:
