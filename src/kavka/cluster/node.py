@@ -75,6 +75,7 @@ class ClusterNode:
         self._led_offsets: set[int] = set()
         self.log_dir_offline = False
         self._gave_up_roles = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -154,9 +155,8 @@ class ClusterNode:
         """LogDirHealth went offline: on the event loop (the group-commit flusher reports
         from its worker thread), give up every role, then tell the controller."""
         self.log_dir_offline = True  # read by _apply_role and the next _register
-        loop = getattr(self, "_loop", None)
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._give_up_roles)
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._give_up_roles)
 
     def _give_up_roles(self) -> None:
         if self._gave_up_roles:
