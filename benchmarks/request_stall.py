@@ -12,7 +12,8 @@ summarised for a quiet phase and for each attack, in the same run:
 
     PYTHONPATH=src python3 benchmarks/request_stall.py [--names 99000] [--src DIR]
 
-``--src`` runs another checkout's broker (e.g. /work/main/src) for a before/after.
+``--src`` runs another checkout's broker (e.g. ``git worktree add /tmp/before HEAD~1``, then
+``--src /tmp/before/src``) for a before/after.
 """
 
 from __future__ import annotations
