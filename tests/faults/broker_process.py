@@ -35,6 +35,9 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A free port *below* the kernel's ephemeral range.
 
@@ -43,6 +46,9 @@ def free_port(host: str = "127.0.0.1") -> int:
     127.0.0.1:P can even be handed P itself as their local port (a TCP
     self-connect), which would then block the restart.  Ports outside the
     ephemeral range are never handed out that way.
+
+    A port is handed out once per test process: ports are only probed, not held, so two
+    brokers (or a broker and a proxy) of one cluster could otherwise be given the same one.
     """
     low, _high = _ephemeral_range()
     if low < 4096:  # an unusual ephemeral range: let the kernel choose
@@ -52,11 +58,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     rng = random.Random()
     for _ in range(200):
         port = rng.randrange(max(1024, low - 12000), low)
+        if port in _handed_out:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((host, port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
     raise BrokerError("no free port below the ephemeral range")
 

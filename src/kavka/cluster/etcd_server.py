@@ -72,9 +72,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+_ranges_handed_out: set[int] = set()
+
+
 def free_port_range(count: int, host: str = "127.0.0.1") -> int:
     """The first of ``count`` consecutive free ports below the kernel's ephemeral range, so a
-    restarted broker does not find its port taken by some client's outgoing connection."""
+    restarted broker does not find its port taken by some client's outgoing connection.
+    Ports are probed, not held, so a range is never handed out twice by one process."""
     import random
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
@@ -83,12 +87,15 @@ def free_port_range(count: int, host: str = "127.0.0.1") -> int:
     rng = random.Random()
     for _ in range(200):
         base = rng.randrange(max(1024, low - 12000), low - count)
+        if _ranges_handed_out.intersection(range(base, base + count)):
+            continue
         socks = []
         try:
             for port in range(base, base + count):
                 s = socket.socket()
                 socks.append(s)
                 s.bind((host, port))
+            _ranges_handed_out.update(range(base, base + count))
             return base
         except OSError:
             continue
