@@ -3,41 +3,29 @@
 kio generates one module per API version, and a field that exists in v9 may be
 absent from v3.  Handlers are written once, against the newest fields, and
 :class:`Builder` drops the fields the requested version does not have, so a
-handler never branches on versions just to construct its answer.
+handler never branches on versions just to construct its answer (kavka.protocol.builders).
 """
 
 from __future__ import annotations
 
-import datetime
 import typing
 from dataclasses import fields
 from functools import lru_cache
 from types import ModuleType
-from typing import Any
 
 from kio.index import load_entity_module
 from kio.schema.index import api_key_map
 from kio.static.constants import EntityType
 
-NO_THROTTLE = datetime.timedelta(0)
+from kavka.protocol.builders import NO_THROTTLE, make
+from kavka.protocol.builders import field_names as _field_names
+
+__all__ = ["NO_THROTTLE", "Builder", "builder_for", "make"]
 
 
 @lru_cache(maxsize=None)
 def _module(api_key: int, version: int) -> ModuleType:
     return load_entity_module(api_key_map[api_key], version, EntityType.response)
-
-
-@lru_cache(maxsize=None)
-def _field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in fields(cls))
-
-
-def make(cls: type, **values: Any) -> Any:
-    """Instantiate a kio dataclass with the subset of ``values`` it declares."""
-    names = _field_names(cls)
-    if "throttle_time" in names and "throttle_time" not in values:
-        values["throttle_time"] = NO_THROTTLE
-    return cls(**{k: v for k, v in values.items() if k in names})
 
 
 class Builder:

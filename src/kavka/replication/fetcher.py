@@ -24,7 +24,7 @@ import datetime
 import logging
 from dataclasses import dataclass
 
-from kavka.api.responses import make
+from kavka.protocol.builders import make
 from kavka.protocol.errors import ErrorCode
 from kavka.replication.peer import Peer, PeerError
 
