@@ -18,7 +18,6 @@ import shutil
 import socket
 import tempfile
 import threading
-import uuid
 from pathlib import Path
 from typing import Mapping
 
@@ -152,38 +151,38 @@ class Broker:
         """The group coordinator, its state replayed from __consumer_offsets before we listen."""
         settings = GroupConfig.from_broker(self.config)
         leads = None
-        if self.cluster_settings is not None:  # groups load as this broker comes to lead their partition
-            leads = lambda index: self.node is not None and self.node.leads_offsets_partition(index)  # noqa: E731
+        if self.node is not None:  # groups load as this broker comes to lead their partition
+            leads = self.node.leads_offsets_partition
         journal = OffsetsTopic(self.logs, settings.offsets_partitions, settings.offsets_segment_bytes, self._clock,
                                leads)
         coordinator = GroupCoordinator(settings, self._clock, journal, topics=self._topic_meta)
         coordinator.load()
-        return GroupRunner(coordinator)
+        runner = GroupRunner(coordinator)
+        if self.node is not None:  # answers wait until their records are replicated
+            runner.replicated = self.node.offsets_replicated
+        return runner
 
     def _topic_meta(self) -> dict[str, TopicMeta]:
         """Topics as the group coordinator's server-side assignors see them (the whole
-        cluster's in cluster mode, not only those with a replica here)."""
-        if self.node is not None:
-            return {name: TopicMeta(uuid.UUID(t.topic_id), len(t.replicas), name.startswith("__"))
-                    for name in self.node.topic_names() if (t := self.node.topic(name)) is not None}
-        return {name: TopicMeta(info.topic_id, info.partitions, name.startswith("__"))
-                for name, info in self.logs.topics().items()}
+        cluster's, not only those with a replica here)."""
+        view = self.context.metadata
+        return {name: TopicMeta(t.topic_id, t.partitions, name.startswith("__"))
+                for name in view.topic_names() if (t := view.topic(name)) is not None}
 
     async def _listen(self) -> None:
+        boundary = {}
+        if self.node is not None:  # until etcd says otherwise, this broker leads nothing
+            boundary = dict(metadata=self.node.metadata, admin=self.node.metadata, replicas=self.node.replicas)
         context = self.context = BrokerContext(
             logs=self.logs, config=self.config, clock=self._clock, node_id=self.config.get("broker.id"),
-            host="", port=0, producer_ids=RandomProducerIds(),
-            groups=self.groups)
+            host="", port=0, producer_ids=RandomProducerIds(), groups=self.groups, **boundary)
         if self.config.get("kavka.flush.before.ack"):
             from kavka.log.group_commit import GroupCommit
             context.durable = GroupCommit(self.logs.health)
-        if self.node is not None:
-            self.node.attach(context)  # before listening: until etcd says otherwise, lead nothing
         self._listener = Listener(Dispatcher(context), limits=server_limits(self.config))
         await self._listener.start(self.host, self.port)
         self.port = self._listener.port
-        context.host = self._advertised_host or self._advertise(self.host)
-        context.port = self._advertised_port or self.port
+        context.advertise(self._advertised_host or self._advertise(self.host), self._advertised_port or self.port)
         self._stopped = asyncio.Event()
 
     @staticmethod
@@ -198,11 +197,9 @@ class Broker:
             except Exception:
                 log.exception("leaving the cluster failed")
             self.node = None
-        replicas = self.context.replicas if self.context is not None else None
-        if replicas is not None:
+        if self.context is not None:
             # acks=all produces still waiting are answered NOT_LEADER_OR_FOLLOWER; fetchers stop.
-            await replicas.stop()
-            self.context.replicas = None
+            await self.context.replicas.stop()
         if self.groups is not None:
             # Parked JoinGroup/SyncGroup requests would hold the drain until their
             # rebalance timeout: answer them NOT_COORDINATOR first.

@@ -1,76 +1,72 @@
-"""What every API handler may use: the broker's identity, settings and storage."""
+"""What every API handler may use: the broker's identity, settings, storage and metadata.
+
+``metadata``, ``admin`` and ``replicas`` are the metadata boundary (kavka.metadata):
+who leads and coordinates what, how topics change, this broker's part in
+replication.  A lone broker gets the local implementations unless told otherwise;
+``kavka.broker`` wires the cluster's in cluster mode.  Handlers use them alike.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kavka.clock import Clock
 from kavka.config import BrokerConfig
+from kavka.log.log_manager import LogManager
+from kavka.log.partition import Partition
+from kavka.metadata import MetadataView, ReplicaRoles, TopicAdmin
+from kavka.metadata.local import LeadsEverything, LocalMetadata
 from kavka.producer_ids import ProducerIdAllocator, RandomProducerIds
+from kavka.protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kavka.group.runner import GroupRunner
+    from kavka.log.group_commit import GroupCommit
 
 __all__ = ["BrokerContext", "ProducerIdAllocator", "RandomProducerIds"]
 
 
 @dataclass
 class BrokerContext:
-    logs: "object"  # kavka.log.log_manager.LogManager
+    logs: LogManager
     config: BrokerConfig
     clock: Clock
     node_id: int
     host: str
     port: int
     producer_ids: ProducerIdAllocator
-    groups: "object" = None  # kavka.group.runner.GroupRunner; None: no group coordinator
-    replicas: "object" = None  # kavka.replication.manager.ReplicaManager; None: a lone broker leads all
-    cluster: "object" = None   # kavka.cluster.node.ClusterNode in cluster mode; None: a lone broker
-    durable: "object" = None   # kavka.log.group_commit.GroupCommit with --durable; None: ack from the page cache
+    groups: "GroupRunner | None" = None      # None: no group coordinator (the group APIs answer so)
+    durable: "GroupCommit | None" = None     # with --durable; None: ack from the page cache
+    metadata: MetadataView = field(default=None)   # type: ignore[assignment]  (set in __post_init__)
+    admin: TopicAdmin = field(default=None)        # type: ignore[assignment]
+    replicas: ReplicaRoles = field(default=None)   # type: ignore[assignment]
 
-    def leader_partition(self, topic: str, index: int):
+    def __post_init__(self) -> None:
+        if self.metadata is None or self.admin is None:
+            local = LocalMetadata(self.logs, self.node_id, self.host, self.port)
+            self.metadata = self.metadata or local
+            self.admin = self.admin or local
+        if self.replicas is None:
+            self.replicas = LeadsEverything()
+
+    def advertise(self, host: str, port: int) -> None:
+        """The address clients reach this broker at, known once it listens."""
+        self.host, self.port = host, port
+        self.metadata.advertise(host, port)
+
+    @property
+    def cluster_id(self) -> str:
+        return self.metadata.cluster_id
+
+    def leader_partition(self, topic: str, index: int) -> tuple[Partition | None, ErrorCode]:
         """(partition, NONE) if this broker leads it; (None, the error) otherwise."""
-        from kavka.protocol.errors import ErrorCode
         partition = self.logs.partition(topic, index)
         if partition is None:
             return None, ErrorCode.unknown_topic_or_partition
         if partition.offline:  # its log directory failed (kavka.log.log_dir)
             return None, ErrorCode.kafka_storage_error
-        if self.replicas is not None and self.replicas.leader_error((topic, index)) != ErrorCode.none:
+        error = self.replicas.leader_error((topic, index))
+        if error != ErrorCode.none:
             return None, ErrorCode.not_leader_or_follower
         return partition, ErrorCode.none
-
-    def topic_info(self, name: str):
-        """The topic's TopicInfo: local, or (in a cluster) as etcd describes it."""
-        if self.cluster is not None:
-            t = self.cluster.topic(name)
-            if t is None:
-                return None
-            import uuid
-            return self.logs.describe_remote(name, uuid.UUID(t.topic_id), len(t.replicas), t.config)
-        return self.logs.topic(name)
-
-    def topic_id_of(self, name: str):
-        """The topic's id (cluster-wide in a cluster), or None."""
-        info = self.topic_info(name)
-        return None if info is None else info.topic_id
-
-    def topic_name_of(self, topic_id) -> str | None:
-        if self.cluster is not None:
-            wanted = str(topic_id)
-            return next((n for n in self.cluster.topic_names() if self.cluster.topic(n).topic_id == wanted), None)
-        info = self.logs.topic_by_id(topic_id)
-        return None if info is None else info.name
-
-    def has_partition(self, topic: str, index: int) -> bool:
-        """Whether the partition exists (anywhere in the cluster)."""
-        if self.cluster is not None:
-            return self.cluster.partition(topic, index) is not None
-        return self.logs.partition(topic, index) is not None
-
-    def live_broker_ids(self) -> frozenset[int]:
-        return self.cluster.live_broker_ids() if self.cluster is not None else frozenset({self.node_id})
-
-    @property
-    def cluster_id(self) -> str:
-        """In a cluster, its name in etcd (every broker answers the same); alone, the data dir's."""
-        if self.cluster is not None:
-            return self.cluster.cluster_id
-        return self.logs.cluster_id

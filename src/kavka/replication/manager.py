@@ -34,6 +34,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
+from kavka.metadata.interfaces import ReplicaRoles
 from kavka.protocol.errors import ErrorCode
 from kavka.replication.leader import LeaderState
 
@@ -66,7 +67,7 @@ class FollowerRole:
     assignment: Assignment
 
 
-class ReplicaManager:
+class ReplicaManager(ReplicaRoles):
     def __init__(self, broker_id: int, logs, clock, *,
                  address_of: Callable[[int], tuple[str, int] | None],
                  propose_isr: Callable[[TopicPartition, tuple[int, ...], int, int], Awaitable[int | None]],
@@ -101,9 +102,8 @@ class ReplicaManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for role in self.leaders.values():
-            self._fail_waiters(role, ErrorCode.not_leader_or_follower)
         self.fetchers.clear()
+        self.fence()   # answers the acks=all produces still waiting NOT_LEADER_OR_FOLLOWER
 
     def fence(self) -> None:
         """Cut off from the cluster store: stop acting as leader of anything."""

@@ -1,0 +1,173 @@
+"""The metadata boundary (kavka.metadata) of a broker in a cluster: etcd's view.
+
+Reads come from the broker's ClusterView (kept current by the watch, watch.py);
+topic changes go to the controller (controller.py), here or forwarded to
+another broker, and are answered once this broker's view shows them.  Topic
+configs are resolved against this broker's defaults, as a replica would.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+from kavka.cluster.model import NO_LEADER
+from kavka.internal_topics import OFFSETS_TOPIC
+from kavka.log.errors import PolicyViolation, TopicAlreadyExists
+from kavka.metadata.interfaces import MetadataView, TopicAdmin
+from kavka.metadata.model import (
+    AdminResult,
+    BrokerEndpoint,
+    NewTopic,
+    PartitionState,
+    TopicDescription,
+)
+
+if TYPE_CHECKING:
+    from kavka.cluster.node import ClusterNode
+
+
+class EtcdMetadata(MetadataView, TopicAdmin):
+    def __init__(self, node: "ClusterNode") -> None:
+        self.node = node
+        self.view = node.view
+        self.logs = node.broker.logs
+        self._described: dict[str, tuple[int, TopicDescription]] = {}   # name -> (mod revision, description)
+        self._by_id: dict[uuid.UUID, str] | None = None
+
+    def topics_changed(self) -> None:
+        """A topic key changed (or a snapshot replaced the view): forget the derived indexes."""
+        self._by_id = None
+
+    # -- the read view -----------------------------------------------------------------------
+
+    @property
+    def cluster_id(self) -> str:
+        return self.node.settings.cluster_id
+
+    def brokers(self) -> list[BrokerEndpoint]:
+        return [BrokerEndpoint(b.broker_id, b.host, b.port, b.rack)
+                for b in (v.value for _, v in sorted(self.view.brokers.items()))]
+
+    def live_broker_ids(self) -> frozenset[int]:
+        return frozenset(self.view.brokers)
+
+    def controller_id(self) -> int:
+        c = self.view.controller
+        return -1 if c is None else c.value.broker_id
+
+    def topic_names(self) -> list[str]:
+        return sorted(self.view.topics)
+
+    def topic(self, name: str) -> TopicDescription | None:
+        v = self.view.topics.get(name)
+        if v is None:
+            return None
+        cached = self._described.get(name)
+        if cached is not None and cached[0] == v.mod_revision:
+            return cached[1]
+        t = v.value
+        info = self.logs.describe_remote(name, uuid.UUID(t.topic_id), len(t.replicas), t.config)
+        rf = len(t.replicas[0]) if 0 in t.replicas else 0
+        described = TopicDescription(name, info.topic_id, info.partitions, rf, info.config, info.overrides)
+        if len(self._described) > 2 * len(self.view.topics) + 64:   # deleted topics' entries
+            self._described = {n: d for n, d in self._described.items() if n in self.view.topics}
+        self._described[name] = (v.mod_revision, described)
+        return described
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicDescription | None:
+        if self._by_id is None:
+            self._by_id = {uuid.UUID(v.value.topic_id): name for name, v in self.view.topics.items()}
+        name = self._by_id.get(topic_id)
+        return None if name is None else self.topic(name)
+
+    def partition(self, topic: str, index: int) -> PartitionState | None:
+        t = self.view.topics.get(topic)
+        v = self.view.partitions.get((topic, index))
+        if t is None or v is None or index not in t.value.replicas:
+            return None
+        replicas = t.value.replicas[index]
+        eligible = self.node.eligible_broker_ids()
+        s = v.value
+        return PartitionState(s.leader, s.leader_epoch, tuple(replicas), tuple(s.isr),
+                              tuple(r for r in replicas if r not in eligible))
+
+    def has_partition(self, topic: str, index: int) -> bool:
+        return self.partition(topic, index) is not None
+
+    def group_coordinator(self, group_id: str) -> BrokerEndpoint | None:
+        from kavka.group.log_format import partition_for
+        t = self.view.topics.get(OFFSETS_TOPIC)
+        if t is None:
+            return None
+        p = self.partition(OFFSETS_TOPIC, partition_for(group_id, len(t.value.replicas)))
+        if p is None or p.leader == NO_LEADER or p.leader not in self.view.brokers:
+            return None
+        b = self.view.brokers[p.leader].value
+        return BrokerEndpoint(b.broker_id, b.host, b.port, b.rack)
+
+    def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None:
+        return None   # transactions are not coordinated in a cluster yet
+
+    # -- topic admin: checks here, changes on the controller ---------------------------------
+
+    def check_create(self, topic: NewTopic, also_adding: int = 0) -> None:
+        if topic.name in self.view.topics:
+            raise TopicAlreadyExists(f"topic {topic.name!r} already exists")
+        refusal = self.node.controller.capacity_refusal(
+            topic.name, range(topic.partitions), topic.replication_factor, topic.assignments)
+        if refusal is not None:  # the controller checks again when it creates
+            raise PolicyViolation(refusal)
+
+    async def create_topics(self, topics: Sequence[NewTopic]) -> list[AdminResult]:
+        results = []
+        for t in topics:
+            result = await self.node.controller.create_topic_anywhere(t)
+            if result.ok:
+                result = AdminResult(topic_id=self.topic_id_of(t.name))
+            results.append(result)
+        return results
+
+    async def delete_topic(self, name: str) -> AdminResult:
+        return await self.node.controller.delete_topic_anywhere(name)
+
+    def check_add_partitions(self, name: str, total: int,
+                             assignments: Mapping[int, tuple[int, ...]] | None) -> None:
+        existing = len(self.view.topics[name].value.replicas)
+        refusal = self.node.controller.capacity_refusal(name, range(existing, total), None, assignments)
+        if refusal is not None:  # the controller checks again when it adds them
+            raise PolicyViolation(refusal)
+
+    async def add_partitions(self, name: str, total: int,
+                             assignments: Mapping[int, tuple[int, ...]] | None) -> AdminResult:
+        return await self.node.controller.add_partitions_anywhere(name, total, assignments)
+
+    def _merged(self, name: str, changes: Mapping[str, str | None]) -> dict[str, str]:
+        current = self.view.topics[name].value.config
+        return {k: v for k, v in {**current, **changes}.items() if v is not None}
+
+    def check_config(self, name: str, changes: Mapping[str, str | None]) -> None:
+        t = self.topic(name)
+        self.logs.describe_remote(name, t.topic_id, t.partitions, self._merged(name, changes))  # validates
+        self.logs.check_client_overrides({k: v for k, v in changes.items() if v is not None})
+
+    async def alter_config(self, name: str, changes: Mapping[str, str | None]) -> AdminResult:
+        if name not in self.view.topics:
+            return AdminResult(*_unknown(name))
+        return await self.node.controller.alter_topic_config_anywhere(name, self._merged(name, changes))
+
+    async def ensure_offsets_topic(self) -> None:
+        live = self.live_broker_ids()
+        if OFFSETS_TOPIC in self.view.topics or not live:
+            return
+        config = self.node.broker.config
+        await self.node.controller.create_topic_anywhere(NewTopic(
+            OFFSETS_TOPIC, config.get("offsets.topic.num.partitions"),
+            min(config.get("offsets.topic.replication.factor"), len(live)),
+            {"cleanup.policy": "compact", "segment.bytes": str(config.get("offsets.topic.segment.bytes"))}))
+
+
+def _unknown(name: str):
+    from kavka.protocol.errors import ErrorCode
+    return ErrorCode.unknown_topic_or_partition, f"The topic '{name}' does not exist."
+

@@ -1,0 +1,149 @@
+"""Reconciliation: etcd's state, as the watch delivers it, becomes this broker's state.
+
+Each item of the watch (a Snapshot or one key's Change) is folded into the
+ClusterView, then:
+
+* topics in etcd with a replica here exist locally (created with etcd's topic
+  id and configs, grown, reconfigured); local topics etcd no longer places here
+  are deleted;
+* every partition state becomes a role in the ReplicaManager (lead, follow,
+  nothing), so replication follows the store and nothing else;
+* the group coordinator loads the groups of the ``__consumer_offsets``
+  partitions this broker starts to lead and drops those it stops leading;
+* a broker coming or going wakes the controller.
+
+A broker whose log directory is offline takes no role at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from kavka.cluster.watch import Snapshot
+from kavka.internal_topics import OFFSETS_TOPIC
+from kavka.protocol.errors import ErrorCode
+from kavka.replication.manager import Assignment
+
+if TYPE_CHECKING:
+    from kavka.cluster.node import ClusterNode
+
+log = logging.getLogger("kavka.cluster")
+
+
+class Reconciler:
+    def __init__(self, node: "ClusterNode") -> None:
+        self.node = node
+        self.led_offsets: set[int] = set()
+
+    def on_item(self, item) -> None:
+        node = self.node
+        node.view.apply(item)
+        try:
+            if isinstance(item, Snapshot):
+                node.metadata.topics_changed()
+                self.reconcile_topics()
+                self.reconcile_roles(None)
+                node.controller.dirty.set()
+            else:
+                kind = item.ref.kind if item.ref is not None else None
+                if kind == "topic":
+                    node.metadata.topics_changed()
+                    self.reconcile_topics()
+                    self.reconcile_roles(item.ref.topic)
+                elif kind == "partition":
+                    self.apply_role((item.ref.topic, item.ref.partition))
+                elif kind == "broker":
+                    node.controller.dirty.set()
+        except Exception:
+            log.exception("could not apply a cluster change (%r)", item)
+        node.view_changed()
+
+    def reconcile_topics(self) -> None:
+        node = self.node
+        logs, replicas = node.broker.logs, node.replicas
+        wanted = {name: v.value for name, v in node.view.topics.items()
+                  if any(node.broker_id in r for r in v.value.replicas.values())}
+        for name, info in list(logs.topics().items()):
+            t = wanted.get(name)
+            if t is None or str(info.topic_id) != t.topic_id:
+                log.info("deleting local topic %s: the cluster does not place it here", name)
+                for p in range(info.partitions):
+                    replicas.apply((name, p), None)
+                logs.delete_topic(name)
+        for name, t in wanted.items():
+            info = logs.topic(name)
+            count = max(t.replicas) + 1
+            if info is None:
+                logs.create_topic(name, count, t.config, topic_id=uuid.UUID(t.topic_id))
+                continue
+            if info.partitions < count:
+                logs.create_partitions(name, count)
+            if dict(info.overrides) != t.config:
+                changes = {k: None for k in info.overrides if k not in t.config}
+                changes.update(t.config)
+                logs.alter_topic_config(name, changes)
+                log.info("topic %s: configs now %s", name, t.config)
+
+    def reconcile_roles(self, topic: str | None) -> None:
+        for tp in list(self.node.view.partitions):
+            if topic is None or tp[0] == topic:
+                self.apply_role(tp)
+
+    def apply_role(self, tp) -> None:
+        node = self.node
+        t = node.view.topics.get(tp[0])
+        v = node.view.partitions.get(tp)
+        if t is None or v is None or tp[1] not in t.value.replicas or node.log_dir_offline:
+            node.replicas.apply(tp, None)
+        else:
+            s = v.value
+            node.replicas.apply(tp, Assignment(t.value.replicas[tp[1]], s.leader, s.leader_epoch, s.isr,
+                                               v.mod_revision))
+        if tp[0] == OFFSETS_TOPIC:
+            self.set_offsets_leadership({p for (name, p) in node.replicas.leaders if name == OFFSETS_TOPIC})
+
+    def give_up_roles(self) -> None:
+        replicas = self.node.replicas
+        for tp in set(replicas.leaders) | set(replicas.followers):
+            replicas.apply(tp, None)
+        self.set_offsets_leadership(set())
+
+    # -- the group coordinator follows the __consumer_offsets leaders --------------------------
+
+    def set_offsets_leadership(self, led: set[int]) -> None:
+        groups = self.node.broker.groups
+        if groups is None or led == self.led_offsets:
+            return
+        gained, lost = led - self.led_offsets, self.led_offsets - led
+        self.led_offsets = set(led)
+        for p in sorted(lost):
+            groups.unload_partition(p)
+        for p in sorted(gained):
+            groups.load_partition(p)
+
+    async def offsets_replicated(self, written) -> int:
+        """Group records are answered once replicated (Kafka appends them with acks=all):
+        NOT_COORDINATOR if leadership moved meanwhile, COORDINATOR_NOT_AVAILABLE after
+        offsets.commit.timeout.ms; the client retries either way."""
+        replicas = self.node.replicas
+        waits = []
+        for index, offset in written:
+            waited = replicas.wait_replicated((OFFSETS_TOPIC, index), offset, 1)
+            if isinstance(waited, ErrorCode):
+                if waited != ErrorCode.none:
+                    return ErrorCode.not_coordinator
+            else:
+                waits.append(waited)
+        if not waits:
+            return ErrorCode.none
+        timeout = self.node.broker.config.get("offsets.commit.timeout.ms") / 1000
+        done, pending = await asyncio.wait(waits, timeout=timeout)
+        for future in pending:
+            future.cancel()
+        if pending:
+            return ErrorCode.coordinator_not_available
+        errors = [f.result() for f in done if f.result() != ErrorCode.none]
+        return ErrorCode.not_coordinator if errors else ErrorCode.none

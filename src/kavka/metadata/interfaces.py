@@ -1,0 +1,136 @@
+"""The three questions API handlers ask, as abstract classes (see the package doc).
+
+Checks (``check_*``) raise the log layer's errors (kavka.log.errors), which the
+API layer maps to Kafka error codes in request order; changes are coroutines
+that answer an AdminResult, so a refusal by the controller and a local failure
+look alike to the handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from abc import ABC, abstractmethod
+from typing import Mapping, Sequence
+
+from kavka.metadata.model import AdminResult, BrokerEndpoint, NewTopic, PartitionState, TopicDescription
+from kavka.protocol.errors import ErrorCode
+
+TopicPartition = tuple[str, int]
+
+
+class MetadataView(ABC):
+    """What this broker knows of the cluster; every answer is current as of the call."""
+
+    @property
+    @abstractmethod
+    def cluster_id(self) -> str: ...
+
+    @abstractmethod
+    def brokers(self) -> list[BrokerEndpoint]:
+        """Every live broker, by id."""
+
+    @abstractmethod
+    def live_broker_ids(self) -> frozenset[int]:
+        """Brokers that may be given replicas (manual assignments are checked against these)."""
+
+    @abstractmethod
+    def controller_id(self) -> int:
+        """The controller's broker id, or -1 while none is known."""
+
+    @abstractmethod
+    def topic_names(self) -> list[str]:
+        """Every topic of the cluster, sorted."""
+
+    @abstractmethod
+    def topic(self, name: str) -> TopicDescription | None: ...
+
+    @abstractmethod
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicDescription | None: ...
+
+    @abstractmethod
+    def partition(self, topic: str, index: int) -> PartitionState | None: ...
+
+    @abstractmethod
+    def group_coordinator(self, group_id: str) -> BrokerEndpoint | None:
+        """The broker coordinating ``group_id``, or None while it is not available."""
+
+    @abstractmethod
+    def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None: ...
+
+    def advertise(self, host: str, port: int) -> None:
+        """This broker's client address, known once it listens (the cluster learns it
+        from the broker's registration instead)."""
+
+    def topic_id_of(self, name: str) -> uuid.UUID | None:
+        t = self.topic(name)
+        return None if t is None else t.topic_id
+
+    def topic_name_of(self, topic_id: uuid.UUID) -> str | None:
+        t = self.topic_by_id(topic_id)
+        return None if t is None else t.name
+
+    def has_partition(self, topic: str, index: int) -> bool:
+        t = self.topic(topic)
+        return t is not None and 0 <= index < t.partitions
+
+
+class TopicAdmin(ABC):
+    """Changes to the topic catalog.  The caller has checked the request itself (names,
+    configs, replica assignments against the live brokers, the per-request cap)."""
+
+    @abstractmethod
+    def check_create(self, topic: NewTopic, also_adding: int = 0) -> None:
+        """Everything the catalog itself refuses (collisions, capacity); raises LogError.
+        ``also_adding``: partitions earlier topics of the same request add."""
+
+    @abstractmethod
+    async def create_topics(self, topics: Sequence[NewTopic]) -> list[AdminResult]:
+        """Create each (each all or nothing); one result per topic, in order."""
+
+    @abstractmethod
+    async def delete_topic(self, name: str) -> AdminResult: ...
+
+    @abstractmethod
+    def check_add_partitions(self, name: str, total: int,
+                             assignments: Mapping[int, tuple[int, ...]] | None) -> None:
+        """Capacity checks of growing ``name`` to ``total`` partitions; raises LogError."""
+
+    @abstractmethod
+    async def add_partitions(self, name: str, total: int,
+                             assignments: Mapping[int, tuple[int, ...]] | None) -> AdminResult: ...
+
+    @abstractmethod
+    def check_config(self, name: str, changes: Mapping[str, str | None]) -> None:
+        """Whether these override changes (None removes one) are acceptable; raises LogError."""
+
+    @abstractmethod
+    async def alter_config(self, name: str, changes: Mapping[str, str | None]) -> AdminResult:
+        """Apply override changes, checked by :meth:`check_config` first."""
+
+    @abstractmethod
+    async def ensure_offsets_topic(self) -> None:
+        """Make sure ``__consumer_offsets`` exists (before a group's coordinator is looked up)."""
+
+
+class ReplicaRoles(ABC):
+    """This broker's part in the replication of each partition."""
+
+    @abstractmethod
+    def leader_error(self, tp: TopicPartition) -> ErrorCode:
+        """NONE if this broker may serve clients' reads and writes of ``tp``."""
+
+    @abstractmethod
+    def produce_check(self, tp: TopicPartition, acks: int, min_isr: int) -> ErrorCode:
+        """Whether a produce with ``acks`` may be appended now."""
+
+    @abstractmethod
+    def wait_replicated(self, tp: TopicPartition, required: int, min_isr: int) -> asyncio.Future | ErrorCode:
+        """acks=all: an error code now, or a future of one once offsets below ``required`` are replicated."""
+
+    @abstractmethod
+    def follower_fetch(self, tp: TopicPartition, replica_id: int, fetch_offset: int) -> ErrorCode:
+        """A follower's fetch from ``fetch_offset``: its bookkeeping, and whether to answer it."""
+
+    async def stop(self) -> None:
+        """The broker is stopping: answer whatever waits, lead nothing from now on."""

@@ -1,0 +1,185 @@
+"""A lone broker: a cluster of one.
+
+It leads every partition it holds, is its own controller and coordinator, and
+its topic catalog is its log directory (kavka.log.log_manager keeps the topics
+and their overrides in ``topics.json``).  Creation of many partitions yields to
+the event loop every STEP_PARTITIONS partitions, so other clients are served
+meanwhile.  A failed log directory (kavka.log.log_dir) shows every partition
+as Kafka shows one whose only replica is offline: no leader, out of the ISR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Mapping, Sequence
+
+from kavka.error_codes import error_code_for, error_message
+from kavka.log.errors import LogError
+from kavka.log.log_manager import STEP_PARTITIONS, LogManager, TopicInfo
+from kavka.metadata.interfaces import MetadataView, ReplicaRoles, TopicAdmin, TopicPartition
+from kavka.metadata.model import (
+    NO_LEADER,
+    OK,
+    AdminResult,
+    BrokerEndpoint,
+    NewTopic,
+    PartitionState,
+    TopicDescription,
+)
+from kavka.protocol.errors import ErrorCode
+
+log = logging.getLogger("kavka.metadata")
+
+
+def describe(info: TopicInfo, replication_factor: int = 1) -> TopicDescription:
+    return TopicDescription(info.name, info.topic_id, info.partitions, replication_factor, info.config,
+                            info.overrides)
+
+
+def failure(exc: BaseException) -> AdminResult:
+    return AdminResult(error_code_for(exc), error_message(exc))
+
+
+class LocalMetadata(MetadataView, TopicAdmin):
+    """The read view and topic admin of a lone broker, over its LogManager."""
+
+    def __init__(self, logs: LogManager, node_id: int, host: str = "", port: int = 0) -> None:
+        self.logs = logs
+        self.endpoint = BrokerEndpoint(node_id, host, port)
+
+    def advertise(self, host: str, port: int) -> None:
+        """The address clients reach this broker at (known once it listens)."""
+        self.endpoint = BrokerEndpoint(self.endpoint.broker_id, host, port)
+
+    # -- the read view -----------------------------------------------------------------------
+
+    @property
+    def cluster_id(self) -> str:
+        return self.logs.cluster_id
+
+    def brokers(self) -> list[BrokerEndpoint]:
+        return [self.endpoint]
+
+    def live_broker_ids(self) -> frozenset[int]:
+        return frozenset({self.endpoint.broker_id})
+
+    def controller_id(self) -> int:
+        return self.endpoint.broker_id
+
+    def topic_names(self) -> list[str]:
+        return sorted(self.logs.topics())
+
+    def topic(self, name: str) -> TopicDescription | None:
+        info = self.logs.topic(name)
+        return None if info is None else describe(info)
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicDescription | None:
+        info = self.logs.topic_by_id(topic_id)
+        return None if info is None else describe(info)
+
+    def partition(self, topic: str, index: int) -> PartitionState | None:
+        partition = self.logs.partition(topic, index)
+        if partition is None:
+            return None
+        node = (self.endpoint.broker_id,)
+        epoch = partition.log.leader_epoch
+        if self.logs.health.offline:
+            return PartitionState(NO_LEADER, epoch, node, (), node)
+        return PartitionState(node[0], epoch, node, node)
+
+    def has_partition(self, topic: str, index: int) -> bool:
+        return self.logs.partition(topic, index) is not None
+
+    def group_coordinator(self, group_id: str) -> BrokerEndpoint | None:
+        return self.endpoint
+
+    def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None:
+        return self.endpoint
+
+    # -- topic admin -------------------------------------------------------------------------
+
+    def check_create(self, topic: NewTopic, also_adding: int = 0) -> None:
+        self.logs.check_new_topic(topic.name, topic.partitions, topic.overrides, client=True,
+                                  also_adding=also_adding)
+
+    async def create_topics(self, topics: Sequence[NewTopic]) -> list[AdminResult]:
+        results: list[AdminResult | None] = []
+        infos: list[TopicInfo] = []
+        adding = 0
+        for t in topics:
+            try:
+                infos.append(self.logs.check_new_topic(t.name, t.partitions, t.overrides, also_adding=adding))
+            except (LogError, ValueError) as exc:
+                results.append(failure(exc))
+                continue
+            adding += t.partitions
+            results.append(None)
+        if not infos:
+            return results
+        steps = self.logs.create_topics_stepwise(infos)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as stop:
+                outcomes = iter(stop.value)
+                break
+            if adding > STEP_PARTITIONS:
+                await asyncio.sleep(0)  # other clients are served between steps
+        done = []
+        for result in results:
+            if result is None:
+                outcome = next(outcomes)
+                result = (failure(outcome.error) if outcome.error is not None
+                          else AdminResult(topic_id=outcome.info.topic_id))
+            done.append(result)
+        return done
+
+    async def delete_topic(self, name: str) -> AdminResult:
+        try:
+            self.logs.delete_topic(name)
+        except (LogError, ValueError) as exc:
+            return failure(exc)
+        return OK
+
+    def check_add_partitions(self, name: str, total: int,
+                             assignments: Mapping[int, tuple[int, ...]] | None) -> None:
+        self.logs.create_partitions(name, total, validate_only=True)
+
+    async def add_partitions(self, name: str, total: int,
+                             assignments: Mapping[int, tuple[int, ...]] | None) -> AdminResult:
+        try:
+            self.logs.create_partitions(name, total)
+        except (LogError, ValueError) as exc:
+            return failure(exc)
+        return OK
+
+    def check_config(self, name: str, changes: Mapping[str, str | None]) -> None:
+        self.logs.alter_topic_config(name, changes, validate_only=True, client=True)
+
+    async def alter_config(self, name: str, changes: Mapping[str, str | None]) -> AdminResult:
+        try:
+            self.logs.alter_topic_config(name, changes, client=True)
+        except (LogError, ValueError) as exc:
+            return failure(exc)
+        return OK
+
+    async def ensure_offsets_topic(self) -> None:
+        """Nothing to do: the group coordinator's journal creates it on first use."""
+
+
+class LeadsEverything(ReplicaRoles):
+    """A lone broker's roles: it leads every partition and is its whole ISR."""
+
+    def leader_error(self, tp: TopicPartition) -> ErrorCode:
+        return ErrorCode.none
+
+    def produce_check(self, tp: TopicPartition, acks: int, min_isr: int) -> ErrorCode:
+        return ErrorCode.none
+
+    def wait_replicated(self, tp: TopicPartition, required: int, min_isr: int) -> ErrorCode:
+        return ErrorCode.none
+
+    def follower_fetch(self, tp: TopicPartition, replica_id: int, fetch_offset: int) -> ErrorCode:
+        return ErrorCode.none

@@ -1,0 +1,68 @@
+"""The values the metadata boundary hands to the API layer (plain, immutable data)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from kavka.config import TopicConfig
+from kavka.protocol.errors import ErrorCode
+
+NO_LEADER = -1
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerEndpoint:
+    """A live broker as clients reach it."""
+    broker_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionState:
+    """One partition as Metadata describes it; ``leader`` is NO_LEADER while none is known."""
+    leader: int
+    leader_epoch: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    offline: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TopicDescription:
+    """A topic of the cluster, with its configs resolved against this broker's defaults."""
+    name: str
+    topic_id: uuid.UUID
+    partitions: int
+    replication_factor: int
+    config: TopicConfig
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NewTopic:
+    """A topic to create, already checked by the API layer (name, configs, layout).
+    ``assignments``: {partition: replica broker ids} when the client chose them."""
+    name: str
+    partitions: int
+    replication_factor: int
+    overrides: Mapping[str, str]
+    assignments: Mapping[int, tuple[int, ...]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdminResult:
+    """The outcome of a topic change, as Kafka reports it (error code and message)."""
+    error: ErrorCode = ErrorCode.none
+    message: str | None = None
+    topic_id: uuid.UUID | None = None   # of a created topic
+
+    @property
+    def ok(self) -> bool:
+        return self.error == ErrorCode.none
+
+
+OK = AdminResult()
