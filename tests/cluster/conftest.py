@@ -42,3 +42,20 @@ def private_etcd(tmp_path: Any) -> Iterator[EtcdServer]:
 @pytest.fixture
 def layout() -> KeyLayout:
     return KeyLayout("t-" + uuid.uuid4().hex[:12])
+
+
+@pytest.fixture(scope="module", params=["lone", "cluster3"])
+def admin_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """One lone broker or three brokers on etcd, started once per module and parameter
+    (admin_targets.py): the same admin contract must hold on both."""
+    from admin_targets import start_cluster, start_lone
+
+    directory = tmp_path_factory.mktemp(request.param)
+    if request.param == "lone":
+        target = start_lone(directory)
+    else:
+        target = start_cluster(request.getfixturevalue("etcd").endpoint, directory)
+    try:
+        yield target
+    finally:
+        target.stop()

@@ -1,0 +1,479 @@
+"""One admin contract, two deployments: a lone broker and a 3-broker cluster on etcd.
+
+Every test runs on both ``admin_target`` parameters with the same assertions, through
+real clients (confluent-kafka's AdminClient, Producer and Consumer on librdkafka, and
+kafka-python's KafkaAdminClient).  Where a rule depends on the deployment (how many
+replicas a topic may have, which broker ids exist) the expectation is derived from
+the target's broker count and ids, never from its mode's name.  Errors are compared
+by their names as the client reports them (librdkafka calls INVALID_TOPIC_EXCEPTION
+``TOPIC_EXCEPTION``; kafka-python has one error class per code).
+
+In the cluster, changes reach the other brokers asynchronously (etcd watches), so
+what every broker must see is polled with a bounded wait (``eventually``).
+The brokers are started once per module and parameter; topic names are unique per
+test, so the tests do not depend on each other's order.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewPartitions,
+    NewTopic,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+TIMEOUT = 15        # seconds a client call may take
+SPREAD = 10.0       # seconds a change may take to reach every broker
+OFFSETS = "__consumer_offsets"
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+def admin(target, *ids: int) -> AdminClient:
+    return AdminClient({"bootstrap.servers": target.bootstrap(*ids), "socket.timeout.ms": 10000})
+
+
+def kafka_python_admin(target, *ids: int):
+    from kafka.admin import KafkaAdminClient
+    return KafkaAdminClient(bootstrap_servers=target.bootstrap(*ids), request_timeout_ms=TIMEOUT * 1000)
+
+
+def error_name(future) -> str:
+    with pytest.raises(KafkaException) as caught:
+        future.result(TIMEOUT)
+    return caught.value.args[0].name()
+
+
+def eventually(predicate: Callable[[], Any], what: str, timeout: float = SPREAD) -> Any:
+    """The predicate's first truthy value within ``timeout``; the last value in the failure."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s (last: {value!r})")
+        time.sleep(0.1)
+
+
+def create(client: AdminClient, *topics: NewTopic) -> None:
+    for future in client.create_topics(list(topics), operation_timeout=10).values():
+        future.result(TIMEOUT)
+
+
+def topic_metadata(target, broker_id: int, name: str):
+    """The topic as one broker alone describes it (None if it does not list it)."""
+    return admin(target, broker_id).list_topics(timeout=TIMEOUT).topics.get(name)
+
+
+def ready_everywhere(target, name: str, partitions: int):
+    """Wait until every broker lists ``partitions`` partitions of the topic, each with a
+    leader and a full ISR; return the metadata from the first broker."""
+    def ready(broker_id):
+        t = topic_metadata(target, broker_id, name)
+        return t is not None and t.error is None and len(t.partitions) == partitions and all(
+            p.error is None and p.leader in p.replicas and sorted(p.isrs) == sorted(p.replicas)
+            for p in t.partitions.values())
+    for broker_id in target.broker_ids:
+        eventually(lambda: ready(broker_id), f"{name}: {partitions} led partitions at broker {broker_id}")
+    return topic_metadata(target, target.broker_ids[0], name)
+
+
+def listed_nowhere(target, name: str) -> None:
+    for broker_id in target.broker_ids:
+        eventually(lambda: topic_metadata(target, broker_id, name) is None, f"{name} gone at broker {broker_id}")
+
+
+def describe(client: AdminClient, name: str) -> dict:
+    resource = ConfigResource("TOPIC", name)
+    return client.describe_configs([resource])[resource].result(TIMEOUT)
+
+
+def produce(target, topic: str, values: list[bytes], partition: int = 0) -> None:
+    producer = Producer({"bootstrap.servers": target.bootstrap(), "acks": "all", "linger.ms": 0})
+    failures = []
+    for value in values:
+        producer.produce(topic, value, partition=partition, on_delivery=lambda e, m: e and failures.append(e))
+    assert producer.flush(TIMEOUT) == 0 and not failures, failures
+
+
+def consume(target, topic: str, count: int, partition: int = 0, timeout: float = TIMEOUT) -> list[bytes]:
+    consumer = Consumer({"bootstrap.servers": target.bootstrap(), "group.id": f"reader-{topic}",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, partition, 0)])
+    out, deadline = [], time.monotonic() + timeout
+    try:
+        while len(out) < count and time.monotonic() < deadline:
+            for message in consumer.consume(count, 0.5):
+                assert message.error() is None, message.error()
+                out.append(message.value())
+    finally:
+        consumer.close()
+    return out
+
+
+def high_watermark(target, topic: str, partition: int = 0) -> int:
+    consumer = Consumer({"bootstrap.servers": target.bootstrap(), "group.id": f"watcher-{topic}"})
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT)[1]
+    finally:
+        consumer.close()
+
+
+def round_trip(target, topic: str, partition: int = 0, n: int = 5) -> None:
+    """Produce n records to an empty partition and read exactly them back."""
+    values = [f"{topic}-{partition}-{i}".encode() for i in range(n)]
+    produce(target, topic, values, partition)
+    assert consume(target, topic, n, partition) == values
+    assert high_watermark(target, topic, partition) == n
+
+
+def commit_offset(target, group: str, topic: str, offset: int) -> None:
+    consumer = Consumer({"bootstrap.servers": target.bootstrap(), "group.id": group, "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
+    finally:
+        consumer.close()
+
+
+# -- CreateTopics --------------------------------------------------------------------------
+
+def test_created_topics_have_led_replicated_partitions_and_their_configs(admin_target):
+    target = admin_target
+    n = target.broker_count
+    create(admin(target),
+           NewTopic("made-default", 3, -1, config={"retention.ms": "60000"}),
+           NewTopic("made-full", 2, n, config={"max.message.bytes": "200000"}),
+           NewTopic("made-single", 2, 1))
+    # -1 takes default.replication.factor, which both targets set to their broker count.
+    for name, partitions, replicas in (("made-default", 3, n), ("made-full", 2, n), ("made-single", 2, 1)):
+        t = ready_everywhere(target, name, partitions)
+        for p in t.partitions.values():
+            assert len(p.replicas) == replicas and set(p.replicas) <= set(target.broker_ids)
+    for broker_id in target.broker_ids:       # any broker describes the topic's configs
+        configs = describe(admin(target, broker_id), "made-default")
+        entry = configs["retention.ms"]
+        assert (entry.value, entry.source) == ("60000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+        assert configs["segment.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+        assert describe(admin(target, broker_id), "made-full")["max.message.bytes"].value == "200000"
+    for p in range(3):
+        round_trip(target, "made-default", p)
+
+
+def test_create_errors_fail_each_topic_on_its_own(admin_target):
+    target = admin_target
+    client = admin(target)
+    create(client, NewTopic("taken", 1, 1))
+    futures = client.create_topics([
+        NewTopic("taken", 1, 1),
+        NewTopic("bad name", 1, 1),
+        NewTopic("bad-config", 1, 1, config={"cleanup.policy": "shred"}),
+        NewTopic("unknown-config", 1, 1, config={"no.such.setting": "1"}),
+        NewTopic("too-many-replicas", 1, target.broker_count + 1),
+        NewTopic("no-partitions", 0, 1),
+        NewTopic("fine-neighbour", 1, 1),
+    ], operation_timeout=10)
+    assert {name: error_name(f) for name, f in futures.items() if name != "fine-neighbour"} == {
+        "taken": "TOPIC_ALREADY_EXISTS",
+        "bad name": "TOPIC_EXCEPTION",
+        "bad-config": "INVALID_CONFIG",
+        "unknown-config": "INVALID_CONFIG",
+        "too-many-replicas": "INVALID_REPLICATION_FACTOR",
+        "no-partitions": "INVALID_PARTITIONS",
+    }
+    futures["fine-neighbour"].result(TIMEOUT)
+    ready_everywhere(target, "fine-neighbour", 1)
+    listed = client.list_topics(timeout=TIMEOUT).topics
+    assert not {"bad name", "bad-config", "unknown-config", "too-many-replicas", "no-partitions"} & set(listed)
+
+
+def test_replication_factor_up_to_the_broker_count_is_valid(admin_target):
+    target = admin_target
+    client = admin(target)
+    for rf in range(1, target.broker_count + 1):
+        create(client, NewTopic(f"rf-{rf}", 1, rf))
+        t = ready_everywhere(target, f"rf-{rf}", 1)
+        assert len(t.partitions[0].replicas) == rf
+    assert error_name(client.create_topics([NewTopic("rf-zero", 1, 0)])["rf-zero"]) == "INVALID_REPLICATION_FACTOR"
+
+
+def test_validate_only_creates_nothing_and_still_reports_errors(admin_target):
+    target = admin_target
+    client = admin(target)
+    client.create_topics([NewTopic("dry", 4, target.broker_count)], validate_only=True)["dry"].result(TIMEOUT)
+    refused = client.create_topics([NewTopic("dry-bad", 1, target.broker_count + 1)], validate_only=True)
+    assert error_name(refused["dry-bad"]) == "INVALID_REPLICATION_FACTOR"
+    create(client, NewTopic("after-dry", 1, 1))          # something that did happen after the dry runs
+    ready_everywhere(target, "after-dry", 1)
+    for broker_id in target.broker_ids:
+        listed = admin(target, broker_id).list_topics(timeout=TIMEOUT).topics
+        assert "dry" not in listed and "dry-bad" not in listed
+    create(client, NewTopic("dry", 1, 1))                 # the name is still free
+
+
+def _manual_layout(ids: list[int], partitions: int = 3) -> list[list[int]]:
+    """Each partition on min(2, brokers) brokers, rotating, so leaders differ when they can."""
+    width = min(2, len(ids))
+    return [[ids[(p + k) % len(ids)] for k in range(width)][::-1] for p in range(partitions)]
+
+
+def test_manual_replica_assignment_is_kept(admin_target):
+    target = admin_target
+    layout = _manual_layout(target.broker_ids)
+    create(admin(target), NewTopic("manual", len(layout), replica_assignment=layout))
+    t = ready_everywhere(target, "manual", len(layout))
+    assert {p: list(m.replicas) for p, m in t.partitions.items()} == dict(enumerate(layout))
+    assert {p: m.leader for p, m in t.partitions.items()} == {p: r[0] for p, r in enumerate(layout)}
+    round_trip(target, "manual", 2)
+
+
+def test_manual_assignment_to_an_unknown_broker_is_refused(admin_target):
+    from kafka.errors import InvalidReplicationAssignmentError
+
+    target = admin_target
+    unknown = max(target.broker_ids) + 7
+    confluent = admin(target)   # kept referenced: a collected client fails its futures (_DESTROY)
+    future = confluent.create_topics([NewTopic("manual-bad", 1, replica_assignment=[[unknown]])])["manual-bad"]
+    assert error_name(future) == "INVALID_REPLICA_ASSIGNMENT"
+    client = kafka_python_admin(target)
+    try:
+        with pytest.raises(InvalidReplicationAssignmentError):
+            client.create_topics({"manual-bad": {"assignments": {0: [target.broker_ids[0], unknown]}}})
+        assert "manual-bad" not in client.list_topics()
+    finally:
+        client.close()
+
+
+def test_a_name_twice_in_one_request_is_refused_once(admin_target):
+    from kafka.admin import NewTopic as KafkaPythonTopic
+    from kafka.errors import InvalidRequestError, for_code
+
+    target = admin_target
+    client = kafka_python_admin(target)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)   # a list of NewTopic may repeat a name
+            answer = client.create_topics([KafkaPythonTopic("twice", 1, 1), KafkaPythonTopic("once", 1, 1),
+                                           KafkaPythonTopic("twice", 1, 1)], raise_errors=False)
+    finally:
+        client.close()
+    codes = [(t["name"], for_code(t["error_code"])) for t in answer["topics"]]
+    assert [name for name, _ in codes] == ["twice", "once"]
+    assert codes[0][1] is InvalidRequestError and codes[1][1].errno == 0
+    ready_everywhere(target, "once", 1)
+    assert "twice" not in admin(target).list_topics(timeout=TIMEOUT).topics
+
+
+# -- CreatePartitions ----------------------------------------------------------------------
+
+def test_create_partitions_grows_and_never_shrinks(admin_target):
+    target = admin_target
+    client = admin(target)
+    create(client, NewTopic("growing", 1, target.broker_count))
+    ready_everywhere(target, "growing", 1)
+    client.create_partitions([NewPartitions("growing", 4)], validate_only=True)["growing"].result(TIMEOUT)
+    assert len(client.list_topics(timeout=TIMEOUT).topics["growing"].partitions) == 1
+    client.create_partitions([NewPartitions("growing", 4)])["growing"].result(TIMEOUT)
+    t = ready_everywhere(target, "growing", 4)
+    assert all(len(p.replicas) == target.broker_count for p in t.partitions.values())
+    for count in (2, 4):
+        assert error_name(client.create_partitions([NewPartitions("growing", count)])["growing"]) == \
+            "INVALID_PARTITIONS"
+    assert error_name(client.create_partitions([NewPartitions("nowhere", 3)])["nowhere"]) == "UNKNOWN_TOPIC_OR_PART"
+    assert len(client.list_topics(timeout=TIMEOUT).topics["growing"].partitions) == 4
+    round_trip(target, "growing", 3)
+
+
+# -- AlterConfigs / IncrementalAlterConfigs ------------------------------------------------
+
+def _described_everywhere(target, name: str, expected: dict[str, tuple[str, int]]) -> None:
+    """Every broker describes the topic's ``expected`` (value, source) pairs."""
+    def matches(broker_id):
+        configs = describe(admin(target, broker_id), name)
+        seen = {k: (configs[k].value, configs[k].source) for k in expected}
+        return seen == expected or seen
+    for broker_id in target.broker_ids:
+        eventually(lambda: matches(broker_id) is True, f"{name}'s configs at broker {broker_id}")
+
+
+def test_altered_configs_are_described_by_every_broker(admin_target):
+    target = admin_target
+    client = admin(target)
+    dynamic, default = ConfigSource.DYNAMIC_TOPIC_CONFIG.value, ConfigSource.DEFAULT_CONFIG.value
+    create(client, NewTopic("tuned", 1, target.broker_count, config={"retention.ms": "60000"}))
+    ready_everywhere(target, "tuned", 1)
+
+    resource = ConfigResource("TOPIC", "tuned", incremental_configs=[
+        ConfigEntry("max.message.bytes", "300000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
+    client.incremental_alter_configs([resource])[resource].result(TIMEOUT)
+    _described_everywhere(target, "tuned", {"max.message.bytes": ("300000", dynamic),
+                                            "retention.ms": ("604800000", default)})
+
+    bad = ConfigResource("TOPIC", "tuned", incremental_configs=[
+        ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET)])
+    assert error_name(client.incremental_alter_configs([bad])[bad]) == "INVALID_CONFIG"
+    missing = ConfigResource("TOPIC", "untuned", incremental_configs=[
+        ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+    assert error_name(client.incremental_alter_configs([missing])[missing]) == "UNKNOWN_TOPIC_OR_PART"
+
+    legacy = ConfigResource("TOPIC", "tuned", set_config={"retention.bytes": "90000000"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)       # confluent-kafka deprecates the old API
+        client.alter_configs([legacy])[legacy].result(TIMEOUT)    # replaces the whole set of overrides
+        bad_legacy = ConfigResource("TOPIC", "tuned", set_config={"segment.bytes": "tiny"})
+        assert error_name(client.alter_configs([bad_legacy])[bad_legacy]) == "INVALID_CONFIG"
+    _described_everywhere(target, "tuned", {"retention.bytes": ("90000000", dynamic),
+                                            "max.message.bytes": ("1048588", default)})
+    round_trip(target, "tuned")
+
+
+def test_kafka_python_alters_and_describes_configs(admin_target):
+    from kafka.admin import ConfigResource as KafkaPythonResource
+    from kafka.admin import ConfigResourceType
+
+    target = admin_target
+    create(admin(target), NewTopic("kp-configs", 1, 1))
+    client = kafka_python_admin(target)
+    try:
+        resource = KafkaPythonResource(ConfigResourceType.TOPIC, "kp-configs", configs={"retention.ms": "7000"})
+        assert client.alter_configs([resource], incremental=True) == {"topic": {"kp-configs": "OK"}}
+    finally:
+        client.close()
+    for broker_id in target.broker_ids:
+        def modified(broker_id=broker_id):
+            one = kafka_python_admin(target, broker_id)
+            try:
+                described = one.describe_configs([KafkaPythonResource(ConfigResourceType.TOPIC, "kp-configs")])
+            finally:
+                one.close()
+            return {k: (e["value"], e["config_source"]) for k, e in described["topic"]["kp-configs"].items()}
+        eventually(lambda: modified() == {"retention.ms": ("7000", "DYNAMIC_TOPIC_CONFIG")},
+                   f"kp-configs' overrides at broker {broker_id}")
+
+
+# -- DeleteTopics --------------------------------------------------------------------------
+
+def test_deleted_topic_disappears_and_its_name_is_free_again(admin_target):
+    target = admin_target
+    client = admin(target)
+    create(client, NewTopic("doomed", 1, target.broker_count))
+    ready_everywhere(target, "doomed", 1)
+    produce(target, "doomed", [b"old-1", b"old-2"])
+    client.delete_topics(["doomed"], operation_timeout=10)["doomed"].result(TIMEOUT)
+    listed_nowhere(target, "doomed")
+    assert error_name(client.delete_topics(["doomed"])["doomed"]) == "UNKNOWN_TOPIC_OR_PART"
+    assert error_name(client.delete_topics(["never-was"])["never-was"]) == "UNKNOWN_TOPIC_OR_PART"
+
+    create(client, NewTopic("doomed", 1, target.broker_count))
+    ready_everywhere(target, "doomed", 1)
+    produce(target, "doomed", [b"new"])
+    assert consume(target, "doomed", 1) == [b"new"]     # nothing of the old topic came back
+    assert high_watermark(target, "doomed") == 1
+
+
+def test_the_offsets_topic_cannot_be_deleted(admin_target):
+    from kafka.errors import InvalidTopicError
+
+    target = admin_target
+    create(admin(target), NewTopic("offsets-user", 1, 1))
+    commit_offset(target, "keeper", "offsets-user", 5)               # makes __consumer_offsets
+    eventually(lambda: OFFSETS in admin(target).list_topics(timeout=TIMEOUT).topics, f"{OFFSETS} listed")
+    confluent = admin(target)
+    assert error_name(confluent.delete_topics([OFFSETS])[OFFSETS]) == "TOPIC_EXCEPTION"
+    client = kafka_python_admin(target)
+    try:
+        with pytest.raises(InvalidTopicError):
+            client.delete_topics([OFFSETS])
+    finally:
+        client.close()
+    assert OFFSETS in admin(target).list_topics(timeout=TIMEOUT).topics
+    consumer = Consumer({"bootstrap.servers": target.bootstrap(), "group.id": "keeper"})
+    try:
+        assert consumer.committed([TopicPartition("offsets-user", 0)], timeout=TIMEOUT)[0].offset == 5
+    finally:
+        consumer.close()
+
+
+# -- DescribeCluster, FindCoordinator, groups ----------------------------------------------
+
+def test_describe_cluster_lists_every_broker_and_a_controller(admin_target):
+    target = admin_target
+    seen_ids = set()
+    for broker_id in target.broker_ids:
+        client = admin(target, broker_id)   # kept referenced: a collected client fails its futures
+        description = client.describe_cluster(request_timeout=TIMEOUT).result(TIMEOUT)
+        assert sorted(node.id for node in description.nodes) == target.broker_ids
+        assert description.controller.id in target.broker_ids
+        seen_ids.add(description.cluster_id)
+        metadata = client.list_topics(timeout=TIMEOUT)
+        assert sorted(metadata.brokers) == target.broker_ids
+        assert metadata.controller_id == description.controller.id
+        assert metadata.cluster_id == description.cluster_id
+    assert len(seen_ids) == 1 and all(seen_ids), "one cluster id, whichever broker answers"
+
+    client = kafka_python_admin(target)
+    try:
+        cluster = client.describe_cluster()
+    finally:
+        client.close()
+    assert cluster["cluster_id"] in seen_ids
+    assert cluster["controller_id"] in target.broker_ids
+    assert sorted((b["broker_id"], b["is_fenced"]) for b in cluster["brokers"]) == [
+        (i, False) for i in target.broker_ids]
+
+
+def test_a_group_commits_through_a_live_coordinator(admin_target):
+    target = admin_target
+    create(admin(target), NewTopic("grouped", 1, target.broker_count))
+    ready_everywhere(target, "grouped", 1)
+    commit_offset(target, "ledger", "grouped", 3)
+    for broker_id in target.broker_ids:            # FindCoordinator through each broker
+        client = admin(target, broker_id)
+        group = client.describe_consumer_groups(["ledger"], request_timeout=TIMEOUT)["ledger"].result(TIMEOUT)
+        assert group.coordinator.id in target.broker_ids
+        consumer = Consumer({"bootstrap.servers": target.bootstrap(broker_id), "group.id": "ledger"})
+        try:
+            assert consumer.committed([TopicPartition("grouped", 0)], timeout=TIMEOUT)[0].offset == 3
+        finally:
+            consumer.close()
+    client = kafka_python_admin(target)
+    try:
+        offsets = client.list_group_offsets("ledger")
+    finally:
+        client.close()
+    from kafka.structs import TopicPartition as KafkaPythonPartition
+    assert offsets["ledger"][KafkaPythonPartition("grouped", 0)].offset == 3
+
+
+# -- auto-creation by Metadata -------------------------------------------------------------
+
+def test_metadata_auto_creates_only_when_the_client_allows_it(admin_target):
+    target = admin_target
+    shy = Consumer({"bootstrap.servers": target.bootstrap(), "group.id": "shy", "allow.auto.create.topics": False})
+    try:
+        shy.list_topics("not-wanted", timeout=TIMEOUT)
+    finally:
+        shy.close()
+    producer = Producer({"bootstrap.servers": target.bootstrap(), "allow.auto.create.topics": True})
+    eventually(lambda: (t := producer.list_topics("wanted", timeout=TIMEOUT).topics.get("wanted")) is not None
+               and t.error is None and len(t.partitions) == 2, "wanted auto-created")
+    t = ready_everywhere(target, "wanted", 2)      # num.partitions, default.replication.factor
+    assert all(len(p.replicas) == target.broker_count for p in t.partitions.values())
+    round_trip(target, "wanted", 1)
+    time.sleep(0.2)    # a creation, had it been asked for, would be visible by now
+    for broker_id in target.broker_ids:
+        assert topic_metadata(target, broker_id, "not-wanted") is None
