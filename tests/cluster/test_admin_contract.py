@@ -112,7 +112,7 @@ def produce(target, topic: str, values: list[bytes], partition: int = 0) -> None
 
 def consume(target, topic: str, count: int, partition: int = 0, timeout: float = TIMEOUT) -> list[bytes]:
     consumer = Consumer({"bootstrap.servers": target.bootstrap(), "group.id": f"reader-{topic}",
-                         "enable.auto.commit": False})
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     consumer.assign([TopicPartition(topic, partition, 0)])
     out, deadline = [], time.monotonic() + timeout
     try:
@@ -735,3 +735,57 @@ def test_every_broker_answers_create_partitions_and_delete_itself(admin_target):
             DeleteTopicState(name=f"nowhere-{broker_id}", topic_id=None))))
         assert [_code_name(r.error_code) for r in deleted.responses] == ["NoError", "UnknownTopicOrPartitionError"]
         listed_nowhere(target, name)
+
+
+# -- broker configs, records and groups -----------------------------------------------------
+
+def test_each_broker_describes_its_own_configs(admin_target):
+    target = admin_target
+    client = admin(target)
+    for broker_id in target.broker_ids:   # librdkafka sends a BROKER resource to that broker
+        resource = ConfigResource("BROKER", str(broker_id))
+        configs = client.describe_configs([resource])[resource].result(TIMEOUT)
+        assert configs["broker.id"].value == str(broker_id)
+        entry = configs["num.partitions"]
+        assert (entry.value, entry.source) == ("2", ConfigSource.STATIC_BROKER_CONFIG.value)
+        assert configs["default.replication.factor"].value == str(target.broker_count)
+
+
+def test_delete_records_moves_the_low_watermark(admin_target):
+    from confluent_kafka.admin import OffsetSpec
+
+    target = admin_target
+    client = admin(target)
+    create(client, NewTopic("trimmed", 1, target.broker_count))
+    ready_everywhere(target, "trimmed", 1)
+    produce(target, "trimmed", [f"r{i}".encode() for i in range(5)])
+    tp = TopicPartition("trimmed", 0, 3)
+    assert client.delete_records([tp])[tp].result(TIMEOUT).low_watermark == 3
+    spec = TopicPartition("trimmed", 0)
+    for offset_spec, expected in ((OffsetSpec.earliest(), 3), (OffsetSpec.latest(), 5)):
+        (future,) = client.list_offsets({spec: offset_spec}).values()
+        assert future.result(TIMEOUT).offset == expected
+    beyond = TopicPartition("trimmed", 0, 9)
+    assert error_name(client.delete_records([beyond])[beyond]) == "OFFSET_OUT_OF_RANGE"
+    assert consume(target, "trimmed", 2) == [b"r3", b"r4"]
+
+
+def test_groups_are_listed_and_deleted(admin_target):
+    target = admin_target
+    client = admin(target)
+    create(client, NewTopic("listed-groups", 1, 1))
+    ready_everywhere(target, "listed-groups", 1)
+    for group in ("census-a", "census-b"):
+        commit_offset(target, group, "listed-groups", 2)
+    listed = client.list_consumer_groups(request_timeout=TIMEOUT).result(TIMEOUT)
+    assert not listed.errors, listed.errors
+    assert {"census-a", "census-b"} <= {g.group_id for g in listed.valid}
+    client.delete_consumer_groups(["census-a"], request_timeout=TIMEOUT)["census-a"].result(TIMEOUT)
+    assert error_name(client.delete_consumer_groups(["census-a"])["census-a"]) == "GROUP_ID_NOT_FOUND"
+    listed = client.list_consumer_groups(request_timeout=TIMEOUT).result(TIMEOUT)
+    assert "census-a" not in {g.group_id for g in listed.valid}
+    consumer = Consumer({"bootstrap.servers": target.bootstrap(), "group.id": "census-a"})
+    try:
+        assert consumer.committed([TopicPartition("listed-groups", 0)], timeout=TIMEOUT)[0].offset < 0
+    finally:
+        consumer.close()
