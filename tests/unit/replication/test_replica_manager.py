@@ -4,6 +4,7 @@ compare-and-swap, fencing, and produce checks with min.insync.replicas."""
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 
@@ -22,11 +23,23 @@ def world(tmp_path):
     logs.close()
 
 
-def run(coro):
-    async def bounded():
-        async with asyncio.timeout(10):
-            return await coro
-    return asyncio.run(bounded())
+def asynchronous(test):
+    """Run an async test on a fresh loop, bounded (there is no pytest-asyncio)."""
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        async def bounded():
+            async with asyncio.timeout(10):
+                return await test(*args, **kwargs)
+        return asyncio.run(bounded())
+    return run
+
+
+def lead(world, isr=(ME, OTHER), replicas=None, epoch=1):
+    """A manager of broker ME leading TP with ``isr``."""
+    clock, logs, store = world
+    m = manager(ME, logs, clock, store)
+    m.apply(TP, store.set(TP, replicas or tuple(sorted({ME, OTHER, *isr})), ME, epoch, isr))
+    return m
 
 
 def plog(logs):
@@ -38,8 +51,7 @@ def plog(logs):
 def test_a_leader_starts_its_epoch_at_the_log_end(world):
     clock, logs, store = world
     produce(logs, clock, b"a", b"b")                     # written before this broker led
-    m = manager(ME, logs, clock, store)
-    m.apply(TP, store.set(TP, (ME, OTHER), ME, 4, (ME, OTHER)))
+    m = lead(world, epoch=4)
     assert m.leader_error(TP) == ErrorCode.none
     assert plog(logs).leader_epoch_entries()[-1] == (4, 2)
     assert not plog(logs).hw_follows_leo                 # a follower in the ISR holds the HW back
@@ -49,8 +61,7 @@ def test_a_leader_starts_its_epoch_at_the_log_end(world):
 
 def test_a_lone_leader_moves_the_high_watermark_with_its_log(world):
     clock, logs, store = world
-    m = manager(ME, logs, clock, store)
-    m.apply(TP, store.set(TP, (ME, OTHER), ME, 1, (ME,)))
+    m = lead(world, isr=(ME,), replicas=(ME, OTHER))
     assert plog(logs).hw_follows_leo
     produce(logs, clock, b"a", b"b")
     assert plog(logs).high_watermark == 2
@@ -85,8 +96,7 @@ def test_a_follower_refuses_produce_and_a_partition_without_leader_is_not_fetche
 
 def test_produce_check_with_min_insync_replicas(world):
     clock, logs, store = world
-    m = manager(ME, logs, clock, store)
-    m.apply(TP, store.set(TP, (ME, OTHER, THIRD), ME, 1, (ME, OTHER)))
+    m = lead(world, replicas=(ME, OTHER, THIRD))
     assert m.produce_check(TP, -1, 2) == ErrorCode.none
     assert m.produce_check(TP, -1, 3) == ErrorCode.not_enough_replicas
     assert m.produce_check(TP, 1, 3) == ErrorCode.none      # only acks=all counts the ISR
@@ -94,32 +104,28 @@ def test_produce_check_with_min_insync_replicas(world):
     assert m.produce_check(("t", 9), 1, 1) == ErrorCode.not_leader_or_follower
 
 
-def test_acks_all_waits_until_every_isr_member_has_the_records(world):
+@asynchronous
+async def test_acks_all_waits_until_every_isr_member_has_the_records(world):
     clock, logs, store = world
-
-    async def scenario():
-        m = manager(ME, logs, clock, store)
-        m.apply(TP, store.set(TP, (ME, OTHER, THIRD), ME, 1, (ME, OTHER, THIRD)))
-        info = produce(logs, clock, b"a", b"b", b"c")
-        waiting = m.wait_replicated(TP, info.last_offset + 1, 2)
-        assert isinstance(waiting, asyncio.Future)
-        assert m.follower_fetch(TP, OTHER, 3) == ErrorCode.none
-        assert plog(logs).high_watermark == 0 and not waiting.done()   # THIRD has nothing yet
-        m.follower_fetch(TP, THIRD, 2)
-        assert plog(logs).high_watermark == 2 and not waiting.done()
-        m.follower_fetch(TP, THIRD, 3)
-        assert plog(logs).high_watermark == 3
-        assert await waiting == ErrorCode.none
-        # already replicated: answered at once
-        assert m.wait_replicated(TP, 3, 2) == ErrorCode.none
-        assert m.wait_replicated(TP, 3, 4) == ErrorCode.not_enough_replicas_after_append
-    run(scenario())
+    m = lead(world, isr=(ME, OTHER, THIRD))
+    info = produce(logs, clock, b"a", b"b", b"c")
+    waiting = m.wait_replicated(TP, info.last_offset + 1, 2)
+    assert isinstance(waiting, asyncio.Future)
+    assert m.follower_fetch(TP, OTHER, 3) == ErrorCode.none
+    assert plog(logs).high_watermark == 0 and not waiting.done()   # THIRD has nothing yet
+    m.follower_fetch(TP, THIRD, 2)
+    assert plog(logs).high_watermark == 2 and not waiting.done()
+    m.follower_fetch(TP, THIRD, 3)
+    assert plog(logs).high_watermark == 3
+    assert await waiting == ErrorCode.none
+    # already replicated: answered at once
+    assert m.wait_replicated(TP, 3, 2) == ErrorCode.none
+    assert m.wait_replicated(TP, 3, 4) == ErrorCode.not_enough_replicas_after_append
 
 
 def test_a_high_watermark_advance_wakes_long_polling_consumers(world):
     clock, logs, store = world
-    m = manager(ME, logs, clock, store)
-    m.apply(TP, store.set(TP, (ME, OTHER), ME, 1, (ME, OTHER)))
+    m = lead(world)
     produce(logs, clock, b"a")
     woken = []
     plog(logs).listeners.append(lambda log: woken.append(log.high_watermark))
@@ -131,84 +137,73 @@ def test_a_high_watermark_advance_wakes_long_polling_consumers(world):
 
 def test_fetches_from_strangers_and_for_unled_partitions_are_refused(world):
     clock, logs, store = world
-    m = manager(ME, logs, clock, store)
-    m.apply(TP, store.set(TP, (ME, OTHER), ME, 1, (ME, OTHER)))
+    m = lead(world)
     assert m.follower_fetch(TP, 7, 0) == ErrorCode.replica_not_available
     assert m.follower_fetch(("t", 5), OTHER, 0) == ErrorCode.not_leader_or_follower
 
 
 # -- ISR changes ---------------------------------------------------------------------------
 
-def test_a_lagging_follower_leaves_the_isr_through_the_store(world):
+@asynchronous
+async def test_a_lagging_follower_leaves_the_isr_through_the_store(world):
     clock, logs, store = world
-
-    async def scenario():
-        m = manager(ME, logs, clock, store)
-        m.apply(TP, store.set(TP, (ME, OTHER, THIRD), ME, 1, (ME, OTHER, THIRD)))
-        produce(logs, clock, b"a", b"b")
-        waiting = m.wait_replicated(TP, 2, 1)
-        m.follower_fetch(TP, OTHER, 2)                 # OTHER keeps up; THIRD never fetches
-        clock.advance(LAG_MS // 2)
-        m.check_isr()
-        await settle()
-        assert store.proposals == [] and not waiting.done()
-        clock.advance(LAG_MS // 2 + 1)
-        m.follower_fetch(TP, OTHER, 2)
-        m.check_isr()
-        await settle()
-        assert store.proposals == [(TP, (ME, OTHER), 1, 1)]
-        assert m.leaders[TP].state.isr == {ME, OTHER}   # applied once the store took it
-        assert m.leaders[TP].assignment.version == store.states[TP].version == 2
-        assert plog(logs).high_watermark == 2           # no longer held back by THIRD
-        assert await waiting == ErrorCode.none
-    run(scenario())
+    m = lead(world, isr=(ME, OTHER, THIRD))
+    produce(logs, clock, b"a", b"b")
+    waiting = m.wait_replicated(TP, 2, 1)
+    m.follower_fetch(TP, OTHER, 2)                 # OTHER keeps up; THIRD never fetches
+    clock.advance(LAG_MS // 2)
+    m.check_isr()
+    await settle()
+    assert store.proposals == [] and not waiting.done()
+    clock.advance(LAG_MS // 2 + 1)
+    m.follower_fetch(TP, OTHER, 2)
+    m.check_isr()
+    await settle()
+    assert store.proposals == [(TP, (ME, OTHER), 1, 1)]
+    assert m.leaders[TP].state.isr == {ME, OTHER}   # applied once the store took it
+    assert m.leaders[TP].assignment.version == store.states[TP].version == 2
+    assert plog(logs).high_watermark == 2           # no longer held back by THIRD
+    assert await waiting == ErrorCode.none
 
 
-def test_a_refused_isr_change_changes_nothing_here(world):
+@asynchronous
+async def test_a_refused_isr_change_changes_nothing_here(world):
     clock, logs, store = world
-
-    async def scenario():
-        m = manager(ME, logs, clock, store)
-        m.apply(TP, store.set(TP, (ME, OTHER), ME, 1, (ME, OTHER)))
-        produce(logs, clock, b"a")
-        store.refuse = True                             # e.g. a new leader was elected meanwhile
-        clock.advance(LAG_MS + 1)
-        m.check_isr()
-        await settle()
-        assert len(store.proposals) == 1
-        assert m.leaders[TP].state.isr == {ME, OTHER} and not m.leaders[TP].proposing
-        assert plog(logs).high_watermark == 0           # cannot acknowledge alone
-        assert isinstance(m.wait_replicated(TP, 1, 1), asyncio.Future)   # still waiting
-    run(scenario())
+    m = lead(world)
+    produce(logs, clock, b"a")
+    store.refuse = True                             # e.g. a new leader was elected meanwhile
+    clock.advance(LAG_MS + 1)
+    m.check_isr()
+    await settle()
+    assert len(store.proposals) == 1
+    assert m.leaders[TP].state.isr == {ME, OTHER} and not m.leaders[TP].proposing
+    assert plog(logs).high_watermark == 0           # cannot acknowledge alone
+    assert isinstance(m.wait_replicated(TP, 1, 1), asyncio.Future)   # still waiting
 
 
-def test_a_caught_up_follower_rejoins_the_isr(world):
+@asynchronous
+async def test_a_caught_up_follower_rejoins_the_isr(world):
     clock, logs, store = world
-
-    async def scenario():
-        m = manager(ME, logs, clock, store)
-        m.apply(TP, store.set(TP, (ME, OTHER), ME, 1, (ME,)))
-        produce(logs, clock, b"a", b"b", b"c")
-        assert plog(logs).high_watermark == 3
-        m.follower_fetch(TP, OTHER, 1)                  # behind the high watermark: stays out
-        await settle()
-        assert store.proposals == []
-        m.follower_fetch(TP, OTHER, 3)
-        await settle()
-        assert store.proposals == [(TP, (ME, OTHER), 1, 1)]
-        assert m.leaders[TP].state.isr == {ME, OTHER}
-        assert not plog(logs).hw_follows_leo            # the follower now holds the HW
-        produce(logs, clock, b"d")
-        assert plog(logs).high_watermark == 3
-        m.follower_fetch(TP, OTHER, 4)
-        assert plog(logs).high_watermark == 4
-    run(scenario())
+    m = lead(world, isr=(ME,), replicas=(ME, OTHER))
+    produce(logs, clock, b"a", b"b", b"c")
+    assert plog(logs).high_watermark == 3
+    m.follower_fetch(TP, OTHER, 1)                  # behind the high watermark: stays out
+    await settle()
+    assert store.proposals == []
+    m.follower_fetch(TP, OTHER, 3)
+    await settle()
+    assert store.proposals == [(TP, (ME, OTHER), 1, 1)]
+    assert m.leaders[TP].state.isr == {ME, OTHER}
+    assert not plog(logs).hw_follows_leo            # the follower now holds the HW
+    produce(logs, clock, b"d")
+    assert plog(logs).high_watermark == 3
+    m.follower_fetch(TP, OTHER, 4)
+    assert plog(logs).high_watermark == 4
 
 
 def test_an_isr_change_from_the_controller_is_taken_without_a_new_epoch(world):
     clock, logs, store = world
-    m = manager(ME, logs, clock, store)
-    m.apply(TP, store.set(TP, (ME, OTHER), ME, 1, (ME, OTHER)))
+    m = lead(world)
     produce(logs, clock, b"a")
     entries = plog(logs).leader_epoch_entries()
     m.apply(TP, store.set(TP, (ME, OTHER), ME, 1, (ME,)))
@@ -218,68 +213,52 @@ def test_an_isr_change_from_the_controller_is_taken_without_a_new_epoch(world):
 
 # -- leadership lost and fencing -------------------------------------------------------------
 
-def test_losing_leadership_fails_the_waiting_produces(world):
+@pytest.mark.parametrize("new_leader, epoch", [(OTHER, 2), (ME, 3)])
+@asynchronous
+async def test_a_new_leader_epoch_fails_the_waiting_produces(world, new_leader, epoch):
+    """Another broker leads now, or this one again in a newer epoch: the old role's waits end."""
     clock, logs, store = world
+    m = lead(world)
+    produce(logs, clock, b"a")
+    waiting = m.wait_replicated(TP, 1, 1)
+    m.apply(TP, store.set(TP, (ME, OTHER), new_leader, epoch, (ME, OTHER)))
+    assert await waiting == ErrorCode.not_leader_or_follower
+    if new_leader == ME:
+        assert plog(logs).leader_epoch_entries()[-1] == (epoch, 1)
+        assert m.leaders[TP].assignment.leader_epoch == epoch
+    else:
+        assert TP in m.followers and new_leader in m.fetchers
+    await m.stop()
 
-    async def scenario():
-        m = manager(ME, logs, clock, store)
-        m.apply(TP, store.set(TP, (ME, OTHER), ME, 1, (ME, OTHER)))
-        produce(logs, clock, b"a")
-        waiting = m.wait_replicated(TP, 1, 1)
-        m.apply(TP, store.set(TP, (ME, OTHER), OTHER, 2, (ME, OTHER)))   # OTHER leads now
-        assert await waiting == ErrorCode.not_leader_or_follower
-        assert TP in m.followers and OTHER in m.fetchers
-        await m.stop()
-    run(scenario())
 
-
-def test_a_new_epoch_as_leader_again_restarts_the_role(world):
+@asynchronous
+async def test_a_fenced_broker_leads_nothing_until_unfenced(world):
     clock, logs, store = world
+    m = manager(ME, logs, clock, store)
+    a = store.set(TP, (ME, OTHER), ME, 1, (ME, OTHER))
+    m.apply(TP, a)
+    produce(logs, clock, b"a")
+    waiting = m.wait_replicated(TP, 1, 1)
+    m.fence()
+    assert await waiting == ErrorCode.not_leader_or_follower
+    assert m.leader_error(TP) == ErrorCode.not_leader_or_follower
+    assert m.produce_check(TP, -1, 1) == ErrorCode.not_leader_or_follower
+    m.apply(TP, a)                                 # the store still names it: it may not lead
+    assert TP not in m.leaders
+    m.unfence()
+    m.apply(TP, a)
+    assert m.leader_error(TP) == ErrorCode.none
+    await m.stop()
 
-    async def scenario():
-        m = manager(ME, logs, clock, store)
-        m.apply(TP, store.set(TP, (ME, OTHER), ME, 1, (ME, OTHER)))
-        produce(logs, clock, b"a")
-        waiting = m.wait_replicated(TP, 1, 1)
-        m.apply(TP, store.set(TP, (ME, OTHER), ME, 3, (ME, OTHER)))
-        assert await waiting == ErrorCode.not_leader_or_follower
-        assert plog(logs).leader_epoch_entries()[-1] == (3, 1)
-        assert m.leaders[TP].assignment.leader_epoch == 3
-    run(scenario())
 
-
-def test_a_fenced_broker_leads_nothing_until_unfenced(world):
+@asynchronous
+async def test_stop_fails_waiters_and_ends_fetchers(world):
     clock, logs, store = world
-
-    async def scenario():
-        m = manager(ME, logs, clock, store)
-        a = store.set(TP, (ME, OTHER), ME, 1, (ME, OTHER))
-        m.apply(TP, a)
-        produce(logs, clock, b"a")
-        waiting = m.wait_replicated(TP, 1, 1)
-        m.fence()
-        assert await waiting == ErrorCode.not_leader_or_follower
-        assert m.leader_error(TP) == ErrorCode.not_leader_or_follower
-        assert m.produce_check(TP, -1, 1) == ErrorCode.not_leader_or_follower
-        m.apply(TP, a)                                 # the store still names it: it may not lead
-        assert TP not in m.leaders
-        m.unfence()
-        m.apply(TP, a)
-        assert m.leader_error(TP) == ErrorCode.none
-        await m.stop()
-    run(scenario())
-
-
-def test_stop_fails_waiters_and_ends_fetchers(world):
-    clock, logs, store = world
-
-    async def scenario():
-        m = manager(ME, logs, clock, store)
-        m.start()
-        m.apply(TP, store.set(TP, (ME, OTHER), ME, 1, (ME, OTHER)))
-        produce(logs, clock, b"a")
-        waiting = m.wait_replicated(TP, 1, 1)
-        await m.stop()
-        assert waiting.result() == ErrorCode.not_leader_or_follower
-        assert m.fetchers == {}
-    run(scenario())
+    m = manager(ME, logs, clock, store)
+    m.start()
+    m.apply(TP, store.set(TP, (ME, OTHER), ME, 1, (ME, OTHER)))
+    produce(logs, clock, b"a")
+    waiting = m.wait_replicated(TP, 1, 1)
+    await m.stop()
+    assert waiting.result() == ErrorCode.not_leader_or_follower
+    assert m.fetchers == {}
