@@ -20,6 +20,7 @@ from test_admin_contract import (
     admin,
     create,
     error_name,
+    known_difference,
     ready_everywhere,
     round_trip,
     topic_metadata,
@@ -32,12 +33,6 @@ COLLISION_DIFFERS = (
     "receiving broker (the controller, where clients send it) holds locally "
     "(LogManager._check_collision via plan_topic's dry run), and not across the topics of one request; "
     "a lone broker refuses both with INVALID_TOPIC_EXCEPTION")
-
-
-def known_difference(request, target, mode: str, reason: str) -> None:
-    """Mark this run a strict xfail on ``mode``: a difference the metadata refactor removes."""
-    if target.mode == mode:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def controller_id(target) -> int:
