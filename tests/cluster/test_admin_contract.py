@@ -88,13 +88,13 @@ def ready_everywhere(target, name: str, partitions: int):
             p.error is None and p.leader in p.replicas and sorted(p.isrs) == sorted(p.replicas)
             for p in t.partitions.values())
     for broker_id in target.broker_ids:
-        eventually(lambda: ready(broker_id), f"{name}: {partitions} led partitions at broker {broker_id}")
+        eventually(lambda b=broker_id: ready(b), f"{name}: {partitions} led partitions at broker {broker_id}")
     return topic_metadata(target, target.broker_ids[0], name)
 
 
 def listed_nowhere(target, name: str) -> None:
     for broker_id in target.broker_ids:
-        eventually(lambda: topic_metadata(target, broker_id, name) is None, f"{name} gone at broker {broker_id}")
+        eventually(lambda b=broker_id: topic_metadata(target, b, name) is None, f"{name} gone at broker {broker_id}")
 
 
 def describe(client: AdminClient, name: str) -> dict:
@@ -148,12 +148,6 @@ def commit_offset(target, group: str, topic: str, offset: int) -> None:
         consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
     finally:
         consumer.close()
-
-
-def known_difference(request, target, mode: str, reason: str) -> None:
-    """Mark this run a strict xfail on ``mode``: a difference the metadata refactor removes."""
-    if target.mode == mode:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 # -- CreateTopics --------------------------------------------------------------------------
@@ -313,7 +307,7 @@ def _described_everywhere(target, name: str, expected: dict[str, tuple[str, int]
         seen = {k: (configs[k].value, configs[k].source) for k in expected}
         return seen == expected or seen
     for broker_id in target.broker_ids:
-        eventually(lambda: matches(broker_id) is True, f"{name}'s configs at broker {broker_id}")
+        eventually(lambda b=broker_id: matches(b) is True, f"{name}'s configs at broker {broker_id}")
 
 
 def test_altered_configs_are_described_by_every_broker(admin_target):
@@ -651,8 +645,14 @@ def _create_request(*topics: tuple[str, int, int], validate_only: bool = False):
 def test_every_broker_answers_create_partitions_and_delete_itself(admin_target):
     import datetime
 
-    from kio.schema.create_partitions.v3.request import CreatePartitionsRequest, CreatePartitionsTopic
-    from kio.schema.delete_topics.v6.request import DeleteTopicsRequest, DeleteTopicState
+    from kio.schema.create_partitions.v3.request import (
+        CreatePartitionsRequest,
+        CreatePartitionsTopic,
+    )
+    from kio.schema.delete_topics.v6.request import (
+        DeleteTopicsRequest,
+        DeleteTopicState,
+    )
     from kio.schema.incremental_alter_configs.v1.request import (
         AlterableConfig,
         AlterConfigsResource,
@@ -769,9 +769,9 @@ LONE_IGNORES_MIN_ISR = (
     "broker) answers NOT_ENOUGH_REPLICAS")
 
 
-def test_min_insync_replicas_above_the_isr_refuses_acks_all_only(admin_target, request):
+@pytest.mark.known_difference("lone", LONE_IGNORES_MIN_ISR)
+def test_min_insync_replicas_above_the_isr_refuses_acks_all_only(admin_target):
     target = admin_target
-    known_difference(request, target, "lone", LONE_IGNORES_MIN_ISR)
     n = target.broker_count
     create(admin(target), NewTopic("strict-isr", 1, n, config={"min.insync.replicas": str(n + 1)}),
            NewTopic("full-isr", 1, n, config={"min.insync.replicas": str(n)}))

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka.admin import NewTopic
-
 from test_admin_contract import (
     TIMEOUT,
     admin,
     create,
     error_name,
-    known_difference,
     ready_everywhere,
     round_trip,
     topic_metadata,
@@ -40,11 +38,11 @@ def controller_id(target) -> int:
     return client.describe_cluster(request_timeout=TIMEOUT).result(TIMEOUT).controller.id
 
 
-def test_a_name_colliding_with_a_topic_on_another_broker_is_refused(admin_target, request):
+@pytest.mark.known_difference("cluster3", COLLISION_DIFFERS)
+def test_a_name_colliding_with_a_topic_on_another_broker_is_refused(admin_target):
     """Kafka refuses a name that equals an existing one once '.' and '_' are treated alike
     (their metric names would collide), wherever the existing topic's replicas are."""
     target = admin_target
-    known_difference(request, target, "cluster3", COLLISION_DIFFERS)
     elsewhere = [i for i in target.broker_ids if i != controller_id(target)] or target.broker_ids
     create(admin(target), NewTopic("metrics_raw", 1, replica_assignment=[[elsewhere[0]]]))
     ready_everywhere(target, "metrics_raw", 1)
@@ -53,9 +51,9 @@ def test_a_name_colliding_with_a_topic_on_another_broker_is_refused(admin_target
     assert "metrics.raw" not in client.list_topics(timeout=TIMEOUT).topics
 
 
-def test_names_colliding_within_one_request_are_refused(admin_target, request):
+@pytest.mark.known_difference("cluster3", COLLISION_DIFFERS)
+def test_names_colliding_within_one_request_are_refused(admin_target):
     target = admin_target
-    known_difference(request, target, "cluster3", COLLISION_DIFFERS)
     client = admin(target)
     futures = client.create_topics([NewTopic("pair.one", 1, 1), NewTopic("pair_one", 1, 1)])
     futures["pair.one"].result(TIMEOUT)
@@ -96,10 +94,10 @@ def _metadata_creating(target, broker_id: int, name: str) -> str:
     return for_code(topic.error_code).__name__
 
 
+@pytest.mark.known_difference("cluster3", AUTO_CREATE_DIFFERS)
 @pytest.mark.parametrize("name", ["bad name", "x" * 250, "metrics.auto"])
-def test_metadata_does_not_auto_create_illegal_or_colliding_names(admin_target, request, name):
+def test_metadata_does_not_auto_create_illegal_or_colliding_names(admin_target, name):
     target = admin_target
-    known_difference(request, target, "cluster3", AUTO_CREATE_DIFFERS)
     if name == "metrics.auto":
         create(admin(target), NewTopic("metrics_auto", 1, target.broker_count))
         ready_everywhere(target, "metrics_auto", 1)
@@ -117,9 +115,9 @@ POISONED = (
     "later topic works")
 
 
-def test_a_colliding_auto_creation_leaves_later_topics_working(admin_target, request):
+@pytest.mark.known_difference("cluster3", POISONED)
+def test_a_colliding_auto_creation_leaves_later_topics_working(admin_target):
     target = admin_target
-    known_difference(request, target, "cluster3", POISONED)
     create(admin(target), NewTopic("gauge_auto", 1, target.broker_count))
     ready_everywhere(target, "gauge_auto", 1)
     _metadata_creating(target, target.broker_ids[0], "gauge.auto")     # refused, or (today's cluster) made

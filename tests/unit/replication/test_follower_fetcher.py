@@ -15,6 +15,7 @@ import functools
 import time
 
 import pytest
+from replica_world import TP, Store, manager, open_logs, produce
 
 import kavka.api  # noqa: F401  (registers every handler)
 from kavka.api.context import BrokerContext, RandomProducerIds
@@ -25,7 +26,6 @@ from kavka.protocol.records import iter_batches
 from kavka.replication import fetcher as fetcher_module
 from kavka.replication.peer import PeerError
 from kavka.server.dispatch import Dispatcher
-from replica_world import TP, Store, manager, open_logs, produce
 
 FOLLOWER, LEADER = 1, 2
 

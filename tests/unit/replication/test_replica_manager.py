@@ -7,10 +7,10 @@ import asyncio
 import functools
 
 import pytest
+from replica_world import LAG_MS, TP, Store, manager, open_logs, produce, settle
 
 from kavka.clock import ManualClock
 from kavka.protocol.errors import ErrorCode
-from replica_world import LAG_MS, TP, Store, manager, open_logs, produce, settle
 
 ME, OTHER, THIRD = 1, 2, 3
 
@@ -49,7 +49,7 @@ def plog(logs):
 # -- roles ---------------------------------------------------------------------------------
 
 def test_a_leader_starts_its_epoch_at_the_log_end(world):
-    clock, logs, store = world
+    clock, logs, _ = world
     produce(logs, clock, b"a", b"b")                     # written before this broker led
     m = lead(world, epoch=4)
     assert m.leader_error(TP) == ErrorCode.none
@@ -60,8 +60,8 @@ def test_a_leader_starts_its_epoch_at_the_log_end(world):
 
 
 def test_a_lone_leader_moves_the_high_watermark_with_its_log(world):
-    clock, logs, store = world
-    m = lead(world, isr=(ME,), replicas=(ME, OTHER))
+    clock, logs, _ = world
+    lead(world, isr=(ME,), replicas=(ME, OTHER))
     assert plog(logs).hw_follows_leo
     produce(logs, clock, b"a", b"b")
     assert plog(logs).high_watermark == 2
@@ -95,7 +95,6 @@ def test_a_follower_refuses_produce_and_a_partition_without_leader_is_not_fetche
 # -- produce checks and acks=all -----------------------------------------------------------
 
 def test_produce_check_with_min_insync_replicas(world):
-    clock, logs, store = world
     m = lead(world, replicas=(ME, OTHER, THIRD))
     assert m.produce_check(TP, -1, 2) == ErrorCode.none
     assert m.produce_check(TP, -1, 3) == ErrorCode.not_enough_replicas
@@ -106,7 +105,7 @@ def test_produce_check_with_min_insync_replicas(world):
 
 @asynchronous
 async def test_acks_all_waits_until_every_isr_member_has_the_records(world):
-    clock, logs, store = world
+    clock, logs, _ = world
     m = lead(world, isr=(ME, OTHER, THIRD))
     info = produce(logs, clock, b"a", b"b", b"c")
     waiting = m.wait_replicated(TP, info.last_offset + 1, 2)
@@ -124,7 +123,7 @@ async def test_acks_all_waits_until_every_isr_member_has_the_records(world):
 
 
 def test_a_high_watermark_advance_wakes_long_polling_consumers(world):
-    clock, logs, store = world
+    clock, logs, _ = world
     m = lead(world)
     produce(logs, clock, b"a")
     woken = []
@@ -136,7 +135,6 @@ def test_a_high_watermark_advance_wakes_long_polling_consumers(world):
 
 
 def test_fetches_from_strangers_and_for_unled_partitions_are_refused(world):
-    clock, logs, store = world
     m = lead(world)
     assert m.follower_fetch(TP, 7, 0) == ErrorCode.replica_not_available
     assert m.follower_fetch(("t", 5), OTHER, 0) == ErrorCode.not_leader_or_follower
