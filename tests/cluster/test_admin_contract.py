@@ -16,6 +16,8 @@ test, so the tests do not depend on each other's order.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 import warnings
 from collections.abc import Callable
@@ -832,3 +834,103 @@ def test_the_offsets_topic_is_described_as_internal(admin_target):
         futures = client.describe_topics(TopicCollection([OFFSETS, "internal-flag"]))
         flags = {name: f.result(TIMEOUT).is_internal for name, f in futures.items()}
         assert flags == {OFFSETS: True, "internal-flag": False}, f"at broker {broker_id}"
+
+
+def test_every_broker_applies_validate_only_and_refusals_itself(admin_target):
+    """validate_only and the refusals, sent to each broker alone (forwarded in a cluster)."""
+    import datetime
+    import uuid
+
+    from kio.schema.alter_configs.v2.request import AlterableConfig as LegacyConfig
+    from kio.schema.alter_configs.v2.request import AlterConfigsRequest
+    from kio.schema.alter_configs.v2.request import (
+        AlterConfigsResource as LegacyResource,
+    )
+    from kio.schema.create_partitions.v3.request import (
+        CreatePartitionsRequest,
+        CreatePartitionsTopic,
+    )
+    from kio.schema.delete_topics.v6.request import (
+        DeleteTopicsRequest,
+        DeleteTopicState,
+    )
+    from kio.schema.incremental_alter_configs.v1.request import (
+        AlterableConfig,
+        AlterConfigsResource,
+        IncrementalAlterConfigsRequest,
+    )
+    target = admin_target
+    wait = datetime.timedelta(seconds=10)
+    create(admin(target), NewTopic("guarded", 2, target.broker_count, config={"retention.ms": "60000"}))
+    ready_everywhere(target, "guarded", 2)
+
+    def incremental(value: str, validate_only: bool):
+        return IncrementalAlterConfigsRequest(validate_only=validate_only, resources=(AlterConfigsResource(
+            resource_type=2, resource_name="guarded", configs=(
+                AlterableConfig(name="retention.ms", config_operation=0, value=value),)),))
+
+    def partitions(count: int, validate_only: bool):
+        return CreatePartitionsRequest(timeout=wait, validate_only=validate_only, topics=(
+            CreatePartitionsTopic(name="guarded", count=count, assignments=None),))
+
+    for broker_id in target.broker_ids:
+        ask = functools.partial(_ask, target, broker_id)
+        assert _codes(ask(incremental("1000", True)), "responses") == ["NoError"]
+        assert _codes(ask(incremental("soon", False)), "responses") == ["InvalidConfigurationError"]
+        legacy = ask(AlterConfigsRequest(validate_only=True, resources=(LegacyResource(
+            resource_type=2, resource_name="guarded", configs=(LegacyConfig(name="segment.bytes", value="2000000"),)),)))
+        assert _codes(legacy, "responses") == ["NoError"]
+        assert _codes(ask(partitions(5, True)), "results") == ["NoError"]
+        assert _codes(ask(partitions(1, False)), "results") == ["InvalidPartitionsError"]
+        bad_config = _create_request(("guarded-bad", 1, 1))
+        bad_config = dataclasses.replace(bad_config, topics=(dataclasses.replace(
+            bad_config.topics[0], configs=(_creatable_config("cleanup.policy", "shred"),)),))
+        assert _codes(ask(bad_config), "topics") == ["InvalidConfigurationError"]
+        deleted = ask(DeleteTopicsRequest(timeout=wait, topics=(DeleteTopicState(name=None, topic_id=uuid.uuid4()),)))
+        assert _codes(deleted, "responses") == ["UnknownTopicIdError"]
+    for broker_id in target.broker_ids:   # nothing of the dry runs or refusals took effect
+        configs = describe(admin(target, broker_id), "guarded")
+        assert (configs["retention.ms"].value, configs["segment.bytes"].value) == ("60000", "1073741824")
+        assert len(topic_metadata(target, broker_id, "guarded").partitions) == 2
+        assert topic_metadata(target, broker_id, "guarded-bad") is None
+
+
+def _codes(answer, field: str) -> list[str]:
+    return [_code_name(r.error_code) for r in getattr(answer, field)]
+
+
+def _creatable_config(name: str, value: str):
+    from kio.schema.create_topics.v7.request import CreatableTopicConfig
+    return CreatableTopicConfig(name=name, value=value)
+
+
+def test_every_broker_deletes_by_topic_id(admin_target):
+    import datetime
+
+    from confluent_kafka import TopicCollection
+    from kio.schema.delete_topics.v6.request import (
+        DeleteTopicsRequest,
+        DeleteTopicState,
+    )
+
+    target = admin_target
+    for broker_id in target.broker_ids:
+        name = f"by-id-{broker_id}"
+        client = admin(target)
+        create(client, NewTopic(name, 1, 1))
+        ready_everywhere(target, name, 1)
+        (future,) = client.describe_topics(TopicCollection([name])).values()
+        topic_id = uuid_of(future.result(TIMEOUT).topic_id)
+        answer = _ask(target, broker_id, DeleteTopicsRequest(timeout=datetime.timedelta(seconds=10), topics=(
+            DeleteTopicState(name=None, topic_id=topic_id),)))
+        (result,) = answer.responses
+        assert (_code_name(result.error_code), result.name, result.topic_id) == ("NoError", name, topic_id)
+        listed_nowhere(target, name)
+
+
+def uuid_of(confluent_uuid):
+    """confluent-kafka's Uuid as a uuid.UUID (its str() is base64, as Kafka prints ids)."""
+    import base64
+    import uuid
+    text = str(confluent_uuid)
+    return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
