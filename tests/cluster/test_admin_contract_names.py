@@ -13,8 +13,7 @@ CreateTopics and for creation by Metadata alike.
 from __future__ import annotations
 
 import pytest
-from confluent_kafka.admin import NewTopic
-from test_admin_contract import (
+from admin_contract_helpers import (
     TIMEOUT,
     admin,
     create,
@@ -23,6 +22,7 @@ from test_admin_contract import (
     round_trip,
     topic_metadata,
 )
+from confluent_kafka.admin import NewTopic
 
 pytestmark = pytest.mark.timeout(120)
 
