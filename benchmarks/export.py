@@ -33,7 +33,7 @@ from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from kavka import export  # noqa: E402
-from kavka.cli.common import Session  # noqa: E402
+from kavka.client_session import Session  # noqa: E402
 
 BASE = 1_700_000_000_000
 TOPIC = "export-bench"

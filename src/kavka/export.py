@@ -1,6 +1,6 @@
 """Reading a time window of a topic as a batch: ``kavka export`` and its Python API.
 
-Over the Kafka protocol only (a :class:`kavka.cli.common.Session`: ApiVersions,
+Over the Kafka protocol only (a :class:`kavka.client_session.Session`: ApiVersions,
 Metadata, ListOffsets, Fetch), so it reads from Apache Kafka as well as from kavka.
 
 What "the records between FROM and TO" means
@@ -54,7 +54,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from kavka.cli.common import EARLIEST, FETCH, LATEST, Session, check, cli_error, json_bytes, parse_time
+from kavka.client_session import EARLIEST, FETCH, LATEST, Session, ToolError, check, json_bytes, parse_time
 
 if TYPE_CHECKING:
     import pyarrow
@@ -70,16 +70,7 @@ _OFFSET_OUT_OF_RANGE, _NOT_LEADER, _LEADER_NOT_AVAILABLE, _FENCED_EPOCH, _UNKNOW
 _RETRIABLE = {_NOT_LEADER, _LEADER_NOT_AVAILABLE, _FENCED_EPOCH, _UNKNOWN_EPOCH}
 _RETRIES = 10
 
-
-def _error_class():
-    from kavka.cli.main import CliError
-    return CliError
-
-
-def __getattr__(name: str):
-    if name == "ExportError":  # kavka.cli.main imports every command: resolve it lazily
-        return _error_class()
-    raise AttributeError(name)
+ExportError = ToolError  # the CLI's CliError too: ``kavka export`` prints it as one line
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +127,9 @@ def plan_window(session: Session, topic: Any, start_ms: int | None, end_ms: int 
         indexes = sorted(set(partitions))
         bad = [i for i in indexes if not 0 <= i < count]
         if bad:
-            raise cli_error(f"topic '{topic.name}' has partitions 0-{count - 1}; there is no partition {bad[0]}")
+            raise ExportError(f"topic '{topic.name}' has partitions 0-{count - 1}; there is no partition {bad[0]}")
     if start_ms is not None and end_ms is not None and start_ms > end_ms:
-        raise cli_error(f"the window ends before it starts: --from {_iso(start_ms)} is after --to {_iso(end_ms)}")
+        raise ExportError(f"the window ends before it starts: --from {_iso(start_ms)} is after --to {_iso(end_ms)}")
     if not indexes:
         return Plan(topic.name, start_ms, end_ms, {})
     starts = session.list_offsets(topic, indexes, EARLIEST if start_ms is None else start_ms)
@@ -195,8 +186,8 @@ def _decode(data: bytes, pos: int, header, limit: int | None) -> list:
     try:
         return decode_records(data, pos, DEFAULT_MAX_UNCOMPRESSED if limit is None else limit)
     except InvalidBatch as exc:
-        raise cli_error(f"the batch at offsets {header.base_offset}-{header.last_offset} does not decode: "
-                        f"{exc}") from None
+        raise ExportError(f"the batch at offsets {header.base_offset}-{header.last_offset} does not decode: "
+                          f"{exc}") from None
 
 
 class WindowReader:
@@ -252,8 +243,8 @@ class WindowReader:
                     except StopIteration as stop:
                         after = stop.value
                         break
-                    except _error_class() as exc:
-                        raise cli_error(f"partition {partition} of '{self.topic}': {exc}") from None
+                    except ExportError as exc:
+                        raise ExportError(f"partition {partition} of '{self.topic}': {exc}") from None
                     self.records += len(kept)
                     yield partition, timestamp_type, kept
                 self.bytes += len(data)
@@ -433,7 +424,7 @@ def require_pyarrow():
     try:
         import pyarrow
     except ImportError:
-        raise cli_error(f"parquet and Arrow output need pyarrow: {PYARROW_HINT}") from None
+        raise ExportError(f"parquet and Arrow output need pyarrow: {PYARROW_HINT}") from None
     return pyarrow
 
 
@@ -502,11 +493,11 @@ def _session(bootstrap: str | Session) -> tuple[Session, bool]:
         return bootstrap, False
     addresses = [a.strip() for a in str(bootstrap).split(",") if a.strip()]
     if not addresses:
-        raise cli_error("no bootstrap server given")
+        raise ExportError("no bootstrap server given")
     for address in addresses[:-1]:
         try:
             return Session(address), True
-        except _error_class():
+        except ExportError:
             continue
     return Session(addresses[-1]), True
 

@@ -42,3 +42,35 @@ def private_etcd(tmp_path: Any) -> Iterator[EtcdServer]:
 @pytest.fixture
 def layout() -> KeyLayout:
     return KeyLayout("t-" + uuid.uuid4().hex[:12])
+
+
+@pytest.fixture(scope="module", params=["lone", "cluster3"])
+def admin_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """One lone broker or three brokers on etcd, started once per module and parameter
+    (admin_targets.py): the same admin contract must hold on both."""
+    from admin_targets import start_cluster, start_lone
+
+    directory = tmp_path_factory.mktemp(request.param)
+    if request.param == "lone":
+        target = start_lone(directory)
+    else:
+        target = start_cluster(request.getfixturevalue("etcd").endpoint, directory)
+    try:
+        yield target
+    finally:
+        target.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "known_difference(mode, reason): on that admin_target mode the test "
+                                       "is a strict xfail (a difference between a lone broker and a cluster)")
+
+
+@pytest.fixture(autouse=True)
+def _known_difference(request: pytest.FixtureRequest) -> None:
+    """Apply ``@pytest.mark.known_difference(mode, reason)`` to the run on that admin_target."""
+    marker = request.node.get_closest_marker("known_difference")
+    if marker is not None and "admin_target" in request.fixturenames:
+        mode, reason = marker.args
+        if request.getfixturevalue("admin_target").mode == mode:
+            request.applymarker(pytest.mark.xfail(strict=True, reason=reason))

@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kavka.cli.common import Progress, cli_error
+from kavka.cli.common import CliError, Progress
 
 
 def add_parser(commands) -> None:
@@ -91,12 +91,12 @@ def _lock(data_dir: Path) -> int:
     try:
         fd = os.open(data_dir / LOCK_FILE, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise cli_error(f"cannot open {data_dir / LOCK_FILE}: {exc.strerror}") from None
+        raise CliError(f"cannot open {data_dir / LOCK_FILE}: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise cli_error(f"{data_dir} is in use by a running broker (its {LOCK_FILE} is locked); stop it first") from None
+        raise CliError(f"{data_dir} is in use by a running broker (its {LOCK_FILE} is locked); stop it first") from None
     return fd
 
 
@@ -112,14 +112,14 @@ def repair(data_dir: Path) -> None:
     try:
         manager.load(verify_all=True)
     except LogError as exc:
-        raise cli_error(str(exc)) from None
+        raise CliError(str(exc)) from None
     manager.close()
 
 
 def run(args) -> int:
     data_dir = Path(args.data_dir)
     if not data_dir.is_dir():
-        raise cli_error(f"{data_dir} is not a directory")
+        raise CliError(f"{data_dir} is not a directory")
     progress = Progress()
     fd = _lock(data_dir)
     try:
@@ -138,7 +138,7 @@ def run(args) -> int:
         repair(data_dir)
         left = scan(data_dir).problems
         if left:
-            raise cli_error(f"repair left {len(left)} corrupt partitions: {left[0]}")
+            raise CliError(f"repair left {len(left)} corrupt partitions: {left[0]}")
         print("repaired: each corrupt partition was cut at its first bad batch")
     else:
         print("run again with --repair to cut each corrupt partition at its first bad batch")

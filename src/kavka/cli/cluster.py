@@ -41,7 +41,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kavka.cli.common import METADATA, bootstrap_parent, check, cli_error, print_table
+from kavka.cli.common import CliError, bootstrap_parent, print_table
+from kavka.client_session import METADATA, check
 
 DEFAULT_DATA_DIR = "./kavka-cluster"
 DEFAULT_BASE_PORT = 9092
@@ -103,7 +104,7 @@ def _etcd_classes():
     try:
         from kavka.cluster.etcd_server import EtcdNotInstalled, EtcdServer, EtcdStartError, etcd_binary
     except ImportError as exc:  # pragma: no cover - the module itself has no extra dependency
-        raise cli_error(f"cluster support is not installed ({exc}); {INSTALL_HINT}") from None
+        raise CliError(f"cluster support is not installed ({exc}); {INSTALL_HINT}") from None
 
     class KeptEtcd(EtcdServer):
         """``EtcdServer.start`` clears member-data between attempts (a failed first launch
@@ -220,7 +221,7 @@ class LocalCluster:
                     s.bind((b.host, b.port))
                 except OSError as exc:
                     why = "the address is already in use" if exc.errno == 98 else (exc.strerror or str(exc))
-                    raise cli_error(f"cannot listen on {b.address} for broker {b.broker_id}: {why} "
+                    raise CliError(f"cannot listen on {b.address} for broker {b.broker_id}: {why} "
                                     f"(another broker running? choose another --base-port)") from None
 
     def start_etcd(self) -> None:
@@ -230,10 +231,10 @@ class LocalCluster:
             self.etcd = KeptEtcd(self.root / "etcd", die_with_parent=True)
             self.etcd.start()
         except EtcdNotInstalled as exc:
-            raise cli_error(f"etcd is not installed ({exc}); {INSTALL_HINT}") from None
+            raise CliError(f"etcd is not installed ({exc}); {INSTALL_HINT}") from None
         except EtcdStartError as exc:
             last = str(exc).strip().splitlines()[-1:] or [""]
-            raise cli_error(f"etcd did not start: {last[0][:300]} (log: {self.root / 'etcd' / 'etcd.log'})") from None
+            raise CliError(f"etcd did not start: {last[0][:300]} (log: {self.root / 'etcd' / 'etcd.log'})") from None
         self.say(f"etcd: {self.etcd.endpoint} (pid {self.etcd.pid}, data {self.root / 'etcd'}"
                  f"{', reused' if reused else ''})")
 
@@ -280,7 +281,7 @@ class LocalCluster:
             for b in self.brokers.values():
                 if b.proc is not None and b.proc.poll() is not None:
                     tail = b.log_tail(1).strip()
-                    raise cli_error(f"broker {b.broker_id} exited with status {b.proc.returncode} while starting"
+                    raise CliError(f"broker {b.broker_id} exited with status {b.proc.returncode} while starting"
                                     f"{': ' + tail[:300] if tail else ''} (log: {b.log_path})")
             registered, controller = self.registered()
             if len(registered) == len(self.brokers) and controller >= 0:
@@ -290,10 +291,10 @@ class LocalCluster:
                 self.say(f"waiting for brokers to register: {len(registered)}/{len(self.brokers)}")
             if time.monotonic() > deadline:
                 missing = sorted(set(self.brokers) - registered)
-                raise cli_error(f"not every broker registered within {timeout:.0f} s "
+                raise CliError(f"not every broker registered within {timeout:.0f} s "
                                 f"(missing {missing or 'a controller'}; logs in {self.root}/broker-*/broker.log)")
             if interrupted():
-                raise cli_error("interrupted while starting")
+                raise CliError("interrupted while starting")
             time.sleep(0.2)
 
     def registered(self) -> tuple[set[int], int]:
@@ -401,7 +402,7 @@ def _claim_dir(root: Path) -> Path:
     with contextlib.suppress(OSError, ValueError):
         other = int(pid_file.read_text().split()[0])
         if other != os.getpid() and _is_cluster_up(other):
-            raise cli_error(f"a cluster is already running from {root} (pid {other}); stop it first")
+            raise CliError(f"a cluster is already running from {root} (pid {other}); stop it first")
     root.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n")
     return pid_file
@@ -431,12 +432,12 @@ def _check_reuse(root: Path, cluster_id: str, size: int, say) -> None:
     except (OSError, ValueError):
         previous = {}
     if previous.get("cluster_id") not in (None, cluster_id):
-        raise cli_error(f"{root} holds cluster '{previous['cluster_id']}', not '{cluster_id}': its brokers "
+        raise CliError(f"{root} holds cluster '{previous['cluster_id']}', not '{cluster_id}': its brokers "
                         f"would delete their topics; pass --cluster-id {previous['cluster_id']} or another --data-dir")
     has_logs = [d.parent.name for d in sorted(root.glob("broker-*/data"))
                 if d.is_dir() and any(x.is_dir() for x in d.iterdir())]
     if has_logs and not (root / "etcd" / "member-data").is_dir():
-        raise cli_error(f"{root}/etcd has no data but {', '.join(has_logs)} hold topics: their brokers would "
+        raise CliError(f"{root}/etcd has no data but {', '.join(has_logs)} hold topics: their brokers would "
                         f"delete them; restore the etcd directory or remove {root} to start afresh")
     extra = sorted(d.name for d in root.glob("broker-*") if d.is_dir() and d.name[7:].isdigit()
                    and int(d.name[7:]) >= size)
@@ -447,14 +448,14 @@ def _check_reuse(root: Path, cluster_id: str, size: int, say) -> None:
 
 def _up(args) -> int:
     if args.brokers < 1:
-        raise cli_error(f"N must be at least 1, got {args.brokers}")
+        raise CliError(f"N must be at least 1, got {args.brokers}")
     if not 1 <= args.base_port <= 65535 - args.brokers + 1:
-        raise cli_error(f"--base-port {args.base_port} leaves no room for {args.brokers} brokers")
+        raise CliError(f"--base-port {args.base_port} leaves no room for {args.brokers} brokers")
     if args.session_timeout_ms < 1:
-        raise cli_error("--session-timeout-ms must be positive")
+        raise CliError("--session-timeout-ms must be positive")
     for item in args.override:
         if "=" not in item or not item.partition("=")[0].strip():
-            raise cli_error(f"--override wants NAME=VALUE, got {item!r}")
+            raise CliError(f"--override wants NAME=VALUE, got {item!r}")
     root = Path(args.data_dir).resolve()
 
     def say(text: str) -> None:
@@ -519,8 +520,7 @@ def _describe(args) -> int:
 def _first_session(bootstrap: str):
     """A session with the first broker of a comma-separated list that answers (the bootstrap
     string ``cluster up`` prints works even while some of its brokers are down)."""
-    from kavka.cli.common import Session
-    from kavka.cli.main import CliError
+    from kavka.client_session import Session
     addresses = [a.strip() for a in bootstrap.split(",") if a.strip()] or [bootstrap]
     for i, address in enumerate(addresses):
         try:
@@ -538,7 +538,7 @@ def _cluster_info(s):
         low, high = s.versions[DESCRIBE_CLUSTER]
         version = min(high, DESCRIBE_CLUSTER_MAX_VERSION)
         if version >= low:
-            from kavka.cli.common import Builder
+            from kavka.client_session import Builder
             q = Builder(DESCRIBE_CLUSTER, version)
             r = s.request(q.DescribeClusterRequest(include_cluster_authorized_operations=False,
                                                    endpoint_type=1, include_fenced_brokers=True))
@@ -559,7 +559,7 @@ def _topics(s, names):
         topics = s.metadata(names).topics
         for t in topics:
             if t.error_code == UNKNOWN_TOPIC:
-                raise cli_error(f"UNKNOWN_TOPIC_OR_PARTITION: topic '{t.name}' does not exist")
+                raise CliError(f"UNKNOWN_TOPIC_OR_PARTITION: topic '{t.name}' does not exist")
             if t.error_code not in (0, 5):  # LEADER_NOT_AVAILABLE: shown as offline partitions
                 check(t.error_code, None, f"topic '{t.name}'")
     return sorted(topics, key=lambda t: t.name)

@@ -1,67 +1,29 @@
-"""What the client sub-commands (topics, configs, produce, consume, groups) share.
+"""What the client sub-commands (topics, configs, produce, consume, groups, export) share.
 
-They talk to a broker (kavka or Apache Kafka) only over the Kafka protocol, with
-:class:`kavka.client.Client`.  A :class:`Session` opens the bootstrap connection,
-asks ApiVersions once and then builds every request at the highest version both
-sides know (capped at the versions this code was written against), so a
-broker that is too old or not a Kafka broker gets one clear line instead of a
-dropped connection.  Partition requests go to the partition's leader; with a
-single broker that is the bootstrap connection itself.
+They talk to a broker (kavka or Apache Kafka) only over the Kafka protocol, with a
+:class:`kavka.client_session.Session` (negotiated versions, leader connections).
+This module adds what only a command line needs: the ``--bootstrap-server``
+option, ``NAME=VALUE`` pairs, tables and a progress line.
 
-Failures become :class:`kavka.cli.main.CliError` (one line, exit status 1);
-Kafka error codes are shown by their Kafka names: ``TOPIC_ALREADY_EXISTS:
-topic 'x' already exists``.
+Failures raise :class:`CliError` (one line, exit status 1), which is
+:class:`kavka.client_session.ToolError`, so the session's own failures and
+:mod:`kavka.export`'s are caught the same way.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import datetime
 import os
-import re
-import socket
 import sys
 import time
-from dataclasses import fields
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-if TYPE_CHECKING:
-    from kavka.client import Client
+# error_name and parse_time are re-exported for callers that imported them from here.
+from kavka.client_session import Session, error_name, parse_time  # noqa: F401
+from kavka.client_session import ToolError as CliError
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 BOOTSTRAP_ENV = "KAVKA_BOOTSTRAP"
-
-METADATA, CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 3, 19, 20, 37
-DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS, LIST_OFFSETS, PRODUCE, FETCH, API_VERSIONS = 32, 44, 2, 0, 1, 18
-# The versions each request is built for: (oldest, newest).  Fetch stops at 12
-# because v13 names topics by id.
-VERSION_RANGES = {METADATA: (4, 12), CREATE_TOPICS: (2, 7), DELETE_TOPICS: (1, 6), CREATE_PARTITIONS: (0, 3),
-                  DESCRIBE_CONFIGS: (1, 4), INCREMENTAL_ALTER_CONFIGS: (0, 1), LIST_OFFSETS: (1, 7),
-                  PRODUCE: (3, 9), FETCH: (4, 12)}
-# Consumer groups.  OffsetFetch and OffsetCommit stop at 9 because v10 names topics by id.
-FIND_COORDINATOR, LIST_GROUPS, DESCRIBE_GROUPS, DELETE_GROUPS = 10, 16, 15, 42
-OFFSET_FETCH, OFFSET_COMMIT, CONSUMER_GROUP_DESCRIBE = 9, 8, 69
-VERSION_RANGES.update({FIND_COORDINATOR: (0, 6), LIST_GROUPS: (0, 5), DESCRIBE_GROUPS: (0, 6),
-                       DELETE_GROUPS: (0, 2), OFFSET_FETCH: (2, 9), OFFSET_COMMIT: (2, 9),
-                       CONSUMER_GROUP_DESCRIBE: (0, 1)})
-API_NAMES = {METADATA: "Metadata", CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
-             CREATE_PARTITIONS: "CreatePartitions", DESCRIBE_CONFIGS: "DescribeConfigs",
-             INCREMENTAL_ALTER_CONFIGS: "IncrementalAlterConfigs", LIST_OFFSETS: "ListOffsets",
-             PRODUCE: "Produce", FETCH: "Fetch", FIND_COORDINATOR: "FindCoordinator", LIST_GROUPS: "ListGroups",
-             DESCRIBE_GROUPS: "DescribeGroups", DELETE_GROUPS: "DeleteGroups", OFFSET_FETCH: "OffsetFetch",
-             OFFSET_COMMIT: "OffsetCommit", CONSUMER_GROUP_DESCRIBE: "ConsumerGroupDescribe"}
-
-EARLIEST, LATEST = -2, -1  # ListOffsets timestamps
-LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC = 5, 3
-_COORDINATOR_WAIT = (14, 15)  # COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE
-_TOPIC_ERRORS = {17: "'{}' is not a valid topic name", 29: "not authorized to access topic '{}'"}
-
-
-def cli_error(message: str) -> Exception:
-    from kavka.cli.main import CliError  # main imports this module: import when failing
-    return CliError(message)
 
 
 def bootstrap_parent() -> argparse.ArgumentParser:
@@ -73,65 +35,14 @@ def bootstrap_parent() -> argparse.ArgumentParser:
     return parent
 
 
-def error_name(code: int) -> str:
-    from kio.schema.errors import ErrorCode
-    try:
-        return ErrorCode(int(code)).name.upper()
-    except ValueError:
-        return f"ERROR_{int(code)}"
-
-
-def check(code: int, message: str | None, fallback: str) -> None:
-    """Raise ``NAME: message`` for a non-zero Kafka error code."""
-    if code:
-        raise cli_error(f"{error_name(code)}: {message or fallback}")
-
-
 def parse_pairs(items: Iterable[str], option: str) -> list[tuple[str, str]]:
     pairs = []
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise cli_error(f"{option} wants NAME=VALUE, got {item!r}")
+            raise CliError(f"{option} wants NAME=VALUE, got {item!r}")
         pairs.append((name.strip(), value))
     return pairs
-
-
-_AGO = re.compile(r"-?(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)(?:\s+ago)?")
-_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
-def parse_time(text: str, now_ms: int, option: str = "--from") -> int:
-    """Epoch milliseconds of a TIME argument (consume --from, export --from/--to): ISO 8601
-    (local time unless it has a zone), epoch milliseconds, an age such as 15m, -2h or
-    1.5d ago, or ``now``."""
-    text = text.strip()
-    if re.fullmatch(r"\d+", text):
-        return int(text)
-    if text.lower() == "now":
-        return now_ms
-    ago = _AGO.fullmatch(text)
-    if ago:
-        return now_ms - int(float(ago.group(1)) * _UNITS[ago.group(2)])
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise cli_error(f"{option} wants a time such as 2024-05-01T12:00, 1714564800000 or 15m, "
-                        f"not {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # local time
-    return int(moment.timestamp() * 1000)
-
-
-def json_bytes(data: bytes | None):
-    """A key, value or header value for JSON output: text when it is UTF-8, else
-    ``{"base64": "..."}``; None stays null."""
-    if data is None:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return {"base64": base64.b64encode(data).decode("ascii")}
 
 
 def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], out=None) -> None:
@@ -165,199 +76,6 @@ class Progress:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
             self.shown = False
-
-
-# -- requests at negotiated versions -------------------------------------------------------
-
-class Builder:
-    """``Builder(key, version).SomeClass(**fields)``: fields the version lacks are dropped,
-    so callers pass the union of the fields of every version they accept."""
-
-    def __init__(self, api_key: int, version: int) -> None:
-        from kio.index import load_entity_module
-        from kio.schema.index import api_key_map
-        from kio.static.constants import EntityType
-        self.version = version
-        self._module = load_entity_module(api_key_map[api_key], version, EntityType.request)
-
-    def __getattr__(self, name: str):
-        cls = getattr(self._module, name)
-        names = _field_names(cls)
-        return lambda **values: cls(**{k: v for k, v in values.items() if k in names})
-
-    def has(self, class_name: str, field_name: str) -> bool:
-        return field_name in _field_names(getattr(self._module, class_name))
-
-
-@lru_cache(maxsize=None)
-def _field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in fields(cls))
-
-
-class Session:
-    """A bootstrap connection, the broker's API versions, and leader connections."""
-
-    def __init__(self, bootstrap: str, timeout: float = 30.0) -> None:
-        self.bootstrap = bootstrap
-        self.timeout = timeout
-        self.client = self._connect(bootstrap)
-        self._leaders: dict[int, "Client"] = {}
-        self._brokers: dict[int, str] = {}
-        self.versions = self._api_versions()
-
-    def _connect(self, address: str) -> Client:
-        host, sep, port = address.rpartition(":")
-        if not sep or not port.isdigit():
-            raise cli_error(f"the broker address must be HOST:PORT, got {address!r}")
-        from kavka.client import Client, ClientError  # kio loads in ~0.2 s: not for --help
-        try:
-            return Client(address, timeout=self.timeout)
-        except ClientError as exc:
-            raise cli_error(str(exc)) from None
-        except OSError as exc:  # e.g. an unknown host name
-            raise cli_error(f"cannot connect to {address}: {exc.strerror or exc}") from None
-
-    def _api_versions(self) -> dict[int, tuple[int, int]]:
-        from kio.schema.api_versions.v3.request import ApiVersionsRequest
-        request = ApiVersionsRequest(client_software_name="kavka-cli", client_software_version="1")
-        try:
-            response = self.request(request)
-        except (ValueError, IndexError, KeyError, TypeError) as exc:
-            raise cli_error(f"{self.bootstrap} does not answer like a Kafka broker ({exc})") from None
-        check(response.error_code, None, "the broker refused ApiVersions v3")
-        return {int(k.api_key): (int(k.min_version), int(k.max_version)) for k in response.api_keys}
-
-    def builder(self, api_key: int) -> Builder:
-        return Builder(api_key, self.version(api_key))
-
-    def version(self, api_key: int) -> int:
-        low, high = VERSION_RANGES[api_key]
-        name = API_NAMES[api_key]
-        if api_key not in self.versions:
-            raise cli_error(f"the broker at {self.bootstrap} does not support {name}")
-        broker_low, broker_high = self.versions[api_key]
-        version = min(high, broker_high)
-        if version < max(low, broker_low):
-            raise cli_error(f"the broker at {self.bootstrap} supports {name} v{broker_low}-{broker_high}, "
-                            f"this tool speaks v{low}-{high}")
-        return version
-
-    def request(self, obj: Any, client: "Client | None" = None) -> Any:
-        from kavka.client import ClientError
-        client = client or self.client
-        where = "{}:{}".format(*client.address)
-        try:
-            return client.request(obj)
-        except socket.timeout:
-            raise cli_error(f"no answer from {where} within {self.timeout:.0f} s") from None
-        except ClientError as exc:
-            raise cli_error(f"{where}: {exc}") from None
-        except OSError as exc:
-            raise cli_error(f"connection to {where} failed: {exc.strerror or exc}") from None
-
-    # -- metadata and leaders ------------------------------------------------------------
-
-    def metadata(self, topics: Sequence[str] | None, auto_create: bool = False) -> Any:
-        q = self.builder(METADATA)
-        wanted = None if topics is None else tuple(q.MetadataRequestTopic(name=t, topic_id=None) for t in topics)
-        response = self.request(q.MetadataRequest(
-            topics=wanted, allow_auto_topic_creation=auto_create, include_topic_authorized_operations=False,
-            include_cluster_authorized_operations=False))
-        self._brokers = {b.node_id: f"{b.host}:{b.port}" for b in response.brokers}
-        return response
-
-    def topic(self, name: str, auto_create: bool = False) -> Any:
-        """One topic's metadata once every partition has a leader; unknown topics fail."""
-        topic = self.find_topic(name, auto_create)
-        if topic is None:
-            raise cli_error(f"UNKNOWN_TOPIC_OR_PARTITION: topic '{name}' does not exist")
-        return topic
-
-    def find_topic(self, name: str, auto_create: bool = False, attempts: int = 50) -> Any:
-        """Like :meth:`topic`, but None for a topic that does not exist."""
-        for _ in range(attempts):
-            (topic,) = self.metadata([name], auto_create).topics
-            leaderless = any(p.leader_id < 0 for p in topic.partitions)
-            if topic.error_code != LEADER_NOT_AVAILABLE and not (topic.error_code == 0 and leaderless):
-                break
-            time.sleep(0.1)
-        else:
-            raise cli_error(f"LEADER_NOT_AVAILABLE: topic '{name}' has partitions without a leader")
-        if topic.error_code == UNKNOWN_TOPIC:
-            return None
-        check(topic.error_code, None, _TOPIC_ERRORS.get(topic.error_code, "topic '{}'").format(name))
-        return topic
-
-    def leader(self, node_id: int) -> "Client":
-        """The connection to a partition leader (the bootstrap one on a single broker)."""
-        address = self._brokers.get(node_id)
-        if len(self._brokers) <= 1 or address is None or address == self.bootstrap:
-            return self.client
-        if node_id not in self._leaders:
-            self._leaders[node_id] = self._connect(address)
-        return self._leaders[node_id]
-
-    def list_offsets(self, topic: Any, partitions: Iterable[int], timestamp: int) -> dict[int, int]:
-        """partition -> offset for a timestamp (EARLIEST, LATEST or ms); -1 when no record is that new."""
-        leaders: dict[int, list[int]] = {}
-        by_index = {p.partition_index: p for p in topic.partitions}
-        for index in partitions:
-            leaders.setdefault(by_index[index].leader_id, []).append(index)
-        offsets = {}
-        for leader, indexes in leaders.items():
-            q = self.builder(LIST_OFFSETS)
-            response = self.request(q.ListOffsetsRequest(replica_id=-1, isolation_level=0, topics=(
-                q.ListOffsetsTopic(name=topic.name, partitions=tuple(
-                    q.ListOffsetsPartition(partition_index=i, current_leader_epoch=-1, timestamp=timestamp)
-                    for i in indexes)),)), self.leader(leader))
-            for t in response.topics:
-                for p in t.partitions:
-                    check(p.error_code, None, f"partition {p.partition_index} of '{topic.name}'")
-                    offsets[p.partition_index] = p.offset
-        return offsets
-
-    # -- group coordinators ---------------------------------------------------------------
-
-    def supports(self, api_key: int) -> bool:
-        """Whether the broker and this tool share a version of an API."""
-        if api_key not in self.versions:
-            return False
-        low, high = VERSION_RANGES[api_key]
-        broker_low, broker_high = self.versions[api_key]
-        return max(low, broker_low) <= min(high, broker_high)
-
-    def broker_clients(self) -> list["Client"]:
-        """A connection to every broker of the cluster (ListGroups is answered per coordinator)."""
-        self.metadata([])
-        return [self.leader(node_id) for node_id in sorted(self._brokers)] or [self.client]
-
-    def coordinator(self, group: str, attempts: int = 50) -> tuple[int, str, "Client"]:
-        """(node id, HOST:PORT, connection) of a group's coordinator, waiting while it loads."""
-        if not self._brokers:
-            self.metadata([])
-        q = self.builder(FIND_COORDINATOR)
-        batched = q.has("FindCoordinatorRequest", "coordinator_keys")
-        for _ in range(attempts):
-            response = self.request(q.FindCoordinatorRequest(key=group, key_type=0, coordinator_keys=(group,)))
-            found = response.coordinators[0] if batched else response
-            if found.error_code not in _COORDINATOR_WAIT:
-                break
-            time.sleep(0.1)
-        check(found.error_code, getattr(found, "error_message", None), f"no coordinator for group '{group}'")
-        address = f"{found.host}:{found.port}"
-        self._brokers.setdefault(found.node_id, address)
-        return found.node_id, address, self.leader(found.node_id)
-
-    def close(self) -> None:
-        for client in self._leaders.values():
-            client.close()
-        self.client.close()
-
-    def __enter__(self) -> "Session":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 def session(args) -> Session:

@@ -9,16 +9,8 @@ not name stay as they are.
 
 from __future__ import annotations
 
-from kavka.cli.common import (
-    DESCRIBE_CONFIGS,
-    INCREMENTAL_ALTER_CONFIGS,
-    bootstrap_parent,
-    check,
-    cli_error,
-    parse_pairs,
-    print_table,
-    session,
-)
+from kavka.cli.common import CliError, bootstrap_parent, parse_pairs, print_table, session
+from kavka.client_session import DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS, check
 
 TOPIC_RESOURCE = 2
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
@@ -96,11 +88,11 @@ def _alter(s, args) -> None:
     ops += [(name, APPEND, value) for name, value in parse_pairs(args.append, "--append")]
     ops += [(name, SUBTRACT, value) for name, value in parse_pairs(args.subtract, "--subtract")]
     if not ops:
-        raise cli_error("nothing to change: give --set NAME=VALUE, --delete NAME, --append or --subtract")
+        raise CliError("nothing to change: give --set NAME=VALUE, --delete NAME, --append or --subtract")
     names = [name for name, _, _ in ops]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise cli_error(f"{', '.join(repeated)} named more than once")
+        raise CliError(f"{', '.join(repeated)} named more than once")
     q = s.builder(INCREMENTAL_ALTER_CONFIGS)
     response = s.request(q.IncrementalAlterConfigsRequest(resources=(q.AlterConfigsResource(
         resource_type=TOPIC_RESOURCE, resource_name=args.topic,

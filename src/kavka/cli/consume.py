@@ -32,8 +32,9 @@ import os
 import sys
 import time
 
-from kavka.cli.common import EARLIEST, FETCH, LATEST, bootstrap_parent, check, cli_error, parse_time, session
-from kavka.cli.common import json_bytes as _json_bytes
+from kavka.cli.common import CliError, bootstrap_parent, session
+from kavka.client_session import EARLIEST, FETCH, LATEST, check, parse_time
+from kavka.client_session import json_bytes as _json_bytes
 from kavka.protocol.record_codec import DEFAULT_MAX_UNCOMPRESSED
 
 POLL_WAIT = 0.5  # seconds a fetch may park at the broker
@@ -66,13 +67,13 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     if args.max_messages is not None and args.max_messages < 1:
-        raise cli_error("--max-messages must be at least 1")
+        raise CliError("--max-messages must be at least 1")
     out = _Output(args)
     with session(args) as s:
         topic = s.topic(args.topic)
         count = len(topic.partitions)
         if args.partition is not None and not 0 <= args.partition < count:
-            raise cli_error(f"topic '{topic.name}' has partitions 0-{count - 1}; there is no partition "
+            raise CliError(f"topic '{topic.name}' has partitions 0-{count - 1}; there is no partition "
                             f"{args.partition}")
         indexes = [args.partition] if args.partition is not None else sorted(
             p.partition_index for p in topic.partitions)
@@ -102,7 +103,7 @@ def _start(s, topic, indexes: list[int], args) -> dict[int, int]:
         starts, ends = s.list_offsets(topic, indexes, EARLIEST), s.list_offsets(topic, indexes, LATEST)
         for i in indexes:
             if not starts[i] <= args.offset <= ends[i]:
-                raise cli_error(f"OFFSET_OUT_OF_RANGE: partition {i} of '{topic.name}' holds offsets "
+                raise CliError(f"OFFSET_OUT_OF_RANGE: partition {i} of '{topic.name}' holds offsets "
                                 f"{starts[i]}-{ends[i] - 1}; --offset {args.offset} is outside them"
                                 if ends[i] > starts[i] else
                                 f"OFFSET_OUT_OF_RANGE: partition {i} of '{topic.name}' is empty; "

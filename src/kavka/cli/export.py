@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from kavka.cli.common import Progress, bootstrap_parent, cli_error, session
+from kavka.cli.common import CliError, Progress, bootstrap_parent, session
 
 FORMATS = ("jsonl", "parquet")
 PARQUET_CODECS = ("snappy", "zstd", "gzip", "lz4", "none")
@@ -62,7 +62,7 @@ def run(args) -> int:
     to_stdout = args.output == "-"
     if fmt == "parquet":
         if to_stdout:
-            raise cli_error("--format parquet needs -o FILE (parquet is not written to stdout)")
+            raise CliError("--format parquet needs -o FILE (parquet is not written to stdout)")
         export.require_pyarrow()
     now_ms = time.time_ns() // 1_000_000
     started = time.monotonic()
@@ -104,7 +104,7 @@ def _write_file(reader, path: str, fmt: str, compression: str) -> None:
 
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise cli_error(f"cannot write {path}: no directory {directory}")
+        raise CliError(f"cannot write {path}: no directory {directory}")
     temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.partial")
     try:
         if fmt == "parquet":
@@ -114,7 +114,7 @@ def _write_file(reader, path: str, fmt: str, compression: str) -> None:
                 export.write_jsonl_from(reader, stream)
         os.replace(temporary, path)
     except OSError as exc:
-        raise cli_error(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

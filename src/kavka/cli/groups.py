@@ -23,7 +23,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from kavka.cli.common import (
+from kavka.cli.common import CliError, bootstrap_parent, print_table, session
+from kavka.client_session import (
     CONSUMER_GROUP_DESCRIBE,
     DELETE_GROUPS,
     DESCRIBE_GROUPS,
@@ -32,13 +33,9 @@ from kavka.cli.common import (
     LIST_GROUPS,
     OFFSET_COMMIT,
     OFFSET_FETCH,
-    bootstrap_parent,
     check,
-    cli_error,
     error_name,
     parse_time,
-    print_table,
-    session,
 )
 
 GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP = 69, 68
@@ -228,7 +225,7 @@ def parse_states(items: list[str]) -> list[str]:
     for item in items:
         for name in filter(None, (part.strip() for part in item.split(","))):
             if name.lower() not in STATES:
-                raise cli_error(f"--state {name!r} is not a group state; use one of {', '.join(STATES.values())}")
+                raise CliError(f"--state {name!r} is not a group state; use one of {', '.join(STATES.values())}")
             states.append(STATES[name.lower()])
     return states
 
@@ -238,9 +235,9 @@ def _list(s, args) -> None:
     types = [t.strip().lower() for item in args.type for t in item.split(",") if t.strip()]
     q = s.builder(LIST_GROUPS)
     if states and q.version < 4:
-        raise cli_error(f"the broker at {s.bootstrap} cannot filter groups by state (ListGroups v{q.version})")
+        raise CliError(f"the broker at {s.bootstrap} cannot filter groups by state (ListGroups v{q.version})")
     if types and q.version < 5:
-        raise cli_error(f"the broker at {s.bootstrap} cannot filter groups by type (ListGroups v{q.version})")
+        raise CliError(f"the broker at {s.bootstrap} cannot filter groups by type (ListGroups v{q.version})")
     rows = {}
     for client in s.broker_clients():
         response = s.request(q.ListGroupsRequest(states_filter=tuple(states), types_filter=tuple(types)), client)
@@ -269,7 +266,7 @@ def _describe(s, args) -> None:
         _print_group(s, view, committed, f"{node} ({address})", args)
     if missing:
         names = ", ".join(f"'{g}'" for g in missing)
-        raise cli_error(f"GROUP_ID_NOT_FOUND: group {names} does not exist" if len(missing) == 1 else
+        raise CliError(f"GROUP_ID_NOT_FOUND: group {names} does not exist" if len(missing) == 1 else
                         f"GROUP_ID_NOT_FOUND: groups {names} do not exist")
 
 
@@ -319,7 +316,7 @@ def _delete(s, args) -> None:
             else:
                 failures.append(f"{error_name(result.error_code)}: cannot delete group '{result.group_id}'")
     if failures:
-        raise cli_error("; ".join(failures))
+        raise CliError("; ".join(failures))
 
 
 # -- reset-offsets -------------------------------------------------------------------------
@@ -328,7 +325,7 @@ def parse_topic_spec(spec: str) -> tuple[str, list[int] | None]:
     """``orders`` -> all partitions (None); ``orders:0,2`` or ``orders:0-3`` -> those partitions."""
     name, sep, listed = spec.partition(":")
     if not name:
-        raise cli_error(f"--topic wants TOPIC or TOPIC:P,P..., got {spec!r}")
+        raise CliError(f"--topic wants TOPIC or TOPIC:P,P..., got {spec!r}")
     if not sep:
         return name, None
     partitions = []
@@ -341,7 +338,7 @@ def parse_topic_spec(spec: str) -> tuple[str, list[int] | None]:
                 raise ValueError
             partitions.extend(range(first, last + 1))
     except ValueError:
-        raise cli_error(f"--topic wants TOPIC or TOPIC:P,P..., got {spec!r}") from None
+        raise CliError(f"--topic wants TOPIC or TOPIC:P,P..., got {spec!r}") from None
     return name, sorted(set(partitions))
 
 
@@ -369,7 +366,7 @@ def plan_offsets(partitions, current: dict, starts: dict, ends: dict, *, earlies
             new[key] = clamp(found[key], start, end) if found[key] >= 0 else end
         elif shift is not None:
             if key not in current:
-                raise cli_error(f"partition {key[1]} of '{key[0]}' has no committed offset to shift; "
+                raise CliError(f"partition {key[1]} of '{key[0]}' has no committed offset to shift; "
                                 f"use --to-earliest, --to-latest, --to-datetime or --to-offset for it")
             new[key] = clamp(current[key] + shift, start, end)
         elif offset is not None:
@@ -382,7 +379,7 @@ def plan_offsets(partitions, current: dict, starts: dict, ends: dict, *, earlies
 def _targets(s, args, committed: dict) -> list[tuple[str, int]]:
     if args.all_topics:
         if not committed:
-            raise cli_error(f"group '{args.group}' has no committed offsets; name the topics with --topic")
+            raise CliError(f"group '{args.group}' has no committed offsets; name the topics with --topic")
         return sorted(committed)
     wanted: dict[str, set[int]] = {}
     for spec in args.topic:
@@ -393,7 +390,7 @@ def _targets(s, args, committed: dict) -> list[tuple[str, int]]:
             partitions = existing
         absent = sorted(set(partitions) - existing)
         if absent:
-            raise cli_error(f"UNKNOWN_TOPIC_OR_PARTITION: topic '{name}' has partitions 0-{len(existing) - 1}; "
+            raise CliError(f"UNKNOWN_TOPIC_OR_PARTITION: topic '{name}' has partitions 0-{len(existing) - 1}; "
                             f"there is no partition {absent[0]}")
         wanted.setdefault(name, set()).update(partitions)
     return sorted((t, p) for t, ps in wanted.items() for p in ps)
@@ -404,7 +401,7 @@ def _reset(s, args) -> None:
     _, _, client = s.coordinator(group)
     view = _describe_groups(s, client, [group])[group]
     if view.members or view.state.lower() not in _INACTIVE:
-        raise cli_error(f"group '{group}' is {view.state} with {len(view.members)} active member"
+        raise CliError(f"group '{group}' is {view.state} with {len(view.members)} active member"
                         f"{'s' * (len(view.members) != 1)}; offsets can only be reset while it has none "
                         f"(stop its consumers first)")
     committed = _committed(s, client, group)
@@ -412,7 +409,7 @@ def _reset(s, args) -> None:
     starts, ends = _log_offsets(s, partitions, EARLIEST), _log_offsets(s, partitions, LATEST)
     gone = [key for key in partitions if key not in ends]
     if gone:
-        raise cli_error(f"UNKNOWN_TOPIC_OR_PARTITION: partition {gone[0][1]} of '{gone[0][0]}' does not exist")
+        raise CliError(f"UNKNOWN_TOPIC_OR_PARTITION: partition {gone[0][1]} of '{gone[0][0]}' does not exist")
     found = None
     if args.to_datetime is not None:
         moment = parse_time(args.to_datetime, time.time_ns() // 1_000_000, option="--to-datetime")

@@ -7,11 +7,7 @@ import sys
 
 from kavka import __version__
 from kavka.cli import check, cluster, configs, consume, export, groups, produce, serve, topics
-
-
-class CliError(Exception):
-    """A problem the user can fix; printed as one line, exit status 1."""
-
+from kavka.cli.common import CliError  # kavka.client_session.ToolError: printed as one line, exit status 1
 
 COMMANDS = {"serve": serve, "topics": topics, "configs": configs, "produce": produce, "consume": consume,
             "groups": groups, "export": export, "cluster": cluster, "check": check}

@@ -25,7 +25,8 @@ import sys
 import time
 from typing import Iterator
 
-from kavka.cli.common import PRODUCE, Progress, bootstrap_parent, check, cli_error, parse_pairs, session
+from kavka.cli.common import CliError, Progress, bootstrap_parent, parse_pairs, session
+from kavka.client_session import PRODUCE, check
 
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 ACKS = {"0": 0, "1": 1, "all": -1, "-1": -1}
@@ -91,7 +92,7 @@ def read_lines(fd: int, linger: float = LINGER) -> Iterator[bytes | None]:
         try:
             chunk = os.read(fd, 1 << 16)
         except OSError as exc:
-            raise cli_error(f"cannot read the input: {exc.strerror or exc}") from None
+            raise CliError(f"cannot read the input: {exc.strerror or exc}") from None
         if not chunk:
             break
         *lines, pending = (pending + chunk).split(b"\n")
@@ -166,11 +167,11 @@ def run(args) -> int:
     headers = [(k, v.encode()) for k, v in parse_pairs(args.header, "--header")]
     separator = args.key_separator.encode() if args.key_separator else None
     if separator == b"":
-        raise cli_error("--key-separator must not be empty")
+        raise CliError("--key-separator must not be empty")
     try:
         fd = os.open(args.file, os.O_RDONLY) if args.file else sys.stdin.fileno()
     except OSError as exc:
-        raise cli_error(f"cannot read {args.file}: {exc.strerror}") from None
+        raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
     started = time.monotonic()
     with session(args) as s:
         topic = _topic(s, args.topic)
@@ -192,7 +193,7 @@ def _topic(s, name: str):
     if topic is None:
         topic = s.find_topic(name, auto_create=True)
         if topic is None:
-            raise cli_error(f"UNKNOWN_TOPIC_OR_PARTITION: topic '{name}' does not exist "
+            raise CliError(f"UNKNOWN_TOPIC_OR_PARTITION: topic '{name}' does not exist "
                             f"(create it with: kavka topics create {name})")
         n = len(topic.partitions)
         print(f"Topic {name} did not exist; the broker created it with {n} partition{'s' * (n != 1)}.",
@@ -203,7 +204,7 @@ def _topic(s, name: str):
 def _check_partition(topic, partition: int | None) -> int | None:
     count = len(topic.partitions)
     if partition is not None and not 0 <= partition < count:
-        raise cli_error(f"topic '{topic.name}' has partitions 0-{count - 1}; there is no partition {partition}")
+        raise CliError(f"topic '{topic.name}' has partitions 0-{count - 1}; there is no partition {partition}")
     return partition
 
 
@@ -219,7 +220,7 @@ def _produce(producer: BatchingProducer, lines, separator: bytes | None, headers
             key, found, value = line.partition(separator)
             if not found:
                 producer.flush()
-                raise cli_error(f"line {number} has no key separator {separator.decode()!r}"
+                raise CliError(f"line {number} has no key separator {separator.decode()!r}"
                                 f" ({producer.written} records before it were written)")
         producer.add(key, value, headers)
         progress.update(f"{producer.written + producer.pending_count:,} records read, {producer.written:,} written")

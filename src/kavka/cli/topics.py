@@ -11,19 +11,15 @@ import base64
 import datetime
 import uuid
 
-from kavka.cli.common import (
+from kavka.cli.common import CliError, bootstrap_parent, parse_pairs, print_table, session
+from kavka.client_session import (
     CREATE_PARTITIONS,
     CREATE_TOPICS,
     DELETE_TOPICS,
     DESCRIBE_CONFIGS,
     EARLIEST,
     LATEST,
-    bootstrap_parent,
     check,
-    cli_error,
-    parse_pairs,
-    print_table,
-    session,
 )
 
 ADMIN_TIMEOUT = datetime.timedelta(seconds=30)
@@ -138,14 +134,14 @@ def _create(s, args) -> None:
 
 def _alter(s, args) -> None:
     if args.partitions < 1:
-        raise cli_error(f"--partitions must be at least 1, got {args.partitions}")
+        raise CliError(f"--partitions must be at least 1, got {args.partitions}")
     q = s.builder(CREATE_PARTITIONS)
     response = s.request(q.CreatePartitionsRequest(
         topics=(q.CreatePartitionsTopic(name=args.topic, count=args.partitions, assignments=None),),
         timeout=ADMIN_TIMEOUT, validate_only=False))
     (result,) = response.results
     if result.error_code == UNKNOWN_TOPIC:
-        raise cli_error(f"UNKNOWN_TOPIC_OR_PARTITION: topic '{args.topic}' does not exist")
+        raise CliError(f"UNKNOWN_TOPIC_OR_PARTITION: topic '{args.topic}' does not exist")
     check(result.error_code, result.error_message, f"cannot add partitions to '{args.topic}'")
     print(f"Topic {args.topic} now has {args.partitions} partitions.")
 
@@ -162,7 +158,7 @@ def _delete(s, args) -> None:
         if args.if_exists:
             print(f"Topic {args.topic} does not exist.")
             return
-        raise cli_error(f"UNKNOWN_TOPIC_OR_PARTITION: topic '{args.topic}' does not exist")
+        raise CliError(f"UNKNOWN_TOPIC_OR_PARTITION: topic '{args.topic}' does not exist")
     check(result.error_code, getattr(result, "error_message", None), f"cannot delete topic '{args.topic}'")
     print(f"Deleted topic {args.topic}.")
 

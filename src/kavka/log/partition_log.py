@@ -7,7 +7,8 @@ Files: segments plus small checkpoints in ``<data_dir>/<topic>-<partition>/``
 
 Offsets, always ``log_start_offset <= high_watermark <= log_end_offset``:
 
-* log start offset (LSO): first offset a reader may ask for; max(first segment
+* log start offset (``_log_start``; not Kafka's "LSO", which is the last stable
+  offset of transactions): first offset a reader may ask for; max(first segment
   base, the ``log-start-offset`` file), moved by retention and DeleteRecords.
 * high watermark (HW): end of what consumers may read.  By default it follows
   the log end offset on every append (single broker); ``hw_follows_leo=False``
@@ -120,8 +121,8 @@ class PartitionLog:
         self._active = segments[-1]
         self._epochs = epochs
         self._leo = self._active.next_offset
-        self._lso = min(log_start_offset, self._leo)
-        self._hw = self._leo if hw_follows_leo else self._lso
+        self._log_start = min(log_start_offset, self._leo)
+        self._hw = self._leo if hw_follows_leo else self._log_start
         self._recovery_point = min(recovery_point, self._leo)
         self.hw_follows_leo = hw_follows_leo
         self.listeners: list[Callable[[PartitionLog], None]] = []
@@ -136,7 +137,7 @@ class PartitionLog:
              verify_newer_than_ns: int | None = None) -> "PartitionLog":
         path.mkdir(parents=True, exist_ok=True)
         finish_leftovers(path, config, clock)
-        persisted_lso = checkpoint.read_offset(path / LOG_START_OFFSET_FILE) or 0
+        persisted_log_start = checkpoint.read_offset(path / LOG_START_OFFSET_FILE) or 0
         recovery_point = checkpoint.read_offset(path / RECOVERY_POINT_FILE)
         if recover and verify_newer_than_ns is None:
             # Segments below the recovery point were fsynced before the checkpoint was
@@ -144,15 +145,15 @@ class PartitionLog:
             verify_newer_than_ns = mtime_ns(path / RECOVERY_POINT_FILE)
         segments = load_segments(path, config, clock, recover, recovery_point, verify_newer_than_ns)
         if not segments:
-            segments = [Segment.create(path, persisted_lso, config, clock)]
+            segments = [Segment.create(path, persisted_log_start, config, clock)]
         epochs = LeaderEpochCache.load(path / EPOCH_FILE)
         log = cls(path, topic, partition, config, clock, segments, epochs or LeaderEpochCache(path / EPOCH_FILE),
-                  max(segments[0].base_offset, persisted_lso),
+                  max(segments[0].base_offset, persisted_log_start),
                   segments[0].base_offset if recovery_point is None else recovery_point, hw_follows_leo)
-        if persisted_lso > log._leo:
+        if persisted_log_start > log._leo:
             # DeleteRecords reached offsets whose data a crash then lost: never hand
             # out those offsets again, start empty at the log start offset.
-            log._truncate_fully_and_start_at(persisted_lso)
+            log._truncate_fully_and_start_at(persisted_log_start)
         log._drop_segments_below_start()
         if epochs is None:
             log._rebuild_epochs()
@@ -173,7 +174,7 @@ class PartitionLog:
 
     @property
     def log_start_offset(self) -> int:
-        return self._lso
+        return self._log_start
 
     @property
     def high_watermark(self) -> int:
@@ -189,8 +190,8 @@ class PartitionLog:
 
     def advance_high_watermark(self, offset: int) -> None:
         """Move the HW forward to ``offset`` (never back; truncation lowers it)."""
-        if not self._lso <= offset <= self._leo:
-            raise ValueError(f"high watermark {offset} outside [{self._lso}, {self._leo}]")
+        if not self._log_start <= offset <= self._leo:
+            raise ValueError(f"high watermark {offset} outside [{self._log_start}, {self._leo}]")
         self._hw = max(self._hw, offset)
 
     # -- append --------------------------------------------------------------------------
@@ -206,7 +207,7 @@ class PartitionLog:
             records.set_log_append_time(batch, 0, now)
         last_delta, max_ts = _LAST_DELTA_AND_MAX_TS.unpack_from(batch, 23)  # no full header: hot path
         self._append_batch(batch, base, base + last_delta, max_ts, now)
-        return AppendInfo(base, base + last_delta, now if self._log_append_time else -1, self._lso)
+        return AppendInfo(base, base + last_delta, now if self._log_append_time else -1, self._log_start)
 
     def append_as_follower(self, data: bytes | bytearray | memoryview) -> AppendInfo:
         """Append batches that already carry offsets and epochs (replication).
@@ -227,7 +228,7 @@ class PartitionLog:
                                header.max_timestamp, now)
             first = header.base_offset if first < 0 else first
             last = header.last_offset
-        return AppendInfo(first, last, -1, self._lso)
+        return AppendInfo(first, last, -1, self._log_start)
 
     def _append_batch(self, batch, base: int, last: int, max_ts: int, now: int) -> None:
         segment = self._active
@@ -247,7 +248,7 @@ class PartitionLog:
                 raise
         if self.hw_follows_leo:
             self._hw = self._leo
-        assert self._lso <= self._hw <= self._leo
+        assert self._log_start <= self._hw <= self._leo
         for listener in self.listeners:
             listener(self)
 
@@ -276,14 +277,15 @@ class PartitionLog:
     def read(self, offset: int, max_bytes: int, max_offset: int | None = None,
              min_one_batch: bool = True) -> ReadResult:
         """Whole batches from the one holding ``offset``; none at or beyond ``max_offset``."""
-        lso, leo = self._lso, self._leo
-        if offset < lso or offset > leo:
-            raise OffsetOutOfRange(f"offset {offset} is outside [{lso}, {leo}] of {self.topic}-{self.partition}")
+        log_start, leo = self._log_start, self._leo
+        if offset < log_start or offset > leo:
+            raise OffsetOutOfRange(
+                f"offset {offset} is outside [{log_start}, {leo}] of {self.topic}-{self.partition}")
         end = leo if max_offset is None else min(max_offset, leo)
         slices: list[FileSlice] = []
         if offset < end:
             self._collect(offset, max_bytes, end, min_one_batch, slices)
-        return ReadResult(slices, self._hw, lso, leo)
+        return ReadResult(slices, self._hw, log_start, leo)
 
     def _collect(self, offset: int, max_bytes: int, end: int, min_one: bool, out: list[FileSlice]) -> None:
         last, last_position = self._limit(end)
@@ -314,18 +316,18 @@ class PartitionLog:
         return max(0, bisect_right(self._bases, offset) - 1)
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
-        """(offset, timestamp) of the first record at or after the LSO with timestamp >= target."""
-        lso = self._lso
-        for segment in self._segments[self._segment_index(lso):]:
+        """(offset, timestamp) of the first record at or after the log start with timestamp >= target."""
+        log_start = self._log_start
+        for segment in self._segments[self._segment_index(log_start):]:
             found = segment.find_offset_by_timestamp(timestamp)
             if found is None:
                 continue
             for position, header in segment.iter_headers(found[0]):
-                if header.max_timestamp < timestamp or header.last_offset < lso:
+                if header.max_timestamp < timestamp or header.last_offset < log_start:
                     continue
                 try:
                     for record in decode_records(segment.read_bytes(position, header.size)):
-                        if record.offset >= lso and record.timestamp >= timestamp:
+                        if record.offset >= log_start and record.timestamp >= timestamp:
                             return record.offset, record.timestamp
                 except records.InvalidBatch as exc:
                     # Records that do not decode (the batch's CRC held): answer at batch
@@ -333,7 +335,7 @@ class PartitionLog:
                     log.warning("%s: batch at offset %d has records that do not decode (%s); "
                                 "answering its first offset for timestamp %d", f"{self.topic}-{self.partition}", header.base_offset,
                                 exc, timestamp)
-                    return max(header.base_offset, lso), header.max_timestamp
+                    return max(header.base_offset, log_start), header.max_timestamp
         return None
 
     def max_timestamp_entry(self) -> tuple[int, int]:
@@ -356,8 +358,8 @@ class PartitionLog:
         return header.last_offset, best.max_timestamp  # maxTimestamp field disagrees with its records
 
     def iter_batch_headers(self, from_offset: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
-        """(base offset, header) of every batch from the one holding ``from_offset`` (LSO)."""
-        start = self._lso if from_offset is None else from_offset
+        """(base offset, header) of every batch from the one holding ``from_offset`` (default: the log start)."""
+        start = self._log_start if from_offset is None else from_offset
         for segment in list(self._segments[self._segment_index(start):]):
             found = segment.translate_offset(start)
             if found is not None:
@@ -390,10 +392,10 @@ class PartitionLog:
         return leader_epoch
 
     def _rebuild_epochs(self) -> None:
-        for base, header in self.iter_batch_headers(self._lso):
+        for base, header in self.iter_batch_headers(self._log_start):
             epoch = header.partition_leader_epoch
             if epoch > self._epochs.latest_epoch:
-                self._epochs.assign(epoch, max(base, self._lso), persist=False)
+                self._epochs.assign(epoch, max(base, self._log_start), persist=False)
         self._epochs.persist()
 
     # -- truncation and deletion ---------------------------------------------------------
@@ -402,15 +404,15 @@ class PartitionLog:
         """Drop every batch holding an offset >= ``offset`` (follower divergence)."""
         if offset >= self._leo:
             return
-        if offset < self._lso:
+        if offset < self._log_start:
             return self._truncate_fully_and_start_at(offset)
         while len(self._segments) > 1 and self._active.base_offset >= offset:
             self._drop_last_segment()
         self._active.truncate_to(offset)
         self._leo = self._active.next_offset
-        if self._lso > self._leo:  # a dropped batch straddled both offsets
-            self._lso = self._leo
-            checkpoint.write_offset(self.path / LOG_START_OFFSET_FILE, self._lso)
+        if self._log_start > self._leo:  # a dropped batch straddled both offsets
+            self._log_start = self._leo
+            checkpoint.write_offset(self.path / LOG_START_OFFSET_FILE, self._log_start)
         self._hw = min(self._hw, self._leo)
         self._lower_recovery_point(self._leo)
         self._epochs.truncate_from_end(self._leo)
@@ -438,7 +440,7 @@ class PartitionLog:
             segment.delete()
         self._active = Segment.create(self.path, offset, self.config, self._clock)
         self._segments, self._bases = [self._active], [offset]
-        self._lso = self._hw = self._leo = offset
+        self._log_start = self._hw = self._leo = offset
         self._recovery_point = offset
         checkpoint.write_offset(self.path / RECOVERY_POINT_FILE, offset)
         checkpoint.write_offset(self.path / LOG_START_OFFSET_FILE, offset)
@@ -461,8 +463,8 @@ class PartitionLog:
         return self.delete_segments_before(self._segments[0].next_offset) > 0
 
     def apply_retention(self, now_ms: int) -> RetentionDecision:
-        """Delete the closed segments retention.ms / retention.bytes / the LSO expire."""
-        decision = deletable_segments(self._segments, self.config, now_ms, self._hw, self._lso)
+        """Delete the closed segments retention.ms / retention.bytes / the log start offset expire."""
+        decision = deletable_segments(self._segments, self.config, now_ms, self._hw, self._log_start)
         if decision:
             self._delete_leading(decision.count)
         return decision
@@ -484,18 +486,18 @@ class PartitionLog:
             return
         doomed = self._segments[:n]
         del self._segments[:n], self._bases[:n]
-        new_lso = max(self._lso, self._segments[0].base_offset)
-        if new_lso != self._lso:
-            checkpoint.write_offset(self.path / LOG_START_OFFSET_FILE, new_lso)
-            self._lso = new_lso
-            self._epochs.truncate_from_start(new_lso)
+        new_log_start = max(self._log_start, self._segments[0].base_offset)
+        if new_log_start != self._log_start:
+            checkpoint.write_offset(self.path / LOG_START_OFFSET_FILE, new_log_start)
+            self._log_start = new_log_start
+            self._epochs.truncate_from_start(new_log_start)
         for segment in doomed:
             segment.delete()
 
     def _drop_segments_below_start(self) -> None:
         """At open: finish a deletion that persisted the log start offset and then died."""
         n = 0
-        while n + 1 < len(self._segments) and self._segments[n + 1].base_offset <= self._lso:
+        while n + 1 < len(self._segments) and self._segments[n + 1].base_offset <= self._log_start:
             n += 1
         self._delete_leading(n)
 
@@ -532,10 +534,10 @@ class PartitionLog:
         """DeleteRecords: make offsets below ``offset`` unreadable (persisted)."""
         if offset > self._hw:
             raise OffsetOutOfRange(f"log start offset {offset} is above the high watermark {self._hw}")
-        if offset <= self._lso:
+        if offset <= self._log_start:
             return
         checkpoint.write_offset(self.path / LOG_START_OFFSET_FILE, offset)
-        self._lso = offset
+        self._log_start = offset
         self._epochs.truncate_from_start(offset)
         self.delete_segments_before(offset)
 
@@ -595,5 +597,5 @@ class PartitionLog:
         return self._closed
 
     def __repr__(self) -> str:
-        return (f"PartitionLog({self.topic}-{self.partition}, lso={self._lso}, hw={self._hw}, "
+        return (f"PartitionLog({self.topic}-{self.partition}, log_start={self._log_start}, hw={self._hw}, "
                 f"leo={self._leo}, segments={len(self._segments)})")

@@ -66,7 +66,8 @@ from kavka.config import TopicConfig
 from kavka.log.errors import LogCorrupted
 from kavka.log.file_cache import FILES, LazyFile
 from kavka.log.file_slice import FileHandle, FileSlice
-from kavka.log.offset_index import CorruptIndex, OffsetIndex, index_file_name
+from kavka.log.index_file import CorruptIndex, index_file_name
+from kavka.log.offset_index import OffsetIndex
 from kavka.log.time_index import NO_TIMESTAMP, TimeIndex
 from kavka.protocol.records import (
     HEADER_SIZE,

@@ -25,67 +25,41 @@ the segment base.  The caller then scans batch headers forward.
 After a crash the index is rebuilt from the log.  :meth:`TimeIndex.load`
 validates the file (length a multiple of 12, timestamps strictly increasing,
 offsets non-decreasing) and raises :class:`CorruptIndex` so that the segment
-rebuilds it instead.
+rebuilds it instead.  The file handling is shared with the offset index in
+kavka.log.index_file.
 """
 
 from __future__ import annotations
 
-import os
 import struct
 from array import array
-from bisect import bisect_left, bisect_right
-from pathlib import Path
+from bisect import bisect_left
+from typing import ClassVar
 
-from kavka.log.file_cache import FILES
-from kavka.log.file_slice import FileHandle
-from kavka.log.offset_index import INT32_MAX, CorruptIndex, write_entry
+from kavka.log.index_file import INT32_MAX, IndexFile
 
 ENTRY = struct.Struct(">qi")
-ENTRY_SIZE = ENTRY.size
 NO_TIMESTAMP = -1
-_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
 
-class TimeIndex:
-    """In-memory columns mirrored by an append-only file; see the module doc."""
+class TimeIndex(IndexFile):
+    """Columns of timestamps and relative offsets; see the module doc."""
 
-    __slots__ = ("path", "base_offset", "_file", "_ts", "_rel")
+    ENTRY: ClassVar[struct.Struct] = ENTRY
+    TYPECODES: ClassVar[tuple[str, str]] = ("q", "i")
+    REL_FIELD: ClassVar[int] = 1
 
-    def __init__(self, path: Path, base_offset: int, ts: array, rel: array) -> None:
-        self.path = path
-        self.base_offset = base_offset
-        self._ts = ts
-        self._rel = rel
-        self._file = FILES.file(path, _OPEN_FLAGS)  # opened on first write (kavka.log.file_cache)
+    __slots__ = ("_ts",)
 
-    @property
-    def _fd(self) -> int:
-        return self._file.fd()
+    def _bind(self, columns: tuple[array, array]) -> None:
+        self._ts = columns[0]
 
-    @classmethod
-    def create(cls, path: Path, base_offset: int) -> "TimeIndex":
-        index = cls(path, base_offset, array("q"), array("i"))
-        index._file = FILES.file(path, _OPEN_FLAGS, FileHandle(os.open(path, _OPEN_FLAGS | os.O_TRUNC, 0o644)))
-        return index
-
-    @classmethod
-    def load(cls, path: Path, base_offset: int) -> "TimeIndex":
-        """Read and validate ``path``; raises CorruptIndex (or FileNotFoundError)."""
-        data = path.read_bytes()
-        if len(data) % ENTRY_SIZE:
-            raise CorruptIndex(f"{path.name}: size {len(data)} is not a multiple of {ENTRY_SIZE}")
-        ts, rel = array("q"), array("i")
-        for t, r in ENTRY.iter_unpack(data):
-            if r < 0 or (ts and (t <= ts[-1] or r < rel[-1])):
-                raise CorruptIndex(f"{path.name}: entry ({t}, {r}) does not increase")
-            ts.append(t)
-            rel.append(r)
-        return cls(path, base_offset, ts, rel)
+    @staticmethod
+    def _follows(previous: tuple[int, int] | None, entry: tuple[int, int]) -> bool:
+        ts, rel = entry
+        return rel >= 0 and (previous is None or (ts > previous[0] and rel >= previous[1]))
 
     # -- queries -----------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self._ts)
 
     def lookup(self, timestamp: int) -> tuple[int, int]:
         """(T, offset) of the greatest entry with T < timestamp, else (-1, base)."""
@@ -116,35 +90,5 @@ class TimeIndex:
         rel = offset - self.base_offset
         if not 0 <= rel <= INT32_MAX or (self._rel and rel < self._rel[-1]):
             raise ValueError(f"time index offset {offset} out of order for base {self.base_offset}")
-        write_entry(self._fd, ENTRY.pack(timestamp, rel), len(self._rel))
-        self._ts.append(timestamp)
-        self._rel.append(rel)
+        self._append_entry(timestamp, rel)
         return True
-
-    def truncate_to(self, offset: int) -> None:
-        """Drop every entry whose offset is >= ``offset``."""
-        keep = bisect_right(self._rel, offset - self.base_offset - 1)
-        self._truncate_entries(keep)
-
-    def reset(self) -> None:
-        self._truncate_entries(0)
-
-    def _truncate_entries(self, keep: int) -> None:
-        if keep >= len(self._ts):
-            return
-        del self._ts[keep:]
-        del self._rel[keep:]
-        os.ftruncate(self._fd, keep * ENTRY_SIZE)
-
-    # -- file lifecycle ----------------------------------------------------------------
-
-    def flush(self) -> None:
-        os.fsync(self._fd)
-
-    def close(self) -> None:
-        self._file.close()
-
-    def rename(self, path: Path) -> None:
-        os.rename(self.path, path)
-        self.path = path
-        self._file.rename(path)

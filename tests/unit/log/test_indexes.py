@@ -7,7 +7,8 @@ import bisect
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kavka.log.offset_index import CorruptIndex, OffsetIndex
+from kavka.log.index_file import CorruptIndex
+from kavka.log.offset_index import OffsetIndex
 from kavka.log.time_index import TimeIndex
 
 BASE = 1000

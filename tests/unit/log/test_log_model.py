@@ -29,7 +29,7 @@ class ModelBatch:
 class Model:
     def __init__(self) -> None:
         self.batches: list[ModelBatch] = []
-        self.lso = 0
+        self.log_start = 0
         self.leo = 0
 
     def expected_read(self, offset, max_bytes, max_offset, min_one) -> list[bytes]:
@@ -46,14 +46,14 @@ class Model:
 
     def offset_for_timestamp(self, target):
         stamps = (s for b in self.batches for s in b.stamps)
-        return next(((o, t) for o, t in stamps if o >= self.lso and t >= target), None)
+        return next(((o, t) for o, t in stamps if o >= self.log_start and t >= target), None)
 
     def truncate_to(self, offset) -> None:
         dropped = [b for b in self.batches if b.last >= offset]
         if dropped:
             self.leo = dropped[0].base
             self.batches = self.batches[: len(self.batches) - len(dropped)]
-            self.lso = min(self.lso, self.leo)
+            self.log_start = min(self.log_start, self.leo)
 
     def drop_below(self, first_segment_base) -> None:
         self.batches = [b for b in self.batches if b.base >= first_segment_base]
@@ -87,9 +87,9 @@ class Runner:
 
     def read(self):
         rnd, m = self.rnd, self.model
-        offset = rnd.randint(m.lso, m.leo)
+        offset = rnd.randint(m.log_start, m.leo)
         max_bytes = rnd.choice([1, 100, 500, 3000, 10**6])
-        max_offset = rnd.choice([None, rnd.randint(m.lso, m.leo + 3)])
+        max_offset = rnd.choice([None, rnd.randint(m.log_start, m.leo + 3)])
         min_one = rnd.random() < 0.8
         assert read_all(self.log, offset, max_bytes, max_offset, min_one) == \
             m.expected_read(offset, max_bytes, max_offset, min_one)
@@ -99,7 +99,7 @@ class Runner:
         assert self.log.offset_for_timestamp(target) == self.model.offset_for_timestamp(target)
 
     def truncate(self):
-        offset = self.rnd.randint(self.model.lso, self.model.leo)
+        offset = self.rnd.randint(self.model.log_start, self.model.leo)
         self.log.truncate_to(offset)
         self.model.truncate_to(offset)
 
@@ -124,22 +124,22 @@ class Runner:
 
     def retention(self):
         m = self.model
-        old_lso = m.lso
-        self.log.delete_segments_before(self.rnd.randint(m.lso, m.leo))
+        old_log_start = m.log_start
+        self.log.delete_segments_before(self.rnd.randint(m.log_start, m.leo))
         first_base = self.log.segments[0].base_offset
         m.drop_below(first_base)
-        m.lso = max(old_lso, first_base)
+        m.log_start = max(old_log_start, first_base)
 
     def delete_records(self):
         m = self.model
-        m.lso = self.rnd.randint(m.lso, m.leo)
-        self.log.set_log_start_offset(m.lso)
+        m.log_start = self.rnd.randint(m.log_start, m.leo)
+        self.log.set_log_start_offset(m.log_start)
         m.drop_below(self.log.segments[0].base_offset)
 
     def check(self):
         m, log = self.model, self.log
-        assert (log.log_start_offset, log.high_watermark, log.log_end_offset) == (m.lso, m.leo, m.leo)
-        assert read_all(log, m.lso, 10**9) == [b.data for b in m.batches if b.last >= m.lso]
+        assert (log.log_start_offset, log.high_watermark, log.log_end_offset) == (m.log_start, m.leo, m.leo)
+        assert read_all(log, m.log_start, 10**9) == [b.data for b in m.batches if b.last >= m.log_start]
 
 
 OPERATIONS = [("append", 45), ("read", 20), ("timestamp", 6), ("truncate", 5), ("roll", 3),

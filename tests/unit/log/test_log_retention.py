@@ -27,8 +27,8 @@ def fake(*specs):
     return [SimpleNamespace(base_offset=b, size=s, largest_timestamp_ms=t) for b, s, t in specs]
 
 
-def decide(segments, hw=10**9, lso=0, now=T0, **config):
-    return deletable_segments(segments, topic_config(**config), now, hw, lso)
+def decide(segments, hw=10**9, log_start=0, now=T0, **config):
+    return deletable_segments(segments, topic_config(**config), now, hw, log_start)
 
 
 def test_by_time_uses_the_largest_timestamp_and_stops_at_the_first_young_segment():
@@ -62,7 +62,7 @@ def test_time_then_size_then_log_start_offset():
     segs = fake((0, 100, T0 - 9 * HOUR), (10, 100, T0), (20, 100, T0), (30, 100, T0), (40, 100, T0))
     decision = decide(segs, retention_ms=HOUR, retention_bytes=250)
     assert decision.count == 2 and decision.reasons == (("retention.ms", 1), ("retention.bytes", 1))
-    decision = decide(segs, lso=31, retention_ms=-1)
+    decision = decide(segs, log_start=31, retention_ms=-1)
     assert decision.count == 3 and decision.reasons == (("log start offset", 3),)
 
 
@@ -76,7 +76,7 @@ def test_nothing_at_or_above_the_high_watermark_is_deleted():
 def test_compact_only_topics_ignore_time_and_size_but_not_the_log_start_offset():
     segs = fake((0, 100, T0 - 9 * HOUR), (10, 100, T0 - 9 * HOUR), (20, 100, T0))
     assert decide(segs, cleanup_policy="compact", retention_ms=1, retention_bytes=0).count == 0
-    assert decide(segs, lso=15, cleanup_policy="compact").count == 1
+    assert decide(segs, log_start=15, cleanup_policy="compact").count == 1
     assert decide(segs, cleanup_policy="compact,delete", retention_ms=HOUR).count == 2
 
 

@@ -1,0 +1,113 @@
+"""The cluster metadata as a broker last saw it: sans-I/O, no etcd client.
+
+A watcher (``watch.py``) turns etcd's range reads and watch events into, in revision order,
+
+1. a ``Snapshot`` of every key of the cluster at some revision R, then
+2. a ``Change`` for every put or delete after R.
+
+``ClusterView.apply`` folds them into dictionaries that the broker (Metadata, fetcher,
+controller) reads.  A snapshot means "replace everything": the watcher yields a fresh one
+when etcd has compacted the history it would have resumed from.  This module imports no
+etcd client (``aetcd``), so the view, the key decoding and everything built on them are
+unit-tested without etcd and load without the ``cluster`` extra.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .keys import KeyLayout, KeyRef
+from .model import (BrokerInfo, ControllerInfo, DecodeError, PartitionState, TopicAssignment,
+                    Versioned, decode_epoch)
+
+log = logging.getLogger(__name__)
+
+_DECODERS: dict[str, Any] = {
+    "broker": BrokerInfo.decode,
+    "controller": ControllerInfo.decode,
+    "controller_epoch": decode_epoch,
+    "topic": TopicAssignment.decode,
+    "partition": PartitionState.decode,
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One key put (``value`` decoded) or deleted (``value`` None) at ``revision``."""
+
+    ref: KeyRef
+    value: Any
+    revision: int
+    create_revision: int = 0
+
+    @property
+    def deleted(self) -> bool:
+        return self.value is None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every key of the cluster at ``revision``, as puts."""
+
+    revision: int
+    entries: tuple[Change, ...]
+
+
+def decode_change(layout: KeyLayout, key: bytes, value: bytes | None, mod_revision: int,
+                  create_revision: int = 0) -> Change | None:
+    """A Change for one key, or None if the key is not ours or its value is unreadable."""
+    ref = layout.parse(key)
+    if ref is None:
+        return None
+    if value is None:
+        return Change(ref, None, mod_revision, create_revision)
+    try:
+        return Change(ref, _DECODERS[ref.kind](value), mod_revision, create_revision)
+    except DecodeError as exc:
+        log.warning("ignoring undecodable %r: %s", key, exc)
+        return None
+
+
+@dataclass
+class ClusterView:
+    """The cluster metadata as last seen; ``apply`` each watcher item in order."""
+
+    brokers: dict[int, Versioned[BrokerInfo]] = field(default_factory=dict)
+    controller: Versioned[ControllerInfo] | None = None
+    controller_epoch: int = 0
+    topics: dict[str, Versioned[TopicAssignment]] = field(default_factory=dict)
+    partitions: dict[tuple[str, int], Versioned[PartitionState]] = field(default_factory=dict)
+    revision: int = 0
+
+    def apply(self, item: Snapshot | Change) -> None:
+        if isinstance(item, Snapshot):
+            self.__init__()  # type: ignore[misc]
+            for change in item.entries:
+                self._apply_change(change)
+            self.revision = item.revision
+        else:
+            self._apply_change(item)
+            self.revision = max(self.revision, item.revision)
+
+    def _apply_change(self, c: Change) -> None:
+        ref = c.ref
+        versioned = None if c.deleted else Versioned(c.value, c.revision, c.create_revision)
+        if ref.kind == "broker":
+            _set(self.brokers, ref.broker_id, versioned)
+        elif ref.kind == "topic":
+            _set(self.topics, ref.topic, versioned)
+        elif ref.kind == "partition":
+            _set(self.partitions, (ref.topic, ref.partition), versioned)
+        elif ref.kind == "controller":
+            self.controller = versioned
+        elif ref.kind == "controller_epoch" and not c.deleted:
+            self.controller_epoch = c.value
+
+
+def _set(table: dict[Any, Any], key: Any, value: Any) -> None:
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
