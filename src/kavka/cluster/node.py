@@ -42,7 +42,7 @@ from kavka.cluster.errors import ClusterError
 from kavka.cluster.metadata import EtcdMetadata
 from kavka.cluster.model import BrokerInfo
 from kavka.cluster.reconcile import Reconciler
-from kavka.cluster.watch import ClusterView
+from kavka.cluster.view import ClusterView
 from kavka.replication.manager import ReplicaManager
 
 log = logging.getLogger("kavka.cluster")

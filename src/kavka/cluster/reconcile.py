@@ -22,7 +22,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from kavka.cluster.watch import Snapshot
+from kavka.cluster.view import Snapshot
 from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.protocol.errors import ErrorCode
 from kavka.replication.manager import Assignment
