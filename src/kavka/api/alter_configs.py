@@ -39,7 +39,7 @@ from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.internal_topics import config_problem
 from kavka.log.errors import LogError, UnknownTopicOrPartition
-from kavka.log.log_manager import TopicInfo
+from kavka.metadata import TopicDescription
 from kavka.protocol.errors import ErrorCode
 
 KEY = 33
@@ -71,7 +71,7 @@ def answer_resources(r, broker, body, apply: Apply) -> tuple:
             pending, (code, message) = None, (error_code_for(exc), error_message(exc))
         answers.append((resource, pending, code, message))
     if any(pending is not None for _, pending, _, _ in answers):
-        return _after(r, answers)   # in a cluster: changes go through the controller
+        return _after(r, answers)   # changes are made by the topic admin
     return tuple(_answer(r, *a) for a in answers)
 
 
@@ -84,7 +84,8 @@ async def _after(r, answers):
     done = []
     for resource, pending, code, message in answers:
         if pending is not None:
-            code, message = await pending
+            result = await pending
+            code, message = result.error, result.message
         done.append(_answer(r, resource, None, code, message))
     return tuple(done)
 
@@ -109,10 +110,10 @@ def check_names(configs, null_allowed: Callable[[object], bool] = lambda c: Fals
         raise InvalidRequestError(f"Null value not supported for: {', '.join(nulls)}")
 
 
-def require_topic(broker, name: str) -> TopicInfo:
+def require_topic(broker, name: str) -> TopicDescription:
     if name == "":
         raise InvalidRequestError("Default topic resources are not allowed.")
-    info = broker.topic_info(name)
+    info = broker.metadata.topic(name)
     if info is None:
         raise UnknownTopicOrPartition(f"The topic '{name}' does not exist.")
     return info
@@ -134,27 +135,27 @@ def refuse_non_topic(broker, resource_type: int, name: str, changed: list[str]) 
 
 
 def alter_topic(broker, name: str, changes: Mapping[str, str | None], validate_only: bool):
-    """Apply override changes (None removes one) through the log manager, which
-    validates, persists and updates the running partitions.  In a cluster the
-    controller stores the new overrides in etcd and every replica applies them:
-    this returns an awaitable of (error code, message) then."""
+    """Check override changes (None removes one) with the topic admin (kavka.metadata),
+    then, unless only validating, an awaitable of the change's AdminResult."""
     if not changes:
         return None
-    info = broker.topic_info(name)
+    info = broker.metadata.topic(name)
     merged = {k: v for k, v in {**info.overrides, **changes}.items() if v is not None}
     problem = config_problem(name, merged)
     if problem is not None:
         raise PolicyViolation(problem)
-    if broker.cluster is not None:
-        broker.logs.describe_remote(name, info.topic_id, info.partitions, merged)   # validates, raises
-        broker.logs.check_client_overrides({k: v for k, v in changes.items() if v is not None})
-        if validate_only:
-            return None
-        return broker.cluster.alter_topic_config_anywhere(name, merged)
-    broker.logs.alter_topic_config(name, changes, validate_only=validate_only, client=True)
-    if not validate_only:
+    broker.admin.check_config(name, changes)
+    if validate_only:
+        return None
+    return _altered(broker, name, changes)
+
+
+async def _altered(broker, name: str, changes: Mapping[str, str | None]):
+    result = await broker.admin.alter_config(name, changes)
+    if result.ok:
         log.info("altered configs of topic %s: %s", name,
                  ", ".join(f"{k}={'(default)' if v is None else v}" for k, v in sorted(changes.items())))
+    return result
 
 
 # -- the handler -------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def _assignment(request: Request, r, assignment):
     broker = request.broker
     parts = []
     for topic, partitions in sorted(assignment.items()):
-        topic_id = broker.topic_id_of(topic)
+        topic_id = broker.metadata.topic_id_of(topic)
         if topic_id is not None:
             parts.append(r.TopicPartitions(topic_id=topic_id, topic_name=topic,
                                            partitions=tuple(sorted(partitions))))

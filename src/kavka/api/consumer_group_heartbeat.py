@@ -34,7 +34,7 @@ def handle(request: Request):
     if body.topic_partitions is not None:
         owned = {}
         for tp in body.topic_partitions:
-            name = broker.topic_name_of(tp.topic_id)
+            name = broker.metadata.topic_name_of(tp.topic_id)
             if name is not None:
                 owned[name] = owned.get(name, frozenset()) | frozenset(tp.partitions)
     heartbeat = HeartbeatRequest(
@@ -55,7 +55,7 @@ def _response(request: Request, reply: HeartbeatReply):
         broker = request.broker
         parts = []
         for topic, partitions in sorted(reply.assignment.items()):
-            topic_id = broker.topic_id_of(topic)
+            topic_id = broker.metadata.topic_id_of(topic)
             if topic_id is not None and partitions:
                 parts.append(r.TopicPartitions(topic_id=topic_id, partitions=tuple(sorted(partitions))))
         assignment = r.Assignment(topic_partitions=tuple(parts))

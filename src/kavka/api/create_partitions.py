@@ -20,7 +20,7 @@ from kavka.api.errors import InvalidReplicaAssignment, InvalidRequestError, erro
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.internal_topics import is_internal
-from kavka.log.errors import InvalidPartitions, InvalidTopic, LogError, PolicyViolation, UnknownTopicOrPartition
+from kavka.log.errors import InvalidPartitions, InvalidTopic, LogError, UnknownTopicOrPartition
 from kavka.protocol.errors import ErrorCode
 
 KEY = 37
@@ -28,55 +28,9 @@ VERSIONS = (0, 3)
 
 
 @api(KEY, "CreatePartitions", VERSIONS)
-def handle(request: Request):
-    if request.broker.cluster is not None:
-        return _in_cluster(request)
-    r = builder_for(request)
-    body = request.body
-    results = []
-    adding = 0
-    for topic, duplicate in unique_topics(body.topics):
-        try:
-            if duplicate:
-                raise InvalidRequestError("Duplicate topic name.")
-            adding += _grow(request.broker, topic, body.validate_only, adding)
-        except (LogError, ValueError) as exc:
-            results.append(r.CreatePartitionsTopicResult(
-                name=topic.name, error_code=error_code_for(exc), error_message=error_message(exc)))
-        else:
-            results.append(r.CreatePartitionsTopicResult(name=topic.name, error_code=ErrorCode.none,
-                                                         error_message=None))
-    return r.CreatePartitionsResponse(results=tuple(results))
-
-
-def _grow(broker, topic, validate_only: bool, adding: int = 0) -> int:
-    """Add the partitions (or check they could be added); returns how many."""
-    logs = broker.logs
-    info = logs.topic(topic.name)
-    if info is None:
-        raise UnknownTopicOrPartition(f"Topic '{topic.name}' does not exist.")
-    _refuse_internal(topic.name)
-    current = info.partitions
-    if topic.count <= current:
-        raise InvalidPartitions(f"Topic currently has {current} partitions, {topic.count} must be greater")
-    if topic.assignments is not None:
-        added = topic.count - current
-        if len(topic.assignments) != added:
-            raise InvalidReplicaAssignment(
-                f"Attempted to add {added} additional partition(s), but only "
-                f"{len(topic.assignments)} assignment(s) were specified.")
-        pairs = [(current + i, tuple(a.broker_ids)) for i, a in enumerate(topic.assignments)]
-        check_assignments(pairs, live_broker_ids(broker), current, getattr(info, "replication_factor", 1))
-    check_request_cap(broker, adding + topic.count - current)  # the broker cap: create_partitions
-    logs.create_partitions(topic.name, topic.count, validate_only=validate_only)
-    return topic.count - current
-
-
-async def _in_cluster(request: Request):
-    """In a cluster the controller adds the partitions (forwarded from any broker)."""
+async def handle(request: Request):
     r = builder_for(request)
     body, broker = request.body, request.broker
-    cluster = broker.cluster
     results = []
     adding = 0
     for topic, duplicate in unique_topics(body.topics):
@@ -84,41 +38,38 @@ async def _in_cluster(request: Request):
         try:
             if duplicate:
                 raise InvalidRequestError("Duplicate topic name.")
-            assignment = cluster.topic(topic.name)
-            assignments = _check_growth(broker, assignment, topic)
-            added = topic.count - len(assignment.replicas)
+            assignments, added = _check_growth(broker, topic)
             check_request_cap(broker, adding + added)
-            refusal = cluster.capacity_refusal(topic.name, range(len(assignment.replicas), topic.count), None,
-                                               assignments)
-            if refusal is not None:  # the controller checks again when it adds them
-                raise PolicyViolation(refusal)
+            broker.admin.check_add_partitions(topic.name, topic.count, assignments)
             adding += added
             if not body.validate_only:
-                code, message = await cluster.add_partitions_anywhere(topic.name, topic.count, assignments)
+                result = await broker.admin.add_partitions(topic.name, topic.count, assignments)
+                code, message = result.error, result.message
         except (LogError, ValueError) as exc:
             code, message = error_code_for(exc), error_message(exc)
         results.append(r.CreatePartitionsTopicResult(name=topic.name, error_code=code, error_message=message))
     return r.CreatePartitionsResponse(results=tuple(results))
 
 
-def _check_growth(broker, assignment, topic):
-    """The same checks as a lone broker's, against the cluster's view of the topic."""
-    if assignment is None:
+def _check_growth(broker, topic):
+    """(manual assignments or None, partitions added), after Kafka's checks of the request."""
+    info = broker.metadata.topic(topic.name)
+    if info is None:
         raise UnknownTopicOrPartition(f"Topic '{topic.name}' does not exist.")
     _refuse_internal(topic.name)
-    current = len(assignment.replicas)
+    current = info.partitions
     if topic.count <= current:
         raise InvalidPartitions(f"Topic currently has {current} partitions, {topic.count} must be greater")
-    if topic.assignments is None:
-        return None
     added = topic.count - current
+    if topic.assignments is None:
+        return None, added
     if len(topic.assignments) != added:
         raise InvalidReplicaAssignment(
             f"Attempted to add {added} additional partition(s), but only "
             f"{len(topic.assignments)} assignment(s) were specified.")
     pairs = [(current + i, tuple(a.broker_ids)) for i, a in enumerate(topic.assignments)]
-    check_assignments(pairs, live_broker_ids(broker), current, len(assignment.replicas[0]))
-    return dict(pairs)
+    check_assignments(pairs, live_broker_ids(broker), current, info.replication_factor)
+    return dict(pairs), added
 
 
 def _refuse_internal(name: str) -> None:

@@ -41,7 +41,6 @@ the replica-assignment rules live here and are shared with CreatePartitions.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -60,7 +59,8 @@ from kavka.api.responses import builder_for
 from kavka.config import TopicConfig
 from kavka.internal_topics import BROKER_CLIENT_PREFIX, is_reserved
 from kavka.log.errors import InvalidPartitions, InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
-from kavka.log.log_manager import STEP_PARTITIONS, run_steps, unify_collision_chars
+from kavka.log.log_manager import unify_collision_chars
+from kavka.metadata import NewTopic
 from kavka.protocol.errors import ErrorCode
 
 KEY = 19
@@ -71,10 +71,8 @@ ZERO_UUID = uuid.UUID(int=0)
 # -- rules shared with CreatePartitions and DescribeConfigs --------------------------------
 
 def live_broker_ids(broker) -> frozenset[int]:
-    """Brokers that can hold replicas; a cluster-aware context provides
-    ``live_broker_ids()``, a single broker is alone."""
-    provider = getattr(broker, "live_broker_ids", None)
-    return frozenset(provider()) if callable(provider) else frozenset({broker.node_id})
+    """Brokers that can hold replicas (kavka.metadata's view)."""
+    return broker.metadata.live_broker_ids()
 
 
 def check_assignments(assignments: Sequence[tuple[int, Sequence[int]]], live: frozenset[int],
@@ -121,6 +119,11 @@ class TopicPlan:
     replication_factor: int
     overrides: dict[str, str]
     config: TopicConfig
+    assignments: dict[int, tuple[int, ...]] | None = None
+
+    @property
+    def new_topic(self) -> NewTopic:
+        return NewTopic(self.name, self.partitions, self.replication_factor, self.overrides, self.assignments)
 
 
 def plan_topic(broker, topic, from_broker: bool = False) -> TopicPlan:
@@ -134,7 +137,8 @@ def plan_topic(broker, topic, from_broker: bool = False) -> TopicPlan:
     overrides = {c.name: c.value for c in topic.configs}
     dry_run = broker.logs.create_topic(topic.name, 1, overrides, validate_only=True, client=True)
     partitions, replication = _layout(broker, topic)
-    return TopicPlan(topic.name, partitions, replication, overrides, dry_run.config)
+    assignments = {a.partition_index: tuple(a.broker_ids) for a in topic.assignments} or None
+    return TopicPlan(topic.name, partitions, replication, overrides, dry_run.config, assignments)
 
 
 def _layout(broker, topic) -> tuple[int, int]:
@@ -166,10 +170,51 @@ def _layout(broker, topic) -> tuple[int, int]:
 # -- the handler -------------------------------------------------------------------------
 
 @api(KEY, "CreateTopics", VERSIONS)
-def handle(request: Request):
-    if request.broker.cluster is not None:
-        return _handle_in_cluster(request)
-    return _handle_alone(request)
+async def handle(request: Request):
+    """Every topic is checked in order; those that pass are created by the topic admin
+    (kavka.metadata) unless the request only validates."""
+    r = builder_for(request)
+    body, broker = request.body, request.broker
+    slots: list = []  # a finished result, or the plan to create
+    adding = 0
+    names: set[str] = set()
+    forwarded = is_broker_client(request.client_id)
+    for topic, duplicate in unique_topics(body.topics):
+        if duplicate:
+            slots.append(_failure(r, topic.name, InvalidRequestError("Duplicate topic name.")))
+            continue
+        try:
+            if broker.metadata.topic(topic.name) is not None:
+                raise TopicAlreadyExists(f"topic {topic.name!r} already exists")
+            plan = plan_topic(broker, topic, forwarded)
+            check_request_cap(broker, adding + plan.partitions)
+            if unify_collision_chars(plan.name) in names:
+                raise InvalidTopic(f"topic {plan.name!r} collides with another topic of this request")
+            broker.admin.check_create(plan.new_topic, also_adding=adding)
+        except (LogError, ValueError) as exc:
+            slots.append(_failure(r, topic.name, exc))
+            continue
+        adding += plan.partitions
+        names.add(unify_collision_chars(plan.name))
+        slots.append(plan)
+    plans = [slot for slot in slots if isinstance(slot, TopicPlan)]
+    created = {}
+    if plans and not body.validate_only:
+        results = await broker.admin.create_topics([p.new_topic for p in plans])
+        created = {p.name: result for p, result in zip(plans, results)}
+    answers = []
+    for slot in slots:
+        if not isinstance(slot, TopicPlan):
+            answers.append(slot)
+            continue
+        result = created.get(slot.name)
+        if result is not None and not result.ok:
+            answers.append(r.CreatableTopicResult(
+                name=slot.name, topic_id=ZERO_UUID, error_code=result.error, error_message=result.message,
+                num_partitions=-1, replication_factor=-1, configs=()))
+            continue
+        answers.append(_success(r, broker, slot, ZERO_UUID if result is None else result.topic_id or ZERO_UUID))
+    return r.CreateTopicsResponse(topics=tuple(answers))
 
 
 def check_request_cap(broker, adding: int) -> None:
@@ -180,66 +225,6 @@ def check_request_cap(broker, adding: int) -> None:
         raise PolicyViolation(
             f"Unable to perform excessively large batch operation: the request would add {adding} "
             f"partitions, more than max.partitions.per.request={limit}.")
-
-
-def _handle_alone(request: Request):
-    """Synchronous for requests of up to STEP_PARTITIONS partitions; larger ones are
-    a coroutine that yields to the event loop between steps of the creation."""
-    r = builder_for(request)
-    body, broker = request.body, request.broker
-    slots: list = []  # a finished result, or the TopicInfo + plan to create
-    adding = 0
-    names: set[str] = set()
-    for topic, duplicate in unique_topics(body.topics):
-        if duplicate:
-            slots.append(_failure(r, topic.name, InvalidRequestError("Duplicate topic name.")))
-            continue
-        try:
-            plan = plan_topic(broker, topic)
-            check_request_cap(broker, adding + plan.partitions)
-            if unify_collision_chars(plan.name) in names:
-                raise InvalidTopic(f"topic {plan.name!r} collides with another topic of this request")
-            info = broker.logs.check_new_topic(plan.name, plan.partitions, plan.overrides, client=True,
-                                               also_adding=adding)
-        except (LogError, ValueError) as exc:
-            slots.append(_failure(r, topic.name, exc))
-            continue
-        adding += plan.partitions
-        names.add(unify_collision_chars(plan.name))
-        slots.append((info, plan))
-    planned = [info for slot in slots if isinstance(slot, tuple) for info in slot[:1]]
-    if not planned or body.validate_only:
-        return _answer(r, broker, slots, None)
-    steps = broker.logs.create_topics_stepwise(planned)
-    if adding <= STEP_PARTITIONS:
-        return _answer(r, broker, slots, run_steps(steps))
-    return _create_yielding(r, broker, slots, steps)
-
-
-async def _create_yielding(r, broker, slots, steps):
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return _answer(r, broker, slots, stop.value)
-        await asyncio.sleep(0)  # other clients are served between steps
-
-
-def _answer(r, broker, slots, outcomes):
-    """The response; ``outcomes`` None when nothing was created (validate_only)."""
-    by_name = {o.info.name: o for o in outcomes or ()}
-    results = []
-    for slot in slots:
-        if not isinstance(slot, tuple):
-            results.append(slot)
-            continue
-        info, plan = slot
-        outcome = by_name.get(info.name)
-        if outcome is not None and outcome.error is not None:
-            results.append(_failure(r, info.name, outcome.error))
-            continue
-        results.append(_success(r, broker, plan, ZERO_UUID if outcome is None else info.topic_id))
-    return r.CreateTopicsResponse(topics=tuple(results))
 
 
 def is_broker_client(client_id: str | None) -> bool:
@@ -257,49 +242,6 @@ def unique_topics(topics):
         if topic.name not in answered:
             answered.add(topic.name)
             yield topic, counts[topic.name] > 1
-
-
-async def _handle_in_cluster(request: Request):
-    """In a cluster the controller creates topics (in etcd); any broker takes the request
-    and forwards it there, as Kafka brokers forward to their controller (KIP-590)."""
-    r = builder_for(request)
-    body, broker = request.body, request.broker
-    cluster = broker.cluster
-    results = []
-    adding = 0
-    for topic, duplicate in unique_topics(body.topics):
-        if duplicate:
-            results.append(_failure(r, topic.name, InvalidRequestError("Duplicate topic name.")))
-            continue
-        try:
-            if cluster.topic(topic.name) is not None:
-                raise TopicAlreadyExists(f"Topic '{topic.name}' already exists.")
-            plan = plan_topic(broker, topic, is_broker_client(request.client_id))
-            check_request_cap(broker, adding + plan.partitions)
-            assignments = {a.partition_index: tuple(a.broker_ids) for a in topic.assignments} or None
-            refusal = cluster.capacity_refusal(plan.name, range(plan.partitions), plan.replication_factor,
-                                               assignments)
-            if refusal is not None:  # the controller checks again when it creates
-                raise PolicyViolation(refusal)
-            adding += plan.partitions
-        except (LogError, ValueError) as exc:
-            results.append(_failure(r, topic.name, exc))
-            continue
-        topic_id = ZERO_UUID
-        if not body.validate_only:
-            code, message = await cluster.create_topic_anywhere(plan.name, plan.partitions, plan.replication_factor,
-                                                                assignments, plan.overrides)
-            if code != ErrorCode.none:
-                results.append(r.CreatableTopicResult(
-                    name=topic.name, topic_id=ZERO_UUID, error_code=code, error_message=message, num_partitions=-1,
-                    replication_factor=-1, configs=()))
-                continue
-            topic_id = uuid.UUID(cluster.topic(plan.name).topic_id)
-        configs = _configs(r, broker, plan) if r.has_field("CreatableTopicResult", "configs") else ()
-        results.append(r.CreatableTopicResult(
-            name=plan.name, topic_id=topic_id, error_code=ErrorCode.none, error_message=None,
-            num_partitions=plan.partitions, replication_factor=plan.replication_factor, configs=configs))
-    return r.CreateTopicsResponse(topics=tuple(results))
 
 
 def _success(r, broker, plan: TopicPlan, topic_id: uuid.UUID):

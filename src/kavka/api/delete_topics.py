@@ -24,7 +24,7 @@ from kavka.api.errors import InvalidRequestError, TopicDeletionDisabled, error_c
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.internal_topics import is_internal
-from kavka.log.errors import InvalidTopic, LogError
+from kavka.log.errors import InvalidTopic
 from kavka.protocol.errors import ErrorCode
 
 KEY = 20
@@ -34,7 +34,7 @@ DISABLED = "Topic deletion is disabled."
 
 
 @api(KEY, "DeleteTopics", VERSIONS)
-def handle(request: Request):
+async def handle(request: Request):
     r = builder_for(request)
     refs = _references(request)
     broker = request.broker
@@ -52,36 +52,9 @@ def handle(request: Request):
         if counts[ref] > 1:
             what = "name" if name is not None else "id"
             results.append(_result(r, name, topic_id, *_fail(InvalidRequestError(f"Duplicate topic {what}."))))
-        elif broker.cluster is not None:
-            results.append(_delete_in_cluster(r, broker.cluster, name, topic_id))
         else:
-            results.append(_delete(r, broker.logs, name, topic_id))
-    if broker.cluster is not None:
-        return _gather(r, results)
+            results.append(await _delete(r, broker, name, topic_id))
     return r.DeleteTopicsResponse(responses=tuple(results))
-
-
-async def _gather(r, results):
-    """In a cluster some results are coroutines (deletions through the controller)."""
-    done = [await x if hasattr(x, "__await__") else x for x in results]
-    return r.DeleteTopicsResponse(responses=tuple(done))
-
-
-async def _delete_in_cluster(r, cluster, name: str | None, topic_id: uuid.UUID):
-    """The controller deletes the topic in etcd; every replica then deletes its copy."""
-    if (name is None) == (topic_id == ZERO_UUID):
-        return _delete(r, None, name, topic_id)   # the same INVALID_REQUEST answers
-    if name is None:
-        name = next((n for n in cluster.topic_names() if cluster.topic(n).topic_id == str(topic_id)), None)
-        if name is None:
-            return _result(r, None, topic_id, ErrorCode.unknown_topic_id, f"Topic id {topic_id} does not exist.")
-    topic = cluster.topic(name)
-    if topic is None:
-        return _result(r, name, topic_id, ErrorCode.unknown_topic_or_partition, f"Topic '{name}' does not exist.")
-    if is_internal(name):
-        return _result(r, name, uuid.UUID(topic.topic_id), *_fail(_internal(name)))
-    code, message = await cluster.delete_topic_anywhere(name)
-    return _result(r, name, uuid.UUID(topic.topic_id), code, message)
 
 
 def _references(request: Request) -> list[tuple[str | None, uuid.UUID]]:
@@ -91,27 +64,25 @@ def _references(request: Request) -> list[tuple[str | None, uuid.UUID]]:
     return [(t.name, t.topic_id or ZERO_UUID) for t in request.body.topics]
 
 
-def _delete(r, logs, name: str | None, topic_id: uuid.UUID):
+async def _delete(r, broker, name: str | None, topic_id: uuid.UUID):
     if (name is None) == (topic_id == ZERO_UUID):
         problem = "Neither topic name nor id were specified." if name is None else \
             "You may not specify both topic name and topic id."
         return _result(r, name, topic_id, *_fail(InvalidRequestError(problem)))
+    view = broker.metadata
     if name is None:
-        info = logs.topic_by_id(topic_id)
+        info = view.topic_by_id(topic_id)
         if info is None:
             return _result(r, None, topic_id, ErrorCode.unknown_topic_id, f"Topic id {topic_id} does not exist.")
     else:
-        info = logs.topic(name)
+        info = view.topic(name)
         if info is None:
             return _result(r, name, topic_id, ErrorCode.unknown_topic_or_partition,
                            f"Topic '{name}' does not exist.")
     if is_internal(info.name):
         return _result(r, info.name, info.topic_id, *_fail(_internal(info.name)))
-    try:
-        logs.delete_topic(info.name)
-    except (LogError, ValueError) as exc:
-        return _result(r, info.name, info.topic_id, *_fail(exc))
-    return _result(r, info.name, info.topic_id, ErrorCode.none, None)
+    result = await broker.admin.delete_topic(info.name)
+    return _result(r, info.name, info.topic_id, result.error, result.message)
 
 
 def _internal(name: str) -> InvalidTopic:

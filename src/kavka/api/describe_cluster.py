@@ -1,11 +1,9 @@
 """DescribeCluster (key 60): cluster id, controller and brokers (KIP-700).
 
-A lone broker answers with itself, unfenced and controller.  In cluster mode
-(``request.broker.cluster``, a kavka.cluster.node.ClusterNode) the answer comes
-from this broker's view of etcd: every registered (live) broker with its rack,
-and the elected controller (-1 while there is none).  A broker whose lease has
-expired is not registered any more, so it is left out rather than listed as
-fenced.  The endpoint type (v1+,
+The answer is the metadata view's (kavka.metadata): every live broker with its
+rack, and the controller (-1 while there is none) — a lone broker is itself,
+unfenced and controller.  A broker that is no longer live is left out rather
+than listed as fenced.  The endpoint type (v1+,
 KIP-919) is checked as Kafka's brokers do: 1 (brokers) is answered; 2
 (controllers) is MISMATCHED_ENDPOINT_TYPE, since this listener is a broker's;
 any other value is UNSUPPORTED_ENDPOINT_TYPE.  Authorized operations are only
@@ -45,14 +43,11 @@ def handle(request: Request):
 
 
 def _brokers(broker) -> list[tuple[int, str, int, str | None]]:
-    cluster = broker.cluster
-    if cluster is None:
-        return [(broker.node_id, broker.host, broker.port, None)]
-    return [(b.broker_id, b.host, b.port, b.rack) for b in cluster.brokers()]
+    return [(b.broker_id, b.host, b.port, b.rack) for b in broker.metadata.brokers()]
 
 
 def _controller_id(broker) -> int:
-    return broker.node_id if broker.cluster is None else broker.cluster.controller_id()
+    return broker.metadata.controller_id()
 
 
 def _endpoint_error(r, endpoint_type: int):

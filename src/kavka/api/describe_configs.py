@@ -191,7 +191,7 @@ def _entries(broker, resource_type: int, name: str) -> list[ConfigEntry]:
 
 def _topic(broker, name: str) -> list[ConfigEntry]:
     validate_topic_name(name)
-    info = broker.topic_info(name)
+    info = broker.metadata.topic(name)
     if info is None:
         raise UnknownTopicOrPartition(f"The topic '{name}' does not exist.")
     return topic_entries(broker.config, info.config.values, info.config.overrides)

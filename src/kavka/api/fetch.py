@@ -75,7 +75,7 @@ class _Plan:
                 # per partition: one partition's error must not carry over to the next
                 code = missing
                 partition = None if missing is not None else logs.partition(name, wanted.partition)
-                if partition is not None and replicas is not None:
+                if partition is not None:
                     tp = (name, wanted.partition)
                     error = (replicas.follower_fetch(tp, replica_id, wanted.fetch_offset) if self.follower
                              else replicas.leader_error(tp))

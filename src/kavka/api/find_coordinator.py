@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
-from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.protocol.errors import ErrorCode
 
 KEY = 10
@@ -27,37 +26,20 @@ GROUP, TRANSACTION = 0, 1
 
 
 @api(KEY, "FindCoordinator", VERSIONS)
-def handle(request: Request):
-    if request.broker.cluster is not None:
-        return _in_cluster(request)
+async def handle(request: Request):
     r = builder_for(request)
     body, broker = request.body, request.broker
-    key_type = getattr(body, "key_type", GROUP)
-    error = ErrorCode.none if key_type in (GROUP, TRANSACTION) else ErrorCode.invalid_request
-    message = None if error == ErrorCode.none else f"coordinator key type {key_type} is not supported"
-    node = dict(node_id=broker.node_id if not error else -1, host=broker.host if not error else "",
-                port=broker.port if not error else -1, error_code=error, error_message=message)
-    if request.version >= 4:
-        return r.FindCoordinatorResponse(
-            coordinators=tuple(r.Coordinator(key=key, **node) for key in body.coordinator_keys))
-    return r.FindCoordinatorResponse(**node)
-
-
-async def _in_cluster(request: Request):
-    r = builder_for(request)
-    body, broker = request.body, request.broker
-    cluster = broker.cluster
     key_type = getattr(body, "key_type", GROUP)
     keys = tuple(body.coordinator_keys) if request.version >= 4 else (body.key,)
-    if key_type == GROUP and cluster.topic(OFFSETS_TOPIC) is None and cluster.live_broker_ids():
-        config = broker.config
-        await cluster.create_topic_anywhere(
-            OFFSETS_TOPIC, config.get("offsets.topic.num.partitions"),
-            min(config.get("offsets.topic.replication.factor"), len(cluster.live_broker_ids())), None,
-            {"cleanup.policy": "compact", "segment.bytes": str(config.get("offsets.topic.segment.bytes"))})
+    if key_type == GROUP:
+        await broker.admin.ensure_offsets_topic()
     answers = []
     for key in keys:
-        found = cluster.coordinator_of(key) if key_type == GROUP else None
+        found = None
+        if key_type == GROUP:
+            found = broker.metadata.group_coordinator(key)
+        elif key_type == TRANSACTION:
+            found = broker.metadata.transaction_coordinator(key)
         if key_type not in (GROUP, TRANSACTION):
             error, message = ErrorCode.invalid_request, f"coordinator key type {key_type} is not supported"
         elif found is None:

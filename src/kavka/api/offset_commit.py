@@ -29,7 +29,7 @@ def handle(request: Request):
     broker = request.broker
     for topic in body.topics:
         for p in topic.partitions:
-            if not broker.has_partition(topic.name, p.partition_index):
+            if not broker.metadata.has_partition(topic.name, p.partition_index):
                 errors[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
                 continue
             commits.append(OffsetCommit(topic.name, p.partition_index, p.committed_offset,

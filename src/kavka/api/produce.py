@@ -2,12 +2,13 @@
 
 Batches stay opaque bytes: the storage layer validates the header and CRC and
 patches offsets in place.  acks=0 gets no response at all; acks=1 is answered
-once the bytes are in the leader's log.  acks=-1 (all) on a lone broker is the
-same (it is its whole ISR); in a cluster it needs ``min.insync.replicas`` in the
-ISR before the append (NOT_ENOUGH_REPLICAS) and is answered when the high
-watermark passes the batch (kavka.replication), or REQUEST_TIMED_OUT after the
-request's timeout; fewer in-sync replicas by then is
-NOT_ENOUGH_REPLICAS_AFTER_APPEND.  Only the leader takes produce requests.
+once the bytes are in the leader's log.  acks=-1 (all) needs ``min.insync.replicas``
+in the ISR before the append (NOT_ENOUGH_REPLICAS) and is answered when the high
+watermark passes the batch, or REQUEST_TIMED_OUT after the request's timeout;
+fewer in-sync replicas by then is NOT_ENOUGH_REPLICAS_AFTER_APPEND.  Only the
+leader takes produce requests.  All of these are the broker's replica roles
+(``request.broker.replicas``, kavka.metadata): a lone broker is its whole ISR and
+answers at once.
 
 Versions 0-2 are advertised because librdkafka enables compression only when
 Produce v0 is listed, but, as in Kafka 4 (KIP-896), they are refused with
@@ -123,7 +124,7 @@ def _append_all(request: Request, checked=None):
             result, last_offset = _append_one(logs, replicas, acks, topic.name, data, request.version, now_ms,
                                               (checked or {}).get((topic.name, data.index), False))
             partitions.append(result)
-            if replicas is not None and acks == -1 and result[1] == ErrorCode.none:
+            if acks == -1 and result[1] == ErrorCode.none:
                 min_isr = logs.partition(topic.name, data.index).config["min.insync.replicas"]
                 waited = replicas.wait_replicated((topic.name, data.index), last_offset + 1, min_isr)
                 if isinstance(waited, ErrorCode):
@@ -145,10 +146,9 @@ def _append_one(logs, replicas, acks: int, topic: str, data, version: int, now_m
     partition = logs.partition(topic, data.index)
     if partition is None:
         return (data.index, ErrorCode.unknown_topic_or_partition, -1, -1, -1, None), -1
-    if replicas is not None:
-        error = replicas.produce_check((topic, data.index), acks, partition.config["min.insync.replicas"])
-        if error != ErrorCode.none:
-            return (data.index, error, -1, -1, -1, None), -1
+    error = replicas.produce_check((topic, data.index), acks, partition.config["min.insync.replicas"])
+    if error != ErrorCode.none:
+        return (data.index, error, -1, -1, -1, None), -1
     if not data.records:
         return (data.index, ErrorCode.invalid_record, -1, -1, -1, "no record batch"), -1
     try:

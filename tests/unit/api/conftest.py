@@ -10,6 +10,7 @@ fields that version lacks (the request-side twin of ``api.responses.Builder``).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass
 
@@ -61,6 +62,8 @@ class AdminHarness:
         correlation_id = next(self._correlation)
         frame = messages.encode_request_frame(request, correlation_id, "admin-test")[4:]
         parts = self.dispatcher.handle(frame, _Conn())
+        if asyncio.iscoroutine(parts):   # a handler that awaits (topic admin, auto-creation)
+            parts = asyncio.run(parts)
         data = b"".join(bytes(p) for p in parts)
         assert int.from_bytes(data[:4], "big") == len(data) - 4
         key, version = int(request.__api_key__), int(request.__version__)

@@ -175,7 +175,7 @@ def test_create_topics_bad_replication_factor(h, replication):
 
 
 def test_create_topics_replication_factor_follows_live_brokers(h):
-    h.context.live_broker_ids = lambda: [0, 1, 2]
+    h.context.metadata.live_broker_ids = lambda: frozenset({0, 1, 2})
     assert create_one(h, topic("three", replication=3)).error_code == ErrorCode.none
     assert create_one(h, topic("four", replication=4)).error_code == ErrorCode.invalid_replication_factor
 
@@ -203,7 +203,7 @@ def test_create_topics_bad_assignment(h, assignments, words):
 
 
 def test_create_topics_unequal_replica_counts(h):
-    h.context.live_broker_ids = lambda: [0, 1]
+    h.context.metadata.live_broker_ids = lambda: frozenset({0, 1})
     result = create_one(h, topic("m", assignments=[(0, [0, 1]), (1, [1])]))
     assert result.error_code == ErrorCode.invalid_replica_assignment
     assert "replica(s)" in result.error_message
@@ -366,7 +366,7 @@ def test_create_partitions_bad_assignments(h, assignments, words):
 
 
 def test_create_partitions_replica_count_must_match_topic(h):
-    h.context.live_broker_ids = lambda: [0, 1]
+    h.context.metadata.live_broker_ids = lambda: frozenset({0, 1})
     create_one(h, topic("rf1", 1))
     (result,) = grow(h, ("rf1", 2, [[0, 1]]))
     assert result.error_code == ErrorCode.invalid_replica_assignment

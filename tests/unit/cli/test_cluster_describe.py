@@ -22,6 +22,8 @@ from kavka.clock import ManualClock
 from kavka.cluster.model import BrokerInfo
 from kavka.config import BrokerConfig
 from kavka.log.log_manager import LogManager
+from kavka.metadata import BrokerEndpoint
+from kavka.metadata.local import LocalMetadata
 from kavka.protocol import messages
 from kavka.protocol.framing import parse_response_header
 from kavka.server.dispatch import Dispatcher
@@ -29,8 +31,8 @@ from kavka.server.dispatch import Dispatcher
 DESCRIBE_CLUSTER = 60
 
 
-class FakeNode:
-    """What DescribeCluster asks of a kavka.cluster.node.ClusterNode."""
+class FakeNode(LocalMetadata):
+    """What DescribeCluster asks of the metadata view (kavka.metadata) in a cluster."""
 
     cluster_id = "fake-cluster"
 
@@ -38,7 +40,7 @@ class FakeNode:
         self._brokers, self._controller = brokers, controller
 
     def brokers(self):
-        return list(self._brokers)
+        return [BrokerEndpoint(b.broker_id, b.host, b.port, b.rack) for b in self._brokers]
 
     def controller_id(self):
         return self._controller
@@ -83,7 +85,7 @@ def describe_cluster(ctx, version: int, **fields):
 
 @pytest.mark.parametrize("version", range(0, 3))
 def test_describe_cluster_lists_every_live_broker_and_the_controller(context, version):
-    context.cluster = FakeNode([BrokerInfo(0, "h0", 9092), BrokerInfo(1, "127.0.0.1", 9093, "rack-b"),
+    context.metadata = FakeNode([BrokerInfo(0, "h0", 9092), BrokerInfo(1, "127.0.0.1", 9093, "rack-b"),
                                 BrokerInfo(2, "h2", 9094, "rack-c")], controller=2)
     r = describe_cluster(context, version)
     assert r.error_code == 0
@@ -96,7 +98,7 @@ def test_describe_cluster_lists_every_live_broker_and_the_controller(context, ve
 
 
 def test_describe_cluster_without_a_controller_says_minus_one(context):
-    context.cluster = FakeNode([BrokerInfo(1, "127.0.0.1", 9093)], controller=-1)
+    context.metadata = FakeNode([BrokerInfo(1, "127.0.0.1", 9093)], controller=-1)
     r = describe_cluster(context, 1)
     assert r.controller_id == -1
     assert [b.broker_id for b in r.brokers] == [1]
@@ -109,7 +111,7 @@ def test_describe_cluster_of_a_lone_broker_is_itself(context):
 
 
 def test_describe_cluster_in_cluster_mode_still_checks_the_endpoint_type(context):
-    context.cluster = FakeNode([BrokerInfo(1, "127.0.0.1", 9093)], controller=1)
+    context.metadata = FakeNode([BrokerInfo(1, "127.0.0.1", 9093)], controller=1)
     r = describe_cluster(context, 1, endpoint_type=2)
     assert r.error_code != 0 and r.brokers == ()
 
