@@ -51,7 +51,6 @@ def test_a_name_colliding_with_a_topic_on_another_broker_is_refused(admin_target
     assert "metrics.raw" not in client.list_topics(timeout=TIMEOUT).topics
 
 
-@pytest.mark.known_difference("cluster3", COLLISION_DIFFERS)
 def test_names_colliding_within_one_request_are_refused(admin_target):
     target = admin_target
     client = admin(target)
