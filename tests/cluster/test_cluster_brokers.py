@@ -146,7 +146,7 @@ def _consume(consumer, n, timeout=30):
 
 def _coordinator(brokers, group) -> int:
     node = next(iter(brokers.values())).node
-    found = node.coordinator_of(group)
+    found = node.metadata.group_coordinator(group)
     assert found is not None
     return found.broker_id
 

@@ -99,5 +99,5 @@ def test_controller_refuses_replicas_beyond_the_per_broker_cap(capped):
         assert code == POLICY_VIOLATION and "broker 1 holds 10" in message, (code, message)
     wait(lambda: held(brokers) == {1: 10, 2: 6, 3: 6}, 10, "four-on-one created")
     for b in brokers.values():   # nothing refused reached etcd
-        assert sorted(b.node.topic_names()) == ["four-on-one", "six"]
-        assert len(b.node.topic("six").replicas) == 6
+        assert sorted(b.node.metadata.topic_names()) == ["four-on-one", "six"]
+        assert len(b.node.view.topics["six"].value.replicas) == 6
