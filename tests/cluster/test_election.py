@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from cluster_helpers import TTL, broker, eventually, run, shutdown
 
 from kavka.cluster.election import ControllerElection
@@ -130,6 +132,7 @@ def test_campaign_reclaims_a_key_held_by_its_own_session(etcd, layout):
     run(main())
 
 
+@pytest.mark.slow  # restarts a private etcd (~4 s)
 def test_controller_survives_a_short_etcd_restart(private_etcd, layout):
     async def main():
         sessions = [await broker(private_etcd, layout, i, ttl=4) for i in (1, 2)]

@@ -36,6 +36,7 @@ async def _no_brokers(store):
     return not await store.brokers()
 
 
+@pytest.mark.slow  # sleeps 1.75 session TTLs (~3.5 s)
 def test_keepalive_holds_registration_past_ttl(etcd, layout):
     async def main():
         a = await broker(etcd, layout, 1)
@@ -65,6 +66,7 @@ def test_duplicate_broker_id_refused(etcd, layout):
     run(main())
 
 
+@pytest.mark.slow  # waits out a stale lease (~2.7 s)
 def test_restarted_broker_waits_for_its_stale_registration(etcd, layout):
     async def main():
         a = await broker(etcd, layout, 3)

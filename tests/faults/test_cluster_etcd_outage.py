@@ -18,6 +18,8 @@ import pytest
 from cluster_process import (SeqProducer, Timeline, check_replicas_identical, check_sequence_log,
                              process_cluster, read_partition, wait_for)  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.slow  # a 3-process cluster, three etcd outages (~30 s)
+
 TOPIC = "outage"
 OUTAGES = 3
 OUTAGE_S = 4.0

@@ -19,6 +19,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from cluster_process import Timeline, process_cluster, wait_for  # noqa: F401 (fixture)
 from kavka.group.log_format import partition_for
 
+pytestmark = pytest.mark.slow  # a 3-process cluster, coordinator kill -9 (~20 s)
+
 TOPIC = "grouped"
 GROUP = "failover-group"
 RECORDS = 300

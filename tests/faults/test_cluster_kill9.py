@@ -21,6 +21,8 @@ import pytest
 from cluster_process import (SeqProducer, Timeline, check_replicas_identical, check_sequence_log,
                              process_cluster, read_partition, wait_for)  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.slow  # a 3-process cluster, ten leader kill -9s (~35 s)
+
 TOPIC = "kill9"
 KILLS = 10
 

@@ -23,6 +23,8 @@ import pytest
 from cluster_process import ProcessCluster, SeqProducer, check_sequence_log, read_partition, wait_for
 from test_disk_full import _run, mounted  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.slow  # a 3-process cluster on a loop mount
+
 TOPIC = "dirfail"
 
 

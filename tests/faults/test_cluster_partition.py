@@ -61,6 +61,7 @@ class AcksAllProber(threading.Thread):
             self.stop.wait(0.2)
 
 
+@pytest.mark.slow  # a 3-process cluster behind proxies (~17-25 s)
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("mode", ["cut", "stall"])
 def test_isolated_leader_acknowledges_no_acks_all_write_and_its_tail_is_truncated(process_cluster, mode):  # noqa: F811

@@ -26,6 +26,8 @@ import pytest
 from cluster_process import (SeqProducer, Timeline, check_replicas_identical, check_sequence_log,
                              process_cluster, produce_raw, read_partition, wait_for)  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.slow  # a 3-process cluster, leader paused past its session four times (~30 s)
+
 TOPIC = "pause"
 PAUSES = 4
 PAUSE_S = 4.0          # session timeout 2 s: the lease is gone long before the thaw

@@ -30,6 +30,8 @@ from kavka.client import Client
 from kavka.protocol import messages
 from kavka.protocol.record_codec import encode_batch
 
+pytestmark = pytest.mark.slow  # broker process, memory watched for several seconds (~4-7 s each)
+
 MB = 1024 * 1024
 
 

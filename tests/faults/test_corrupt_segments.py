@@ -120,7 +120,8 @@ def batches_before(path) -> int:
     return path.stat().st_size
 
 
-@pytest.mark.parametrize("kind", ["length", "flip"])
+# "length" makes the consumer wait out its retries (~8 s); "flip" is the quick variant
+@pytest.mark.parametrize("kind", [pytest.param("length", marks=pytest.mark.slow), "flip"])
 def test_a_default_consumer_never_gets_damage_silently_nor_hangs(stopped, kind):
     from confluent_kafka import Consumer, TopicPartition
     broker, values, logs = stopped

@@ -193,6 +193,7 @@ def stored_bomb(bomb_broker):
     return bomb_broker
 
 
+@pytest.mark.slow  # stored_bomb: a broker process and a stored bomb
 def test_stored_bomb_is_served_to_confluent_consumer_with_bounded_broker_memory(stored_bomb):
     from confluent_kafka import Consumer, TopicPartition
     bootstrap = stored_bomb.bootstrap_servers
@@ -237,6 +238,7 @@ def _cli(*args: str, timeout: float = 60) -> tuple[int, bytes, list[str], int]:
     return done.returncode, done.stdout, [line for line in lines if not line.startswith("MAXRSS ")], peak[-1]
 
 
+@pytest.mark.slow  # stored_bomb: a broker process and a stored bomb
 def test_kavka_consume_skips_a_stored_bomb_with_one_line_and_exit_1(stored_bomb):
     # Before the fix: no handler, so a traceback on the zeros it inflated (or an allocation abort).
     code, out, lines, peak = _cli("consume", "-b", stored_bomb.bootstrap_servers, "plain", "--from-beginning",
@@ -250,6 +252,7 @@ def test_kavka_consume_skips_a_stored_bomb_with_one_line_and_exit_1(stored_bomb)
     assert stored_bomb.running
 
 
+@pytest.mark.slow  # stored_bomb: a broker process and a stored bomb
 def test_kavka_export_stops_at_a_stored_bomb_with_one_line(stored_bomb, tmp_path):
     code, _out, lines, peak = _cli("export", "-b", stored_bomb.bootstrap_servers, "plain", "--format", "jsonl",
                                    "-o", str(tmp_path / "out.jsonl"))

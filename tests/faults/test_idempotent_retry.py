@@ -336,6 +336,7 @@ def test_without_idempotence_the_retry_is_stored_twice(proxied_broker):
     assert all(stored[offset] == value for _p, offset, value in acked)
 
 
+@pytest.mark.slow  # restarts a broker process (kill -9 / SIGTERM), ~1.5 s each
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("restart", ["kill9", "sigterm"])
 def test_idempotent_retry_after_a_broker_restart_is_a_duplicate(broker_process_factory, proxy, restart, fault):

@@ -127,6 +127,7 @@ def check_log(log: dict[int, list], acked: list[tuple[int, int, bytes]], partiti
 
 # -- kill -9 during a produce load ---------------------------------------------------------
 
+@pytest.mark.slow  # kill -9 of a broker process under load (~4-7 s)
 @pytest.mark.parametrize("mode", ["acks1", "idempotent"])
 def test_kill9_during_produce_loses_no_acknowledged_record(broker_process_factory, mode):
     broker = broker_process_factory(overrides={"num.partitions": PARTITIONS})

@@ -52,6 +52,8 @@ from confluent_kafka import Producer
 import broker_process
 from broker_process import RECOVERED_PHRASE, create_topic, read_all, watermarks
 
+pytestmark = pytest.mark.slow  # kill -9 of broker processes at each cleaner/retention step (~7-9 s each)
+
 TOPIC = "compacted"
 KEYS = 150
 CLEANER_ARG = b"kavka.log.cleaner_process"

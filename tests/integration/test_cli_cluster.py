@@ -106,6 +106,7 @@ def wait_describe(bootstrap: str, predicate, timeout: float, what: str) -> dict:
     raise AssertionError(f"{what} not seen within {timeout}s; last report: {report}")
 
 
+@pytest.mark.slow  # kavka cluster up: etcd and 3 broker processes (~10 s)
 def test_cluster_up_describe_kill_and_stop(tmp_path):
     base = free_port_range(3)
     data_dir = tmp_path / "cluster"

@@ -326,6 +326,7 @@ def advertised(broker) -> set[int]:
     return {int(k.api_key) for k in response.api_keys}
 
 
+@pytest.mark.slow  # waits out KIP-848 rebalances (~11 s)
 def test_kip848_group_is_described_with_consumer_group_describe(broker):
     if not {68, 69} <= advertised(broker):
         pytest.skip("the broker does not advertise ConsumerGroupHeartbeat and ConsumerGroupDescribe")

@@ -194,6 +194,7 @@ def _bad_lines(lines) -> list[str]:
             if any(p in line for p in BAD_LOG_PHRASES) or " ERROR " in line or "CRITICAL" in line]
 
 
+@pytest.mark.slow  # KAVKA_FUZZ_SECONDS (6 s) of frames over the wire
 def test_fuzzed_frames_over_the_wire_leave_the_broker_serving(kavka_broker, caplog):
     caplog.set_level(logging.DEBUG, logger="kavka")
     sent = _wire_run(kavka_broker.bootstrap_servers, SECONDS, SEED)

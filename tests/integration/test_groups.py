@@ -84,6 +84,7 @@ def settings(client: str, bootstrap: str, group: str, topic: str, **kwargs) -> S
 
 # -- membership with each client --------------------------------------------------------
 
+@pytest.mark.slow  # three members, two rebalances and a session timeout (~4-8 s each)
 @pytest.mark.parametrize("client", ALL_PROTOCOLS)
 def test_three_members_share_partitions_then_one_leaves_and_one_is_killed(broker, client):
     bootstrap, topic, group = broker.bootstrap_servers, f"shared-{client}", f"group-{client}"

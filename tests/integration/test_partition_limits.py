@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
@@ -81,6 +82,7 @@ def test_many_topics_in_one_request_do_not_stall_other_clients(kavka_broker):
     assert max(gaps) < 5.0, f"another client waited {max(gaps):.1f} s"
 
 
+@pytest.mark.slow  # a fixed 5 s observation window
 def test_a_parked_fetch_of_a_deleted_topic_answers_without_an_error_log(kavka_broker, caplog):
     bootstrap = kavka_broker.bootstrap_servers
     admin = AdminClient({"bootstrap.servers": bootstrap})

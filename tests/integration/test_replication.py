@@ -150,6 +150,7 @@ def test_a_follower_behind_the_leaders_log_start_restarts_there(cluster, kavka_b
     wait_until(lambda: store.states[TP].isr == (1, 2, 3), 10, "broker 3 back in the ISR")
 
 
+@pytest.mark.slow  # waits 3 replica lag times (~4.5 s)
 def test_a_dead_follower_is_not_brought_back_by_its_old_position(cluster):
     brokers, store = cluster
     setup_topic(brokers, store)

@@ -18,6 +18,7 @@ import struct
 import threading
 import time
 
+import pytest
 from confluent_kafka import Consumer, Producer
 
 from kavka.protocol import messages
@@ -105,6 +106,7 @@ def read_back(bootstrap: str, expected: int) -> list[bytes]:
     return got
 
 
+@pytest.mark.slow  # huge requests against a steady client (~5 s)
 def test_huge_requests_leave_a_steady_client_working(kavka_broker):
     bootstrap = kavka_broker.bootstrap_servers
     steady = SteadyProducer(bootstrap)
