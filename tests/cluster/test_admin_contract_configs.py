@@ -181,14 +181,6 @@ def _produce_error(target, topic: str, acks: str) -> str | None:
     return None if errors[0] is None else errors[0].name()
 
 
-LONE_IGNORES_MIN_ISR = (
-    "lone differs: a lone broker acknowledges acks=all whatever the topic's min.insync.replicas "
-    "(api/produce.py asks the ReplicaManager's produce_check only when there is one, and a lone broker "
-    "has none), so min.insync.replicas=2 on a 1-replica topic is delivered; the cluster (and Kafka on one "
-    "broker) answers NOT_ENOUGH_REPLICAS")
-
-
-@pytest.mark.known_difference("lone", LONE_IGNORES_MIN_ISR)
 def test_min_insync_replicas_above_the_isr_refuses_acks_all_only(admin_target):
     target = admin_target
     n = target.broker_count

@@ -1,9 +1,9 @@
 """The admin contract's topic-name rules, on a lone broker and a 3-broker cluster.
 
-Apart from test_admin_contract.py because, where the cluster breaks a rule today, the
-broken state stays (a topic in etcd that some replica cannot create locally stops
-that broker's reconciliation), and the other contract tests should not run on it.
-The brokers are this module's own (``admin_target`` is module-scoped).
+Apart from test_admin_contract.py because, should the cluster break a rule, the
+broken state would stay (a topic in etcd that some replica cannot create locally
+stops that broker's reconciliation), and the other contract tests should not run
+on it.  The brokers are this module's own (``admin_target`` is module-scoped).
 
 Kafka refuses a name equal to an existing one once '.' and '_' are treated alike
 (their metric names collide), and names that are not legal topic names, for
@@ -26,19 +26,12 @@ from confluent_kafka.admin import NewTopic
 
 pytestmark = pytest.mark.timeout(120)
 
-COLLISION_DIFFERS = (
-    "cluster differs: CreateTopics checks the '.'/'_' collision only against the topics the "
-    "receiving broker (the controller, where clients send it) holds locally "
-    "(LogManager._check_collision via plan_topic's dry run), and not across the topics of one request; "
-    "a lone broker refuses both with INVALID_TOPIC_EXCEPTION")
-
 
 def controller_id(target) -> int:
     client = admin(target)
     return client.describe_cluster(request_timeout=TIMEOUT).result(TIMEOUT).controller.id
 
 
-@pytest.mark.known_difference("cluster3", COLLISION_DIFFERS)
 def test_a_name_colliding_with_a_topic_on_another_broker_is_refused(admin_target):
     """Kafka refuses a name that equals an existing one once '.' and '_' are treated alike
     (their metric names would collide), wherever the existing topic's replicas are."""
@@ -68,15 +61,6 @@ def test_a_name_colliding_with_a_topic_on_the_controller_is_refused(admin_target
     assert error_name(client.create_topics([NewTopic("gauges.raw", 1, 1)])["gauges.raw"]) == "TOPIC_EXCEPTION"
 
 
-AUTO_CREATE_DIFFERS = (
-    "cluster differs: a Metadata request that auto-creates an illegal name ('bad name', 250 chars) "
-    "is an internal error on the controller (ValueError 'invalid topic name' from the cluster's "
-    "create path; the connection is closed) and LEADER_NOT_AVAILABLE through other brokers, and a "
-    "name colliding on '.'/'_' is created (then every broker holding the other topic logs 'could not "
-    "apply a cluster change' on each later change); a lone broker answers INVALID_TOPIC_EXCEPTION "
-    "and creates nothing")
-
-
 def _metadata_creating(target, broker_id: int, name: str) -> str:
     """Metadata v12 with allow_auto_topic_creation to one broker (kavka's one-connection
     client: librdkafka would not send an illegal name); the topic's error, by
@@ -93,7 +77,6 @@ def _metadata_creating(target, broker_id: int, name: str) -> str:
     return for_code(topic.error_code).__name__
 
 
-@pytest.mark.known_difference("cluster3", AUTO_CREATE_DIFFERS)
 @pytest.mark.parametrize("name", ["bad name", "x" * 250, "metrics.auto"])
 def test_metadata_does_not_auto_create_illegal_or_colliding_names(admin_target, name):
     target = admin_target
@@ -106,20 +89,11 @@ def test_metadata_does_not_auto_create_illegal_or_colliding_names(admin_target, 
         assert topic_metadata(target, broker_id, name) is None
 
 
-POISONED = (
-    "cluster differs: after a Metadata request auto-created 'gauge.auto' next to 'gauge_auto' (held by "
-    "every broker), each broker's reconciliation raises InvalidTopic on 'gauge.auto' at every later change "
-    "(cluster/node.py _reconcile_topics, 'could not apply a cluster change'), so a topic created afterwards "
-    "gets no local log anywhere and produce to it times out; a lone broker refuses 'gauge.auto' and the "
-    "later topic works")
-
-
-@pytest.mark.known_difference("cluster3", POISONED)
 def test_a_colliding_auto_creation_leaves_later_topics_working(admin_target):
     target = admin_target
     create(admin(target), NewTopic("gauge_auto", 1, target.broker_count))
     ready_everywhere(target, "gauge_auto", 1)
-    _metadata_creating(target, target.broker_ids[0], "gauge.auto")     # refused, or (today's cluster) made
+    assert _metadata_creating(target, target.broker_ids[0], "gauge.auto") == "InvalidTopicError"
     create(admin(target), NewTopic("after-names", target.broker_count, target.broker_count))
     ready_everywhere(target, "after-names", target.broker_count)
     for p in range(target.broker_count):

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from kavka.cluster.model import NO_LEADER
 from kavka.internal_topics import OFFSETS_TOPIC
-from kavka.log.errors import PolicyViolation, TopicAlreadyExists
+from kavka.log.errors import InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
+from kavka.log.topic_catalog import unify_collision_chars, validate_topic_name
 from kavka.metadata.interfaces import MetadataView, TopicAdmin
 from kavka.metadata.model import (
     AdminResult,
@@ -34,10 +35,12 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         self.logs = node.broker.logs
         self._described: dict[str, tuple[int, TopicDescription]] = {}   # name -> (mod revision, description)
         self._by_id: dict[uuid.UUID, str] | None = None
+        self._unified: dict[str, str] | None = None      # name with '.' as '_' -> name
 
     def topics_changed(self) -> None:
         """A topic key changed (or a snapshot replaced the view): forget the derived indexes."""
         self._by_id = None
+        self._unified = None
 
     # -- the read view -----------------------------------------------------------------------
 
@@ -112,16 +115,32 @@ class EtcdMetadata(MetadataView, TopicAdmin):
     # -- topic admin: checks here, changes on the controller ---------------------------------
 
     def check_create(self, topic: NewTopic, also_adding: int = 0) -> None:
+        """The name rules against every topic of the cluster (not only those held here),
+        then the controller's capacity check."""
+        validate_topic_name(topic.name)
         if topic.name in self.view.topics:
             raise TopicAlreadyExists(f"topic {topic.name!r} already exists")
+        if self._unified is None:
+            self._unified = {unify_collision_chars(n): n for n in self.view.topics}
+        existing = self._unified.get(unify_collision_chars(topic.name))
+        if existing is not None:
+            raise InvalidTopic(f"topic {topic.name!r} collides with existing topic {existing!r} "
+                               "('.' and '_' clash)")
         refusal = self.node.controller.capacity_refusal(
             topic.name, range(topic.partitions), topic.replication_factor, topic.assignments)
         if refusal is not None:  # the controller checks again when it creates
             raise PolicyViolation(refusal)
 
     async def create_topics(self, topics: Sequence[NewTopic]) -> list[AdminResult]:
+        """One at a time, each checked against the view its predecessors left (auto-creation
+        by Metadata comes here unchecked)."""
         results = []
         for t in topics:
+            try:
+                self.check_create(t)
+            except (LogError, ValueError) as exc:
+                results.append(AdminResult.refusal(exc))
+                continue
             result = await self.node.controller.create_topic_anywhere(t)
             if result.ok:
                 result = AdminResult(topic_id=self.topic_id_of(t.name))

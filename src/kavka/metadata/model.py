@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from kavka.config import TopicConfig
+from kavka.error_codes import error_code_for, error_message
 from kavka.protocol.errors import ErrorCode
 
 NO_LEADER = -1
@@ -63,6 +64,11 @@ class AdminResult:
     @property
     def ok(self) -> bool:
         return self.error == ErrorCode.none
+
+    @classmethod
+    def refusal(cls, exc: BaseException) -> "AdminResult":
+        """A check's exception (kavka.log.errors) as Kafka's code and message."""
+        return cls(error_code_for(exc), error_message(exc))
 
 
 OK = AdminResult()
