@@ -59,7 +59,7 @@ from kavka.api.responses import builder_for
 from kavka.config import TopicConfig
 from kavka.internal_topics import BROKER_CLIENT_PREFIX, is_reserved
 from kavka.log.errors import InvalidPartitions, InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
-from kavka.log.log_manager import unify_collision_chars
+from kavka.log.topic_catalog import unify_collision_chars
 from kavka.metadata import NewTopic
 from kavka.protocol.errors import ErrorCode
 

@@ -44,7 +44,7 @@ from kavka.config import (
     render,
 )
 from kavka.log.errors import LogError, UnknownTopicOrPartition
-from kavka.log.log_manager import validate_topic_name
+from kavka.log.topic_catalog import validate_topic_name
 from kavka.protocol.errors import ErrorCode
 
 KEY = 32

@@ -27,7 +27,7 @@ from kavka.api.errors import InvalidRequestError
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.config import TOPIC_KEYS, ConfigError, render
-from kavka.log.log_manager import TopicInfo
+from kavka.log.topic_catalog import TopicInfo
 
 KEY = 44
 VERSIONS = (0, 1)

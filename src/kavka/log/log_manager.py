@@ -1,4 +1,4 @@
-"""Every partition on this broker's disk: topic metadata, load/recover, create/delete.
+"""Every partition on this broker's disk: load/recover, create/delete, close.
 
 Theory of operation
 -------------------
@@ -8,23 +8,18 @@ Layout of the data directory::
       .lock                    flock()ed for the broker's lifetime: one broker per directory
       .kafka_cleanshutdown     present only between a clean close() and the next load()
       meta.properties          version=1, cluster.id=<22 chars>, node.id=<broker id>
-      __kavka_meta/topics.json every topic: name, id, partition count, config overrides
+      __kavka_meta/topics.json the topic catalog (kavka.log.topic_catalog)
       <topic>-<partition>/     one PartitionLog each (segments, indexes, checkpoints,
                                producer snapshots)
       <topic>-<p>.<hex>-delete/  a deleted partition whose files are being removed
       <topic>-<p>.<hex>-stray/   a partition directory no topic owns, set aside
 
-``topics.json`` (ASCII JSON; overrides as the strings the client sent, so
-DescribeConfigs shows them as given and parsing rules stay in config.py)::
-
-    {"format": 1, "topics": [{"name": "t", "topic_id": "<uuid>", "partitions": 3,
-                              "overrides": {"retention.ms": "1000"}}, ...]}
-
-Every metadata file is replaced atomically (checkpoint.write_atomically: temp
-file, fsync, rename, fsync of the directory), so after a crash it holds the old
-or the new contents.  Each committed topic's entry is encoded once and cached,
-so a rewrite costs a string join, and a CreateTopics request writes the file
-twice however many topics it names.
+Which topics exist, and their ids and configs, is the catalog's
+(kavka.log.topic_catalog, ``self.catalog``); this module opens the partitions it
+names.  Every metadata file is replaced atomically (checkpoint.write_atomically:
+temp file, fsync, rename, fsync of the directory), so after a crash it holds
+the old or the new contents; a CreateTopics request writes the catalog twice
+however many topics it names.
 
 Creation is all or nothing, also across crashes (``create_topics_stepwise``,
 ``create_partitions``): the new topics (or partitions) are first persisted as
@@ -73,29 +68,25 @@ from __future__ import annotations
 
 import base64
 import fcntl
-import json
 import logging
 import os
 import re
 import resource
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Iterator, Mapping
 
 from kavka.clock import Clock
-from kavka.config import BrokerConfig, ConfigError, TopicConfig, parse_properties, validate_topic_overrides
+from kavka.config import BrokerConfig, parse_properties
 from kavka.log.checkpoint import deferred_sync, sync_file_system, write_atomically
-from kavka.log.errors import (
-    DataDirLocked, DataDirUnusable, InvalidConfig, InvalidPartitions, InvalidTopic, LogError, PolicyViolation,
-    StorageError, TopicAlreadyExists, UnknownTopicOrPartition,
-)
+from kavka.log.errors import DataDirLocked, DataDirUnusable, InvalidPartitions, LogError, PolicyViolation
 from kavka.log.file_cache import FILES
 from kavka.log.log_dir import LogDirHealth
 from kavka.log.partition import Partition
 from kavka.log.partition_log import PartitionLog
+from kavka.log.topic_catalog import TopicCatalog, TopicInfo
 
 log = logging.getLogger("kavka.log")
 
@@ -104,11 +95,8 @@ CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 META_PROPERTIES = "meta.properties"
 META_DIR = "__kavka_meta"
 TOPICS_FILE = "topics.json"
-TOPICS_FORMAT = 1
 DELETE_SUFFIX = "-delete"
 STRAY_SUFFIX = "-stray"
-MAX_TOPIC_NAME = 249
-_LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 _PARTITION_DIR = re.compile(r"(.+)-(\d+)")
 
 
@@ -124,23 +112,6 @@ def open_file_limit(configured: int) -> int:
     return max(16, min(configured, soft // 2))
 
 
-def validate_topic_name(name: str) -> None:
-    """Kafka's rules (Topic.validate): 1..249 of [a-zA-Z0-9._-], not "." or ".."."""
-    if not name:
-        raise InvalidTopic("topic name is empty")
-    if name in (".", ".."):
-        raise InvalidTopic(f"topic name cannot be {name!r}")
-    if len(name) > MAX_TOPIC_NAME:
-        raise InvalidTopic(f"topic name is {len(name)} characters long, the limit is {MAX_TOPIC_NAME}")
-    if not _LEGAL_NAME.fullmatch(name):
-        raise InvalidTopic(f"topic name {name!r} may only contain ASCII letters, digits, '.', '_' and '-'")
-
-
-def unify_collision_chars(name: str) -> str:
-    """Kafka's metric names turn '.' into '_', so "a.b" and "a_b" cannot coexist."""
-    return name.replace(".", "_")
-
-
 def new_cluster_id() -> str:
     """A random 16-byte id in URL-safe base64 without padding (22 chars), like Kafka's
     Uuid.toString(); ids starting with '-' are redrawn because CLI tools read them as flags."""
@@ -151,14 +122,6 @@ def new_cluster_id() -> str:
 
 
 STEP_PARTITIONS = 200  # partitions a creation opens between yields to other clients
-
-
-def _topic_entry(info: "TopicInfo", partitions: int, pending: int) -> str:
-    item = {"name": info.name, "topic_id": str(info.topic_id), "partitions": partitions,
-            "overrides": dict(info.overrides)}
-    if pending:
-        item["pending"] = pending
-    return json.dumps(item, sort_keys=True)
 
 
 def run_steps(steps: Iterator[None]):
@@ -183,15 +146,6 @@ class CreateOutcome:
         return self.info
 
 
-@dataclass(frozen=True)
-class TopicInfo:
-    name: str
-    topic_id: uuid.UUID
-    partitions: int
-    config: TopicConfig
-    overrides: Mapping[str, str] = field(default_factory=dict)
-
-
 class LogManager:
     """Owns the data directory and every partition in it; see the module doc."""
 
@@ -201,18 +155,13 @@ class LogManager:
         self.clock = clock
         self.broker_id: int = broker_config.get("broker.id")
         self.cluster_id: str = ""
-        self._topics: dict[str, TopicInfo] = {}
-        self._by_id: dict[uuid.UUID, TopicInfo] = {}
         self._partitions: dict[tuple[str, int], Partition] = {}
-        self._unified: dict[str, str] = {}  # unify_collision_chars(name) -> name, for O(1) collision checks
-        self._pending: dict[str, TopicInfo] = {}  # topics being created (persisted as pending)
-        self._opening: dict[str, list[Partition]] = {}  # their partitions opened so far
-        self._growing: dict[str, int] = {}  # topic -> partitions being added (persisted as pending)
-        self._topic_json: dict[str, str] = {}  # name -> its committed entry of topics.json, encoded
+        self._opening: dict[str, list[Partition]] = {}  # partitions of creations in progress, opened so far
         self._lock_fd: int | None = None
         self._verify_newer_than_ns: int | None = None  # the clean-shutdown marker's mtime (load)
         self._previous_file_limit: int | None = None
         self.health = LogDirHealth(self.data_dir)  # online, full or offline (kavka.log.log_dir)
+        self.catalog = TopicCatalog(self.data_dir / META_DIR / TOPICS_FILE, broker_config, self.health)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -235,16 +184,16 @@ class LogManager:
             self._load_identity()
             self._clear_deleted_directories()
             pending = False
-            for info, adding in self._read_topics():
+            for info, adding in self.catalog.read():
                 if adding:
                     pending = True
                     self._roll_back_pending(info, adding)
                 if info.partitions:
-                    self._remember(info)
+                    self.catalog.commit(info)
             if pending:
-                self._write_topics()
+                self.catalog.write()
             self._set_aside_strays()
-            for info in self._topics.values():
+            for info in self.catalog.topics().values():
                 for index in range(info.partitions):
                     self._open_partition(info, index, recover=not clean)
             self._verify_newer_than_ns = None  # partitions created from now on are new files
@@ -252,7 +201,7 @@ class LogManager:
             self._close_partitions()
             self._release_lock()
             raise
-        log.info("loaded %d topics, %d partitions from %s%s", len(self._topics), len(self._partitions),
+        log.info("loaded %d topics, %d partitions from %s%s", len(self.catalog.topics()), len(self._partitions),
                  self.data_dir, "" if clean or not self._partitions else " (recovered after an unclean shutdown)")
 
     def close(self) -> None:
@@ -298,13 +247,13 @@ class LogManager:
     # -- queries ---------------------------------------------------------------------------
 
     def topic(self, name: str) -> TopicInfo | None:
-        return self._topics.get(name)
+        return self.catalog.get(name)
 
     def topics(self) -> Mapping[str, TopicInfo]:
-        return MappingProxyType(self._topics)
+        return self.catalog.topics()
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
-        return self._by_id.get(topic_id)
+        return self.catalog.by_id(topic_id)
 
     def partitions(self) -> list[Partition]:
         """Every open partition, in no particular order (a copy: safe to mutate the manager)."""
@@ -331,27 +280,17 @@ class LogManager:
     def check_new_topic(self, name: str, partitions: int, overrides: Mapping[str, str] | None = None,
                         topic_id: uuid.UUID | None = None, client: bool = False,
                         also_adding: int = 0) -> TopicInfo:
-        """Every check of a creation (name, collision, count, configs, the partition
-        cap counting ``also_adding`` partitions of the same request); the TopicInfo to create."""
-        validate_topic_name(name)
-        if name in self._topics or name in self._pending:
-            raise TopicAlreadyExists(f"topic {name!r} already exists")
-        self._check_collision(name)
-        if partitions < 1:
-            raise InvalidPartitions(f"a topic needs at least one partition, not {partitions}")
+        """Every check of a creation (the catalog's: name, collision, count, configs;
+        then the partition cap counting ``also_adding`` partitions of the same
+        request); the TopicInfo to create."""
+        info = self.catalog.check_new(name, partitions, overrides, topic_id, client=client)
         self.check_capacity(partitions + also_adding)
-        overrides = dict(overrides or {})
-        if client:
-            self._check_floors(overrides)
-        info = TopicInfo(name, topic_id or uuid.uuid4(), partitions, self._resolve(overrides), overrides)
-        if info.topic_id in self._by_id:
-            raise TopicAlreadyExists(f"topic id {info.topic_id} is already used by {self._by_id[info.topic_id].name}")
         return info
 
     def check_capacity(self, adding: int) -> None:
         """PolicyViolation unless ``adding`` more partitions fit ``max.partitions.per.broker``."""
         limit = self.broker_config.get("max.partitions.per.broker")
-        held = len(self._partitions) + sum(p.partitions for p in self._pending.values())
+        held = len(self._partitions) + self.catalog.pending_partitions()
         if held + adding > limit:
             raise PolicyViolation(
                 f"this broker holds {held} partitions; {adding} more would exceed max.partitions.per.broker={limit}")
@@ -369,14 +308,12 @@ class LogManager:
         back: its partitions closed and deleted, its pending entry removed.
         """
         outcomes = [CreateOutcome(info) for info in infos]
-        for info in infos:
-            self._pending[info.name] = info
-            self._unified[unify_collision_chars(info.name)] = info.name
+        self.catalog.begin_creation(infos)
         try:
-            self._write_topics()
+            self.catalog.write()
         except BaseException:
             for info in infos:
-                self._forget_pending(info.name)
+                self.catalog.forget_pending(info.name)
             raise
         opened_since_yield = 0
         try:
@@ -406,17 +343,16 @@ class LogManager:
         for outcome in outcomes:
             info = outcome.info
             parts = self._opening.pop(info.name, [])
-            self._pending.pop(info.name, None)
             if outcome.error is None and len(parts) == info.partitions:
-                self._remember(info)
+                self.catalog.commit(info)
                 for part in parts:
                     self._partitions[(info.name, part.index)] = part
             else:
                 if outcome.error is None:
                     outcome.error = InvalidPartitions(f"creation of {info.name!r} was interrupted")
-                self._forget_pending(info.name)
+                self.catalog.forget_pending(info.name)
                 self._discard_partitions(info, parts, 0)
-        self._write_topics()
+        self.catalog.write()
 
     def _discard_partitions(self, info: TopicInfo, parts: list[Partition], first: int) -> None:
         """Close and delete a failed creation's partitions (and directories it left)."""
@@ -430,25 +366,16 @@ class LogManager:
             if path.exists():
                 shutil.rmtree(path, ignore_errors=True)
 
-    def _forget_pending(self, name: str) -> None:
-        self._pending.pop(name, None)
-        if name not in self._topics:
-            self._unified.pop(unify_collision_chars(name), None)
-
     def delete_topic(self, name: str) -> None:
-        info = self._require(name)
-        del self._topics[name]
-        del self._by_id[info.topic_id]
-        self._unified.pop(unify_collision_chars(name), None)
-        self._topic_json.pop(name, None)
-        self._write_topics()
+        info = self.catalog.remove(name)
+        self.catalog.write()
         for index in range(info.partitions):
             self._partitions.pop((name, index)).delete()  # renames to -delete, then removes
 
     def create_partitions(self, name: str, new_total: int, validate_only: bool = False) -> TopicInfo:
         """Grow a topic, all or nothing: the new partitions are persisted as pending,
         opened, then committed; a failure to open them deletes them again."""
-        info = self._require(name)
+        info = self.catalog.require(name)
         if new_total <= info.partitions:
             raise InvalidPartitions(
                 f"topic {name!r} has {info.partitions} partitions; the new count {new_total} must be higher"
@@ -457,23 +384,23 @@ class LogManager:
         grown = TopicInfo(name, info.topic_id, new_total, info.config, info.overrides)
         if validate_only:
             return grown
-        self._growing[name] = new_total - info.partitions
-        self._write_topics()
+        self.catalog.set_growing(name, new_total - info.partitions)
+        self.catalog.write()
         parts: list[Partition] = []
         try:
             for index in range(info.partitions, new_total):
                 parts.append(self._new_partition(grown, index, recover=False))
         except BaseException:
-            del self._growing[name]
+            self.catalog.set_growing(name, 0)
             self._discard_partitions(TopicInfo(name, info.topic_id, new_total - info.partitions, info.config,
                                                info.overrides), parts, info.partitions)
-            self._write_topics()
+            self.catalog.write()
             raise
-        del self._growing[name]
-        self._remember(grown)
+        self.catalog.set_growing(name, 0)
+        self.catalog.commit(grown)
         for part in parts:
             self._partitions[(name, part.index)] = part
-        self._write_topics()
+        self.catalog.write()
         return grown
 
     def alter_topic_config(self, name: str, overrides: Mapping[str, str | None],
@@ -481,73 +408,25 @@ class LogManager:
         """Set (a string) or remove (None) per-topic overrides; the others stay.
 
         ``client``: the segment floors apply to the values set (create_topic)."""
-        info = self._require(name)
-        merged = dict(info.overrides)
-        for key, value in overrides.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-        if client:
-            self._check_floors({k: v for k, v in overrides.items() if v is not None})
-        altered = TopicInfo(name, info.topic_id, info.partitions, self._resolve(merged), merged)
+        altered = self.catalog.with_overrides(name, overrides, client=client)
         if validate_only:
             return altered
-        self._remember(altered)
-        self._write_topics()
-        for index in range(info.partitions):
+        self.catalog.commit(altered)
+        self.catalog.write()
+        for index in range(altered.partitions):
             self._partitions[(name, index)].update_config(altered.config)
         return altered
 
     def describe_remote(self, name: str, topic_id: uuid.UUID, partitions: int,
                         overrides: Mapping[str, str]) -> TopicInfo:
         """A TopicInfo for a topic held elsewhere in the cluster (configs resolved here)."""
-        return TopicInfo(name, topic_id, partitions, self._resolve(dict(overrides)), dict(overrides))
+        return TopicInfo(name, topic_id, partitions, self.catalog.resolve(dict(overrides)), dict(overrides))
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _require(self, name: str) -> TopicInfo:
-        info = self._topics.get(name)
-        if info is None:
-            raise UnknownTopicOrPartition(f"topic {name!r} does not exist")
-        return info
-
-    def _check_collision(self, name: str) -> None:
-        existing = self._unified.get(unify_collision_chars(name))
-        if existing is not None and existing != name:
-            raise InvalidTopic(f"topic {name!r} collides with existing topic {existing!r} ('.' and '_' clash)")
-
     def check_client_overrides(self, overrides: Mapping[str, str]) -> None:
         """The checks a client's overrides get beyond parsing (the segment floors)."""
-        self._check_floors(overrides)
-
-    def _check_floors(self, overrides: Mapping[str, str]) -> None:
-        """Kafka 4.0's floor for segment.bytes (1 MiB, KIP-1030) and KIP-1030's one
-        minute for segment.ms, on values a client sets: thousands of tiny
-        segments would exhaust files.  The broker-level ``internal.*`` settings
-        lower them (tests)."""
-        parsed = self._parse(overrides)
-        for key, floor_key in (("segment.bytes", "internal.segment.bytes.min"),
-                               ("segment.ms", "internal.segment.ms.min")):
-            floor = self.broker_config.get(floor_key)
-            if key in parsed and parsed[key] < floor:
-                raise InvalidConfig(f"{key}: {parsed[key]} is below the minimum {floor}")
-
-    @staticmethod
-    def _parse(overrides: Mapping[str, str]) -> dict:
-        try:
-            return validate_topic_overrides(overrides)
-        except ConfigError as exc:
-            raise InvalidConfig(str(exc), exc) from exc
-
-    def _resolve(self, overrides: Mapping[str, str]) -> TopicConfig:
-        return self.broker_config.topic_config(self._parse(overrides))
-
-    def _remember(self, info: TopicInfo) -> None:
-        self._topics[info.name] = info
-        self._by_id[info.topic_id] = info
-        self._unified[unify_collision_chars(info.name)] = info.name
-        self._topic_json.pop(info.name, None)
+        self.catalog.check_floors(overrides)
 
     def _partition_dir(self, topic: str, index: int) -> Path:
         return self.data_dir / f"{topic}-{index}"
@@ -651,24 +530,6 @@ class LogManager:
                 f"{path} belongs to broker {stored}, but this broker's broker.id is {self.broker_id}"
             )
 
-    def _read_topics(self) -> list[tuple[TopicInfo, int]]:
-        path = self.data_dir / META_DIR / TOPICS_FILE
-        if not path.exists():
-            return []
-        try:
-            body = json.loads(path.read_text("ascii"))
-            if body["format"] != TOPICS_FORMAT:
-                raise ValueError(f"unknown format {body['format']}")
-            return [self._topic_from_json(item) for item in body["topics"]]
-        except (ValueError, KeyError, TypeError, LookupError, InvalidConfig) as exc:
-            raise DataDirUnusable(f"topic metadata {path} is unreadable: {exc}") from exc
-
-    def _topic_from_json(self, item: dict) -> tuple[TopicInfo, int]:
-        """(topic, partitions of an unfinished creation or growth to roll back)."""
-        overrides = {str(k): str(v) for k, v in item["overrides"].items()}
-        return (TopicInfo(item["name"], uuid.UUID(item["topic_id"]), int(item["partitions"]),
-                          self._resolve(overrides), overrides), int(item.get("pending", 0)))
-
     def _roll_back_pending(self, info: TopicInfo, adding: int) -> None:
         """A crash interrupted a creation (partitions 0) or growth: remove its new partitions."""
         log.warning("rolling back the interrupted %s of topic %s (%d partitions)",
@@ -680,26 +541,6 @@ class LogManager:
                 os.rename(path, doomed)
                 shutil.rmtree(doomed, ignore_errors=True)
 
-    def _write_topics(self) -> None:
-        """Rewrite topics.json: committed topics (each entry encoded once and cached,
-        so the cost per write stays a string join) plus pending creations and growths."""
-        entries = []
-        for t in self._topics.values():
-            adding = self._growing.get(t.name)
-            if adding:  # not cached: changes at commit
-                entries.append(_topic_entry(t, t.partitions, adding))
-                continue
-            text = self._topic_json.get(t.name)
-            if text is None:
-                text = self._topic_json[t.name] = _topic_entry(t, t.partitions, 0)
-            entries.append(text)
-        entries.extend(_topic_entry(t, 0, t.partitions) for t in self._pending.values())
-        body = '{"format": %d, "topics": [\n%s\n]}\n' % (TOPICS_FORMAT, ",\n".join(entries))
-        try:
-            write_atomically(self.data_dir / META_DIR / TOPICS_FILE, body)
-        except OSError as exc:
-            raise self.health.failed(exc, f"{META_DIR}/{TOPICS_FILE}") from None
-
     def _clear_deleted_directories(self) -> None:
         for path in self.data_dir.glob("*" + DELETE_SUFFIX):
             log.info("removing %s, left by an interrupted topic deletion", path.name)
@@ -710,7 +551,7 @@ class LogManager:
             match = _PARTITION_DIR.fullmatch(path.name)
             if not path.is_dir() or match is None:
                 continue
-            info = self._topics.get(match.group(1))
+            info = self.catalog.get(match.group(1))
             index = int(match.group(2))
             if info is not None and index < info.partitions and path == self._partition_dir(info.name, index):
                 continue

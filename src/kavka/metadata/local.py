@@ -1,8 +1,9 @@
 """A lone broker: a cluster of one.
 
 It leads every partition it holds, is its own controller and coordinator, and
-its topic catalog is its log directory (kavka.log.log_manager keeps the topics
-and their overrides in ``topics.json``).  Creation of many partitions yields to
+the catalog of its log directory (kavka.log.topic_catalog: the topics, their ids
+and overrides, in ``topics.json``) is the cluster's; kavka.log.log_manager
+opens the partitions it names.  Creation of many partitions yields to
 the event loop every STEP_PARTITIONS partitions, so other clients are served
 meanwhile.  A failed log directory (kavka.log.log_dir) shows every partition
 as Kafka shows one whose only replica is offline: no leader, out of the ISR.
@@ -15,9 +16,9 @@ import logging
 import uuid
 from typing import Mapping, Sequence
 
-from kavka.error_codes import error_code_for, error_message
 from kavka.log.errors import LogError
-from kavka.log.log_manager import STEP_PARTITIONS, LogManager, TopicInfo
+from kavka.log.log_manager import STEP_PARTITIONS, LogManager
+from kavka.log.topic_catalog import TopicInfo
 from kavka.metadata.interfaces import MetadataView, ReplicaRoles, TopicAdmin, TopicPartition
 from kavka.metadata.model import (
     NO_LEADER,
@@ -38,15 +39,12 @@ def describe(info: TopicInfo, replication_factor: int = 1) -> TopicDescription:
                             info.overrides)
 
 
-def failure(exc: BaseException) -> AdminResult:
-    return AdminResult(error_code_for(exc), error_message(exc))
-
-
 class LocalMetadata(MetadataView, TopicAdmin):
     """The read view and topic admin of a lone broker, over its LogManager."""
 
     def __init__(self, logs: LogManager, node_id: int, host: str = "", port: int = 0) -> None:
         self.logs = logs
+        self.catalog = logs.catalog
         self.endpoint = BrokerEndpoint(node_id, host, port)
 
     def advertise(self, host: str, port: int) -> None:
@@ -69,14 +67,14 @@ class LocalMetadata(MetadataView, TopicAdmin):
         return self.endpoint.broker_id
 
     def topic_names(self) -> list[str]:
-        return sorted(self.logs.topics())
+        return sorted(self.catalog.topics())
 
     def topic(self, name: str) -> TopicDescription | None:
-        info = self.logs.topic(name)
+        info = self.catalog.get(name)
         return None if info is None else describe(info)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicDescription | None:
-        info = self.logs.topic_by_id(topic_id)
+        info = self.catalog.by_id(topic_id)
         return None if info is None else describe(info)
 
     def partition(self, topic: str, index: int) -> PartitionState | None:
@@ -112,7 +110,7 @@ class LocalMetadata(MetadataView, TopicAdmin):
             try:
                 infos.append(self.logs.check_new_topic(t.name, t.partitions, t.overrides, also_adding=adding))
             except (LogError, ValueError) as exc:
-                results.append(failure(exc))
+                results.append(AdminResult.refusal(exc))
                 continue
             adding += t.partitions
             results.append(None)
@@ -131,7 +129,7 @@ class LocalMetadata(MetadataView, TopicAdmin):
         for result in results:
             if result is None:
                 outcome = next(outcomes)
-                result = (failure(outcome.error) if outcome.error is not None
+                result = (AdminResult.refusal(outcome.error) if outcome.error is not None
                           else AdminResult(topic_id=outcome.info.topic_id))
             done.append(result)
         return done
@@ -140,7 +138,7 @@ class LocalMetadata(MetadataView, TopicAdmin):
         try:
             self.logs.delete_topic(name)
         except (LogError, ValueError) as exc:
-            return failure(exc)
+            return AdminResult.refusal(exc)
         return OK
 
     def check_add_partitions(self, name: str, total: int,
@@ -152,7 +150,7 @@ class LocalMetadata(MetadataView, TopicAdmin):
         try:
             self.logs.create_partitions(name, total)
         except (LogError, ValueError) as exc:
-            return failure(exc)
+            return AdminResult.refusal(exc)
         return OK
 
     def check_config(self, name: str, changes: Mapping[str, str | None]) -> None:
@@ -162,7 +160,7 @@ class LocalMetadata(MetadataView, TopicAdmin):
         try:
             self.logs.alter_topic_config(name, changes, client=True)
         except (LogError, ValueError) as exc:
-            return failure(exc)
+            return AdminResult.refusal(exc)
         return OK
 
     async def ensure_offsets_topic(self) -> None:
@@ -176,7 +174,8 @@ class LeadsEverything(ReplicaRoles):
         return ErrorCode.none
 
     def produce_check(self, tp: TopicPartition, acks: int, min_isr: int) -> ErrorCode:
-        return ErrorCode.none
+        # The ISR is this broker alone: acks=all needs min.insync.replicas <= 1, as on Kafka.
+        return ErrorCode.not_enough_replicas if acks == -1 and min_isr > 1 else ErrorCode.none
 
     def wait_replicated(self, tp: TopicPartition, required: int, min_isr: int) -> ErrorCode:
         return ErrorCode.none
