@@ -11,10 +11,11 @@ returns at least one whole batch even if it is larger, so a consumer can never
 get stuck behind a big batch.  A fetch offset inside a batch returns the whole
 batch (the client skips the records before its offset).
 
-In a cluster, consumers fetch from the leader only (NOT_LEADER_OR_FOLLOWER
-elsewhere), up to the high watermark.  Followers (``replica_id`` >= 0) fetch up
-to the log end; the offset each asks for tells the leader where its log ends
-(kavka.replication), which is how the high watermark moves.
+Consumers fetch from a partition's leader only (``replicas.leader_error``:
+NOT_LEADER_OR_FOLLOWER elsewhere), up to the high watermark.  Followers
+(``replica_id`` >= 0) fetch up to the log end; the offset each asks for tells
+the leader where its log ends (``replicas.follower_fetch``), which is how the
+high watermark moves.  A lone broker leads everything and has no followers.
 
 A partition named more than once is fetched once, at the position of its first
 mention with the values of its last (as Kafka's LinkedHashMap of the request's

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import struct
+from dataclasses import dataclass
 
 from kavka.api.errors import error_code_for, error_message
 from kavka.api.registry import RawResponse, Request, api
@@ -40,12 +41,28 @@ VALID_ACKS = (-1, 0, 1)
 _UTC = datetime.timezone.utc
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionResult:
+    """One partition's answer (PartitionProduceResponse)."""
+    index: int
+    error: ErrorCode = ErrorCode.none
+    base_offset: int = -1
+    log_append_time_ms: int = -1
+    log_start_offset: int = -1
+    message: str | None = None
+
+    def failed(self, error: ErrorCode) -> "PartitionResult":
+        """The same partition refused with ``error`` (the append already happened: the log start stays)."""
+        return PartitionResult(self.index, error, log_start_offset=self.log_start_offset)
+
+
 def _decode_legacy(frame: bytes, offset: int):
     """v0-2 bodies are v3 without transactional_id: read them as v3 with a null one."""
     return messages.decode_request(KEY, 3, b"\xff\xff" + frame[offset:], 0)
 
 
-@api(KEY, "Produce", VERSIONS, decoders={0: _decode_legacy, 1: _decode_legacy, 2: _decode_legacy})
+@api(KEY, "Produce", VERSIONS, decoders={0: _decode_legacy, 1: _decode_legacy, 2: _decode_legacy},
+     pipelined=True)
 def handle(request: Request):
     body = request.body
     if request.version < 3:
@@ -106,7 +123,7 @@ async def _append_after_checks(request: Request, heavy: dict):
 
 
 def _refuse_all(body, code: ErrorCode):
-    return [(t.name, [(p.index, code, -1, -1, -1, None) for p in t.partition_data]) for t in body.topic_data]
+    return [(t.name, [PartitionResult(p.index, code) for p in t.partition_data]) for t in body.topic_data]
 
 
 def _append_all(request: Request, checked=None):
@@ -124,12 +141,12 @@ def _append_all(request: Request, checked=None):
             result, last_offset = _append_one(logs, replicas, acks, topic.name, data, request.version, now_ms,
                                               (checked or {}).get((topic.name, data.index), False))
             partitions.append(result)
-            if acks == -1 and result[1] == ErrorCode.none:
+            if acks == -1 and result.error == ErrorCode.none:
                 min_isr = logs.partition(topic.name, data.index).config["min.insync.replicas"]
                 waited = replicas.wait_replicated((topic.name, data.index), last_offset + 1, min_isr)
                 if isinstance(waited, ErrorCode):
                     if waited != ErrorCode.none:   # already replicated: the answer stands
-                        partitions[-1] = _with_error(result, waited)
+                        partitions[-1] = result.failed(waited)
                 else:
                     waits[(i, j)] = waited
         results.append((topic.name, partitions))
@@ -137,33 +154,30 @@ def _append_all(request: Request, checked=None):
 
 
 def _append_one(logs, replicas, acks: int, topic: str, data, version: int, now_ms: int, checked=False):
-    """((index, error, base_offset, log_append_time_ms, log_start_offset, message), last offset).
+    """(PartitionResult, last offset appended or -1).
 
     ``checked``: False (check keys here), None (checked and fine) or the check's LogError."""
+    index = data.index
     if is_internal(topic):  # only the broker writes there (kavka.internal_topics)
-        message = f"Cannot append to internal topic {topic}"
-        return (data.index, ErrorCode.invalid_topic_exception, -1, -1, -1, message), -1
-    partition = logs.partition(topic, data.index)
+        return PartitionResult(index, ErrorCode.invalid_topic_exception,
+                               message=f"Cannot append to internal topic {topic}"), -1
+    partition = logs.partition(topic, index)
     if partition is None:
-        return (data.index, ErrorCode.unknown_topic_or_partition, -1, -1, -1, None), -1
-    error = replicas.produce_check((topic, data.index), acks, partition.config["min.insync.replicas"])
+        return PartitionResult(index, ErrorCode.unknown_topic_or_partition), -1
+    error = replicas.produce_check((topic, index), acks, partition.config["min.insync.replicas"])
     if error != ErrorCode.none:
-        return (data.index, error, -1, -1, -1, None), -1
+        return PartitionResult(index, error), -1
     if not data.records:
-        return (data.index, ErrorCode.invalid_record, -1, -1, -1, "no record batch"), -1
+        return PartitionResult(index, ErrorCode.invalid_record, message="no record batch"), -1
     try:
         if isinstance(checked, LogError):
             raise checked
         info = partition.append_records(bytearray(data.records), version, now_ms, checked is None)
     except LogError as exc:
-        return (data.index, error_code_for(exc), -1, -1, partition.log.log_start_offset, error_message(exc)), -1
-    return ((data.index, ErrorCode.none, info.base_offset, info.log_append_time_ms, info.log_start_offset, None),
+        return PartitionResult(index, error_code_for(exc), log_start_offset=partition.log.log_start_offset,
+                               message=error_message(exc)), -1
+    return (PartitionResult(index, ErrorCode.none, info.base_offset, info.log_append_time_ms, info.log_start_offset),
             info.last_offset)
-
-
-def _with_error(result, error: ErrorCode):
-    index, _code, _base, _append_ms, start, _message = result
-    return (index, error, -1, -1, start, None)
 
 
 async def _await_replication(request: Request, results, waits):
@@ -176,15 +190,15 @@ async def _await_replication(request: Request, results, waits):
         if not future.done():
             future.cancel()
         if error != ErrorCode.none:
-            results[i][1][j] = _with_error(results[i][1][j], error)
+            results[i][1][j] = results[i][1][j].failed(error)
     return _response(request, results)
 
 
 def _appended(request: Request, results) -> list:
     """The partitions this produce wrote to (or answered a retry from): what --durable syncs."""
     logs = request.broker.logs
-    return [logs.partition(name, index) for name, partitions in results
-            for index, code, *_ in partitions if code == ErrorCode.none]
+    return [logs.partition(name, result.index) for name, partitions in results
+            for result in partitions if result.error == ErrorCode.none]
 
 
 async def _await_durable(request: Request, results, waits, synced):
@@ -195,8 +209,8 @@ async def _await_durable(request: Request, results, waits, synced):
         code = error_code_for(error)
         for _name, partitions in results:
             for j, result in enumerate(partitions):
-                if result[1] == ErrorCode.none:
-                    partitions[j] = _with_error(result, code)
+                if result.error == ErrorCode.none:
+                    partitions[j] = result.failed(code)
         for future in waits.values():
             future.cancel()
         return _response(request, results)
@@ -210,10 +224,11 @@ def _response(request: Request, results):
     topics = tuple(
         r.TopicProduceResponse(name=name, partition_responses=tuple(
             r.PartitionProduceResponse(
-                index=index, error_code=code, base_offset=base, log_start_offset=start,
-                log_append_time=None if append_ms < 0 else datetime.datetime.fromtimestamp(append_ms / 1000, _UTC),
-                record_errors=(), error_message=message)
-            for index, code, base, append_ms, start, message in partitions))
+                index=p.index, error_code=p.error, base_offset=p.base_offset, log_start_offset=p.log_start_offset,
+                log_append_time=(None if p.log_append_time_ms < 0
+                                 else datetime.datetime.fromtimestamp(p.log_append_time_ms / 1000, _UTC)),
+                record_errors=(), error_message=p.message)
+            for p in partitions))
         for name, partitions in results)
     return r.ProduceResponse(responses=topics)
 
@@ -224,10 +239,10 @@ def _legacy_response(version: int, results) -> RawResponse:
     for name, partitions in results:
         encoded = name.encode()
         out.append(struct.pack(">h", len(encoded)) + encoded + struct.pack(">i", len(partitions)))
-        for index, code, base, append_ms, _start, _message in partitions:
-            out.append(struct.pack(">ihq", index, code.value, base))
+        for p in partitions:
+            out.append(struct.pack(">ihq", p.index, p.error.value, p.base_offset))
             if version >= 2:
-                out.append(struct.pack(">q", append_ms))
+                out.append(struct.pack(">q", p.log_append_time_ms))
     if version >= 1:
         out.append(struct.pack(">i", 0))
     body = b"".join(out)

@@ -32,6 +32,10 @@ class ApiSpec:
     # Versions decoded by a custom reader instead of kio (e.g. Produce v0-2,
     # which kio no longer knows): version -> callable(frame, offset) -> body.
     decoders: dict[int, Callable[[bytes, int], Any]] = field(default_factory=dict)
+    # A request whose handler has done its work when it returns a coroutine (Produce: the
+    # records are appended, only the replication wait is left): the connection may handle
+    # the next requests meanwhile and answers in order (kavka.server.connection).
+    pipelined: bool = False
 
 
 @dataclass(slots=True)
@@ -55,11 +59,11 @@ class RawResponse:
 REGISTRY: dict[int, ApiSpec] = {}
 
 
-def api(key: int, name: str, versions: tuple[int, int], decoders: dict | None = None):
+def api(key: int, name: str, versions: tuple[int, int], decoders: dict | None = None, pipelined: bool = False):
     """Register ``handler`` for API ``key`` over the inclusive ``versions`` range."""
     def register(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         if key in REGISTRY:
             raise RuntimeError(f"API {key} registered twice")
-        REGISTRY[key] = ApiSpec(key, name, versions[0], versions[1], handler, decoders or {})
+        REGISTRY[key] = ApiSpec(key, name, versions[0], versions[1], handler, decoders or {}, pipelined)
         return handler
     return register

@@ -1,4 +1,4 @@
-"""The consumer-group coordinator (classic protocol).
+"""The consumer-group coordinator: classic groups and consumer-protocol (KIP-848) groups.
 
 Layers, from the wire inwards:
 
@@ -10,6 +10,10 @@ Layers, from the wire inwards:
                   same ``replay()`` that loads the topic at startup.
 * ``join``, ``membership``, ``rebalance``  the classic state machine
                   (table in ``state``) over the ``model`` (Group, Member).
+* ``consumer_group``, ``assignors``, ``consumer_protocol``  KIP-848 groups: the
+                  ConsumerGroupHeartbeat state machine, the server-side
+                  ``uniform`` and ``range`` assignors, the subscriptions.
+* ``describe``    read-only views of groups for ListGroups and DescribeGroups.
 * ``offsets``     committed offsets: validation, fetch, expiry.
 * ``log_format``, ``offsets_topic``  the records and the internal topic.
 

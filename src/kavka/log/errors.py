@@ -78,20 +78,6 @@ class UnknownProducerId(LogError):
     has no state for at any sequence, so producer_state never raises it."""
 
 
-class DuplicateSequence(LogError):
-    """A retry of one of a producer's last five batches.
-
-    Not an error for the client: Kafka answers it with success and the original
-    offsets.  :meth:`ProducerState.check` returns the original append info rather
-    than raising; this class is for callers that prefer to unwind with it, and
-    carries that info as ``original``.
-    """
-
-    def __init__(self, original) -> None:
-        super().__init__(f"duplicate of the batch appended at offset {original.base_offset}")
-        self.original = original
-
-
 class UnsupportedCompression(LogError):
     """zstd in a Produce request older than v7, or a codec id outside 0-4."""
 

@@ -55,11 +55,23 @@ class Assignment:
 
 
 @dataclass(slots=True)
+class ReplicationWaiter:
+    """An acks=all produce waiting for the high watermark to reach ``required``."""
+    required: int          # the produce's last offset + 1
+    min_isr: int           # the topic's min.insync.replicas when it was appended
+    future: asyncio.Future
+
+    def answer(self, error: ErrorCode) -> None:
+        if not self.future.done():
+            self.future.set_result(error)
+
+
+@dataclass(slots=True)
 class LeaderRole:
     assignment: Assignment
     state: LeaderState
     proposing: bool = False
-    waiters: list = field(default_factory=list)    # (required offset, future)
+    waiters: list[ReplicationWaiter] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -206,7 +218,7 @@ class ReplicaManager(ReplicaRoles):
         if self.logs.partition(*tp).log.high_watermark >= required:
             return self._replicated_error(role, min_isr)
         future = asyncio.get_running_loop().create_future()
-        role.waiters.append((required, min_isr, future))
+        role.waiters.append(ReplicationWaiter(required, min_isr, future))
         return future
 
     @staticmethod
@@ -215,9 +227,8 @@ class ReplicaManager(ReplicaRoles):
 
     def _fail_waiters(self, role: LeaderRole, error: ErrorCode) -> None:
         waiters, role.waiters = role.waiters, []
-        for _required, _min_isr, future in waiters:
-            if not future.done():
-                future.set_result(error)
+        for waiter in waiters:
+            waiter.answer(error)
 
     # -- leader: followers' fetches ------------------------------------------------------------
 
@@ -243,12 +254,12 @@ class ReplicaManager(ReplicaRoles):
             for listener in list(plog.listeners):   # consumers long-polling at the old HW
                 listener(plog)
         if role.waiters:
-            done = [w for w in role.waiters if w[0] <= plog.high_watermark]
+            hw = plog.high_watermark
+            done = [w for w in role.waiters if w.required <= hw]
             if done:
-                role.waiters = [w for w in role.waiters if w[0] > plog.high_watermark]
-                for _required, min_isr, future in done:
-                    if not future.done():
-                        future.set_result(self._replicated_error(role, min_isr))
+                role.waiters = [w for w in role.waiters if w.required > hw]
+                for waiter in done:
+                    waiter.answer(self._replicated_error(role, waiter.min_isr))
 
     def _after_isr_change(self, tp: TopicPartition, role: LeaderRole, partition) -> None:
         plog = partition.log

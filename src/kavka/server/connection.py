@@ -37,9 +37,10 @@ arriving longer than ``socket.request.receive.timeout.ms`` ago and is still
 incomplete closes the connection (Kafka has no such limit; its idle timer does
 not fire while bytes trickle in).
 
-One exception to one-at-a-time: a Produce whose answer must wait (acks=all in a
-cluster, until the followers have the records) has already appended when its
-handler returns, so the next requests are handled meanwhile — up to
+One exception to one-at-a-time: an API registered ``pipelined`` (Produce) whose
+answer must wait (acks=all in a cluster, until the followers have the records)
+has done its work when its handler returns, so the next requests are handled
+meanwhile — up to
 ``MAX_PIPELINED`` produces wait together and one round of replica fetches
 acknowledges them all.  Their answers still go out in request order: a later
 response is written only after every earlier one.  Kafka mutes the connection
@@ -71,7 +72,6 @@ MAX_QUEUED_FRAMES = 64
 SENDFILE_MIN_BYTES = 64 * 1024
 COPY_CHUNK = 256 * 1024
 MAX_PIPELINED = 16
-PRODUCE = 0
 _API_KEY = struct.Struct(">h")
 _SIZE = struct.Struct(">i")
 
@@ -89,6 +89,9 @@ class FilePart(Protocol):
 
 class Dispatcher(Protocol):
     def handle(self, frame: bytes, conn: "Connection"): ...
+
+    def pipelined(self, api_key: int) -> bool:
+        """Whether a pending answer of this API may wait while later requests are handled."""
 
 
 class CloseConnection(Exception):
@@ -318,10 +321,10 @@ class Connection(asyncio.BufferedProtocol):
                 try:
                     response = self._dispatcher.handle(frame, self)
                     pending = asyncio.iscoroutine(response)
-                    produce = pending and _API_KEY.unpack_from(frame, 0)[0] == PRODUCE
+                    pipelined = pending and self._dispatcher.pipelined(_API_KEY.unpack_from(frame, 0)[0])
                     del frame  # a big frame's buffer goes as soon as the handler is done with it
                     if pending:
-                        if produce and len(waiting) < MAX_PIPELINED:
+                        if pipelined and len(waiting) < MAX_PIPELINED:
                             waiting.append(self._loop.create_task(response))
                             continue
                         while waiting:   # answers stay in request order

@@ -55,6 +55,11 @@ class Dispatcher:
     def __init__(self, broker) -> None:
         self.broker = broker
 
+    @staticmethod
+    def pipelined(api_key: int) -> bool:
+        spec = REGISTRY.get(api_key)
+        return spec is not None and spec.pipelined
+
     def handle(self, frame: bytes, conn):
         api_key, version, correlation_id = peek_api_key_version(frame)
         spec = REGISTRY.get(api_key)
