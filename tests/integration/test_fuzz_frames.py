@@ -105,7 +105,7 @@ def _batch_run(seconds: float, seed: int) -> int:
             records.validate(data)
             record_codec.decode_records(data, limit=1 << 20)
             list(record_codec.iter_records(data, limit=1 << 20))
-            record_codec.records_have_null_key(data, limit=1 << 20)
+            record_codec.null_key_indexes(data, limit=1 << 20)
         except InvalidBatch:
             pass
         except BaseException as exc:  # noqa: BLE001

@@ -50,6 +50,7 @@ class PartitionResult:
     log_append_time_ms: int = -1
     log_start_offset: int = -1
     message: str | None = None
+    record_errors: tuple[tuple[int, str], ...] = ()   # (batch index, message) of each bad record (v8+)
 
     def failed(self, error: ErrorCode) -> "PartitionResult":
         """The same partition refused with ``error`` (the append already happened: the log start stays)."""
@@ -174,10 +175,25 @@ def _append_one(logs, replicas, acks: int, topic: str, data, version: int, now_m
             raise checked
         info = partition.append_records(bytearray(data.records), version, now_ms, checked is None)
     except LogError as exc:
-        return PartitionResult(index, error_code_for(exc), log_start_offset=partition.log.log_start_offset,
-                               message=error_message(exc)), -1
+        return _refusal(topic, index, exc, partition.log.log_start_offset), -1
     return (PartitionResult(index, ErrorCode.none, info.base_offset, info.log_append_time_ms, info.log_start_offset),
             info.last_offset)
+
+
+def _refusal(topic: str, index: int, exc: LogError, log_start_offset: int) -> PartitionResult:
+    """The answer to a refused batch; records that broke a per-record rule are listed
+    one by one (KIP-467) with Kafka's wording, so a client can tell them from the
+    good records of the same batch."""
+    indexes = getattr(exc, "record_indexes", ())
+    if not indexes:
+        return PartitionResult(index, error_code_for(exc), log_start_offset=log_start_offset,
+                               message=error_message(exc))
+    record_errors = tuple((i, f"{exc.record_reason} in topic partition {topic}-{index}.") for i in indexes)
+    shown = ", ".join(f"RecordError(batchIndex={i}, message='{m}')" for i, m in record_errors[:3])
+    message = (f"One or more records have been rejected due to {len(record_errors)} record errors in total, "
+               f"and only showing the first three errors at most: [{shown}]")
+    return PartitionResult(index, error_code_for(exc), log_start_offset=log_start_offset, message=message,
+                           record_errors=record_errors)
 
 
 async def _await_replication(request: Request, results, waits):
@@ -227,7 +243,9 @@ def _response(request: Request, results):
                 index=p.index, error_code=p.error, base_offset=p.base_offset, log_start_offset=p.log_start_offset,
                 log_append_time=(None if p.log_append_time_ms < 0
                                  else datetime.datetime.fromtimestamp(p.log_append_time_ms / 1000, _UTC)),
-                record_errors=(), error_message=p.message)
+                record_errors=tuple(r.BatchIndexAndErrorMessage(batch_index=i, batch_index_error_message=m)
+                                    for i, m in p.record_errors) if request.version >= 8 else (),
+                error_message=p.message)
             for p in partitions))
         for name, partitions in results)
     return r.ProduceResponse(responses=topics)

@@ -56,7 +56,16 @@ class CorruptRecord(LogError):
 
 class InvalidRecord(LogError):
     """A well-framed batch that breaks a produce rule (offsets, counts, control
-    batches, sequences, null keys on compacted topics, batch count per partition)."""
+    batches, sequences, null keys on compacted topics, batch count per partition).
+
+    When the rule is one each record keeps or breaks (a key on a compacted topic),
+    ``record_indexes`` names the records that break it (their positions in the
+    batch) and ``record_reason`` says why, so the answer can list them (KIP-467)."""
+
+    def __init__(self, message: str, record_indexes: tuple[int, ...] = (), record_reason: str = "") -> None:
+        super().__init__(message)
+        self.record_indexes = record_indexes
+        self.record_reason = record_reason
 
 
 class InvalidTimestamp(LogError):

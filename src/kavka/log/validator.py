@@ -76,7 +76,7 @@ from kavka.log.errors import (
     UnsupportedCompression,
 )
 from kavka.protocol import records
-from kavka.protocol.record_codec import UncompressedTooLarge, records_have_null_key
+from kavka.protocol.record_codec import UncompressedTooLarge, null_key_indexes
 from kavka.protocol.records import BatchHeader, CorruptBatch, InvalidBatch
 
 NO_TIMESTAMP = -1
@@ -217,10 +217,11 @@ def _check_timestamps(header: BatchHeader, config: TopicConfig, now_ms: int) -> 
 
 def _check_keys(buf, pos: int, size: int, config: TopicConfig) -> None:
     try:
-        missing = records_have_null_key(buf, pos, pos + size, config.max_uncompressed_bytes)
+        missing = null_key_indexes(buf, pos, pos + size, config.max_uncompressed_bytes)
     except UncompressedTooLarge as exc:
         raise InvalidRecord(f"a compacted topic's batch is too large to check: {exc}") from exc
     except InvalidBatch as exc:  # records that do not decode or decompress
         raise CorruptRecord(f"records of a compacted topic's batch do not decode: {exc}") from exc
     if missing:
-        raise InvalidRecord("a compacted topic cannot accept a record without a key")
+        raise InvalidRecord(f"a compacted topic cannot accept a record without a key ({len(missing)} in this batch)",
+                            tuple(missing), "Compacted topic cannot accept message without key")

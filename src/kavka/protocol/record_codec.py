@@ -213,21 +213,24 @@ def iter_records(buf: bytes, pos: int = 0, end: int | None = None,
         yield from decode_records(buf, batch_pos, limit)
 
 
-def records_have_null_key(buf: bytes, pos: int = 0, end: int | None = None,
-                          limit: int = DEFAULT_MAX_UNCOMPRESSED) -> bool:
-    """Whether any data record in ``buf[pos:end]`` has a null key (refused on compacted topics).
+def null_key_indexes(buf: bytes, pos: int = 0, end: int | None = None,
+                     limit: int = DEFAULT_MAX_UNCOMPRESSED) -> list[int]:
+    """The positions (0-based, counted over the data batches of ``buf[pos:end]``)
+    of the records with a null key, which a compacted topic refuses.
 
     Walks only the fields in front of each key and builds no Record objects
     (about 0.3 us a record against 3.7 us for :func:`decode_records`): the
     produce path runs this on the event loop.  Record framing is checked as
     strictly as by decode_records; the fields after the key are not parsed.
     """
+    found: list[int] = []
+    first = 0
     for batch_pos, header in rb.iter_batches(buf, pos, end):
         if not header.is_control:
             header, data = _records_section(buf, batch_pos, limit)
-            if _RecordReader(header, data).has_null_key():
-                return True
-    return False
+            _RecordReader(header, data).null_keys(first, found)
+            first += header.records_count
+    return found
 
 
 def _records_section(batch: bytes, pos: int, limit: int) -> tuple[rb.BatchHeader, bytes]:
@@ -276,8 +279,9 @@ class _RecordReader:
             raise InvalidBatch(f"{len(self.data) - self.pos} bytes left after the last record")
         return out
 
-    def has_null_key(self) -> bool:
-        """Whether a record has a null key; the same framing checks as :meth:`read_all`.
+    def null_keys(self, first: int, found: list[int]) -> None:
+        """Append to ``found`` the positions (``first`` + index) of records with a null
+        key; the same framing checks as :meth:`read_all`.
 
         Inlined varint reads: this runs on the produce path for compacted topics.
         """
@@ -287,7 +291,7 @@ class _RecordReader:
             raise InvalidBatch(f"{count} records cannot fit in {size} bytes")
         pos = 0
         try:
-            for _ in range(count):
+            for index in range(count):
                 raw = shift = 0
                 while True:  # the record's length
                     b = data[pos]
@@ -306,13 +310,12 @@ class _RecordReader:
                         pos += 1
                     pos += 1
                 if data[pos] & 1 and pos < end:  # zigzag: an odd first byte is a negative key length
-                    return True
+                    found.append(first + index)
                 pos = end
         except IndexError:
             raise InvalidBatch("records section ends inside a record") from None
         if pos != size:
             raise InvalidBatch(f"{size - pos} bytes left after the last record")
-        return False
 
     def read_record(self) -> Record:
         length = self.varint()

@@ -6,7 +6,7 @@ from client_frames import FRAMES
 from kavka.protocol import messages as m
 from kavka.protocol import records
 from kavka.protocol.framing import parse_request_header, peek_api_key_version
-from kavka.protocol.record_codec import XERIAL_MAGIC, Record, decode_records, records_have_null_key
+from kavka.protocol.record_codec import XERIAL_MAGIC, Record, decode_records, null_key_indexes
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
@@ -57,7 +57,7 @@ def test_librdkafka_produce_batches(codec):
     header = records.validate(batch)
     assert header.compression == CODECS.index(codec)
     assert decode_records(batch) == expected_records()
-    assert records_have_null_key(batch)
+    assert null_key_indexes(batch)
 
 
 @pytest.mark.parametrize("codec", ["none", "gzip"])

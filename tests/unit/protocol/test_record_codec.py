@@ -19,7 +19,7 @@ from kavka.protocol.record_codec import (
     decompress,
     encode_batch,
     iter_records,
-    records_have_null_key,
+    null_key_indexes,
 )
 from kavka.protocol.records import CorruptBatch, InvalidBatch
 
@@ -156,9 +156,11 @@ def test_offsets_must_increase():
 def test_null_key_check():
     keyed = encode_batch([(b"k", b"v", 1, ())])
     keyless = encode_batch([(b"k", b"v", 1, ()), (None, b"v", 1, ())], codec=LZ4)
-    assert not records_have_null_key(keyed)
-    assert records_have_null_key(keyed + keyless)
-    assert not records_have_null_key(encode_batch([(None, b"", 1, ())], control=True))
+    assert null_key_indexes(keyed) == []
+    assert null_key_indexes(keyed + keyless) == [2]   # counted over both batches
+    assert null_key_indexes(encode_batch([(None, b"", 1, ())], control=True)) == []
+    mixed = encode_batch([(None if i % 3 == 0 else b"k", b"v", 1, ()) for i in range(10)])
+    assert null_key_indexes(mixed) == [0, 3, 6, 9]
 
 
 def test_iter_records_over_several_batches():

@@ -94,11 +94,11 @@ def test_the_limit_applies_to_decode_records_and_the_null_key_check():
     batch = rc.encode_batch([(b"k%d" % i, sample(1000), 1_700_000_000_000, ()) for i in range(50)], codec=rc.ZSTD)
     section = len(rc.decompress(rc.ZSTD, batch[61:]))
     assert len(rc.decode_records(batch, 0, section)) == 50
-    assert rc.records_have_null_key(batch, 0, None, section) is False
+    assert rc.null_key_indexes(batch, 0, None, section) == []
     with pytest.raises(rc.UncompressedTooLarge):
         rc.decode_records(batch, 0, section - 1)
     with pytest.raises(rc.UncompressedTooLarge):
-        rc.records_have_null_key(batch, 0, None, section - 1)
+        rc.null_key_indexes(batch, 0, None, section - 1)
 
 
 @pytest.mark.parametrize("module", [cramjam.gzip, cramjam.lz4, cramjam.zstd], ids=["gzip", "lz4", "zstd"])
