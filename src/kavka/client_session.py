@@ -135,21 +135,43 @@ class Builder:
         return field_name in field_names(getattr(self._module, class_name))
 
 
+def _check_address(address: str) -> None:
+    _host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ToolError(f"the broker address must be HOST:PORT, got {address!r}")
+
+
 class Session:
     """A bootstrap connection, the broker's API versions, and leader connections."""
 
     def __init__(self, bootstrap: str, timeout: float = 30.0) -> None:
-        self.bootstrap = bootstrap
+        """``bootstrap``: HOST:PORT, or several separated by commas, tried in order until
+        one answers (as Kafka's bootstrap.servers): a dead first broker is skipped."""
+        addresses = [a.strip() for a in bootstrap.split(",") if a.strip()]
+        if not addresses:
+            raise ToolError("no broker address given")
+        for address in addresses:
+            _check_address(address)
         self.timeout = timeout
-        self.client = self._connect(bootstrap)
+        self.client = self._connect_any(addresses)
+        self.bootstrap = "{}:{}".format(*self.client.address)
         self._leaders: dict[int, "Client"] = {}
         self._brokers: dict[int, str] = {}
         self.versions = self._api_versions()
 
+    def _connect_any(self, addresses: list[str]) -> Client:
+        failures = []
+        for address in addresses:
+            try:
+                return self._connect(address)
+            except ToolError as exc:
+                failures.append(str(exc))
+        if len(failures) == 1:
+            raise ToolError(failures[0])
+        raise ToolError(f"none of the {len(addresses)} brokers answered: " + "; ".join(failures))
+
     def _connect(self, address: str) -> Client:
-        host, sep, port = address.rpartition(":")
-        if not sep or not port.isdigit():
-            raise ToolError(f"the broker address must be HOST:PORT, got {address!r}")
+        _check_address(address)
         from kavka.client import Client, ClientError  # kio loads in ~0.2 s: not for --help
         try:
             return Client(address, timeout=self.timeout)

@@ -107,6 +107,7 @@ def test_groups_are_listed_and_deleted(admin_target):
         consumer.close()
 
 
+@pytest.mark.slow
 def test_delete_records_moves_the_low_watermark(admin_target):
     from confluent_kafka.admin import OffsetSpec
 

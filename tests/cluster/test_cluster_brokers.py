@@ -194,6 +194,7 @@ def test_partitions_added_through_any_broker(cluster):
     assert producer.flush(15) == 0
 
 
+@pytest.mark.slow
 def test_leadership_returns_to_the_preferred_replica(cluster):
     brokers, start = cluster
     admin = AdminClient({"bootstrap.servers": bootstrap(brokers)})

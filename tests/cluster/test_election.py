@@ -80,6 +80,7 @@ def test_failover_on_revoked_lease_bumps_epoch(etcd, layout):
     run(main())
 
 
+@pytest.mark.slow
 def test_failover_on_lease_expiry_and_on_resign(etcd, layout):
     async def main():
         sessions, elections = await _cluster(etcd, layout, [1, 2, 3])

@@ -15,6 +15,7 @@ from kavka.cluster.session import BrokerSession
 from kavka.cluster.state_store import ClusterStore
 
 
+@pytest.mark.slow
 def test_registration_visible_and_gone_when_lease_expires(etcd, layout):
     async def main():
         a = await broker(etcd, layout, 1)
@@ -96,6 +97,7 @@ def test_revoked_lease_is_detected_as_lost(etcd, layout):
     run(main())
 
 
+@pytest.mark.slow
 def test_cut_off_from_etcd_is_detected_within_ttl(private_etcd, layout):
     """SIGSTOP etcd: keepalives hang; the session must declare itself lost by its deadline,
     and a controller on that session must stop being controller with it."""

@@ -106,6 +106,7 @@ def test_controller_fenced_when_its_lease_lapses_before_any_successor(etcd, layo
     run(main())
 
 
+@pytest.mark.slow
 def test_leader_isr_update_guarded_by_its_registration(etcd, layout):
     async def main():
         # b keeps alive only every 2 s, so it does not notice the revoke below at once

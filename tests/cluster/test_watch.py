@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
 from cluster_helpers import broker, connect, eventually, run, shutdown
 
 from kavka.cluster.election import ControllerElection
@@ -99,6 +100,7 @@ def test_watch_from_compacted_revision_resyncs(etcd, layout):
     run(main())
 
 
+@pytest.mark.slow
 def test_watch_reconnects_after_etcd_restart(private_etcd, layout):
     async def main():
         client = await connect(private_etcd)

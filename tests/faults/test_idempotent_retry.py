@@ -293,6 +293,7 @@ def _produce_phases(bootstrap: str, conf: dict, proxy: DroppingProxy, window: fl
     return acked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", FAULTS)
 def test_idempotent_retry_of_a_written_batch_is_a_duplicate(proxied_broker, fault):
     broker, proxy, answers = proxied_broker

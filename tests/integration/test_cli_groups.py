@@ -131,6 +131,7 @@ def first_offsets(broker, group: str, topic: str, partitions: int, timeout: floa
 
 # -- list -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_list_shows_groups_with_states(broker):
     create_topic(broker, "events", 2)
     commit_as_outsider(broker, "idle", "events", {0: 1})
@@ -238,6 +239,7 @@ def reset(broker, *args: str) -> list[list[str]]:
     return table(ok(kavka(broker, "groups", "reset-offsets", *args)), "TOPIC")
 
 
+@pytest.mark.slow
 def test_reset_offsets_dry_run_changes_nothing(broker):
     create_topic(broker, "pay", 2)
     produce(broker, "pay", 10, 2)
@@ -278,6 +280,7 @@ def test_reset_offsets_execute_moves_where_consumers_resume(broker):
     assert first_offsets(broker, "billing", "refunds", 1) == {0: 3}
 
 
+@pytest.mark.slow
 def test_reset_offsets_errors(broker):
     create_topic(broker, "pay", 2)
     produce(broker, "pay", 3, 2)

@@ -65,6 +65,7 @@ def batch_count(broker, topic: str, partition: int = 0) -> int:
 
 # -- topics --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_topic_lifecycle(kavka_broker):
     b = kavka_broker
     assert ok(kavka(b, "topics", "create", "orders", "--partitions", "3", "--config", "retention.ms=60000")) \
@@ -88,6 +89,7 @@ def test_topic_lifecycle(kavka_broker):
     assert ok(kavka(b, "topics", "delete", "orders", "--if-exists")) == "Topic orders does not exist.\n"
 
 
+@pytest.mark.slow
 def test_topic_errors_are_one_line(kavka_broker):
     b = kavka_broker
     ok(kavka(b, "topics", "create", "taken"))
@@ -106,6 +108,7 @@ def test_topic_errors_are_one_line(kavka_broker):
         "kavka topics: --config wants NAME=VALUE, got 'oops'"
 
 
+@pytest.mark.slow
 def test_unreachable_broker():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -117,8 +120,23 @@ def test_unreachable_broker():
         assert failed(result) == f"kavka produce: cannot connect to 127.0.0.1:{port}: Connection refused"
 
 
+def test_a_list_of_brokers_skips_the_dead_ones(kavka_broker):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+        ok(kavka(None, "topics", "create", "alive", "-b", f"{dead}, {kavka_broker.bootstrap_servers}"))
+        listed = ok(kavka(None, "topics", "list", env={"KAVKA_BOOTSTRAP": f"{dead},{kavka_broker.bootstrap_servers}"}))
+        assert "alive" in listed
+        both_dead = kavka(None, "topics", "list", "-b", f"{dead},{dead}")
+        assert failed(both_dead) == (f"kavka topics: none of the 2 brokers answered: cannot connect to {dead}: "
+                                     f"Connection refused; cannot connect to {dead}: Connection refused")
+        assert failed(kavka(None, "topics", "list", "-b", f"{dead},nonsense")) == (
+            "kavka topics: the broker address must be HOST:PORT, got 'nonsense'")
+
+
 # -- configs -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_configs_describe_and_alter(kavka_broker_factory):
     b = kavka_broker_factory({"log.segment.bytes": "1048576"})
     ok(kavka(b, "topics", "create", "events", "--config", "retention.ms=1000"))
@@ -153,6 +171,7 @@ def test_configs_describe_and_alter(kavka_broker_factory):
 
 # -- produce and consume -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_produce_keys_and_headers_then_consume_text(kavka_broker):
     b = kavka_broker
     ok(kavka(b, "topics", "create", "greetings", "--partitions", "1"))
@@ -172,6 +191,7 @@ def test_produce_keys_and_headers_then_consume_text(kavka_broker):
     assert out == "NO_HEADERS | null | plain\n"
 
 
+@pytest.mark.slow
 def test_consume_json(kavka_broker):
     b = kavka_broker
     ok(kavka(b, "topics", "create", "j", "--partitions", "1"))
@@ -186,6 +206,7 @@ def test_consume_json(kavka_broker):
     assert [r["offset"] for r in consume_json(b, "j", "--max-messages", "1")] == [0]
 
 
+@pytest.mark.slow
 def test_partitions_follow_key_hash_and_round_robin(kavka_broker):
     b = kavka_broker
     ok(kavka(b, "topics", "create", "spread", "--partitions", "3"))
@@ -222,6 +243,7 @@ def test_compressed_round_trip(kavka_broker, codec):
     assert out.splitlines()[-1] == "last"
 
 
+@pytest.mark.slow
 def test_consume_positions_and_errors(kavka_broker):
     b = kavka_broker
     ok(kavka(b, "topics", "create", "pos", "--partitions", "1"))

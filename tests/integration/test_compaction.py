@@ -91,6 +91,7 @@ def consume_from_zero(bootstrap: str, topic: str, end: int) -> list[tuple[int, b
     return got
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", ["none", "lz4", "zstd"])
 def test_compacted_topic_reads_back_from_offset_zero(broker, codec):
     bootstrap = broker.bootstrap_servers
@@ -115,6 +116,7 @@ def test_compacted_topic_reads_back_from_offset_zero(broker, codec):
     assert b"key-3" not in table
 
 
+@pytest.mark.slow
 def test_kafka_python_reads_a_compacted_topic(broker):
     from kafka import KafkaConsumer
     from kafka import TopicPartition as KTopicPartition

@@ -110,6 +110,7 @@ def test_auto_created_topic_gets_default_partitions(broker):
     assert len(meta.topics["auto-topic"].partitions) == 3
 
 
+@pytest.mark.slow
 def test_idempotent_producer_roundtrip(broker):
     topic = "idem"
     create_topic(broker.bootstrap_servers, topic)
@@ -144,6 +145,7 @@ def test_log_append_time_topic_stamps_records_with_broker_time(broker):
     assert before <= ts <= int(time.time() * 1000)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reset, expected", [("earliest", 10), ("latest", 0)])
 def test_offset_out_of_range_resets_as_the_consumer_asks(broker, reset, expected):
     create_topic(broker.bootstrap_servers, f"oor-{reset}", partitions=1)

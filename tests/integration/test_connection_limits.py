@@ -55,6 +55,7 @@ def refused(sock: socket.socket) -> bool:
     return closed_within(sock, 5)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30)
 def test_idle_connections_are_closed_and_active_ones_kept(kavka_broker_factory, caplog):
     caplog.set_level(logging.INFO, logger="kavka.server")
@@ -73,6 +74,7 @@ def test_idle_connections_are_closed_and_active_ones_kept(kavka_broker_factory, 
         s.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30)
 def test_a_parked_fetch_is_not_idle(kavka_broker_factory):
     broker = kavka_broker_factory({"connections.max.idle.ms": 200})

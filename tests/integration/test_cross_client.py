@@ -275,6 +275,7 @@ def normalise(expected_row, got_row):
     return (*fields, ts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("producer", "consumer"), _pairs())
 def test_records_read_back_identically(shared_broker, produced, producer, consumer):
     topic, expected = produced(producer)

@@ -239,6 +239,7 @@ def test_write_parquet_in_row_groups(kavka_broker, produced, out_dir):
 
 # -- the command line -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_jsonl(kavka_broker, produced, out_dir):
     b = kavka_broker
     result = kavka(b, "export", TOPIC, "--from", iso(FROM), "--to", str(TO))
@@ -254,6 +255,7 @@ def test_cli_jsonl(kavka_broker, produced, out_dir):
     assert jsonl_rows(ok(kavka(b, "export", TOPIC, "--to", "now"))) == expected(produced, None, None)
 
 
+@pytest.mark.slow
 def test_cli_parquet(kavka_broker, produced, out_dir):
     b = kavka_broker
     out = out_dir / "window.parquet"
@@ -269,6 +271,7 @@ def test_cli_parquet(kavka_broker, produced, out_dir):
     assert table_rows(pq.read_table(other)) == expected(produced, None, None, {1})
 
 
+@pytest.mark.slow
 def test_cli_empty_windows(kavka_broker, produced, out_dir):
     b = kavka_broker
     result = kavka(b, "export", TOPIC, "--from", str(FROM), "--to", str(FROM))
@@ -281,6 +284,7 @@ def test_cli_empty_windows(kavka_broker, produced, out_dir):
     assert table.num_rows == 0 and table.schema.remove_metadata() == export.schema()
 
 
+@pytest.mark.slow
 def test_cli_errors(kavka_broker, produced, out_dir):
     b = kavka_broker
     assert failed(kavka(b, "export", "nowhere", "--from", "1h")) == \
@@ -300,6 +304,7 @@ def test_cli_errors(kavka_broker, produced, out_dir):
         "kavka export: cannot write ")
 
 
+@pytest.mark.slow
 def test_without_pyarrow(kavka_broker, produced, out_dir):
     b = kavka_broker
     hide = "import sys; sys.modules['pyarrow'] = None; "

@@ -115,6 +115,7 @@ def _batch_run(seconds: float, seed: int) -> int:
     return done
 
 
+@pytest.mark.slow
 def test_fuzzed_record_batches_raise_only_invalid_batch():
     assert _batch_run(SECONDS / 6, SEED) > 500
 

@@ -118,6 +118,7 @@ def test_three_members_share_partitions_then_one_leaves_and_one_is_killed(broker
             member.close() if member is not leaver else None
 
 
+@pytest.mark.slow
 def test_groups_are_isolated_each_reads_everything(broker):
     bootstrap, topic = broker.bootstrap_servers, "isolated"
     create_topic(bootstrap, topic)
@@ -135,6 +136,7 @@ def test_groups_are_isolated_each_reads_everything(broker):
             member.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("client", ALL_PROTOCOLS)
 def test_commit_then_broker_restart_resumes_after_the_committed_offset(kavka_broker_factory, tmp_path, client):
     data_dir, topic, group = tmp_path / "restart", "resume", "resumer"
@@ -198,6 +200,7 @@ def _assign_and_commit(client: str, bootstrap: str, group: str, topic: str) -> N
         asyncio.run(run())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("client", CLIENTS)
 def test_assign_with_manual_commits_never_joins(broker, client):
     bootstrap, topic, group = broker.bootstrap_servers, f"assigned-{client}", f"manual-{client}"
@@ -219,6 +222,7 @@ def describe(bootstrap: str, group: str):
 
 # -- librdkafka specifics ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cooperative_sticky_rebalances_incrementally(broker):
     bootstrap, topic, group = broker.bootstrap_servers, "sticky", "cooperative"
     create_topic(bootstrap, topic)
@@ -246,6 +250,7 @@ def test_cooperative_sticky_rebalances_incrementally(broker):
             member.close()
 
 
+@pytest.mark.slow
 def test_static_member_restart_keeps_its_partitions_without_a_rebalance(broker):
     bootstrap, topic, group = broker.bootstrap_servers, "static", "static-group"
     create_topic(bootstrap, topic)

@@ -60,6 +60,7 @@ def test_admin_client_describes_and_lists_a_consumer_protocol_group(broker):
             m.close()
 
 
+@pytest.mark.slow
 def test_new_partitions_are_assigned_to_running_members(broker):
     bootstrap, topic, group = broker.bootstrap_servers, "growing", "growing-group"
     create_topic(bootstrap, topic, 2)
@@ -115,6 +116,7 @@ def test_static_member_restart_keeps_its_partitions(broker):
             m.close()
 
 
+@pytest.mark.slow
 def test_bad_heartbeats_get_kafkas_codes_and_leave_the_group_alone(broker):
     from kavka.api.responses import make
     from kio.schema.consumer_group_heartbeat.v1 import request as q

@@ -54,6 +54,7 @@ def test_a_hundred_thousand_partitions_are_refused_and_others_keep_working(kavka
     assert got == [b"before", b"after"]
 
 
+@pytest.mark.slow
 def test_many_topics_in_one_request_do_not_stall_other_clients(kavka_broker):
     bootstrap = kavka_broker.bootstrap_servers
     admin = AdminClient({"bootstrap.servers": bootstrap})

@@ -59,6 +59,7 @@ def test_clients_are_refused_by_followers(cluster):
     assert consumer_fetch(brokers[1], "r")[0] == E.none
 
 
+@pytest.mark.slow
 def test_a_stopped_follower_leaves_the_isr_and_acks_all_goes_on(cluster):
     brokers, store = cluster
     setup_topic(brokers, store)
@@ -72,6 +73,7 @@ def test_a_stopped_follower_leaves_the_isr_and_acks_all_goes_on(cluster):
     assert (error, hw) == (E.none, 2) and records
 
 
+@pytest.mark.slow
 def test_min_insync_replicas_refuses_acks_all_but_not_acks_1(cluster):
     brokers, store = cluster
     setup_topic(brokers, store, min_isr=3)
@@ -84,6 +86,7 @@ def test_min_insync_replicas_refuses_acks_all_but_not_acks_1(cluster):
     assert produce(brokers[1], "r", [b"d"], acks=1)[0] == E.none
 
 
+@pytest.mark.slow
 def test_acks_all_times_out_when_the_isr_cannot_shrink(cluster):
     brokers, store = cluster
     setup_topic(brokers, store)
@@ -118,6 +121,7 @@ def test_leader_change_truncates_the_old_leaders_unreplicated_tail(cluster):
     wait_until(lambda: store.states[TP].isr == (1, 2, 3), 10, "broker 1 back in the ISR")
 
 
+@pytest.mark.slow
 def test_a_restarted_follower_catches_up_and_rejoins(cluster, kavka_broker_factory):
     brokers, store = cluster
     setup_topic(brokers, store)
@@ -133,6 +137,7 @@ def test_a_restarted_follower_catches_up_and_rejoins(cluster, kavka_broker_facto
     assert stored(brokers[3], "r") == stored(brokers[1], "r")
 
 
+@pytest.mark.slow
 def test_a_follower_behind_the_leaders_log_start_restarts_there(cluster, kavka_broker_factory):
     brokers, store = cluster
     setup_topic(brokers, store)

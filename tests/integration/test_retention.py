@@ -63,6 +63,7 @@ def consume_from_zero(bootstrap: str, topic: str, reset: str, want: int, timeout
     return got
 
 
+@pytest.mark.slow
 def test_retention_ms_moves_the_start_and_consumers_reset_to_it(broker):
     bootstrap = broker.bootstrap_servers
     create_topic(bootstrap, "old-news", {"segment.bytes": "1000", "retention.ms": str(DAY)})

@@ -506,7 +506,8 @@ def _up(args) -> int:
 # -- describe ---------------------------------------------------------------------------------
 
 def _describe(args) -> int:
-    with _first_session(args.bootstrap_server) as s:
+    from kavka.client_session import Session
+    with Session(args.bootstrap_server) as s:
         cluster_id, controller, brokers = _cluster_info(s)
         topics = _topics(s, args.topic or None)
     report = _report(cluster_id, controller, brokers, topics)
@@ -515,20 +516,6 @@ def _describe(args) -> int:
     else:
         _print_report(report)
     return 0
-
-
-def _first_session(bootstrap: str):
-    """A session with the first broker of a comma-separated list that answers (the bootstrap
-    string ``cluster up`` prints works even while some of its brokers are down)."""
-    from kavka.client_session import Session
-    addresses = [a.strip() for a in bootstrap.split(",") if a.strip()] or [bootstrap]
-    for i, address in enumerate(addresses):
-        try:
-            return Session(address)
-        except CliError:
-            if i == len(addresses) - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _cluster_info(s):

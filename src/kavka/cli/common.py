@@ -30,8 +30,9 @@ def bootstrap_parent() -> argparse.ArgumentParser:
     """The ``--bootstrap-server`` option, for ``parents=[...]`` of every client sub-command."""
     parent = argparse.ArgumentParser(add_help=False)
     default = os.environ.get(BOOTSTRAP_ENV) or DEFAULT_BOOTSTRAP
-    parent.add_argument("-b", "--bootstrap-server", default=default, metavar="HOST:PORT",
-                        help=f"the broker to talk to (default {default}; env {BOOTSTRAP_ENV})")
+    parent.add_argument("-b", "--bootstrap-server", default=default, metavar="HOST:PORT[,HOST:PORT...]",
+                        help=f"the brokers to try, in order, until one answers (default {default}; "
+                             f"env {BOOTSTRAP_ENV})")
     return parent
 
 

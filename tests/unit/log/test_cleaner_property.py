@@ -5,10 +5,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
+from cleaner_helpers import Env, is_subsequence, latest, read_all
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from cleaner_helpers import Env, is_subsequence, latest, read_all
 
 KEYS = [b"a", b"b", b"c", b"d", b"e", b"f"]
 RETENTION = 1000  # delete.retention.ms of the test topic (cleaner_helpers.COMPACT)
@@ -20,6 +20,7 @@ clean = st.tuples(st.just("clean"), st.sampled_from([0, 10, 500, 1001]))
 operations = st.lists(st.one_of(write, write, write, roll, clean), min_size=1, max_size=60)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(operations)
 def test_compaction_keeps_the_newest_value_of_every_live_key(ops):

@@ -97,6 +97,7 @@ def test_every_request_and_response_round_trips(with_nulls):
         assert _decode_any(cls, m.encode_request(obj)) == obj, (api_key, version)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_nulls", [False, True])
 def test_unknown_tags_at_every_depth_are_skipped(with_nulls):
     checked = 0

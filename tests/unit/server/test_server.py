@@ -98,6 +98,7 @@ def test_fetch_without_data_waits_at_most_max_wait(kavka_broker):
     assert partition.error_code == 0 and not partition.records
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30)
 def test_stop_with_a_parked_fetch_finishes(kavka_broker_factory):
     broker = kavka_broker_factory()
