@@ -6,11 +6,11 @@ import argparse
 import sys
 
 from kavka import __version__
-from kavka.cli import check, cluster, configs, consume, export, groups, produce, serve, topics
+from kavka.cli import check, cluster, configs, consume, dump_log, export, groups, produce, serve, topics
 from kavka.cli.common import CliError  # kavka.client_session.ToolError: printed as one line, exit status 1
 
 COMMANDS = {"serve": serve, "topics": topics, "configs": configs, "produce": produce, "consume": consume,
-            "groups": groups, "export": export, "cluster": cluster, "check": check}
+            "groups": groups, "export": export, "cluster": cluster, "check": check, "dump-log": dump_log}
 
 
 def build_parser() -> argparse.ArgumentParser:
