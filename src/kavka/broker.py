@@ -190,6 +190,11 @@ class Broker:
         return socket.getfqdn() if host in WILDCARD_HOSTS else host
 
     async def stop_async(self, timeout: float = 5.0) -> None:
+        if self.node is not None:   # hand the leaderships over while still serving
+            try:
+                await self.node.controlled_shutdown()
+            except Exception:
+                log.exception("controlled shutdown failed; stopping anyway")
         await self._stop_background()
         if self.node is not None:
             try:

@@ -212,6 +212,12 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("min.insync.replicas", "int", 1, "Replicas that must acknowledge acks=all.", at_least(1), False),
     ConfigKey("unclean.leader.election.enable", "boolean", False, "Allow out-of-sync leaders.", None, False),
     ConfigKey("broker.rack", "string", None, "This broker's rack, shown to clients in a cluster.", None),
+    ConfigKey("controlled.shutdown.enable", "boolean", True,
+              "In a cluster, a stopping broker first hands its leaderships to in-sync followers.", None),
+    ConfigKey("controlled.shutdown.max.retries", "int", 3,
+              "Attempts of a controlled shutdown before the broker stops anyway.", at_least(0)),
+    ConfigKey("controlled.shutdown.retry.backoff.ms", "long", 5000,
+              "How long each attempt of a controlled shutdown waits for the leaderships to move.", at_least(0)),
     # Partition and open-file limits (kavka; Kafka has no such settings, see kavka.log.log_manager)
     ConfigKey("max.partitions.per.request", "int", 10000,
               "Partitions one CreateTopics or CreatePartitions request may add (POLICY_VIOLATION beyond).",

@@ -52,18 +52,27 @@ class BrokerInfo:
     """A live broker: what Metadata needs to route clients to it.  ``log_dir_offline``:
     its log directory failed (kavka.log.log_dir), so it may hold no leadership and no
     ISR membership (Kafka's heartbeat ``offlineLogDirs``); the key stays, so clients can
-    still reach it for Metadata."""
+    still reach it for Metadata.  ``shutting_down``: a controlled shutdown (Kafka's
+    ControlledShutdown): the same, while it still serves until its leaderships moved."""
 
     broker_id: int
     host: str
     port: int
     rack: str | None = None
     log_dir_offline: bool = False
+    shutting_down: bool = False
+
+    @property
+    def eligible(self) -> bool:
+        """May lead, be in an ISR, get new replicas."""
+        return not (self.log_dir_offline or self.shutting_down)
 
     def encode(self) -> bytes:
         fields = {"broker_id": self.broker_id, "host": self.host, "port": self.port, "rack": self.rack}
         if self.log_dir_offline:  # absent when false: an online broker's value is as before
             fields["log_dir_offline"] = True
+        if self.shutting_down:
+            fields["shutting_down"] = True
         return _dump(fields)
 
     @classmethod
@@ -71,7 +80,7 @@ class BrokerInfo:
         o = _load(raw, "broker")
         try:
             return cls(int(o["broker_id"]), str(o["host"]), int(o["port"]), o.get("rack"),
-                       bool(o.get("log_dir_offline", False)))
+                       bool(o.get("log_dir_offline", False)), bool(o.get("shutting_down", False)))
         except (KeyError, TypeError, ValueError) as exc:
             raise DecodeError(f"broker: {exc!r} in {raw[:80]!r}") from exc
 

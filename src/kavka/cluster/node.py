@@ -113,6 +113,39 @@ class ClusterNode:
         self.election = ControllerElection(self.etcd, self.layout, self.session)
         self.election.on_change(self.controller.on_claim)
 
+    async def controlled_shutdown(self) -> None:
+        """Kafka's ControlledShutdown: say in the registration that this broker is stopping,
+        so the controller moves each leadership it holds to an in-sync follower and drops
+        it from the ISRs (a partition with no other in-sync replica loses its leader now
+        rather than at the stop); return once the view shows that, or after
+        ``controlled.shutdown.max.retries`` x ``retry.backoff.ms``.  Meanwhile the broker
+        still serves, so clients learn the new leaders from it too."""
+        config = self.broker.config
+        if not config.get("controlled.shutdown.enable") or not self.session.is_live:
+            return
+        attempts = max(1, config.get("controlled.shutdown.max.retries"))
+        backoff = config.get("controlled.shutdown.retry.backoff.ms") / 1000
+        started = asyncio.get_running_loop().time()
+        for attempt in range(attempts):
+            try:
+                await self.session.update(dataclasses.replace(self.session.info, shutting_down=True))
+                await self.wait_seen(self._handed_over, backoff)
+                log.info("broker %d: controlled shutdown done in %.0f ms", self.broker_id,
+                         (asyncio.get_running_loop().time() - started) * 1000)
+                return
+            except (ClusterError, ViewTimeout) as exc:
+                log.warning("broker %d: controlled shutdown attempt %d of %d: %s", self.broker_id, attempt + 1,
+                            attempts, exc or "leaderships not moved yet")
+        log.warning("broker %d: stopping without a complete controlled shutdown", self.broker_id)
+
+    def _handed_over(self) -> bool:
+        """Nothing left to hand over: no partition led here or with this broker in its ISR
+        next to another eligible replica."""
+        me = self.broker_id
+        eligible = self.eligible_broker_ids()
+        return not any((s.leader == me or me in s.isr) and any(b != me and b in eligible for b in s.isr)
+                       for s in (v.value for v in self.view.partitions.values()))
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -240,9 +273,9 @@ class ClusterNode:
         return None if v is None else (v.value.host, v.value.port)
 
     def eligible_broker_ids(self) -> set[int]:
-        """Registered brokers whose log directory is online: those that may lead, be in
-        an ISR, or get new replicas."""
-        return {b for b, v in self.view.brokers.items() if not v.value.log_dir_offline}
+        """Registered brokers whose log directory is online and that are not shutting
+        down: those that may lead, be in an ISR, or get new replicas."""
+        return {b for b, v in self.view.brokers.items() if v.value.eligible}
 
     def controller_id(self) -> int:
         return self.metadata.controller_id()
@@ -256,6 +289,10 @@ class ClusterNode:
     async def _propose_isr(self, tp, isr, leader_epoch: int, version: int) -> int | None:
         current = self.view.partitions.get(tp)
         if current is None or current.mod_revision != version or current.value.leader_epoch != leader_epoch:
+            return None
+        eligible = self.eligible_broker_ids()   # a broker shutting down does not join an ISR
+        isr = [b for b in isr if b == self.broker_id or b in eligible or b in current.value.isr]
+        if set(isr) == set(current.value.isr):
             return None
         try:
             return await self.store.leader_update_isr(self.session, tp[0], tp[1], current, list(isr))
