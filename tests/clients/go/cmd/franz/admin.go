@@ -12,16 +12,12 @@ var adminConfigs = map[string]*string{"cleanup.policy": ptr("compact"), "retenti
 
 func ptr(s string) *string { return &s }
 
-// admin creates a topic with configs, describes it, its configs and the cluster, creates it
+// Admin creates a topic with configs, describes it, its configs and the cluster, creates it
 // again (TOPIC_ALREADY_EXISTS) and deletes it.  (kgo caches metadata for MetadataMinAge, so
 // whether the topic is gone is for the test to check with another client.)
-func admin(args scenario.Args) {
-	topic := args.Arg(0, "topic")
-	ctx, cancel := scenario.StepContext(scenario.Timeout)
-	defer cancel()
-	cl := newClient(args)
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+func (f franz) Admin(topic string) {
+	ctx, adm, done := f.newAdmin()
+	defer done()
 
 	emitCreate := func() {
 		created, err := adm.CreateTopic(ctx, 4, 1, adminConfigs, topic)

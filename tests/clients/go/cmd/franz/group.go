@@ -36,11 +36,10 @@ func (m *member) change(add bool, assigned map[string][]int32) {
 	scenario.Emit("assignment", map[string]any{"partitions": now})
 }
 
-// group is one member of a consumer group: it prints its assignment, each polled batch as
+// Group is one member of a consumer group: it prints its assignment, each polled batch as
 // [partition, offset] pairs and then the offsets it committed, until SIGTERM (then it leaves).
 // protocol "consumer" joins with KIP-848's ConsumerGroupHeartbeat (kgo.ServerSideBalancer).
-func group(args scenario.Args) {
-	topic, name, protocol := args.Arg(0, "topic"), args.Arg(1, "group"), args.Arg(2, "protocol")
+func (f franz) Group(topic, name, protocol string) {
 	ctx, cancel := scenario.StepContext(10 * time.Minute)
 	defer cancel()
 	m := &member{owned: map[int32]bool{}}
@@ -59,7 +58,7 @@ func group(args scenario.Args) {
 	default:
 		scenario.Fail("unknown group protocol %q", protocol)
 	}
-	cl := newClient(args, opts...)
+	cl := f.newClient(opts...)
 	for ctx.Err() == nil {
 		fetches := cl.PollFetches(ctx)
 		fetches.EachError(func(t string, p int32, err error) {

@@ -1,15 +1,10 @@
 // Command franz runs the test-client scenario (tests/clients/README.md) with
 // franz-go: the kgo client for records and groups, kadm for offsets and admin.
-//
-//	franz records    BOOTSTRAP TOPIC CODEC PARTITIONS   < records (JSON lines)
-//	franz read       BOOTSTRAP TOPIC PARTITIONS COUNT
-//	franz idempotent BOOTSTRAP TOPIC COUNT
-//	franz group      BOOTSTRAP TOPIC GROUP classic|consumer
-//	franz times      BOOTSTRAP TOPIC TIMESTAMP...
-//	franz admin      BOOTSTRAP TOPIC
+// The steps and their arguments are in package scenario.
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"strconv"
@@ -22,24 +17,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-const usage = "steps: records, read, idempotent, group, times, admin"
-
 func main() {
-	args := scenario.ParseArgs(usage)
-	steps := map[string]func(scenario.Args){
-		"records": records, "read": read, "idempotent": idempotent,
-		"group": group, "times": times, "admin": admin,
-	}
-	step, ok := steps[args.Step]
-	if !ok {
-		scenario.Fail("unknown step %q (%s)", args.Step, usage)
-	}
-	step(args)
+	scenario.Run(func(bootstrap string) scenario.Client { return franz{seeds: strings.Split(bootstrap, ",")} })
 }
 
-// newClient is a kgo client for the bootstrap address, logging to stderr when KAVKA_GO_DEBUG is set.
-func newClient(args scenario.Args, opts ...kgo.Opt) *kgo.Client {
-	opts = append([]kgo.Opt{kgo.SeedBrokers(strings.Split(args.Bootstrap, ",")...), kgo.ClientID("kavka-franz")}, opts...)
+// franz is the scenario client on franz-go.
+type franz struct{ seeds []string }
+
+// newClient is a kgo client for the seed brokers, logging to stderr when KAVKA_GO_DEBUG is set.
+func (f franz) newClient(opts ...kgo.Opt) *kgo.Client {
+	opts = append([]kgo.Opt{kgo.SeedBrokers(f.seeds...), kgo.ClientID("kavka-franz")}, opts...)
 	if os.Getenv("KAVKA_GO_DEBUG") != "" {
 		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, nil)))
 	}
@@ -48,10 +35,11 @@ func newClient(args scenario.Args, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-func atoi(s, what string) int {
-	n, err := strconv.Atoi(s)
-	scenario.Check(err, what)
-	return n
+// newAdmin is a kadm client with the step's context, and what ends both.
+func (f franz) newAdmin() (context.Context, *kadm.Client, func()) {
+	ctx, cancel := scenario.StepContext(scenario.Timeout)
+	cl := f.newClient()
+	return ctx, kadm.NewClient(cl), func() { cl.Close(); cancel() }
 }
 
 // errName is Kafka's name of a client error ("TOPIC_ALREADY_EXISTS"), its text otherwise, "" for none.
@@ -72,36 +60,19 @@ var codecs = map[string]kgo.CompressionCodec{
 	"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
 }
 
-// records produces stdin's records with one codec to their partitions, then reads the topic back.
-func records(args scenario.Args) {
-	topic, codecName := args.Arg(0, "topic"), args.Arg(1, "codec")
-	partitions := atoi(args.Arg(2, "partitions"), "partitions")
+func (f franz) Produce(topic, codecName string, sent []scenario.Record) {
 	codec, ok := codecs[codecName]
 	if !ok {
 		scenario.Fail("unknown codec %q", codecName)
 	}
-	sent := scenario.ReadRecords()
-	produce(args, topic, sent, kgo.ProducerBatchCompression(codec))
-	consume(args, topic, partitions, len(sent))
-}
-
-// read reads COUNT records of a topic another client wrote.
-func read(args scenario.Args) {
-	consume(args, args.Arg(0, "topic"), atoi(args.Arg(1, "partitions"), "partitions"), atoi(args.Arg(2, "count"), "count"))
-}
-
-// produce sends the records to their own partitions and prints an "ack" per record.
-func produce(args scenario.Args, topic string, sent []scenario.Record, opts ...kgo.Opt) {
 	ctx, cancel := scenario.StepContext(scenario.Timeout)
 	defer cancel()
-	cl := newClient(args, append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(5*time.Millisecond))...)
+	cl := f.newClient(kgo.ProducerBatchCompression(codec), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(5*time.Millisecond))
 	defer cl.Close()
 	for _, r := range sent {
 		record := &kgo.Record{Topic: topic, Partition: r.Partition, Key: scenario.Bytes(r.Key),
-			Value: scenario.Bytes(r.Value)}
-		if r.Timestamp != 0 {
-			record.Timestamp = time.UnixMilli(r.Timestamp)
-		}
+			Value: scenario.Bytes(r.Value), Timestamp: time.UnixMilli(r.Timestamp)}
 		for _, h := range r.Headers {
 			record.Headers = append(record.Headers, kgo.RecordHeader{Key: h[0], Value: []byte(h[1])})
 		}
@@ -114,15 +85,14 @@ func produce(args scenario.Args, topic string, sent []scenario.Record, opts ...k
 	scenario.Check(cl.Flush(ctx), "flushing")
 }
 
-// consume assigns every partition from its start and prints each record until count are read.
-func consume(args scenario.Args, topic string, partitions, count int) {
+func (f franz) Consume(topic string, partitions, count int) {
 	ctx, cancel := scenario.StepContext(scenario.Timeout)
 	defer cancel()
 	assigned := map[int32]kgo.Offset{}
 	for p := 0; p < partitions; p++ {
 		assigned[int32(p)] = kgo.NewOffset().AtStart()
 	}
-	cl := newClient(args, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: assigned}))
+	cl := f.newClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: assigned}))
 	defer cl.Close()
 	for read := 0; read < count; {
 		fetches := cl.PollFetches(ctx)
@@ -146,12 +116,11 @@ func fromKgo(r *kgo.Record) scenario.Record {
 		Value: scenario.Text(r.Value), Headers: headers, Timestamp: r.Timestamp.UnixMilli()}
 }
 
-// idempotent writes COUNT records to partition 0 with the (default) idempotent producer, acks=all.
-func idempotent(args scenario.Args) {
-	topic, count := args.Arg(0, "topic"), atoi(args.Arg(1, "count"), "count")
+// Idempotent uses kgo's default producer, which is idempotent (up to 5 requests in flight).
+func (f franz) Idempotent(topic string, count int) {
 	ctx, cancel := scenario.StepContext(scenario.Timeout)
 	defer cancel()
-	cl := newClient(args, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	cl := f.newClient(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(time.Millisecond), kgo.MaxBufferedRecords(count+1))
 	defer cl.Close()
 	for i := 0; i < count; i++ {
@@ -168,18 +137,13 @@ func idempotent(args scenario.Args) {
 	scenario.Emit("producer", map[string]any{"producer_id": id, "producer_epoch": epoch})
 }
 
-// times lists, per partition, the first offset at or after each timestamp.
-func times(args scenario.Args) {
-	topic := args.Arg(0, "topic")
-	ctx, cancel := scenario.StepContext(scenario.Timeout)
-	defer cancel()
-	cl := newClient(args)
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	for _, arg := range args.Rest[1:] {
-		ts := int64(atoi(arg, "timestamp"))
+// Times uses kadm.ListOffsetsAfterMilli, which answers the end offset where Kafka answers -1.
+func (f franz) Times(topic string, timestamps []int64) {
+	ctx, adm, done := f.newAdmin()
+	defer done()
+	for _, ts := range timestamps {
 		listed, err := adm.ListOffsetsAfterMilli(ctx, ts, topic)
-		scenario.Check(err, "listing offsets after "+arg)
+		scenario.Check(err, "listing offsets after "+strconv.FormatInt(ts, 10))
 		listed.Each(func(o kadm.ListedOffset) {
 			scenario.Emit("offset", map[string]any{"asked": ts, "partition": o.Partition, "offset": o.Offset,
 				"timestamp": o.Timestamp, "error": errName(o.Err)})

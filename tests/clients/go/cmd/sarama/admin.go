@@ -11,13 +11,12 @@ func ptr(s string) *string { return &s }
 var adminTopic = sarama.TopicDetail{NumPartitions: 4, ReplicationFactor: 1,
 	ConfigEntries: map[string]*string{"cleanup.policy": ptr("compact"), "retention.ms": ptr("3600000")}}
 
-// admin creates a topic with configs, describes it, its configs and the cluster, creates it
+// Admin creates a topic with configs, describes it, its configs and the cluster, creates it
 // again (TOPIC_ALREADY_EXISTS) and deletes it.
-func admin(args scenario.Args) {
-	topic := args.Arg(0, "topic")
-	client := newClient(args, config())
-	defer client.Close()
-	adm, err := sarama.NewClusterAdminFromClient(client)
+func (c client) Admin(topic string) {
+	connected := c.connect(config())
+	defer connected.Close()
+	adm, err := sarama.NewClusterAdminFromClient(connected)
 	scenario.Check(err, "creating the cluster admin")
 
 	err = adm.CreateTopic(topic, &adminTopic, false)

@@ -42,9 +42,8 @@ func (member) ConsumeClaim(session sarama.ConsumerGroupSession, claim sarama.Con
 	return nil
 }
 
-// group is one member of a classic consumer group until SIGTERM (then it leaves the group).
-func group(args scenario.Args) {
-	topic, name, protocol := args.Arg(0, "topic"), args.Arg(1, "group"), args.Arg(2, "protocol")
+// Group is one member of a classic consumer group until SIGTERM (then it leaves the group).
+func (c client) Group(topic, name, protocol string) {
 	if protocol != "classic" {
 		scenario.Fail("Sarama has only the classic group protocol, not %q", protocol)
 	}
@@ -56,8 +55,8 @@ func group(args scenario.Args) {
 	cfg.Consumer.Group.Session.Timeout = 6 * time.Second
 	cfg.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
 	cfg.Consumer.Return.Errors = true
-	client := newClient(args, cfg)
-	consumerGroup, err := sarama.NewConsumerGroupFromClient(name, client)
+	connected := c.connect(cfg)
+	consumerGroup, err := sarama.NewConsumerGroupFromClient(name, connected)
 	scenario.Check(err, "creating the consumer group")
 	go func() {
 		for err := range consumerGroup.Errors() {
@@ -71,6 +70,6 @@ func group(args scenario.Args) {
 		}
 	}
 	scenario.Check(consumerGroup.Close(), "leaving the group")
-	client.Close()
+	connected.Close()
 	scenario.Emit("closed", nil)
 }

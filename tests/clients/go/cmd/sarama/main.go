@@ -1,14 +1,7 @@
 // Command sarama runs the test-client scenario (tests/clients/README.md) with
 // Sarama (github.com/IBM/sarama): SyncProducer, Consumer, ConsumerGroup (the
 // classic protocol: Sarama has no KIP-848 consumer), Client.GetOffset and
-// ClusterAdmin.
-//
-//	sarama records    BOOTSTRAP TOPIC CODEC PARTITIONS   < records (JSON lines)
-//	sarama read       BOOTSTRAP TOPIC PARTITIONS COUNT
-//	sarama idempotent BOOTSTRAP TOPIC COUNT
-//	sarama group      BOOTSTRAP TOPIC GROUP classic
-//	sarama times      BOOTSTRAP TOPIC TIMESTAMP...
-//	sarama admin      BOOTSTRAP TOPIC
+// ClusterAdmin.  The steps and their arguments are in package scenario.
 package main
 
 import (
@@ -23,24 +16,16 @@ import (
 	"github.com/kavka/tests/clients/go/internal/scenario"
 )
 
-const usage = "steps: records, read, idempotent, group, times, admin"
-
 func main() {
-	args := scenario.ParseArgs(usage)
-	steps := map[string]func(scenario.Args){
-		"records": records, "read": read, "idempotent": idempotent,
-		"group": group, "times": times, "admin": admin,
-	}
-	step, ok := steps[args.Step]
-	if !ok {
-		scenario.Fail("unknown step %q (%s)", args.Step, usage)
-	}
 	if os.Getenv("KAVKA_GO_DEBUG") != "" {
 		sarama.Logger = log.New(os.Stderr, "[sarama] ", log.Lmicroseconds)
 		sarama.DebugLogger = sarama.Logger
 	}
-	step(args)
+	scenario.Run(func(bootstrap string) scenario.Client { return client{addrs: strings.Split(bootstrap, ",")} })
 }
+
+// client is the scenario client on Sarama.
+type client struct{ addrs []string }
 
 // config is Sarama's configuration for Kafka 4.0 (it then negotiates versions with ApiVersions).
 func config() *sarama.Config {
@@ -51,16 +36,10 @@ func config() *sarama.Config {
 	return cfg
 }
 
-func newClient(args scenario.Args, cfg *sarama.Config) sarama.Client {
-	client, err := sarama.NewClient(strings.Split(args.Bootstrap, ","), cfg)
+func (c client) connect(cfg *sarama.Config) sarama.Client {
+	connected, err := sarama.NewClient(c.addrs, cfg)
 	scenario.Check(err, "connecting")
-	return client
-}
-
-func atoi(s, what string) int {
-	n, err := strconv.Atoi(s)
-	scenario.Check(err, what)
-	return n
+	return connected
 }
 
 // errName is Kafka's name of a Sarama error (a KError or a TopicError's), its text otherwise.
@@ -84,34 +63,24 @@ var codecs = map[string]sarama.CompressionCodec{
 	"lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD,
 }
 
-// records produces stdin's records with one codec to their partitions, then reads the topic back.
-func records(args scenario.Args) {
-	topic, codecName := args.Arg(0, "topic"), args.Arg(1, "codec")
-	partitions := atoi(args.Arg(2, "partitions"), "partitions")
+func (c client) Produce(topic, codecName string, sent []scenario.Record) {
 	codec, ok := codecs[codecName]
 	if !ok {
 		scenario.Fail("unknown codec %q", codecName)
 	}
-	sent := scenario.ReadRecords()
 	cfg := config()
 	cfg.Producer.Compression = codec
 	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
-	produce(args, cfg, topic, sent)
-	consume(args, topic, partitions, len(sent))
-}
-
-// read reads COUNT records of a topic another client wrote.
-func read(args scenario.Args) {
-	consume(args, args.Arg(0, "topic"), atoi(args.Arg(1, "partitions"), "partitions"), atoi(args.Arg(2, "count"), "count"))
+	c.produce(cfg, topic, sent)
 }
 
 // produce sends the records to their own partitions in one SendMessages and prints an "ack" per record.
-func produce(args scenario.Args, cfg *sarama.Config, topic string, sent []scenario.Record) {
+func (c client) produce(cfg *sarama.Config, topic string, sent []scenario.Record) {
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
-	client := newClient(args, cfg)
-	defer client.Close()
-	producer, err := sarama.NewSyncProducerFromClient(client)
+	connected := c.connect(cfg)
+	defer connected.Close()
+	producer, err := sarama.NewSyncProducerFromClient(connected)
 	scenario.Check(err, "creating the producer")
 	defer producer.Close()
 	messages := make([]*sarama.ProducerMessage, 0, len(sent))
@@ -138,11 +107,11 @@ func produce(args scenario.Args, cfg *sarama.Config, topic string, sent []scenar
 	}
 }
 
-// consume reads every partition from its oldest offset and prints each record until count are read.
-func consume(args scenario.Args, topic string, partitions, count int) {
-	client := newClient(args, config())
-	defer client.Close()
-	consumer, err := sarama.NewConsumerFromClient(client)
+// Consume reads every partition from its oldest offset.
+func (c client) Consume(topic string, partitions, count int) {
+	connected := c.connect(config())
+	defer connected.Close()
+	consumer, err := sarama.NewConsumerFromClient(connected)
 	scenario.Check(err, "creating the consumer")
 	defer consumer.Close()
 	messages := make(chan *sarama.ConsumerMessage)
@@ -176,10 +145,8 @@ func fromSarama(m *sarama.ConsumerMessage) scenario.Record {
 		Value: scenario.Text(m.Value), Headers: headers, Timestamp: m.Timestamp.UnixMilli()}
 }
 
-// idempotent writes COUNT records to partition 0 with Sarama's idempotent producer
-// (Idempotent, MaxOpenRequests=1, acks=all, as Sarama requires).
-func idempotent(args scenario.Args) {
-	topic, count := args.Arg(0, "topic"), atoi(args.Arg(1, "count"), "count")
+// Idempotent uses Sarama's idempotent producer with what it requires: MaxOpenRequests=1, acks=all.
+func (c client) Idempotent(topic string, count int) {
 	cfg := config()
 	cfg.Producer.Idempotent = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
@@ -191,25 +158,23 @@ func idempotent(args scenario.Args) {
 		value := "idem-" + strconv.Itoa(i)
 		sent[i] = scenario.Record{Value: &value, Timestamp: time.Now().UnixMilli()}
 	}
-	produce(args, cfg, topic, sent)
+	c.produce(cfg, topic, sent)
 }
 
-// times lists, per partition, the first offset at or after each timestamp, then the end offsets.
-func times(args scenario.Args) {
-	topic := args.Arg(0, "topic")
-	client := newClient(args, config())
-	defer client.Close()
-	partitions, err := client.Partitions(topic)
+// Times uses Client.GetOffset, which answers -1 past the last record as Kafka does.
+func (c client) Times(topic string, timestamps []int64) {
+	connected := c.connect(config())
+	defer connected.Close()
+	partitions, err := connected.Partitions(topic)
 	scenario.Check(err, "the topic's partitions")
-	for _, arg := range args.Rest[1:] {
-		ts := int64(atoi(arg, "timestamp"))
+	for _, ts := range timestamps {
 		for _, p := range partitions {
-			offset, err := client.GetOffset(topic, p, ts)
+			offset, err := connected.GetOffset(topic, p, ts)
 			scenario.Emit("offset", map[string]any{"asked": ts, "partition": p, "offset": offset, "error": errName(err)})
 		}
 	}
 	for _, p := range partitions {
-		offset, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		offset, err := connected.GetOffset(topic, p, sarama.OffsetNewest)
 		scenario.Emit("end", map[string]any{"partition": p, "offset": offset, "error": errName(err)})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -98,28 +99,70 @@ func ReadRecords() []Record {
 	return records
 }
 
-// Args is the command line: PROGRAM STEP BOOTSTRAP [ARG...].
-type Args struct {
-	Step      string
-	Bootstrap string
-	Rest      []string
+// Client is what each program implements: one method per step, its arguments parsed.
+type Client interface {
+	// Produce sends the records with one codec to their own partitions, printing an "ack" each.
+	Produce(topic, codec string, records []Record)
+	// Consume reads the topic's partitions from their start, printing each record, until count are read.
+	Consume(topic string, partitions, count int)
+	// Idempotent writes count records to partition 0 with an idempotent producer, acks=all.
+	Idempotent(topic string, count int)
+	// Group is one consumer-group member until SIGTERM.
+	Group(topic, group, protocol string)
+	// Times lists each partition's first offset at or after each timestamp, then its end offset.
+	Times(topic string, timestamps []int64)
+	// Admin creates, describes and deletes a topic.
+	Admin(topic string)
 }
 
-// ParseArgs reads the command line or exits with a usage line.
-func ParseArgs(usage string) Args {
-	if len(os.Args) < 3 {
-		fmt.Fprintf(os.Stderr, "usage: %s STEP BOOTSTRAP [ARG...]\n%s\n", os.Args[0], usage)
+const usage = `usage: PROGRAM STEP BOOTSTRAP ARG...
+  records    BOOTSTRAP TOPIC CODEC PARTITIONS   < records (JSON lines)
+  read       BOOTSTRAP TOPIC PARTITIONS COUNT
+  idempotent BOOTSTRAP TOPIC COUNT
+  group      BOOTSTRAP TOPIC GROUP classic|consumer
+  times      BOOTSTRAP TOPIC TIMESTAMP...
+  admin      BOOTSTRAP TOPIC`
+
+// Run parses the command line and runs its step with the client made for the bootstrap address.
+func Run(newClient func(bootstrap string) Client) {
+	if len(os.Args) < 4 {
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
-	return Args{Step: os.Args[1], Bootstrap: os.Args[2], Rest: os.Args[3:]}
-}
-
-// Arg is the i-th step argument, or the step fails naming what is missing.
-func (a Args) Arg(i int, name string) string {
-	if i >= len(a.Rest) {
-		Fail("step %s needs argument %d (%s)", a.Step, i+1, name)
+	step, c, rest := os.Args[1], newClient(os.Args[2]), os.Args[3:]
+	arg := func(i int, name string) string {
+		if i >= len(rest) {
+			Fail("step %s needs argument %d (%s)\n%s", step, i+1, name, usage)
+		}
+		return rest[i]
 	}
-	return a.Rest[i]
+	number := func(i int, name string) int {
+		n, err := strconv.Atoi(arg(i, name))
+		Check(err, name)
+		return n
+	}
+	switch step {
+	case "records":
+		sent := ReadRecords()
+		c.Produce(arg(0, "topic"), arg(1, "codec"), sent)
+		c.Consume(arg(0, "topic"), number(2, "partitions"), len(sent))
+	case "read":
+		c.Consume(arg(0, "topic"), number(1, "partitions"), number(2, "count"))
+	case "idempotent":
+		c.Idempotent(arg(0, "topic"), number(1, "count"))
+	case "group":
+		c.Group(arg(0, "topic"), arg(1, "group"), arg(2, "protocol"))
+	case "times":
+		var timestamps []int64
+		for i := 1; i < len(rest); i++ {
+			timestamps = append(timestamps, int64(number(i, "timestamp")))
+		}
+		c.Times(arg(0, "topic"), timestamps)
+	case "admin":
+		c.Admin(arg(0, "topic"))
+	default:
+		Fail("unknown step %q\n%s", step, usage)
+	}
 }
 
 // Timeout bounds a whole step: every step is given this long.
