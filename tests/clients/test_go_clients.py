@@ -289,6 +289,13 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
         consumer.close()
 
 
+def described(bootstrap: str, group: str) -> tuple[str, int]:
+    """The group's type (CLASSIC or CONSUMER, KIP-848) and member count, as confluent-kafka describes it."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=10)
+    return description.type.name, len(description.members)
+
+
 def produce_batch(bootstrap: str, topic: str, partitions: int, per_partition: int, start: int) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     for i in range(start, start + per_partition):
@@ -316,6 +323,7 @@ def test_group_of_three_survives_a_killed_member(go_dir, kavka_broker_factory, t
                     [m.stderr() for m in members])
 
         wait_for(lambda: spread(members, partitions), WAIT, f"partitions spread over 3 members {state()}")
+        assert described(bootstrap, group) == (protocol.upper(), 3)
         produce_batch(bootstrap, topic, partitions, per_phase, 0)
         wait_for(lambda: committed(bootstrap, group, topic, partitions) == dict.fromkeys(range(partitions), per_phase),
                  WAIT, f"first phase committed {state()}")
@@ -326,6 +334,7 @@ def test_group_of_three_survives_a_killed_member(go_dir, kavka_broker_factory, t
         victim.process.send_signal(signal.SIGKILL)
         victim.process.wait(10)
         wait_for(lambda: spread(survivors, partitions), WAIT, f"the survivors own every partition {state()}")
+        assert described(bootstrap, group) == (protocol.upper(), 2)
         produce_batch(bootstrap, topic, partitions, per_phase, per_phase)
         end = dict.fromkeys(range(partitions), 2 * per_phase)
         wait_for(lambda: committed(bootstrap, group, topic, partitions) == end, WAIT, f"committed to the end {state()}")
