@@ -11,6 +11,7 @@ no KIP-848 consumer, so only franz-go runs the group step with
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -20,7 +21,11 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-CLIENTS = ["franz", "sarama"]
+# client name -> (program, environment); sarama-2.1 caps Sarama's request versions at Kafka 2.1's,
+# the oldest client Kafka 4 still serves (KIP-896), where "sarama" asks for Kafka 4.0's
+PROGRAMS = {"franz": ("franz", {}), "sarama": ("sarama", {}),
+            "sarama-2.1": ("sarama", {"KAVKA_SARAMA_VERSION": "2.1.0"})}
+CLIENTS = list(PROGRAMS)
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 BASE_TS = 1_700_000_000_000
 STEP_TIMEOUT = 90      # seconds for one step; each program bounds its own work to 60 s
@@ -35,10 +40,18 @@ def go_dir(client_build):
     return client_build("go")
 
 
+def command(go_dir, client: str, step: str, bootstrap: str, *args) -> list[str]:
+    return [str(go_dir / PROGRAMS[client][0]), step, bootstrap, *map(str, args)]
+
+
+def environment(client: str) -> dict[str, str]:
+    return {**os.environ, **PROGRAMS[client][1]}
+
+
 def run_step(go_dir, client: str, step: str, bootstrap: str, *args, records=None) -> list[dict]:
     """Run one step to completion; its JSON lines, after checking it exited 0 and printed no error."""
     stdin = "".join(json.dumps(r) + "\n" for r in records or [])
-    result = subprocess.run([str(go_dir / client), step, bootstrap, *map(str, args)], input=stdin,
+    result = subprocess.run(command(go_dir, client, step, bootstrap, *args), input=stdin, env=environment(client),
                             capture_output=True, text=True, timeout=STEP_TIMEOUT)
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     errors = [line for line in lines if line["event"] == "error"]
@@ -245,8 +258,9 @@ class Member:
     def __init__(self, go_dir, client, bootstrap, topic, group, protocol, stderr_path):
         self.stderr_path = stderr_path
         self.lines: list[dict] = []
-        self.process = subprocess.Popen([str(go_dir / client), "group", bootstrap, topic, group, protocol],
-                                        stdout=subprocess.PIPE, stderr=open(stderr_path, "w"), text=True)
+        with open(stderr_path, "w") as stderr:
+            self.process = subprocess.Popen(command(go_dir, client, "group", bootstrap, topic, group, protocol),
+                                            env=environment(client), stdout=subprocess.PIPE, stderr=stderr, text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -306,7 +320,8 @@ def produce_batch(bootstrap: str, topic: str, partitions: int, per_partition: in
 
 GROUP_CASES = [pytest.param("franz", "classic", id="franz-classic"),
                pytest.param("franz", "consumer", id="franz-consumer"),
-               pytest.param("sarama", "classic", id="sarama-classic")]
+               pytest.param("sarama", "classic", id="sarama-classic"),
+               pytest.param("sarama-2.1", "classic", id="sarama-2.1-classic")]
 
 
 @pytest.mark.slow

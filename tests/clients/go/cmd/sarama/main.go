@@ -27,11 +27,18 @@ func main() {
 // client is the scenario client on Sarama.
 type client struct{ addrs []string }
 
-// config is Sarama's configuration for Kafka 4.0 (it then negotiates versions with ApiVersions).
+// config is Sarama's configuration for Kafka 4.0, or for the Kafka version in
+// $KAVKA_SARAMA_VERSION (Sarama caps its request versions at that Kafka's, and
+// below those at what ApiVersions answers).
 func config() *sarama.Config {
 	cfg := sarama.NewConfig()
 	cfg.ClientID = "kavka-sarama"
 	cfg.Version = sarama.V4_0_0_0
+	if wanted := os.Getenv("KAVKA_SARAMA_VERSION"); wanted != "" {
+		version, err := sarama.ParseKafkaVersion(wanted)
+		scenario.Check(err, "KAVKA_SARAMA_VERSION")
+		cfg.Version = version
+	}
 	cfg.Metadata.AllowAutoTopicCreation = false
 	return cfg
 }
