@@ -1,0 +1,312 @@
+"""kafkajs (npm ``kafkajs`` 2.x) against kavka: the scenario of tests/clients/README.md.
+
+``js/scenario.js STEP BOOTSTRAP`` does one step with kafkajs and prints what it saw as JSON
+lines; this module starts the broker, feeds each step its input on stdin, and asserts on the
+lines, and on what confluent-kafka (librdkafka) and the broker's own segment files say about
+the same records: kafkajs's keys, headers and timestamps read back by another client, the
+batch codec and producer id stored on disk.  The group step runs three kafkajs processes, one
+of which is SIGKILLed; the survivors must take its partitions over at its committed offsets.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+pytestmark = pytest.mark.timeout(120)
+
+BASE_TS = 1_700_000_000_000
+PARTITIONS = 3
+STEP_TIMEOUT = 60          # seconds for one scenario step (a kafkajs process)
+CODEC_BITS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+GROUP_PARTITIONS = 6
+SESSION_MS = 3000
+GROUP_SETTINGS = {"group.initial.rebalance.delay.ms": 0, "group.min.session.timeout.ms": 1000,
+                  "offsets.topic.num.partitions": 5}
+
+
+@pytest.fixture
+def broker(kavka_broker_factory):
+    """Groups join at once (no initial rebalance delay): every step reads through a group."""
+    return kavka_broker_factory({"num.partitions": PARTITIONS, **GROUP_SETTINGS})
+
+
+@pytest.fixture(scope="module")
+def js(client_build):
+    return client_build("js")
+
+
+def run_step(js, step: str, bootstrap: str, payload: dict) -> list[dict]:
+    """The JSON lines kafkajs printed for one step (which must end with ``done``)."""
+    result = subprocess.run(["node", str(js / "scenario.js"), step, bootstrap], input=json.dumps(payload),
+                            capture_output=True, text=True, timeout=STEP_TIMEOUT, check=False)
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert result.returncode == 0 and events and events[-1]["event"] == "done", (events[-5:], result.stderr[-4000:])
+    return events
+
+
+def of(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events if e["event"] == kind]
+
+
+# -- records --------------------------------------------------------------------------------
+
+def scenario_records() -> list[dict]:
+    """Keyed records with headers and explicit timestamps over 3 partitions, and the edge cases."""
+    records = [{"partition": i % PARTITIONS, "key": f"key-{i}", "value": f"value-{i}-" * (1 + i % 7),
+                "headers": [["h1", f"hv{i}"], ["h2", ""]], "timestamp": BASE_TS + i * 1000} for i in range(30)]
+    return records + [
+        {"partition": 0, "key": None, "value": "no key", "headers": [["h1", "nk"]], "timestamp": BASE_TS + 100_000},
+        {"partition": 1, "key": "tombstone", "value": None, "headers": [], "timestamp": BASE_TS + 100_001},
+        {"partition": 2, "key": "", "value": "", "headers": [["", ""]], "timestamp": BASE_TS + 100_002},
+    ]
+
+
+def expected_rows(records: list[dict]) -> list[tuple]:
+    """(partition, offset, key, value, headers, timestamp), offsets in send order per partition."""
+    rows, next_offset = [], [0] * PARTITIONS
+    for r in records:
+        rows.append((r["partition"], next_offset[r["partition"]], r["key"], r["value"],
+                     tuple(map(tuple, r["headers"])), r["timestamp"]))
+        next_offset[r["partition"]] += 1
+    return sorted(rows)
+
+
+def decoded(data: bytes | None) -> str | None:
+    return None if data is None else data.decode()
+
+
+def confluent_read(bootstrap: str, topic: str, count: int, partitions: int = PARTITIONS) -> list[tuple]:
+    """Every record of the topic through librdkafka, with assign() from offset 0."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-confluent",
+                         "enable.auto.commit": False, "enable.partition.eof": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    rows, deadline = [], time.monotonic() + 20
+    try:
+        while len(rows) < count and time.monotonic() < deadline:
+            for m in consumer.consume(num_messages=500, timeout=0.2):
+                assert m.error() is None or m.error().code() == KafkaError._PARTITION_EOF, m.error()
+                if m.error() is None:
+                    headers = tuple((k, decoded(v)) for k, v in m.headers() or ())
+                    rows.append((m.partition(), m.offset(), decoded(m.key()), decoded(m.value()),
+                                 headers, m.timestamp()[1]))
+    finally:
+        consumer.close()
+    return sorted(rows)
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the result is in
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(10)
+
+
+def stored_batches(broker, topic: str, partitions: int) -> list:
+    """The v2 batch headers of the topic's segment files, as the broker stored them."""
+    from kavka.protocol.records import iter_batches
+
+    return [header for p in range(partitions)
+            for path in sorted((broker.data_dir / f"{topic}-{p}").glob("*.log"))
+            for _pos, header in iter_batches(path.read_bytes())]
+
+
+@pytest.mark.parametrize("codec", list(CODEC_BITS))
+def test_records_every_codec_read_back_by_kafkajs_and_confluent(js, broker, codec):
+    topic, records = f"js-records-{codec}", scenario_records()
+    events = run_step(js, "records", broker.bootstrap_servers,
+                      {"topic": topic, "codec": codec, "partitions": PARTITIONS, "records": records})
+    assert of(events, "created") == [{"event": "created", "topic": topic, "created": True}]
+    sent = of(events, "sent")
+    assert sorted((s["partition"], s["base_offset"], s["error_code"]) for s in sent) == \
+        [(p, 0, 0) for p in range(PARTITIONS)]
+
+    expected = expected_rows(records)
+    got = sorted((r["partition"], r["offset"], r["key"], r["value"], tuple(map(tuple, r["headers"])), r["timestamp"])
+                 for r in of(events, "record"))
+    assert got == expected, "kafkajs read back what it wrote"
+    assert confluent_read(broker.bootstrap_servers, topic, len(records)) == expected, "confluent-kafka reads it too"
+
+    batches = stored_batches(broker, topic, PARTITIONS)
+    assert {b.compression for b in batches} == {CODEC_BITS[codec]}
+    assert sum(b.records_count for b in batches) == len(records)
+
+
+# -- idempotent -----------------------------------------------------------------------------
+
+def test_idempotent_producer_stores_each_record_once_in_order_with_one_producer_id(js, broker):
+    topic, count, per_send = "js-idempotent", 50, 7
+    events = run_step(js, "idempotent", broker.bootstrap_servers, {"topic": topic, "count": count, "per_send": per_send})
+    assert [(s["base_offset"], s["error_code"]) for s in of(events, "sent")] == \
+        [(start, 0) for start in range(0, count, per_send)]
+
+    batches = stored_batches(broker, topic, 1)
+    assert len({(b.producer_id, b.producer_epoch) for b in batches}) == 1 and batches[0].producer_id >= 0
+    assert [(b.base_offset, b.base_sequence, b.records_count) for b in batches] == \
+        [(start, start, min(per_send, count - start)) for start in range(0, count, per_send)]
+    rows = confluent_read(broker.bootstrap_servers, topic, count, partitions=1)
+    assert [(r[1], r[2], r[3]) for r in rows] == [(i, f"k{i}", f"idempotent-{i}") for i in range(count)]
+
+
+# -- group ----------------------------------------------------------------------------------
+
+class Member:
+    """One kafkajs group member (``scenario.js group``) in its own process; its lines as they come."""
+
+    def __init__(self, js, bootstrap: str, settings: dict) -> None:
+        self.proc = subprocess.Popen(["node", str(js / "scenario.js"), "group", bootstrap], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc.stdin.write(json.dumps(settings))
+        self.proc.stdin.close()
+        self.events: list[dict] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.strip():
+                self.events.append({**json.loads(line), "at": time.monotonic()})
+
+    @property
+    def assignment(self) -> frozenset:
+        joins = of(list(self.events), "assignment")
+        return frozenset(joins[-1]["partitions"]) if joins and self.proc.poll() is None else frozenset()
+
+    def consumed(self, since: float = 0.0) -> set[tuple[int, int]]:
+        return {(b["partition"], o) for b in of(list(self.events), "batch") if b["at"] >= since for o in b["offsets"]}
+
+    def stop(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.reader.join(5)
+
+    def stderr_tail(self) -> str:
+        return self.proc.stderr.read()[-3000:] if self.proc.poll() is not None else ""
+
+
+def wait_for(predicate, timeout: float, what: str, members=()) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.monotonic()
+        time.sleep(0.05)
+    states = [(sorted(m.assignment), m.proc.poll(), m.events[-3:]) for m in members]
+    raise AssertionError(f"{what} not reached within {timeout} s: {states}")
+
+
+def owns_all_once(members) -> bool:
+    sets = [m.assignment for m in members]
+    return all(sets) and sum(map(len, sets)) == GROUP_PARTITIONS and set().union(*sets) == set(range(GROUP_PARTITIONS))
+
+
+def produce_each(bootstrap: str, topic: str, count: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 2})
+    for i in range(count):
+        for p in range(GROUP_PARTITIONS):
+            producer.produce(topic, value=f"{p}-{i}".encode(), partition=p)
+    assert producer.flush(10) == 0
+
+
+def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        return {tp.partition: tp.offset for tp in
+                consumer.committed([TopicPartition(topic, p) for p in range(GROUP_PARTITIONS)], timeout=10)}
+    finally:
+        consumer.close()
+
+
+@pytest.mark.slow  # three node processes, two rebalances and a session timeout (~15 s)
+def test_group_of_three_processes_one_killed_the_others_take_over(js, broker):
+    bootstrap, topic, group = broker.bootstrap_servers, "js-group", "js-group"
+    create_topic(bootstrap, topic, GROUP_PARTITIONS)
+    produce_each(bootstrap, topic, 10)
+    settings = {"topic": topic, "group": group, "session_ms": SESSION_MS, "heartbeat_ms": 300, "rebalance_ms": 10000}
+    members = [Member(js, bootstrap, settings) for _ in range(3)]
+    try:
+        wait_for(lambda: owns_all_once(members), 40, "3 kafkajs members owning 6 partitions", members)
+        wait_for(lambda: committed(bootstrap, group, topic) == dict.fromkeys(range(6), 10), 20, "first commits", members)
+
+        victim, survivors = members[0], members[1:]
+        orphaned, killed_at = victim.assignment, time.monotonic()
+        victim.stop(signal.SIGKILL)
+        moved_at = wait_for(lambda: owns_all_once(survivors), 30, "takeover after a SIGKILL", survivors)
+        assert moved_at - killed_at < SESSION_MS / 1000 + 5, "partitions move about a session timeout after the kill"
+
+        produce_each(bootstrap, topic, 10)
+        wait_for(lambda: committed(bootstrap, group, topic) == dict.fromkeys(range(6), 20), 20, "commits at the end",
+                 survivors)
+        seen = set().union(*(m.consumed() for m in members))
+        assert seen >= {(p, o) for p in range(GROUP_PARTITIONS) for o in range(20)}, "every record consumed"
+        after = set().union(*(m.consumed(killed_at) for m in survivors))
+        assert {p: min(o for q, o in after if q == p) for p in orphaned} == dict.fromkeys(orphaned, 10), \
+            "the killed member's partitions resume at its committed offsets"
+
+        for member in survivors:
+            member.stop(signal.SIGTERM)
+            assert of(member.events, "left") and member.proc.returncode == 0, member.stderr_tail()
+    finally:
+        for member in members:
+            member.stop(signal.SIGKILL)
+
+
+# -- times ----------------------------------------------------------------------------------
+
+def test_offsets_for_times(js, broker):
+    topic, records = "js-times", scenario_records()[:30]
+    create_topic(broker.bootstrap_servers, topic, PARTITIONS)
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+    for r in records:
+        producer.produce(topic, value=r["value"].encode(), key=r["key"].encode(), partition=r["partition"],
+                         timestamp=r["timestamp"])
+    assert producer.flush(10) == 0
+    rows = expected_rows(records)
+    end = {p: sum(1 for r in rows if r[0] == p) for p in range(PARTITIONS)}
+    probes = [0, BASE_TS, BASE_TS + 4500, BASE_TS + 17_000, BASE_TS + 28_999, BASE_TS + 10**9]
+
+    events = run_step(js, "times", broker.bootstrap_servers, {"topic": topic, "timestamps": probes})
+    assert of(events, "ends") == [{"event": "ends", "partitions": [
+        {"partition": p, "low": 0, "high": end[p]} for p in range(PARTITIONS)]}]
+    for probe, found in zip(probes, of(events, "offsets"), strict=True):
+        # the earliest offset whose timestamp is at or after the probe; none: kafkajs answers the end
+        wanted = {p: min([r[1] for r in rows if r[0] == p and r[5] >= probe], default=end[p]) for p in range(PARTITIONS)}
+        assert found["timestamp"] == probe
+        assert {x["partition"]: x["offset"] for x in found["partitions"]} == wanted, probe
+
+
+# -- admin ----------------------------------------------------------------------------------
+
+def test_admin_create_describe_delete(js, kavka_broker_factory):
+    broker = kavka_broker_factory({"num.partitions": PARTITIONS, "broker.id": 7})
+    topic, configs = "js-admin", {"retention.ms": "123456", "cleanup.policy": "compact"}
+    events = run_step(js, "admin", broker.bootstrap_servers, {"topic": topic, "partitions": 4, "replication": 1,
+                                                              "configs": configs, "too_many_replicas": 3})
+    assert [e["created"] for e in of(events, "created")] == [True, False], "the second create: TOPIC_ALREADY_EXISTS"
+    (refused,) = of(events, "error")
+    assert refused["what"] == "bad replication factor" and refused["errors"] == ["INVALID_REPLICATION_FACTOR"]
+
+    (metadata,) = of(events, "metadata")
+    assert metadata["partitions"] == [{"partition": p, "leader": 7, "replicas": [7], "isr": [7], "error_code": 0}
+                                      for p in range(4)]
+    (described,) = of(events, "configs")
+    assert described["name"] == topic and described["error_code"] == 0
+    for name, value in configs.items():
+        assert described["entries"][name] == {"value": value, "is_default": False}
+    assert described["entries"]["segment.bytes"] == {"value": "1073741824", "is_default": True}
+
+    (cluster,) = of(events, "cluster")
+    assert cluster["controller"] == 7 and cluster["cluster_id"]
+    assert cluster["brokers"] == [{"node_id": 7, "host": "127.0.0.1", "port": broker.port}]
+    before, after = (e["names"] for e in of(events, "topics"))
+    assert topic in before and topic not in after and f"{topic}-rf" not in before
+    assert topic not in AdminClient({"bootstrap.servers": broker.bootstrap_servers}).list_topics(timeout=10).topics
