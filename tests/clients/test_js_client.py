@@ -15,9 +15,10 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 pytestmark = pytest.mark.timeout(120)
@@ -158,9 +159,11 @@ def test_idempotent_producer_stores_each_record_once_in_order_with_one_producer_
 class Member:
     """One kafkajs group member (``scenario.js group``) in its own process; its lines as they come."""
 
-    def __init__(self, js, bootstrap: str, settings: dict) -> None:
-        self.proc = subprocess.Popen(["node", str(js / "scenario.js"), "group", bootstrap], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def __init__(self, js, bootstrap: str, settings: dict, log: Path) -> None:
+        self.log = log  # kafkajs's log: a file, so a chatty client never blocks on a full pipe
+        with open(log, "w") as stderr:
+            self.proc = subprocess.Popen(["node", str(js / "scenario.js"), "group", bootstrap], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=stderr, text=True)
         self.proc.stdin.write(json.dumps(settings))
         self.proc.stdin.close()
         self.events: list[dict] = []
@@ -190,8 +193,8 @@ class Member:
                 self.proc.wait(5)
         self.reader.join(5)
 
-    def stderr_tail(self) -> str:
-        return self.proc.stderr.read()[-3000:] if self.proc.poll() is not None else ""
+    def log_tail(self) -> str:
+        return self.log.read_text()[-3000:]
 
 
 def wait_for(predicate, timeout: float, what: str, members=()) -> float:
@@ -200,7 +203,7 @@ def wait_for(predicate, timeout: float, what: str, members=()) -> float:
         if predicate():
             return time.monotonic()
         time.sleep(0.05)
-    states = [(sorted(m.assignment), m.proc.poll(), m.events[-3:]) for m in members]
+    states = [(sorted(m.assignment), m.proc.poll(), m.events[-3:], m.log_tail()) for m in members]
     raise AssertionError(f"{what} not reached within {timeout} s: {states}")
 
 
@@ -227,12 +230,12 @@ def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
 
 
 @pytest.mark.slow  # three node processes, two rebalances and a session timeout (~15 s)
-def test_group_of_three_processes_one_killed_the_others_take_over(js, broker):
+def test_group_of_three_processes_one_killed_the_others_take_over(js, broker, tmp_path):
     bootstrap, topic, group = broker.bootstrap_servers, "js-group", "js-group"
     create_topic(bootstrap, topic, GROUP_PARTITIONS)
     produce_each(bootstrap, topic, 10)
     settings = {"topic": topic, "group": group, "session_ms": SESSION_MS, "heartbeat_ms": 300, "rebalance_ms": 10000}
-    members = [Member(js, bootstrap, settings) for _ in range(3)]
+    members = [Member(js, bootstrap, settings, tmp_path / f"member-{i}.log") for i in range(3)]
     try:
         wait_for(lambda: owns_all_once(members), 40, "3 kafkajs members owning 6 partitions", members)
         wait_for(lambda: committed(bootstrap, group, topic) == dict.fromkeys(range(6), 10), 20, "first commits", members)
@@ -252,12 +255,44 @@ def test_group_of_three_processes_one_killed_the_others_take_over(js, broker):
         assert {p: min(o for q, o in after if q == p) for p in orphaned} == dict.fromkeys(orphaned, 10), \
             "the killed member's partitions resume at its committed offsets"
 
+        check_live_group(js, bootstrap, group, topic, survivors)
+
         for member in survivors:
             member.stop(signal.SIGTERM)
-            assert of(member.events, "left") and member.proc.returncode == 0, member.stderr_tail()
+            assert of(member.events, "left") and member.proc.returncode == 0, member.log_tail()
+        check_empty_group(js, bootstrap, group, topic)
     finally:
         for member in members:
             member.stop(signal.SIGKILL)
+
+
+def check_live_group(js, bootstrap: str, group: str, topic: str, survivors) -> None:
+    """kafkajs's admin sees the two survivors, their assignments and their commits; it may not delete the group."""
+    events = run_step(js, "groups", bootstrap, {"group": group, "topic": topic, "live": True})
+    (described,) = of(events, "described")
+    assert (described["state"], described["protocol_type"], described["error_code"]) == ("Stable", "consumer", 0)
+    assigned = sorted(sorted(m["assignment"][topic]) for m in described["members"])
+    assert assigned == sorted(sorted(m.assignment) for m in survivors)
+    assert {"group": group, "protocol_type": "consumer"} in of(events, "groups")[0]["groups"]
+    assert of(events, "offsets")[0]["partitions"] == [{"partition": p, "offset": 20} for p in range(GROUP_PARTITIONS)]
+    refused = {e["what"]: e for e in of(events, "error")}
+    assert refused["delete a live group"]["errors"] == ["NON_EMPTY_GROUP"]
+    assert "no running instances" in refused["set offsets of a live group"]["message"]
+
+
+def check_empty_group(js, bootstrap: str, group: str, topic: str) -> None:
+    """Once its members left, kafkajs's admin sets two of the group's offsets, then deletes it."""
+    moved = {0: 3, 5: 7}
+    events = run_step(js, "groups", bootstrap, {"group": group, "topic": topic, "live": False,
+                                                "set": [{"partition": p, "offset": str(o)} for p, o in moved.items()]})
+    (described,) = of(events, "described")
+    assert (described["state"], described["members"]) == ("Empty", [])
+    before, after = of(events, "offsets")
+    assert [p["offset"] for p in before["partitions"]] == [20] * GROUP_PARTITIONS
+    assert {p["partition"]: p["offset"] for p in after["partitions"]} == {p: moved.get(p, 20) for p in range(6)}
+    assert of(events, "deleted") == [{"event": "deleted", "groups": [{"group": group, "error_code": 0}]}]
+    assert group not in [g["group"] for g in of(events, "groups")[-1]["groups"]]
+    assert committed(bootstrap, group, topic) == dict.fromkeys(range(6), OFFSET_INVALID), "its offsets went with it"
 
 
 # -- times ----------------------------------------------------------------------------------

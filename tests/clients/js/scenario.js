@@ -4,14 +4,17 @@
  *
  *   node scenario.js STEP BOOTSTRAP < input.json
  *
- * STEP is records, idempotent, group, times or admin; the input (JSON on stdin) says which
+ * STEP is records, idempotent, group, times or admin (the README's five), or groups (the
+ * admin client's view of a consumer group: describe, list, offsets, set, delete); the input (JSON on stdin) says which
  * topic, records and settings to use.  Every observation is printed as one JSON line on
  * stdout ({"event": ...}); the pytest module (tests/clients/test_js_client.py) makes the
  * assertions, so nothing here decides whether a step passed.  kafkajs's own log goes to
  * stderr, at the level of $KAFKAJS_LOG_LEVEL (DEBUG shows every request).
  */
 
-const { Kafka, CompressionTypes, CompressionCodecs, ConfigResourceTypes, Partitioners, logLevel } = require('kafkajs')
+const {
+  Kafka, AssignerProtocol, CompressionTypes, CompressionCodecs, ConfigResourceTypes, Partitioners, logLevel,
+} = require('kafkajs')
 const SnappyCodec = require('kafkajs-snappy')
 const LZ4Codec = require('kafkajs-lz4')
 const zstd = require('zstd-napi')
@@ -216,6 +219,56 @@ async function group(kafka, input) {
   emit('left', {})
 }
 
+// -- groups: the admin client's view of the group step's group -----------------------------
+
+async function describeGroup(admin, groupId) {
+  const { groups } = await admin.describeGroups([groupId])
+  for (const g of groups) {
+    emit('described', {
+      group: g.groupId, state: g.state, protocol_type: g.protocolType, protocol: g.protocol, error_code: g.errorCode,
+      members: g.members.map(m => ({
+        client_id: m.clientId,
+        assignment: m.memberAssignment.length ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment).assignment : {},
+      })),
+    })
+  }
+}
+
+async function emitOffsets(admin, groupId, topic) {
+  for (const t of await admin.fetchOffsets({ groupId, topics: [topic] })) {
+    emit('offsets', { topic: t.topic, partitions: t.partitions.map(p => ({ partition: p.partition, offset: Number(p.offset) })) })
+  }
+}
+
+async function emitGroups(admin) {
+  const { groups } = await admin.listGroups()
+  emit('groups', { groups: groups.map(g => ({ group: g.groupId, protocol_type: g.protocolType })) })
+}
+
+/** With members running (live) the group is described and listed; once empty, its offsets set and it is deleted. */
+async function groups(kafka, input) {
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    await describeGroup(admin, input.group)
+    await emitGroups(admin)
+    await emitOffsets(admin, input.group, input.topic)
+    if (input.live) {
+      await attempt('delete a live group', () => admin.deleteGroups([input.group]))
+      await attempt('set offsets of a live group', () => admin.setOffsets({
+        groupId: input.group, topic: input.topic, partitions: [{ partition: 0, offset: '0' }] }))
+      return
+    }
+    await admin.setOffsets({ groupId: input.group, topic: input.topic, partitions: input.set })
+    await emitOffsets(admin, input.group, input.topic)
+    const deleted = await admin.deleteGroups([input.group])
+    emit('deleted', { groups: deleted.map(d => ({ group: d.groupId, error_code: d.errorCode })) })
+    await emitGroups(admin)
+  } finally {
+    await admin.disconnect()
+  }
+}
+
 // -- times: offsets for times --------------------------------------------------------------
 
 async function times(kafka, input) {
@@ -240,7 +293,7 @@ async function attempt(what, action) {
     return await action()
   } catch (e) {
     emit('error', { what, name: e.name, type: e.type || null, message: e.message,
-                    errors: (e.errors || []).map(x => x.type || x.message) })
+                    errors: (e.errors || e.groups || []).map(x => (x.error && x.error.type) || x.type || x.message) })
     return undefined
   }
 }
@@ -289,7 +342,7 @@ async function adminStep(kafka, input) {
   }
 }
 
-const STEPS = { records, idempotent, group, times, admin: adminStep }
+const STEPS = { records, idempotent, group, groups, times, admin: adminStep }
 
 async function main() {
   const [step, bootstrap] = process.argv.slice(2)
