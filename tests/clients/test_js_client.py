@@ -27,6 +27,7 @@ BASE_TS = 1_700_000_000_000
 PARTITIONS = 3
 STEP_TIMEOUT = 60          # seconds for one scenario step (a kafkajs process)
 CODEC_BITS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+TOPIC_RESOURCE, BROKER_RESOURCE = 2, 4   # DescribeConfigs resource types
 GROUP_PARTITIONS = 6
 SESSION_MS = 3000
 GROUP_SETTINGS = {"group.initial.rebalance.delay.ms": 0, "group.min.session.timeout.ms": 1000,
@@ -309,9 +310,13 @@ def test_offsets_for_times(js, broker):
     end = {p: sum(1 for r in rows if r[0] == p) for p in range(PARTITIONS)}
     probes = [0, BASE_TS, BASE_TS + 4500, BASE_TS + 17_000, BASE_TS + 28_999, BASE_TS + 10**9]
 
-    events = run_step(js, "times", broker.bootstrap_servers, {"topic": topic, "timestamps": probes})
-    assert of(events, "ends") == [{"event": "ends", "partitions": [
-        {"partition": p, "low": 0, "high": end[p]} for p in range(PARTITIONS)]}]
+    delete_before = {0: 4, 2: end[2]}
+    events = run_step(js, "times", broker.bootstrap_servers, {"topic": topic, "timestamps": probes, "delete_before": [
+        {"partition": p, "offset": str(o)} for p, o in delete_before.items()]})
+    before, after = of(events, "ends")
+    assert before["partitions"] == [{"partition": p, "low": 0, "high": end[p]} for p in range(PARTITIONS)]
+    assert after["partitions"] == [{"partition": p, "low": delete_before.get(p, 0), "high": end[p]}
+                                   for p in range(PARTITIONS)], "DeleteRecords moved the log start offsets"
     for probe, found in zip(probes, of(events, "offsets"), strict=True):
         # the earliest offset whose timestamp is at or after the probe; none: kafkajs answers the end
         wanted = {p: min([r[1] for r in rows if r[0] == p and r[5] >= probe], default=end[p]) for p in range(PARTITIONS)}
@@ -324,20 +329,30 @@ def test_offsets_for_times(js, broker):
 def test_admin_create_describe_delete(js, kavka_broker_factory):
     broker = kavka_broker_factory({"num.partitions": PARTITIONS, "broker.id": 7})
     topic, configs = "js-admin", {"retention.ms": "123456", "cleanup.policy": "compact"}
-    events = run_step(js, "admin", broker.bootstrap_servers, {"topic": topic, "partitions": 4, "replication": 1,
-                                                              "configs": configs, "too_many_replicas": 3})
+    altered = {"retention.ms": "654321", "max.message.bytes": "200000"}
+    events = run_step(js, "admin", broker.bootstrap_servers, {
+        "topic": topic, "partitions": 4, "replication": 1, "configs": configs, "too_many_replicas": 3,
+        "grow_to": 6, "altered": altered, "broker_configs": ["num.partitions", "log.retention.hours"]})
     assert [e["created"] for e in of(events, "created")] == [True, False], "the second create: TOPIC_ALREADY_EXISTS"
     (refused,) = of(events, "error")
     assert refused["what"] == "bad replication factor" and refused["errors"] == ["INVALID_REPLICATION_FACTOR"]
 
-    (metadata,) = of(events, "metadata")
-    assert metadata["partitions"] == [{"partition": p, "leader": 7, "replicas": [7], "isr": [7], "error_code": 0}
-                                      for p in range(4)]
-    (described,) = of(events, "configs")
-    assert described["name"] == topic and described["error_code"] == 0
+    created, grown = of(events, "metadata")
+    for metadata, count in ((created, 4), (grown, 6)):
+        assert metadata["partitions"] == [{"partition": p, "leader": 7, "replicas": [7], "isr": [7], "error_code": 0}
+                                          for p in range(count)]
+    described, altered_configs, broker_configs = of(events, "configs")
+    assert (described["type"], described["name"], described["error_code"]) == (TOPIC_RESOURCE, topic, 0)
     for name, value in configs.items():
         assert described["entries"][name] == {"value": value, "is_default": False}
     assert described["entries"]["segment.bytes"] == {"value": "1073741824", "is_default": True}
+    # AlterConfigs (not incremental) replaces the topic's whole set: cleanup.policy is back to its default
+    for name, value in altered.items():
+        assert altered_configs["entries"][name] == {"value": value, "is_default": False}
+    assert altered_configs["entries"]["cleanup.policy"] == {"value": "delete", "is_default": True}
+    assert (broker_configs["type"], broker_configs["name"]) == (BROKER_RESOURCE, "7")
+    assert broker_configs["entries"] == {"num.partitions": {"value": "3", "is_default": False},
+                                         "log.retention.hours": {"value": "168", "is_default": True}}
 
     (cluster,) = of(events, "cluster")
     assert cluster["controller"] == 7 and cluster["cluster_id"]

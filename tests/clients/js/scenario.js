@@ -269,7 +269,7 @@ async function groups(kafka, input) {
   }
 }
 
-// -- times: offsets for times --------------------------------------------------------------
+// -- times: offsets for times (and the log start after DeleteRecords) ------------------------
 
 async function times(kafka, input) {
   const admin = kafka.admin()
@@ -281,12 +281,15 @@ async function times(kafka, input) {
       const found = await admin.fetchTopicOffsetsByTimestamp(input.topic, timestamp)
       emit('offsets', { timestamp, partitions: found.map(p => ({ partition: p.partition, offset: Number(p.offset) })) })
     }
+    await admin.deleteTopicRecords({ topic: input.topic, partitions: input.delete_before })
+    emit('ends', { partitions: (await admin.fetchTopicOffsets(input.topic)).map(p => (
+      { partition: p.partition, low: Number(p.low), high: Number(p.high) })) })
   } finally {
     await admin.disconnect()
   }
 }
 
-// -- admin: create, describe, configs, cluster, delete --------------------------------------
+// -- admin: create, describe, grow, alter configs, cluster, delete --------------------------
 
 async function attempt(what, action) {
   try {
@@ -295,6 +298,15 @@ async function attempt(what, action) {
     emit('error', { what, name: e.name, type: e.type || null, message: e.message,
                     errors: (e.errors || e.groups || []).map(x => (x.error && x.error.type) || x.type || x.message) })
     return undefined
+  }
+}
+
+function emitConfigs(resources) {
+  for (const r of resources) {
+    emit('configs', {
+      type: r.resourceType, name: r.resourceName, error_code: r.errorCode,
+      entries: Object.fromEntries(r.configEntries.map(c => [c.configName, { value: c.configValue, is_default: c.isDefault }])),
+    })
   }
 }
 
@@ -307,16 +319,8 @@ async function describeTopic(admin, topic) {
                                             isr: p.isr, error_code: p.partitionErrorCode })),
     })
   }
-  const configs = await admin.describeConfigs({
-    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
-    includeSynonyms: false,
-  })
-  for (const r of configs.resources) {
-    emit('configs', {
-      name: r.resourceName, error_code: r.errorCode,
-      entries: Object.fromEntries(r.configEntries.map(c => [c.configName, { value: c.configValue, is_default: c.isDefault }])),
-    })
-  }
+  const configs = await admin.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }] })
+  emitConfigs(configs.resources)
 }
 
 async function adminStep(kafka, input) {
@@ -330,7 +334,13 @@ async function adminStep(kafka, input) {
     await attempt('bad replication factor', () => admin.createTopics({
       topics: [{ topic: `${input.topic}-rf`, numPartitions: 1, replicationFactor: input.too_many_replicas }] }))
     await describeTopic(admin, input.topic)
+    await admin.createPartitions({ topicPartitions: [{ topic: input.topic, count: input.grow_to }] })
+    await admin.alterConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name: input.topic,
+                                             configEntries: Object.entries(input.altered).map(([name, value]) => ({ name, value })) }] })
+    await describeTopic(admin, input.topic)
     const cluster = await admin.describeCluster()
+    emitConfigs((await admin.describeConfigs({ resources: [
+      { type: ConfigResourceTypes.BROKER, name: String(cluster.brokers[0].nodeId), configNames: input.broker_configs }] })).resources)
     emit('cluster', { cluster_id: cluster.clusterId, controller: cluster.controller,
                       brokers: cluster.brokers.map(b => ({ node_id: b.nodeId, host: b.host, port: b.port })) })
     emit('topics', { names: (await admin.listTopics()).sort() })
