@@ -65,7 +65,8 @@ def scenario_records() -> list[dict]:
     records = [{"partition": i % PARTITIONS, "key": f"key-{i}", "value": f"value-{i}-" * (1 + i % 7),
                 "headers": [["h1", f"hv{i}"], ["h2", ""]], "timestamp": BASE_TS + i * 1000} for i in range(30)]
     return records + [
-        {"partition": 0, "key": None, "value": "no key", "headers": [["h1", "nk"]], "timestamp": BASE_TS + 100_000},
+        {"partition": 0, "key": None, "value": "no key", "headers": [["h1", "nk"], ["h1", "twice"], ["h3", "x"]],
+         "timestamp": BASE_TS + 100_000},
         {"partition": 1, "key": "tombstone", "value": None, "headers": [], "timestamp": BASE_TS + 100_001},
         {"partition": 2, "key": "", "value": "", "headers": [["", ""]], "timestamp": BASE_TS + 100_002},
     ]
@@ -121,8 +122,9 @@ def stored_batches(broker, topic: str, partitions: int) -> list:
 @pytest.mark.parametrize("codec", list(CODEC_BITS))
 def test_records_every_codec_read_back_by_kafkajs_and_confluent(js, broker, codec):
     topic, records = f"js-records-{codec}", scenario_records()
+    seek = {0: 4, 1: 9, 2: 0}   # inside the one batch kafkajs sends per partition, at its end, at its start
     events = run_step(js, "records", broker.bootstrap_servers,
-                      {"topic": topic, "codec": codec, "partitions": PARTITIONS, "records": records})
+                      {"topic": topic, "codec": codec, "partitions": PARTITIONS, "records": records, "seek": seek})
     assert of(events, "created") == [{"event": "created", "topic": topic, "created": True}]
     sent = of(events, "sent")
     assert sorted((s["partition"], s["base_offset"], s["error_code"]) for s in sent) == \
@@ -132,9 +134,13 @@ def test_records_every_codec_read_back_by_kafkajs_and_confluent(js, broker, code
     got = sorted((r["partition"], r["offset"], r["key"], r["value"], tuple(map(tuple, r["headers"])), r["timestamp"])
                  for r in of(events, "record"))
     assert got == expected, "kafkajs read back what it wrote"
+    seeked = sorted((r["partition"], r["offset"], r["key"], r["value"], tuple(map(tuple, r["headers"])), r["timestamp"])
+                    for r in of(events, "seeked"))
+    assert seeked == [row for row in expected if row[1] >= seek[row[0]]], "kafkajs read on from where it seeked"
     assert confluent_read(broker.bootstrap_servers, topic, len(records)) == expected, "confluent-kafka reads it too"
 
     batches = stored_batches(broker, topic, PARTITIONS)
+    assert len(batches) == PARTITIONS, "one batch per partition: the seeks above land inside it"
     assert {b.compression for b in batches} == {CODEC_BITS[codec]}
     assert sum(b.records_count for b in batches) == len(records)
 

@@ -65,7 +65,7 @@ function text(buffer) {
 }
 
 function headersOf(message) {
-  return Object.entries(message.headers || {}).map(([name, value]) => [name, text(value)])
+  return Object.entries(message.headers || {}).flatMap(([name, values]) => [].concat(values).map(v => [name, text(v)]))
 }
 
 function readInput() {
@@ -87,12 +87,21 @@ function withDeadline(promise, ms, what) {
 
 // -- records: every codec, keys, headers, timestamps over 3 partitions, read back ------------
 
+/** kafkajs takes headers as an object; a name given twice is an array of its values, in order. */
+function headersObject(pairs) {
+  const headers = {}
+  for (const [name, value] of pairs) {
+    headers[name] = name in headers ? [].concat(headers[name], value) : value
+  }
+  return headers
+}
+
 function toMessage(record) {
   return {
     partition: record.partition,
     key: record.key,
     value: record.value,
-    headers: Object.fromEntries(record.headers),
+    headers: headersObject(record.headers),
     timestamp: String(record.timestamp),
   }
 }
@@ -113,8 +122,12 @@ async function createTopic(kafka, topic, partitions) {
   }
 }
 
-/** Reads `count` records of `topic` from the beginning with a consumer of its own group. */
-async function readBack(kafka, topic, groupId, count) {
+/**
+ * Reads `count` records of `topic` with a consumer of its own group, as `kind` events: from the
+ * beginning, or from the offsets of `seekTo` (partition -> offset; mid-batch, so kafkajs must
+ * skip the batch's earlier records).
+ */
+async function readBack(kafka, { topic, groupId, count, kind, seekTo }) {
   const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200 })
   await consumer.connect()
   let seen = 0
@@ -125,7 +138,7 @@ async function readBack(kafka, topic, groupId, count) {
     await consumer.run({
       autoCommit: false,
       eachMessage: async ({ partition, message }) => {
-        emit('record', {
+        emit(kind, {
           partition,
           offset: Number(message.offset),
           key: text(message.key),
@@ -137,6 +150,9 @@ async function readBack(kafka, topic, groupId, count) {
         if (seen >= count) done()
       },
     })
+    for (const [partition, offset] of Object.entries(seekTo || {})) {
+      consumer.seek({ topic, partition: Number(partition), offset: String(offset) })
+    }
     await withDeadline(finished, TIMEOUT_MS, `reading ${count} records of ${topic}`)
   } finally {
     await consumer.disconnect()
@@ -156,7 +172,10 @@ async function records(kafka, input) {
   } finally {
     await producer.disconnect()
   }
-  await readBack(kafka, input.topic, `${input.topic}-reader`, input.records.length)
+  const { topic, records: sent, seek } = input
+  await readBack(kafka, { topic, groupId: `${topic}-reader`, count: sent.length, kind: 'record' })
+  const after = Object.entries(seek).reduce((n, [p, o]) => n + sent.filter(r => r.partition === Number(p)).length - o, 0)
+  await readBack(kafka, { topic, groupId: `${topic}-seeker`, count: after, kind: 'seeked', seekTo: seek })
 }
 
 // -- idempotent: one producer id, in order, exactly once ----------------------------------
