@@ -300,3 +300,58 @@ def test_group_of_three_processes_survives_a_killed_member(java, group_broker, p
         codes = [m.stop() for m in members]
     assert codes[1:] == [JVM_SIGTERM_EXIT] * 2
     assert all(m.values("closed") == [True] for m in members[1:])
+
+
+# -- 4. times ----------------------------------------------------------------------------
+
+def test_offsets_for_times_finds_the_earliest_record_at_or_after_a_time(java, broker):
+    bootstrap, topic, per_partition = broker.bootstrap_servers, "java-times", 10
+    create_topic(bootstrap, topic)
+    # partition p's record i at BASE_TS + i s + p * 0.6 s: the partitions answer one time differently
+    stamps = {p: [BASE_TS + i * 1000 + p * 600 for i in range(per_partition)] for p in range(3)}
+    records = [(p, None, f"{p}-{i}".encode(), [], ts) for p in range(3) for i, ts in enumerate(stamps[p])]
+    run_step(java, "produce", bootstrap, topic, stdin=record_lines(records))
+    past_the_end = BASE_TS + per_partition * 1000 + 5000
+    queries = [BASE_TS - 1, BASE_TS + 4500, BASE_TS + 9000, past_the_end]
+
+    lines = run_step(java, "offsets-for-times", bootstrap, topic, "3", *map(str, queries))
+    found = {(r["timestamp"], r["partition"]): (r["offset"], r["record_timestamp"]) for r in lines if "timestamp" in r}
+    for query in queries:
+        for p in range(3):
+            at = next((i for i, ts in enumerate(stamps[p]) if ts >= query), None)
+            assert found[query, p] == ((at, stamps[p][at]) if at is not None else (None, None)), (query, p)
+    assert found[past_the_end, 0] == (None, None)
+    ends = [(r["partition"], r["beginning"], r["end"]) for r in lines if "end" in r]
+    assert ends == [(p, 0, per_partition) for p in range(3)]
+
+
+# -- 5. admin ----------------------------------------------------------------------------
+
+def test_admin_creates_describes_and_deletes_a_topic(java, broker):
+    bootstrap, topic = broker.bootstrap_servers, "java-admin"
+    lines = run_step(java, "admin", bootstrap, topic, "4", "config.cleanup.policy=compact",
+                     "config.retention.ms=3600000")
+    said = {key: value for line in lines for key, value in line.items()}
+
+    dynamic = {"cleanup.policy": {"value": "compact", "source": "DYNAMIC_TOPIC_CONFIG", "read_only": False},
+               "retention.ms": {"value": "3600000", "source": "DYNAMIC_TOPIC_CONFIG", "read_only": False}}
+    created = said["create"]
+    assert (created["partitions"], created["replication_factor"]) == (4, 1)
+    assert created["configs"] == dynamic
+    assert said["create_again"]["error"] == "TopicExistsException"
+
+    described = said["describe_topic"]
+    node = said["describe_cluster"]["nodes"]
+    assert [f"{n['host']}:{n['port']}" for n in node] == [bootstrap]
+    broker_id = node[0]["id"]
+    assert (described["name"], described["internal"], described["topic_id"]) == (topic, False, created["topic_id"])
+    assert described["partitions"] == [{"partition": p, "leader": broker_id, "replicas": [broker_id],
+                                        "isr": [broker_id]} for p in range(4)]
+
+    configs = said["describe_configs"]
+    assert {name: configs[name] for name in dynamic} == dynamic
+    assert configs["segment.bytes"]["source"] == "DEFAULT_CONFIG"
+    assert said["describe_cluster"]["controller"] == broker_id and said["describe_cluster"]["cluster_id"]
+
+    assert said["delete"] == "ok" and said["listed_after_delete"] is False
+    assert topic not in AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
