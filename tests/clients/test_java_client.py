@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import base64
 import json
+import random
+import re
 import signal
 import subprocess
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupType, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from kavka.protocol.records import iter_batches
 
@@ -355,3 +357,103 @@ def test_admin_creates_describes_and_deletes_a_topic(java, broker):
 
     assert said["delete"] == "ok" and said["listed_after_delete"] is False
     assert topic not in AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
+
+
+# -- Kafka Streams -----------------------------------------------------------------------
+
+WORDS = "kafka streams count words broker log partition offset group commit".split()
+
+
+def latest_counts(bootstrap: str, topic: str, want: dict, timeout: float) -> dict:
+    """word -> its latest count on the output topic, read until it equals ``want`` (or the time is up)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "wordcount-check", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
+    counts, deadline = {}, time.monotonic() + timeout
+    try:
+        while counts != want and time.monotonic() < deadline:
+            for m in consumer.consume(500, 0.2):
+                assert m.error() is None, m.error()
+                counts[m.key().decode()] = int.from_bytes(m.value(), "big", signed=True)
+    finally:
+        consumer.close()
+    return counts
+
+
+def random_lines(rng: random.Random, count: int) -> list[str]:
+    return [" ".join(rng.choice(WORDS).capitalize() if rng.random() < 0.2 else rng.choice(WORDS)
+                     for _ in range(rng.randint(1, 8))) + rng.choice(["", ".", "!"]) for _ in range(count)]
+
+
+def produce_lines(bootstrap: str, topic: str, lines: list[str]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i, line in enumerate(lines):
+        producer.produce(topic, value=line.encode(), partition=i % 3)
+    assert producer.flush(10) == 0
+
+
+def word_count(build: Path, bootstrap: str, app: str, state_dir: Path, log: Path) -> Running:
+    """The Streams app.  It purges its repartition topic (DeleteRecords) every 100 ms instead of 30 s;
+    its session times out in 3 s instead of 45 s, since Streams does not leave its group on close and
+    a restarted app waits for the old member's session to end."""
+    return Running(build, "wordcount", bootstrap, "lines", "counts", app, str(state_dir),
+                   "repartition.purge.interval.ms=100", "session.timeout.ms=3000", "heartbeat.interval.ms=500",
+                   stderr=open(log, "a"))
+
+
+def stop_streams(streams: Running) -> None:
+    code = streams.stop()
+    states = streams.values("state")
+    assert "RUNNING" in states and states[-1] == "NOT_RUNNING" and code == JVM_SIGTERM_EXIT, states
+
+
+def test_streams_word_count_counts_what_python_wrote(java, kavka_broker_factory, tmp_path):
+    broker = kavka_broker_factory({"num.partitions": 3, "group.initial.rebalance.delay.ms": 0,
+                                   "group.min.session.timeout.ms": 1000})
+    bootstrap, app, log = broker.bootstrap_servers, "java-wordcount", tmp_path / "streams.log"
+    create_topic(bootstrap, "lines")
+    create_topic(bootstrap, "counts")
+    rng = random.Random(11)
+    first, second = random_lines(rng, 400), random_lines(rng, 200)
+    produce_lines(bootstrap, "lines", first)
+    want = Counter(word.lower() for line in first for word in re.findall(r"\w+", line))
+
+    streams = word_count(java, bootstrap, app, tmp_path / "state-1", log)
+    try:
+        counts = latest_counts(bootstrap, "counts", dict(want), 45)
+        assert streams.values("error") == [], log.read_text()[-4000:]
+        assert counts == dict(want)
+    finally:
+        stop_streams(streams)
+
+    # Restarted with an empty state directory: the counts come back from the changelog, and
+    # the input is taken up at the committed offsets (a record counted twice would show).
+    produce_lines(bootstrap, "lines", second)
+    want.update(word.lower() for line in second for word in re.findall(r"\w+", line))
+    streams = word_count(java, bootstrap, app, tmp_path / "state-2", log)
+    try:
+        counts = latest_counts(bootstrap, "counts", dict(want), 45)
+        assert streams.values("error") == [], log.read_text()[-4000:]
+        assert counts == dict(want)
+        assert_internal_topics(bootstrap, app)
+    finally:
+        stop_streams(streams)
+
+
+def assert_internal_topics(bootstrap: str, app: str) -> None:
+    """A repartition topic, purged as it is consumed, and a compacted changelog, 3 partitions each."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = admin.list_topics(timeout=10).topics
+    changelog, repartition = f"{app}-counts-changelog", f"{app}-words-repartition"
+    assert sorted(t for t in topics if t.startswith(f"{app}-")) == [changelog, repartition]
+    assert [len(topics[t].partitions) for t in (changelog, repartition)] == [3, 3]
+    policies = {r.name: f.result(10)["cleanup.policy"].value for r, f in
+                admin.describe_configs([ConfigResource("topic", t) for t in (changelog, repartition)]).items()}
+    assert policies == {changelog: "compact", repartition: "delete"}
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    try:
+        def purged() -> bool:
+            marks = [consumer.get_watermark_offsets(TopicPartition(repartition, p), 10) for p in range(3)]
+            return all(0 < low == high for low, high in marks)
+        wait_for(purged, 15, "the repartition topic purged up to its end")
+    finally:
+        consumer.close()

@@ -12,6 +12,7 @@ import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse;
 
@@ -19,7 +20,8 @@ import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler.StreamThr
  * The Kafka Streams step: {@code wordcount BOOTSTRAP INPUT OUTPUT APPLICATION_ID STATE_DIR [name=value ...]}.
  *
  * <p>Kafka's word count, at-least-once: lines (string values) of INPUT are split into lower-case words,
- * re-keyed by word (a repartition topic), counted (a changelog topic) and every new count is written
+ * re-keyed by word (repartition topic APPLICATION_ID-words-repartition), counted in store "counts"
+ * (changelog APPLICATION_ID-counts-changelog) and every new count is written
  * to OUTPUT as word -> count (string key, 8-byte long value).  Prints {@code {"state": S}} on every
  * state change and {@code {"error": E, "message": M}} for an exception that stops a stream thread (the
  * client then shuts down).  Runs until SIGTERM (or an error).
@@ -34,7 +36,7 @@ final class WordCount {
                 .flatMapValues(line -> Arrays.asList(line.toLowerCase(Locale.ROOT).split("\\W+")))
                 .filter((key, word) -> !word.isEmpty())
                 .groupBy((key, word) -> word, Grouped.with("words", Serdes.String(), Serdes.String()))
-                .count()
+                .count(Materialized.as("counts"))
                 .toStream()
                 .to(args.at(1), Produced.with(Serdes.String(), Serdes.Long()));
         KafkaStreams streams = new KafkaStreams(builder.build(), args.with(Map.of(
