@@ -65,11 +65,14 @@ def run_step(build: Path, step: str, bootstrap: str, *args: str, stdin: str = ""
 
 
 class Running:
-    """A step running in the background (a group member, the Streams app); its lines as they come."""
+    """A step running in the background (a group member, the Streams app): its JSON lines as they
+    come, its log (the client's, on stderr) in the file ``log``."""
 
-    def __init__(self, build: Path, step: str, bootstrap: str, *args: str, stderr=subprocess.DEVNULL):
-        self.proc = subprocess.Popen(command(build, step, bootstrap, *args), stdout=subprocess.PIPE,
-                                     stderr=stderr, text=True)
+    def __init__(self, build: Path, step: str, bootstrap: str, *args: str, log: Path):
+        self.log = log
+        with open(log, "a") as stderr:
+            self.proc = subprocess.Popen(command(build, step, bootstrap, *args), stdout=subprocess.PIPE,
+                                         stderr=stderr, text=True)
         self.lines: list[dict] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -81,6 +84,10 @@ class Running:
 
     def values(self, key: str) -> list:
         return [line[key] for line in list(self.lines) if key in line]
+
+    def describe(self) -> str:
+        """What a failed wait shows: the last lines printed and the end of the log."""
+        return f"{self.log.name}: {json.dumps(self.lines[-6:])}\n{self.log.read_text()[-2000:]}"
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         if self.proc.poll() is None:
@@ -100,7 +107,7 @@ def wait_for(predicate, timeout: float, what: str, running=()):
         if predicate():
             return time.monotonic()
         time.sleep(0.05)
-    seen = "\n".join(json.dumps(r.lines[-8:]) for r in running)
+    seen = "\n".join(r.describe() for r in running)
     raise AssertionError(f"{what}: not within {timeout} s\n{seen}")
 
 
@@ -271,12 +278,12 @@ def consumed(member: Running) -> list[tuple]:
 
 
 @pytest.mark.parametrize("protocol", ["classic", "consumer"])
-def test_group_of_three_processes_survives_a_killed_member(java, group_broker, protocol):
+def test_group_of_three_processes_survives_a_killed_member(java, group_broker, protocol, tmp_path):
     bootstrap, topic, group = group_broker.bootstrap_servers, f"java-group-{protocol}", f"java-{protocol}"
     create_topic(bootstrap, topic, GROUP_PARTITIONS)
     produce_per_partition(bootstrap, topic, 10)
-    members = [Running(java, "group-member", bootstrap, topic, group, f"group.protocol={protocol}")
-               for _ in range(3)]
+    members = [Running(java, "group-member", bootstrap, topic, group, f"group.protocol={protocol}",
+                       log=tmp_path / f"member-{i}.log") for i in range(3)]
     try:
         wait_for(lambda: owns_all_exactly_once(members), 30, "3 members owning 6 partitions", members)
         wait_for(lambda: committed(bootstrap, group, topic, GROUP_PARTITIONS) == dict.fromkeys(range(6), 10),
@@ -397,7 +404,13 @@ def word_count(build: Path, bootstrap: str, app: str, state_dir: Path, log: Path
     a restarted app waits for the old member's session to end."""
     return Running(build, "wordcount", bootstrap, "lines", "counts", app, str(state_dir),
                    "repartition.purge.interval.ms=100", "session.timeout.ms=3000", "heartbeat.interval.ms=500",
-                   stderr=open(log, "a"))
+                   log=log)
+
+
+def assert_counted(streams: Running, bootstrap: str, want: Counter) -> None:
+    counts = latest_counts(bootstrap, "counts", dict(want), 45)
+    assert streams.values("error") == [], streams.describe()
+    assert counts == dict(want), streams.describe()
 
 
 def stop_streams(streams: Running) -> None:
@@ -419,9 +432,7 @@ def test_streams_word_count_counts_what_python_wrote(java, kavka_broker_factory,
 
     streams = word_count(java, bootstrap, app, tmp_path / "state-1", log)
     try:
-        counts = latest_counts(bootstrap, "counts", dict(want), 45)
-        assert streams.values("error") == [], log.read_text()[-4000:]
-        assert counts == dict(want)
+        assert_counted(streams, bootstrap, want)
     finally:
         stop_streams(streams)
 
@@ -431,9 +442,7 @@ def test_streams_word_count_counts_what_python_wrote(java, kavka_broker_factory,
     want.update(word.lower() for line in second for word in re.findall(r"\w+", line))
     streams = word_count(java, bootstrap, app, tmp_path / "state-2", log)
     try:
-        counts = latest_counts(bootstrap, "counts", dict(want), 45)
-        assert streams.values("error") == [], log.read_text()[-4000:]
-        assert counts == dict(want)
+        assert_counted(streams, bootstrap, want)
         assert_internal_topics(bootstrap, app)
     finally:
         stop_streams(streams)
