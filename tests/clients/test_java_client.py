@@ -4,7 +4,7 @@ Each step runs ``java/``'s program (``kavka.clients.Main STEP BOOTSTRAP ...``) i
 and asserts on the JSON lines it printed; what the Java client wrote is read back by
 confluent-kafka too, and the batches on disk are checked for their codec and producer id.  The
 group step runs three member processes with each of the two group protocols, classic and
-KIP-848's consumer protocol.
+KIP-848's consumer protocol; Kafka Streams' word count runs last, on lines written by confluent-kafka.
 """
 
 from __future__ import annotations
