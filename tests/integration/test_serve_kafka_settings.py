@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 from test_cli_serve import free_port, run_to_exit, serve, stop, wait_listening
 
 STOCK = Path(__file__).parent / "fixtures" / "kafka-4.0-server.properties"
@@ -32,8 +32,8 @@ def _stock_with(tmp_path: Path, port: int, controller_port: int) -> Path:
 
 
 def test_a_stock_kafka_4_server_properties_starts_and_serves(tmp_path):
-    port = free_port()
-    proc = serve("--config", str(_stock_with(tmp_path, port, free_port())))
+    port, controller_port = free_port(), free_port()
+    proc = serve("--config", str(_stock_with(tmp_path, port, controller_port)))
     try:
         wait_listening(port, proc)
         bootstrap = f"localhost:{port}"   # advertised.listeners=PLAINTEXT://localhost:PORT
@@ -46,6 +46,15 @@ def test_a_stock_kafka_4_server_properties_starts_and_serves(tmp_path):
         producer.produce("stock", b"hello", on_delivery=lambda err, msg: delivered.append((err, msg.offset())))
         producer.flush(10)
         assert delivered == [(None, 0)]
+        resource = ConfigResource("BROKER", "1")
+        configs = admin.describe_configs([resource])[resource].result(10)
+        static = ConfigSource.STATIC_BROKER_CONFIG.value
+        assert (configs["listeners"].value, configs["listeners"].source) == (
+            f"PLAINTEXT://:{port},CONTROLLER://:{controller_port}", static)
+        assert configs["advertised.listeners"].value.startswith(f"PLAINTEXT://localhost:{port},")
+        assert (configs["num.io.threads"].value, configs["num.io.threads"].source) == ("8", static)
+        assert (configs["log.dirs"].value, configs["node.id"].value) == (str(tmp_path / "data"), "1")
+        assert configs["message.max.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
     finally:
         code, err = stop(proc)
     assert code == 0, err
