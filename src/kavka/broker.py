@@ -73,6 +73,8 @@ class Broker:
     async def start_async(self) -> None:
         for name in self.config.unknown:
             log.warning("ignoring unknown setting %s", name)
+        if self.config.inert():
+            log.info("these settings have no effect in kavka: %s", ", ".join(self.config.inert()))
         raise_open_file_limit()
         self.logs = LogManager(self.data_dir, self.config, self._clock)
         self.logs.load()

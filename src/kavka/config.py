@@ -12,8 +12,9 @@ admin APIs map to INVALID_CONFIG.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 LONG_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1
@@ -104,6 +105,7 @@ class ConfigKey:
     validator: Callable[[str, Any], None] | None = None
     read_only: bool = True
     sensitive: bool = False
+    inert: bool = False  # accepted as Kafka spells it, but has no effect in kavka
 
     def parse(self, text: Any) -> Any:
         if text is None:
@@ -129,12 +131,75 @@ def render(value: Any) -> str | None:
     return None if value is None else _render(value)
 
 
+def _inert(name: str, type_: str, default: Any, doc: str) -> ConfigKey:
+    return ConfigKey(name, type_, default, doc, None, True, False, True)
+
+
+# Kafka settings that mean nothing to kavka (threads it does not have, the KRaft quorum it replaces
+# with etcd, topics it does not keep yet): accepted, so a Kafka server.properties starts, and named
+# in one log line saying they have no effect.
+INERT_KEYS = (
+    _inert("process.roles", "list", None, "KRaft roles (broker, controller); kavka is always a broker, "
+           "and etcd is its controller quorum."),
+    _inert("controller.quorum.voters", "list", (), "KRaft controller voters; kavka's quorum is etcd (--cluster)."),
+    _inert("controller.quorum.bootstrap.servers", "list", (),
+           "KRaft controller endpoints; kavka's quorum is etcd (--cluster)."),
+    _inert("controller.quorum.election.timeout.ms", "int", 1000, "KRaft election timeout."),
+    _inert("controller.quorum.election.backoff.max.ms", "int", 1000, "KRaft election backoff."),
+    _inert("controller.quorum.fetch.timeout.ms", "int", 2000, "KRaft fetch timeout."),
+    _inert("controller.quorum.append.linger.ms", "int", 25, "KRaft append linger."),
+    _inert("controller.quorum.request.timeout.ms", "int", 2000, "KRaft request timeout."),
+    _inert("controller.quorum.retry.backoff.ms", "int", 20, "KRaft retry backoff."),
+    _inert("inter.broker.listener.name", "string", None,
+           "Listener brokers use between them; kavka's brokers use the advertised one."),
+    _inert("metadata.log.dir", "string", None, "Where KRaft keeps its metadata log; kavka keeps none."),
+    _inert("num.network.threads", "int", 3, "Network threads; kavka serves every connection on one event loop."),
+    _inert("num.io.threads", "int", 8, "Request threads; kavka handles requests on one event loop."),
+    _inert("num.replica.fetchers", "int", 1, "Fetcher threads; kavka runs one fetch loop per leader."),
+    _inert("num.recovery.threads.per.data.dir", "int", 2, "Recovery threads; kavka recovers on one thread."),
+    _inert("background.threads", "int", 10, "Background threads; kavka's background work is asyncio tasks."),
+    _inert("queued.max.requests", "int", 500, "Requests queued for the request threads; kavka has none "
+           "(see queued.max.request.bytes)."),
+    _inert("socket.send.buffer.bytes", "int", 102400, "SO_SNDBUF; kavka leaves the OS default."),
+    _inert("socket.receive.buffer.bytes", "int", 102400, "SO_RCVBUF; kavka leaves the OS default."),
+    _inert("socket.listen.backlog.size", "int", 50, "Listen backlog; kavka leaves asyncio's default."),
+    _inert("log.flush.scheduler.interval.ms", "long", LONG_MAX, "How often the flusher checks logs; kavka's "
+           "flushing is log.flush.interval.* and kavka.flush.before.ack."),
+    _inert("log.flush.offset.checkpoint.interval.ms", "int", 60000,
+           "How often the recovery point is checkpointed; kavka recovers from the segments."),
+    _inert("log.flush.start.offset.checkpoint.interval.ms", "int", 60000,
+           "How often log start offsets are checkpointed; kavka writes them when they change."),
+    _inert("transaction.state.log.replication.factor", "short", 3,
+           "Replicas of __transaction_state; kavka has no transactions yet."),
+    _inert("transaction.state.log.min.isr", "int", 2, "min.insync.replicas of __transaction_state."),
+    _inert("transaction.state.log.num.partitions", "int", 50, "Partitions of __transaction_state."),
+    _inert("share.coordinator.state.topic.replication.factor", "short", 3,
+           "Replicas of __share_group_state; kavka has no share groups."),
+    _inert("share.coordinator.state.topic.min.isr", "short", 2, "min.insync.replicas of __share_group_state."),
+)
+
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
 CLEANUP_POLICIES = ("delete", "compact")
 COMPRESSION_TYPES = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 
 BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
-    ConfigKey("broker.id", "int", 0, "This broker's id.", at_least(0)),
+    ConfigKey("broker.id", "int", 0, "This broker's id (kavka's default is 0, Kafka's -1).", at_least(0)),
+    ConfigKey("node.id", "int", None, "This broker's id, as KRaft spells it; the same as broker.id "
+              "(both set: they must agree).", at_least(0)),
+    ConfigKey("log.dirs", "list", None, "The data directory (kavka keeps one per broker; overrides log.dir "
+              "and is overridden by --data-dir; kavka's default ./kavka-data).", None),
+    ConfigKey("log.dir", "string", None, "The data directory when log.dirs is not set.", None),
+    ConfigKey("listeners", "list", None, "LISTENER://HOST:PORT to accept clients on: one PLAINTEXT listener, "
+              "besides any named in controller.listener.names (kavka's default PLAINTEXT://127.0.0.1:9092; "
+              "--listen wins).", None),
+    ConfigKey("advertised.listeners", "list", None, "LISTENER://HOST:PORT clients are told to use "
+              "(default: the listener's; --advertised-listener wins).", None),
+    ConfigKey("listener.security.protocol.map", "list",
+              ("PLAINTEXT:PLAINTEXT", "SSL:SSL", "SASL_PLAINTEXT:SASL_PLAINTEXT", "SASL_SSL:SASL_SSL"),
+              "LISTENER:PROTOCOL items naming each listener's security protocol (kavka serves PLAINTEXT only).",
+              None),
+    ConfigKey("controller.listener.names", "list", None, "Listeners of the KRaft controller: kavka's controller "
+              "quorum is etcd (--cluster), so these listeners are not opened.", None),
     ConfigKey("num.partitions", "int", 1, "Partitions of an auto-created topic.", at_least(1)),
     ConfigKey("default.replication.factor", "short", 1, "Replicas of an auto-created topic.", at_least(1)),
     ConfigKey("auto.create.topics.enable", "boolean", True, "Create unknown topics on metadata/produce."),
@@ -266,33 +331,47 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               at_least(1)),
     ConfigKey("offset.metadata.max.bytes", "int", 4096, "Largest metadata string of a committed offset.",
               at_least(0)),
+    *INERT_KEYS,
 ]}
 
-# Topic setting -> (broker synonyms in priority order, type, validator).
+# Topic settings: a topic override, else the broker synonym (TOPIC_SYNONYMS).
 TOPIC_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
-    ConfigKey("cleanup.policy", "list", ("delete",), "", one_of(*CLEANUP_POLICIES), False),
-    ConfigKey("compression.type", "string", "producer", "", one_of(*COMPRESSION_TYPES), False),
-    ConfigKey("delete.retention.ms", "long", 86400000, "", at_least(0), False),
-    ConfigKey("file.delete.delay.ms", "long", 60000, "", at_least(0), False),
-    ConfigKey("flush.messages", "long", LONG_MAX, "", at_least(1), False),
-    ConfigKey("flush.ms", "long", LONG_MAX, "", at_least(0), False),
-    ConfigKey("index.interval.bytes", "int", 4096, "", at_least(0), False),
-    ConfigKey("max.compaction.lag.ms", "long", LONG_MAX, "", at_least(1), False),
-    ConfigKey("max.message.bytes", "int", 1048588, "", at_least(0), False),
-    ConfigKey("max.uncompressed.message.bytes", "int", 67108864, "", at_least(1), False),
-    ConfigKey("message.timestamp.type", "string", "CreateTime", "", one_of(*TIMESTAMP_TYPES), False),
-    ConfigKey("message.timestamp.before.max.ms", "long", LONG_MAX, "", at_least(0), False),
-    ConfigKey("message.timestamp.after.max.ms", "long", 3600000, "", at_least(0), False),
-    ConfigKey("min.cleanable.dirty.ratio", "double", 0.5, "", between(0, 1), False),
-    ConfigKey("min.compaction.lag.ms", "long", 0, "", at_least(0), False),
-    ConfigKey("min.insync.replicas", "int", 1, "", at_least(1), False),
-    ConfigKey("retention.bytes", "long", -1, "", None, False),
-    ConfigKey("retention.ms", "long", 604800000, "", at_least(-1), False),
-    ConfigKey("segment.bytes", "int", 1073741824, "", at_least(14), False),
-    ConfigKey("segment.index.bytes", "int", 10485760, "", at_least(4), False),
-    ConfigKey("segment.jitter.ms", "long", 0, "", at_least(0), False),
-    ConfigKey("segment.ms", "long", 604800000, "", at_least(1), False),
-    ConfigKey("unclean.leader.election.enable", "boolean", False, "", None, False),
+    ConfigKey("cleanup.policy", "list", ("delete",),
+              "delete (retention removes old segments), compact (keep the last record per key), or both.",
+              one_of(*CLEANUP_POLICIES), False),
+    ConfigKey("compression.type", "string", "producer",
+              "Codec the broker stores batches in; producer keeps the producer's.", one_of(*COMPRESSION_TYPES), False),
+    ConfigKey("delete.retention.ms", "long", 86400000,
+              "How long a compacted topic keeps tombstones after cleaning.", at_least(0), False),
+    ConfigKey("file.delete.delay.ms", "long", 60000,
+              "Delay before a deleted segment's files are removed.", at_least(0), False),
+    ConfigKey("flush.messages", "long", LONG_MAX, "Records between fsyncs of the log.", at_least(1), False),
+    ConfigKey("flush.ms", "long", LONG_MAX, "Milliseconds between fsyncs of the log.", at_least(0), False),
+    ConfigKey("index.interval.bytes", "int", 4096, "Bytes between offset index entries.", at_least(0), False),
+    ConfigKey("max.compaction.lag.ms", "long", LONG_MAX, "Longest a record may stay uncompacted.", at_least(1), False),
+    ConfigKey("max.message.bytes", "int", 1048588, "Largest record batch the topic accepts.", at_least(0), False),
+    ConfigKey("max.uncompressed.message.bytes", "int", 67108864,
+              "kavka: the most a batch may inflate to when the broker decompresses it.", at_least(1), False),
+    ConfigKey("message.timestamp.type", "string", "CreateTime",
+              "CreateTime (the producer's) or LogAppendTime (the broker's).", one_of(*TIMESTAMP_TYPES), False),
+    ConfigKey("message.timestamp.before.max.ms", "long", LONG_MAX,
+              "How far before the broker's time a CreateTime timestamp may be.", at_least(0), False),
+    ConfigKey("message.timestamp.after.max.ms", "long", 3600000,
+              "How far after the broker's time a CreateTime timestamp may be.", at_least(0), False),
+    ConfigKey("min.cleanable.dirty.ratio", "double", 0.5,
+              "Share of a log not yet compacted that makes it eligible for cleaning.", between(0, 1), False),
+    ConfigKey("min.compaction.lag.ms", "long", 0, "Shortest time a record stays uncompacted.", at_least(0), False),
+    ConfigKey("min.insync.replicas", "int", 1, "In-sync replicas an acks=all produce needs.", at_least(1), False),
+    ConfigKey("retention.bytes", "long", -1,
+              "Size a partition is trimmed to by deleting old segments (-1: no limit).", None, False),
+    ConfigKey("retention.ms", "long", 604800000,
+              "Age after which segments are deleted (-1: no limit).", at_least(-1), False),
+    ConfigKey("segment.bytes", "int", 1073741824, "Segment size before a roll.", at_least(14), False),
+    ConfigKey("segment.index.bytes", "int", 10485760, "Maximum size of a segment's offset index.", at_least(4), False),
+    ConfigKey("segment.jitter.ms", "long", 0, "Maximum random jitter subtracted from segment.ms.", at_least(0), False),
+    ConfigKey("segment.ms", "long", 604800000, "Segment age before a roll.", at_least(1), False),
+    ConfigKey("unclean.leader.election.enable", "boolean", False,
+              "Allow an out-of-sync replica to become leader (may lose records).", None, False),
 ]}
 
 # Topic setting -> broker settings it defaults to, highest priority first, with the
@@ -366,7 +445,41 @@ class BrokerConfig:
                 unknown.append(name)
                 continue
             explicit[name] = key.parse(text)
+        _same_id(explicit)
         return cls(explicit, tuple(unknown))
+
+    def inert(self) -> list[str]:
+        """The settings given that have no effect in kavka, by name."""
+        return sorted(name for name in self.explicit if BROKER_KEYS[name].inert)
+
+    def data_dir(self) -> str | None:
+        """The data directory ``log.dirs`` (else ``log.dir``) names, or None when neither is set."""
+        dirs = self.get("log.dirs")
+        if dirs is None:
+            return self.get("log.dir")
+        if len(dirs) != 1:
+            raise ConfigError(f"log.dirs: kavka keeps one data directory per broker; {len(dirs)} given "
+                              f"({', '.join(dirs)}): name one")
+        return dirs[0]
+
+    def listener(self, name: str) -> "Listener | None":
+        """The one client listener of ``listeners`` or ``advertised.listeners``, or None when unset."""
+        items = self.get(name)
+        if items is None:
+            return None
+        controllers = set(self.get("controller.listener.names") or ())
+        protocols = dict(item.split(":", 1) for item in self.get("listener.security.protocol.map") if ":" in item)
+        parsed = [parse_listener(name, item) for item in items]
+        served = [lst for lst in parsed if lst.name not in controllers]
+        for lst in served:
+            protocol = protocols.get(lst.name, lst.name)
+            if protocol != "PLAINTEXT":
+                raise ConfigError(f"{name}: {lst.name}://{lst.host}:{lst.port} uses security protocol {protocol}; "
+                                  "kavka serves PLAINTEXT only for now")
+        if len(served) != 1:
+            raise ConfigError(f"{name}: kavka serves exactly one PLAINTEXT listener (besides those in "
+                              f"controller.listener.names); {len(served)} given")
+        return served[0]
 
     def get(self, name: str) -> Any:
         if name in self.explicit:
@@ -391,6 +504,36 @@ class BrokerConfig:
         values = {name: self.topic_default(name)[0] for name in TOPIC_KEYS}
         values.update(overrides or {})
         return TopicConfig(values, dict(overrides or {}))
+
+
+def _same_id(explicit: dict[str, Any]) -> None:
+    """node.id and broker.id name one id: either gives both, and they must agree."""
+    node_id, broker_id = explicit.get("node.id"), explicit.get("broker.id")
+    if node_id is not None and broker_id is not None and node_id != broker_id:
+        raise ConfigError(f"node.id ({node_id}) and broker.id ({broker_id}) must be the same if both are set")
+    if node_id is not None:
+        explicit["broker.id"] = node_id
+
+
+class Listener(NamedTuple):
+    """One ``NAME://HOST:PORT`` item of ``listeners``; an empty host means every interface."""
+    name: str
+    host: str
+    port: int
+
+
+def parse_listener(setting: str, text: str) -> Listener:
+    name, sep, address = text.partition("://")
+    host, colon, port = address.rpartition(":")
+    if not sep or not name or not colon or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{setting}: {text!r} is not LISTENER_NAME://HOST:PORT (e.g. PLAINTEXT://:9092)")
+    return Listener(name.upper(), host.strip("[]"), int(port))
+
+
+def closest_name(name: str) -> str | None:
+    """The known broker setting nearest to a misspelt one, if any is near."""
+    matches = difflib.get_close_matches(name, list(BROKER_KEYS), n=1, cutoff=0.6)
+    return matches[0] if matches else None
 
 
 def _scale(value: Any, factor: int) -> Any:

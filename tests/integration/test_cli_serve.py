@@ -62,7 +62,7 @@ def test_properties_file_and_overrides_then_clean_shutdown(tmp_path):
     config.write_text("# like Kafka's\nnum.partitions=4\nlog.segment.bytes = 1048576\nsome.unknown.setting=1\n")
     port = free_port()
     proc = serve("--data-dir", str(tmp_path / "data"), "--listen", f"127.0.0.1:{port}",
-                 "--config", str(config), "--override", "default.replication.factor=1")
+                 "--config", str(config), "--override", "default.replication.factor=1", "--allow-unknown")
     wait_listening(port, proc)
     assert partitions_of(port, "from-file") == 4
     code, err = stop(proc)

@@ -21,7 +21,8 @@ a time and shares the per-resource rules here:
   in DescribeConfigs; a change is INVALID_REQUEST, because kavka has no dynamic
   broker configs (settings come from the file and ``--override`` at start).
   An empty change list is accepted: there is nothing to do;
-* BROKER_LOGGER (8) and anything else: INVALID_REQUEST.
+* BROKER_LOGGER (8): INVALID_REQUEST (log levels change through
+  IncrementalAlterConfigs, as in Kafka); anything else: INVALID_REQUEST.
 
 ``validate_only`` runs every check and changes nothing.  Every failure is per
 resource, with an error message; answers come in request order.
@@ -130,7 +131,8 @@ def refuse_non_topic(broker, resource_type: int, name: str, changed: list[str]) 
                 "broker runs; set broker settings in its config file or with --override and restart it.")
         return
     if resource_type == BROKER_LOGGER:
-        raise InvalidRequestError("Changing broker log levels at runtime is not supported.")
+        raise InvalidRequestError("AlterConfigs cannot change broker log levels: use IncrementalAlterConfigs "
+                                  "(kafka-configs --entity-type broker-loggers).")
     raise InvalidRequestError(f"Unsupported resource type: {resource_type}")
 
 

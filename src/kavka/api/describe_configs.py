@@ -14,7 +14,7 @@ Resource types, as in Kafka:
   means the cluster-wide dynamic defaults, of which we have none (an empty
   list, as Kafka answers when none are set).  Another id is INVALID_REQUEST.
 * BROKER_LOGGER (8): our Python loggers and their effective levels, under
-  log4j's level names; the name must be our broker id.
+  log4j's level names (api/broker_loggers.py); the name must be our broker id.
 * anything else: INVALID_REQUEST.
 
 Every failure is per resource, with an error message.
@@ -27,10 +27,10 @@ if the file set them; we list them and report STATIC_BROKER_CONFIG.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from kavka.api.broker_loggers import logger_levels
 from kavka.api.errors import InvalidRequestError, error_code_for, error_message
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
@@ -52,8 +52,6 @@ VERSIONS = (1, 4)
 
 TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
 DYNAMIC_BROKER_LOGGER = 6
-# log4j level names, which Kafka tools show and accept.
-_LOG4J_LEVELS = {"WARNING": "WARN", "CRITICAL": "FATAL", "NOTSET": "ALL"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,15 +133,8 @@ def _broker_entry(config: BrokerConfig, name: str) -> ConfigEntry:
 
 
 def _logger_entries() -> list[ConfigEntry]:
-    names = ["root"] + sorted(n for n in logging.Logger.manager.loggerDict
-                              if n == "kavka" or n.startswith("kavka."))
-    entries = []
-    for name in names:
-        logger = logging.getLogger() if name == "root" else logging.getLogger(name)
-        level = logging.getLevelName(logger.getEffectiveLevel())
-        entries.append(ConfigEntry(name, _LOG4J_LEVELS.get(level, level), DYNAMIC_BROKER_LOGGER,
-                                   False, False, (), CONFIG_TYPE_CODES["string"], None))
-    return entries
+    return [ConfigEntry(name, level, DYNAMIC_BROKER_LOGGER, False, False, (), CONFIG_TYPE_CODES["string"], None)
+            for name, level in logger_levels()]
 
 
 # -- the handler -------------------------------------------------------------------------
@@ -182,9 +173,7 @@ def _entries(broker, resource_type: int, name: str) -> list[ConfigEntry]:
         _check_broker_id(broker, name, "or empty string ")
         return broker_entries(broker.config)
     if resource_type == BROKER_LOGGER:
-        if name == "":
-            raise InvalidRequestError("Broker id must not be empty")
-        _check_broker_id(broker, name, "")
+        check_logger_resource(broker, name)
         return _logger_entries()
     raise InvalidRequestError(f"Unsupported resource type: {resource_type}")
 
@@ -195,6 +184,13 @@ def _topic(broker, name: str) -> list[ConfigEntry]:
     if info is None:
         raise UnknownTopicOrPartition(f"The topic '{name}' does not exist.")
     return topic_entries(broker.config, info.config.values, info.config.overrides)
+
+
+def check_logger_resource(broker, name: str) -> None:
+    """A BROKER_LOGGER resource names this broker's id, never the empty string."""
+    if name == "":
+        raise InvalidRequestError("Broker id must not be empty")
+    _check_broker_id(broker, name, "")
 
 
 def _check_broker_id(broker, name: str, alternative: str) -> None:

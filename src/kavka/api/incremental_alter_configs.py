@@ -12,7 +12,8 @@ Each config entry carries an operation, as in Kafka's AlterConfigOp:
   is not LIST."
 
 An unknown operation or a null value for SET/APPEND/SUBTRACT is INVALID_REQUEST;
-an unknown setting INVALID_CONFIG.  Everything else (duplicates, resource types,
+an unknown setting INVALID_CONFIG.  BROKER_LOGGER resources set log levels live
+(api/broker_loggers.py).  Everything else (duplicates, resource types,
 validation, persistence, validate_only) is shared with AlterConfigs: see
 alter_configs.py.  The changes of one resource apply together or not at all.
 """
@@ -22,7 +23,8 @@ from __future__ import annotations
 from kavka.api.alter_configs import (
     alter_topic, answer_resources, check_names, refuse_non_topic, require_topic, respond,
 )
-from kavka.api.describe_configs import TOPIC
+from kavka.api.broker_loggers import alter_levels
+from kavka.api.describe_configs import BROKER_LOGGER, TOPIC, check_logger_resource
 from kavka.api.errors import InvalidRequestError
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
@@ -49,6 +51,10 @@ def _apply(broker, resource, validate_only: bool) -> None:
         if c.config_operation not in OPERATION_NAMES:
             raise InvalidRequestError(f"Unknown config operation {c.config_operation} for {c.name}")
     check_names(configs, null_allowed=lambda c: c.config_operation == DELETE)
+    if resource.resource_type == BROKER_LOGGER:
+        check_logger_resource(broker, resource.resource_name)
+        alter_levels([(c.name, OPERATION_NAMES[c.config_operation], c.value) for c in configs], validate_only)
+        return
     if resource.resource_type != TOPIC:
         refuse_non_topic(broker, resource.resource_type, resource.resource_name, [c.name for c in configs])
         return

@@ -32,6 +32,6 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command].run(args) or 0
     except CliError as exc:
         print(f"kavka {args.command}: {exc}", file=sys.stderr)
-        return 1
+        return getattr(exc, "exit_code", 1)
     except KeyboardInterrupt:
         return 130

@@ -1,0 +1,67 @@
+"""config.py reads Kafka's broker settings as Kafka spells them: ids, data dirs, listeners, inert names."""
+
+from __future__ import annotations
+
+import pytest
+
+from kavka.config import BROKER_KEYS, BrokerConfig, ConfigError, Listener, closest_name
+
+
+def config(**settings: str) -> BrokerConfig:
+    return BrokerConfig.from_strings({name.replace("_", "."): value for name, value in settings.items()})
+
+
+def test_node_id_is_broker_id():
+    assert config(node_id="4").get("broker.id") == 4
+    assert config(node_id="4", broker_id="4").get("broker.id") == 4
+    with pytest.raises(ConfigError, match="must be the same"):
+        config(node_id="4", broker_id="5")
+
+
+def test_data_dir_from_log_dirs_then_log_dir():
+    assert config().data_dir() is None
+    assert config(log_dir="/d1").data_dir() == "/d1"
+    assert config(log_dir="/d1", log_dirs="/d2").data_dir() == "/d2"
+    with pytest.raises(ConfigError, match="one data directory per broker; 2 given"):
+        config(log_dirs="/a, /b").data_dir()
+
+
+def test_the_client_listener_skips_controller_listeners():
+    c = BrokerConfig.from_strings({"listeners": "PLAINTEXT://:9092,CONTROLLER://:9093",
+                                   "controller.listener.names": "CONTROLLER",
+                                   "advertised.listeners": "PLAINTEXT://[::1]:9092"})
+    assert c.listener("listeners") == Listener("PLAINTEXT", "", 9092)
+    assert c.listener("advertised.listeners") == Listener("PLAINTEXT", "::1", 9092)
+    assert config().listener("listeners") is None
+
+
+def test_a_named_listener_mapped_to_plaintext_is_served():
+    c = BrokerConfig.from_strings({"listeners": "CLIENTS://127.0.0.1:9092",
+                                   "listener.security.protocol.map": "CLIENTS:PLAINTEXT"})
+    assert c.listener("listeners") == Listener("CLIENTS", "127.0.0.1", 9092)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("SASL_SSL://:9092", "security protocol SASL_SSL"),
+    ("PLAINTEXT://:9092,PLAINTEXT://:9093", "exactly one PLAINTEXT listener.*2 given"),
+    ("localhost:9092", "is not LISTENER_NAME://HOST:PORT"),
+    ("PLAINTEXT://host:port", "is not LISTENER_NAME://HOST:PORT"),
+])
+def test_listeners_kavka_cannot_serve_are_refused(text, problem):
+    with pytest.raises(ConfigError, match=problem):
+        config(listeners=text).listener("listeners")
+
+
+def test_inert_settings_are_typed_and_named():
+    c = config(num_io_threads="8", num_partitions="3", process_roles="broker,controller")
+    assert c.inert() == ["num.io.threads", "process.roles"]
+    assert c.get("process.roles") == ("broker", "controller")
+    with pytest.raises(ConfigError, match="num.io.threads"):
+        config(num_io_threads="eight")
+    assert all(BROKER_KEYS[name].doc for name in c.inert())
+
+
+def test_closest_name_of_a_misspelling():
+    assert closest_name("num.partitons") == "num.partitions"
+    assert closest_name("advertised.listener") == "advertised.listeners"
+    assert closest_name("zookeeper.connect") is None
