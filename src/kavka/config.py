@@ -228,6 +228,9 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("socket.request.receive.timeout.ms", "long", 60000,
               "A request frame must arrive in full within this long of its first byte, or the "
               "connection is closed (-1: never)."),
+    ConfigKey("max.incremental.fetch.session.cache.slots", "int", 1000,
+              "Incremental fetch sessions (KIP-227) the broker keeps; 0: none, every fetch is a full one.",
+              at_least(0)),
     ConfigKey("log.segment.bytes", "int", 1073741824, "Segment size before a roll.", at_least(14), False),
     ConfigKey("log.roll.ms", "long", None, "Segment age before a roll (overrides log.roll.hours).", at_least(1), False),
     ConfigKey("log.roll.hours", "int", 168, "Segment age in hours before a roll.", at_least(1)),

@@ -4,6 +4,7 @@
 who leads and coordinates what, how topics change, this broker's part in
 replication.  A lone broker gets the local implementations unless told otherwise;
 ``kavka.broker`` wires the cluster's in cluster mode.  Handlers use them alike.
+``fetch_sessions`` is the cache of incremental fetch sessions (kavka.api.fetch_sessions).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kavka.api.fetch_sessions import FetchSessionCache
 from kavka.clock import Clock
 from kavka.config import BrokerConfig
 from kavka.log.log_manager import LogManager
@@ -41,6 +43,7 @@ class BrokerContext:
     metadata: MetadataView = field(default=None)   # type: ignore[assignment]  (set in __post_init__)
     admin: TopicAdmin = field(default=None)        # type: ignore[assignment]
     replicas: ReplicaRoles = field(default=None)   # type: ignore[assignment]
+    fetch_sessions: FetchSessionCache = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.metadata is None or self.admin is None:
@@ -49,6 +52,8 @@ class BrokerContext:
             self.admin = self.admin or local
         if self.replicas is None:
             self.replicas = LeadsEverything()
+        if self.fetch_sessions is None:
+            self.fetch_sessions = FetchSessionCache(self.config.get("max.incremental.fetch.session.cache.slots"))
 
     def advertise(self, host: str, port: int) -> None:
         """The address clients reach this broker at, known once it listens."""

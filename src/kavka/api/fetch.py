@@ -24,15 +24,19 @@ mention: 54 MB for one partition named 50,000 times).  A fetch of more than
 ``slicing.SLICE`` partitions is resolved and read in slices, the event loop
 given back between them (kavka.api.slicing).
 
-Fetch sessions (KIP-227) are not kept: every answer carries session id 0,
-which tells clients to send full fetch requests, as Kafka does when its
-session cache is full.
+Fetch sessions (KIP-227, v7+): kavka.api.fetch_sessions decides what a request
+reads (its own partitions, or its incremental session's) and which results its
+answer carries (an incremental answer: only partitions with news); the session's
+cached watermarks move only when an answer goes out, not on the re-reads of a
+long poll.  Followers (kavka.replication.fetcher) send full requests without a
+session (epoch -1), which Kafka's followers need not but may do.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from kavka.api import fetch_sessions
 from kavka.api.errors import error_code_for
 from kavka.api.registry import RawResponse, Request, api
 from kavka.api.slicing import SLICE, run_sliced, run_steps
@@ -46,70 +50,80 @@ READ_COMMITTED = 1
 
 
 class _Plan:
-    """The partitions of one fetch request, resolved once and re-read on each wake."""
+    """The partitions of one fetch, resolved once and re-read on each wake."""
 
-    __slots__ = ("topics", "logs", "version", "max_bytes", "read_committed", "follower", "size")
+    __slots__ = ("entries", "logs", "version", "max_bytes", "read_committed", "follower", "size", "context")
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, context: fetch_sessions.FetchContext) -> None:
         body = request.body
         self.version = request.version
         self.max_bytes = body.max_bytes
         self.read_committed = body.isolation_level == READ_COMMITTED
         self.follower = _replica_id(body) >= 0
-        self.topics = []
+        self.context = context
+        self.entries = []
         self.logs = []
-        self.size = sum(len(topic.partitions) for topic in body.topics)
+        self.size = len(context.partitions)
 
     def resolve(self, request: Request):
-        """Stepping generator (kavka.api.slicing): look up every requested partition once."""
+        """Stepping generator (kavka.api.slicing): look up every partition to read once."""
         logs = request.broker.logs
         replicas = request.broker.replicas
         replica_id = _replica_id(request.body)
-        done = 0
-        for key, (topic, partitions) in _unique_partitions(request.body.topics, request.version).items():
-            name, topic_id, missing = _resolve_topic(logs, topic, request.version)
-            entries = []
-            for wanted in partitions:
-                done += 1
-                if done % SLICE == 0:
-                    yield
-                # per partition: one partition's error must not carry over to the next
-                code = missing
-                partition = None if missing is not None else logs.partition(name, wanted.partition)
-                if partition is not None:
-                    tp = (name, wanted.partition)
-                    error = (replicas.follower_fetch(tp, replica_id, wanted.fetch_offset) if self.follower
-                             else replicas.leader_error(tp))
-                    if error != ErrorCode.none:
-                        partition, code = None, error.value
-                if partition is not None and partition.offline:  # a failed log directory
-                    partition, code = None, ErrorCode.kafka_storage_error.value
-                if partition is not None:
-                    self.logs.append(partition.log)
-                entries.append((wanted, partition, code))
-            self.topics.append((name, topic_id, entries))
+        topics: dict = {}
+        for done, (key, wanted) in enumerate(self.context.partitions, 1):
+            if done % SLICE == 0:
+                yield
+            topic_key, index = key
+            resolved = topics.get(topic_key)
+            if resolved is None:
+                resolved = topics[topic_key] = _resolve_topic(logs, topic_key, self.version)
+            name, topic_id, missing = resolved
+            # per partition: one partition's error must not carry over to the next
+            code = missing
+            partition = None if missing is not None else logs.partition(name, index)
+            if partition is not None:
+                tp = (name, index)
+                error = (replicas.follower_fetch(tp, replica_id, wanted.fetch_offset) if self.follower
+                         else replicas.leader_error(tp))
+                if error != ErrorCode.none:
+                    partition, code = None, error.value
+            if partition is not None and partition.offline:  # a failed log directory
+                partition, code = None, ErrorCode.kafka_storage_error.value
+            if partition is not None:
+                self.logs.append(partition.log)
+            self.entries.append((key, name, topic_id, wanted, partition, code))
 
     def read(self):
-        """Stepping generator: read everything once, giving (topic results, bytes of records, any error)."""
+        """Stepping generator: read everything once, giving ((key, result) pairs, bytes of records, any error)."""
         remaining = self.max_bytes
         total = 0
         errored = False
         results = []
-        done = 0
-        for name, topic_id, entries in self.topics:
-            partitions = []
-            for wanted, partition, missing in entries:
-                done += 1
-                if done % SLICE == 0:
-                    yield
-                result = self._read_partition(wanted, partition, missing, remaining, first=total == 0)
-                size = result.records_size
-                total += size
-                remaining = max(0, remaining - size)
-                errored |= result.error_code != 0
-                partitions.append(result)
-            results.append(TopicResult(name, topic_id, partitions))
+        for done, (key, _name, _topic_id, wanted, partition, missing) in enumerate(self.entries, 1):
+            if done % SLICE == 0:
+                yield
+            result = self._read_partition(wanted, partition, missing, remaining, first=total == 0)
+            size = result.records_size
+            total += size
+            remaining = max(0, remaining - size)
+            errored |= result.error_code != 0
+            results.append((key, result))
         return results, total, errored
+
+    def topic_results(self, sent: list) -> list[TopicResult]:
+        """The (key, result) pairs to send, grouped into topics as Kafka groups them: a run of
+        partitions of one topic is one topic entry."""
+        names = {key[0]: (name, topic_id) for key, name, topic_id, *_rest in self.entries}
+        topics: list[TopicResult] = []
+        last = None
+        for (topic_key, _index), result in sent:
+            if topic_key != last:
+                name, topic_id = names[topic_key]
+                topics.append(TopicResult(name, topic_id, []))
+                last = topic_key
+            topics[-1].partitions.append(result)
+        return topics
 
     def _read_partition(self, wanted, partition, missing, remaining: int, first: bool) -> PartitionResult:
         if partition is None or partition.log.is_closed:  # closed: deleted while a fetch was parked
@@ -143,30 +157,32 @@ def _replica_id(body) -> int:
     return getattr(body, "replica_id", -1)
 
 
-def _unique_partitions(topics, version: int) -> dict:
-    """topic key -> (first topic entry, its partitions without repeats), in request order."""
-    merged: dict = {}
-    for topic in topics:
-        key = topic.topic_id if version >= 13 else topic.topic
-        entry = merged.get(key)
-        if entry is None:
-            entry = merged[key] = (topic, {})
-        for wanted in topic.partitions:
-            entry[1][wanted.partition] = wanted  # first position, last values
-    return {key: (topic, list(partitions.values())) for key, (topic, partitions) in merged.items()}
+def _requested(body, version: int) -> tuple[dict, list]:
+    """((topic key, partition) -> FetchPartition in request order, forgotten keys).  The key's
+    topic is the name, or the topic id from v13.  A partition named twice keeps its first
+    position and its last values, as Kafka's LinkedHashMap of the request's partitions does."""
+    by_id = version >= 13
+    wanted: dict = {}
+    for topic in body.topics:
+        topic_key = topic.topic_id if by_id else topic.topic
+        for partition in topic.partitions:
+            wanted[(topic_key, partition.partition)] = partition
+    forgotten = [(topic.topic_id if by_id else topic.topic, index)
+                 for topic in getattr(body, "forgotten_topics_data", ()) for index in topic.partitions]
+    return wanted, forgotten
 
 
-def _resolve_topic(logs, topic, version: int):
-    """(name, topic id, error code or None) for one requested topic."""
+def _resolve_topic(logs, topic_key, version: int):
+    """(name, topic id, error code or None) for one requested topic (a name, or an id from v13)."""
     if version >= 13:
-        info = logs.topic_by_id(topic.topic_id)
+        info = logs.topic_by_id(topic_key)
         if info is None:
-            return None, topic.topic_id, ErrorCode.unknown_topic_id.value
-        return info.name, topic.topic_id, None
-    info = logs.topic(topic.topic)
+            return None, topic_key, ErrorCode.unknown_topic_id.value
+        return info.name, topic_key, None
+    info = logs.topic(topic_key)
     if info is None:
-        return topic.topic, None, ErrorCode.unknown_topic_or_partition.value
-    return topic.topic, info.topic_id, None
+        return topic_key, None, ErrorCode.unknown_topic_or_partition.value
+    return topic_key, info.topic_id, None
 
 
 def _check_leader_epoch(requested: int, current: int) -> int:
@@ -177,14 +193,23 @@ def _check_leader_epoch(requested: int, current: int) -> int:
 
 @api(KEY, "Fetch", VERSIONS)
 def handle(request: Request):
-    plan = _Plan(request)
+    body = request.body
+    wanted, forgotten = _requested(body, request.version)
+    context = fetch_sessions.new_context(
+        request.broker.fetch_sessions, _now_ms(request), request.version, getattr(body, "session_id", 0),
+        getattr(body, "session_epoch", fetch_sessions.FINAL_EPOCH), wanted, forgotten)
+    plan = _Plan(request, context)
     if plan.size > SLICE:
         return _sliced(plan, request)
     run_steps(plan.resolve(request))
     results, total, errored = run_steps(plan.read())
     if _answer_now(plan, request.body, total, errored):
-        return _encode(plan, results)
-    return _long_poll(plan, request.body)
+        return _encode(plan, request, results)
+    return _long_poll(plan, request)
+
+
+def _now_ms(request: Request) -> int:
+    return int(request.broker.clock.monotonic() * 1000)
 
 
 async def _sliced(plan: _Plan, request: Request):
@@ -192,17 +217,19 @@ async def _sliced(plan: _Plan, request: Request):
     await run_sliced(plan.resolve(request))
     results, total, errored = await run_sliced(plan.read())
     if _answer_now(plan, request.body, total, errored):
-        return _encode(plan, results)
-    return await _long_poll(plan, request.body)
+        return _encode(plan, request, results)
+    return await _long_poll(plan, request)
 
 
 def _answer_now(plan: _Plan, body, total: int, errored: bool) -> bool:
-    return total >= body.min_bytes or errored or body.max_wait.total_seconds() <= 0 or not plan.logs
+    return (total >= body.min_bytes or errored or body.max_wait.total_seconds() <= 0 or not plan.logs
+            or plan.context.error != 0)
 
 
-async def _long_poll(plan: _Plan, body):
+async def _long_poll(plan: _Plan, request: Request):
     """Wait for appends up to ``max_wait``; each re-read is sliced (a read of up to ``SLICE``
     partitions has no step, so it runs straight through)."""
+    body = request.body
     min_bytes = body.min_bytes
     loop = asyncio.get_running_loop()
     deadline = loop.time() + body.max_wait.total_seconds()
@@ -228,7 +255,7 @@ async def _long_poll(plan: _Plan, body):
                 break
             results, total, errored = await run_sliced(plan.read())
             if total >= min_bytes or errored:
-                return _encode(plan, results)
+                return _encode(plan, request, results)
             woken = loop.create_future()
     finally:
         for log in plan.logs:
@@ -237,9 +264,13 @@ async def _long_poll(plan: _Plan, body):
             except ValueError:
                 pass
     results, _total, _errored = await run_sliced(plan.read())
-    return _encode(plan, results)
+    return _encode(plan, request, results)
 
 
-def _encode(plan: _Plan, results: list[TopicResult]) -> RawResponse:
-    parts, size = encode_fetch_response(plan.version, results)
+def _encode(plan: _Plan, request: Request, results: list) -> RawResponse:
+    """The response; an incremental session's carries only the partitions with news."""
+    error, session_id, sent = fetch_sessions.finish(
+        request.broker.fetch_sessions, plan.context, _now_ms(request), plan.follower, plan.version, results)
+    parts, size = encode_fetch_response(plan.version, plan.topic_results(sent), error_code=error,
+                                        session_id=session_id)
     return RawResponse(parts, size)

@@ -64,7 +64,7 @@ class AdminHarness:
         parts = self.dispatcher.handle(frame, _Conn())
         if asyncio.iscoroutine(parts):   # a handler that awaits (topic admin, auto-creation)
             parts = asyncio.run(parts)
-        data = b"".join(bytes(p) for p in parts)
+        data = b"".join(p.read() if hasattr(p, "read") else bytes(p) for p in parts)  # FileSlice: Fetch
         assert int.from_bytes(data[:4], "big") == len(data) - 4
         key, version = int(request.__api_key__), int(request.__version__)
         flexible = messages.response_header_flexible(key, version)
