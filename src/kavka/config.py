@@ -136,6 +136,8 @@ COMPRESSION_TYPES = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"
 BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("broker.id", "int", 0, "This broker's id.", at_least(0)),
     ConfigKey("num.partitions", "int", 1, "Partitions of an auto-created topic.", at_least(1)),
+    ConfigKey("max.request.partition.size.limit", "int", 2000,
+              "Most partitions one DescribeTopicPartitions response describes.", at_least(1)),
     ConfigKey("default.replication.factor", "short", 1, "Replicas of an auto-created topic.", at_least(1)),
     ConfigKey("auto.create.topics.enable", "boolean", True, "Create unknown topics on metadata/produce."),
     ConfigKey("delete.topic.enable", "boolean", True, "Allow DeleteTopics."),
