@@ -201,6 +201,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("controller.listener.names", "list", None, "Listeners of the KRaft controller: kavka's controller "
               "quorum is etcd (--cluster), so these listeners are not opened.", None),
     ConfigKey("num.partitions", "int", 1, "Partitions of an auto-created topic.", at_least(1)),
+    ConfigKey("max.request.partition.size.limit", "int", 2000,
+              "Most partitions one DescribeTopicPartitions response describes.", at_least(1)),
     ConfigKey("default.replication.factor", "short", 1, "Replicas of an auto-created topic.", at_least(1)),
     ConfigKey("auto.create.topics.enable", "boolean", True, "Create unknown topics on metadata/produce."),
     ConfigKey("delete.topic.enable", "boolean", True, "Allow DeleteTopics."),
