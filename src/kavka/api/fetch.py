@@ -47,6 +47,7 @@ from kavka.protocol.fetch_response import PartitionResult, TopicResult, encode_f
 KEY = 1
 VERSIONS = (4, 17)
 READ_COMMITTED = 1
+_NO_TOPIC = object()
 
 
 class _Plan:
@@ -116,9 +117,9 @@ class _Plan:
         partitions of one topic is one topic entry."""
         names = {key[0]: (name, topic_id) for key, name, topic_id, *_rest in self.entries}
         topics: list[TopicResult] = []
-        last = None
+        last = _NO_TOPIC  # not None: a topic key may be None (a null name the fuzzer sends)
         for (topic_key, _index), result in sent:
-            if topic_key != last:
+            if not topics or topic_key != last:
                 name, topic_id = names[topic_key]
                 topics.append(TopicResult(name, topic_id, []))
                 last = topic_key
