@@ -6,6 +6,7 @@ in :data:`kavka.api.registry.REGISTRY`; ApiVersions answers from that table.
 
 from kavka.api import (  # noqa: F401  (imported for their registration)
     alter_configs,
+    alter_partition_reassignments,
     api_versions,
     consumer_group_describe,
     consumer_group_heartbeat,
@@ -27,6 +28,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     leave_group,
     list_groups,
     list_offsets,
+    list_partition_reassignments,
     metadata,
     offset_commit,
     offset_delete,

@@ -84,7 +84,7 @@ def check_assignments(assignments: Sequence[tuple[int, Sequence[int]]], live: fr
         if index in seen:
             raise InvalidReplicaAssignment(f"Found multiple manual partition assignments for partition {index}")
         seen.add(index)
-        _check_replicas(brokers, live)
+        check_replicas(brokers, live)
         if replicas is None:
             replicas = len(brokers)
         elif len(brokers) != replicas:
@@ -98,7 +98,7 @@ def check_assignments(assignments: Sequence[tuple[int, Sequence[int]]], live: fr
     return replicas or 0
 
 
-def _check_replicas(brokers: Sequence[int], live: frozenset[int]) -> None:
+def check_replicas(brokers: Sequence[int], live: frozenset[int]) -> None:
     if not brokers:
         raise InvalidReplicaAssignment("The manual partition assignment includes an empty replica list.")
     for broker_id, count in sorted(Counter(brokers).items()):

@@ -9,7 +9,13 @@ which fences every write it makes (state_store.py).  It
   transaction;
 * elects leaders from the ISR when a broker's registration comes or goes, and
   (``auto.leader.rebalance.enable``) moves leadership back to preferred replicas
-  every ``leader.imbalance.check.interval.seconds``.
+  every ``leader.imbalance.check.interval.seconds``;
+* reassigns partitions (KIP-455): it records the target in the topic's
+  assignment (the replicas become target + those being removed, with the
+  ``adding`` and ``removing`` sets), the added brokers start following; when
+  every target replica is in the ISR it completes the move in one transaction
+  (replicas = target, the removed ones out of the ISR, a removed leader
+  replaced).  The state is all in etcd, so a new controller carries on.
 
 Any other broker receiving a topic change forwards it here over the Kafka
 protocol (as Kafka brokers forward to their controller, KIP-590), then waits
@@ -32,7 +38,7 @@ from kavka.cluster import decisions
 from kavka.cluster.errors import ClusterError, ConcurrentUpdate
 from kavka.cluster.model import TopicAssignment
 from kavka.internal_topics import BROKER_CLIENT_PREFIX
-from kavka.metadata.model import OK, AdminResult, NewTopic
+from kavka.metadata.model import NO_REASSIGNMENT_MESSAGE, OK, AdminResult, NewTopic
 from kavka.protocol.builders import make
 from kavka.protocol.errors import ErrorCode
 
@@ -43,6 +49,7 @@ log = logging.getLogger("kavka.cluster")
 
 FORWARD_TIMEOUT_MS = 10_000   # the timeout a forwarded admin request carries
 VIEW_WAIT = 5.0               # seconds a change may take to reach this broker's view
+REASSIGN_ATTEMPTS = 5         # a reassignment's write tried again when the topic changed meanwhile
 
 
 class ControllerUnavailable(Exception):
@@ -103,7 +110,7 @@ class Controller:
         current = v.value
         existing = len(current.replicas)
         live = self.node.eligible_broker_ids()
-        rf = len(current.replicas[0])
+        rf = len(current.target(0))
         added = dict(assignments) if assignments else decisions.place(name, range(existing, total), rf, live)
         self._check_capacity(added)
         states = {p: decisions.initial_state(r, live, claim.epoch) for p, r in added.items()}
@@ -123,6 +130,58 @@ class Controller:
         v = self.view.topics.get(name)
         if v is not None:
             await self.node.store.delete_topic(claim, name, v.mod_revision)
+
+    async def alter_reassignments(self, name: str, targets: Mapping[int, tuple[int, ...] | None]
+                                  ) -> dict[int, AdminResult]:
+        """Start (a target) or cancel (None) reassignments of ``name``'s partitions, in one
+        write of the topic (and of the states a cancel changes)."""
+        claim = self._claim()
+        v = self.view.topics.get(name)
+        if v is None:
+            return {p: AdminResult(ErrorCode.unknown_topic_or_partition, f"Unable to find a topic named {name}.")
+                    for p in targets}
+        t = v.value
+        replicas, adding, removing = dict(t.replicas), dict(t.adding), dict(t.removing)
+        states: dict[int, tuple] = {}
+        results = {p: self._reassign_one(claim, t, p, target, (replicas, adding, removing), states)
+                   for p, target in targets.items()}
+        if any(r.ok for r in results.values()):
+            changed = dataclasses.replace(t, replicas=replicas, adding=_nonempty(adding),
+                                          removing=_nonempty(removing))
+            if states:
+                await self.node.store.write_topic_and_partitions(claim, changed, v.mod_revision, states)
+            else:
+                await self.node.store.write_topic(claim, changed, v.mod_revision)
+            log.info("controller: reassigning %s: %s", name,
+                     {p: (list(target) if target is not None else "cancel") for p, target in targets.items()
+                      if results[p].ok})
+            self.dirty.set()   # a reassignment may complete at once (only removals, a new order)
+        return results
+
+    def _reassign_one(self, claim, t: TopicAssignment, p: int, target, tables, states) -> AdminResult:
+        """One partition's change into ``tables`` (replicas, adding, removing) and ``states``."""
+        replicas, adding, removing = tables
+        if p not in t.replicas or (t.name, p) not in self.view.partitions:
+            return AdminResult(ErrorCode.unknown_topic_or_partition, f"Unable to find partition {t.name}:{p}.")
+        if target is not None:
+            replicas[p], adding[p], removing[p] = decisions.reassignment(t.replicas[p], target)
+            return OK
+        if not t.reassigning(p):
+            return AdminResult(ErrorCode.no_reassignment_in_progress, NO_REASSIGNMENT_MESSAGE)
+        v = self.view.partitions[(t.name, p)]
+        unclean = t.config.get("unclean.leader.election.enable",
+                               str(self.node.broker.config.get("unclean.leader.election.enable"))).lower() == "true"
+        reverted = decisions.revert_reassignment(v.value, t.replicas[p], t.adding.get(p, ()),
+                                                 self.node.eligible_broker_ids(), claim.epoch, unclean)
+        if reverted is None:
+            return AdminResult(ErrorCode.invalid_replica_assignment,
+                               f"Unable to revert partition assignment for {t.name}:{p} because it would "
+                               "require an unclean leader election.")
+        replicas[p], state = reverted
+        adding.pop(p, None)
+        removing.pop(p, None)
+        states[p] = (state, v.mod_revision)
+        return OK
 
     def capacity_refusal(self, name: str, partitions: range, replication_factor: int | None,
                          assignments: Mapping[int, tuple[int, ...]] | None) -> str | None:
@@ -215,6 +274,53 @@ class Controller:
             lambda: self.delete_topic(name), request, lambda: name not in self.view.topics,
             (ErrorCode.reassignment_in_progress, f"Topic '{name}' changed meanwhile; try again."))
 
+    async def alter_reassignments_anywhere(self, name: str, targets: Mapping[int, tuple[int, ...] | None]
+                                           ) -> dict[int, AdminResult]:
+        """Reassign on the controller (here or forwarded as AlterPartitionReassignments);
+        the accepted changes are answered once this broker's view shows them."""
+        try:
+            results = await self._reassign_on_controller(name, targets)
+            accepted = {p: targets[p] for p, r in results.items() if r.ok}
+            await self.node.wait_seen(lambda: self._shows_reassignment(name, accepted), VIEW_WAIT)
+        except ControllerUnavailable as exc:
+            return {p: AdminResult(ErrorCode.not_controller, str(exc)) for p in targets}
+        except ViewTimeout as exc:
+            return {p: AdminResult(ErrorCode.request_timed_out, str(exc)) if r.ok else r for p, r in results.items()}
+        return results
+
+    async def _reassign_on_controller(self, name: str, targets) -> dict[int, AdminResult]:
+        if not self.is_controller():
+            return await self._forward_reassignments(name, targets)
+        for _ in range(REASSIGN_ATTEMPTS):   # the topic's key may move under us (a completion)
+            try:
+                return await self.alter_reassignments(name, targets)
+            except ConcurrentUpdate:
+                await asyncio.sleep(0.05)
+        return {p: AdminResult(ErrorCode.reassignment_in_progress, f"Topic '{name}' changed meanwhile; try again.")
+                for p in targets}
+
+    async def _forward_reassignments(self, name: str, targets) -> dict[int, AdminResult]:
+        from kio.schema.alter_partition_reassignments.v0 import request as q
+        body = make(q.AlterPartitionReassignmentsRequest, timeout=_ms(FORWARD_TIMEOUT_MS), topics=(
+            make(q.ReassignableTopic, name=name, partitions=tuple(
+                make(q.ReassignablePartition, partition_index=p, replicas=None if r is None else tuple(r))
+                for p, r in sorted(targets.items()))),))
+        answer = await self._ask_controller(body)
+        if answer.error_code != ErrorCode.none:
+            return {p: AdminResult(ErrorCode(answer.error_code), answer.error_message) for p in targets}
+        return {r.partition_index: AdminResult(ErrorCode(r.error_code), r.error_message)
+                for topic in answer.responses for r in topic.partitions}
+
+    def _shows_reassignment(self, name: str, accepted: Mapping[int, tuple[int, ...] | None]) -> bool:
+        """The view has every accepted change: a cancelled partition is not reassigning, a
+        reassigned one's replicas start with its target (while moving and once moved)."""
+        v = self.view.topics.get(name)
+        if v is None:
+            return not accepted
+        t = v.value
+        return all(not t.reassigning(p) if target is None else t.replicas.get(p, ())[:len(target)] == tuple(target)
+                   for p, target in accepted.items())
+
     async def _through_controller(self, here: Callable[[], Awaitable[object]], request,
                                   seen: Callable[[], bool], conflict: tuple[int, str]) -> AdminResult:
         """Run ``here()`` if this broker is the controller, else send ``request()`` (a kio
@@ -283,6 +389,7 @@ class Controller:
                 next_preferred = loop.time() + interval
             try:
                 await self._elect_leaders(claim)
+                await self._complete_reassignments(claim)
                 if preferred and config.get("auto.leader.rebalance.enable"):
                     await self._elect_preferred(claim)
             except ClusterError as exc:
@@ -316,6 +423,35 @@ class Controller:
                          new.leader, new.leader_epoch, list(new.isr))
                 await self.node.store.write_partition(claim, tp[0], tp[1], new, v.mod_revision)
 
+    async def _complete_reassignments(self, claim) -> None:
+        """Finish every reassignment whose target replicas are all in the ISR (one
+        transaction per topic: its assignment and the states of the partitions done)."""
+        live = self.node.eligible_broker_ids()
+        for name, v in list(self.view.topics.items()):
+            t = v.value
+            done: dict[int, tuple] = {}
+            replicas = dict(t.replicas)
+            for p in sorted(set(t.adding) | set(t.removing)):
+                s = self.view.partitions.get((name, p))
+                completed = None if s is None else decisions.complete_reassignment(
+                    s.value, t.replicas[p], t.removing.get(p, ()), live, claim.epoch)
+                if completed is not None:
+                    replicas[p], state = completed
+                    done[p] = (state, s.mod_revision)
+            if not done:
+                continue
+            finished = dataclasses.replace(
+                t, replicas=replicas, adding={p: r for p, r in t.adding.items() if p not in done},
+                removing={p: r for p, r in t.removing.items() if p not in done})
+            await self.node.store.write_topic_and_partitions(claim, finished, v.mod_revision, done)
+            for p, (state, _) in sorted(done.items()):
+                log.info("controller: reassignment of %s-%d done: replicas %s, leader %d (epoch %d), isr %s", name, p,
+                         list(replicas[p]), state.leader, state.leader_epoch, list(state.isr))
+
     def _replicas(self, tp) -> tuple[int, ...] | None:
         t = self.view.topics.get(tp[0])
         return None if t is None or tp[1] not in t.value.replicas else t.value.replicas[tp[1]]
+
+
+def _nonempty(table: dict[int, tuple[int, ...]]) -> dict[int, tuple[int, ...]]:
+    return {p: r for p, r in table.items() if r}

@@ -20,6 +20,15 @@ election enabled (it may lack acknowledged records).
 * ``preferred``: move leadership to the first replica when it is live and in the ISR.
 * ``check_capacity``: no broker may end up holding more than ``max.partitions.per.broker``
   replicas (counted over every topic's assignment), else OverCapacity (POLICY_VIOLATION).
+* ``reassignment`` (KIP-455, as Kafka's controller computes it): moving from the current
+  replicas to a target, the partition's replicas become the target followed by the replicas
+  being removed; ``adding`` and ``removing`` are the differences, sorted.
+* ``complete_reassignment``: once every target replica is in the ISR (without the removed
+  ones), the replicas become the target and the removed replicas leave the ISR; a leader
+  being removed hands over to the first target replica that is live and in the ISR.
+* ``revert_reassignment``: a cancel drops the replicas being added from the replicas and
+  the ISR; when only they were in sync the first original replica leads, an unclean
+  election allowed only with unclean election enabled.
 """
 
 from __future__ import annotations
@@ -111,3 +120,48 @@ def _changed(state: PartitionState, leader: int, isr: tuple[int, ...],
         return None
     epoch = state.leader_epoch + (1 if leader != state.leader else 0)
     return PartitionState(leader, epoch, isr, controller_epoch)
+
+
+def reassignment(current: Sequence[int], target: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...],
+                                                                         tuple[int, ...]]:
+    """(replicas, adding, removing) while moving a partition from ``current`` to ``target``."""
+    removing = tuple(sorted(set(current) - set(target)))
+    adding = tuple(sorted(set(target) - set(current)))
+    return tuple(target) + removing, adding, removing
+
+
+def complete_reassignment(state: PartitionState, replicas: Sequence[int], removing: Collection[int],
+                          live: Collection[int], controller_epoch: int
+                          ) -> tuple[tuple[int, ...], PartitionState] | None:
+    """(target replicas, new state) if the reassignment can complete now, else None."""
+    target = tuple(r for r in replicas if r not in removing)
+    isr = tuple(b for b in state.isr if b not in removing)
+    if not target or not isr or not set(target) <= set(isr):
+        return None
+    leader = state.leader
+    if leader not in target:
+        candidates = [b for b in target if b in isr and b in live]
+        if not candidates:
+            return None
+        leader = candidates[0]
+    epoch = state.leader_epoch + (1 if leader != state.leader else 0)
+    return target, PartitionState(leader, epoch, isr, controller_epoch)
+
+
+def revert_reassignment(state: PartitionState, replicas: Sequence[int], adding: Collection[int],
+                        live: Collection[int], controller_epoch: int, unclean: bool
+                        ) -> tuple[tuple[int, ...], PartitionState] | None:
+    """(original replicas, new state) of cancelling a reassignment; None if that needs an
+    unclean election and ``unclean`` is false."""
+    original = tuple(r for r in replicas if r not in adding)
+    isr = tuple(b for b in state.isr if b not in adding)
+    if not isr:
+        if not unclean or not original:
+            return None
+        isr = (original[0],)
+    leader = state.leader
+    if leader not in isr:
+        candidates = [b for b in original if b in isr and b in live]
+        leader = candidates[0] if candidates else NO_LEADER
+    epoch = state.leader_epoch + (1 if leader != state.leader else 0)
+    return original, PartitionState(leader, epoch, isr, controller_epoch)

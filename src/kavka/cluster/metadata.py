@@ -21,6 +21,7 @@ from kavka.metadata.model import (
     BrokerEndpoint,
     NewTopic,
     PartitionState,
+    Reassignment,
     TopicDescription,
 )
 
@@ -112,6 +113,15 @@ class EtcdMetadata(MetadataView, TopicAdmin):
     def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None:
         return None   # transactions are not coordinated in a cluster yet
 
+    def reassignments(self) -> dict[tuple[str, int], Reassignment]:
+        found = {}
+        for name, v in self.view.topics.items():
+            t = v.value
+            for p in sorted(set(t.adding) | set(t.removing)):
+                if t.reassigning(p) and p in t.replicas:
+                    found[(name, p)] = Reassignment(t.replicas[p], t.adding.get(p, ()), t.removing.get(p, ()))
+        return found
+
     # -- topic admin: checks here, changes on the controller ---------------------------------
 
     def check_create(self, topic: NewTopic, also_adding: int = 0) -> None:
@@ -174,6 +184,10 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         if name not in self.view.topics:
             return AdminResult(*_unknown(name))
         return await self.node.controller.alter_topic_config_anywhere(name, self._merged(name, changes))
+
+    async def alter_reassignments(self, name: str,
+                                  targets: Mapping[int, tuple[int, ...] | None]) -> dict[int, AdminResult]:
+        return await self.node.controller.alter_reassignments_anywhere(name, targets)
 
     async def ensure_offsets_topic(self) -> None:
         live = self.live_broker_ids()

@@ -122,16 +122,34 @@ def decode_epoch(raw: bytes | None) -> int:
 @dataclass(frozen=True)
 class TopicAssignment:
     """A topic's id, per partition its replica list (the first is the preferred leader), and
-    its config overrides (``config``, encoded only when there are some)."""
+    its config overrides (``config``, encoded only when there are some).
+
+    A partition being reassigned (KIP-455) also has ``adding[p]`` and ``removing[p]``
+    (each sorted, as Kafka's controller keeps them; encoded only when there are some, under
+    ZooKeeper-era Kafka's names ``adding_replicas`` / ``removing_replicas``); its replica
+    list is then the target followed by the replicas being removed."""
 
     name: str
     topic_id: str
     replicas: dict[int, tuple[int, ...]] = field(default_factory=dict)
     config: dict[str, str] = field(default_factory=dict)
+    adding: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    removing: dict[int, tuple[int, ...]] = field(default_factory=dict)
+
+    def reassigning(self, partition: int) -> bool:
+        return bool(self.adding.get(partition) or self.removing.get(partition))
+
+    def target(self, partition: int) -> tuple[int, ...]:
+        """The replicas ``partition`` has once its reassignment (if any) completes."""
+        removing = self.removing.get(partition, ())
+        return tuple(r for r in self.replicas[partition] if r not in removing)
 
     def encode(self) -> bytes:
         parts = {str(p): list(r) for p, r in sorted(self.replicas.items())}
-        extra = {"config": dict(sorted(self.config.items()))} if self.config else {}
+        extra: dict[str, Any] = {"config": dict(sorted(self.config.items()))} if self.config else {}
+        for key, table in (("adding_replicas", self.adding), ("removing_replicas", self.removing)):
+            if any(table.values()):
+                extra[key] = {str(p): list(r) for p, r in sorted(table.items()) if r}
         return _dump({"name": self.name, "topic_id": self.topic_id, "partitions": parts, **extra})
 
     @classmethod
@@ -140,7 +158,9 @@ class TopicAssignment:
         try:
             parts = {int(p): _ints(r, "topic replicas") for p, r in o["partitions"].items()}
             config = {str(k): str(v) for k, v in (o.get("config") or {}).items()}
-            return cls(str(o["name"]), str(o["topic_id"]), parts, config)
+            adding, removing = ({int(p): _ints(r, key) for p, r in (o.get(key) or {}).items()}
+                                for key in ("adding_replicas", "removing_replicas"))
+            return cls(str(o["name"]), str(o["topic_id"]), parts, config, adding, removing)
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise DecodeError(f"topic: {exc!r} in {raw[:80]!r}") from exc
 

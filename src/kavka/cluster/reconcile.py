@@ -10,7 +10,10 @@ ClusterView, then:
   nothing), so replication follows the store and nothing else;
 * the group coordinator loads the groups of the ``__consumer_offsets``
   partitions this broker starts to lead and drops those it stops leading;
-* a broker coming or going wakes the controller.
+* a broker coming or going wakes the controller, and so does any change of a
+  partition being reassigned (its ISR may now hold every target replica);
+* a replica a reassignment removed from this broker loses its records (the
+  whole local topic goes when no partition of it is placed here any more).
 
 A broker whose log directory is offline takes no role at all.
 """
@@ -53,8 +56,10 @@ class Reconciler:
                     node.metadata.topics_changed()
                     self.reconcile_topics()
                     self.reconcile_roles(item.ref.topic)
+                    self._wake_for_reassignment(item.ref.topic, None)
                 elif kind == "partition":
                     self.apply_role((item.ref.topic, item.ref.partition))
+                    self._wake_for_reassignment(item.ref.topic, item.ref.partition)
                 elif kind == "broker":
                     node.controller.dirty.set()
         except Exception:
@@ -92,18 +97,36 @@ class Reconciler:
             if topic is None or tp[0] == topic:
                 self.apply_role(tp)
 
+    def _wake_for_reassignment(self, topic: str, partition: int | None) -> None:
+        v = self.node.view.topics.get(topic)
+        if v is not None and any(v.value.reassigning(p) for p in (v.value.replicas if partition is None
+                                                                   else (partition,))):
+            self.node.controller.dirty.set()
+
     def apply_role(self, tp) -> None:
         node = self.node
         t = node.view.topics.get(tp[0])
         v = node.view.partitions.get(tp)
+        had_role = tp in node.replicas.leaders or tp in node.replicas.followers
         if t is None or v is None or tp[1] not in t.value.replicas or node.log_dir_offline:
             node.replicas.apply(tp, None)
         else:
             s = v.value
-            node.replicas.apply(tp, Assignment(t.value.replicas[tp[1]], s.leader, s.leader_epoch, s.isr,
-                                               v.mod_revision))
+            replicas = t.value.replicas[tp[1]]
+            node.replicas.apply(tp, Assignment(replicas, s.leader, s.leader_epoch, s.isr, v.mod_revision))
+            if had_role and node.broker_id not in replicas:
+                self._drop_removed_replica(tp)
         if tp[0] == OFFSETS_TOPIC:
             self.set_offsets_leadership({p for (name, p) in node.replicas.leaders if name == OFFSETS_TOPIC})
+
+    def _drop_removed_replica(self, tp) -> None:
+        """A reassignment moved ``tp`` off this broker while other partitions of its topic
+        stay: its records go (the partition itself stays, empty, as every partition of a
+        topic held here does)."""
+        partition = self.node.broker.logs.partition(*tp)
+        if partition is not None and partition.log.log_end_offset > 0:
+            log.info("%s-%d: reassigned away from this broker; deleting its records", *tp)
+            partition.restart_at(0)
 
     def give_up_roles(self) -> None:
         replicas = self.node.replicas

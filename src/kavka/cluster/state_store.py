@@ -126,6 +126,21 @@ class ClusterStore:
             puts.append(tx.put(pkey, _stamped(state, claim).encode()))
         return await self._guarded(claim, key, expected_mod_revision, compares, puts)
 
+    async def write_topic_and_partitions(self, claim: ControllerClaim, topic: TopicAssignment,
+                                         expected_mod_revision: int,
+                                         states: dict[int, tuple[PartitionState, int]]) -> int:
+        """Replace a topic's assignment and some of its partitions' states at once (a
+        reassignment completing or cancelled), each ``(state, expected mod revision)``."""
+        key = self.layout.topic(topic.name)
+        tx = self.etcd.tx
+        compares = [tx.mod(key) == expected_mod_revision]
+        puts = [tx.put(key, topic.encode())]
+        for p, (state, expected) in sorted(states.items()):
+            pkey = self.layout.partition(topic.name, p)
+            compares.append(tx.mod(pkey) == expected)
+            puts.append(tx.put(pkey, _stamped(state, claim).encode()))
+        return await self._guarded(claim, key, expected_mod_revision, compares, puts)
+
     async def write_partition(self, claim: ControllerClaim, topic: str, partition: int,
                               state: PartitionState, expected_mod_revision: int) -> int:
         """Replace a partition's state if unchanged since ``expected_mod_revision`` (0: new)."""

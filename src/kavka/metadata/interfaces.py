@@ -13,7 +13,8 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import Mapping, Sequence
 
-from kavka.metadata.model import AdminResult, BrokerEndpoint, NewTopic, PartitionState, TopicDescription
+from kavka.metadata.model import (AdminResult, BrokerEndpoint, NewTopic, PartitionState, Reassignment,
+                                  TopicDescription)
 from kavka.protocol.errors import ErrorCode
 
 TopicPartition = tuple[str, int]
@@ -57,6 +58,10 @@ class MetadataView(ABC):
 
     @abstractmethod
     def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None: ...
+
+    @abstractmethod
+    def reassignments(self) -> dict[TopicPartition, Reassignment]:
+        """The partition reassignments in progress."""
 
     def advertise(self, host: str, port: int) -> None:
         """This broker's client address, known once it listens (the cluster learns it
@@ -107,6 +112,13 @@ class TopicAdmin(ABC):
     @abstractmethod
     async def alter_config(self, name: str, changes: Mapping[str, str | None]) -> AdminResult:
         """Apply override changes, checked by :meth:`check_config` first."""
+
+    @abstractmethod
+    async def alter_reassignments(self, name: str,
+                                  targets: Mapping[int, tuple[int, ...] | None]) -> dict[int, AdminResult]:
+        """Reassign partitions of topic ``name`` (KIP-455): per partition its target replicas
+        (checked: registered brokers, none twice), or None to cancel its reassignment.
+        One result per partition; the moves themselves finish later."""
 
     @abstractmethod
     async def ensure_offsets_topic(self) -> None:

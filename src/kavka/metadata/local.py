@@ -22,11 +22,13 @@ from kavka.log.topic_catalog import TopicInfo
 from kavka.metadata.interfaces import MetadataView, ReplicaRoles, TopicAdmin, TopicPartition
 from kavka.metadata.model import (
     NO_LEADER,
+    NO_REASSIGNMENT_MESSAGE,
     OK,
     AdminResult,
     BrokerEndpoint,
     NewTopic,
     PartitionState,
+    Reassignment,
     TopicDescription,
 )
 from kavka.protocol.errors import ErrorCode
@@ -92,6 +94,9 @@ class LocalMetadata(MetadataView, TopicAdmin):
 
     def group_coordinator(self, group_id: str) -> BrokerEndpoint | None:
         return self.endpoint
+
+    def reassignments(self) -> dict[TopicPartition, Reassignment]:
+        return {}
 
     def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None:
         return self.endpoint
@@ -162,6 +167,15 @@ class LocalMetadata(MetadataView, TopicAdmin):
         except (LogError, ValueError) as exc:
             return AdminResult.refusal(exc)
         return OK
+
+    async def alter_reassignments(self, name: str,
+                                  targets: Mapping[int, tuple[int, ...] | None]) -> dict[int, AdminResult]:
+        """The only registered broker is this one, so a checked target is this broker
+        alone: the partition's replicas already (nothing to move, as on Kafka); nothing
+        is ever in progress to cancel."""
+        return {p: OK if target is not None else AdminResult(ErrorCode.no_reassignment_in_progress,
+                                                              NO_REASSIGNMENT_MESSAGE)
+                for p, target in targets.items()}
 
     async def ensure_offsets_topic(self) -> None:
         """Nothing to do: the group coordinator's journal creates it on first use."""

@@ -11,6 +11,7 @@ from kavka.error_codes import error_code_for, error_message
 from kavka.protocol.errors import ErrorCode
 
 NO_LEADER = -1
+NO_REASSIGNMENT_MESSAGE = "No partition reassignment is in progress."   # Kafka's NO_REASSIGNMENT_IN_PROGRESS
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,15 @@ class TopicDescription:
     replication_factor: int
     config: TopicConfig
     overrides: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reassignment:
+    """A partition reassignment in progress (KIP-455): the replicas while it runs (the
+    target, then those being removed), and the replicas being added and removed."""
+    replicas: tuple[int, ...]
+    adding: tuple[int, ...]
+    removing: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,13 @@ class LeaderState:
         self.followers = {r: Follower(last_caught_up_ms=now_ms, last_fetch_ms=now_ms)
                           for r in replicas if r != local_id}
 
+    def set_replicas(self, replicas: tuple[int, ...], now_ms: int) -> None:
+        """The replica list changed (a reassignment): a new follower gets a full lag period,
+        a removed one is forgotten."""
+        self.replicas = tuple(replicas)
+        self.followers = {r: self.followers.get(r) or Follower(last_caught_up_ms=now_ms, last_fetch_ms=now_ms)
+                          for r in replicas if r != self.local_id}
+
     def is_replica(self, broker_id: int) -> bool:
         return broker_id in self.followers
 

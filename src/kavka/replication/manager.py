@@ -143,7 +143,9 @@ class ReplicaManager(ReplicaRoles):
     def _lead(self, tp: TopicPartition, partition, a: Assignment) -> None:
         role = self.leaders.get(tp)
         if role is not None and role.assignment.leader_epoch == a.leader_epoch:
-            role.assignment = a               # an ISR change (ours, or the controller's)
+            role.assignment = a               # an ISR change (ours, or the controller's), or new replicas
+            if a.replicas != role.state.replicas:
+                role.state.set_replicas(a.replicas, self.clock.now_ms())
             role.state.set_isr(a.isr)
             self._after_isr_change(tp, role, partition)
             return
