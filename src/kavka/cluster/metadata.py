@@ -119,7 +119,7 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         then the controller's capacity check."""
         validate_topic_name(topic.name)
         if topic.name in self.view.topics:
-            raise TopicAlreadyExists(f"topic {topic.name!r} already exists")
+            raise TopicAlreadyExists(f"Topic '{topic.name}' already exists.")
         if self._unified is None:
             self._unified = {unify_collision_chars(n): n for n in self.view.topics}
         existing = self._unified.get(unify_collision_chars(topic.name))
