@@ -69,6 +69,48 @@ def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3) -> AdminT
     return target
 
 
+def add_broker(target: AdminTarget, directory: Path, broker_id: int) -> Broker:
+    """One more broker joining ``target``'s cluster (a scale-out), with the settings of the
+    first ones; returned once every broker sees it."""
+    first = target.brokers[min(target.brokers)]
+    count = len(target.brokers)
+    target.brokers[broker_id] = Broker(directory / f"b{broker_id}", cluster=first.node.settings,
+                                       config={**contract_settings(count), "broker.id": str(broker_id)}).start()
+    _wait(lambda: all(len(b.node.view.brokers) == count + 1 for b in target.brokers.values()), READY_TIMEOUT,
+          f"broker {broker_id} seen by every broker")
+    return target.brokers[broker_id]
+
+
+async def register_fake_broker(target: AdminTarget, broker_id: int, ttl: int) -> int:
+    """Broker ``broker_id`` registered in etcd with the first broker's address (clients that
+    try it reach a real broker) but never fetching, under a lease that outlives this
+    coroutine (``ttl`` s): a reassignment onto it cannot complete.  Its lease id."""
+    from kavka.cluster.etcd_client import Etcd
+    from kavka.cluster.keys import KeyLayout
+    from kavka.cluster.model import BrokerInfo
+    from kavka.cluster.session import BrokerSession
+
+    first = target.brokers[min(target.brokers)]
+    etcd = await Etcd.connect(first.node.settings.endpoints)
+    host, port = first.bootstrap_servers.rsplit(":", 1)
+    session = BrokerSession(etcd, KeyLayout(first.node.settings.cluster_id), BrokerInfo(broker_id, host, int(port)),
+                            ttl=ttl)
+    await session.register()
+    await session.close(revoke=False)   # the registration stays until its lease lapses or is revoked
+    await etcd.close()
+    return session.lease_id
+
+
+async def revoke_lease(target: AdminTarget, lease: int) -> None:
+    from kavka.cluster.etcd_client import Etcd
+
+    etcd = await Etcd.connect(target.brokers[min(target.brokers)].node.settings.endpoints)
+    try:
+        await etcd.revoke(lease)
+    finally:
+        await etcd.close()
+
+
 def _wait(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

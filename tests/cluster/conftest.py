@@ -61,6 +61,20 @@ def admin_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         target.stop()
 
 
+@pytest.fixture(scope="module")
+def four(etcd: EtcdServer, tmp_path_factory: pytest.TempPathFactory):
+    """Three brokers on etcd, then a fourth, empty one joining (a scale-out); once per module."""
+    from admin_targets import add_broker, start_cluster
+
+    directory = tmp_path_factory.mktemp("scaled-out")
+    target = start_cluster(etcd.endpoint, directory, 3)
+    try:
+        add_broker(target, directory, 4)
+        yield target
+    finally:
+        target.stop()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "known_difference(mode, reason): on that admin_target mode the test "
                                        "is a strict xfail (a difference between a lone broker and a cluster)")

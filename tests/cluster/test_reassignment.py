@@ -24,14 +24,8 @@ from kio.schema.list_partition_reassignments.v0.request import (ListPartitionRea
 
 from admin_contract_helpers import (TIMEOUT, admin, ask_broker, code_name, create, eventually, kafka_python_admin,
                                     ready_everywhere, topic_metadata)
-from admin_targets import contract_settings, start_cluster, start_lone
+from admin_targets import register_fake_broker, revoke_lease, start_lone
 from cluster_helpers import run
-
-from kavka.broker import Broker
-from kavka.cluster.etcd_client import Etcd
-from kavka.cluster.keys import KeyLayout
-from kavka.cluster.model import BrokerInfo
-from kavka.cluster.session import BrokerSession
 
 pytestmark = [pytest.mark.timeout(240)]
 
@@ -46,21 +40,6 @@ def lone(tmp_path_factory):
     target = start_lone(tmp_path_factory.mktemp("reassign-lone"))
     yield target
     target.stop()
-
-
-@pytest.fixture(scope="module")
-def four(etcd, tmp_path_factory):
-    """Three brokers, then a fourth one joining (a scale-out)."""
-    directory = tmp_path_factory.mktemp("reassign-cluster")
-    target = start_cluster(etcd.endpoint, directory, 3)
-    try:
-        settings = target.brokers[1].node.settings
-        target.brokers[4] = Broker(directory / "b4", config={**contract_settings(3), "broker.id": "4"},
-                                   cluster=settings).start()
-        eventually(lambda: all(len(b.node.view.brokers) == 4 for b in target.brokers.values()), "four brokers")
-        yield target
-    finally:
-        target.stop()
 
 
 def alter(target, broker_id: int, topic: str, targets: dict[int, list[int] | None]):
@@ -129,7 +108,7 @@ def test_a_stuck_reassignment_is_listed_and_cancelled(four):
     create(admin(four), NewTopic("stuck", 1, 3))
     before = ready_everywhere(four, "stuck", 1).partitions[0]
     original = list(before.replicas)
-    lease = run(_register_fake_broker(four))
+    lease = run(register_fake_broker(four, FAKE_BROKER, FAKE_LEASE_S))
     try:
         eventually(lambda: all(FAKE_BROKER in b.node.view.brokers for b in four.brokers.values()), "the fake broker")
         target = [original[0], original[1], FAKE_BROKER]
@@ -149,29 +128,7 @@ def test_a_stuck_reassignment_is_listed_and_cancelled(four):
         after = topic_metadata(four, via, "stuck").partitions[0]
         assert sorted(after.replicas) == sorted(original) and after.leader == before.leader
     finally:
-        run(_revoke(four, lease))
-
-
-async def _register_fake_broker(target) -> int:
-    """Broker FAKE_BROKER registered with broker 1's address (clients that try it reach a
-    real broker), under a lease that outlives this coroutine; its lease id."""
-    b1 = target.brokers[1]
-    etcd = await Etcd.connect(b1.node.settings.endpoints)
-    layout = KeyLayout(b1.node.settings.cluster_id)
-    host, port = b1.bootstrap_servers.rsplit(":", 1)
-    session = BrokerSession(etcd, layout, BrokerInfo(FAKE_BROKER, host, int(port)), ttl=FAKE_LEASE_S)
-    await session.register()
-    await session.close(revoke=False)   # the registration stays until its lease lapses or is revoked
-    await etcd.close()
-    return session.lease_id
-
-
-async def _revoke(target, lease: int) -> None:
-    etcd = await Etcd.connect(target.brokers[1].node.settings.endpoints)
-    try:
-        await etcd.revoke(lease)
-    finally:
-        await etcd.close()
+        run(revoke_lease(four, lease))
 
 
 @pytest.mark.slow

