@@ -267,19 +267,30 @@ class ProcessCluster:
     def start(self, timeout: float = 40.0) -> "ProcessCluster":
         self.etcd.start()
         for i in range(1, self._size + 1):
-            port = free_port()
-            etcd_proxy = listener_proxy = None
-            if self._proxies:
-                etcd_proxy = TcpProxy(self.proxy_loop, ("127.0.0.1", self.etcd.client_port))
-                listener_proxy = TcpProxy(self.proxy_loop, ("127.0.0.1", port))
-            self.brokers[i] = ClusterBroker(self, i, self.root / f"broker-{i}", self.root / "logs", port,
-                                            etcd_proxy, listener_proxy)
+            self._new_broker(i)
         for b in self.brokers.values():
             b.start(wait=False)
         for b in self.brokers.values():
             b.wait_ready(timeout)
         wait_for(self.settled, timeout, "every broker registered and a controller, in every broker's view")
         return self
+
+    def _new_broker(self, broker_id: int) -> ClusterBroker:
+        port = free_port()
+        etcd_proxy = listener_proxy = None
+        if self._proxies:
+            etcd_proxy = TcpProxy(self.proxy_loop, ("127.0.0.1", self.etcd.client_port))
+            listener_proxy = TcpProxy(self.proxy_loop, ("127.0.0.1", port))
+        self.brokers[broker_id] = ClusterBroker(self, broker_id, self.root / f"broker-{broker_id}", self.root / "logs",
+                                                port, etcd_proxy, listener_proxy)
+        return self.brokers[broker_id]
+
+    def add_broker(self, broker_id: int, timeout: float = 40.0) -> ClusterBroker:
+        """A new, empty broker joining the running cluster (a scale-out); returned once every
+        broker lists it."""
+        broker = self._new_broker(broker_id).start(timeout)
+        wait_for(self.settled, timeout, f"broker {broker_id} in every broker's view")
+        return broker
 
     def settled(self) -> bool:
         """Every reachable broker's Metadata lists every broker and the same live controller."""
@@ -644,10 +655,13 @@ def check_sequence_log(log: list[tuple[int, bytes]], producer: SeqProducer) -> d
             "stored_unacked": len([s for s in seqs if s not in acked_seqs])}
 
 
-def check_replicas_identical(cluster: ProcessCluster, topic: str, partition: int = 0) -> list[tuple[int, bytes]]:
-    """Stop every broker cleanly, read the partition from each data dir: all must be equal."""
+def check_replicas_identical(cluster: ProcessCluster, topic: str, partition: int = 0,
+                             replicas: list[int] | None = None) -> list[tuple[int, bytes]]:
+    """Stop every broker cleanly, read the partition from each data dir (of ``replicas``, by
+    default every broker): all must be equal."""
     cluster.terminate_all()
-    logs = {i: read_data_dir(b.data_dir, topic, partition) for i, b in cluster.brokers.items()}
+    logs = {i: read_data_dir(b.data_dir, topic, partition) for i, b in cluster.brokers.items()
+            if replicas is None or i in replicas}
     first = next(iter(logs.values()))
     for i, entries in logs.items():
         if entries != first:
