@@ -305,6 +305,16 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     # Replication (cluster mode)
     ConfigKey("replica.lag.time.max.ms", "long", 30000,
               "A follower not caught up with the leader for this long leaves the ISR.", at_least(1)),
+    ConfigKey("leader.replication.throttled.rate", "long", LONG_MAX,
+              "Bytes per second a leader sends to the replicas partition reassignments are adding "
+              "(kavka throttles those without *.replication.throttled.replicas).", at_least(0)),
+    ConfigKey("follower.replication.throttled.rate", "long", LONG_MAX,
+              "Bytes per second this broker fetches for the replicas partition reassignments are adding "
+              "here.", at_least(0)),
+    ConfigKey("replication.quota.window.num", "int", 11,
+              "Samples the replication throttles measure their rate over.", at_least(1)),
+    ConfigKey("replication.quota.window.size.seconds", "int", 1,
+              "Length of each sample of the replication throttles.", at_least(1)),
     ConfigKey("auto.leader.rebalance.enable", "boolean", True,
               "The controller moves leadership back to each partition's preferred replica.", None),
     ConfigKey("leader.imbalance.check.interval.seconds", "long", 300,

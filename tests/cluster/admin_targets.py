@@ -9,8 +9,10 @@ Brokers run in this process, each on its own event loop thread.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,14 +54,16 @@ def start_lone(directory: Path) -> AdminTarget:
     return AdminTarget("lone", {broker.config.get("broker.id"): broker})
 
 
-def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3) -> AdminTarget:
+def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3, extra: dict[str, str] | None = None
+                  ) -> AdminTarget:
+    """``count`` brokers on etcd with the contract settings (and ``extra`` ones)."""
     from kavka.cluster.node import ClusterSettings
 
     settings = ClusterSettings(etcd_endpoint, "contract-" + uuid.uuid4().hex[:10], 2000)
     target = AdminTarget(f"cluster{count}", {})
     try:
         for i in range(1, count + 1):
-            config = {**contract_settings(count), "broker.id": str(i)}
+            config = {**contract_settings(count), **(extra or {}), "broker.id": str(i)}
             target.brokers[i] = Broker(directory / f"b{i}", config=config, cluster=settings).start()
         _wait(lambda: all(len(b.node.view.brokers) == count and b.node.controller_id() > 0
                           for b in target.brokers.values()), READY_TIMEOUT, f"{count} brokers and a controller")
@@ -69,16 +73,27 @@ def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3) -> AdminT
     return target
 
 
-def add_broker(target: AdminTarget, directory: Path, broker_id: int) -> Broker:
+def add_broker(target: AdminTarget, directory: Path, broker_id: int, extra: dict[str, str] | None = None) -> Broker:
     """One more broker joining ``target``'s cluster (a scale-out), with the settings of the
-    first ones; returned once every broker sees it."""
+    first ones (and ``extra`` ones); returned once every broker sees it."""
     first = target.brokers[min(target.brokers)]
     count = len(target.brokers)
-    target.brokers[broker_id] = Broker(directory / f"b{broker_id}", cluster=first.node.settings,
-                                       config={**contract_settings(count), "broker.id": str(broker_id)}).start()
+    config = {**contract_settings(count), **(extra or {}), "broker.id": str(broker_id)}
+    target.brokers[broker_id] = Broker(directory / f"b{broker_id}", cluster=first.node.settings, config=config).start()
     _wait(lambda: all(len(b.node.view.brokers) == count + 1 for b in target.brokers.values()), READY_TIMEOUT,
           f"broker {broker_id} seen by every broker")
     return target.brokers[broker_id]
+
+
+@contextlib.contextmanager
+def scaled_out(etcd_endpoint: str, directory: Path, extra: dict[str, str] | None = None) -> Iterator[AdminTarget]:
+    """Three brokers (with ``extra`` settings), then a fourth, empty one joining; stopped on exit."""
+    target = start_cluster(etcd_endpoint, directory, 3, extra)
+    try:
+        add_broker(target, directory, 4, extra)
+        yield target
+    finally:
+        target.stop()
 
 
 async def register_fake_broker(target: AdminTarget, broker_id: int, ttl: int) -> int:

@@ -64,15 +64,10 @@ def admin_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 @pytest.fixture(scope="module")
 def four(etcd: EtcdServer, tmp_path_factory: pytest.TempPathFactory):
     """Three brokers on etcd, then a fourth, empty one joining (a scale-out); once per module."""
-    from admin_targets import add_broker, start_cluster
+    from admin_targets import scaled_out
 
-    directory = tmp_path_factory.mktemp("scaled-out")
-    target = start_cluster(etcd.endpoint, directory, 3)
-    try:
-        add_broker(target, directory, 4)
+    with scaled_out(etcd.endpoint, tmp_path_factory.mktemp("scaled-out")) as target:
         yield target
-    finally:
-        target.stop()
 
 
 def pytest_configure(config: pytest.Config) -> None:

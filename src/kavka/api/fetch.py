@@ -24,6 +24,10 @@ mention: 54 MB for one partition named 50,000 times).  A fetch of more than
 ``slicing.SLICE`` partitions is resolved and read in slices, the event loop
 given back between them (kavka.api.slicing).
 
+A follower's read of a partition that a reassignment is adding it to counts against the
+leader's replication throttle (``replicas.replica_quota``, kavka.replication.quota); while
+the throttle is exceeded that partition is answered without records.
+
 Fetch sessions (KIP-227, v7+): kavka.api.fetch_sessions decides what a request
 reads (its own partitions, or its incremental session's) and which results its
 answer carries (an incremental answer: only partitions with news); the session's
@@ -53,7 +57,7 @@ _NO_TOPIC = object()
 class _Plan:
     """The partitions of one fetch, resolved once and re-read on each wake."""
 
-    __slots__ = ("entries", "logs", "version", "max_bytes", "read_committed", "follower", "size", "context")
+    __slots__ = ("entries", "logs", "version", "max_bytes", "read_committed", "follower", "size", "context", "quotas")
 
     def __init__(self, request: Request, context: fetch_sessions.FetchContext) -> None:
         body = request.body
@@ -65,6 +69,7 @@ class _Plan:
         self.entries = []
         self.logs = []
         self.size = len(context.partitions)
+        self.quotas: dict = {}   # key -> the replication throttle a follower's read of it counts against
 
     def resolve(self, request: Request):
         """Stepping generator (kavka.api.slicing): look up every partition to read once."""
@@ -93,6 +98,8 @@ class _Plan:
                 partition, code = None, ErrorCode.kafka_storage_error.value
             if partition is not None:
                 self.logs.append(partition.log)
+                if self.follower and (quota := replicas.replica_quota((name, index), replica_id)) is not None:
+                    self.quotas[key] = quota
             self.entries.append((key, name, topic_id, wanted, partition, code))
 
     def read(self):
@@ -104,7 +111,11 @@ class _Plan:
         for done, (key, _name, _topic_id, wanted, partition, missing) in enumerate(self.entries, 1):
             if done % SLICE == 0:
                 yield
-            result = self._read_partition(wanted, partition, missing, remaining, first=total == 0)
+            quota = self.quotas.get(key)
+            if quota is not None and not partition.log.is_closed and quota.exceeded():   # throttled: no records
+                result = _throttled(wanted, partition)
+            else:
+                result = self._read_partition(wanted, partition, missing, remaining, first=total == 0)
             size = result.records_size
             total += size
             remaining = max(0, remaining - size)
@@ -148,6 +159,11 @@ class _Plan:
         return PartitionResult(
             wanted.partition, 0, read.high_watermark, read.high_watermark, read.log_start_offset,
             read.slices, () if self.read_committed else None)
+
+
+def _throttled(wanted, partition) -> PartitionResult:
+    log = partition.log
+    return PartitionResult(wanted.partition, 0, log.high_watermark, log.high_watermark, log.log_start_offset)
 
 
 def _replica_id(body) -> int:
@@ -272,6 +288,9 @@ def _encode(plan: _Plan, request: Request, results: list) -> RawResponse:
     """The response; an incremental session's carries only the partitions with news."""
     error, session_id, sent = fetch_sessions.finish(
         request.broker.fetch_sessions, plan.context, _now_ms(request), plan.follower, plan.version, results)
+    for key, result in sent if plan.quotas else ():
+        if key in plan.quotas:
+            plan.quotas[key].record(result.records_size)
     parts, size = encode_fetch_response(plan.version, plan.topic_results(sent), error_code=error,
                                         session_id=session_id)
     return RawResponse(parts, size)

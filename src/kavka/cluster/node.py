@@ -44,6 +44,7 @@ from kavka.cluster.model import BrokerInfo
 from kavka.cluster.reconcile import Reconciler
 from kavka.cluster.view import ClusterView
 from kavka.replication.manager import ReplicaManager
+from kavka.replication.quota import ReplicationQuota
 
 log = logging.getLogger("kavka.cluster")
 
@@ -69,7 +70,9 @@ class ClusterNode:
         self.metadata = EtcdMetadata(self)
         self.replicas = ReplicaManager(
             self.broker_id, broker.logs, broker._clock, address_of=self.address_of, propose_isr=self._propose_isr,
-            lag_max_ms=broker.config.get("replica.lag.time.max.ms"))
+            lag_max_ms=broker.config.get("replica.lag.time.max.ms"),
+            leader_quota=_throttle(broker, "leader.replication.throttled.rate"),
+            follower_quota=_throttle(broker, "follower.replication.throttled.rate"))
         self._tasks: list[asyncio.Task] = []
         self._view_waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self.log_dir_offline = False
@@ -299,3 +302,10 @@ class ClusterNode:
         except ClusterError as exc:
             log.info("ISR change of %s-%d refused: %s", tp[0], tp[1], exc)
             return None
+
+
+def _throttle(broker, setting: str) -> ReplicationQuota | None:
+    """The replication throttle a rate setting asks for (None: unbounded)."""
+    c = broker.config
+    return ReplicationQuota.of(c.get(setting), c.get("replication.quota.window.num"),
+                               c.get("replication.quota.window.size.seconds"), broker._clock.monotonic)

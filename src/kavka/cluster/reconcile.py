@@ -113,7 +113,8 @@ class Reconciler:
         else:
             s = v.value
             replicas = t.value.replicas[tp[1]]
-            node.replicas.apply(tp, Assignment(replicas, s.leader, s.leader_epoch, s.isr, v.mod_revision))
+            node.replicas.apply(tp, Assignment(replicas, s.leader, s.leader_epoch, s.isr, v.mod_revision,
+                                               t.value.adding.get(tp[1], ())))
             if had_role and node.broker_id not in replicas:
                 self._drop_removed_replica(tp)
         if tp[0] == OFFSETS_TOPIC:

@@ -155,5 +155,10 @@ class ReplicaRoles(ABC):
     def follower_fetch(self, tp: TopicPartition, replica_id: int, fetch_offset: int) -> ErrorCode:
         """A follower's fetch from ``fetch_offset``: its bookkeeping, and whether to answer it."""
 
+    def replica_quota(self, tp: TopicPartition, replica_id: int):
+        """The throttle (kavka.replication.quota) a follower's fetch of ``tp`` counts against, or
+        None: only the replicas a reassignment adds are throttled, so a lone broker never is."""
+        return None
+
     async def stop(self) -> None:
         """The broker is stopping: answer whatever waits, lead nothing from now on."""

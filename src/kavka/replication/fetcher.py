@@ -6,7 +6,9 @@ leader answers the largest epoch it knows up to that one and where it ended;
 the follower truncates to the smaller of that end and its own end of the same
 epoch, and asks again if the leader's epoch is not one it has.  Then it fetches
 (Fetch v12 with its broker id as ``replica_id``) from its log end offset, and
-appends what comes as it is, with the leader's offsets and epochs.  The
+appends what comes as it is, with the leader's offsets and epochs (a partition a
+reassignment is adding this broker to is left out of the fetch while
+``follower.replication.throttled.rate`` is exceeded, kavka.replication.quota).  The
 leader's high watermark comes with every answer; the follower's own is the
 smaller of that and its log end.
 
@@ -168,11 +170,12 @@ class Fetcher:
 
     async def _fetch(self, peer: Peer) -> None:
         from kio.schema.fetch.v12 import request as q
-        ready = [(tp, f) for tp, f in self._ready() if f.truncated]
+        m = self.manager
+        quotas = {tp: quota for tp, _f in self._ready() if (quota := m.follower_quota_of(tp)) is not None}
+        ready = [(tp, f) for tp, f in self._ready() if f.truncated and not (tp in quotas and quotas[tp].exceeded())]
         if not ready:
             await asyncio.sleep(self.manager.backoff_ms / 1000)
             return
-        m = self.manager
         by_topic: dict[str, list] = {}
         for (topic, p), f in ready:
             plog = self._log((topic, p))
@@ -192,7 +195,10 @@ class Fetcher:
             raise PeerError(f"fetch error {response.error_code}")
         for topic in response.responses:
             for r in topic.partitions:
-                self._apply_fetched((topic.topic, r.partition_index), r)
+                tp = (topic.topic, r.partition_index)
+                self._apply_fetched(tp, r)
+                if tp in quotas and r.records:
+                    quotas[tp].record(len(r.records))
 
     def _apply_fetched(self, tp, r) -> None:
         if tp not in self.partitions:

@@ -30,6 +30,7 @@ only in :meth:`apply`, in the fetch and produce paths, and in the ISR timer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -37,6 +38,7 @@ from typing import Awaitable, Callable
 from kavka.metadata.interfaces import ReplicaRoles
 from kavka.protocol.errors import ErrorCode
 from kavka.replication.leader import LeaderState
+from kavka.replication.quota import ReplicationQuota
 
 log = logging.getLogger("kavka.replication")
 
@@ -52,6 +54,7 @@ class Assignment:
     leader_epoch: int
     isr: tuple[int, ...]
     version: int = 0    # the store's version of this state: what an ISR change compares with
+    adding: tuple[int, ...] = ()   # the replicas a reassignment is adding (their copying is throttled)
 
 
 @dataclass(slots=True)
@@ -84,7 +87,8 @@ class ReplicaManager(ReplicaRoles):
                  address_of: Callable[[int], tuple[str, int] | None],
                  propose_isr: Callable[[TopicPartition, tuple[int, ...], int, int], Awaitable[int | None]],
                  lag_max_ms: int = 30_000, fetch_max_wait_ms: int = 500, fetch_max_bytes: int = 16 << 20,
-                 partition_max_bytes: int = 1 << 20, backoff_ms: int = 100) -> None:
+                 partition_max_bytes: int = 1 << 20, backoff_ms: int = 100,
+                 leader_quota: ReplicationQuota | None = None, follower_quota: ReplicationQuota | None = None) -> None:
         self.broker_id = broker_id
         self.logs = logs
         self.clock = clock
@@ -95,6 +99,8 @@ class ReplicaManager(ReplicaRoles):
         self.fetch_max_bytes = fetch_max_bytes
         self.partition_max_bytes = partition_max_bytes
         self.backoff_ms = backoff_ms
+        self.leader_quota = leader_quota
+        self.follower_quota = follower_quota
         self.leaders: dict[TopicPartition, LeaderRole] = {}
         self.followers: dict[TopicPartition, FollowerRole] = {}
         self.fetchers: dict[int, object] = {}          # leader broker id -> Fetcher
@@ -249,6 +255,20 @@ class ReplicaManager(ReplicaRoles):
             self._propose(tp, role, role.state.isr | {replica_id})
         return ErrorCode.none
 
+    def replica_quota(self, tp: TopicPartition, replica_id: int) -> ReplicationQuota | None:
+        """The leader's throttle when ``replica_id`` is a replica a reassignment of ``tp`` is adding."""
+        role = self.leaders.get(tp)
+        if self.leader_quota is None or role is None or replica_id not in role.assignment.adding:
+            return None
+        return self.leader_quota
+
+    def follower_quota_of(self, tp: TopicPartition) -> ReplicationQuota | None:
+        """The follower's throttle when a reassignment of ``tp`` is adding this broker."""
+        role = self.followers.get(tp)
+        if self.follower_quota is None or role is None or self.broker_id not in role.assignment.adding:
+            return None
+        return self.follower_quota
+
     def _advance_hw(self, role: LeaderRole, plog) -> None:
         hw = role.state.high_watermark(plog.log_end_offset)
         if hw > plog.high_watermark:
@@ -309,4 +329,4 @@ class ReplicaManager(ReplicaRoles):
         if version is None:
             return  # refused: the store moved on (a new leader, or the controller); its watch tells us
         if self.leaders.get(tp) is role and role.assignment.version == a.version:
-            self.apply(tp, Assignment(a.replicas, a.leader, a.leader_epoch, isr, version))
+            self.apply(tp, dataclasses.replace(a, isr=isr, version=version))

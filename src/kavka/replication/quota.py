@@ -1,0 +1,68 @@
+"""The replication throttle of reassignment traffic (Kafka's ReplicationQuotaManager).
+
+``leader.replication.throttled.rate`` bounds the bytes per second a leader sends to the
+replicas a reassignment is adding, ``follower.replication.throttled.rate`` the bytes per
+second such a replica fetches; replication of the partitions' other replicas is never
+throttled.  (Kafka throttles the replicas named in each topic's
+``*.replication.throttled.replicas``, which kafka-reassign-partitions --throttle sets to
+the moving ones; kavka throttles exactly those without the topic settings.)
+
+The rate is measured as Kafka's ``Rate`` over ``replication.quota.window.num`` samples of
+``replication.quota.window.size.seconds``: the bytes of the samples still in the window
+divided by their elapsed time, counted as at least every sample but the last being
+complete, so a throttle that just started allows a burst of about
+``(window.num - 1) * window.size`` seconds' worth.  While the rate is above the quota,
+throttled partitions are left out: the leader answers them without records, the follower
+does not ask for them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+from kavka.config import LONG_MAX
+
+
+class ReplicationQuota:
+    def __init__(self, bytes_per_second: int, window_num: int, window_size_s: float,
+                 monotonic: Callable[[], float]) -> None:
+        self.bound = bytes_per_second
+        self.window_num = window_num
+        self.window_size = window_size_s
+        self.monotonic = monotonic
+        self._samples: deque[list[float]] = deque()   # [start time, bytes], oldest first
+
+    @classmethod
+    def of(cls, bytes_per_second: int, window_num: int, window_size_s: float,
+           monotonic: Callable[[], float]) -> "ReplicationQuota | None":
+        """A quota, or None when the rate is unbounded (Kafka's default, Long.MAX_VALUE)."""
+        if bytes_per_second >= LONG_MAX:
+            return None
+        return cls(bytes_per_second, window_num, window_size_s, monotonic)
+
+    def record(self, nbytes: int) -> None:
+        if nbytes <= 0:
+            return
+        now = self.monotonic()
+        self._expire(now)
+        if not self._samples or now - self._samples[-1][0] >= self.window_size:
+            self._samples.append([now, 0])
+        self._samples[-1][1] += nbytes
+
+    def rate(self) -> float:
+        """Bytes per second over the window."""
+        now = self.monotonic()
+        self._expire(now)
+        if not self._samples:
+            return 0.0
+        elapsed = max(now - self._samples[0][0], (self.window_num - 1) * self.window_size, self.window_size)
+        return sum(n for _t, n in self._samples) / elapsed
+
+    def exceeded(self) -> bool:
+        return self.rate() > self.bound
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.window_num * self.window_size
+        while self._samples and self._samples[0][0] + self.window_size <= horizon:
+            self._samples.popleft()
