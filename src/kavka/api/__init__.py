@@ -18,6 +18,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     describe_configs,
     describe_groups,
     describe_topic_partitions,
+    elect_leaders,
     fetch,
     find_coordinator,
     heartbeat,

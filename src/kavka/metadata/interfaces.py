@@ -13,7 +13,8 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import Mapping, Sequence
 
-from kavka.metadata.model import AdminResult, BrokerEndpoint, NewTopic, PartitionState, TopicDescription
+from kavka.metadata.model import (AdminResult, BrokerEndpoint, ElectionType, NewTopic, PartitionState,
+                                  TopicDescription)
 from kavka.protocol.errors import ErrorCode
 
 TopicPartition = tuple[str, int]
@@ -107,6 +108,13 @@ class TopicAdmin(ABC):
     @abstractmethod
     async def alter_config(self, name: str, changes: Mapping[str, str | None]) -> AdminResult:
         """Apply override changes, checked by :meth:`check_config` first."""
+
+    @abstractmethod
+    async def elect_leaders(self, election: ElectionType,
+                            partitions: Sequence[TopicPartition]) -> list[AdminResult]:
+        """Elect a leader of each partition (ElectLeaders); one result per partition, in
+        order (kavka.metadata.model.election_result): ELECTION_NOT_NEEDED when it already
+        has the leader the election would give it."""
 
     @abstractmethod
     async def ensure_offsets_topic(self) -> None:
