@@ -14,6 +14,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from admin_targets import start_cluster
 from admin_targets import wait_until as wait
 
+from kavka.cli.main import main
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
@@ -38,25 +40,38 @@ def elect(admin, election_type, topic, *indexes):
     return {tp.partition: None if error is None else error.name() for tp, error in answer.items()}
 
 
+def lose_broker_1s_leaderships(brokers, start, admin, topic, while_down=lambda others, mine: None):
+    """Create ``topic`` (3 partitions, 3 replicas), stop broker 1 until others lead the
+    partitions it prefers, call ``while_down``, start it again and wait until it is back in
+    every ISR.  (preferred leader per partition, the partitions broker 1 prefers)."""
+    admin.create_topics([NewTopic(topic, 3, 3)])[topic].result(10)
+    preferred = {p: m.replicas[0] for p, m in partitions(admin, topic).items()}
+    mine = sorted(p for p, b in preferred.items() if b == 1)
+    assert mine and {m.leader for m in partitions(admin, topic).values()} == {1, 2, 3}
+    brokers[1].stop()
+    others = admin_of(brokers, 2, 3)
+    wait(lambda: all(partitions(others, topic)[p].leader not in (-1, 1) for p in mine), 10,
+         "broker 1's partitions led elsewhere")
+    while_down(others, mine)
+    start(1)
+    wait(lambda: all(sorted(m.isrs) == [1, 2, 3] for m in partitions(admin, topic).values()), 20,
+         "broker 1 back in every ISR")
+    assert all(partitions(admin, topic)[p].leader != 1 for p in mine)   # nothing moved it back by itself
+    return preferred, mine
+
+
 def test_preferred_election_gives_leadership_back_to_the_first_replica(cluster):
     brokers, start = cluster
     admin = admin_of(brokers)
-    admin.create_topics([NewTopic("pref", 3, 3)])["pref"].result(10)
-    preferred = {p: m.replicas[0] for p, m in partitions(admin, "pref").items()}
-    mine = sorted(p for p, b in preferred.items() if b == 1)
-    assert mine and {m.leader for m in partitions(admin, "pref").values()} == {1, 2, 3}
-    wait(lambda: all(brokers[2].node.metadata.partition("pref", p) for p in mine), 5, "the topic on broker 2")
-    epochs = {p: brokers[2].node.metadata.partition("pref", p).leader_epoch for p in mine}
-    brokers[1].stop()
-    others = admin_of(brokers, 2, 3)
-    wait(lambda: all(partitions(others, "pref")[p].leader not in (-1, 1) for p in mine), 10,
-         "broker 1's partitions led elsewhere")
-    assert elect(others, ElectionType.PREFERRED, "pref", *mine) == {p: "PREFERRED_LEADER_NOT_AVAILABLE" for p in mine}
-    start(1)
-    wait(lambda: all(sorted(m.isrs) == [1, 2, 3] for m in partitions(admin, "pref").values()), 20,
-         "broker 1 back in every ISR")
-    assert all(partitions(admin, "pref")[p].leader != 1 for p in mine)   # nothing moved it back by itself
 
+    def while_down(others, mine):
+        assert elect(others, ElectionType.PREFERRED, "pref", *mine) == {
+            p: "PREFERRED_LEADER_NOT_AVAILABLE" for p in mine}
+        wait(lambda: all(brokers[2].node.metadata.partition("pref", p) for p in mine), 5, "the topic on broker 2")
+        epochs.update({p: brokers[2].node.metadata.partition("pref", p).leader_epoch for p in mine})
+
+    epochs = {}
+    preferred, mine = lose_broker_1s_leaderships(brokers, start, admin, "pref", while_down)
     answer = elect(admin, ElectionType.PREFERRED, "pref", 0, 1, 2)
     assert answer == {p: None if p in mine else "ELECTION_NOT_NEEDED" for p in range(3)}
     assert {p: m.leader for p, m in partitions(admin, "pref").items()} == preferred
@@ -64,6 +79,17 @@ def test_preferred_election_gives_leadership_back_to_the_first_replica(cluster):
         wait(lambda: all(b.node.metadata.partition("pref", p).leader_epoch > epochs[p] for b in brokers.values()),
              5, "the new leader epoch everywhere")
     assert elect(admin, ElectionType.PREFERRED, "pref", *mine) == {p: "ELECTION_NOT_NEEDED" for p in mine}
+
+
+def test_the_cli_through_a_broker_that_forwards_to_the_controller(cluster, capsys):
+    brokers, start = cluster
+    admin = admin_of(brokers)
+    preferred, mine = lose_broker_1s_leaderships(brokers, start, admin, "cli")
+    other = next(i for i in brokers if i != brokers[2].node.controller_id())
+    assert main(["cluster", "elect-leaders", "-b", brokers[other].bootstrap_servers, "--topic", "cli"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"cli-{p}: elected (preferred)" if p in mine else f"cli-{p}: no election needed" for p in range(3)]
+    assert {p: m.leader for p, m in partitions(admin_of(brokers, other), "cli").items()} == preferred
 
 
 def test_election_errors(cluster):
