@@ -2,17 +2,18 @@
 AdminClient: the controller moves leadership back to the preferred replica, or to any live
 replica of a partition left without a leader (unclean), and answers Kafka's errors.
 
-``auto.leader.rebalance.enable`` is off, so only the requested election moves leaders back.
+``auto.leader.rebalance.enable`` is off, so only the requested election moves leaders back
+(leadership.py).
 """
 
 from __future__ import annotations
 
 import pytest
 from confluent_kafka import ElectionType, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
-from admin_targets import start_cluster
 from admin_targets import wait_until as wait
+from leadership import admin_of, lose_broker_1s_leaderships, partitions, start_without_rebalance
 
 from kavka.cli.main import main
 
@@ -21,43 +22,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 @pytest.fixture
 def cluster(etcd, tmp_path):
-    target = start_cluster(etcd.endpoint, tmp_path, extra={"auto.leader.rebalance.enable": "false"})
+    target = start_without_rebalance(etcd.endpoint, tmp_path)
     yield target.brokers, target.restart
     target.stop()
-
-
-def admin_of(brokers, *ids):
-    return AdminClient({"bootstrap.servers": ",".join(brokers[i].bootstrap_servers for i in ids or brokers)})
-
-
-def partitions(admin, topic):
-    return admin.list_topics(topic, timeout=5).topics[topic].partitions
 
 
 def elect(admin, election_type, topic, *indexes):
     """{partition: error code name or None} of one election request."""
     answer = admin.elect_leaders(election_type, [TopicPartition(topic, p) for p in indexes]).result(20)
     return {tp.partition: None if error is None else error.name() for tp, error in answer.items()}
-
-
-def lose_broker_1s_leaderships(brokers, start, admin, topic, while_down=lambda others, mine: None):
-    """Create ``topic`` (3 partitions, 3 replicas), stop broker 1 until others lead the
-    partitions it prefers, call ``while_down``, start it again and wait until it is back in
-    every ISR.  (preferred leader per partition, the partitions broker 1 prefers)."""
-    admin.create_topics([NewTopic(topic, 3, 3)])[topic].result(10)
-    preferred = {p: m.replicas[0] for p, m in partitions(admin, topic).items()}
-    mine = sorted(p for p, b in preferred.items() if b == 1)
-    assert mine and {m.leader for m in partitions(admin, topic).values()} == {1, 2, 3}
-    brokers[1].stop()
-    others = admin_of(brokers, 2, 3)
-    wait(lambda: all(partitions(others, topic)[p].leader not in (-1, 1) for p in mine), 10,
-         "broker 1's partitions led elsewhere")
-    while_down(others, mine)
-    start(1)
-    wait(lambda: all(sorted(m.isrs) == [1, 2, 3] for m in partitions(admin, topic).values()), 20,
-         "broker 1 back in every ISR")
-    assert all(partitions(admin, topic)[p].leader != 1 for p in mine)   # nothing moved it back by itself
-    return preferred, mine
 
 
 def test_preferred_election_gives_leadership_back_to_the_first_replica(cluster):
