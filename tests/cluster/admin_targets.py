@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,14 +53,16 @@ def start_lone(directory: Path) -> AdminTarget:
     return AdminTarget("lone", {broker.config.get("broker.id"): broker})
 
 
-def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3) -> AdminTarget:
+def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3,
+                  extra: Callable[[int], dict[str, str]] = lambda _broker_id: {}) -> AdminTarget:
+    """``count`` brokers; ``extra(broker_id)``: settings of that broker on top of the contract's."""
     from kavka.cluster.node import ClusterSettings
 
     settings = ClusterSettings(etcd_endpoint, "contract-" + uuid.uuid4().hex[:10], 2000)
     target = AdminTarget(f"cluster{count}", {})
     try:
         for i in range(1, count + 1):
-            config = {**contract_settings(count), "broker.id": str(i)}
+            config = {**contract_settings(count), "broker.id": str(i), **extra(i)}
             target.brokers[i] = Broker(directory / f"b{i}", config=config, cluster=settings).start()
         _wait(lambda: all(len(b.node.view.brokers) == count and b.node.controller_id() > 0
                           for b in target.brokers.values()), READY_TIMEOUT, f"{count} brokers and a controller")
