@@ -96,7 +96,7 @@ def _wait_for_stats(consumer, stats, seen: int) -> None:
     assert len(stats) > seen, "no statistics from librdkafka"
 
 
-def _fetch(racks, broker_id: int, topic: str, offset: int, version=fetch11, rack: str = "r2"):
+def _fetch(racks, broker_id: int, topic: str, offset: int, version=fetch11, rack: str = "r2", epoch: int = -1):
     """One Fetch from kavka's own client; the answer for partition 0."""
     q = version
     fields = {"rack_id": rack} if version is fetch11 else {}
@@ -104,7 +104,7 @@ def _fetch(racks, broker_id: int, topic: str, offset: int, version=fetch11, rack
                 max_bytes=1 << 20, isolation_level=0, session_id=0, session_epoch=-1, forgotten_topics_data=(),
                 topics=(make(q.FetchTopic, topic=topic, partitions=(make(
                     q.FetchPartition, partition=0, fetch_offset=offset, partition_max_bytes=1 << 20,
-                    current_leader_epoch=-1, log_start_offset=-1),)),), **fields)
+                    current_leader_epoch=epoch, log_start_offset=-1),)),), **fields)
     with Client(racks.brokers[broker_id].bootstrap_servers, timeout=10) as client:
         [answer] = client.request(body).responses
     [partition] = answer.partitions
@@ -122,6 +122,8 @@ def test_fetch_v11_with_a_rack_id_is_redirected_and_the_follower_answers_up_to_i
     assert served.records
     at_hw = _fetch(racks, NEAR, topic, RECORDS)                 # nothing yet: an empty answer, retried
     assert at_hw.error_code == 0 and not at_hw.records
-    beyond = _fetch(racks, NEAR, topic, RECORDS + 10)           # the consumer goes back to the leader
+    # past its log end, from a client sending the leader epoch (KIP-320): it goes back to the leader
+    epoch = racks.brokers[LEADER].logs.partition(topic, 0).log.leader_epoch
+    beyond = _fetch(racks, NEAR, topic, RECORDS + 10, epoch=epoch)
     assert beyond.error_code == OFFSET_OUT_OF_RANGE
     assert _fetch(racks, NEAR, topic, 0, version=fetch10).error_code == NOT_LEADER_OR_FOLLOWER

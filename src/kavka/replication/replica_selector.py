@@ -20,9 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RACK_AWARE = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
-SELECTORS = (RACK_AWARE,)
-
 
 @dataclass(frozen=True, slots=True)
 class ReplicaView:

@@ -46,14 +46,15 @@ def _append(h) -> None:
         h.logs.partition(*TP).append_records(bytearray(batch), 9, 1_700_000_000_000)
 
 
-def _fetch(h, version: int, rack: str, offset: int = 0, session=(-1, -1), wait_ms: int = 0, min_bytes: int = 1):
+def _fetch(h, version: int, rack: str, offset: int = 0, session=(-1, -1), wait_ms: int = 0, min_bytes: int = 1,
+           epoch: int = -1):
     q = h.req(FETCH, version)
     key = {"topic_id": h.logs.topic("t").topic_id} if version >= 13 else {"topic": "t"}
     response = h.call(q.FetchRequest(
         replica_id=-1, max_wait=datetime.timedelta(milliseconds=wait_ms), min_bytes=min_bytes,
         max_bytes=1 << 20, isolation_level=0, session_id=session[0], session_epoch=session[1], rack_id=rack,
         topics=(q.FetchTopic(**key, partitions=(q.FetchPartition(
-            partition=0, fetch_offset=offset, partition_max_bytes=1 << 20, current_leader_epoch=-1,
+            partition=0, fetch_offset=offset, partition_max_bytes=1 << 20, current_leader_epoch=epoch,
             last_fetched_epoch=-1, log_start_offset=-1),)),),
         forgotten_topics_data=(), cluster_id=None))
     return response
@@ -94,8 +95,10 @@ def test_a_follower_serves_consumers_from_v11_up_to_its_high_watermark(h):
     assert _base_offsets(p.records) == [0]                    # the batch at 2 is past its HW
     beyond_hw = _partition(_fetch(h, 11, "r1", offset=3))    # in its log, past its HW: nothing yet
     assert (beyond_hw.error_code, beyond_hw.records) == (0, b"")
-    beyond_log = _partition(_fetch(h, 11, "r1", offset=9))
-    assert beyond_log.error_code == 1                          # OFFSET_OUT_OF_RANGE
+    # past its log end, from a client sending its leader epoch (KIP-320): OFFSET_OUT_OF_RANGE, on
+    # which the client asks the leader again
+    beyond_log = _partition(_fetch(h, 11, "r1", offset=9, epoch=h.logs.partition(*TP).log.leader_epoch))
+    assert beyond_log.error_code == 1
 
 
 def test_a_fetch_session_repeats_the_redirect_on_every_incremental_fetch(h):
