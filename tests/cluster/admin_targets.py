@@ -55,15 +55,17 @@ def start_lone(directory: Path) -> AdminTarget:
 
 
 def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3,
-                  extra: dict[str, str] | None = None) -> AdminTarget:
-    """``extra``: settings beyond the contract's, for every broker."""
+                  extra: dict[str, str] | Callable[[int], dict[str, str]] | None = None) -> AdminTarget:
+    """``count`` brokers; ``extra``: settings on top of the contract's, for every broker, or
+    ``extra(broker_id)`` for each."""
     from kavka.cluster.node import ClusterSettings
 
     settings = ClusterSettings(etcd_endpoint, "contract-" + uuid.uuid4().hex[:10], 2000)
     target = AdminTarget(f"cluster{count}", {})
 
     def start(i: int) -> Broker:
-        config = {**contract_settings(count), **(extra or {}), "broker.id": str(i)}
+        own = extra(i) if callable(extra) else (extra or {})
+        config = {**contract_settings(count), **own, "broker.id": str(i)}
         target.brokers[i] = Broker(directory / f"b{i}", config=config, cluster=settings).start()
         return target.brokers[i]
 

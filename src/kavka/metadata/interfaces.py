@@ -140,6 +140,15 @@ class ReplicaRoles(ABC):
         """NONE if this broker may serve clients' reads and writes of ``tp``."""
 
     @abstractmethod
+    def read_error(self, tp: TopicPartition, follower_reads: bool) -> ErrorCode:
+        """NONE if this broker may serve a consumer's fetch of ``tp``: its leader, or with
+        ``follower_reads`` (Fetch v11+, KIP-392) a follower too, up to its high watermark."""
+
+    @abstractmethod
+    def preferred_read_replica(self, tp: TopicPartition, client_rack: str, fetch_offset: int) -> int:
+        """The replica a consumer in ``client_rack`` should read ``tp`` from, or -1: this one."""
+
+    @abstractmethod
     def produce_check(self, tp: TopicPartition, acks: int, min_isr: int) -> ErrorCode:
         """Whether a produce with ``acks`` may be appended now."""
 

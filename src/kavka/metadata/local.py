@@ -201,6 +201,12 @@ class LeadsEverything(ReplicaRoles):
     def leader_error(self, tp: TopicPartition) -> ErrorCode:
         return ErrorCode.none
 
+    def read_error(self, tp: TopicPartition, follower_reads: bool) -> ErrorCode:
+        return ErrorCode.none
+
+    def preferred_read_replica(self, tp: TopicPartition, client_rack: str, fetch_offset: int) -> int:
+        return -1
+
     def produce_check(self, tp: TopicPartition, acks: int, min_isr: int) -> ErrorCode:
         # The ISR is this broker alone: acks=all needs min.insync.replicas <= 1, as on Kafka.
         return ErrorCode.not_enough_replicas if acks == -1 and min_isr > 1 else ErrorCode.none
