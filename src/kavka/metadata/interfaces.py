@@ -13,6 +13,7 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import Mapping, Sequence
 
+from kavka.metadata.features import FeatureUpdate, FinalizedFeatures
 from kavka.metadata.model import AdminResult, BrokerEndpoint, NewTopic, PartitionState, TopicDescription
 from kavka.protocol.errors import ErrorCode
 
@@ -57,6 +58,10 @@ class MetadataView(ABC):
 
     @abstractmethod
     def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None: ...
+
+    @abstractmethod
+    def finalized_features(self) -> FinalizedFeatures:
+        """The cluster's finalized feature levels and their epoch (kavka.metadata.features)."""
 
     def advertise(self, host: str, port: int) -> None:
         """This broker's client address, known once it listens (the cluster learns it
@@ -107,6 +112,11 @@ class TopicAdmin(ABC):
     @abstractmethod
     async def alter_config(self, name: str, changes: Mapping[str, str | None]) -> AdminResult:
         """Apply override changes, checked by :meth:`check_config` first."""
+
+    @abstractmethod
+    async def update_features(self, updates: Sequence[FeatureUpdate], validate_only: bool) -> AdminResult:
+        """Finalize new feature levels, all or none (features.apply_updates decides); answered
+        once this broker's view shows them."""
 
     @abstractmethod
     async def ensure_offsets_topic(self) -> None:
