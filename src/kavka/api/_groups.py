@@ -2,7 +2,8 @@
 
 The coordinator lives on the BrokerContext as ``groups`` (a GroupRunner); a
 context without one (unit tests of other APIs) answers COORDINATOR_NOT_AVAILABLE.
-A parked request comes back as a future; the handler then returns a coroutine,
+The KIP-848 APIs work only while the cluster's group.version is 1 or more
+(:func:`consumer_protocol_enabled`), as on Kafka.  A parked request comes back as a future; the handler then returns a coroutine,
 which the dispatcher awaits, so the connection waits like a long-poll fetch.
 """
 
@@ -12,11 +13,17 @@ import asyncio
 import datetime
 from typing import Any, Callable
 
+from kavka.metadata.features import GROUP_VERSION
+
 _MS = datetime.timedelta(milliseconds=1)
 
 
 def runner(request):
     return getattr(request.broker, "groups", None)
+
+
+def consumer_protocol_enabled(request) -> bool:
+    return request.broker.metadata.finalized_features().level(GROUP_VERSION) >= 1
 
 
 def ms(value: datetime.timedelta | None, default: int = -1) -> int:

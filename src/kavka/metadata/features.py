@@ -16,7 +16,8 @@ truthfully claim:
 * ``kraft.version`` 0 only: kavka's controller quorum is etcd, not KRaft; level 1 (dynamic
   KRaft voters, KIP-853) has nothing to switch on.
 * ``group.version`` 0-1, finalized at 1: the KIP-848 consumer protocol
-  (ConsumerGroupHeartbeat / ConsumerGroupDescribe) works.
+  (ConsumerGroupHeartbeat / ConsumerGroupDescribe) works; at 0 those APIs answer
+  UNSUPPORTED_VERSION, as Kafka's do.
 * ``transaction.version`` 0 only: no transactions yet (level 1 is KIP-890 part 2's
   server-side defense, level 2 its new protocol); the transactions work raises it.
 * ``eligible.leader.replicas.version`` 0 only: no ELR (KIP-966).
@@ -38,6 +39,7 @@ from enum import IntEnum
 from typing import Mapping, Sequence
 
 METADATA_VERSION = "metadata.version"
+GROUP_VERSION = "group.version"
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class SupportedRange:
 SUPPORTED: dict[str, SupportedRange] = {
     METADATA_VERSION: SupportedRange(7, 25),
     "kraft.version": SupportedRange(0, 0),
-    "group.version": SupportedRange(0, 1),
+    GROUP_VERSION: SupportedRange(0, 1),
     "transaction.version": SupportedRange(0, 0),
     "eligible.leader.replicas.version": SupportedRange(0, 0),
     "share.version": SupportedRange(0, 0),
@@ -74,7 +76,7 @@ METADATA_VERSIONS: dict[int, tuple[str, bool]] = {
     23: ("4.0-IV1", True), 24: ("4.0-IV2", False), 25: ("4.0-IV3", False),
 }
 
-DEFAULT_LEVELS: dict[str, int] = {METADATA_VERSION: 25, "group.version": 1}
+DEFAULT_LEVELS: dict[str, int] = {METADATA_VERSION: 25, GROUP_VERSION: 1}
 
 
 class UpgradeType(IntEnum):

@@ -4,6 +4,8 @@ refusals), and the levels surviving a restart of the lone broker."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from kavka.api.context import BrokerContext, RandomProducerIds
@@ -173,3 +175,24 @@ def test_levels_survive_a_restart(h):
         assert after.finalized_features_epoch == 1
     finally:
         logs.close()
+
+
+def heartbeat_and_describe(h):
+    q = h.req(68, 1)
+    beat = h.call(q.ConsumerGroupHeartbeatRequest(
+        group_id="g", member_id="m-1", member_epoch=0, instance_id=None, rack_id=None,
+        rebalance_timeout=datetime.timedelta(seconds=30), subscribed_topic_names=("t",),
+        subscribed_topic_regex=None, server_assignor=None, topic_partitions=()))
+    q = h.req(69, 1)
+    described = h.call(q.ConsumerGroupDescribeRequest(group_ids=("g", "h"), include_authorized_operations=False))
+    return beat.error_code, [(g.group_id, g.error_code) for g in described.groups]
+
+
+def test_group_version_0_turns_the_consumer_protocol_off(h):
+    beat, groups = heartbeat_and_describe(h)
+    assert beat != ErrorCode.unsupported_version   # this context has no coordinator: not available
+    assert ErrorCode.unsupported_version not in [code for _, code in groups]
+    update(h, ("group.version", 0, SAFE_DOWNGRADE))
+    beat, groups = heartbeat_and_describe(h)
+    assert beat == ErrorCode.unsupported_version
+    assert groups == [("g", ErrorCode.unsupported_version), ("h", ErrorCode.unsupported_version)]
