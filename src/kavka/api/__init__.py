@@ -17,6 +17,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     describe_cluster,
     describe_configs,
     describe_groups,
+    describe_quorum,
     describe_topic_partitions,
     fetch,
     find_coordinator,

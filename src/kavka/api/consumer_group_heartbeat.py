@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 
-from kavka.api._groups import client_host, consumer_protocol_enabled, ms, reply_or_wait, runner
+from kavka.api._groups import client_host, consumer_protocol, coordinated, ms, reply_or_wait
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.consumer_group import HeartbeatRequest
@@ -24,12 +24,9 @@ VERSIONS = (0, 1)
 
 
 @api(KEY, "ConsumerGroupHeartbeat", VERSIONS)
-def handle(request: Request):
-    if not consumer_protocol_enabled(request):
-        return _response(request, HeartbeatReply(ErrorCode.unsupported_version))
-    groups = runner(request)
-    if groups is None:
-        return _response(request, HeartbeatReply(ErrorCode.coordinator_not_available))
+@consumer_protocol(off=lambda request: _response(request, HeartbeatReply(ErrorCode.unsupported_version)))
+@coordinated(unavailable=lambda request: _response(request, HeartbeatReply(ErrorCode.coordinator_not_available)))
+def handle(request: Request, groups):
     body = request.body
     broker = request.broker
     owned = None

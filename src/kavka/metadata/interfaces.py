@@ -14,7 +14,14 @@ from abc import ABC, abstractmethod
 from typing import Mapping, Sequence
 
 from kavka.metadata.features import FeatureUpdate, FinalizedFeatures
-from kavka.metadata.model import AdminResult, BrokerEndpoint, NewTopic, PartitionState, TopicDescription
+from kavka.metadata.model import (
+    AdminResult,
+    BrokerEndpoint,
+    NewTopic,
+    PartitionState,
+    QuorumState,
+    TopicDescription,
+)
 from kavka.protocol.errors import ErrorCode
 
 TopicPartition = tuple[str, int]
@@ -62,6 +69,10 @@ class MetadataView(ABC):
     @abstractmethod
     def finalized_features(self) -> FinalizedFeatures:
         """The cluster's finalized feature levels and their epoch (kavka.metadata.features)."""
+
+    @abstractmethod
+    async def quorum(self) -> QuorumState | None:
+        """The controller quorum now (asked of etcd in a cluster); None when it does not answer."""
 
     def advertise(self, host: str, port: int) -> None:
         """This broker's client address, known once it listens (the cluster learns it
