@@ -52,7 +52,11 @@ VERSION_RANGES.update({FIND_COORDINATOR: (0, 6), LIST_GROUPS: (0, 5), DESCRIBE_G
                        CONSUMER_GROUP_DESCRIBE: (0, 1)})
 ELECT_LEADERS = 43
 VERSION_RANGES[ELECT_LEADERS] = (0, 2)
-API_NAMES = {METADATA: "Metadata", CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
+# Feature flags (KIP-584): ApiVersions from v3 carries them, v4 also those with minimum 0.
+UPDATE_FEATURES = 57
+VERSION_RANGES.update({API_VERSIONS: (3, 4), UPDATE_FEATURES: (0, 2)})
+API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", METADATA: "Metadata",
+             CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
              CREATE_PARTITIONS: "CreatePartitions", DESCRIBE_CONFIGS: "DescribeConfigs",
              INCREMENTAL_ALTER_CONFIGS: "IncrementalAlterConfigs", LIST_OFFSETS: "ListOffsets",
              PRODUCE: "Produce", FETCH: "Fetch", FIND_COORDINATOR: "FindCoordinator", LIST_GROUPS: "ListGroups",

@@ -36,4 +36,5 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     offset_for_leader_epoch,
     produce,
     sync_group,
+    update_features,
 )
