@@ -16,6 +16,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     delete_topics,
     describe_cluster,
     describe_configs,
+    describe_log_dirs,
     describe_groups,
     describe_topic_partitions,
     fetch,

@@ -262,6 +262,10 @@ class LogManager:
     def partition(self, topic: str, index: int) -> Partition | None:
         return self._partitions.get((topic, index))
 
+    def log_dirs(self) -> list[LogDirHealth]:
+        """The log directories this broker keeps partitions in (one: ``log.dirs`` names one)."""
+        return [self.health]
+
     # -- admin operations ------------------------------------------------------------------
 
     def create_topic(self, name: str, partitions: int, overrides: Mapping[str, str] | None = None,

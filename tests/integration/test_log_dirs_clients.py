@@ -1,0 +1,68 @@
+"""kafka-python's admin client against a live kavka: describe_log_dirs after real produces
+(sizes compared with the segment files on disk) and alter_replica_log_dirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+kafka = pytest.importorskip("kafka")
+from kafka import KafkaProducer  # noqa: E402
+from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
+
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture
+def admin(kavka_broker):
+    client = KafkaAdminClient(bootstrap_servers=kavka_broker.bootstrap_servers, request_timeout_ms=TIMEOUT_MS)
+    client.create_topics([NewTopic("sized", 2, 1), NewTopic("other", 1, 1)])
+    yield client
+    client.close()
+
+
+def _produce(broker, topic: str, partition: int, count: int, value_size: int) -> None:
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=0)
+    try:
+        for i in range(count):
+            producer.send(topic, value=os.urandom(value_size), key=b"%d" % i, partition=partition)
+        producer.flush(timeout=TIMEOUT_MS / 1000)
+    finally:
+        producer.close()
+
+
+def _on_disk(broker, topic: str, partition: int) -> int:
+    return sum(f.stat().st_size for f in (Path(broker.data_dir) / f"{topic}-{partition}").glob("*.log"))
+
+
+def _partitions(log_dir: dict) -> dict[tuple[str, int], dict]:
+    return {(t["name"], p["partition_index"]): p for t in log_dir["topics"] for p in t["partitions"]}
+
+
+def test_describe_log_dirs_reports_real_sizes(admin, kavka_broker):
+    _produce(kavka_broker, "sized", 0, 50, 1000)
+    _produce(kavka_broker, "sized", 1, 5, 100)
+    (answer,) = admin.describe_log_dirs()
+    assert answer["broker"] == 0
+    (log_dir,) = answer["log_dirs"]
+    assert log_dir["error_code"] == 0
+    assert log_dir["log_dir"] == os.path.abspath(kavka_broker.data_dir)
+    assert 0 < log_dir["usable_bytes"] <= log_dir["total_bytes"]
+    parts = _partitions(log_dir)
+    assert {("sized", 0), ("sized", 1), ("other", 0)} <= set(parts)
+    big, small = parts[("sized", 0)], parts[("sized", 1)]
+    assert big["partition_size"] == _on_disk(kavka_broker, "sized", 0) > 50 * 1000
+    assert small["partition_size"] == _on_disk(kavka_broker, "sized", 1) > 5 * 100
+    assert parts[("other", 0)]["partition_size"] == 0
+    assert all(p["offset_lag"] == 0 and p["is_future_key"] is False for p in parts.values())
+
+
+def test_describe_log_dirs_of_one_topic(admin, kavka_broker):
+    _produce(kavka_broker, "other", 0, 3, 10)
+    (answer,) = admin.describe_log_dirs({"other": [0]})
+    (log_dir,) = answer["log_dirs"]
+    parts = _partitions(log_dir)
+    assert set(parts) == {("other", 0)}
+    assert parts[("other", 0)]["partition_size"] == _on_disk(kavka_broker, "other", 0) > 0
