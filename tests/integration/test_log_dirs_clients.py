@@ -11,6 +11,8 @@ import pytest
 kafka = pytest.importorskip("kafka")
 from kafka import KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
+from kafka.errors import LogDirNotFoundError, NoError, UnknownTopicOrPartitionError  # noqa: E402
+from kafka.structs import TopicPartitionReplica  # noqa: E402
 
 TIMEOUT_MS = 15_000
 
@@ -66,3 +68,21 @@ def test_describe_log_dirs_of_one_topic(admin, kavka_broker):
     parts = _partitions(log_dir)
     assert set(parts) == {("other", 0)}
     assert parts[("other", 0)]["partition_size"] == _on_disk(kavka_broker, "other", 0) > 0
+
+
+def test_alter_replica_log_dirs(admin, kavka_broker):
+    _produce(kavka_broker, "sized", 0, 10, 100)
+    here = os.path.abspath(kavka_broker.data_dir)
+    before = _on_disk(kavka_broker, "sized", 0)
+    result = admin.alter_replica_log_dirs({
+        TopicPartitionReplica("sized", 0, 0): here,
+        TopicPartitionReplica("missing", 0, 0): here,
+        TopicPartitionReplica("other", 0, 0): "/no/such/log/dir",
+    })
+    assert result == {
+        TopicPartitionReplica("sized", 0, 0): NoError,
+        TopicPartitionReplica("missing", 0, 0): UnknownTopicOrPartitionError,
+        TopicPartitionReplica("other", 0, 0): LogDirNotFoundError,
+    }
+    (answer,) = admin.describe_log_dirs({"sized": [0]})
+    assert _partitions(answer["log_dirs"][0])[("sized", 0)]["partition_size"] == before > 0

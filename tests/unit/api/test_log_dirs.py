@@ -12,7 +12,7 @@ import pytest
 from kavka.protocol.errors import ErrorCode
 from kavka.protocol.record_codec import encode_batch
 
-DESCRIBE_LOG_DIRS, API_VERSIONS = 35, 18
+DESCRIBE_LOG_DIRS, ALTER_REPLICA_LOG_DIRS, API_VERSIONS = 35, 34, 18
 NOW = 1_700_000_000_000
 
 
@@ -54,7 +54,7 @@ def test_advertised_in_api_versions(h):
     q = h.req(API_VERSIONS, 3)
     keys = {k.api_key: (k.min_version, k.max_version) for k in h.call(
         q.ApiVersionsRequest(client_software_name="t", client_software_version="1")).api_keys}
-    assert keys[DESCRIBE_LOG_DIRS] == (1, 4)
+    assert (keys[DESCRIBE_LOG_DIRS], keys[ALTER_REPLICA_LOG_DIRS]) == ((1, 4), (1, 2))
 
 
 @pytest.mark.parametrize("version", range(1, 5))
@@ -107,3 +107,57 @@ def test_an_offline_dir_answers_storage_error(h):
     assert result.error_code == ErrorCode.kafka_storage_error
     assert result.topics == ()
     assert result.log_dir == os.path.abspath(h.logs.data_dir)
+
+
+# -- AlterReplicaLogDirs --------------------------------------------------------------------
+
+def alter(h, moves: dict[str, dict[str, list[int]]], version=2) -> dict[tuple[str, int], ErrorCode]:
+    """moves: {path: {topic: [partitions]}} -> {(topic, partition): error code}."""
+    q = h.req(ALTER_REPLICA_LOG_DIRS, version)
+    dirs = tuple(q.AlterReplicaLogDir(path=path, topics=tuple(
+        q.AlterReplicaLogDirTopic(name=name, partitions=tuple(parts)) for name, parts in topics.items()))
+        for path, topics in moves.items())
+    response = h.call(q.AlterReplicaLogDirsRequest(dirs=dirs))
+    return {(t.topic_name, p.partition_index): p.error_code for t in response.results for p in t.partitions}
+
+
+@pytest.mark.parametrize("version", (1, 2))
+def test_moving_a_replica_to_its_own_dir_succeeds_and_keeps_it(h, version):
+    here = os.path.abspath(h.logs.data_dir)
+    before = _on_disk(h, "a", 0)
+    assert alter(h, {here: {"a": [0, 1], "b": [0]}}, version) == {
+        ("a", 0): ErrorCode.none, ("a", 1): ErrorCode.none, ("b", 0): ErrorCode.none}
+    assert h.logs.partition("a", 0).log.path.parent == h.logs.data_dir
+    assert sizes(describe(h, {"a": [0]}).results[0])[("a", 0)][0] == before
+
+
+def test_an_unknown_dir_is_log_dir_not_found(h, tmp_path):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    relative = os.path.relpath(h.logs.data_dir)
+    assert alter(h, {str(other): {"a": [0]}, relative: {"b": [0]}}) == {
+        ("a", 0): ErrorCode.log_dir_not_found, ("b", 0): ErrorCode.log_dir_not_found}
+
+
+def test_an_unknown_partition(h):
+    here = os.path.abspath(h.logs.data_dir)
+    assert alter(h, {here: {"a": [2], "nope": [0]}}) == {
+        ("a", 2): ErrorCode.unknown_topic_or_partition, ("nope", 0): ErrorCode.unknown_topic_or_partition}
+
+
+def test_a_dir_is_checked_before_the_partition(h):
+    assert alter(h, {"/no/such/dir": {"nope": [0]}}) == {("nope", 0): ErrorCode.log_dir_not_found}
+
+
+def test_a_too_long_topic_name_is_invalid(h):
+    name = "x" * 249
+    h.logs.create_topic(name, 1)
+    here = os.path.abspath(h.logs.data_dir)
+    assert alter(h, {here: {name: [0], "a": [0]}}) == {
+        (name, 0): ErrorCode.invalid_topic_exception, ("a", 0): ErrorCode.none}
+
+
+def test_an_offline_dir_is_a_storage_error(h):
+    h.logs.health.go_offline("EIO", "a test")
+    here = os.path.abspath(h.logs.data_dir)
+    assert alter(h, {here: {"a": [0]}}) == {("a", 0): ErrorCode.kafka_storage_error}
