@@ -10,17 +10,22 @@ Each (partition, destination) is answered on its own, checked in Kafka's order:
    partition elsewhere (Kafka keeps that code here, for compatibility, where other APIs
    say NOT_LEADER_OR_FOLLOWER), UNKNOWN_TOPIC_OR_PARTITION when it does not exist; a
    replica on an offline directory: KAFKA_STORAGE_ERROR;
-4. otherwise NONE.  A replica already in the destination stays where it is.
+4. otherwise the partition is moved now (kavka.log.log_manager.move_partition: closed,
+   copied, swapped in, reopened; Kafka copies in the background and swaps when caught
+   up) and answered NONE, or KAFKA_STORAGE_ERROR if the copy or swap failed.  A replica
+   already in the destination stays where it is.
 
 A partition named twice keeps the last destination, as in Kafka (the request becomes a map).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
+from kavka.log.errors import StorageError
 from kavka.log.log_dir import LogDirHealth
 from kavka.protocol.errors import ErrorCode
 
@@ -28,6 +33,8 @@ KEY = 34
 VERSIONS = (1, 2)
 MAX_DIR_NAME = 255
 FUTURE_SUFFIX_LENGTH = len(".") + 32 + len("-future")
+
+log = logging.getLogger("kavka.api")
 
 
 @api(KEY, "AlterReplicaLogDirs", VERSIONS)
@@ -57,6 +64,11 @@ def _alter(broker, topic: str, index: int, path: str) -> ErrorCode:
         return (ErrorCode.replica_not_available if broker.metadata.has_partition(topic, index)
                 else ErrorCode.unknown_topic_or_partition)
     if partition.offline:
+        return ErrorCode.kafka_storage_error
+    try:
+        broker.logs.move_partition(topic, index, target)
+    except StorageError as exc:
+        log.warning("AlterReplicaLogDirs of %s-%d to %s failed: %s", topic, index, path, exc)
         return ErrorCode.kafka_storage_error
     return ErrorCode.none
 
