@@ -9,7 +9,7 @@ broker that is the bootstrap connection itself.  It talks to kavka and to
 Apache Kafka alike.
 
 Failures raise :class:`ToolError`, one line naming Kafka error codes by their
-Kafka names: ``TOPIC_ALREADY_EXISTS: topic 'x' already exists``.  The command
+Kafka names: ``TOPIC_ALREADY_EXISTS: Topic 'x' already exists.``.  The command
 line prints it and exits with status 1 (``kavka.cli.main.CliError`` is this
 class); :mod:`kavka.export` raises it as ``ExportError``.
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 LONG_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1
@@ -610,13 +610,3 @@ class TopicConfig:
     def compacted(self) -> bool:
         return "compact" in self.values["cleanup.policy"]
 
-    def with_overrides(self, overrides: Mapping[str, Any]) -> "TopicConfig":
-        values = dict(self.values)
-        values.update(overrides)
-        merged = dict(self.overrides)
-        merged.update(overrides)
-        return TopicConfig(values, merged)
-
-
-def known_names(keys: Iterable[str]) -> list[str]:
-    return sorted(k for k in keys if k in BROKER_KEYS)

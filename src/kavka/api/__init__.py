@@ -19,6 +19,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     describe_configs,
     describe_log_dirs,
     describe_groups,
+    describe_quorum,
     describe_topic_partitions,
     fetch,
     find_coordinator,

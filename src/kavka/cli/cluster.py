@@ -207,10 +207,6 @@ class LocalCluster:
     def bootstrap(self) -> str:
         return ",".join(b.address for b in self.brokers.values())
 
-    @property
-    def etcd_endpoint(self) -> str:
-        return self.etcd.endpoint
-
     # -- start ---------------------------------------------------------------------------
 
     def check_ports(self) -> None:

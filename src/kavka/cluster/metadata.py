@@ -8,10 +8,12 @@ configs are resolved against this broker's defaults, as a replica would.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from kavka.cluster.model import NO_LEADER
+from kavka.cluster.quorum import quorum_state
 from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.log.errors import InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
 from kavka.log.topic_catalog import unify_collision_chars, validate_topic_name
@@ -21,8 +23,11 @@ from kavka.metadata.model import (
     BrokerEndpoint,
     NewTopic,
     PartitionState,
+    QuorumState,
     TopicDescription,
 )
+
+log = logging.getLogger("kavka.cluster")
 
 if TYPE_CHECKING:
     from kavka.cluster.node import ClusterNode
@@ -54,6 +59,13 @@ class EtcdMetadata(MetadataView, TopicAdmin):
 
     def live_broker_ids(self) -> frozenset[int]:
         return frozenset(self.view.brokers)
+
+    async def quorum(self) -> QuorumState | None:
+        try:
+            return await quorum_state(self.node.etcd)
+        except Exception as exc:   # gRPC errors of the member listing are not the shell's
+            log.warning("etcd quorum not described: %s: %s", type(exc).__name__, exc)
+            return None
 
     def controller_id(self) -> int:
         c = self.view.controller
@@ -119,7 +131,7 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         then the controller's capacity check."""
         validate_topic_name(topic.name)
         if topic.name in self.view.topics:
-            raise TopicAlreadyExists(f"topic {topic.name!r} already exists")
+            raise TopicAlreadyExists(f"Topic '{topic.name}' already exists.")
         if self._unified is None:
             self._unified = {unify_collision_chars(n): n for n in self.view.topics}
         existing = self._unified.get(unify_collision_chars(topic.name))

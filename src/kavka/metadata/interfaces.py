@@ -13,7 +13,14 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import Mapping, Sequence
 
-from kavka.metadata.model import AdminResult, BrokerEndpoint, NewTopic, PartitionState, TopicDescription
+from kavka.metadata.model import (
+    AdminResult,
+    BrokerEndpoint,
+    NewTopic,
+    PartitionState,
+    QuorumState,
+    TopicDescription,
+)
 from kavka.protocol.errors import ErrorCode
 
 TopicPartition = tuple[str, int]
@@ -57,6 +64,10 @@ class MetadataView(ABC):
 
     @abstractmethod
     def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None: ...
+
+    @abstractmethod
+    async def quorum(self) -> QuorumState | None:
+        """The controller quorum now (asked of etcd in a cluster); None when it does not answer."""
 
     def advertise(self, host: str, port: int) -> None:
         """This broker's client address, known once it listens (the cluster learns it

@@ -27,6 +27,8 @@ from kavka.metadata.model import (
     BrokerEndpoint,
     NewTopic,
     PartitionState,
+    QuorumState,
+    QuorumVoter,
     TopicDescription,
 )
 from kavka.protocol.errors import ErrorCode
@@ -65,6 +67,11 @@ class LocalMetadata(MetadataView, TopicAdmin):
 
     def controller_id(self) -> int:
         return self.endpoint.broker_id
+
+    async def quorum(self) -> QuorumState:
+        """A lone broker is its own quorum: the only voter and leader, epoch 0, nothing replicated."""
+        me = self.endpoint
+        return QuorumState(me.broker_id, 0, 0, (QuorumVoter(me.broker_id, 0, me.host, me.port),))
 
     def topic_names(self) -> list[str]:
         return sorted(self.catalog.topics())

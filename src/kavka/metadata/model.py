@@ -44,6 +44,24 @@ class TopicDescription:
 
 
 @dataclass(frozen=True, slots=True)
+class QuorumVoter:
+    """A voter of the controller quorum, and the address it answers at (for DescribeQuorum)."""
+    voter_id: int
+    log_end_offset: int
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuorumState:
+    """The controller quorum as DescribeQuorum reports it (kavka.api.describe_quorum maps etcd onto it)."""
+    leader_id: int
+    leader_epoch: int
+    high_watermark: int
+    voters: tuple[QuorumVoter, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class NewTopic:
     """A topic to create, already checked by the API layer (name, configs, layout).
     ``assignments``: {partition: replica broker ids} when the client chose them."""
