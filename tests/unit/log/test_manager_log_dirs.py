@@ -10,6 +10,7 @@ from contextlib import closing
 
 import pytest
 
+from kavka.cli.main import main
 from kavka.clock import ManualClock
 from kavka.config import BrokerConfig
 from kavka.log import dir_move
@@ -236,3 +237,25 @@ def test_one_dir_offline_leaves_the_others_online(manager, dirs):
     manager.create_topic("u", 2)
     assert [home(manager, "u", i) for i in range(2)] == [dirs[2], dirs[0]]  # never the offline dir
     assert a_dir.offline is False
+
+
+def test_kavka_check_scans_and_repairs_every_log_dir(dirs, capsys):
+    m = open_manager(dirs)
+    m.create_topic("t", 2)  # t-1 in the second dir
+    produce(m.partition("t", 1), 0, 10)
+    m.close()
+    log_file = dirs[1] / "t-1" / f"{0:020d}.log"
+    data = bytearray(log_file.read_bytes())
+    first_batch_size = len(data) // 10
+    data[first_batch_size * 6 + 30] ^= 0xFF  # inside the 7th batch
+    log_file.write_bytes(bytes(data))
+    assert main(["check", *map(str, dirs)]) == 1
+    out = capsys.readouterr().out
+    assert f"CORRUPT t-1/{log_file.name} at byte {first_batch_size * 6}" in out and "checked 2 partitions" in out
+    assert main(["check", "--repair", *map(str, dirs)]) == 1
+    assert main(["check", *map(str, dirs)]) == 0
+    m = open_manager(dirs)
+    try:
+        assert home(m, "t", 1) == dirs[1] and values(m.partition("t", 1)) == [b"v%d" % i for i in range(6)]
+    finally:
+        m.close()
