@@ -52,13 +52,15 @@ VERSION_RANGES.update({FIND_COORDINATOR: (0, 6), LIST_GROUPS: (0, 5), DESCRIBE_G
                        CONSUMER_GROUP_DESCRIBE: (0, 1)})
 DESCRIBE_LOG_DIRS = 35
 VERSION_RANGES[DESCRIBE_LOG_DIRS] = (1, 4)
+ELECT_LEADERS = 43
+VERSION_RANGES[ELECT_LEADERS] = (0, 2)
 API_NAMES = {METADATA: "Metadata", CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
              CREATE_PARTITIONS: "CreatePartitions", DESCRIBE_CONFIGS: "DescribeConfigs",
              INCREMENTAL_ALTER_CONFIGS: "IncrementalAlterConfigs", LIST_OFFSETS: "ListOffsets",
              PRODUCE: "Produce", FETCH: "Fetch", FIND_COORDINATOR: "FindCoordinator", LIST_GROUPS: "ListGroups",
              DESCRIBE_GROUPS: "DescribeGroups", DELETE_GROUPS: "DeleteGroups", OFFSET_FETCH: "OffsetFetch",
              OFFSET_COMMIT: "OffsetCommit", CONSUMER_GROUP_DESCRIBE: "ConsumerGroupDescribe",
-             DESCRIBE_LOG_DIRS: "DescribeLogDirs"}
+             DESCRIBE_LOG_DIRS: "DescribeLogDirs", ELECT_LEADERS: "ElectLeaders"}
 
 EARLIEST, LATEST = -2, -1  # ListOffsets timestamps
 LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC = 5, 3

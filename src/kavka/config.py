@@ -307,6 +307,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     # Replication (cluster mode)
     ConfigKey("replica.lag.time.max.ms", "long", 30000,
               "A follower not caught up with the leader for this long leaves the ISR.", at_least(1)),
+    ConfigKey("replica.selector.class", "string", None,
+              "Chooses a replica for a consumer to read from (KIP-392): "
+              "org.apache.kafka.common.replica.RackAwareReplicaSelector points a consumer whose client.rack "
+              "names another replica's rack at that replica; none: every consumer reads from the leader.",
+              one_of("org.apache.kafka.common.replica.RackAwareReplicaSelector")),
     ConfigKey("auto.leader.rebalance.enable", "boolean", True,
               "The controller moves leadership back to each partition's preferred replica.", None),
     ConfigKey("leader.imbalance.check.interval.seconds", "long", 300,

@@ -21,6 +21,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     describe_groups,
     describe_quorum,
     describe_topic_partitions,
+    elect_leaders,
     fetch,
     find_coordinator,
     heartbeat,

@@ -1,8 +1,9 @@
 """The metadata boundary (kavka.metadata) of a broker in a cluster: etcd's view.
 
 Reads come from the broker's ClusterView (kept current by the watch, watch.py);
-topic changes go to the controller (controller.py), here or forwarded to
-another broker, and are answered once this broker's view shows them.  Topic
+topic changes and requested leader elections go to the controller
+(controller.py), here or forwarded to another broker, and are answered once this
+broker's view shows them.  Topic
 configs are resolved against this broker's defaults, as a replica would.
 """
 
@@ -17,10 +18,11 @@ from kavka.cluster.quorum import quorum_state
 from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.log.errors import InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
 from kavka.log.topic_catalog import unify_collision_chars, validate_topic_name
-from kavka.metadata.interfaces import MetadataView, TopicAdmin
+from kavka.metadata.interfaces import MetadataView, TopicAdmin, TopicPartition
 from kavka.metadata.model import (
     AdminResult,
     BrokerEndpoint,
+    ElectionType,
     NewTopic,
     PartitionState,
     QuorumState,
@@ -186,6 +188,10 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         if name not in self.view.topics:
             return AdminResult(*_unknown(name))
         return await self.node.controller.alter_topic_config_anywhere(name, self._merged(name, changes))
+
+    async def elect_leaders(self, election: ElectionType,
+                            partitions: Sequence[TopicPartition]) -> list[AdminResult]:
+        return await self.node.controller.elect_leaders_anywhere(election, partitions)
 
     async def ensure_offsets_topic(self) -> None:
         live = self.live_broker_ids()
