@@ -100,7 +100,7 @@ class LocalMetadata(MetadataView, TopicAdmin):
             return None
         node = (self.endpoint.broker_id,)
         epoch = partition.log.leader_epoch
-        if self.logs.health.offline:
+        if partition.offline:  # its log directory failed (kavka.log.log_dir)
             return PartitionState(NO_LEADER, epoch, node, (), node)
         return PartitionState(node[0], epoch, node, node)
 
