@@ -5,7 +5,8 @@ joined: one partition moves onto broker 4 and the command waits for it; a JSON p
 two; a move that cannot finish (onto a registered broker that never fetches) prints progress
 lines, times out with status 1, is listed and cancelled; a refused target is one line and
 status 1; rebalance --dry-run prints a plan and moves nothing, rebalance gives the new
-broker its share, and rebalance --brokers drains the broker left out.  What the commands
+broker its share, rebalance --brokers drains the broker left out, and a rebalance of
+every topic (``__consumer_offsets`` too) keeps a group's committed offset.  What the commands
 claim is checked against the cluster's metadata as a Kafka client reads it.
 """
 
@@ -19,9 +20,11 @@ import sys
 from collections import Counter
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from admin_contract_helpers import admin, create, eventually, ready_everywhere, topic_metadata
+from admin_contract_helpers import (OFFSETS, admin, commit_offset, create, eventually, ready_everywhere,
+                                    topic_metadata)
 from admin_targets import register_fake_broker, revoke_lease
 from cluster_helpers import run
 
@@ -147,3 +150,21 @@ def test_rebalance_without_a_broker_drains_it(four):
     assert _spread(after, [2, 3, 4])[0] == [2, 2, 2]
     refused = kavka(four, "rebalance", "--brokers", "2,7")
     assert refused.returncode == 1 and "broker 7 is not a live broker" in refused.stderr
+
+
+def test_rebalance_of_every_topic_keeps_committed_offsets(four):
+    make_topic(four, "cli-all", [[1, 2, 3], [1, 2, 3]])
+    commit_offset(four, "cli-group", "cli-all", 42)
+    out = ok(kavka(four, "rebalance", "--wait", "--timeout", "90"))
+    assert OFFSETS in out and re.search(r"all \d+ reassignments done", out)
+    everything = {}
+    for name in admin(four).list_topics(timeout=10).topics:
+        everything.update({(name, p): r for p, r in replicas(four, name).items()})
+    held, led = _spread(dict(enumerate(everything.values())), [1, 2, 3, 4])
+    assert max(held) - min(held) <= 1 and max(led) - min(led) <= 1, (held, led)
+    consumer = Consumer({"bootstrap.servers": four.bootstrap(), "group.id": "cli-group"})
+    try:
+        committed = consumer.committed([TopicPartition("cli-all", 0)], timeout=15)
+    finally:
+        consumer.close()
+    assert [(c.topic, c.offset) for c in committed] == [("cli-all", 42)]
