@@ -97,6 +97,21 @@ def one_of(*choices: str) -> Callable[[str, Any], None]:
     return check
 
 
+def throttled_replicas(name: str, value: tuple[str, ...]) -> None:
+    """Kafka's ThrottledReplicaListValidator: ``*`` alone, or PARTITION:BROKER items."""
+    if value == ("*",):
+        return
+    for item in value:
+        partition, sep, broker = item.partition(":")
+        if not (sep and partition.isdigit() and broker.isdigit()):
+            raise ConfigError(f"{name}: {item!r} is not PARTITION:BROKER (or * alone)")
+
+
+def is_throttled(value: tuple[str, ...], partition: int, broker_id: int) -> bool:
+    """Whether a *.replication.throttled.replicas value names this replica."""
+    return value == ("*",) or f"{partition}:{broker_id}" in value
+
+
 @dataclass(frozen=True)
 class ConfigKey:
     name: str
@@ -308,11 +323,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("replica.lag.time.max.ms", "long", 30000,
               "A follower not caught up with the leader for this long leaves the ISR.", at_least(1)),
     ConfigKey("leader.replication.throttled.rate", "long", LONG_MAX,
-              "Bytes per second a leader sends to the replicas partition reassignments are adding "
-              "(kavka throttles those without *.replication.throttled.replicas).", at_least(0)),
+              "Bytes per second a leader sends to the replicas partition reassignments are adding and to "
+              "those leader.replication.throttled.replicas names.", at_least(0)),
     ConfigKey("follower.replication.throttled.rate", "long", LONG_MAX,
               "Bytes per second this broker fetches for the replicas partition reassignments are adding "
-              "here.", at_least(0)),
+              "here and those follower.replication.throttled.replicas names.", at_least(0)),
     ConfigKey("replication.quota.window.num", "int", 11,
               "Samples the replication throttles measure their rate over.", at_least(1)),
     ConfigKey("replication.quota.window.size.seconds", "int", 1,
@@ -394,6 +409,14 @@ TOPIC_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("segment.ms", "long", 604800000, "Segment age before a roll.", at_least(1), False),
     ConfigKey("unclean.leader.election.enable", "boolean", False,
               "Allow an out-of-sync replica to become leader (may lose records).", None, False),
+    ConfigKey("leader.replication.throttled.replicas", "list", (),
+              "PARTITION:BROKER items (or *): leaders on those brokers throttle those partitions' out-of-sync "
+              "followers to leader.replication.throttled.rate (kavka also throttles every replica a "
+              "reassignment adds).", throttled_replicas, False),
+    ConfigKey("follower.replication.throttled.replicas", "list", (),
+              "PARTITION:BROKER items (or *): those followers fetch those partitions at most at "
+              "follower.replication.throttled.rate (kavka also throttles every replica a reassignment adds).",
+              throttled_replicas, False),
 ]}
 
 # Topic setting -> broker settings it defaults to, highest priority first, with the
@@ -423,6 +446,8 @@ TOPIC_SYNONYMS: dict[str, tuple[tuple[str, int], ...]] = {
     "segment.jitter.ms": (("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", 3_600_000)),
     "segment.ms": (("log.roll.ms", 1), ("log.roll.hours", 3_600_000)),
     "unclean.leader.election.enable": (("unclean.leader.election.enable", 1),),
+    "leader.replication.throttled.replicas": (),
+    "follower.replication.throttled.replicas": (),
 }
 
 

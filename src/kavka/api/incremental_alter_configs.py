@@ -56,7 +56,10 @@ def _apply(broker, resource, validate_only: bool) -> None:
         alter_levels([(c.name, OPERATION_NAMES[c.config_operation], c.value) for c in configs], validate_only)
         return
     if resource.resource_type != TOPIC:
-        refuse_non_topic(broker, resource.resource_type, resource.resource_name, [c.name for c in configs])
+        # a broker holds no dynamic settings, so deleting one deletes nothing, as Kafka answers for
+        # an unset one (kafka-reassign-partitions --verify clears the throttle rates so)
+        refuse_non_topic(broker, resource.resource_type, resource.resource_name,
+                         [c.name for c in configs if c.config_operation != DELETE])
         return
     info = require_topic(broker, resource.resource_name)
     changes = {c.name: _new_value(info, c.name, c.config_operation, c.value) for c in configs}

@@ -35,6 +35,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
+from kavka.config import is_throttled
 from kavka.metadata.interfaces import ReplicaRoles
 from kavka.protocol.errors import ErrorCode
 from kavka.replication.leader import LeaderState
@@ -283,18 +284,27 @@ class ReplicaManager(ReplicaRoles):
         return ErrorCode.none
 
     def replica_quota(self, tp: TopicPartition, replica_id: int) -> ReplicationQuota | None:
-        """The leader's throttle when ``replica_id`` is a replica a reassignment of ``tp`` is adding."""
+        """The leader's throttle when ``replica_id`` is a replica a reassignment of ``tp`` is
+        adding, or an out-of-sync follower of a partition the topic's
+        ``leader.replication.throttled.replicas`` names on this broker."""
         role = self.leaders.get(tp)
-        if self.leader_quota is None or role is None or replica_id not in role.assignment.adding:
+        if self.leader_quota is None or role is None:
             return None
-        return self.leader_quota
+        listed = self._listed(tp, "leader.replication.throttled.replicas") and replica_id not in role.state.isr
+        return self.leader_quota if listed or replica_id in role.assignment.adding else None
 
     def follower_quota_of(self, tp: TopicPartition) -> ReplicationQuota | None:
-        """The follower's throttle when a reassignment of ``tp`` is adding this broker."""
+        """The follower's throttle when a reassignment of ``tp`` is adding this broker, or the
+        topic's ``follower.replication.throttled.replicas`` names this replica."""
         role = self.followers.get(tp)
-        if self.follower_quota is None or role is None or self.broker_id not in role.assignment.adding:
+        if self.follower_quota is None or role is None:
             return None
-        return self.follower_quota
+        listed = self._listed(tp, "follower.replication.throttled.replicas")
+        return self.follower_quota if listed or self.broker_id in role.assignment.adding else None
+
+    def _listed(self, tp: TopicPartition, setting: str) -> bool:
+        partition = self.logs.partition(*tp)
+        return partition is not None and is_throttled(partition.config[setting], tp[1], self.broker_id)
 
     def _advance_hw(self, role: LeaderRole, plog) -> None:
         hw = role.state.high_watermark(plog.log_end_offset)

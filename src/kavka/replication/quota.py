@@ -2,10 +2,11 @@
 
 ``leader.replication.throttled.rate`` bounds the bytes per second a leader sends to the
 replicas a reassignment is adding, ``follower.replication.throttled.rate`` the bytes per
-second such a replica fetches; replication of the partitions' other replicas is never
-throttled.  (Kafka throttles the replicas named in each topic's
-``*.replication.throttled.replicas``, which kafka-reassign-partitions --throttle sets to
-the moving ones; kavka throttles exactly those without the topic settings.)
+second such a replica fetches.  As in Kafka, a topic's ``leader.replication.throttled.replicas``
+(a leader's out-of-sync followers) and ``follower.replication.throttled.replicas`` name more
+replicas to throttle (PARTITION:BROKER items, or ``*``); kafka-reassign-partitions --throttle
+sets them to the moving ones, which kavka throttles without them.  Other replication is
+never throttled (ReplicaManager.replica_quota / follower_quota_of decide).
 
 The rate is measured as Kafka's ``Rate`` over ``replication.quota.window.num`` samples of
 ``replication.quota.window.size.seconds``: the bytes of the samples still in the window

@@ -252,6 +252,18 @@ def test_incremental_validate_only_and_resource_errors(h):
     assert dict(h.logs.topic("t").overrides) == {}
 
 
+def test_incremental_delete_of_a_broker_setting_deletes_nothing(h):
+    """No dynamic broker setting is ever set, so deleting one succeeds (Kafka's answer for an
+    unset one; kafka-reassign-partitions --verify clears the throttle rates so); a SET among
+    the deletes is still refused."""
+    deletes = [("leader.replication.throttled.rate", DELETE, None), ("follower.replication.throttled.rate", DELETE,
+                                                                      None)]
+    ok(one(incremental(h, (BROKER, "0", deletes))))
+    refused = one(incremental(h, (BROKER, "0", deletes + [("log.retention.ms", SET, "5")])))
+    assert refused.error_code == ErrorCode.invalid_request
+    assert "cannot change log.retention.ms while" in refused.error_message
+
+
 # -- effects -------------------------------------------------------------------------------
 
 def test_running_partitions_follow_the_new_config(h):
