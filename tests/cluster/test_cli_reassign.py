@@ -93,6 +93,9 @@ def test_a_stuck_move_shows_progress_times_out_and_is_cancelled(four):
         listed = ok(kavka(four, "reassign", "--list")).splitlines()
         assert listed[0].split() == ["TOPIC", "PARTITION", "REPLICAS", "ADDING", "REMOVING"]
         assert listed[1].split() == ["cli-stuck", "0", f"1,2,{FAKE_BROKER},3", str(FAKE_BROKER), "3"]
+        assert ok(kavka(four, "reassign", "--list", "--topic", "cli-one")).strip() == "No reassignment in progress."
+        unsure = kavka(four, "reassign", "--cancel", "--partition", "0")
+        assert unsure.returncode == 1 and "--partition needs --topic" in unsure.stderr
         assert ok(kavka(four, "reassign", "--cancel", "--topic", "cli-stuck")).strip() == "cli-stuck-0: cancelled"
         assert ok(kavka(four, "reassign", "--list")).strip() == "No reassignment in progress."
         assert sorted(replicas(four, "cli-stuck")[0]) == [1, 2, 3]

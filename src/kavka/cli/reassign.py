@@ -39,7 +39,7 @@ def add_actions(actions) -> None:
         "reassign", parents=[bootstrap_parent()], help="move partitions' replicas between brokers",
         description="Start, list or cancel partition reassignments (KIP-455), from --topic/--partition/--replicas "
                     "or a kafka-reassign-partitions JSON plan.")
-    reassign.add_argument("--topic", metavar="TOPIC", help="the topic of the partition to move")
+    reassign.add_argument("--topic", metavar="TOPIC", help="the topic of the partition to move (or to list, cancel)")
     reassign.add_argument("--partition", type=int, metavar="P", help="the partition to move")
     reassign.add_argument("--replicas", metavar="IDS", help="its new replicas, the preferred leader first: 1,2,4")
     reassign.add_argument("--plan", metavar="FILE",
@@ -72,8 +72,10 @@ def _wait_options(parser) -> None:
 def run_reassign(args) -> int:
     from kavka.client_session import Session
     with Session(args.bootstrap_server) as s:
+        if args.partition is not None and not args.topic:
+            raise CliError("--partition needs --topic")
         if args.list:
-            return _print_listed(_listed(s))
+            return _print_listed({tp: r for tp, r in _listed(s).items() if args.topic in (None, tp[0])})
         if args.cancel:
             return _cancel(s, args)
         plan = _requested_plan(args)
