@@ -33,10 +33,15 @@ An unknown name stops `kavka serve` (exit status 2) unless `--allow-unknown` is 
 Topic settings default to their broker synonym and can be overridden per topic
 (CreateTopics, AlterConfigs, IncrementalAlterConfigs).
 
-*Dynamic*: DescribeConfigs answers `read_only=false` for the setting, as Kafka does for
-settings it can change without a restart. kavka does not change broker settings while it
-runs yet: a BROKER AlterConfigs is refused with INVALID_REQUEST. Every topic setting
-changes live.
+*Dynamic*: DescribeConfigs answers `read_only=false` for the setting, and it can be changed
+while the broker runs (KIP-226: `kafka-configs --entity-type brokers --entity-name 0 --alter`,
+or `--entity-default` for every broker; `kavka configs --broker 0` / `--broker-defaults`).
+The value is kept (a lone broker's data directory, etcd in a cluster) and survives restarts;
+a broker setting that is a topic setting's default reaches every topic without its own
+override at once. `max.connections`, `max.connections.per.ip` and
+`max.connections.per.ip.overrides` are kept but apply from the next start. Changing another
+setting is refused with INVALID_REQUEST "Cannot update these configs dynamically: ...".
+Every topic setting changes live.
 """
 
 

@@ -108,15 +108,15 @@ class Broker:
             self._background.append(loop.create_task(self._clean_forever(), name="kavka-cleaner"))
 
     async def _clean_forever(self) -> None:
-        """Clean the dirtiest compacted log, again at once if there was one, else back off."""
-        backoff = self.config.get("log.cleaner.backoff.ms") / 1000
+        """Clean the dirtiest compacted log, again at once if there was one, else back off
+        (log.cleaner.backoff.ms, read each time: it changes live)."""
         while True:
             try:
                 cleaned = await self._cleaner.run_once()
             except Exception:
                 log.exception("log cleaning failed")
                 cleaned = None
-            await asyncio.sleep(0 if cleaned is not None else backoff)
+            await asyncio.sleep(0 if cleaned is not None else self.config.get("log.cleaner.backoff.ms") / 1000)
 
     def _housekeeping(self) -> None:
         self.logs.housekeeping(self._clock.now_ms())

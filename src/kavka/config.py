@@ -429,8 +429,34 @@ def parse_properties(text: str) -> dict[str, str]:
 class ConfigSource:
     """Where a resolved value came from, with Kafka's DescribeConfigs source codes."""
     DYNAMIC_TOPIC = 1
+    DYNAMIC_BROKER = 2
+    DYNAMIC_DEFAULT_BROKER = 3
     STATIC_BROKER = 4
     DEFAULT = 5
+    GROUP = 8
+
+
+# The dynamic layers of broker settings (KIP-226), highest priority first: this broker's own
+# (resource name "<id>"), then the cluster-wide default (resource name "").
+PER_BROKER, CLUSTER_DEFAULT = "broker", "default"
+DYNAMIC_SOURCES = {PER_BROKER: ConfigSource.DYNAMIC_BROKER, CLUSTER_DEFAULT: ConfigSource.DYNAMIC_DEFAULT_BROKER}
+
+
+def dynamic_names() -> list[str]:
+    """The broker settings that change while the broker runs (read_only false)."""
+    return sorted(name for name, key in BROKER_KEYS.items() if not key.read_only)
+
+
+def parse_dynamic(settings: Mapping[str, str]) -> dict[str, Any]:
+    """Parse dynamic broker settings.  A setting that cannot change live, or is unknown,
+    raises ConfigError with Kafka's message; so does a bad value."""
+    static = sorted(name for name in settings if name in BROKER_KEYS and BROKER_KEYS[name].read_only)
+    if static:
+        raise ConfigError(f"Cannot update these configs dynamically: Set({', '.join(static)})")
+    unknown = sorted(name for name in settings if name not in BROKER_KEYS)
+    if unknown:
+        raise ConfigError(f"Unknown broker configs: {', '.join(unknown)}")
+    return {name: BROKER_KEYS[name].parse(text) for name, text in settings.items()}
 
 
 @dataclass
@@ -439,6 +465,8 @@ class BrokerConfig:
 
     explicit: dict[str, Any] = field(default_factory=dict)
     unknown: tuple[str, ...] = ()
+    # Dynamic layers (PER_BROKER, CLUSTER_DEFAULT) over ``explicit``: parsed values, set by set_dynamic.
+    dynamic: dict[str, dict[str, Any]] = field(default_factory=lambda: {PER_BROKER: {}, CLUSTER_DEFAULT: {}})
 
     @classmethod
     def from_strings(cls, settings: Mapping[str, str]) -> "BrokerConfig":
@@ -487,6 +515,9 @@ class BrokerConfig:
         return served[0]
 
     def get(self, name: str) -> Any:
+        for layer in self.dynamic.values():
+            if name in layer:
+                return layer[name]
         if name in self.explicit:
             return self.explicit[name]
         return BROKER_KEYS[name].default
@@ -494,11 +525,29 @@ class BrokerConfig:
     def is_explicit(self, name: str) -> bool:
         return name in self.explicit and self.explicit[name] is not None
 
+    def set_dynamic(self, scope: str, values: Mapping[str, Any]) -> None:
+        """Replace one dynamic layer (PER_BROKER or CLUSTER_DEFAULT) with parsed values."""
+        self.dynamic[scope] = dict(values)
+
+    def layers(self, name: str) -> list[tuple[Any, int]]:
+        """(value, source) of every layer that sets ``name``, highest priority first,
+        the built-in default last (when it has one)."""
+        found = [(layer[name], DYNAMIC_SOURCES[scope]) for scope, layer in self.dynamic.items()
+                 if layer.get(name) is not None]
+        if self.is_explicit(name):
+            found.append((self.explicit[name], ConfigSource.STATIC_BROKER))
+        if BROKER_KEYS[name].default is not None:
+            found.append((BROKER_KEYS[name].default, ConfigSource.DEFAULT))
+        return found
+
     def topic_default(self, topic_key: str) -> tuple[Any, int, str | None]:
-        """(value, source, synonym) of a topic setting with no topic override."""
+        """(value, source, synonym) of a topic setting with no topic override: the first
+        synonym set in any layer (dynamic or static) gives the value, as Kafka's merged
+        broker config does."""
         for broker_name, factor in TOPIC_SYNONYMS[topic_key]:
-            if self.is_explicit(broker_name):
-                return _scale(self.explicit[broker_name], factor), ConfigSource.STATIC_BROKER, broker_name
+            found = [(v, s) for v, s in self.layers(broker_name) if s != ConfigSource.DEFAULT]
+            if found:
+                return _scale(found[0][0], factor), found[0][1], broker_name
         for broker_name, factor in TOPIC_SYNONYMS[topic_key]:
             default = BROKER_KEYS[broker_name].default
             if default is not None:

@@ -11,7 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Mapping, Sequence
 
-from kavka.cluster.model import NO_LEADER
+from kavka.cluster.controller import ViewTimeout
+from kavka.cluster.errors import EtcdUnavailable
+from kavka.cluster.model import NO_LEADER, BrokerConfigs
+from kavka.config import PER_BROKER
+from kavka.protocol.errors import ErrorCode
 from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.log.errors import InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
 from kavka.log.topic_catalog import unify_collision_chars, validate_topic_name
@@ -26,6 +30,9 @@ from kavka.metadata.model import (
 
 if TYPE_CHECKING:
     from kavka.cluster.node import ClusterNode
+
+
+CONFIG_VIEW_WAIT = 5.0   # seconds a dynamic config change may take to come back through the watch
 
 
 class EtcdMetadata(MetadataView, TopicAdmin):
@@ -175,6 +182,24 @@ class EtcdMetadata(MetadataView, TopicAdmin):
             return AdminResult(*_unknown(name))
         return await self.node.controller.alter_topic_config_anywhere(name, self._merged(name, changes))
 
+    def check_broker_configs(self, scope: str, values: Mapping[str, str]) -> None:
+        self.logs.set_broker_configs(scope, values, validate_only=True)
+
+    async def alter_broker_configs(self, scope: str, values: Mapping[str, str]) -> AdminResult:
+        """Written to etcd by this broker (no controller needed: each scope is one key, the
+        last write wins, as in Kafka's metadata log); answered once this broker's view has it,
+        every broker applies it from its watch (reconcile.py)."""
+        node = self.node
+        key_id = node.broker_id if scope == PER_BROKER else None
+        wanted = BrokerConfigs(dict(values))
+        tx = node.etcd.tx
+        try:
+            await node.etcd.txn([], [tx.put(node.layout.broker_configs(key_id), wanted.encode())])
+            await node.wait_seen(lambda: _held(self.view, key_id) == wanted.values, CONFIG_VIEW_WAIT)
+        except (EtcdUnavailable, ViewTimeout) as exc:
+            return AdminResult(ErrorCode.request_timed_out, str(exc))
+        return AdminResult()
+
     async def ensure_offsets_topic(self) -> None:
         live = self.live_broker_ids()
         if OFFSETS_TOPIC in self.view.topics or not live:
@@ -184,6 +209,11 @@ class EtcdMetadata(MetadataView, TopicAdmin):
             OFFSETS_TOPIC, config.get("offsets.topic.num.partitions"),
             min(config.get("offsets.topic.replication.factor"), len(live)),
             {"cleanup.policy": "compact", "segment.bytes": str(config.get("offsets.topic.segment.bytes"))}))
+
+
+def _held(view, key_id: int | None) -> dict[str, str]:
+    held = view.broker_configs.get(key_id)
+    return held.value.values if held is not None else {}
 
 
 def _unknown(name: str):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .keys import KeyLayout, KeyRef
-from .model import (BrokerInfo, ControllerInfo, DecodeError, PartitionState, TopicAssignment,
+from .model import (BrokerConfigs, BrokerInfo, ControllerInfo, DecodeError, PartitionState, TopicAssignment,
                     Versioned, decode_epoch)
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ _DECODERS: dict[str, Any] = {
     "controller_epoch": decode_epoch,
     "topic": TopicAssignment.decode,
     "partition": PartitionState.decode,
+    "broker_config": BrokerConfigs.decode,
 }
 
 
@@ -79,6 +80,7 @@ class ClusterView:
     controller_epoch: int = 0
     topics: dict[str, Versioned[TopicAssignment]] = field(default_factory=dict)
     partitions: dict[tuple[str, int], Versioned[PartitionState]] = field(default_factory=dict)
+    broker_configs: dict[int | None, Versioned[BrokerConfigs]] = field(default_factory=dict)  # None: defaults
     revision: int = 0
 
     def apply(self, item: Snapshot | Change) -> None:
@@ -100,6 +102,8 @@ class ClusterView:
             _set(self.topics, ref.topic, versioned)
         elif ref.kind == "partition":
             _set(self.partitions, (ref.topic, ref.partition), versioned)
+        elif ref.kind == "broker_config":
+            _set(self.broker_configs, ref.broker_id, versioned)
         elif ref.kind == "controller":
             self.controller = versioned
         elif ref.kind == "controller_epoch" and not c.deleted:

@@ -125,8 +125,7 @@ class LogCleaner:
         self.use_process = use_process
         self._child: ChildRun | None = None
         self._clock = clock
-        buffer = config.get("log.cleaner.dedupe.buffer.size") * config.get("log.cleaner.io.buffer.load.factor")
-        self.max_map_entries = max(1, int(buffer) // ENTRY_COST)
+        self._config = config
         self._horizons: dict[tuple[str, int], int] = {}
         self._abort = threading.Event()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -150,6 +149,14 @@ class LogCleaner:
             return None
         _, partition, found = best
         return partition, *self._job(partition, found, now_ms)
+
+    @property
+    def max_map_entries(self) -> int:
+        """Offset-map entries of one run: log.cleaner.dedupe.buffer.size times
+        log.cleaner.io.buffer.load.factor, read at each run (both change live)."""
+        config = self._config
+        buffer = config.get("log.cleaner.dedupe.buffer.size") * config.get("log.cleaner.io.buffer.load.factor")
+        return max(1, int(buffer) // ENTRY_COST)
 
     def _job(self, partition: Partition, found: Cleanable, now_ms: int) -> tuple[list, CleanJob]:
         plog = partition.log

@@ -109,6 +109,16 @@ class TopicAdmin(ABC):
         """Apply override changes, checked by :meth:`check_config` first."""
 
     @abstractmethod
+    def check_broker_configs(self, scope: str, values: Mapping[str, str]) -> None:
+        """Whether ``values`` may become the dynamic broker settings of ``scope``
+        (kavka.config.PER_BROKER: this broker's; CLUSTER_DEFAULT: every broker's); raises ValueError."""
+
+    @abstractmethod
+    async def alter_broker_configs(self, scope: str, values: Mapping[str, str]) -> AdminResult:
+        """Make ``values`` the whole dynamic layer ``scope``: persisted, and applied by every broker
+        it concerns; checked by :meth:`check_broker_configs` first."""
+
+    @abstractmethod
     async def ensure_offsets_topic(self) -> None:
         """Make sure ``__consumer_offsets`` exists (before a group's coordinator is looked up)."""
 

@@ -163,6 +163,17 @@ class LocalMetadata(MetadataView, TopicAdmin):
             return AdminResult.refusal(exc)
         return OK
 
+    def check_broker_configs(self, scope: str, values: Mapping[str, str]) -> None:
+        self.logs.set_broker_configs(scope, values, validate_only=True)
+
+    async def alter_broker_configs(self, scope: str, values: Mapping[str, str]) -> AdminResult:
+        """Both layers live in the data directory (kavka.log.dynamic_configs): a lone broker is the cluster."""
+        try:
+            self.logs.set_broker_configs(scope, values)
+        except (LogError, ValueError) as exc:
+            return AdminResult.refusal(exc)
+        return OK
+
     async def ensure_offsets_topic(self) -> None:
         """Nothing to do: the group coordinator's journal creates it on first use."""
 
