@@ -35,7 +35,7 @@ Topic settings default to their broker synonym and can be overridden per topic
 
 *Dynamic*: DescribeConfigs answers `read_only=false` for the setting, and it can be changed
 while the broker runs (KIP-226: `kafka-configs --entity-type brokers --entity-name 0 --alter`,
-or `--entity-default` for every broker; `kavka configs --broker 0` / `--broker-defaults`).
+or `--entity-default` for every broker; `kavka configs --broker 0` / `--broker-default`).
 The value is kept (a lone broker's data directory, etcd in a cluster) and survives restarts;
 a broker setting that is a topic setting's default reaches every topic without its own
 override at once. `max.connections`, `max.connections.per.ip` and

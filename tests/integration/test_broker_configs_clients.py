@@ -1,7 +1,7 @@
 """Dynamic broker configs (KIP-226) through confluent-kafka's AdminClient on loopback: the
 sources a live broker reports for ConfigResource('BROKER', '0'), a changed message.max.bytes
 refusing a produce at once, and the values surviving a restart.  librdkafka cannot name the
-cluster default (resource name ""): `kavka configs --broker-defaults` covers it."""
+cluster default (resource name ""): `kavka configs --broker-default` covers it."""
 
 from __future__ import annotations
 
