@@ -9,7 +9,7 @@ broker that is the bootstrap connection itself.  It talks to kavka and to
 Apache Kafka alike.
 
 Failures raise :class:`ToolError`, one line naming Kafka error codes by their
-Kafka names: ``TOPIC_ALREADY_EXISTS: topic 'x' already exists``.  The command
+Kafka names: ``TOPIC_ALREADY_EXISTS: Topic 'x' already exists.``.  The command
 line prints it and exits with status 1 (``kavka.cli.main.CliError`` is this
 class); :mod:`kavka.export` raises it as ``ExportError``.
 
@@ -50,12 +50,15 @@ OFFSET_FETCH, OFFSET_COMMIT, CONSUMER_GROUP_DESCRIBE = 9, 8, 69
 VERSION_RANGES.update({FIND_COORDINATOR: (0, 6), LIST_GROUPS: (0, 5), DESCRIBE_GROUPS: (0, 6),
                        DELETE_GROUPS: (0, 2), OFFSET_FETCH: (2, 9), OFFSET_COMMIT: (2, 9),
                        CONSUMER_GROUP_DESCRIBE: (0, 1)})
+ELECT_LEADERS = 43
+VERSION_RANGES[ELECT_LEADERS] = (0, 2)
 API_NAMES = {METADATA: "Metadata", CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
              CREATE_PARTITIONS: "CreatePartitions", DESCRIBE_CONFIGS: "DescribeConfigs",
              INCREMENTAL_ALTER_CONFIGS: "IncrementalAlterConfigs", LIST_OFFSETS: "ListOffsets",
              PRODUCE: "Produce", FETCH: "Fetch", FIND_COORDINATOR: "FindCoordinator", LIST_GROUPS: "ListGroups",
              DESCRIBE_GROUPS: "DescribeGroups", DELETE_GROUPS: "DeleteGroups", OFFSET_FETCH: "OffsetFetch",
-             OFFSET_COMMIT: "OffsetCommit", CONSUMER_GROUP_DESCRIBE: "ConsumerGroupDescribe"}
+             OFFSET_COMMIT: "OffsetCommit", CONSUMER_GROUP_DESCRIBE: "ConsumerGroupDescribe",
+             ELECT_LEADERS: "ElectLeaders"}
 
 EARLIEST, LATEST = -2, -1  # ListOffsets timestamps
 LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC = 5, 3

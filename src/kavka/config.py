@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 LONG_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1
@@ -305,6 +305,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     # Replication (cluster mode)
     ConfigKey("replica.lag.time.max.ms", "long", 30000,
               "A follower not caught up with the leader for this long leaves the ISR.", at_least(1)),
+    ConfigKey("replica.selector.class", "string", None,
+              "Chooses a replica for a consumer to read from (KIP-392): "
+              "org.apache.kafka.common.replica.RackAwareReplicaSelector points a consumer whose client.rack "
+              "names another replica's rack at that replica; none: every consumer reads from the leader.",
+              one_of("org.apache.kafka.common.replica.RackAwareReplicaSelector")),
     ConfigKey("auto.leader.rebalance.enable", "boolean", True,
               "The controller moves leadership back to each partition's preferred replica.", None),
     ConfigKey("leader.imbalance.check.interval.seconds", "long", 300,
@@ -646,13 +651,3 @@ class TopicConfig:
     def compacted(self) -> bool:
         return "compact" in self.values["cleanup.policy"]
 
-    def with_overrides(self, overrides: Mapping[str, Any]) -> "TopicConfig":
-        values = dict(self.values)
-        values.update(overrides)
-        merged = dict(self.overrides)
-        merged.update(overrides)
-        return TopicConfig(values, merged)
-
-
-def known_names(keys: Iterable[str]) -> list[str]:
-    return sorted(k for k in keys if k in BROKER_KEYS)

@@ -4,7 +4,8 @@ Each directory beside this file (``java/``, ``go/``, ``js/`` ...) holds one clie
 project and a ``build.sh OUT`` that builds it into the empty directory OUT with its
 own package manager (Maven, Go modules, npm).  A build is kept under
 ``$KAVKA_TEST_CLIENTS_CACHE`` (default ``~/.cache/kavka/test-clients``) by the
-hash of its directory's files, so a rerun reuses it and a change rebuilds it;
+hash of its directory's files, so a rerun reuses it and a change rebuilds it (builds of
+other sources, e.g. another worktree's, stay until unused for a week);
 the package managers' own caches (~/.m2, the Go module cache, npm's) make a
 rebuild cheap too.  ``scripts/test`` builds every client before pytest runs, so
 download time is not counted against a test's timeout; a test asks
@@ -29,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("KAVKA_TEST_CLIENTS_CACHE", Path.home() / ".cache" / "kavka" / "test-clients"))
 BUILD_TIMEOUT = 1200   # seconds; a first Maven build downloads the Kafka jars
+UNUSED_DAYS = 7       # a build no run has used for this long is removed when another is built
 IGNORED = {"node_modules", "target", "__pycache__", ".gradle"}
 
 # The command each client's build needs: without it the client's tests are skipped (with the reason).
@@ -65,6 +67,7 @@ def built(name: str, log=None) -> Path:
     """The directory of the client's build, built now unless the cache holds it."""
     target = CACHE / f"{name}-{source_hash(name)}"
     if (target / ".complete").exists():
+        (target / ".complete").touch()         # in use: kept by _prune
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / f".{name}.lock", "w") as lock:
@@ -88,12 +91,20 @@ def built(name: str, log=None) -> Path:
         (work / ".complete").write_text(f"{time.monotonic() - started:.1f} s\n")
         shutil.rmtree(target, ignore_errors=True)
         work.rename(target)
-        for old in CACHE.glob(f"{name}-*"):    # earlier builds of this client
-            if old != target and old.is_dir() and (old / ".complete").exists():
-                shutil.rmtree(old, ignore_errors=True)
+        _prune(name, keep=target)
         if log:
             log(f"built the {name} test client in {time.monotonic() - started:.0f} s")
         return target
+
+
+def _prune(name: str, keep: Path) -> None:
+    """Drop the client's other builds unused for ``UNUSED_DAYS``: checkouts of other sources
+    (another branch's worktree) keep theirs while they use them."""
+    cutoff = time.time() - UNUSED_DAYS * 86400
+    for old in CACHE.glob(f"{name}-*"):
+        marker = old / ".complete"
+        if old != keep and old.is_dir() and marker.exists() and marker.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:

@@ -94,7 +94,7 @@ def test_topic_errors_are_one_line(kavka_broker):
     b = kavka_broker
     ok(kavka(b, "topics", "create", "taken"))
     assert failed(kavka(b, "topics", "create", "taken")) == \
-        "kavka topics: TOPIC_ALREADY_EXISTS: topic 'taken' already exists"
+        "kavka topics: TOPIC_ALREADY_EXISTS: Topic 'taken' already exists."
     assert ok(kavka(b, "topics", "create", "taken", "--if-not-exists")) == "Topic taken already exists.\n"
     assert failed(kavka(b, "topics", "describe", "nowhere")) == \
         "kavka topics: UNKNOWN_TOPIC_OR_PARTITION: topic 'nowhere' does not exist"

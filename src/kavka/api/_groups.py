@@ -2,6 +2,8 @@
 
 The coordinator lives on the BrokerContext as ``groups`` (a GroupRunner); a
 context without one (unit tests of other APIs) answers COORDINATOR_NOT_AVAILABLE.
+``@coordinated(unavailable=...)`` does that check once for every group API: the
+handler gets the runner, and ``unavailable`` builds the API's own error answer.
 A parked request comes back as a future; the handler then returns a coroutine,
 which the dispatcher awaits, so the connection waits like a long-poll fetch.
 """
@@ -10,13 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 from typing import Any, Callable
 
 _MS = datetime.timedelta(milliseconds=1)
 
 
-def runner(request):
-    return getattr(request.broker, "groups", None)
+def coordinated(unavailable: Callable[[Any], Any]):
+    """Call ``handler(request, groups)``, or answer ``unavailable(request)`` when the broker has no coordinator."""
+    def wrap(handler: Callable[[Any, Any], Any]) -> Callable[[Any], Any]:
+        @functools.wraps(handler)
+        def handle(request):
+            groups = getattr(request.broker, "groups", None)
+            if groups is None:
+                return unavailable(request)
+            return handler(request, groups)
+        return handle
+    return wrap
 
 
 def ms(value: datetime.timedelta | None, default: int = -1) -> int:

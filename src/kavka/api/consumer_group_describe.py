@@ -8,7 +8,7 @@ implemented, so authorized operations stay "not provided".
 
 from __future__ import annotations
 
-from kavka.api._groups import runner
+from kavka.api._groups import coordinated
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.consumer_group import to_map
@@ -20,15 +20,18 @@ MEMBER_TYPE_CONSUMER = 1
 
 
 @api(KEY, "ConsumerGroupDescribe", VERSIONS)
-def handle(request: Request):
+@coordinated(unavailable=lambda request: _answer(
+    request, lambda _: (ErrorCode.coordinator_not_available, None, None)))
+def handle(request: Request, groups):
+    return _answer(request, lambda group_id: groups.query(lambda c: c.describe_consumer_group(group_id)))
+
+
+def _answer(request: Request, describe):
+    """The response, with ``describe(group_id)`` giving each group's (error, message, group)."""
     r = builder_for(request)
-    groups = runner(request)
     described = []
     for group_id in request.body.group_ids:
-        if groups is None:
-            error, message, group = ErrorCode.coordinator_not_available, None, None
-        else:
-            error, message, group = groups.query(lambda c: c.describe_consumer_group(group_id))
+        error, message, group = describe(group_id)
         if group is None:
             described.append(r.DescribedGroup(error_code=error, error_message=message, group_id=group_id,
                                               group_state="Dead" if error == ErrorCode.group_id_not_found else "",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 
-from kavka.api._groups import client_host, ms, reply_or_wait, runner
+from kavka.api._groups import client_host, ms, coordinated, reply_or_wait
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.consumer_group import HeartbeatRequest
@@ -24,10 +24,8 @@ VERSIONS = (0, 1)
 
 
 @api(KEY, "ConsumerGroupHeartbeat", VERSIONS)
-def handle(request: Request):
-    groups = runner(request)
-    if groups is None:
-        return _response(request, HeartbeatReply(ErrorCode.coordinator_not_available))
+@coordinated(unavailable=lambda request: _response(request, HeartbeatReply(ErrorCode.coordinator_not_available)))
+def handle(request: Request, groups):
     body = request.body
     broker = request.broker
     owned = None

@@ -185,7 +185,7 @@ async def handle(request: Request):
             continue
         try:
             if broker.metadata.topic(topic.name) is not None:
-                raise TopicAlreadyExists(f"topic {topic.name!r} already exists")
+                raise TopicAlreadyExists(f"Topic '{topic.name}' already exists.")
             plan = plan_topic(broker, topic, forwarded)
             check_request_cap(broker, adding + plan.partitions)
             if unify_collision_chars(plan.name) in names:

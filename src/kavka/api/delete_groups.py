@@ -7,7 +7,7 @@ __consumer_offsets.
 
 from __future__ import annotations
 
-from kavka.api._groups import reply_or_wait, runner
+from kavka.api._groups import coordinated, reply_or_wait
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -17,14 +17,15 @@ VERSIONS = (0, 2)
 
 
 @api(KEY, "DeleteGroups", VERSIONS)
-def handle(request: Request):
-    r = builder_for(request)
+@coordinated(unavailable=lambda request: _response(
+    request, {name: ErrorCode.coordinator_not_available for name in request.body.groups_names}))
+def handle(request: Request, groups):
     names = list(request.body.groups_names)
-    groups = runner(request)
-    if groups is None:
-        results = {name: ErrorCode.coordinator_not_available for name in names}
-    else:
-        results = groups.run(lambda c: c.delete_groups(names))
-    return reply_or_wait(results, lambda results: r.DeleteGroupsResponse(results=tuple(
-        r.DeletableGroupResult(group_id=name, error_code=results[name]) for name in names)))
+    return reply_or_wait(groups.run(lambda c: c.delete_groups(names)), lambda results: _response(request, results))
+
+
+def _response(request: Request, results: dict):
+    r = builder_for(request)
+    return r.DeleteGroupsResponse(results=tuple(
+        r.DeletableGroupResult(group_id=name, error_code=results[name]) for name in request.body.groups_names))
 

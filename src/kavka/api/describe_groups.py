@@ -8,7 +8,7 @@ authorized operations stay "not provided".
 
 from __future__ import annotations
 
-from kavka.api._groups import runner
+from kavka.api._groups import coordinated
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.describe import GroupSummary, summarize
@@ -19,14 +19,19 @@ VERSIONS = (0, 6)
 
 
 @api(KEY, "DescribeGroups", VERSIONS)
-def handle(request: Request):
+@coordinated(unavailable=lambda request: _answer(request, lambda _: (ErrorCode.coordinator_not_available, None)))
+def handle(request: Request, groups):
+    return _answer(request, lambda group_id: groups.query(lambda c: c.find_group(group_id)))
+
+
+def _answer(request: Request, find):
+    """The response, with ``find(group_id)`` giving each group's (error, group)."""
     r = builder_for(request)
-    groups = runner(request)
-    return r.DescribeGroupsResponse(groups=tuple(_describe(request, r, groups, g) for g in request.body.groups))
+    return r.DescribeGroupsResponse(groups=tuple(_describe(request, r, find, g) for g in request.body.groups))
 
 
-def _describe(request: Request, r, groups, group_id: str):
-    error, message, summary = _lookup(request, groups, group_id)
+def _describe(request: Request, r, find, group_id: str):
+    error, message, summary = _lookup(request, find, group_id)
     members = tuple(
         r.DescribedGroupMember(member_id=m.member_id, group_instance_id=m.instance_id, client_id=m.client_id,
                                client_host=m.client_host, member_metadata=m.metadata,
@@ -37,11 +42,9 @@ def _describe(request: Request, r, groups, group_id: str):
                             protocol_data=summary.protocol_data, members=members)
 
 
-def _lookup(request: Request, groups, group_id: str) -> tuple[ErrorCode, str | None, GroupSummary]:
+def _lookup(request: Request, find, group_id: str) -> tuple[ErrorCode, str | None, GroupSummary]:
     dead = GroupSummary(group_id, "Dead", "", "", ())
-    if groups is None:
-        return ErrorCode.coordinator_not_available, None, dead
-    error, group = groups.query(lambda c: c.find_group(group_id))
+    error, group = find(group_id)
     if error == ErrorCode.group_id_not_found:
         return error, f"Group {group_id} is not a classic group.", dead
     if error != ErrorCode.none:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kavka.api._groups import reply_or_wait, runner
+from kavka.api._groups import coordinated, reply_or_wait
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -12,11 +12,10 @@ VERSIONS = (0, 4)
 
 
 @api(KEY, "Heartbeat", VERSIONS)
-def handle(request: Request):
+@coordinated(unavailable=lambda request: builder_for(request).HeartbeatResponse(
+    error_code=ErrorCode.coordinator_not_available))
+def handle(request: Request, groups):
     r = builder_for(request)
-    groups = runner(request)
-    if groups is None:
-        return r.HeartbeatResponse(error_code=ErrorCode.coordinator_not_available)
     body = request.body
     instance_id = getattr(body, "group_instance_id", None)
     return reply_or_wait(groups.run(lambda c: c.heartbeat(body.group_id, body.member_id, instance_id,

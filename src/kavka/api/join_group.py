@@ -8,7 +8,7 @@ the assignment.  Versions from 0: librdkafka's classic consumer checks for v0.
 
 from __future__ import annotations
 
-from kavka.api._groups import client_host, ms, reply_or_wait, runner
+from kavka.api._groups import client_host, ms, coordinated, reply_or_wait
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.join import JoinRequest
@@ -20,10 +20,9 @@ VERSIONS = (0, 9)
 
 
 @api(KEY, "JoinGroup", VERSIONS)
-def handle(request: Request):
-    groups = runner(request)
-    if groups is None:
-        return _response(request, JoinReply(ErrorCode.coordinator_not_available, request.body.member_id))
+@coordinated(unavailable=lambda request: _response(
+    request, JoinReply(ErrorCode.coordinator_not_available, request.body.member_id)))
+def handle(request: Request, groups):
     join = _join_request(request)
     return reply_or_wait(groups.run(lambda c: c.join(join)), lambda reply: _response(request, reply))
 

@@ -6,7 +6,7 @@ answered on its own (admin clients remove static members by instance id).
 
 from __future__ import annotations
 
-from kavka.api._groups import reply_or_wait, runner
+from kavka.api._groups import coordinated, reply_or_wait
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -16,18 +16,19 @@ VERSIONS = (0, 5)
 
 
 @api(KEY, "LeaveGroup", VERSIONS)
-def handle(request: Request):
-    body, version = request.body, request.version
-    if version < 3:
-        members = [(body.member_id, None)]
-    else:
-        members = [(m.member_id, m.group_instance_id) for m in body.members]
-    groups = runner(request)
-    if groups is None:
-        result = (ErrorCode.coordinator_not_available, [])
-    else:
-        result = groups.run(lambda c: c.leave(body.group_id, members))
+@coordinated(unavailable=lambda request: _response(
+    request, _members(request), ErrorCode.coordinator_not_available, []))
+def handle(request: Request, groups):
+    members = _members(request)
+    result = groups.run(lambda c: c.leave(request.body.group_id, members))
     return reply_or_wait(result, lambda result: _response(request, members, *result))
+
+
+def _members(request: Request) -> list[tuple[str, str | None]]:
+    body = request.body
+    if request.version < 3:
+        return [(body.member_id, None)]
+    return [(m.member_id, m.group_instance_id) for m in body.members]
 
 
 def _response(request: Request, members, error, errors):

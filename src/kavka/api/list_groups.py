@@ -3,7 +3,7 @@ and type (v5+: "classic" or "consumer"), both case-insensitive."""
 
 from __future__ import annotations
 
-from kavka.api._groups import runner
+from kavka.api._groups import coordinated
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.describe import list_groups
@@ -14,11 +14,10 @@ VERSIONS = (0, 5)
 
 
 @api(KEY, "ListGroups", VERSIONS)
-def handle(request: Request):
+@coordinated(unavailable=lambda request: builder_for(request).ListGroupsResponse(
+    error_code=ErrorCode.coordinator_not_available, groups=()))
+def handle(request: Request, groups):
     r = builder_for(request)
-    groups = runner(request)
-    if groups is None:
-        return r.ListGroupsResponse(error_code=ErrorCode.coordinator_not_available, groups=())
     body = request.body
     states = {s.lower() for s in getattr(body, "states_filter", ())}
     types = {t.lower() for t in getattr(body, "types_filter", ())}

@@ -11,7 +11,7 @@ member epoch, which must be the member's current one (STALE_MEMBER_EPOCH).
 
 from __future__ import annotations
 
-from kavka.api._groups import reply_or_wait, runner
+from kavka.api._groups import coordinated, reply_or_wait
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.offsets import OffsetCommit
@@ -21,29 +21,39 @@ KEY = 8
 VERSIONS = (2, 9)
 
 
+def _unavailable(request: Request):
+    errors, commits = _split(request)
+    return _response(request, {**errors, **{(c.topic, c.partition): ErrorCode.coordinator_not_available
+                                            for c in commits}})
+
+
 @api(KEY, "OffsetCommit", VERSIONS)
-def handle(request: Request):
-    body = request.body
+@coordinated(unavailable=_unavailable)
+def handle(request: Request, groups):
+    errors, commits = _split(request)
+    if not commits:
+        return _response(request, errors)
+    return reply_or_wait(_commit(request, groups, commits),
+                         lambda committed: _response(request, {**errors, **committed}))
+
+
+def _split(request: Request) -> tuple[dict[tuple[str, int], ErrorCode], list[OffsetCommit]]:
+    """Partitions of unknown topics with their error, and the commits for the coordinator."""
     errors: dict[tuple[str, int], ErrorCode] = {}
     commits = []
     broker = request.broker
-    for topic in body.topics:
+    for topic in request.body.topics:
         for p in topic.partitions:
             if not broker.metadata.has_partition(topic.name, p.partition_index):
                 errors[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
                 continue
             commits.append(OffsetCommit(topic.name, p.partition_index, p.committed_offset,
                                         getattr(p, "committed_leader_epoch", -1), p.committed_metadata))
-    if not commits:
-        return _response(request, errors)
-    return reply_or_wait(_commit(request, commits), lambda committed: _response(request, {**errors, **committed}))
+    return errors, commits
 
 
-def _commit(request: Request, commits: list[OffsetCommit]) -> dict:
+def _commit(request: Request, groups, commits: list[OffsetCommit]) -> dict:
     body = request.body
-    groups = runner(request)
-    if groups is None:
-        return {(c.topic, c.partition): ErrorCode.coordinator_not_available for c in commits}
     instance_id = getattr(body, "group_instance_id", None)
     version = request.version
     return groups.run(lambda c: c.commit_offsets(body.group_id, body.generation_id_or_member_epoch,

@@ -7,7 +7,7 @@ for other protocol types that have members.
 
 from __future__ import annotations
 
-from kavka.api._groups import reply_or_wait, runner
+from kavka.api._groups import coordinated, reply_or_wait
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -17,14 +17,11 @@ VERSIONS = (0, 0)
 
 
 @api(KEY, "OffsetDelete", VERSIONS)
-def handle(request: Request):
+@coordinated(unavailable=lambda request: _response(request, ErrorCode.coordinator_not_available, {}))
+def handle(request: Request, groups):
     body = request.body
     wanted = [(t.name, p.partition_index) for t in body.topics for p in t.partitions]
-    groups = runner(request)
-    if groups is None:
-        result = (ErrorCode.coordinator_not_available, {})
-    else:
-        result = groups.run(lambda c: c.delete_offsets(body.group_id, wanted))
+    result = groups.run(lambda c: c.delete_offsets(body.group_id, wanted))
     return reply_or_wait(result, lambda result: _response(request, *result))
 
 

@@ -9,7 +9,7 @@ group-level error field, so a group error goes on every partition.
 
 from __future__ import annotations
 
-from kavka.api._groups import runner
+from kavka.api._groups import coordinated
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -18,34 +18,41 @@ KEY = 9
 VERSIONS = (1, 9)
 
 
+def _unavailable(request: Request):
+    return _answer(request, lambda *_: (ErrorCode.coordinator_not_available, []))
+
+
 @api(KEY, "OffsetFetch", VERSIONS)
-def handle(request: Request):
+@coordinated(unavailable=_unavailable)
+def handle(request: Request, groups):
+    return _answer(request, lambda group_id, wanted, member_id, member_epoch: groups.query(
+        lambda c: c.fetch_offsets(group_id, wanted, member_id, member_epoch)))
+
+
+def _answer(request: Request, lookup):
+    """The response, with ``lookup(group_id, wanted, member_id, member_epoch)`` giving each group's offsets."""
     r = builder_for(request)
     body = request.body
     if request.version >= 8:
-        results = tuple(_group(request, r, g.group_id, g.topics, getattr(g, "member_id", None),
+        results = tuple(_group(request, r, lookup, g.group_id, g.topics, getattr(g, "member_id", None),
                                getattr(g, "member_epoch", -1)) for g in body.groups)
         return r.OffsetFetchResponse(groups=results)
-    error, topics = _fetch(request, body.group_id, body.topics, "OffsetFetchResponseTopic",
+    error, topics = _fetch(request, lookup, body.group_id, body.topics, "OffsetFetchResponseTopic",
                            "OffsetFetchResponsePartition")
     return r.OffsetFetchResponse(topics=topics, error_code=error)
 
 
-def _group(request: Request, r, group_id: str, topics, member_id: str | None, member_epoch: int):
-    error, results = _fetch(request, group_id, topics, "OffsetFetchResponseTopics", "OffsetFetchResponsePartitions",
-                            member_id, member_epoch)
+def _group(request: Request, r, lookup, group_id: str, topics, member_id: str | None, member_epoch: int):
+    error, results = _fetch(request, lookup, group_id, topics, "OffsetFetchResponseTopics",
+                            "OffsetFetchResponsePartitions", member_id, member_epoch)
     return r.OffsetFetchResponseGroup(group_id=group_id, topics=results, error_code=error)
 
 
-def _fetch(request: Request, group_id: str, topics, topic_class: str, partition_class: str,
+def _fetch(request: Request, lookup, group_id: str, topics, topic_class: str, partition_class: str,
            member_id: str | None = None, member_epoch: int = -1):
     r = builder_for(request)
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
-    groups = runner(request)
-    if groups is None:
-        error, found = ErrorCode.coordinator_not_available, []
-    else:
-        error, found = groups.query(lambda c: c.fetch_offsets(group_id, wanted, member_id, member_epoch))
+    error, found = lookup(group_id, wanted, member_id, member_epoch)
     if error != ErrorCode.none:
         found = [(name, [(p, None) for p in partitions]) for name, partitions in wanted or []]
     # v1 cannot carry a group error: every partition carries it instead.

@@ -6,7 +6,7 @@ match the group's (INCONSISTENT_GROUP_PROTOCOL otherwise).
 
 from __future__ import annotations
 
-from kavka.api._groups import reply_or_wait, runner
+from kavka.api._groups import coordinated, reply_or_wait
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.membership import SyncRequest
@@ -18,10 +18,8 @@ VERSIONS = (0, 5)
 
 
 @api(KEY, "SyncGroup", VERSIONS)
-def handle(request: Request):
-    groups = runner(request)
-    if groups is None:
-        return _response(request, SyncReply(ErrorCode.coordinator_not_available))
+@coordinated(unavailable=lambda request: _response(request, SyncReply(ErrorCode.coordinator_not_available)))
+def handle(request: Request, groups):
     body = request.body
     sync = SyncRequest(
         group_id=body.group_id, generation=body.generation_id, member_id=body.member_id,

@@ -1,32 +1,39 @@
 """The metadata boundary (kavka.metadata) of a broker in a cluster: etcd's view.
 
 Reads come from the broker's ClusterView (kept current by the watch, watch.py);
-topic changes go to the controller (controller.py), here or forwarded to
-another broker, and are answered once this broker's view shows them.  Topic
+topic changes and requested leader elections go to the controller
+(controller.py), here or forwarded to another broker, and are answered once this
+broker's view shows them.  Topic
 configs are resolved against this broker's defaults, as a replica would.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from kavka.cluster.controller import ViewTimeout
 from kavka.cluster.errors import EtcdUnavailable
 from kavka.cluster.model import NO_LEADER, BrokerConfigs
+from kavka.cluster.quorum import quorum_state
 from kavka.config import PER_BROKER
-from kavka.protocol.errors import ErrorCode
 from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.log.errors import InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
 from kavka.log.topic_catalog import unify_collision_chars, validate_topic_name
-from kavka.metadata.interfaces import MetadataView, TopicAdmin
+from kavka.metadata.interfaces import MetadataView, TopicAdmin, TopicPartition
 from kavka.metadata.model import (
     AdminResult,
     BrokerEndpoint,
+    ElectionType,
     NewTopic,
     PartitionState,
+    QuorumState,
     TopicDescription,
 )
+from kavka.protocol.errors import ErrorCode
+
+log = logging.getLogger("kavka.cluster")
 
 if TYPE_CHECKING:
     from kavka.cluster.node import ClusterNode
@@ -61,6 +68,13 @@ class EtcdMetadata(MetadataView, TopicAdmin):
 
     def live_broker_ids(self) -> frozenset[int]:
         return frozenset(self.view.brokers)
+
+    async def quorum(self) -> QuorumState | None:
+        try:
+            return await quorum_state(self.node.etcd)
+        except Exception as exc:   # gRPC errors of the member listing are not the shell's
+            log.warning("etcd quorum not described: %s: %s", type(exc).__name__, exc)
+            return None
 
     def controller_id(self) -> int:
         c = self.view.controller
@@ -126,7 +140,7 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         then the controller's capacity check."""
         validate_topic_name(topic.name)
         if topic.name in self.view.topics:
-            raise TopicAlreadyExists(f"topic {topic.name!r} already exists")
+            raise TopicAlreadyExists(f"Topic '{topic.name}' already exists.")
         if self._unified is None:
             self._unified = {unify_collision_chars(n): n for n in self.view.topics}
         existing = self._unified.get(unify_collision_chars(topic.name))
@@ -199,6 +213,10 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         except (EtcdUnavailable, ViewTimeout) as exc:
             return AdminResult(ErrorCode.request_timed_out, str(exc))
         return AdminResult()
+
+    async def elect_leaders(self, election: ElectionType,
+                            partitions: Sequence[TopicPartition]) -> list[AdminResult]:
+        return await self.node.controller.elect_leaders_anywhere(election, partitions)
 
     async def ensure_offsets_topic(self) -> None:
         live = self.live_broker_ids()

@@ -69,6 +69,7 @@ class ClusterNode:
         self.metadata = EtcdMetadata(self)
         self.replicas = ReplicaManager(
             self.broker_id, broker.logs, broker._clock, address_of=self.address_of, propose_isr=self._propose_isr,
+            rack_of=self.rack_of, replica_selector=broker.config.get("replica.selector.class"),
             lag_max_ms=broker.config.get("replica.lag.time.max.ms"))
         self._tasks: list[asyncio.Task] = []
         self._view_waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
@@ -271,6 +272,10 @@ class ClusterNode:
     def address_of(self, broker_id: int) -> tuple[str, int] | None:
         v = self.view.brokers.get(broker_id)
         return None if v is None else (v.value.host, v.value.port)
+
+    def rack_of(self, broker_id: int) -> str | None:
+        v = self.view.brokers.get(broker_id)
+        return None if v is None else v.value.rack
 
     def eligible_broker_ids(self) -> set[int]:
         """Registered brokers whose log directory is online and that are not shutting

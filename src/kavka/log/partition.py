@@ -69,28 +69,22 @@ class Partition:
                        keys_checked: bool = False) -> ProduceInfo:
         """Validate, dedupe and append a client's records; offsets are patched into ``buf``.
 
-        Like Kafka, a retry of any batch in the payload answers the whole payload
-        with that batch's original offsets and writes nothing.  Produce v0-2
-        (several batches) is refused by the api layer; here each batch is checked
-        against the state before the append only.  ``keys_checked``: the
-        compacted-topic key check already ran off the loop (validator.check_keys).
+        A payload is one batch (Produce v3+, as in Kafka: v0-2 are refused by the api
+        layer); a retry of it is answered with its original offsets and written
+        nothing.  ``keys_checked``: the compacted-topic key check already ran off the
+        loop (validator.check_keys).
         """
         if self.health.degraded:
             self.health.check(f"produce to {self.topic}-{self.index}")
-        batches = validate_produce_records(buf, self.log.config, now_ms, produce_version, keys_checked)
-        for _, header in batches:
-            original = self.producers.check(header)
-            if original is not None:
-                return ProduceInfo(original.first_offset, original.last_offset,
-                                   original.log_append_time_ms, self.log.log_start_offset, True)
-        infos = []
-        for pos, header in batches:
-            chunk = buf if len(batches) == 1 else memoryview(buf)[pos : pos + header.size]
-            infos.append(self._append(self.log.append, chunk, now_ms=now_ms))
-            self._snapshot_if_rolled()
-            self.producers.update(records.read_header(buf, pos))  # with the assigned offsets
-        first, last = infos[0], infos[-1]
-        return ProduceInfo(first.base_offset, last.last_offset, last.log_append_time_ms, last.log_start_offset)
+        ((_, header),) = validate_produce_records(buf, self.log.config, now_ms, produce_version, keys_checked)
+        original = self.producers.check(header)
+        if original is not None:
+            return ProduceInfo(original.first_offset, original.last_offset,
+                               original.log_append_time_ms, self.log.log_start_offset, True)
+        info = self._append(self.log.append, buf, now_ms=now_ms)
+        self._snapshot_if_rolled()
+        self.producers.update(records.read_header(buf, 0))  # with the assigned offsets
+        return ProduceInfo(info.base_offset, info.last_offset, info.log_append_time_ms, info.log_start_offset)
 
     def append_as_follower(self, data: bytes | bytearray | memoryview) -> AppendInfo | None:
         """Append batches copied from the leader (offsets and epochs already set), keeping

@@ -130,7 +130,7 @@ class TopicCatalog:
         the segment floors apply (:meth:`check_floors`)."""
         validate_topic_name(name)
         if name in self._topics or name in self._pending:
-            raise TopicAlreadyExists(f"topic {name!r} already exists")
+            raise TopicAlreadyExists(f"Topic '{name}' already exists.")
         existing = self._unified.get(unify_collision_chars(name))
         if existing is not None and existing != name:
             raise InvalidTopic(f"topic {name!r} collides with existing topic {existing!r} ('.' and '_' clash)")

@@ -83,7 +83,6 @@ NO_TIMESTAMP = -1
 CODEC_ZSTD = 4
 MAX_CODEC = CODEC_ZSTD
 ZSTD_MIN_PRODUCE_VERSION = 7
-SINGLE_BATCH_MIN_PRODUCE_VERSION = 3
 _MAGIC_AT = 16
 _ATTRIBUTES_AT = 21
 _ATTR = struct.Struct(">h")
@@ -96,7 +95,8 @@ def validate_produce_records(
     buf: bytes | bytearray, config: TopicConfig, now_ms: int, produce_version: int,
     keys_checked: bool = False,
 ) -> list[tuple[int, BatchHeader]]:
-    """Check one partition's produce payload; return (position, header) of each batch.
+    """Check one partition's produce payload, which must be one batch (Kafka's rule for the
+    record format v2, the only one kavka takes); return [(position, header)].
 
     Raises one of the log errors in the module table; never modifies ``buf``.
     ``keys_checked``: :func:`check_keys` already ran (in a worker thread).
@@ -104,7 +104,7 @@ def validate_produce_records(
     spans = _frame(buf)
     for pos, _size in spans:
         _check_codec(buf, pos, produce_version)
-    if produce_version >= SINGLE_BATCH_MIN_PRODUCE_VERSION and len(spans) != 1:
+    if len(spans) != 1:
         raise InvalidRecord(
             f"Produce v{produce_version} allows exactly one record batch per partition, got {len(spans)}"
         )

@@ -13,7 +13,15 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import Mapping, Sequence
 
-from kavka.metadata.model import AdminResult, BrokerEndpoint, NewTopic, PartitionState, TopicDescription
+from kavka.metadata.model import (
+    AdminResult,
+    BrokerEndpoint,
+    ElectionType,
+    NewTopic,
+    PartitionState,
+    QuorumState,
+    TopicDescription,
+)
 from kavka.protocol.errors import ErrorCode
 
 TopicPartition = tuple[str, int]
@@ -57,6 +65,10 @@ class MetadataView(ABC):
 
     @abstractmethod
     def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None: ...
+
+    @abstractmethod
+    async def quorum(self) -> QuorumState | None:
+        """The controller quorum now (asked of etcd in a cluster); None when it does not answer."""
 
     def advertise(self, host: str, port: int) -> None:
         """This broker's client address, known once it listens (the cluster learns it
@@ -118,6 +130,12 @@ class TopicAdmin(ABC):
         """Make ``values`` the whole dynamic layer ``scope``: persisted, and applied by every broker
         it concerns; checked by :meth:`check_broker_configs` first."""
 
+    async def elect_leaders(self, election: ElectionType,
+                            partitions: Sequence[TopicPartition]) -> list[AdminResult]:
+        """Elect a leader of each partition (ElectLeaders); one result per partition, in
+        order (kavka.metadata.model.election_result): ELECTION_NOT_NEEDED when it already
+        has the leader the election would give it."""
+
     @abstractmethod
     async def ensure_offsets_topic(self) -> None:
         """Make sure ``__consumer_offsets`` exists (before a group's coordinator is looked up)."""
@@ -129,6 +147,15 @@ class ReplicaRoles(ABC):
     @abstractmethod
     def leader_error(self, tp: TopicPartition) -> ErrorCode:
         """NONE if this broker may serve clients' reads and writes of ``tp``."""
+
+    @abstractmethod
+    def read_error(self, tp: TopicPartition, follower_reads: bool) -> ErrorCode:
+        """NONE if this broker may serve a consumer's fetch of ``tp``: its leader, or with
+        ``follower_reads`` (Fetch v11+, KIP-392) a follower too, up to its high watermark."""
+
+    @abstractmethod
+    def preferred_read_replica(self, tp: TopicPartition, client_rack: str, fetch_offset: int) -> int:
+        """The replica a consumer in ``client_rack`` should read ``tp`` from, or -1: this one."""
 
     @abstractmethod
     def produce_check(self, tp: TopicPartition, acks: int, min_isr: int) -> ErrorCode:

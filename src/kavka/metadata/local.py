@@ -7,6 +7,8 @@ opens the partitions it names.  Creation of many partitions yields to
 the event loop every STEP_PARTITIONS partitions, so other clients are served
 meanwhile.  A failed log directory (kavka.log.log_dir) shows every partition
 as Kafka shows one whose only replica is offline: no leader, out of the ISR.
+Leader elections (ElectLeaders) have nothing to do: the only replica is the
+preferred one, and it leads unless its directory failed.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ from kavka.metadata.model import (
     OK,
     AdminResult,
     BrokerEndpoint,
+    ElectionType,
     NewTopic,
     PartitionState,
+    QuorumState,
+    QuorumVoter,
     TopicDescription,
+    election_result,
 )
 from kavka.protocol.errors import ErrorCode
 
@@ -65,6 +71,11 @@ class LocalMetadata(MetadataView, TopicAdmin):
 
     def controller_id(self) -> int:
         return self.endpoint.broker_id
+
+    async def quorum(self) -> QuorumState:
+        """A lone broker is its own quorum: the only voter and leader, epoch 0, nothing replicated."""
+        me = self.endpoint
+        return QuorumState(me.broker_id, 0, 0, (QuorumVoter(me.broker_id, 0, me.host, me.port),))
 
     def topic_names(self) -> list[str]:
         return sorted(self.catalog.topics())
@@ -174,6 +185,23 @@ class LocalMetadata(MetadataView, TopicAdmin):
             return AdminResult.refusal(exc)
         return OK
 
+    async def elect_leaders(self, election: ElectionType,
+                            partitions: Sequence[TopicPartition]) -> list[AdminResult]:
+        return [election_result(self._election(election, topic, index), topic, index)
+                for topic, index in partitions]
+
+    def _election(self, election: ElectionType, topic: str, index: int) -> ErrorCode:
+        """This broker is every partition's only, preferred replica: an election changes
+        nothing while it leads, and nobody can lead while its log directory is offline."""
+        state = self.partition(topic, index)
+        if state is None:
+            return ErrorCode.unknown_topic_or_partition
+        if state.leader != NO_LEADER:
+            return ErrorCode.election_not_needed
+        if election == ElectionType.PREFERRED:
+            return ErrorCode.preferred_leader_not_available
+        return ErrorCode.eligible_leaders_not_available
+
     async def ensure_offsets_topic(self) -> None:
         """Nothing to do: the group coordinator's journal creates it on first use."""
 
@@ -183,6 +211,12 @@ class LeadsEverything(ReplicaRoles):
 
     def leader_error(self, tp: TopicPartition) -> ErrorCode:
         return ErrorCode.none
+
+    def read_error(self, tp: TopicPartition, follower_reads: bool) -> ErrorCode:
+        return ErrorCode.none
+
+    def preferred_read_replica(self, tp: TopicPartition, client_rack: str, fetch_offset: int) -> int:
+        return -1
 
     def produce_check(self, tp: TopicPartition, acks: int, min_isr: int) -> ErrorCode:
         # The ISR is this broker alone: acks=all needs min.insync.replicas <= 1, as on Kafka.

@@ -122,10 +122,6 @@ class Listener:
             else:
                 self._per_ip.pop(ip, None)
 
-    @property
-    def connection_count(self) -> int:
-        return len(self._connections)
-
     async def _sweep(self, period_s: float) -> None:
         # A connection is closed between period and period * 1.25 after it went quiet.
         interval = min(max(period_s / 4, 0.05), 10.0)

@@ -83,10 +83,9 @@ def test_two_batches_are_invalid_from_produce_v3():
         check(batch() + batch(), version=3)
 
 
-def test_two_batches_pass_on_old_produce_versions():
-    first = batch()
-    found = check(first + batch(), version=2)
-    assert [pos for pos, _ in found] == [0, len(first)]
+def test_two_batches_are_invalid_on_old_produce_versions_too():
+    with pytest.raises(InvalidRecord, match="exactly one"):
+        check(batch() + batch(), version=2)
 
 
 def test_truncated_batch_is_corrupt():
