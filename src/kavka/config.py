@@ -135,6 +135,12 @@ def _inert(name: str, type_: str, default: Any, doc: str) -> ConfigKey:
     return ConfigKey(name, type_, default, doc, None, True, False, True)
 
 
+def _inert_threads(name: str, default: int, doc: str) -> ConfigKey:
+    """A thread count Kafka resizes live (DynamicThreadPool, num.network.threads): dynamic here
+    too, as Kafka marks it, though kavka has no such pool to resize."""
+    return ConfigKey(name, "int", default, doc, at_least(1), False, False, True)
+
+
 # Kafka settings that mean nothing to kavka (threads it does not have, the KRaft quorum it replaces
 # with etcd, topics it does not keep yet): accepted, so a Kafka server.properties starts, and named
 # in one log line saying they have no effect.
@@ -153,11 +159,11 @@ INERT_KEYS = (
     _inert("inter.broker.listener.name", "string", None,
            "Listener brokers use between them; kavka's brokers use the advertised one."),
     _inert("metadata.log.dir", "string", None, "Where KRaft keeps its metadata log; kavka keeps none."),
-    _inert("num.network.threads", "int", 3, "Network threads; kavka serves every connection on one event loop."),
-    _inert("num.io.threads", "int", 8, "Request threads; kavka handles requests on one event loop."),
-    _inert("num.replica.fetchers", "int", 1, "Fetcher threads; kavka runs one fetch loop per leader."),
-    _inert("num.recovery.threads.per.data.dir", "int", 2, "Recovery threads; kavka recovers on one thread."),
-    _inert("background.threads", "int", 10, "Background threads; kavka's background work is asyncio tasks."),
+    _inert_threads("num.network.threads", 3, "Network threads; kavka serves every connection on one event loop."),
+    _inert_threads("num.io.threads", 8, "Request threads; kavka handles requests on one event loop."),
+    _inert_threads("num.replica.fetchers", 1, "Fetcher threads; kavka runs one fetch loop per leader."),
+    _inert_threads("num.recovery.threads.per.data.dir", 2, "Recovery threads; kavka recovers on one thread."),
+    _inert_threads("background.threads", 10, "Background threads; kavka's background work is asyncio tasks."),
     _inert("queued.max.requests", "int", 500, "Requests queued for the request threads; kavka has none "
            "(see queued.max.request.bytes)."),
     _inert("socket.send.buffer.bytes", "int", 102400, "SO_SNDBUF; kavka leaves the OS default."),

@@ -27,7 +27,9 @@ Every failure is per resource, with an error message.
 Kafka differs in one quirk we do not copy: when a topic setting's primary broker
 synonym (``log.retention.ms``) is unset, Kafka drops the lower-priority ones
 (``log.retention.hours``) from the synonym list and reports DEFAULT_CONFIG even
-if the file set them; we list them and report STATIC_BROKER_CONFIG.
+if the file set them; we list them and report STATIC_BROKER_CONFIG.  And Kafka marks
+``listeners``, ``advertised.listeners`` and ``listener.security.protocol.map`` read_only=false
+(per-broker dynamic); kavka cannot rebind a running listener, so they stay read-only here.
 """
 
 from __future__ import annotations

@@ -216,3 +216,31 @@ def test_dynamic_configs_survive_a_restart(h):
         assert reopened.broker_config_texts("default") == {"log.retention.ms": "7200000"}
     finally:
         reopened.close()
+
+
+def test_thread_counts_are_dynamic_as_kafka_marks_them_and_listeners_are_not(admin):
+    h = admin({"listeners": "PLAINTEXT://127.0.0.1:9092", "num.io.threads": "4", "broker.id": "0"})
+    before = configs(h)
+    listeners = before["listeners"]
+    assert (listeners.value, listeners.config_source, listeners.read_only) == (
+        "PLAINTEXT://127.0.0.1:9092", STATIC, True)
+    advertised = before["advertised.listeners"]
+    assert (advertised.value, advertised.config_source, advertised.read_only) == (None, DEFAULT, True)
+    for name in ("num.io.threads", "num.network.threads", "num.replica.fetchers",
+                 "num.recovery.threads.per.data.dir", "background.threads"):
+        assert before[name].read_only is False, name
+    assert (before["num.io.threads"].value, before["num.io.threads"].config_source) == ("4", STATIC)
+
+    assert incremental(h, "0", [("num.io.threads", SET, "16")]) == OK
+    assert incremental(h, "", [("background.threads", SET, "20")]) == OK
+    after = configs(h)
+    assert (after["num.io.threads"].value, after["num.io.threads"].config_source) == ("16", DYNAMIC_BROKER)
+    assert chain(after["num.io.threads"]) == [("num.io.threads", "16", DYNAMIC_BROKER),
+                                              ("num.io.threads", "4", STATIC), ("num.io.threads", "8", DEFAULT)]
+    assert (after["background.threads"].value, after["background.threads"].config_source) == ("20", DYNAMIC_DEFAULT)
+
+    code, message = incremental(h, "0", [("num.io.threads", SET, "0")])
+    assert (code, message) == (ErrorCode.invalid_request, "num.io.threads: 0 is below the minimum 1")
+    code, message = incremental(h, "0", [("advertised.listeners", SET, "PLAINTEXT://elsewhere:9092")])
+    assert (code, message) == (ErrorCode.invalid_request,
+                               "Cannot update these configs dynamically: Set(advertised.listeners)")
