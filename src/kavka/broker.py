@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Mapping
 
 import kavka.api  # noqa: F401  (registers every API handler)
+from kavka import group_configs
 from kavka.api.context import BrokerContext
 from kavka.clock import SYSTEM_CLOCK, Clock
 from kavka.config import BrokerConfig
@@ -158,6 +159,8 @@ class Broker:
         journal = OffsetsTopic(self.logs, settings.offsets_partitions, settings.offsets_segment_bytes, self._clock,
                                leads)
         coordinator = GroupCoordinator(settings, self._clock, journal, topics=self._topic_meta)
+        for group, texts in self.logs.group_configs().items():   # GROUP configs (kavka.group_configs)
+            coordinator.set_group_config(group, group_configs.coordinator_settings(group_configs.parse(texts)))
         coordinator.load()
         runner = GroupRunner(coordinator)
         if self.node is not None:  # answers wait until their records are replicated

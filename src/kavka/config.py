@@ -135,6 +135,30 @@ def _inert(name: str, type_: str, default: Any, doc: str) -> ConfigKey:
     return ConfigKey(name, type_, default, doc, None, True, False, True)
 
 
+def _consumer_group_bounds() -> list[ConfigKey]:
+    """The bounds of a consumer group's own consumer.* configs (kavka.group_configs)."""
+    keys = []
+    for setting, (low, high) in {"session.timeout.ms": (45000, 60000), "heartbeat.interval.ms": (5000, 15000)}.items():
+        keys += [ConfigKey(f"group.consumer.min.{setting}", "int", low,
+                           f"Smallest consumer.{setting} a group config may set.", at_least(1)),
+                 ConfigKey(f"group.consumer.max.{setting}", "int", high,
+                           f"Largest consumer.{setting} a group config may set.", at_least(1))]
+    return keys
+
+
+def _share_group_keys() -> list[ConfigKey]:
+    """KIP-932's share-group defaults and their bounds: kavka has no share groups, but the
+    share.* group configs (kavka.group_configs) default to and are bounded by these."""
+    keys = []
+    for setting, (default, low, high) in {"session.timeout.ms": (45000, 45000, 60000),
+                                          "heartbeat.interval.ms": (5000, 5000, 15000),
+                                          "record.lock.duration.ms": (30000, 15000, 60000)}.items():
+        keys += [_inert(f"group.share.{setting}", "int", default, f"Share groups' default share.{setting}."),
+                 _inert(f"group.share.min.{setting}", "int", low, f"Smallest share.{setting} a group may set."),
+                 _inert(f"group.share.max.{setting}", "int", high, f"Largest share.{setting} a group may set.")]
+    return keys
+
+
 def _inert_threads(name: str, default: int, doc: str) -> ConfigKey:
     """A thread count Kafka resizes live (DynamicThreadPool, num.network.threads): dynamic here
     too, as Kafka marks it, though kavka has no such pool to resize."""
@@ -164,6 +188,7 @@ INERT_KEYS = (
     _inert_threads("num.replica.fetchers", 1, "Fetcher threads; kavka runs one fetch loop per leader."),
     _inert_threads("num.recovery.threads.per.data.dir", 2, "Recovery threads; kavka recovers on one thread."),
     _inert_threads("background.threads", 10, "Background threads; kavka's background work is asyncio tasks."),
+    *_share_group_keys(),
     _inert("queued.max.requests", "int", 500, "Requests queued for the request threads; kavka has none "
            "(see queued.max.request.bytes)."),
     _inert("socket.send.buffer.bytes", "int", 102400, "SO_SNDBUF; kavka leaves the OS default."),
@@ -333,6 +358,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               "Heartbeat interval told to members of consumer-protocol (KIP-848) groups.", at_least(1)),
     ConfigKey("group.consumer.max.size", "int", INT_MAX, "Members a consumer-protocol group may have.",
               at_least(1)),
+    *_consumer_group_bounds(),
     ConfigKey("group.min.session.timeout.ms", "int", 6000, "Smallest session timeout a member may ask for.",
               at_least(0)),
     ConfigKey("group.max.session.timeout.ms", "int", 1800000, "Largest session timeout a member may ask for.",

@@ -18,6 +18,8 @@ Resource types, as in Kafka:
   ``""`` means the cluster-wide dynamic defaults: only those set, each with only its
   cluster-default synonyms, as Kafka answers.  Another id is INVALID_REQUEST
   "Unexpected broker id, expected 0 or empty string, but received 7".
+* GROUP (32): every group config (kavka.group_configs) with GROUP_CONFIG where the group
+  sets it, else DEFAULT_CONFIG with the broker's default; read_only false (api/group_resources.py).
 * BROKER_LOGGER (8): our Python loggers and their effective levels, under
   log4j's level names (api/broker_loggers.py); the name must be our broker id.
 * anything else: INVALID_REQUEST.
@@ -37,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from kavka.api import group_resources
 from kavka.api.broker_loggers import logger_levels
 from kavka.api.errors import InvalidRequestError, error_code_for, error_message
 from kavka.api.registry import Request, api
@@ -192,6 +195,9 @@ def _entries(broker, resource_type: int, name: str) -> list[ConfigEntry]:
     if resource_type == BROKER_LOGGER:
         check_logger_resource(broker, name)
         return _logger_entries()
+    if resource_type == group_resources.GROUP:
+        return [ConfigEntry(n, value, source, False, False, ((n, value, source),), CONFIG_TYPE_CODES[type_], doc)
+                for n, value, source, type_, doc in group_resources.described(broker, name)]
     raise InvalidRequestError(f"Unsupported resource type: {resource_type}")
 
 

@@ -14,7 +14,7 @@ Each config entry carries an operation, as in Kafka's AlterConfigOp:
 An unknown operation or a null value for SET/APPEND/SUBTRACT is INVALID_REQUEST;
 an unknown setting INVALID_CONFIG.  BROKER resources change dynamic broker settings
 (api/broker_configs.py); BROKER_LOGGER resources set log levels live
-(api/broker_loggers.py).  Everything else (duplicates, resource types,
+(api/broker_loggers.py); GROUP resources change one group's configs (api/group_resources.py).  Everything else (duplicates, resource types,
 validation, persistence, validate_only) is shared with AlterConfigs: see
 alter_configs.py.  The changes of one resource apply together or not at all.
 """
@@ -24,7 +24,7 @@ from __future__ import annotations
 from kavka.api.alter_configs import (
     alter_topic, answer_resources, check_names, refuse_non_topic, require_topic, respond,
 )
-from kavka.api import broker_configs
+from kavka.api import broker_configs, group_resources
 from kavka.api.broker_loggers import alter_levels
 from kavka.api.describe_configs import BROKER, BROKER_LOGGER, TOPIC, check_logger_resource
 from kavka.api.errors import InvalidRequestError
@@ -62,6 +62,10 @@ def _apply(broker, resource, validate_only: bool) -> None:
         values = broker_configs.incremental(broker_configs.current(broker, scope),
                                             [(c.name, OPERATION_NAMES[c.config_operation], c.value) for c in configs])
         return broker_configs.alter(broker, scope, values, validate_only)
+    if resource.resource_type == group_resources.GROUP:
+        return group_resources.alter(broker, resource.resource_name,
+                                     [(c.name, OPERATION_NAMES[c.config_operation], c.value) for c in configs],
+                                     validate_only)
     if resource.resource_type != TOPIC:
         refuse_non_topic(resource.resource_type)
         return

@@ -214,6 +214,13 @@ class EtcdMetadata(MetadataView, TopicAdmin):
             return AdminResult(ErrorCode.request_timed_out, str(exc))
         return AdminResult()
 
+    def group_configs(self, group: str) -> Mapping[str, str]:
+        return {}
+
+    async def alter_group_configs(self, group: str, values: Mapping[str, str]) -> AdminResult:
+        """Not kept in a cluster yet: they would need an etcd key every coordinator watches."""
+        return AdminResult(ErrorCode.invalid_request, "GROUP configs are not supported in a kavka cluster yet")
+
     async def elect_leaders(self, election: ElectionType,
                             partitions: Sequence[TopicPartition]) -> list[AdminResult]:
         return await self.node.controller.elect_leaders_anywhere(election, partitions)

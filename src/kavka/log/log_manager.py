@@ -164,6 +164,7 @@ class LogManager:
         self.health = LogDirHealth(self.data_dir)  # online, full or offline (kavka.log.log_dir)
         self.catalog = TopicCatalog(self.data_dir / META_DIR / TOPICS_FILE, broker_config, self.health)
         self._dynamic_texts: dynamic_configs.Layers = dynamic_configs.empty()
+        self._group_texts: dict[str, dict[str, str]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -185,6 +186,7 @@ class LogManager:
             marker.unlink(missing_ok=True)
             self._load_identity()
             self._load_dynamic_configs()
+            self._group_texts = dynamic_configs.read_groups(self.data_dir / META_DIR / dynamic_configs.GROUP_FILE)
             self._clear_deleted_directories()
             pending = False
             for info, adding in self.catalog.read():
@@ -437,6 +439,17 @@ class LogManager:
     def broker_config_texts(self, scope: str) -> dict[str, str]:
         """One dynamic layer as it was set (strings)."""
         return dict(self._dynamic_texts[scope])
+
+    def group_configs(self) -> dict[str, dict[str, str]]:
+        """group id -> the GROUP configs it sets (strings, kavka.group_configs)."""
+        return {group: dict(values) for group, values in self._group_texts.items()}
+
+    def set_group_configs(self, group: str, values: Mapping[str, str]) -> None:
+        """Make ``values`` (checked by the caller) the whole set of one group's configs; persisted."""
+        self._group_texts[group] = dict(values)
+        if not values:
+            del self._group_texts[group]
+        dynamic_configs.write_groups(self.data_dir / META_DIR / dynamic_configs.GROUP_FILE, self._group_texts)
 
     def _load_dynamic_configs(self) -> None:
         self._dynamic_texts = dynamic_configs.read(self.data_dir / META_DIR / dynamic_configs.FILE)

@@ -130,6 +130,15 @@ class TopicAdmin(ABC):
         """Make ``values`` the whole dynamic layer ``scope``: persisted, and applied by every broker
         it concerns; checked by :meth:`check_broker_configs` first."""
 
+    @abstractmethod
+    def group_configs(self, group: str) -> Mapping[str, str]:
+        """The GROUP configs (kavka.group_configs) ``group`` sets, as strings; empty when none."""
+
+    @abstractmethod
+    async def alter_group_configs(self, group: str, values: Mapping[str, str]) -> AdminResult:
+        """Make ``values`` (already checked) the whole set of ``group``'s configs, persisted."""
+
+    @abstractmethod
     async def elect_leaders(self, election: ElectionType,
                             partitions: Sequence[TopicPartition]) -> list[AdminResult]:
         """Elect a leader of each partition (ElectLeaders); one result per partition, in

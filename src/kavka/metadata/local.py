@@ -185,6 +185,17 @@ class LocalMetadata(MetadataView, TopicAdmin):
             return AdminResult.refusal(exc)
         return OK
 
+    def group_configs(self, group: str) -> Mapping[str, str]:
+        return self.logs.group_configs().get(group, {})
+
+    async def alter_group_configs(self, group: str, values: Mapping[str, str]) -> AdminResult:
+        """Kept in the data directory (kavka.log.dynamic_configs), as Kafka keeps them in its metadata log."""
+        try:
+            self.logs.set_group_configs(group, values)
+        except LogError as exc:
+            return AdminResult.refusal(exc)
+        return OK
+
     async def elect_leaders(self, election: ElectionType,
                             partitions: Sequence[TopicPartition]) -> list[AdminResult]:
         return [election_result(self._election(election, topic, index), topic, index)

@@ -53,10 +53,10 @@ def chain(entry):
     return [(s.name, s.value, s.source) for s in entry.synonyms]
 
 
-def incremental(h, name, ops, validate_only=False):
+def incremental(h, name, ops, validate_only=False, resource_type=BROKER):
     q = h.req(INCREMENTAL, 1)
     (response,) = h.call(q.IncrementalAlterConfigsRequest(resources=(q.AlterConfigsResource(
-        resource_type=BROKER, resource_name=name,
+        resource_type=resource_type, resource_name=name,
         configs=tuple(q.AlterableConfig(name=k, config_operation=op, value=v) for k, op, v in ops)),),
         validate_only=validate_only)).responses
     return response.error_code, response.error_message
