@@ -9,6 +9,8 @@ without the broker keeping the value fails.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 from kafka.admin import ConfigResourceType, KafkaAdminClient
@@ -21,19 +23,12 @@ CONFIGS = "kafka.admin.ConfigCommand"
 TIMEOUT = 15
 
 
-@pytest.fixture(scope="module")
-def java(client_build):
-    return client_build("java")
-
-
 @pytest.fixture
-def configs(java, kavka_broker_factory):
+def configs(client_build, kavka_broker_factory):
     """``configs(*args)``: kafka-configs against a fresh broker 1; what it printed."""
+    java = client_build("java")
     broker = kavka_broker_factory({"broker.id": "1", "group.consumer.min.heartbeat.interval.ms": "1000"})
-
-    def run(*args: str, expect_exit: int = 0) -> str:
-        return tool(java, CONFIGS, "--bootstrap-server", broker.bootstrap_servers, *args, expect_exit=expect_exit)
-
+    run = functools.partial(tool, java, CONFIGS, "--bootstrap-server", broker.bootstrap_servers)
     run.broker = broker
     return run
 
