@@ -12,6 +12,8 @@ several tests) can share one etcd::
     /kavka/<cid>/broker_configs/<id>       BrokerConfigs     dynamic settings of broker <id>
     /kavka/<cid>/broker_configs/default    BrokerConfigs     the cluster-wide dynamic defaults
                                                              (both written by any broker, KIP-226)
+    /kavka/<cid>/features                  FinalizedFeatures written by any broker (UpdateFeatures),
+                                                             compare-and-swap on its mod revision
 
 Broker ids are written in decimal; Kafka topic names use only ``[a-zA-Z0-9._-]``, so no name
 can contain ``/`` and the parse below is unambiguous. Nothing here does I/O.
@@ -45,7 +47,7 @@ class KeyRef:
     partition: int | None = None
 
 
-KINDS = ("broker", "controller", "controller_epoch", "topic", "partition", "broker_config")
+KINDS = ("broker", "controller", "controller_epoch", "topic", "partition", "broker_config", "features")
 DEFAULT_CONFIGS = "default"   # the broker_configs key of the cluster-wide defaults (broker_id None)
 
 
@@ -88,6 +90,9 @@ class KeyLayout:
     def controller_epoch(self) -> bytes:
         return self.root + b"controller_epoch"
 
+    def features(self) -> bytes:
+        return self.root + b"features"
+
     def topic(self, name: str) -> bytes:
         return self.topics_prefix() + _topic(name).encode()
 
@@ -110,7 +115,7 @@ class KeyLayout:
 
 def _parse_parts(parts: list[str]) -> KeyRef | None:
     head, rest = parts[0], parts[1:]
-    if head in ("controller", "controller_epoch") and not rest:
+    if head in ("controller", "controller_epoch", "features") and not rest:
         return KeyRef(head)
     if head == "brokers" and len(rest) == 1:
         return KeyRef("broker", broker_id=_broker_id(int(rest[0])))

@@ -76,7 +76,8 @@ class ClusterNode:
         self.log_dir_offline = False
         self._gave_up_roles = False
         self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
-        broker.logs.health.on_offline.append(self._log_dir_failed)
+        for log_dir in broker.logs.log_dirs():  # any failed log dir gives up every role (coarser than Kafka)
+            log_dir.on_offline.append(self._log_dir_failed)
 
     # -- lifecycle -------------------------------------------------------------------------
 

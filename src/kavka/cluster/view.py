@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .keys import KeyLayout, KeyRef
+from kavka.metadata.features import FinalizedFeatures
+
 from .model import (BrokerConfigs, BrokerInfo, ControllerInfo, DecodeError, PartitionState, TopicAssignment,
-                    Versioned, decode_epoch)
+                    Versioned, decode_epoch, decode_features)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ _DECODERS: dict[str, Any] = {
     "topic": TopicAssignment.decode,
     "partition": PartitionState.decode,
     "broker_config": BrokerConfigs.decode,
+    "features": decode_features,
 }
 
 
@@ -81,6 +84,7 @@ class ClusterView:
     topics: dict[str, Versioned[TopicAssignment]] = field(default_factory=dict)
     partitions: dict[tuple[str, int], Versioned[PartitionState]] = field(default_factory=dict)
     broker_configs: dict[int | None, Versioned[BrokerConfigs]] = field(default_factory=dict)  # None: defaults
+    features: Versioned[FinalizedFeatures] | None = None   # None: the format-time defaults
     revision: int = 0
 
     def apply(self, item: Snapshot | Change) -> None:
@@ -106,6 +110,8 @@ class ClusterView:
             _set(self.broker_configs, ref.broker_id, versioned)
         elif ref.kind == "controller":
             self.controller = versioned
+        elif ref.kind == "features":
+            self.features = versioned
         elif ref.kind == "controller_epoch" and not c.deleted:
             self.controller_epoch = c.value
 

@@ -13,6 +13,7 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import Mapping, Sequence
 
+from kavka.metadata.features import FeatureUpdate, FinalizedFeatures
 from kavka.metadata.model import (
     AdminResult,
     BrokerEndpoint,
@@ -65,6 +66,10 @@ class MetadataView(ABC):
 
     @abstractmethod
     def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None: ...
+
+    @abstractmethod
+    def finalized_features(self) -> FinalizedFeatures:
+        """The cluster's finalized feature levels and their epoch (kavka.metadata.features)."""
 
     @abstractmethod
     async def quorum(self) -> QuorumState | None:
@@ -144,6 +149,10 @@ class TopicAdmin(ABC):
         """Elect a leader of each partition (ElectLeaders); one result per partition, in
         order (kavka.metadata.model.election_result): ELECTION_NOT_NEEDED when it already
         has the leader the election would give it."""
+
+    async def update_features(self, updates: Sequence[FeatureUpdate], validate_only: bool) -> AdminResult:
+        """Finalize new feature levels, all or none (features.apply_updates decides); answered
+        once this broker's view shows them."""
 
     @abstractmethod
     async def ensure_offsets_topic(self) -> None:

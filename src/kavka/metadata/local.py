@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from pathlib import Path
 from typing import Mapping, Sequence
 
+from kavka.log.checkpoint import write_atomically
 from kavka.log.errors import LogError
-from kavka.log.log_manager import STEP_PARTITIONS, LogManager
+from kavka.log.log_manager import META_DIR, STEP_PARTITIONS, LogManager
 from kavka.log.topic_catalog import TopicInfo
+from kavka.metadata.features import FeatureUpdate, FinalizedFeatures, InvalidUpdateVersion, apply_updates
 from kavka.metadata.interfaces import MetadataView, ReplicaRoles, TopicAdmin, TopicPartition
 from kavka.metadata.model import (
     NO_LEADER,
@@ -39,6 +42,8 @@ from kavka.protocol.errors import ErrorCode
 
 log = logging.getLogger("kavka.metadata")
 
+FEATURES_FILE = "features.json"
+
 
 def describe(info: TopicInfo, replication_factor: int = 1) -> TopicDescription:
     return TopicDescription(info.name, info.topic_id, info.partitions, replication_factor, info.config,
@@ -52,6 +57,7 @@ class LocalMetadata(MetadataView, TopicAdmin):
         self.logs = logs
         self.catalog = logs.catalog
         self.endpoint = BrokerEndpoint(node_id, host, port)
+        self._features: FinalizedFeatures | None = None
 
     def advertise(self, host: str, port: int) -> None:
         """The address clients reach this broker at (known once it listens)."""
@@ -94,7 +100,7 @@ class LocalMetadata(MetadataView, TopicAdmin):
             return None
         node = (self.endpoint.broker_id,)
         epoch = partition.log.leader_epoch
-        if self.logs.health.offline:
+        if partition.offline:  # its log directory failed (kavka.log.log_dir)
             return PartitionState(NO_LEADER, epoch, node, (), node)
         return PartitionState(node[0], epoch, node, node)
 
@@ -106,6 +112,14 @@ class LocalMetadata(MetadataView, TopicAdmin):
 
     def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None:
         return self.endpoint
+
+    def finalized_features(self) -> FinalizedFeatures:
+        if self._features is None:
+            self._features = _read_features(self._features_path())
+        return self._features
+
+    def _features_path(self) -> Path:
+        return self.logs.data_dir / META_DIR / FEATURES_FILE
 
     # -- topic admin -------------------------------------------------------------------------
 
@@ -213,8 +227,31 @@ class LocalMetadata(MetadataView, TopicAdmin):
             return ErrorCode.preferred_leader_not_available
         return ErrorCode.eligible_leaders_not_available
 
+    async def update_features(self, updates: Sequence[FeatureUpdate], validate_only: bool) -> AdminResult:
+        try:
+            changed = apply_updates(self.finalized_features(), updates, self.endpoint.broker_id)
+        except InvalidUpdateVersion as exc:
+            return AdminResult.refusal(exc)
+        if validate_only or changed is self.finalized_features():
+            return OK
+        try:
+            write_atomically(self._features_path(), changed.encode().decode())
+        except OSError as exc:
+            return AdminResult(ErrorCode.kafka_storage_error, f"cannot write {FEATURES_FILE}: {exc}")
+        self._features = changed
+        log.info("finalized features now %s (epoch %d)", dict(changed.levels), changed.epoch)
+        return OK
+
     async def ensure_offsets_topic(self) -> None:
         """Nothing to do: the group coordinator's journal creates it on first use."""
+
+
+def _read_features(path: Path) -> FinalizedFeatures:
+    """The levels of ``features.json``; the format-time defaults while there is none."""
+    try:
+        return FinalizedFeatures.decode(path.read_bytes())
+    except FileNotFoundError:
+        return FinalizedFeatures()
 
 
 class LeadsEverything(ReplicaRoles):
