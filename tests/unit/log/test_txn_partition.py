@@ -7,6 +7,7 @@ import struct
 
 import pytest
 
+from kavka.log.cleaner import measure
 from kavka.log.errors import InvalidProducerEpoch, InvalidRecord, InvalidTxnState
 from kavka.log.partition import Partition
 from kavka.log.partition_log import PartitionLog
@@ -257,3 +258,17 @@ def test_a_follower_gets_the_same_state_from_the_leaders_bytes(tmp_path, clock):
     assert txnindex_files(tmp_path / "follower" / "t-0") == txnindex_files(tmp_path / "leader" / "t-0")
     leader.close()
     follower.close()
+
+
+def test_the_cleaner_stops_at_an_open_transaction(tmp_path, clock):
+    p = open_partition(tmp_path / "t-0", clock, cleanup_policy="compact")
+    for seq in range(0, 20, 2):
+        p.append_records(txn_batch(1, 0, seq, transactional=False), V, T0)
+    first = p.append_records(txn_batch(2, 0, 0), V, T0).base_offset
+    for seq in range(20, 60, 2):
+        p.append_records(txn_batch(1, 0, seq, transactional=False), V, T0)
+    assert p.log.active_base_offset > first
+    assert measure(p, T0).first_uncleanable == first
+    p.append_marker(2, 0, commit=True, coordinator_epoch=0, now_ms=T0)
+    assert measure(p, T0).first_uncleanable == p.log.active_base_offset
+    p.close()
