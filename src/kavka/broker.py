@@ -180,7 +180,7 @@ class Broker:
             host="", port=0, producer_ids=RandomProducerIds(), groups=self.groups, **boundary)
         if self.config.get("kavka.flush.before.ack"):
             from kavka.log.group_commit import GroupCommit
-            context.durable = GroupCommit(self.logs.health)
+            context.durable = GroupCommit()
         self._listener = Listener(Dispatcher(context), limits=server_limits(self.config))
         await self._listener.start(self.host, self.port)
         self.port = self._listener.port

@@ -50,12 +50,21 @@ OFFSET_FETCH, OFFSET_COMMIT, CONSUMER_GROUP_DESCRIBE = 9, 8, 69
 VERSION_RANGES.update({FIND_COORDINATOR: (0, 6), LIST_GROUPS: (0, 5), DESCRIBE_GROUPS: (0, 6),
                        DELETE_GROUPS: (0, 2), OFFSET_FETCH: (2, 9), OFFSET_COMMIT: (2, 9),
                        CONSUMER_GROUP_DESCRIBE: (0, 1)})
-API_NAMES = {METADATA: "Metadata", CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
+DESCRIBE_LOG_DIRS = 35
+VERSION_RANGES[DESCRIBE_LOG_DIRS] = (1, 4)
+ELECT_LEADERS = 43
+VERSION_RANGES[ELECT_LEADERS] = (0, 2)
+# Feature flags (KIP-584): ApiVersions from v3 carries them, v4 also those with minimum 0.
+UPDATE_FEATURES = 57
+VERSION_RANGES.update({API_VERSIONS: (3, 4), UPDATE_FEATURES: (0, 2)})
+API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", METADATA: "Metadata",
+             CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
              CREATE_PARTITIONS: "CreatePartitions", DESCRIBE_CONFIGS: "DescribeConfigs",
              INCREMENTAL_ALTER_CONFIGS: "IncrementalAlterConfigs", LIST_OFFSETS: "ListOffsets",
              PRODUCE: "Produce", FETCH: "Fetch", FIND_COORDINATOR: "FindCoordinator", LIST_GROUPS: "ListGroups",
              DESCRIBE_GROUPS: "DescribeGroups", DELETE_GROUPS: "DeleteGroups", OFFSET_FETCH: "OffsetFetch",
-             OFFSET_COMMIT: "OffsetCommit", CONSUMER_GROUP_DESCRIBE: "ConsumerGroupDescribe"}
+             OFFSET_COMMIT: "OffsetCommit", CONSUMER_GROUP_DESCRIBE: "ConsumerGroupDescribe",
+             DESCRIBE_LOG_DIRS: "DescribeLogDirs", ELECT_LEADERS: "ElectLeaders"}
 
 EARLIEST, LATEST = -2, -1  # ListOffsets timestamps
 LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC = 5, 3
@@ -291,8 +300,12 @@ class Session:
 
     def broker_clients(self) -> list["Client"]:
         """A connection to every broker of the cluster (ListGroups is answered per coordinator)."""
+        return [client for _node_id, client in self.broker_connections()] or [self.client]
+
+    def broker_connections(self) -> list[tuple[int, "Client"]]:
+        """(node id, connection) of every broker of the cluster, by node id."""
         self.metadata([])
-        return [self.leader(node_id) for node_id in sorted(self._brokers)] or [self.client]
+        return [(node_id, self.leader(node_id)) for node_id in sorted(self._brokers)]
 
     def coordinator(self, group: str, attempts: int = 50) -> tuple[int, str, "Client"]:
         """(node id, HOST:PORT, connection) of a group's coordinator, waiting while it loads."""

@@ -13,6 +13,7 @@ admin APIs map to INVALID_CONFIG.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -186,8 +187,9 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("broker.id", "int", 0, "This broker's id (kavka's default is 0, Kafka's -1).", at_least(0)),
     ConfigKey("node.id", "int", None, "This broker's id, as KRaft spells it; the same as broker.id "
               "(both set: they must agree).", at_least(0)),
-    ConfigKey("log.dirs", "list", None, "The data directory (kavka keeps one per broker; overrides log.dir "
-              "and is overridden by --data-dir; kavka's default ./kavka-data).", None),
+    ConfigKey("log.dirs", "list", None, "The log directories: the first holds the topic catalog, new "
+              "partitions go to the one holding the fewest (overrides log.dir and is overridden by --data-dir; "
+              "kavka's default ./kavka-data).", None),
     ConfigKey("log.dir", "string", None, "The data directory when log.dirs is not set.", None),
     ConfigKey("listeners", "list", None, "LISTENER://HOST:PORT to accept clients on: one PLAINTEXT listener, "
               "besides any named in controller.listener.names (kavka's default PLAINTEXT://127.0.0.1:9092; "
@@ -305,6 +307,11 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     # Replication (cluster mode)
     ConfigKey("replica.lag.time.max.ms", "long", 30000,
               "A follower not caught up with the leader for this long leaves the ISR.", at_least(1)),
+    ConfigKey("replica.selector.class", "string", None,
+              "Chooses a replica for a consumer to read from (KIP-392): "
+              "org.apache.kafka.common.replica.RackAwareReplicaSelector points a consumer whose client.rack "
+              "names another replica's rack at that replica; none: every consumer reads from the leader.",
+              one_of("org.apache.kafka.common.replica.RackAwareReplicaSelector")),
     ConfigKey("auto.leader.rebalance.enable", "boolean", True,
               "The controller moves leadership back to each partition's preferred replica.", None),
     ConfigKey("leader.imbalance.check.interval.seconds", "long", 300,
@@ -458,14 +465,25 @@ class BrokerConfig:
         return sorted(name for name in self.explicit if BROKER_KEYS[name].inert)
 
     def data_dir(self) -> str | None:
-        """The data directory ``log.dirs`` (else ``log.dir``) names, or None when neither is set."""
+        """The primary data directory: the first of ``log.dirs`` (else ``log.dir``), or None when
+        neither is set.  It holds the topic catalog; the others hold partitions only
+        (kavka.log.log_manager)."""
+        dirs = self.data_dirs()
+        return dirs[0] if dirs else None
+
+    def data_dirs(self) -> list[str]:
+        """Every log directory ``log.dirs`` (else ``log.dir``) names, in order; a directory named
+        twice is a ConfigError."""
         dirs = self.get("log.dirs")
         if dirs is None:
-            return self.get("log.dir")
-        if len(dirs) != 1:
-            raise ConfigError(f"log.dirs: kavka keeps one data directory per broker; {len(dirs)} given "
-                              f"({', '.join(dirs)}): name one")
-        return dirs[0]
+            one = self.get("log.dir")
+            return [one] if one else []
+        seen: dict[str, str] = {}
+        for d in dirs:
+            if os.path.abspath(d) in seen:
+                raise ConfigError(f"log.dirs: {d} is named twice ({', '.join(dirs)})")
+            seen[os.path.abspath(d)] = d
+        return list(dirs)
 
     def listener(self, name: str) -> "Listener | None":
         """The one client listener of ``listeners`` or ``advertised.listeners``, or None when unset."""

@@ -42,6 +42,7 @@ _CODES: dict[str, ErrorCode] = {
     "FencedLeaderEpoch": ErrorCode.fenced_leader_epoch,
     "UnknownLeaderEpoch": ErrorCode.unknown_leader_epoch,
     "StorageError": ErrorCode.kafka_storage_error,
+    "InvalidUpdateVersion": ErrorCode.invalid_update_version,
 }
 
 

@@ -69,3 +69,21 @@ def config_problem(topic: str, overrides: dict[str, str]) -> str | None:
         return (f"cleanup.policy of internal topic {topic} must stay {INTERNAL_CLEANUP_POLICY!r}: deleting "
                 f"its old segments would lose the state of groups that write rarely")
     return None
+
+
+def java_string_hash(text: str) -> int:
+    """Java's String.hashCode: 31-polynomial over UTF-16 code units, as a signed i32."""
+    h = 0
+    data = text.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def coordinator_partition(key: str, partitions: int) -> int:
+    """The partition of ``__consumer_offsets`` (a group id) or ``__transaction_state`` (a
+    transactional id) holding ``key``: Kafka's ``Utils.abs(key.hashCode()) % partitions``
+    (abs of MIN_VALUE is 0), so the mapping is the one Kafka would choose and never changes
+    between runs (Python's ``hash`` of a str is salted per process)."""
+    h = java_string_hash(key)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions

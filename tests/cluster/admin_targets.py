@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from kavka.broker import Broker
 
@@ -29,6 +30,7 @@ def contract_settings(broker_count: int) -> dict[str, str]:
 class AdminTarget:
     mode: str                       # for test ids and messages only
     brokers: dict[int, Broker]      # broker id -> a running broker
+    restart: Callable[[int], Broker] | None = None   # cluster: start broker i again on its data dir
 
     @property
     def broker_ids(self) -> list[int]:
@@ -52,16 +54,26 @@ def start_lone(directory: Path) -> AdminTarget:
     return AdminTarget("lone", {broker.config.get("broker.id"): broker})
 
 
-def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3) -> AdminTarget:
+def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3,
+                  extra: dict[str, str] | Callable[[int], dict[str, str]] | None = None) -> AdminTarget:
+    """``count`` brokers; ``extra``: settings on top of the contract's, for every broker, or
+    ``extra(broker_id)`` for each."""
     from kavka.cluster.node import ClusterSettings
 
     settings = ClusterSettings(etcd_endpoint, "contract-" + uuid.uuid4().hex[:10], 2000)
     target = AdminTarget(f"cluster{count}", {})
+
+    def start(i: int) -> Broker:
+        own = extra(i) if callable(extra) else (extra or {})
+        config = {**contract_settings(count), **own, "broker.id": str(i)}
+        target.brokers[i] = Broker(directory / f"b{i}", config=config, cluster=settings).start()
+        return target.brokers[i]
+
+    target.restart = start
     try:
         for i in range(1, count + 1):
-            config = {**contract_settings(count), "broker.id": str(i)}
-            target.brokers[i] = Broker(directory / f"b{i}", config=config, cluster=settings).start()
-        _wait(lambda: all(len(b.node.view.brokers) == count and b.node.controller_id() > 0
+            start(i)
+        wait_until(lambda: all(len(b.node.view.brokers) == count and b.node.controller_id() > 0
                           for b in target.brokers.values()), READY_TIMEOUT, f"{count} brokers and a controller")
     except BaseException:
         target.stop()
@@ -69,7 +81,7 @@ def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3) -> AdminT
     return target
 
 
-def _wait(predicate, timeout: float, what: str) -> None:
+def wait_until(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() >= deadline:

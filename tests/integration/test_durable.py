@@ -58,3 +58,22 @@ def test_a_failed_fsync_answers_kafka_storage_error(kavka_broker_factory, monkey
     assert raw_produce(broker, "f", [b"lost"], acks=1)[0] == 56  # KAFKA_STORAGE_ERROR
     assert broker.logs.health.offline
     assert raw_produce(broker, "f", [b"after"], acks=-1)[0] == 56  # refused without touching the disk
+
+
+def test_a_failed_fsync_takes_only_its_own_log_dir_offline(kavka_broker_factory, tmp_path, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    broker = kavka_broker_factory({"kavka.flush.before.ack": "true", "log.dirs": f"{first},{second}"},
+                                  data_dir=first)
+    broker.call(lambda: broker.logs.create_topic("f", 2))  # partition 0 in first, 1 in second
+    assert raw_produce(broker, "f", [b"ok"], acks=1, partition=1) == (0, 0)
+    real = os.fdatasync
+
+    def fail_in_second(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(second)):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(fd)
+    monkeypatch.setattr(os, "fdatasync", fail_in_second)
+    assert raw_produce(broker, "f", [b"lost"], acks=1, partition=1)[0] == 56  # KAFKA_STORAGE_ERROR
+    first_dir, second_dir = broker.logs.log_dirs()
+    assert second_dir.offline and not first_dir.offline
+    assert raw_produce(broker, "f", [b"fine"], acks=1, partition=0) == (0, 0)

@@ -22,8 +22,11 @@ def test_data_dir_from_log_dirs_then_log_dir():
     assert config().data_dir() is None
     assert config(log_dir="/d1").data_dir() == "/d1"
     assert config(log_dir="/d1", log_dirs="/d2").data_dir() == "/d2"
-    with pytest.raises(ConfigError, match="one data directory per broker; 2 given"):
-        config(log_dirs="/a, /b").data_dir()
+    assert config(log_dirs="/a, /b").data_dirs() == ["/a", "/b"]
+    assert config(log_dirs="/a, /b").data_dir() == "/a"
+    assert config(log_dir="/d1").data_dirs() == ["/d1"] and config().data_dirs() == []
+    with pytest.raises(ConfigError, match="log.dirs: /a/ is named twice"):
+        config(log_dirs="/a,/b,/a/").data_dirs()
 
 
 def test_the_client_listener_skips_controller_listeners():

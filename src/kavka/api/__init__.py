@@ -6,6 +6,7 @@ in :data:`kavka.api.registry.REGISTRY`; ApiVersions answers from that table.
 
 from kavka.api import (  # noqa: F401  (imported for their registration)
     alter_configs,
+    alter_replica_log_dirs,
     api_versions,
     consumer_group_describe,
     consumer_group_heartbeat,
@@ -16,9 +17,11 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     delete_topics,
     describe_cluster,
     describe_configs,
+    describe_log_dirs,
     describe_groups,
     describe_quorum,
     describe_topic_partitions,
+    elect_leaders,
     fetch,
     find_coordinator,
     heartbeat,
@@ -35,4 +38,5 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     offset_for_leader_epoch,
     produce,
     sync_group,
+    update_features,
 )

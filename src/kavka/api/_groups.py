@@ -4,6 +4,8 @@ The coordinator lives on the BrokerContext as ``groups`` (a GroupRunner); a
 context without one (unit tests of other APIs) answers COORDINATOR_NOT_AVAILABLE.
 ``@coordinated(unavailable=...)`` does that check once for every group API: the
 handler gets the runner, and ``unavailable`` builds the API's own error answer.
+The KIP-848 APIs work only while the cluster's group.version is 1 or more, as on
+Kafka: ``@consumer_protocol(off=...)`` answers with ``off`` (UNSUPPORTED_VERSION) otherwise.
 A parked request comes back as a future; the handler then returns a coroutine,
 which the dispatcher awaits, so the connection waits like a long-poll fetch.
 """
@@ -14,6 +16,8 @@ import asyncio
 import datetime
 import functools
 from typing import Any, Callable
+
+from kavka.metadata.features import GROUP_VERSION
 
 _MS = datetime.timedelta(milliseconds=1)
 
@@ -27,6 +31,18 @@ def coordinated(unavailable: Callable[[Any], Any]):
             if groups is None:
                 return unavailable(request)
             return handler(request, groups)
+        return handle
+    return wrap
+
+
+def consumer_protocol(off: Callable[[Any], Any]):
+    """Call the handler while group.version is 1 or more, else answer ``off(request)``."""
+    def wrap(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        @functools.wraps(handler)
+        def handle(request):
+            if request.broker.metadata.finalized_features().level(GROUP_VERSION) < 1:
+                return off(request)
+            return handler(request)
         return handle
     return wrap
 

@@ -2,13 +2,14 @@
 
 Per group its state, epochs and assignor; per member its epoch, subscription,
 current assignment and target assignment.  A classic group or an unknown id is
-GROUP_ID_NOT_FOUND (DescribeGroups answers classic groups).  ACLs are not
+GROUP_ID_NOT_FOUND (DescribeGroups answers classic groups); every group is
+UNSUPPORTED_VERSION while group.version is 0, as on Kafka.  ACLs are not
 implemented, so authorized operations stay "not provided".
 """
 
 from __future__ import annotations
 
-from kavka.api._groups import coordinated
+from kavka.api._groups import consumer_protocol, coordinated
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.consumer_group import to_map
@@ -20,10 +21,19 @@ MEMBER_TYPE_CONSUMER = 1
 
 
 @api(KEY, "ConsumerGroupDescribe", VERSIONS)
+@consumer_protocol(off=lambda request: _unsupported(request))
 @coordinated(unavailable=lambda request: _answer(
     request, lambda _: (ErrorCode.coordinator_not_available, None, None)))
 def handle(request: Request, groups):
     return _answer(request, lambda group_id: groups.query(lambda c: c.describe_consumer_group(group_id)))
+
+
+def _unsupported(request: Request):
+    """Every group UNSUPPORTED_VERSION, the other fields at their defaults, as Kafka's error response."""
+    r = builder_for(request)
+    return r.ConsumerGroupDescribeResponse(groups=tuple(
+        r.DescribedGroup(error_code=ErrorCode.unsupported_version, group_id=g, group_state="", group_epoch=0,
+                         assignment_epoch=0, assignor_name="", members=()) for g in request.body.group_ids))
 
 
 def _answer(request: Request, describe):

@@ -3,7 +3,7 @@
 One request does what JoinGroup, SyncGroup, Heartbeat and LeaveGroup do in the
 classic protocol: the member says which topics it subscribes to and which
 partitions it owns, and gets back its member epoch and, when it changed, the
-partitions it may own now.  The broker assigns (kavka.group.consumer_group).
+partitions it may own now; UNSUPPORTED_VERSION while group.version is 0.  The broker assigns (kavka.group.consumer_group).
 Topics travel by id; ids this broker does not know are ignored in the owned
 list, as Kafka does.  From v1 the member id is chosen by the client.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 
-from kavka.api._groups import client_host, ms, coordinated, reply_or_wait
+from kavka.api._groups import client_host, consumer_protocol, coordinated, ms, reply_or_wait
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.consumer_group import HeartbeatRequest
@@ -24,6 +24,7 @@ VERSIONS = (0, 1)
 
 
 @api(KEY, "ConsumerGroupHeartbeat", VERSIONS)
+@consumer_protocol(off=lambda request: _response(request, HeartbeatReply(ErrorCode.unsupported_version)))
 @coordinated(unavailable=lambda request: _response(request, HeartbeatReply(ErrorCode.coordinator_not_available)))
 def handle(request: Request, groups):
     body = request.body

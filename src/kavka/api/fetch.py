@@ -11,12 +11,15 @@ returns at least one whole batch even if it is larger, so a consumer can never
 get stuck behind a big batch.  A fetch offset inside a batch returns the whole
 batch (the client skips the records before its offset).
 
-Consumers fetch from a partition's leader only (``replicas.leader_error``:
-NOT_LEADER_OR_FOLLOWER elsewhere), up to the high watermark, or with
-``isolation_level`` 1 (READ_COMMITTED) up to the last stable offset, with the
-aborted transactions that overlap the records returned (from the segments'
-``.txnindex``, kavka.log.partition_log), so the client drops their records.
-Every answer carries the LSO, as Kafka's does.  Followers
+Consumers fetch from a partition's leader, or with Fetch v11+ from a follower too
+(KIP-392; ``replicas.read_error``: NOT_LEADER_OR_FOLLOWER elsewhere), up to that
+replica's high watermark, or with ``isolation_level`` 1 (READ_COMMITTED) up to its
+last stable offset, with the aborted transactions that overlap the records
+returned (from the segments' ``.txnindex``, kavka.log.partition_log), so the
+client drops their records; every answer carries the LSO, as Kafka's does.
+With ``replica.selector.class`` set, a leader answers a
+consumer whose ``rack_id`` (client.rack) matches a follower's rack with no records and
+``preferred_read_replica`` (kavka.replication.replica_selector), at once, as Kafka does.  Followers
 (``replica_id`` >= 0) fetch up to the log end; the offset each asks for tells
 the leader where its log ends (``replicas.follower_fetch``), which is how the
 high watermark moves.  A lone broker leads everything and has no followers.
@@ -51,13 +54,15 @@ from kavka.protocol.fetch_response import PartitionResult, TopicResult, encode_f
 KEY = 1
 VERSIONS = (4, 17)
 READ_COMMITTED = 1
+FOLLOWER_READS_VERSION = 11   # KIP-392: from here a consumer may fetch from a follower
 _NO_TOPIC = object()
 
 
 class _Plan:
     """The partitions of one fetch, resolved once and re-read on each wake."""
 
-    __slots__ = ("entries", "logs", "version", "max_bytes", "read_committed", "follower", "size", "context")
+    __slots__ = ("entries", "logs", "version", "max_bytes", "read_committed", "follower", "size", "context",
+                 "client_rack", "replicas")
 
     def __init__(self, request: Request, context: fetch_sessions.FetchContext) -> None:
         body = request.body
@@ -65,6 +70,8 @@ class _Plan:
         self.max_bytes = body.max_bytes
         self.read_committed = body.isolation_level == READ_COMMITTED
         self.follower = _replica_id(body) >= 0
+        self.client_rack = "" if self.follower else getattr(body, "rack_id", "") or ""
+        self.replicas = request.broker.replicas
         self.context = context
         self.entries = []
         self.logs = []
@@ -90,7 +97,7 @@ class _Plan:
             if partition is not None:
                 tp = (name, index)
                 error = (replicas.follower_fetch(tp, replica_id, wanted.fetch_offset) if self.follower
-                         else replicas.leader_error(tp))
+                         else replicas.read_error(tp, follower_reads=self.version >= FOLLOWER_READS_VERSION))
                 if error != ErrorCode.none:
                     partition, code = None, error.value
             if partition is not None and partition.offline:  # a failed log directory
@@ -100,21 +107,22 @@ class _Plan:
             self.entries.append((key, name, topic_id, wanted, partition, code))
 
     def read(self):
-        """Stepping generator: read everything once, giving ((key, result) pairs, bytes of records, any error)."""
+        """Stepping generator: read everything once, giving ((key, result) pairs, bytes of records,
+        whether to answer now whatever the bytes: an error, or a consumer sent to another replica)."""
         remaining = self.max_bytes
         total = 0
-        errored = False
+        urgent = False
         results = []
-        for done, (key, _name, _topic_id, wanted, partition, missing) in enumerate(self.entries, 1):
+        for done, (key, name, _topic_id, wanted, partition, missing) in enumerate(self.entries, 1):
             if done % SLICE == 0:
                 yield
-            result = self._read_partition(wanted, partition, missing, remaining, first=total == 0)
+            result = self._read_partition(name, wanted, partition, missing, remaining, first=total == 0)
             size = result.records_size
             total += size
             remaining = max(0, remaining - size)
-            errored |= result.error_code != 0
+            urgent |= result.error_code != 0 or result.preferred_read_replica >= 0
             results.append((key, result))
-        return results, total, errored
+        return results, total, urgent
 
     def topic_results(self, sent: list) -> list[TopicResult]:
         """The (key, result) pairs to send, grouped into topics as Kafka groups them: a run of
@@ -130,13 +138,19 @@ class _Plan:
             topics[-1].partitions.append(result)
         return topics
 
-    def _read_partition(self, wanted, partition, missing, remaining: int, first: bool) -> PartitionResult:
+    def _read_partition(self, name, wanted, partition, missing, remaining: int, first: bool) -> PartitionResult:
         if partition is None or partition.log.is_closed:  # closed: deleted while a fetch was parked
             return PartitionResult(wanted.partition, missing or ErrorCode.unknown_topic_or_partition.value)
         log = partition.log
         epoch_error = _check_leader_epoch(getattr(wanted, "current_leader_epoch", -1), log.leader_epoch)
         if epoch_error:
             return PartitionResult(wanted.partition, epoch_error)
+        if self.client_rack:
+            preferred = self.replicas.preferred_read_replica((name, wanted.partition), self.client_rack,
+                                                              wanted.fetch_offset)
+            if preferred >= 0:  # as Kafka: no records, the watermarks, and where to read instead
+                return PartitionResult(wanted.partition, 0, log.high_watermark, log.last_stable_offset,
+                                       log.log_start_offset, (), () if self.read_committed else None, preferred)
         limit = min(wanted.partition_max_bytes, remaining)
         lso = log.last_stable_offset
         try:
@@ -215,8 +229,8 @@ def handle(request: Request):
     if plan.size > SLICE:
         return _sliced(plan, request)
     run_steps(plan.resolve(request))
-    results, total, errored = run_steps(plan.read())
-    if _answer_now(plan, request.body, total, errored):
+    results, total, urgent = run_steps(plan.read())
+    if _answer_now(plan, request.body, total, urgent):
         return _encode(plan, request, results)
     return _long_poll(plan, request)
 
@@ -228,14 +242,14 @@ def _now_ms(request: Request) -> int:
 async def _sliced(plan: _Plan, request: Request):
     """:func:`handle` for a big fetch: every pass over its partitions is sliced."""
     await run_sliced(plan.resolve(request))
-    results, total, errored = await run_sliced(plan.read())
-    if _answer_now(plan, request.body, total, errored):
+    results, total, urgent = await run_sliced(plan.read())
+    if _answer_now(plan, request.body, total, urgent):
         return _encode(plan, request, results)
     return await _long_poll(plan, request)
 
 
-def _answer_now(plan: _Plan, body, total: int, errored: bool) -> bool:
-    return (total >= body.min_bytes or errored or body.max_wait.total_seconds() <= 0 or not plan.logs
+def _answer_now(plan: _Plan, body, total: int, urgent: bool) -> bool:
+    return (total >= body.min_bytes or urgent or body.max_wait.total_seconds() <= 0 or not plan.logs
             or plan.context.error != 0)
 
 
@@ -266,8 +280,8 @@ async def _long_poll(plan: _Plan, request: Request):
                 timer.cancel()
             if not appended:
                 break
-            results, total, errored = await run_sliced(plan.read())
-            if total >= min_bytes or errored:
+            results, total, urgent = await run_sliced(plan.read())
+            if total >= min_bytes or urgent:
                 return _encode(plan, request, results)
             woken = loop.create_future()
     finally:
@@ -276,7 +290,7 @@ async def _long_poll(plan: _Plan, request: Request):
                 log.listeners.remove(on_append)
             except ValueError:
                 pass
-    results, _total, _errored = await run_sliced(plan.read())
+    results, _total, _urgent = await run_sliced(plan.read())
     return _encode(plan, request, results)
 
 

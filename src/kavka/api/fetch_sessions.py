@@ -84,6 +84,8 @@ class CachedPartition:
             respond = True
             if update:
                 self.high_watermark = -1  # so the partition is sent again once the error is gone
+        if result.preferred_read_replica >= 0:  # KIP-392: the consumer is told where to read
+            respond = True
         return respond
 
 

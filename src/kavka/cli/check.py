@@ -1,4 +1,4 @@
-"""``kavka check DATA_DIR [--repair]``: verify every segment of a stopped broker's data dir.
+"""``kavka check LOG_DIR... [--repair]``: verify every segment of a stopped broker's log dirs.
 
 Reads every ``.log`` file of every partition directory batch by batch and checks
 what the broker's crash recovery checks (kavka.log.segment.scan_log_file): that
@@ -7,7 +7,11 @@ CRC-32C and that base offsets increase.  It prints one line per problem (file,
 byte position, what is wrong, how many bytes and later segments lie after it) and
 a summary; the exit status is 1 when anything is corrupt, 0 when all is well.
 
-``--repair`` then opens the data dir the way the broker does after a crash but
+A broker with several log dirs (``log.dirs``) is checked with all of them, in
+``log.dirs`` order: a repair run on the first alone would not find the
+partitions the others hold.
+
+``--repair`` then opens the log dirs the way the broker does after a crash but
 with every segment re-validated (``LogManager.load(verify_all=True)``): each
 damaged partition is cut at its first bad batch and the segments after it are
 deleted, exactly as a broker start would (crash-safe for the same reasons).
@@ -15,7 +19,7 @@ The records after the bad batch are lost; on a lone broker there is no replica
 to fetch them from (Kafka's recovery does the same; in a cluster the follower
 then re-fetches from the leader).
 
-The data dir's lock (the broker's ``.lock`` flock) is taken first: a running
+Each log dir's lock (the broker's ``.lock`` flock) is taken first: a running
 broker makes the command refuse.  A progress line is shown on a terminal.
 """
 
@@ -34,9 +38,10 @@ from kavka.cli.common import CliError, Progress
 def add_parser(commands) -> None:
     p = commands.add_parser(
         "check", help="verify the CRC and framing of every stored batch of a stopped broker",
-        description="Scan every segment in DATA_DIR (framing, magic, CRC-32C, offset order) and report "
+        description="Scan every segment in the LOG_DIRs (framing, magic, CRC-32C, offset order) and report "
                     "corruption; exit status 1 when any was found.")
-    p.add_argument("data_dir", metavar="DATA_DIR", help="the broker's data directory (the broker must be stopped)")
+    p.add_argument("data_dirs", metavar="LOG_DIR", nargs="+",
+                   help="the broker's data directory, then its other log.dirs in order (the broker must be stopped)")
     p.add_argument("--repair", action="store_true",
                    help="cut each damaged partition at its first bad batch (the records after it are lost), "
                         "as the broker's crash recovery does")
@@ -100,7 +105,7 @@ def _lock(data_dir: Path) -> int:
     return fd
 
 
-def repair(data_dir: Path) -> None:
+def repair(data_dirs: list[Path]) -> None:
     """The broker's own load with every segment re-validated, then a clean close."""
     from kavka.clock import Clock
     from kavka.config import BrokerConfig
@@ -108,7 +113,8 @@ def repair(data_dir: Path) -> None:
     from kavka.log.log_manager import LogManager
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="kavka check: %(message)s")
-    manager = LogManager(data_dir, BrokerConfig(), Clock())
+    config = BrokerConfig.from_strings({"log.dirs": ",".join(str(d) for d in data_dirs)})
+    manager = LogManager(data_dirs[0], config, Clock())
     try:
         manager.load(verify_all=True)
     except LogError as exc:
@@ -116,17 +122,34 @@ def repair(data_dir: Path) -> None:
     manager.close()
 
 
-def run(args) -> int:
-    data_dir = Path(args.data_dir)
-    if not data_dir.is_dir():
-        raise CliError(f"{data_dir} is not a directory")
-    progress = Progress()
-    fd = _lock(data_dir)
-    try:
+def scan_all(data_dirs: list[Path], progress: Progress | None = None) -> Report:
+    """Every log dir's scan, added up."""
+    total = Report()
+    for data_dir in data_dirs:
         report = scan(data_dir, progress)
+        total.partitions += report.partitions
+        total.segments += report.segments
+        total.batches += report.batches
+        total.bytes += report.bytes
+        total.problems.extend(report.problems)
+    return total
+
+
+def run(args) -> int:
+    data_dirs = [Path(d) for d in args.data_dirs]
+    for data_dir in data_dirs:
+        if not data_dir.is_dir():
+            raise CliError(f"{data_dir} is not a directory")
+    progress = Progress()
+    fds: list[int] = []
+    try:
+        for data_dir in data_dirs:
+            fds.append(_lock(data_dir))
+        report = scan_all(data_dirs, progress)
     finally:
         progress.clear()
-        os.close(fd)  # released before a repair, which takes the lock itself
+        for fd in fds:
+            os.close(fd)  # released before a repair, which takes the locks itself
     for problem in report.problems:
         print(f"CORRUPT {problem}")
     print(f"checked {report.partitions} partitions, {report.segments} segments, {report.batches} batches, "
@@ -135,8 +158,8 @@ def run(args) -> int:
     if not report.problems:
         return 0
     if args.repair:
-        repair(data_dir)
-        left = scan(data_dir).problems
+        repair(data_dirs)
+        left = scan_all(data_dirs).problems
         if left:
             raise CliError(f"repair left {len(left)} corrupt partitions: {left[0]}")
         print("repaired: each corrupt partition was cut at its first bad batch")

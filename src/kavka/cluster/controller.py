@@ -9,7 +9,12 @@ which fences every write it makes (state_store.py).  It
   transaction;
 * elects leaders from the ISR when a broker's registration comes or goes, and
   (``auto.leader.rebalance.enable``) moves leadership back to preferred replicas
-  every ``leader.imbalance.check.interval.seconds``.
+  every ``leader.imbalance.check.interval.seconds``;
+* runs the elections clients ask for (ElectLeaders): PREFERRED moves leadership
+  to the first replica if it is live and in the ISR (``decisions.preferred``),
+  UNCLEAN gives a partition without a live leader any live replica
+  (``decisions.unclean``); each written with a compare-and-swap on the partition
+  state, re-decided from the state found when another write came first.
 
 Any other broker receiving a topic change forwards it here over the Kafka
 protocol (as Kafka brokers forward to their controller, KIP-590), then waits
@@ -29,10 +34,10 @@ import uuid
 from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from kavka.cluster import decisions
-from kavka.cluster.errors import ClusterError, ConcurrentUpdate
-from kavka.cluster.model import TopicAssignment
+from kavka.cluster.errors import ClusterError, ConcurrentUpdate, EtcdUnavailable
+from kavka.cluster.model import NO_LEADER, TopicAssignment
 from kavka.internal_topics import BROKER_CLIENT_PREFIX
-from kavka.metadata.model import OK, AdminResult, NewTopic
+from kavka.metadata.model import OK, AdminResult, ElectionType, NewTopic, election_result
 from kavka.protocol.builders import make
 from kavka.protocol.errors import ErrorCode
 
@@ -43,6 +48,7 @@ log = logging.getLogger("kavka.cluster")
 
 FORWARD_TIMEOUT_MS = 10_000   # the timeout a forwarded admin request carries
 VIEW_WAIT = 5.0               # seconds a change may take to reach this broker's view
+ELECTION_ATTEMPTS = 3         # compare-and-swap tries of one requested election
 
 
 class ControllerUnavailable(Exception):
@@ -244,6 +250,70 @@ class Controller:
             return AdminResult(ErrorCode.request_timed_out, str(exc))
         return OK
 
+    async def elect_leaders_anywhere(self, election: ElectionType,
+                                     partitions: list[tuple[str, int]]) -> list[AdminResult]:
+        """Each partition's election on the controller (here, or forwarded as one
+        ElectLeaders); then wait until this broker's view shows the leaders elected."""
+        try:
+            if self.is_controller():
+                results = [await self._elect_requested(election, tp) for tp in partitions]
+            else:
+                answer = await self._ask_controller(_election_request(election, partitions))
+                results = _election_answers(answer, partitions)
+            elected = [tp for tp, result in zip(partitions, results) if result.ok]
+            await self.node.wait_seen(lambda: all(self._has_elected(election, tp) for tp in elected), VIEW_WAIT)
+        except ControllerUnavailable as exc:
+            return [AdminResult(ErrorCode.not_controller, str(exc))] * len(partitions)
+        except ViewTimeout as exc:
+            return [AdminResult(ErrorCode.request_timed_out, str(exc)) if r.ok else r for r in results]
+        return results
+
+    async def _elect_requested(self, election: ElectionType, tp: tuple[str, int]) -> AdminResult:
+        """One partition's election, here on the controller."""
+        current = self.view.partitions.get(tp)
+        try:
+            for _ in range(ELECTION_ATTEMPTS):
+                claim = self._claim()
+                code, new = self._decide(election, tp, current, claim.epoch)
+                if new is None:
+                    return election_result(code, *tp)
+                try:
+                    await self.node.store.write_partition(claim, tp[0], tp[1], new, current.mod_revision)
+                except ConcurrentUpdate as exc:
+                    current = exc.current   # decide again from what another write left
+                    continue
+                log.info("controller: %s-%d leader %d -> %d (epoch %d) by a requested %s election", tp[0], tp[1],
+                         current.value.leader, new.leader, new.leader_epoch, election.name.lower())
+                return OK
+        except EtcdUnavailable as exc:
+            return AdminResult(ErrorCode.request_timed_out, str(exc))
+        except ClusterError as exc:   # this broker's controller claim is gone
+            return AdminResult(ErrorCode.not_controller, str(exc))
+        return AdminResult(ErrorCode.request_timed_out, f"{tp[0]}-{tp[1]} kept changing meanwhile; try again.")
+
+    def _decide(self, election: ElectionType, tp: tuple[str, int], current, controller_epoch: int):
+        """(error code, new partition state or None) of electing ``tp`` from ``current``."""
+        replicas = self._replicas(tp)
+        if current is None or replicas is None:
+            return ErrorCode.unknown_topic_or_partition, None
+        state, live = current.value, self.node.eligible_broker_ids()
+        if election == ElectionType.PREFERRED:
+            if state.leader == replicas[0]:
+                return ErrorCode.election_not_needed, None
+            new = decisions.preferred(state, replicas, live, controller_epoch)
+            return (ErrorCode.preferred_leader_not_available, None) if new is None else (ErrorCode.none, new)
+        if state.leader != NO_LEADER and state.leader in live:
+            return ErrorCode.election_not_needed, None
+        new = decisions.unclean(state, replicas, live, controller_epoch)
+        return (ErrorCode.eligible_leaders_not_available, None) if new is None else (ErrorCode.none, new)
+
+    def _has_elected(self, election: ElectionType, tp: tuple[str, int]) -> bool:
+        """Whether this broker's view shows ``tp`` with the leader the election gave it."""
+        v, replicas = self.view.partitions.get(tp), self._replicas(tp)
+        if v is None or replicas is None:
+            return False
+        return v.value.leader == replicas[0] if election == ElectionType.PREFERRED else v.value.leader != NO_LEADER
+
     async def _ask_controller(self, body):
         from kavka.replication.peer import Peer, PeerError
         address = self.node.address_of(self.node.controller_id())
@@ -319,3 +389,22 @@ class Controller:
     def _replicas(self, tp) -> tuple[int, ...] | None:
         t = self.view.topics.get(tp[0])
         return None if t is None or tp[1] not in t.value.replicas else t.value.replicas[tp[1]]
+
+
+def _election_request(election: ElectionType, partitions: list[tuple[str, int]]):
+    from kio.schema.elect_leaders.v2 import request as q
+    topics: dict[str, list[int]] = {}
+    for topic, index in partitions:
+        topics.setdefault(topic, []).append(index)
+    return make(q.ElectLeadersRequest, election_type=int(election), timeout=_ms(FORWARD_TIMEOUT_MS),
+                topic_partitions=tuple(make(q.TopicPartitions, topic=t, partitions=tuple(p))
+                                       for t, p in topics.items()))
+
+
+def _election_answers(answer, partitions: list[tuple[str, int]]) -> list[AdminResult]:
+    """The controller's ElectLeaders answer as one result per partition asked for."""
+    found = {(t.topic, p.partition_id): AdminResult(ErrorCode(p.error_code), p.error_message)
+             for t in answer.replica_election_results for p in t.partition_result}
+    missing = AdminResult(ErrorCode(answer.error_code) if answer.error_code else ErrorCode.unknown_server_error,
+                          "the controller did not answer for this partition")
+    return [found.get(tp, missing) for tp in partitions]

@@ -18,6 +18,9 @@ election enabled (it may lack acknowledged records).
   otherwise the first replica (assignment order) that is live and in the ISR leads, or the
   partition goes offline (NO_LEADER).
 * ``preferred``: move leadership to the first replica when it is live and in the ISR.
+* ``unclean``: for a partition without a live leader (an ElectLeaders UNCLEAN asked for),
+  the election ``after_broker_change`` makes with unclean election enabled: the ISR first,
+  else any live replica; None while a live replica leads or none is live.
 * ``check_capacity``: no broker may end up holding more than ``max.partitions.per.broker``
   replicas (counted over every topic's assignment), else OverCapacity (POLICY_VIOLATION).
 """
@@ -103,6 +106,14 @@ def preferred(state: PartitionState, replicas: Sequence[int], live: Collection[i
     if state.leader == first or first not in live or first not in state.isr:
         return None
     return _changed(state, first, state.isr, controller_epoch)
+
+
+def unclean(state: PartitionState, replicas: Sequence[int], live: Collection[int],
+            controller_epoch: int) -> PartitionState | None:
+    if state.leader != NO_LEADER and state.leader in live:
+        return None
+    new = after_broker_change(state, replicas, live, controller_epoch, unclean=True)
+    return None if new is None or new.leader == NO_LEADER else new
 
 
 def _changed(state: PartitionState, leader: int, isr: tuple[int, ...],

@@ -9,6 +9,8 @@ several tests) can share one etcd::
     /kavka/<cid>/topics/<name>             TopicAssignment   written by the controller
     /kavka/<cid>/partitions/<name>/<p>     PartitionState    written by the controller (and the
                                                              leader, for ISR changes)
+    /kavka/<cid>/features                  FinalizedFeatures written by any broker (UpdateFeatures),
+                                                             compare-and-swap on its mod revision
 
 Broker ids are written in decimal; Kafka topic names use only ``[a-zA-Z0-9._-]``, so no name
 can contain ``/`` and the parse below is unambiguous. Nothing here does I/O.
@@ -42,7 +44,7 @@ class KeyRef:
     partition: int | None = None
 
 
-KINDS = ("broker", "controller", "controller_epoch", "topic", "partition")
+KINDS = ("broker", "controller", "controller_epoch", "topic", "partition", "features")
 
 
 class KeyLayout:
@@ -79,6 +81,9 @@ class KeyLayout:
     def controller_epoch(self) -> bytes:
         return self.root + b"controller_epoch"
 
+    def features(self) -> bytes:
+        return self.root + b"features"
+
     def topic(self, name: str) -> bytes:
         return self.topics_prefix() + _topic(name).encode()
 
@@ -101,7 +106,7 @@ class KeyLayout:
 
 def _parse_parts(parts: list[str]) -> KeyRef | None:
     head, rest = parts[0], parts[1:]
-    if head in ("controller", "controller_epoch") and not rest:
+    if head in ("controller", "controller_epoch", "features") and not rest:
         return KeyRef(head)
     if head == "brokers" and len(rest) == 1:
         return KeyRef("broker", broker_id=_broker_id(int(rest[0])))

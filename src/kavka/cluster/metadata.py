@@ -1,8 +1,12 @@
 """The metadata boundary (kavka.metadata) of a broker in a cluster: etcd's view.
 
 Reads come from the broker's ClusterView (kept current by the watch, watch.py);
-topic changes go to the controller (controller.py), here or forwarded to
-another broker, and are answered once this broker's view shows them.  Topic
+topic changes and requested leader elections go to the controller
+(controller.py), here or forwarded to another broker, and are answered once this
+broker's view shows them.  Feature
+levels (UpdateFeatures) are written by the broker that was asked, straight to
+etcd's ``features`` key by compare-and-swap (state_store.py): deciding whether an
+update is acceptable needs nothing but the levels, so no controller is involved.  Topic
 configs are resolved against this broker's defaults, as a replica would.
 """
 
@@ -12,20 +16,26 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+from kavka.cluster.controller import VIEW_WAIT, ViewTimeout
+from kavka.cluster.errors import ClusterError, ConcurrentUpdate
 from kavka.cluster.model import NO_LEADER
 from kavka.cluster.quorum import quorum_state
 from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.log.errors import InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
 from kavka.log.topic_catalog import unify_collision_chars, validate_topic_name
-from kavka.metadata.interfaces import MetadataView, TopicAdmin
+from kavka.metadata.features import FeatureUpdate, FinalizedFeatures, InvalidUpdateVersion, apply_updates
+from kavka.metadata.interfaces import MetadataView, TopicAdmin, TopicPartition
 from kavka.metadata.model import (
+    OK,
     AdminResult,
     BrokerEndpoint,
+    ElectionType,
     NewTopic,
     PartitionState,
     QuorumState,
     TopicDescription,
 )
+from kavka.protocol.errors import ErrorCode
 
 log = logging.getLogger("kavka.cluster")
 
@@ -124,6 +134,10 @@ class EtcdMetadata(MetadataView, TopicAdmin):
     def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None:
         return None   # transactions are not coordinated in a cluster yet
 
+    def finalized_features(self) -> FinalizedFeatures:
+        v = self.view.features
+        return FinalizedFeatures() if v is None else v.value
+
     # -- topic admin: checks here, changes on the controller ---------------------------------
 
     def check_create(self, topic: NewTopic, also_adding: int = 0) -> None:
@@ -187,6 +201,34 @@ class EtcdMetadata(MetadataView, TopicAdmin):
             return AdminResult(*_unknown(name))
         return await self.node.controller.alter_topic_config_anywhere(name, self._merged(name, changes))
 
+    async def elect_leaders(self, election: ElectionType,
+                            partitions: Sequence[TopicPartition]) -> list[AdminResult]:
+        return await self.node.controller.elect_leaders_anywhere(election, partitions)
+
+    async def update_features(self, updates: Sequence[FeatureUpdate], validate_only: bool) -> AdminResult:
+        """Decide on the levels this broker sees; a write that lost a race with another
+        broker's decides again on the levels that won."""
+        current = self.view.features
+        for _ in range(FEATURE_WRITE_ATTEMPTS):
+            base = FinalizedFeatures() if current is None else current.value
+            try:
+                changed = apply_updates(base, updates, self.node.broker_id)
+            except InvalidUpdateVersion as exc:
+                return AdminResult.refusal(exc)
+            if validate_only or changed is base:
+                return OK
+            try:
+                await self.node.store.write_features(changed, 0 if current is None else current.mod_revision)
+                await self.node.wait_seen(lambda: self.finalized_features().epoch >= changed.epoch, VIEW_WAIT)
+                return OK
+            except ConcurrentUpdate as exc:
+                current = exc.current
+            except ViewTimeout as exc:
+                return AdminResult(ErrorCode.request_timed_out, str(exc))
+            except ClusterError as exc:
+                return AdminResult(ErrorCode.request_timed_out, f"the feature levels were not written: {exc}")
+        return AdminResult(ErrorCode.request_timed_out, "other brokers kept changing the feature levels; retry")
+
     async def ensure_offsets_topic(self) -> None:
         live = self.live_broker_ids()
         if OFFSETS_TOPIC in self.view.topics or not live:
@@ -196,6 +238,9 @@ class EtcdMetadata(MetadataView, TopicAdmin):
             OFFSETS_TOPIC, config.get("offsets.topic.num.partitions"),
             min(config.get("offsets.topic.replication.factor"), len(live)),
             {"cleanup.policy": "compact", "segment.bytes": str(config.get("offsets.topic.segment.bytes"))}))
+
+
+FEATURE_WRITE_ATTEMPTS = 5
 
 
 def _unknown(name: str):

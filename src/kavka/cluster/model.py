@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from kavka.metadata.features import FinalizedFeatures
+
 FORMAT_VERSION = 1
 NO_LEADER = -1
 
@@ -102,6 +104,14 @@ class ControllerInfo:
             return cls(int(o["broker_id"]), int(o["epoch"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise DecodeError(f"controller: {exc!r} in {raw[:80]!r}") from exc
+
+
+def decode_features(raw: bytes) -> FinalizedFeatures:
+    """The finalized feature levels (kavka.metadata.features encodes them)."""
+    try:
+        return FinalizedFeatures.decode(raw)
+    except ValueError as exc:
+        raise DecodeError(str(exc)) from exc
 
 
 def encode_epoch(epoch: int) -> bytes:

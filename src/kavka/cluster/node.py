@@ -69,13 +69,15 @@ class ClusterNode:
         self.metadata = EtcdMetadata(self)
         self.replicas = ReplicaManager(
             self.broker_id, broker.logs, broker._clock, address_of=self.address_of, propose_isr=self._propose_isr,
+            rack_of=self.rack_of, replica_selector=broker.config.get("replica.selector.class"),
             lag_max_ms=broker.config.get("replica.lag.time.max.ms"))
         self._tasks: list[asyncio.Task] = []
         self._view_waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self.log_dir_offline = False
         self._gave_up_roles = False
         self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
-        broker.logs.health.on_offline.append(self._log_dir_failed)
+        for log_dir in broker.logs.log_dirs():  # any failed log dir gives up every role (coarser than Kafka)
+            log_dir.on_offline.append(self._log_dir_failed)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -271,6 +273,10 @@ class ClusterNode:
     def address_of(self, broker_id: int) -> tuple[str, int] | None:
         v = self.view.brokers.get(broker_id)
         return None if v is None else (v.value.host, v.value.port)
+
+    def rack_of(self, broker_id: int) -> str | None:
+        v = self.view.brokers.get(broker_id)
+        return None if v is None else v.value.rack
 
     def eligible_broker_ids(self) -> set[int]:
         """Registered brokers whose log directory is online and that are not shutting

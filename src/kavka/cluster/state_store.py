@@ -9,6 +9,9 @@ Write rules (each one etcd transaction; nothing is read-modify-written outside a
   first (a newer epoch exists) or the second (its lease lapsed, even before a successor won),
   and raises ``StaleControllerEpoch`` or ``ControllerFenced``; a lost race with another write
   to the same key raises ``ConcurrentUpdate`` carrying the key's current value.
+* **Feature writes** (UpdateFeatures, from any broker) compare the ``features`` key's
+  ``mod_revision`` the writer read (0 = none yet): two concurrent updates cannot both apply
+  to the same levels; the loser raises ``ConcurrentUpdate`` and decides again.
 * **Leader writes** (ISR shrink/expand, as Kafka leaders did with ZooKeeper) compare the
   partition key's ``mod_revision`` and ``create_revision(brokers/<leader>) == broker epoch``:
   a leader whose registration expired (cut off from etcd) cannot change the ISR, and any
@@ -26,10 +29,12 @@ from typing import Any
 
 from .errors import (ConcurrentUpdate, ControllerFenced, NotLeader, SessionLost,
                      StaleControllerEpoch)
+from kavka.metadata.features import FinalizedFeatures
+
 from .etcd_client import Etcd
 from .keys import KeyLayout, prefix_end
 from .model import (BrokerInfo, ControllerClaim, ControllerInfo, DecodeError, PartitionState,
-                    TopicAssignment, Versioned, decode_epoch, encode_epoch)
+                    TopicAssignment, Versioned, decode_epoch, decode_features, encode_epoch)
 from .session import BrokerSession
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,18 @@ class ClusterStore:
     async def controller_epoch(self) -> int:
         kv = await self.etcd.get(self.layout.controller_epoch())
         return decode_epoch(None if kv is None else kv.value)
+
+    async def write_features(self, features: FinalizedFeatures, expected_mod_revision: int) -> int:
+        """Replace the finalized features read at ``expected_mod_revision`` (0: none yet)."""
+        key = self.layout.features()
+        tx = self.etcd.tx
+        ok, responses = await self.etcd.txn([tx.mod(key) == expected_mod_revision],
+                                            [tx.put(key, features.encode())], [tx.get(key)])
+        if ok:
+            return _revision(responses[0])
+        current = _first(responses[0])
+        raise ConcurrentUpdate(key, expected_mod_revision,
+                               None if current is None else _versioned(current, decode_features))
 
     async def brokers(self) -> dict[int, Versioned[BrokerInfo]]:
         found = await self._prefix(self.layout.brokers_prefix(), BrokerInfo.decode)

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .keys import KeyLayout, KeyRef
+from kavka.metadata.features import FinalizedFeatures
+
 from .model import (BrokerInfo, ControllerInfo, DecodeError, PartitionState, TopicAssignment,
-                    Versioned, decode_epoch)
+                    Versioned, decode_epoch, decode_features)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ _DECODERS: dict[str, Any] = {
     "controller_epoch": decode_epoch,
     "topic": TopicAssignment.decode,
     "partition": PartitionState.decode,
+    "features": decode_features,
 }
 
 
@@ -79,6 +82,7 @@ class ClusterView:
     controller_epoch: int = 0
     topics: dict[str, Versioned[TopicAssignment]] = field(default_factory=dict)
     partitions: dict[tuple[str, int], Versioned[PartitionState]] = field(default_factory=dict)
+    features: Versioned[FinalizedFeatures] | None = None   # None: the format-time defaults
     revision: int = 0
 
     def apply(self, item: Snapshot | Change) -> None:
@@ -102,6 +106,8 @@ class ClusterView:
             _set(self.partitions, (ref.topic, ref.partition), versioned)
         elif ref.kind == "controller":
             self.controller = versioned
+        elif ref.kind == "features":
+            self.features = versioned
         elif ref.kind == "controller_epoch" and not c.deleted:
             self.controller_epoch = c.value
 

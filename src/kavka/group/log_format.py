@@ -47,6 +47,8 @@ import struct
 from dataclasses import dataclass
 from typing import Union
 
+from kavka.internal_topics import coordinator_partition as partition_for  # noqa: F401 (the group's partition)
+
 OFFSET_KEY_VERSIONS = (0, 1)
 GROUP_KEY_VERSION = 2
 OFFSET_VALUE_VERSION = 3
@@ -147,23 +149,6 @@ Value = Union[OffsetValue, GroupValue, ConsumerGroupValue, ConsumerMemberValue, 
 
 class UnknownRecord(ValueError):
     """A key version this broker does not know (written by a newer one)."""
-
-
-# -- partitioning ----------------------------------------------------------------------------
-
-def java_string_hash(text: str) -> int:
-    """Java's String.hashCode: 31-polynomial over UTF-16 code units, as a signed i32."""
-    h = 0
-    data = text.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
-
-
-def partition_for(group_id: str, partitions: int) -> int:
-    """Kafka's ``Utils.abs(groupId.hashCode()) % partitions`` (abs of MIN_VALUE is 0)."""
-    h = java_string_hash(group_id)
-    return (0 if h == -(1 << 31) else abs(h)) % partitions
 
 
 # -- encoding --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ One flusher task per broker runs *rounds*.  A round takes every partition
 appended to since the previous round began, and in a worker thread
 ``fdatasync``s the segment files that hold data written since that
 partition's last round (normally only the active segment; also the partition's
-directory after a roll or on its first round, and the data directory once, so
+directory after a roll or on its first round, and its log directory once, so
 new files' names are durable too).  Every produce that asked before the round
 began is then answered at once; produces arriving during a round wait for the
 next one.  So under load one fsync covers many produces from many
@@ -21,8 +21,9 @@ acks=all in a cluster.  Nothing waits on a timer: an idle broker fsyncs at once.
 
 Index files are not synced: they are derived data that recovery rebuilds.
 
-A failed fsync is a failed disk (kavka.log.log_dir): the waiting produces get
-KAFKA_STORAGE_ERROR; their batches are in the log but were never
+A failed fsync is a failed disk (kavka.log.log_dir): the log dir it failed in
+goes offline (each log dir is synced on its own, so the right one is blamed),
+and every produce waiting on the round gets KAFKA_STORAGE_ERROR; their batches are in the log but were never
 acknowledged (a restart may keep them, as Kafka may keep a batch whose ack
 was lost).
 
@@ -46,13 +47,12 @@ from kavka.log.log_dir import LogDirHealth
 class GroupCommit:
     """The broker's flusher; see the module doc.  Event-loop thread only."""
 
-    def __init__(self, health: LogDirHealth) -> None:
-        self._health = health
+    def __init__(self) -> None:
         self._pending: dict[int, object] = {}            # id(partition) -> Partition, next round
         self._round: asyncio.Future | None = None        # result of the next round
         self._task: asyncio.Task | None = None
         self._synced: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Partition -> offset
-        self._data_dir_synced = False
+        self._dirs_synced: set[Path] = set()  # log dirs whose new entries were synced once
         self.rounds = 0      # statistics, for tests and the benchmark
         self.requests = 0
 
@@ -81,22 +81,32 @@ class GroupCommit:
 
     async def _one_round(self, partitions: list) -> StorageError | None:
         plans = [self._plan(p) for p in partitions if not p.offline]
-        fds = [s for slices, _, _ in plans for s in slices]
-        dirs = {d for _, ds, _ in plans for d in ds}
-        first = not self._data_dir_synced and bool(plans)
-        if first:
-            dirs.add(self._health.path)
+        groups = self._by_log_dir(plans)
         self.rounds += 1
         try:
-            await asyncio.to_thread(_sync_all, fds, sorted(dirs))
-        except OSError as exc:
-            return self._health.failed(exc, "an fsync before acknowledging a produce to")
+            failed = await asyncio.to_thread(_sync_groups, groups)
         finally:
-            del fds  # the slices kept the segments' fds open until now
-        self._data_dir_synced |= first
+            del groups  # the slices kept the segments' fds open until now
+        if failed is not None:
+            health, exc = failed
+            return health.failed(exc, "an fsync before acknowledging a produce to")
+        self._dirs_synced.update(p.health.path for _, _, (p, _end) in plans)
         for _, _, (partition, end) in plans:
             self._synced[partition] = end
         return None
+
+    def _by_log_dir(self, plans: list) -> list[tuple[LogDirHealth, list, list[Path]]]:
+        """Per log dir (so a failure is blamed on the right one): its slices and directories
+        to sync, the log dir itself on its first round."""
+        groups: dict[int, tuple[LogDirHealth, list, set[Path]]] = {}
+        for slices, dirs, (partition, _end) in plans:
+            health = partition.health
+            _, fds, paths = groups.setdefault(id(health), (health, [], set()))
+            fds.extend(slices)
+            paths.update(dirs)
+            if health.path not in self._dirs_synced:
+                paths.add(health.path)
+        return [(health, fds, sorted(paths)) for health, fds, paths in groups.values()]
 
     def _plan(self, partition) -> tuple[list, list[Path], tuple]:
         """(slices holding the fds to sync, directories to sync, (partition, end offset))."""
@@ -112,6 +122,16 @@ class GroupCommit:
     async def close(self) -> None:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _sync_groups(groups: list[tuple[LogDirHealth, list, list[Path]]]) -> tuple[LogDirHealth, OSError] | None:
+    """Sync every group (worker thread); the first failure's log dir and error, or None."""
+    for health, slices, dirs in groups:
+        try:
+            _sync_all(slices, dirs)
+        except OSError as exc:
+            return health, exc
+    return None
 
 
 def _sync_all(slices, dirs: list[Path]) -> None:

@@ -14,6 +14,19 @@ Layout of the data directory::
       <topic>-<p>.<hex>-delete/  a deleted partition whose files are being removed
       <topic>-<p>.<hex>-stray/   a partition directory no topic owns, set aside
 
+Several log directories (``log.dirs`` with more than one entry, KIP-112): the
+broker's data dir is the first; it alone holds ``__kavka_meta/`` and the
+clean-shutdown marker.  Every one has its ``.lock`` and a ``meta.properties``
+that must name the same cluster and broker, and holds partition directories
+(and their ``-delete``/``-stray`` leftovers).  A new partition goes to the
+online log dir holding the fewest partitions, the first of those in
+``log.dirs`` order, as Kafka places them; ``load()`` finds each partition in
+whichever dir holds it (one directory name in two dirs is refused: remove the
+stale one), and each dir has its own health (kavka.log.log_dir), so a failed
+dir takes only its own partitions offline.  :meth:`move_partition` moves one
+between dirs (AlterReplicaLogDirs; kavka.log.dir_move, whose interrupted moves
+``load()`` finishes or undoes first).
+
 Which topics exist, and their ids and configs, is the catalog's
 (kavka.log.topic_catalog, ``self.catalog``); this module opens the partitions it
 names.  Every metadata file is replaced atomically (checkpoint.write_atomically:
@@ -81,7 +94,9 @@ from typing import Iterator, Mapping
 from kavka.clock import Clock
 from kavka.config import BrokerConfig, parse_properties
 from kavka.log.checkpoint import deferred_sync, sync_file_system, write_atomically
-from kavka.log.errors import DataDirLocked, DataDirUnusable, InvalidPartitions, LogError, PolicyViolation
+from kavka.log.dir_move import copy_to_future, resolve_futures, swap_in
+from kavka.log.errors import (DataDirLocked, DataDirUnusable, InvalidPartitions, LogDirOffline, LogError,
+                              PolicyViolation)
 from kavka.log.file_cache import FILES
 from kavka.log.log_dir import LogDirHealth
 from kavka.log.partition import Partition
@@ -110,6 +125,14 @@ def open_file_limit(configured: int) -> int:
     if soft == resource.RLIM_INFINITY:
         return configured
     return max(16, min(configured, soft // 2))
+
+
+def extra_log_dirs(config: BrokerConfig, primary: Path) -> list[Path]:
+    """The log dirs ``log.dirs`` names besides ``primary`` when it names ``primary`` too (the
+    broker's data dir is the first of them); none otherwise."""
+    dirs = [Path(os.path.abspath(d)) for d in config.data_dirs()]
+    here = Path(os.path.abspath(primary))
+    return [d for d in dirs if d != here] if here in dirs else []
 
 
 def new_cluster_id() -> str:
@@ -157,11 +180,14 @@ class LogManager:
         self.cluster_id: str = ""
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._opening: dict[str, list[Partition]] = {}  # partitions of creations in progress, opened so far
-        self._lock_fd: int | None = None
+        self._lock_fds: list[int] = []
         self._verify_newer_than_ns: int | None = None  # the clean-shutdown marker's mtime (load)
         self._previous_file_limit: int | None = None
         self.health = LogDirHealth(self.data_dir)  # online, full or offline (kavka.log.log_dir)
         self.catalog = TopicCatalog(self.data_dir / META_DIR / TOPICS_FILE, broker_config, self.health)
+        self._dirs = [self.health] + [LogDirHealth(Path(d)) for d in extra_log_dirs(broker_config, self.data_dir)]
+        self._homes: dict[tuple[str, int], LogDirHealth] = {}  # the log dir of each partition, opened or found
+        self._held: dict[Path, int] = {d.path: 0 for d in self._dirs}  # partitions per log dir, of _homes
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -182,7 +208,9 @@ class LogManager:
                 self._verify_newer_than_ns = -1
             marker.unlink(missing_ok=True)
             self._load_identity()
+            resolve_futures([d.path for d in self._dirs])
             self._clear_deleted_directories()
+            self._find_homes()
             pending = False
             for info, adding in self.catalog.read():
                 if adding:
@@ -202,15 +230,16 @@ class LogManager:
             self._release_lock()
             raise
         log.info("loaded %d topics, %d partitions from %s%s", len(self.catalog.topics()), len(self._partitions),
-                 self.data_dir, "" if clean or not self._partitions else " (recovered after an unclean shutdown)")
+                 ", ".join(str(d.path) for d in self._dirs),
+                 "" if clean or not self._partitions else " (recovered after an unclean shutdown)")
 
     def close(self) -> None:
         """Flush and close every partition, then mark the shutdown clean and unlock."""
-        if self._lock_fd is None:
+        if not self._lock_fds:
             return
         closed_all = self._close_partitions()
         try:
-            if closed_all and not self.health.offline:
+            if closed_all and not any(d.offline for d in self._dirs):
                 write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, "")
         except OSError as exc:  # no marker: the next start recovers every partition
             log.warning("could not mark the shutdown clean: %s", exc)
@@ -261,6 +290,52 @@ class LogManager:
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self._partitions.get((topic, index))
+
+    def log_dirs(self) -> list[LogDirHealth]:
+        """The log directories this broker keeps partitions in, in ``log.dirs`` order."""
+        return list(self._dirs)
+
+    def move_partition(self, topic: str, index: int, target: LogDirHealth) -> None:
+        """Move a partition's directory to the log dir ``target`` (AlterReplicaLogDirs):
+        closed, copied, swapped in and reopened (kavka.log.dir_move).  A failure to copy
+        leaves it where it was, reopened, and raises the target's StorageError; a failure
+        of the swap takes the partition's log dir offline (the next load() finishes or undoes
+        the move) and raises LogDirOffline."""
+        partition = self._partitions[(topic, index)]
+        if partition.health is target:
+            return
+        info = self.catalog.require(topic)
+        old = partition.log
+        source = old.path
+        partition.close()
+        try:
+            future = copy_to_future(source, target.path)
+        except OSError as exc:
+            self._reopen(info, index, old)
+            raise target.failed(exc, f"a move of {topic}-{index} into") from None
+        try:
+            swap_in(source, future)
+        except OSError as exc:  # half swapped: only the next load() can tell which copy to keep
+            what = f"a move of {topic}-{index} to {target.path}"
+            partition.health.go_offline(f"{exc.strerror or exc}", what)
+            raise LogDirOffline(f"{what}: log directory {partition.health.path} is offline "
+                                f"({partition.health.offline_reason})", exc.errno) from None
+        self._assign(topic, index, target)
+        self._reopen(info, index, old)
+        log.info("moved %s-%d from %s to %s", topic, index, source.parent, target.path)
+
+    def _reopen(self, info: TopicInfo, index: int, old: PartitionLog) -> None:
+        self._open_partition(info, index, recover=False)
+        self._carry_over(old, self._partitions[(info.name, index)].log)
+
+    @staticmethod
+    def _carry_over(old: PartitionLog, new: PartitionLog) -> None:
+        """What the closed log knew that its files do not say: replication's HW, and parked fetches."""
+        new.hw_follows_leo = old.hw_follows_leo
+        if not old.hw_follows_leo:
+            new.advance_high_watermark(min(max(old.high_watermark, new.log_start_offset), new.log_end_offset))
+        for listener in list(old.listeners):  # parked fetches answer now (is_closed), as on deletion
+            listener(old)
 
     # -- admin operations ------------------------------------------------------------------
 
@@ -361,15 +436,17 @@ class LogManager:
                 part.delete()
             except OSError:
                 log.exception("could not remove %s-%d of a failed creation", part.topic, part.index)
+        for index in range(first, first + info.partitions):
+            self._unassign(info.name, index)
         for index in range(first + len(parts), first + info.partitions):
-            path = self._partition_dir(info.name, index)
-            if path.exists():
+            for path in self._existing_dirs(info.name, index):
                 shutil.rmtree(path, ignore_errors=True)
 
     def delete_topic(self, name: str) -> None:
         info = self.catalog.remove(name)
         self.catalog.write()
         for index in range(info.partitions):
+            self._unassign(name, index)
             self._partitions.pop((name, index)).delete()  # renames to -delete, then removes
 
     def create_partitions(self, name: str, new_total: int, validate_only: bool = False) -> TopicInfo:
@@ -429,7 +506,42 @@ class LogManager:
         self.catalog.check_floors(overrides)
 
     def _partition_dir(self, topic: str, index: int) -> Path:
-        return self.data_dir / f"{topic}-{index}"
+        """Where a partition lives: its log dir, else (a new one) the online log dir holding
+        the fewest partitions, the first of those in ``log.dirs`` order (Kafka's rule)."""
+        home = self._homes.get((topic, index))
+        if home is None:
+            online = [d for d in self._dirs if not d.offline] or self._dirs
+            home = min(online, key=lambda d: self._held[d.path])
+            self._assign(topic, index, home)
+        return home.path / f"{topic}-{index}"
+
+    def _assign(self, topic: str, index: int, home: LogDirHealth) -> None:
+        self._unassign(topic, index)
+        self._homes[(topic, index)] = home
+        self._held[home.path] += 1
+
+    def _unassign(self, topic: str, index: int) -> None:
+        home = self._homes.pop((topic, index), None)
+        if home is not None:
+            self._held[home.path] -= 1
+
+    def _existing_dirs(self, topic: str, index: int) -> list[Path]:
+        return [p for p in (d.path / f"{topic}-{index}" for d in self._dirs) if p.exists()]
+
+    def _find_homes(self) -> None:
+        """Which log dir holds each partition directory on disk; one name in two dirs is refused."""
+        for topic, index in list(self._homes):
+            self._unassign(topic, index)
+        for d in self._dirs:
+            for path in d.path.iterdir():
+                match = _PARTITION_DIR.fullmatch(path.name)
+                if match is None or not path.is_dir() or path.name != f"{match.group(1)}-{int(match.group(2))}":
+                    continue  # not a partition's directory, or a stray name (_set_aside_strays)
+                key = (match.group(1), int(match.group(2)))
+                if key in self._homes:
+                    raise DataDirUnusable(f"partition directory {path.name} is in both {self._homes[key].path} "
+                                          f"and {d.path}: remove the stale one")
+                self._assign(*key, d)
 
     def _open_partition(self, info: TopicInfo, index: int, recover: bool) -> None:
         self._partitions[(info.name, index)] = self._new_partition(info, index, recover)
@@ -443,7 +555,7 @@ class LogManager:
                 # A lone broker leads every partition from epoch 0; the cluster
                 # controller will assign epochs instead.
                 plog.assign_leader_epoch(0)
-            return Partition.open(info.name, index, plog, self.health)
+            return Partition.open(info.name, index, plog, self._homes[(info.name, index)])
         except BaseException:
             plog.close()
             raise
@@ -477,84 +589,110 @@ class LogManager:
         return ok
 
     def _sync_all(self) -> bool:
-        try:
-            sync_file_system(self.data_dir)
-            return True
-        except OSError as exc:
-            log.warning("syncing %s: %s", self.data_dir, exc)
-            return False
+        ok = True
+        for d in self._dirs:
+            try:
+                sync_file_system(d.path)
+            except OSError as exc:
+                log.warning("syncing %s: %s", d.path, exc)
+                ok = False
+        return ok
 
     # -- the data directory ----------------------------------------------------------------
 
     def _prepare_directory(self) -> None:
+        for d in self._dirs:
+            try:
+                d.path.mkdir(parents=True, exist_ok=True)
+                probe = d.path / ".write-probe.tmp"
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as exc:
+                raise DataDirUnusable(f"data directory {d.path} is not a writable directory: {exc}") from exc
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
             (self.data_dir / META_DIR).mkdir(exist_ok=True)
-            probe = self.data_dir / ".write-probe.tmp"
-            probe.write_bytes(b"")
-            probe.unlink()
         except OSError as exc:
             raise DataDirUnusable(f"data directory {self.data_dir} is not a writable directory: {exc}") from exc
 
     def _acquire_lock(self) -> None:
-        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise DataDirLocked(
-                f"data directory {self.data_dir} is locked by another broker process (file {LOCK_FILE})"
-            ) from None
-        self._lock_fd = fd
+        for d in self._dirs:
+            fd = os.open(d.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                self._release_lock()
+                raise DataDirLocked(
+                    f"data directory {d.path} is locked by another broker process (file {LOCK_FILE})"
+                ) from None
+            self._lock_fds.append(fd)
 
     def _release_lock(self) -> None:
         self._restore_file_limit()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the only fd drops the flock
-            self._lock_fd = None
+        while self._lock_fds:
+            os.close(self._lock_fds.pop())  # closing the only fd drops the flock
 
     def _load_identity(self) -> None:
-        """Read meta.properties, creating it (with a new cluster id) on first start."""
+        """Read meta.properties, creating it (with a new cluster id) on first start; every
+        other log dir has its own copy (written when missing) that must agree with it."""
         path = self.data_dir / META_PROPERTIES
-        if not path.exists():
+        if path.exists():
+            self.cluster_id = self._read_identity(path)
+        else:
             self.cluster_id = new_cluster_id()
-            write_atomically(path, f"version=1\ncluster.id={self.cluster_id}\nnode.id={self.broker_id}\n")
-            return
+            self._write_identity(path)
+        for d in self._dirs[1:]:
+            other = d.path / META_PROPERTIES
+            if not other.exists():
+                self._write_identity(other)
+            elif self._read_identity(other) != self.cluster_id:
+                raise DataDirUnusable(f"{other} belongs to another cluster than {path}")
+
+    def _write_identity(self, path: Path) -> None:
+        write_atomically(path, f"version=1\ncluster.id={self.cluster_id}\nnode.id={self.broker_id}\n")
+
+    def _read_identity(self, path: Path) -> str:
+        """The cluster id of a meta.properties whose node id is ours."""
         props = parse_properties(path.read_text("ascii"))
-        self.cluster_id = props.get("cluster.id", "")
+        cluster_id = props.get("cluster.id", "")
         stored = props.get("node.id", props.get("broker.id"))
-        if not self.cluster_id or stored is None or not stored.isdigit():
+        if not cluster_id or stored is None or not stored.isdigit():
             raise DataDirUnusable(f"{path} lacks cluster.id or a numeric node.id")
         if int(stored) != self.broker_id:
             raise DataDirUnusable(
                 f"{path} belongs to broker {stored}, but this broker's broker.id is {self.broker_id}"
             )
+        return cluster_id
 
     def _roll_back_pending(self, info: TopicInfo, adding: int) -> None:
         """A crash interrupted a creation (partitions 0) or growth: remove its new partitions."""
         log.warning("rolling back the interrupted %s of topic %s (%d partitions)",
                     "growth" if info.partitions else "creation", info.name, adding)
         for index in range(info.partitions, info.partitions + adding):
-            path = self._partition_dir(info.name, index)
-            if path.exists():
+            self._unassign(info.name, index)
+            for path in self._existing_dirs(info.name, index):
                 doomed = path.with_name(f"{path.name}.{uuid.uuid4().hex}{DELETE_SUFFIX}")
                 os.rename(path, doomed)
                 shutil.rmtree(doomed, ignore_errors=True)
 
     def _clear_deleted_directories(self) -> None:
-        for path in self.data_dir.glob("*" + DELETE_SUFFIX):
-            log.info("removing %s, left by an interrupted topic deletion", path.name)
-            shutil.rmtree(path, ignore_errors=True)
+        for d in self._dirs:
+            for path in d.path.glob("*" + DELETE_SUFFIX):
+                log.info("removing %s, left by an interrupted topic deletion or move", path)
+                shutil.rmtree(path, ignore_errors=True)
 
     def _set_aside_strays(self) -> None:
-        for path in sorted(self.data_dir.iterdir()):
-            match = _PARTITION_DIR.fullmatch(path.name)
-            if not path.is_dir() or match is None:
-                continue
-            info = self.catalog.get(match.group(1))
-            index = int(match.group(2))
-            if info is not None and index < info.partitions and path == self._partition_dir(info.name, index):
-                continue
-            aside = path.with_name(f"{path.name}.{uuid.uuid4().hex}{STRAY_SUFFIX}")
-            log.warning("partition directory %s belongs to no topic; renamed to %s", path.name, aside.name)
-            os.rename(path, aside)
+        for d in self._dirs:
+            for path in sorted(d.path.iterdir()):
+                match = _PARTITION_DIR.fullmatch(path.name)
+                if not path.is_dir() or match is None:
+                    continue
+                topic, index = match.group(1), int(match.group(2))
+                info = self.catalog.get(topic)
+                if info is not None and index < info.partitions and path.name == f"{topic}-{index}":
+                    continue
+                aside = path.with_name(f"{path.name}.{uuid.uuid4().hex}{STRAY_SUFFIX}")
+                log.warning("partition directory %s belongs to no topic; renamed to %s", path, aside.name)
+                os.rename(path, aside)
+                if path.name == f"{topic}-{index}":
+                    self._unassign(topic, index)

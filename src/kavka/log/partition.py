@@ -214,6 +214,9 @@ class Partition:
         self.log.flush()
 
     def close(self) -> None:
+        """Flush, write the producer snapshot and close; a second call does nothing."""
+        if self.log.is_closed:
+            return
         try:
             self.log.flush()
             # At the offset the table really covers (the LEO unless batches bypassed it).

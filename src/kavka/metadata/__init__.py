@@ -7,7 +7,7 @@ Every API handler asks the same three questions, whatever the broker's mode:
   controller, topics (by name or id) and per partition its leader, leader
   epoch, replicas, ISR and offline replicas; the coordinator of a group.
 * :class:`TopicAdmin` — changes to topics: create (validate-only too), delete,
-  add partitions, replace configs.  Every change answers an :class:`AdminResult`
+  add partitions, replace configs, elect leaders.  Every change answers an :class:`AdminResult`
   (a Kafka error code and message), never raises for an expected refusal.
 * :class:`ReplicaRoles` — this broker's part in replication: may it take this
   produce, is it replicated yet, a follower's fetch, may it serve this partition.
@@ -26,12 +26,13 @@ from kavka.metadata.model import (
     NO_LEADER,
     AdminResult,
     BrokerEndpoint,
+    ElectionType,
     NewTopic,
     PartitionState,
     TopicDescription,
 )
 
 __all__ = [
-    "NO_LEADER", "AdminResult", "BrokerEndpoint", "MetadataView", "NewTopic", "PartitionState",
+    "NO_LEADER", "AdminResult", "BrokerEndpoint", "ElectionType", "MetadataView", "NewTopic", "PartitionState",
     "ReplicaRoles", "TopicAdmin", "TopicDescription",
 ]

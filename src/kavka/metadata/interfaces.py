@@ -13,9 +13,11 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import Mapping, Sequence
 
+from kavka.metadata.features import FeatureUpdate, FinalizedFeatures
 from kavka.metadata.model import (
     AdminResult,
     BrokerEndpoint,
+    ElectionType,
     NewTopic,
     PartitionState,
     QuorumState,
@@ -64,6 +66,10 @@ class MetadataView(ABC):
 
     @abstractmethod
     def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None: ...
+
+    @abstractmethod
+    def finalized_features(self) -> FinalizedFeatures:
+        """The cluster's finalized feature levels and their epoch (kavka.metadata.features)."""
 
     @abstractmethod
     async def quorum(self) -> QuorumState | None:
@@ -120,6 +126,17 @@ class TopicAdmin(ABC):
         """Apply override changes, checked by :meth:`check_config` first."""
 
     @abstractmethod
+    async def elect_leaders(self, election: ElectionType,
+                            partitions: Sequence[TopicPartition]) -> list[AdminResult]:
+        """Elect a leader of each partition (ElectLeaders); one result per partition, in
+        order (kavka.metadata.model.election_result): ELECTION_NOT_NEEDED when it already
+        has the leader the election would give it."""
+
+    async def update_features(self, updates: Sequence[FeatureUpdate], validate_only: bool) -> AdminResult:
+        """Finalize new feature levels, all or none (features.apply_updates decides); answered
+        once this broker's view shows them."""
+
+    @abstractmethod
     async def ensure_offsets_topic(self) -> None:
         """Make sure ``__consumer_offsets`` exists (before a group's coordinator is looked up)."""
 
@@ -130,6 +147,15 @@ class ReplicaRoles(ABC):
     @abstractmethod
     def leader_error(self, tp: TopicPartition) -> ErrorCode:
         """NONE if this broker may serve clients' reads and writes of ``tp``."""
+
+    @abstractmethod
+    def read_error(self, tp: TopicPartition, follower_reads: bool) -> ErrorCode:
+        """NONE if this broker may serve a consumer's fetch of ``tp``: its leader, or with
+        ``follower_reads`` (Fetch v11+, KIP-392) a follower too, up to its high watermark."""
+
+    @abstractmethod
+    def preferred_read_replica(self, tp: TopicPartition, client_rack: str, fetch_offset: int) -> int:
+        """The replica a consumer in ``client_rack`` should read ``tp`` from, or -1: this one."""
 
     @abstractmethod
     def produce_check(self, tp: TopicPartition, acks: int, min_isr: int) -> ErrorCode:

@@ -7,6 +7,8 @@ opens the partitions it names.  Creation of many partitions yields to
 the event loop every STEP_PARTITIONS partitions, so other clients are served
 meanwhile.  A failed log directory (kavka.log.log_dir) shows every partition
 as Kafka shows one whose only replica is offline: no leader, out of the ISR.
+Leader elections (ElectLeaders) have nothing to do: the only replica is the
+preferred one, and it leads unless its directory failed.
 """
 
 from __future__ import annotations
@@ -14,26 +16,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from pathlib import Path
 from typing import Mapping, Sequence
 
+from kavka.log.checkpoint import write_atomically
 from kavka.log.errors import LogError
-from kavka.log.log_manager import STEP_PARTITIONS, LogManager
+from kavka.log.log_manager import META_DIR, STEP_PARTITIONS, LogManager
 from kavka.log.topic_catalog import TopicInfo
+from kavka.metadata.features import FeatureUpdate, FinalizedFeatures, InvalidUpdateVersion, apply_updates
 from kavka.metadata.interfaces import MetadataView, ReplicaRoles, TopicAdmin, TopicPartition
 from kavka.metadata.model import (
     NO_LEADER,
     OK,
     AdminResult,
     BrokerEndpoint,
+    ElectionType,
     NewTopic,
     PartitionState,
     QuorumState,
     QuorumVoter,
     TopicDescription,
+    election_result,
 )
 from kavka.protocol.errors import ErrorCode
 
 log = logging.getLogger("kavka.metadata")
+
+FEATURES_FILE = "features.json"
 
 
 def describe(info: TopicInfo, replication_factor: int = 1) -> TopicDescription:
@@ -48,6 +57,7 @@ class LocalMetadata(MetadataView, TopicAdmin):
         self.logs = logs
         self.catalog = logs.catalog
         self.endpoint = BrokerEndpoint(node_id, host, port)
+        self._features: FinalizedFeatures | None = None
 
     def advertise(self, host: str, port: int) -> None:
         """The address clients reach this broker at (known once it listens)."""
@@ -90,7 +100,7 @@ class LocalMetadata(MetadataView, TopicAdmin):
             return None
         node = (self.endpoint.broker_id,)
         epoch = partition.log.leader_epoch
-        if self.logs.health.offline:
+        if partition.offline:  # its log directory failed (kavka.log.log_dir)
             return PartitionState(NO_LEADER, epoch, node, (), node)
         return PartitionState(node[0], epoch, node, node)
 
@@ -102,6 +112,14 @@ class LocalMetadata(MetadataView, TopicAdmin):
 
     def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None:
         return self.endpoint
+
+    def finalized_features(self) -> FinalizedFeatures:
+        if self._features is None:
+            self._features = _read_features(self._features_path())
+        return self._features
+
+    def _features_path(self) -> Path:
+        return self.logs.data_dir / META_DIR / FEATURES_FILE
 
     # -- topic admin -------------------------------------------------------------------------
 
@@ -170,8 +188,48 @@ class LocalMetadata(MetadataView, TopicAdmin):
             return AdminResult.refusal(exc)
         return OK
 
+    async def elect_leaders(self, election: ElectionType,
+                            partitions: Sequence[TopicPartition]) -> list[AdminResult]:
+        return [election_result(self._election(election, topic, index), topic, index)
+                for topic, index in partitions]
+
+    def _election(self, election: ElectionType, topic: str, index: int) -> ErrorCode:
+        """This broker is every partition's only, preferred replica: an election changes
+        nothing while it leads, and nobody can lead while its log directory is offline."""
+        state = self.partition(topic, index)
+        if state is None:
+            return ErrorCode.unknown_topic_or_partition
+        if state.leader != NO_LEADER:
+            return ErrorCode.election_not_needed
+        if election == ElectionType.PREFERRED:
+            return ErrorCode.preferred_leader_not_available
+        return ErrorCode.eligible_leaders_not_available
+
+    async def update_features(self, updates: Sequence[FeatureUpdate], validate_only: bool) -> AdminResult:
+        try:
+            changed = apply_updates(self.finalized_features(), updates, self.endpoint.broker_id)
+        except InvalidUpdateVersion as exc:
+            return AdminResult.refusal(exc)
+        if validate_only or changed is self.finalized_features():
+            return OK
+        try:
+            write_atomically(self._features_path(), changed.encode().decode())
+        except OSError as exc:
+            return AdminResult(ErrorCode.kafka_storage_error, f"cannot write {FEATURES_FILE}: {exc}")
+        self._features = changed
+        log.info("finalized features now %s (epoch %d)", dict(changed.levels), changed.epoch)
+        return OK
+
     async def ensure_offsets_topic(self) -> None:
         """Nothing to do: the group coordinator's journal creates it on first use."""
+
+
+def _read_features(path: Path) -> FinalizedFeatures:
+    """The levels of ``features.json``; the format-time defaults while there is none."""
+    try:
+        return FinalizedFeatures.decode(path.read_bytes())
+    except FileNotFoundError:
+        return FinalizedFeatures()
 
 
 class LeadsEverything(ReplicaRoles):
@@ -179,6 +237,12 @@ class LeadsEverything(ReplicaRoles):
 
     def leader_error(self, tp: TopicPartition) -> ErrorCode:
         return ErrorCode.none
+
+    def read_error(self, tp: TopicPartition, follower_reads: bool) -> ErrorCode:
+        return ErrorCode.none
+
+    def preferred_read_replica(self, tp: TopicPartition, client_rack: str, fetch_offset: int) -> int:
+        return -1
 
     def produce_check(self, tp: TopicPartition, acks: int, min_isr: int) -> ErrorCode:
         # The ISR is this broker alone: acks=all needs min.insync.replicas <= 1, as on Kafka.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Mapping
 
 from kavka.config import TopicConfig
@@ -90,3 +91,24 @@ class AdminResult:
 
 
 OK = AdminResult()
+
+
+class ElectionType(IntEnum):
+    """What an ElectLeaders request asks for (KIP-460)."""
+    PREFERRED = 0   # the first replica of the assignment, if it is live and in the ISR
+    UNCLEAN = 1     # any live replica, even outside the ISR, but only while no replica leads
+
+
+_ELECTION_MESSAGES = {
+    ErrorCode.election_not_needed: "{tp} already has the leader this election would give it.",
+    ErrorCode.preferred_leader_not_available: "The preferred replica of {tp} is not live or not in its ISR.",
+    ErrorCode.eligible_leaders_not_available: "No live replica of {tp} can lead it.",
+    ErrorCode.unknown_topic_or_partition: "The partition {tp} does not exist.",
+}
+
+
+def election_result(code: ErrorCode, topic: str, index: int) -> AdminResult:
+    """The answer of one partition's election, with its message."""
+    if code == ErrorCode.none:
+        return OK
+    return AdminResult(code, _ELECTION_MESSAGES[code].format(tp=f"{topic}-{index}"))

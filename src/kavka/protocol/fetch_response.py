@@ -50,6 +50,7 @@ class PartitionResult:
     records: Sequence = field(default_factory=tuple)
     # None = null aborted-transaction list (read_uncommitted); () = empty list.
     aborted_transactions: tuple | None = None
+    preferred_read_replica: int = -1    # v11+ (KIP-392): -1, or the replica to read from instead
 
     @property
     def records_size(self) -> int:
@@ -128,7 +129,7 @@ def _partition(out: _Parts, p: PartitionResult, version: int, flexible: bool) ->
             if flexible:
                 buf.append(0)
     if version >= 11:
-        buf += _I32.pack(-1)  # preferred_read_replica: none
+        buf += _I32.pack(p.preferred_read_replica)
     size = p.records_size
     if flexible:
         buf += write_uvarint(size + 1)

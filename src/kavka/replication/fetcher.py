@@ -219,6 +219,8 @@ class Fetcher:
         hw = min(r.high_watermark, plog.log_end_offset)
         if hw > plog.high_watermark:
             plog.advance_high_watermark(hw)
+            for listener in list(plog.listeners):   # consumers long-polling this follower (KIP-392)
+                listener(plog)
 
     def _log(self, tp):
         partition = self.manager.logs.partition(*tp)

@@ -37,6 +37,7 @@ from typing import Awaitable, Callable
 from kavka.metadata.interfaces import ReplicaRoles
 from kavka.protocol.errors import ErrorCode
 from kavka.replication.leader import LeaderState
+from kavka.replication.replica_selector import ReplicaView, rack_aware
 
 log = logging.getLogger("kavka.replication")
 
@@ -83,6 +84,7 @@ class ReplicaManager(ReplicaRoles):
     def __init__(self, broker_id: int, logs, clock, *,
                  address_of: Callable[[int], tuple[str, int] | None],
                  propose_isr: Callable[[TopicPartition, tuple[int, ...], int, int], Awaitable[int | None]],
+                 rack_of: Callable[[int], str | None] = lambda _broker_id: None, replica_selector: str | None = None,
                  lag_max_ms: int = 30_000, fetch_max_wait_ms: int = 500, fetch_max_bytes: int = 16 << 20,
                  partition_max_bytes: int = 1 << 20, backoff_ms: int = 100) -> None:
         self.broker_id = broker_id
@@ -90,6 +92,8 @@ class ReplicaManager(ReplicaRoles):
         self.clock = clock
         self.address_of = address_of
         self.propose_isr = propose_isr
+        self.rack_of = rack_of
+        self.replica_selector = replica_selector
         self.lag_max_ms = lag_max_ms
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.fetch_max_bytes = fetch_max_bytes
@@ -200,6 +204,29 @@ class ReplicaManager(ReplicaRoles):
 
     def leader_error(self, tp: TopicPartition) -> ErrorCode:
         return ErrorCode.none if tp in self.leaders else ErrorCode.not_leader_or_follower
+
+    def read_error(self, tp: TopicPartition, follower_reads: bool) -> ErrorCode:
+        if tp in self.leaders or (follower_reads and tp in self.followers):
+            return ErrorCode.none
+        return ErrorCode.not_leader_or_follower
+
+    def preferred_read_replica(self, tp: TopicPartition, client_rack: str, fetch_offset: int) -> int:
+        """KIP-392 (kavka.replication.replica_selector): on the leader, with a selector configured,
+        an in-sync follower of the consumer's rack whose log reaches ``fetch_offset``; else -1.
+        (Kafka also requires the follower's log to start at or before the offset; kavka's
+        leader does not track followers' log starts, and a follower that has deleted the
+        offset answers OFFSET_OUT_OF_RANGE, on which the consumer returns to the leader.)"""
+        role = self.leaders.get(tp)
+        if role is None or self.replica_selector is None or not client_rack:
+            return -1
+        now = self.clock.now_ms()
+        state = role.state
+        followers = [ReplicaView(broker_id, self.rack_of(broker_id), f.leo, now - f.last_caught_up_ms)
+                     for broker_id, f in state.followers.items() if broker_id in state.isr and f.leo >= fetch_offset]
+        leader = ReplicaView(self.broker_id, self.rack_of(self.broker_id),
+                             self.logs.partition(*tp).log.log_end_offset, 0)
+        chosen = rack_aware(client_rack, leader, followers)
+        return -1 if chosen is leader else chosen.broker_id
 
     def produce_check(self, tp: TopicPartition, acks: int, min_isr: int) -> ErrorCode:
         role = self.leaders.get(tp)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kavka.cluster.decisions import PlacementError, after_broker_change, initial_state, place, preferred
+from kavka.cluster.decisions import PlacementError, after_broker_change, initial_state, place, preferred, unclean
 from kavka.cluster.model import NO_LEADER, PartitionState
 
 
@@ -56,3 +56,12 @@ def test_preferred_leader_election():
     assert preferred(s, (1, 2, 3), {1, 2, 3}, 3) == PartitionState(1, 7, (1, 2, 3), 3)
     assert preferred(s, (1, 2, 3), {2, 3}, 3) is None
     assert preferred(PartitionState(2, 6, (2, 3), 3), (1, 2, 3), {1, 2, 3}, 3) is None
+
+
+def test_requested_unclean_election():
+    offline = PartitionState(NO_LEADER, 5, (1,), 2)
+    assert unclean(offline, (1, 2, 3), {3}, 4) == PartitionState(3, 6, (3,), 4)     # outside the ISR
+    assert unclean(offline, (1, 2, 3), {1, 3}, 4) == PartitionState(1, 6, (1,), 4)  # the ISR first
+    assert unclean(offline, (1, 2, 3), set(), 4) is None                              # nobody live
+    assert unclean(PartitionState(2, 5, (2,), 2), (1, 2, 3), {2, 3}, 4) is None       # a live leader
+    assert unclean(PartitionState(2, 5, (2,), 2), (1, 2, 3), {3}, 4) == PartitionState(3, 6, (3,), 4)

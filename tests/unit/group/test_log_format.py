@@ -5,9 +5,19 @@ from __future__ import annotations
 import pytest
 
 from kavka.group.log_format import (
-    GroupKey, GroupValue, MemberValue, OffsetKey, OffsetValue, UnknownRecord, decode_key, decode_value,
-    encode_key, encode_value, java_string_hash, partition_for,
+    GroupKey,
+    GroupValue,
+    MemberValue,
+    OffsetKey,
+    OffsetValue,
+    UnknownRecord,
+    decode_key,
+    decode_value,
+    encode_key,
+    encode_value,
+    partition_for,
 )
+from kavka.internal_topics import java_string_hash
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -260,3 +260,64 @@ async def test_stop_fails_waiters_and_ends_fetchers(world):
     await m.stop()
     assert waiting.result() == ErrorCode.not_leader_or_follower
     assert m.fetchers == {}
+
+
+# -- consumers reading from followers (KIP-392) ---------------------------------------------
+
+RACKS = {ME: "r1", OTHER: "r2", THIRD: "r3"}
+RACK_AWARE = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+
+
+def lead_with_racks(world, selector=RACK_AWARE, isr=(ME, OTHER, THIRD)):
+    clock, logs, store = world
+    m = manager(ME, logs, clock, store, rack_of=RACKS.get, replica_selector=selector)
+    m.apply(TP, store.set(TP, (ME, OTHER, THIRD), ME, 1, isr))
+    return m
+
+
+def test_a_follower_serves_consumers_only_from_fetch_v11(world):
+    clock, logs, store = world
+    m = manager(ME, logs, clock, store)
+    m.apply(TP, store.set(TP, (ME, OTHER), -1, 2, (ME, OTHER)))   # a follower (no leader: no fetcher)
+    assert m.read_error(TP, follower_reads=True) == ErrorCode.none
+    assert m.read_error(TP, follower_reads=False) == ErrorCode.not_leader_or_follower
+    assert m.read_error(("t", 9), follower_reads=True) == ErrorCode.not_leader_or_follower
+    leader = lead(world)
+    assert leader.read_error(TP, follower_reads=False) == ErrorCode.none
+
+
+def test_the_leader_points_a_consumer_at_the_in_sync_follower_of_its_rack(world):
+    clock, logs, _ = world
+    produce(logs, clock, b"a", b"b", b"c")
+    m = lead_with_racks(world)
+    m.follower_fetch(TP, OTHER, 3)
+    m.follower_fetch(TP, THIRD, 3)
+    assert m.preferred_read_replica(TP, "r2", 3) == OTHER
+    assert m.preferred_read_replica(TP, "r3", 0) == THIRD
+    assert m.preferred_read_replica(TP, "r1", 0) == -1      # the leader's own rack
+    assert m.preferred_read_replica(TP, "r9", 0) == -1      # no replica there
+    assert m.preferred_read_replica(TP, "", 0) == -1
+
+
+@asynchronous
+async def test_a_follower_behind_the_fetch_offset_or_out_of_the_isr_is_not_preferred(world):
+    clock, logs, store = world
+    produce(logs, clock, b"a", b"b", b"c")
+    m = lead_with_racks(world, isr=(ME, OTHER))
+    store.refuse = True                                     # THIRD stays out of the ISR
+    m.follower_fetch(TP, OTHER, 1)
+    m.follower_fetch(TP, THIRD, 3)
+    await settle()
+    assert m.preferred_read_replica(TP, "r2", 2) == -1      # its log ends before offset 2
+    assert m.preferred_read_replica(TP, "r2", 1) == OTHER
+    assert m.preferred_read_replica(TP, "r3", 0) == -1      # caught up, but not in the ISR
+
+
+def test_without_a_selector_or_not_leading_nobody_is_preferred(world):
+    clock, logs, store = world
+    m = lead_with_racks(world, selector=None)
+    m.follower_fetch(TP, OTHER, 0)
+    assert m.preferred_read_replica(TP, "r2", 0) == -1
+    follower = manager(ME, logs, clock, store, rack_of=RACKS.get, replica_selector=RACK_AWARE)
+    follower.apply(TP, store.set(TP, (ME, OTHER), -1, 3, (ME, OTHER)))
+    assert follower.preferred_read_replica(TP, "r2", 0) == -1
