@@ -162,8 +162,13 @@ class Partition:
 
     def append_internal(self, batch: bytearray, now_ms: int) -> AppendInfo:
         """A batch the broker built itself (the group coordinator's journal): no
-        validation, no producer state, the same storage-error handling."""
-        return self._append(self.log.append, batch, now_ms=now_ms)
+        validation, the same storage-error handling; a batch with a producer id (a
+        transactional offset commit) enters the producer table as any other."""
+        info = self._append(self.log.append, batch, now_ms=now_ms)
+        self._snapshot_if_rolled()
+        header = records.read_header(batch, 0)
+        self._apply(header, self.log.marker_of(batch, header))
+        return info
 
     def _append(self, append, *args, **kwargs) -> AppendInfo:
         """``append(*args)`` with an OSError turned into a StorageError; the log undid

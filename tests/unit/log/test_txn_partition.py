@@ -272,3 +272,10 @@ def test_the_cleaner_stops_at_an_open_transaction(tmp_path, clock):
     p.append_marker(2, 0, commit=True, coordinator_epoch=0, now_ms=T0)
     assert measure(p, T0).first_uncleanable == p.log.active_base_offset
     p.close()
+
+
+def test_a_broker_built_transactional_batch_joins_the_producer_table(part):
+    part.append_internal(txn_batch(9, 0, 0), T0)  # e.g. a transactional offset commit
+    assert part.last_stable_offset == 0
+    part.append_marker(9, 0, commit=True, coordinator_epoch=0, now_ms=T0)
+    assert part.last_stable_offset == 3
