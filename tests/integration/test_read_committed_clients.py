@@ -1,4 +1,5 @@
-"""read_committed over loopback: librdkafka (confluent-kafka) skips aborted and open transactions.
+"""read_committed over loopback: librdkafka (confluent-kafka), kafka-python and aiokafka
+consumers skip aborted and open transactions; read_uncommitted ones see every record.
 
 The transaction coordinator is not here yet, so the transactional batches are written the way
 Produce writes them (Partition.append_records, on the broker's loop) and the markers with
@@ -7,6 +8,7 @@ Partition.append_marker, as WriteTxnMarkers will; plain records come from a real
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -45,27 +47,79 @@ class Writer:
         return self.broker.call(lambda: self._partition().append_marker(pid, 0, commit, 0, _now_ms()))
 
 
-def consume(bootstrap: str, isolation: str, expected: int, timeout: float = 20.0) -> list[bytes]:
-    """The values a fresh consumer gets from t-0, reading until ``expected`` arrived and then
-    1 s more (so that records the consumer should not see have had their chance)."""
+class Until:
+    """Read until ``expected`` values arrived, then 1 s more (so that records the consumer
+    should not see have had their chance), or until ``timeout``."""
+
+    def __init__(self, expected: int, timeout: float = 20.0) -> None:
+        self.expected, self.deadline, self.settle = expected, time.monotonic() + timeout, None
+
+    def more(self, values: list) -> bool:
+        if self.settle is None and len(values) >= self.expected:
+            self.settle = time.monotonic() + 1.0
+        return time.monotonic() < (self.settle or self.deadline)
+
+
+def consume_confluent(bootstrap: str, isolation: str, expected: int) -> list[bytes]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"rc-{isolation}", "enable.auto.commit": False,
                          "isolation.level": isolation, "enable.partition.eof": False})
     consumer.assign([TopicPartition(TOPIC, 0, 0)])
     values: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    settle = None
+    until = Until(expected)
     try:
-        while time.monotonic() < (settle or deadline):
+        while until.more(values):
             for msg in consumer.consume(num_messages=500, timeout=0.2):
                 if msg.error() and msg.error().code() != KafkaError._PARTITION_EOF:
                     raise AssertionError(msg.error())
                 if not msg.error():
                     values.append(msg.value())
-            if settle is None and len(values) >= expected:
-                settle = time.monotonic() + 1.0
         return values
     finally:
         consumer.close()
+
+
+def consume_kafka_python(bootstrap: str, isolation: str, expected: int) -> list[bytes]:
+    kafka = pytest.importorskip("kafka")
+    consumer = kafka.KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation, enable_auto_commit=False,
+                                   group_id=None)
+    partition = kafka.TopicPartition(TOPIC, 0)
+    consumer.assign([partition])
+    consumer.seek_to_beginning(partition)
+    values: list[bytes] = []
+    until = Until(expected)
+    try:
+        while until.more(values):
+            for batch in consumer.poll(timeout_ms=200).values():
+                values += [msg.value for msg in batch]
+        return values
+    finally:
+        consumer.close()
+
+
+def consume_aiokafka(bootstrap: str, isolation: str, expected: int) -> list[bytes]:
+    aiokafka = pytest.importorskip("aiokafka")
+
+    async def run() -> list[bytes]:
+        consumer = aiokafka.AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation,
+                                             enable_auto_commit=False)
+        await consumer.start()
+        partition = aiokafka.TopicPartition(TOPIC, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        values: list[bytes] = []
+        until = Until(expected)
+        try:
+            while until.more(values):
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    values += [msg.value for msg in batch]
+            return values
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
+CONSUMERS = {"confluent": consume_confluent, "kafka-python": consume_kafka_python, "aiokafka": consume_aiokafka}
 
 
 def watermarks(bootstrap: str, isolation: str) -> tuple[int, int]:
@@ -99,16 +153,18 @@ def history(kavka_broker):
     return bootstrap, kavka_broker.call(lambda: (partition.last_stable_offset, partition.log.high_watermark))
 
 
-def test_read_committed_skips_aborted_and_open_transactions(history):
+@pytest.mark.parametrize("client", CONSUMERS)
+def test_read_committed_skips_aborted_and_open_transactions(history, client):
     bootstrap, _ = history
     committed = [b"committed-0", b"committed-1", b"committed-2", b"plain-0", b"plain-1", b"plain-2",
                  b"committed2-0", b"committed2-1", b"committed2-2"]
-    assert consume(bootstrap, "read_committed", len(committed)) == committed
+    assert CONSUMERS[client](bootstrap, "read_committed", len(committed)) == committed
 
 
-def test_read_uncommitted_sees_every_record(history):
+@pytest.mark.parametrize("client", CONSUMERS)
+def test_read_uncommitted_sees_every_record(history, client):
     bootstrap, _ = history
-    values = consume(bootstrap, "read_uncommitted", 19)
+    values = CONSUMERS[client](bootstrap, "read_uncommitted", 18)
     assert values == [b"aborted-0", b"aborted-1", b"aborted-2", b"committed-0", b"committed-1", b"committed-2",
                       b"plain-0", b"plain-1", b"plain-2",
                       b"aborted2-0", b"committed2-0", b"aborted2-1", b"committed2-1", b"aborted2-2",
