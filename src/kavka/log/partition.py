@@ -145,9 +145,12 @@ class Partition:
         transaction, the segment's .txnindex.  The one path of appends and replay."""
         completed = self.producers.update(header, marker)
         if completed is not None and completed.aborted:
-            self.log.add_aborted_txn(AbortedTxn(completed.producer_id, completed.first_offset,
-                                                completed.last_offset,
-                                                self.producers.last_stable_offset_after(completed)))
+            txn = AbortedTxn(completed.producer_id, completed.first_offset, completed.last_offset,
+                             self.producers.last_stable_offset_after(completed))
+            try:
+                self.log.add_aborted_txn(txn)
+            except OSError as exc:  # kept in memory, so reads stay right; written at the next flush
+                raise self.storage_failure(exc, "the transaction index of") from None
 
     def _load_producers(self) -> None:
         """Rebuild producer state and the .txnindex entries of the offsets it replays

@@ -26,11 +26,15 @@ truncation drops the entries of markers at or after the cut; a file that does
 not load (length not a multiple of 34, an unknown version) raises
 :class:`CorruptIndex`, and the partition rebuilds the entries by replaying the
 log through its producer state (kavka.log.partition).  Writes are one
-``os.write`` of whole entries, cut back on a short write.
+``os.write`` of whole entries, cut back on a short write.  The entries in memory
+are the truth for reads: an entry whose write failed (a full disk) is kept
+there and the file is rewritten from memory at the next flush (or close), so a
+restart without recovery does not lose it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from dataclasses import dataclass
@@ -57,12 +61,13 @@ class AbortedTxn:
 class TxnIndex:
     """The aborted transactions of one segment; see the module doc."""
 
-    __slots__ = ("path", "entries", "_file")
+    __slots__ = ("path", "entries", "_file", "_unwritten")
 
     def __init__(self, path: Path, entries: list[AbortedTxn]) -> None:
         self.path = Path(path)
         self.entries = entries
         self._file = FILES.file(self.path, _OPEN_FLAGS) if entries else None
+        self._unwritten = False  # the file lacks entries that memory has: flush rewrites it
 
     @classmethod
     def load(cls, path: Path) -> "TxnIndex":
@@ -87,12 +92,17 @@ class TxnIndex:
         return cls(path, [])
 
     def append(self, txn: AbortedTxn) -> None:
-        if self._file is None:  # the first entry creates the file (a reopen never does)
-            self._file = FILES.file(self.path, _OPEN_FLAGS, FileHandle(os.open(self.path, _OPEN_FLAGS, 0o644)))
-        entry = ENTRY.pack(ENTRY_VERSION, txn.producer_id, txn.first_offset, txn.last_offset,
-                           txn.last_stable_offset)
-        write_entry(self._file.fd(), entry, len(self.entries))
+        """Add an entry; on an OSError it is kept in memory and written at the next flush."""
         self.entries.append(txn)
+        if self._unwritten:
+            return
+        try:
+            if self._file is None:  # the first entry creates the file (a reopen never does)
+                self._file = FILES.file(self.path, _OPEN_FLAGS, FileHandle(os.open(self.path, _OPEN_FLAGS, 0o644)))
+            write_entry(self._file.fd(), _pack(txn), len(self.entries) - 1)
+        except OSError:
+            self._unwritten = True
+            raise
 
     def collect(self, fetch_offset: int, upper_bound: int) -> tuple[list[AbortedTxn], bool]:
         """(entries overlapping [fetch_offset, upper_bound), whether the search is complete)."""
@@ -112,12 +122,24 @@ class TxnIndex:
         if keep == len(self.entries):
             return
         del self.entries[keep:]
-        if self._file is not None:
+        if self._file is not None and not self._unwritten:
             os.ftruncate(self._file.fd(), keep * ENTRY.size)
 
     def flush(self) -> None:
+        if self._unwritten:
+            self._rewrite()
         if self._file is not None:
             os.fsync(self._file.fd())
+
+    def _rewrite(self) -> None:
+        if self._file is None:
+            self._file = FILES.file(self.path, _OPEN_FLAGS, FileHandle(os.open(self.path, _OPEN_FLAGS, 0o644)))
+        fd = self._file.fd()
+        os.ftruncate(fd, 0)
+        data = b"".join(_pack(txn) for txn in self.entries)
+        if os.write(fd, data) != len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._unwritten = False
 
     def close(self) -> None:
         if self._file is not None:
@@ -129,3 +151,7 @@ class TxnIndex:
             os.rename(self.path, path)
             self._file.rename(path)
         self.path = Path(path)
+
+
+def _pack(txn: AbortedTxn) -> bytes:
+    return ENTRY.pack(ENTRY_VERSION, txn.producer_id, txn.first_offset, txn.last_offset, txn.last_stable_offset)

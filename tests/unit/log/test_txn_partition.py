@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import errno
 import struct
 
 import pytest
 
 from kavka.log.cleaner import measure
-from kavka.log.errors import InvalidProducerEpoch, InvalidRecord, InvalidTxnState
+from kavka.log.errors import InvalidProducerEpoch, InvalidRecord, InvalidTxnState, StorageFull
 from kavka.log.partition import Partition
 from kavka.log.partition_log import PartitionLog
 from kavka.protocol import records
@@ -279,3 +280,26 @@ def test_a_broker_built_transactional_batch_joins_the_producer_table(part):
     assert part.last_stable_offset == 0
     part.append_marker(9, 0, commit=True, coordinator_epoch=0, now_ms=T0)
     assert part.last_stable_offset == 3
+
+
+def test_a_full_disk_under_the_txnindex_keeps_the_entry(part, tmp_path, clock, monkeypatch):
+    from kavka.log import txn_index
+
+    def full(fd, entry, entries):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    part.append_records(txn_batch(1, 0, 0), V, T0)
+    with monkeypatch.context() as m:
+        m.setattr(txn_index, "write_entry", full)
+        with pytest.raises(StorageFull):
+            part.append_marker(1, 0, commit=False, coordinator_epoch=0, now_ms=T0)
+    assert part.log.aborted_transactions(0, 10) == [(1, 0)]  # reads stay right at once
+    part.health.succeeded()  # space came back
+    part.append_records(txn_batch(2, 0, 0), V, T0)
+    part.append_marker(2, 0, commit=False, coordinator_epoch=0, now_ms=T0)
+    part.close()  # the flush writes the file from memory
+    assert txnindex_files(tmp_path / "t-0") == {
+        "00000000000000000000.txnindex": AT.pack(0, 1, 0, 2, 3) + AT.pack(0, 2, 3, 5, 6)}
+    reopened = open_partition(tmp_path / "t-0", clock)
+    assert reopened.log.aborted_transactions(0, 10) == [(1, 0), (2, 3)]
+    reopened.close()
