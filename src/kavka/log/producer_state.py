@@ -294,11 +294,10 @@ class ProducerState:
     def first_unstable_offset(self, high_watermark: int) -> int | None:
         """The smallest first offset of an open transaction or of a completed one whose
         marker is not below ``high_watermark``; None when there is none."""
-        if self.unreplicated:
-            self.unreplicated = [t for t in self.unreplicated if t.last_offset >= high_watermark]
-        firsts = [t.first_offset for t in self.unreplicated]
-        if self.ongoing:
-            firsts.append(min(self.ongoing.values()))
+        if not self.unreplicated:  # the usual case (a lone broker's HW is its LEO): no list
+            return min(self.ongoing.values()) if self.ongoing else None
+        self.unreplicated = [t for t in self.unreplicated if t.last_offset >= high_watermark]
+        firsts = [t.first_offset for t in self.unreplicated] + list(self.ongoing.values())
         return min(firsts) if firsts else None
 
     def last_stable_offset_after(self, completed: CompletedTxn) -> int:

@@ -200,7 +200,8 @@ class Segment:
                 segment._load_tail_state()
                 return segment
             except (CorruptIndex, LogCorrupted):
-                segment._close_indexes()
+                segment.offset_index.close()
+                segment.time_index.close()
                 segment.offset_index, segment.time_index = _new_indexes(directory, base_offset, suffix)
         segment.truncated_on_open = segment.recover()  # the caller logs it and drops what follows
         return segment

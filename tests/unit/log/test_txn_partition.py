@@ -303,3 +303,18 @@ def test_a_full_disk_under_the_txnindex_keeps_the_entry(part, tmp_path, clock, m
     reopened = open_partition(tmp_path / "t-0", clock)
     assert reopened.log.aborted_transactions(0, 10) == [(1, 0), (2, 3)]
     reopened.close()
+
+
+def test_an_inconsistent_offset_index_leaves_the_txnindex_usable(tmp_path, clock):
+    directory = tmp_path / "t-0"
+    p = open_partition(directory, clock)
+    p.append_records(txn_batch(1, 0, 0), V, T0)
+    p.append_marker(1, 0, commit=False, coordinator_epoch=0, now_ms=T0)
+    p.close()
+    index = directory / "00000000000000000000.index"
+    index.write_bytes(index.read_bytes() + struct.pack(">ii", 1000, 1 << 20))  # points past the log
+    p = open_partition(directory, clock)
+    p.append_records(txn_batch(2, 0, 0), V, T0)
+    p.append_marker(2, 0, commit=False, coordinator_epoch=0, now_ms=T0)  # into the reopened active segment
+    p.close()
+    assert txnindex_files(directory) == {"00000000000000000000.txnindex": AT.pack(0, 1, 0, 2, 3) + AT.pack(0, 2, 3, 5, 6)}
