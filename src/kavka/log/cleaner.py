@@ -9,7 +9,8 @@ offsets, in Kafka's terms:
   (written after each cleaning), raised to the log start offset; a checkpoint
   beyond the active segment (a truncation) falls back to the log start offset.
 * first uncleanable offset: the lowest of the active segment's base offset (the
-  active segment is never cleaned), the high watermark, and the base offset of
+  active segment is never cleaned), the last stable offset (at most the high
+  watermark: an open transaction's records are never cleaned), and the base offset of
   the first dirty segment whose largest timestamp is younger than
   ``min.compaction.lag.ms``.
 * dirty bytes: segments overlapping [first dirty, first uncleanable); clean
@@ -93,7 +94,7 @@ def measure(partition: Partition, now_ms: int, horizon: int | None = None) -> Cl
     first_dirty = max(read_checkpoint(partition) or 0, plog.log_start_offset)
     if first_dirty > active_base:
         first_dirty = plog.log_start_offset
-    end = min(active_base, plog.high_watermark)
+    end = min(active_base, plog.last_stable_offset)
     dirty = [s for s in segments[:-1] if s.next_offset > first_dirty and s.base_offset < end]
     min_lag = config["min.compaction.lag.ms"]
     for segment in dirty:
