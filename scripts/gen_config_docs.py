@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from kavka.config import BROKER_KEYS, TOPIC_KEYS, TOPIC_SYNONYMS, ConfigKey, render  # noqa: E402
+from kavka.group_configs import COORDINATOR_FIELDS, GROUP_KEYS  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "CONFIG.md"
 
@@ -33,10 +34,15 @@ An unknown name stops `kavka serve` (exit status 2) unless `--allow-unknown` is 
 Topic settings default to their broker synonym and can be overridden per topic
 (CreateTopics, AlterConfigs, IncrementalAlterConfigs).
 
-*Dynamic*: DescribeConfigs answers `read_only=false` for the setting, as Kafka does for
-settings it can change without a restart. kavka does not change broker settings while it
-runs yet: a BROKER AlterConfigs is refused with INVALID_REQUEST. Every topic setting
-changes live.
+*Dynamic*: DescribeConfigs answers `read_only=false` for the setting, and it can be changed
+while the broker runs (KIP-226: `kafka-configs --entity-type brokers --entity-name 0 --alter`,
+or `--entity-default` for every broker; `kavka configs --broker 0` / `--broker-default`).
+The value is kept (a lone broker's data directory, etcd in a cluster) and survives restarts;
+a broker setting that is a topic setting's default reaches every topic without its own
+override at once. `max.connections`, `max.connections.per.ip` and
+`max.connections.per.ip.overrides` are kept but apply from the next start. Changing another
+setting is refused with INVALID_REQUEST "Cannot update these configs dynamically: ...".
+Every topic setting changes live.
 """
 
 
@@ -65,13 +71,30 @@ def _topic_table() -> list[str]:
     return rows
 
 
+GROUP_INTRO = """\
+Settings of one consumer group (KIP-848): `kafka-configs --entity-type groups --entity-name G
+--alter --add-config consumer.heartbeat.interval.ms=3000`. An unset one has the broker's
+default; a value outside the broker's `group.consumer.min/max.*` (`group.share.min/max.*`)
+bounds is refused with INVALID_CONFIG. Kept in a lone broker's data directory; not yet in a
+cluster (INVALID_REQUEST). The `share.*` ones are checked and described, but kavka has no
+share groups."""
+
+
+def _group_table() -> list[str]:
+    rows = ["| setting | type | default | takes effect | meaning |", "|---|---|---|---|---|"]
+    rows += [f"| `{k.name}` | {k.type} | {_cell(_default(k))} | {'yes' if k.name in COORDINATOR_FIELDS else 'no'} "
+             f"| {_cell(k.doc)} |" for k in sorted(GROUP_KEYS.values(), key=lambda k: k.name)]
+    return rows
+
+
 def generate() -> str:
     keys = list(BROKER_KEYS.values())
     parts = [HEADER, "## Broker settings", "", *_broker_table([k for k in keys if not k.inert]), "",
              "## Kafka settings with no effect in kavka", "",
              "Accepted so that a Kafka `server.properties` starts; `kavka serve` names those given in one "
              "log line.", "", *_broker_table([k for k in keys if k.inert]), "",
-             "## Topic settings", "", *_topic_table(), ""]
+             "## Topic settings", "", *_topic_table(), "",
+             "## Group settings", "", GROUP_INTRO, "", *_group_table(), ""]
     return "\n".join(parts)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Mapping
 
 import kavka.api  # noqa: F401  (registers every API handler)
+from kavka import group_configs
 from kavka.api.context import BrokerContext
 from kavka.clock import SYSTEM_CLOCK, Clock
 from kavka.config import BrokerConfig
@@ -108,15 +109,15 @@ class Broker:
             self._background.append(loop.create_task(self._clean_forever(), name="kavka-cleaner"))
 
     async def _clean_forever(self) -> None:
-        """Clean the dirtiest compacted log, again at once if there was one, else back off."""
-        backoff = self.config.get("log.cleaner.backoff.ms") / 1000
+        """Clean the dirtiest compacted log, again at once if there was one, else back off
+        (log.cleaner.backoff.ms, read each time: it changes live)."""
         while True:
             try:
                 cleaned = await self._cleaner.run_once()
             except Exception:
                 log.exception("log cleaning failed")
                 cleaned = None
-            await asyncio.sleep(0 if cleaned is not None else backoff)
+            await asyncio.sleep(0 if cleaned is not None else self.config.get("log.cleaner.backoff.ms") / 1000)
 
     def _housekeeping(self) -> None:
         self.logs.housekeeping(self._clock.now_ms())
@@ -158,6 +159,8 @@ class Broker:
         journal = OffsetsTopic(self.logs, settings.offsets_partitions, settings.offsets_segment_bytes, self._clock,
                                leads)
         coordinator = GroupCoordinator(settings, self._clock, journal, topics=self._topic_meta)
+        for group, texts in self.logs.group_configs().items():   # GROUP configs (kavka.group_configs)
+            coordinator.set_group_config(group, group_configs.coordinator_settings(group_configs.parse(texts)))
         coordinator.load()
         runner = GroupRunner(coordinator)
         if self.node is not None:  # answers wait until their records are replicated

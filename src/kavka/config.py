@@ -151,6 +151,36 @@ def _inert(name: str, type_: str, default: Any, doc: str) -> ConfigKey:
     return ConfigKey(name, type_, default, doc, None, True, False, True)
 
 
+def _consumer_group_bounds() -> list[ConfigKey]:
+    """The bounds of a consumer group's own consumer.* configs (kavka.group_configs)."""
+    keys = []
+    for setting, (low, high) in {"session.timeout.ms": (45000, 60000), "heartbeat.interval.ms": (5000, 15000)}.items():
+        keys += [ConfigKey(f"group.consumer.min.{setting}", "int", low,
+                           f"Smallest consumer.{setting} a group config may set.", at_least(1)),
+                 ConfigKey(f"group.consumer.max.{setting}", "int", high,
+                           f"Largest consumer.{setting} a group config may set.", at_least(1))]
+    return keys
+
+
+def _share_group_keys() -> list[ConfigKey]:
+    """KIP-932's share-group defaults and their bounds: kavka has no share groups, but the
+    share.* group configs (kavka.group_configs) default to and are bounded by these."""
+    keys = []
+    for setting, (default, low, high) in {"session.timeout.ms": (45000, 45000, 60000),
+                                          "heartbeat.interval.ms": (5000, 5000, 15000),
+                                          "record.lock.duration.ms": (30000, 15000, 60000)}.items():
+        keys += [_inert(f"group.share.{setting}", "int", default, f"Share groups' default share.{setting}."),
+                 _inert(f"group.share.min.{setting}", "int", low, f"Smallest share.{setting} a group may set."),
+                 _inert(f"group.share.max.{setting}", "int", high, f"Largest share.{setting} a group may set.")]
+    return keys
+
+
+def _inert_threads(name: str, default: int, doc: str) -> ConfigKey:
+    """A thread count Kafka resizes live (DynamicThreadPool, num.network.threads): dynamic here
+    too, as Kafka marks it, though kavka has no such pool to resize."""
+    return ConfigKey(name, "int", default, doc, at_least(1), False, False, True)
+
+
 # Kafka settings that mean nothing to kavka (threads it does not have, the KRaft quorum it replaces
 # with etcd, topics it does not keep yet): accepted, so a Kafka server.properties starts, and named
 # in one log line saying they have no effect.
@@ -169,11 +199,12 @@ INERT_KEYS = (
     _inert("inter.broker.listener.name", "string", None,
            "Listener brokers use between them; kavka's brokers use the advertised one."),
     _inert("metadata.log.dir", "string", None, "Where KRaft keeps its metadata log; kavka keeps none."),
-    _inert("num.network.threads", "int", 3, "Network threads; kavka serves every connection on one event loop."),
-    _inert("num.io.threads", "int", 8, "Request threads; kavka handles requests on one event loop."),
-    _inert("num.replica.fetchers", "int", 1, "Fetcher threads; kavka runs one fetch loop per leader."),
-    _inert("num.recovery.threads.per.data.dir", "int", 2, "Recovery threads; kavka recovers on one thread."),
-    _inert("background.threads", "int", 10, "Background threads; kavka's background work is asyncio tasks."),
+    _inert_threads("num.network.threads", 3, "Network threads; kavka serves every connection on one event loop."),
+    _inert_threads("num.io.threads", 8, "Request threads; kavka handles requests on one event loop."),
+    _inert_threads("num.replica.fetchers", 1, "Fetcher threads; kavka runs one fetch loop per leader."),
+    _inert_threads("num.recovery.threads.per.data.dir", 2, "Recovery threads; kavka recovers on one thread."),
+    _inert_threads("background.threads", 10, "Background threads; kavka's background work is asyncio tasks."),
+    *_share_group_keys(),
     _inert("queued.max.requests", "int", 500, "Requests queued for the request threads; kavka has none "
            "(see queued.max.request.bytes)."),
     _inert("socket.send.buffer.bytes", "int", 102400, "SO_SNDBUF; kavka leaves the OS default."),
@@ -324,10 +355,10 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               "A follower not caught up with the leader for this long leaves the ISR.", at_least(1)),
     ConfigKey("leader.replication.throttled.rate", "long", LONG_MAX,
               "Bytes per second a leader sends to the replicas partition reassignments are adding and to "
-              "those leader.replication.throttled.replicas names.", at_least(0)),
+              "those leader.replication.throttled.replicas names.", at_least(0), False),
     ConfigKey("follower.replication.throttled.rate", "long", LONG_MAX,
               "Bytes per second this broker fetches for the replicas partition reassignments are adding "
-              "here and those follower.replication.throttled.replicas names.", at_least(0)),
+              "here and those follower.replication.throttled.replicas names.", at_least(0), False),
     ConfigKey("replication.quota.window.num", "int", 11,
               "Samples the replication throttles measure their rate over.", at_least(1)),
     ConfigKey("replication.quota.window.size.seconds", "int", 1,
@@ -354,6 +385,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               "Heartbeat interval told to members of consumer-protocol (KIP-848) groups.", at_least(1)),
     ConfigKey("group.consumer.max.size", "int", INT_MAX, "Members a consumer-protocol group may have.",
               at_least(1)),
+    *_consumer_group_bounds(),
     ConfigKey("group.min.session.timeout.ms", "int", 6000, "Smallest session timeout a member may ask for.",
               at_least(0)),
     ConfigKey("group.max.session.timeout.ms", "int", 1800000, "Largest session timeout a member may ask for.",
@@ -471,8 +503,34 @@ def parse_properties(text: str) -> dict[str, str]:
 class ConfigSource:
     """Where a resolved value came from, with Kafka's DescribeConfigs source codes."""
     DYNAMIC_TOPIC = 1
+    DYNAMIC_BROKER = 2
+    DYNAMIC_DEFAULT_BROKER = 3
     STATIC_BROKER = 4
     DEFAULT = 5
+    GROUP = 8
+
+
+# The dynamic layers of broker settings (KIP-226), highest priority first: this broker's own
+# (resource name "<id>"), then the cluster-wide default (resource name "").
+PER_BROKER, CLUSTER_DEFAULT = "broker", "default"
+DYNAMIC_SOURCES = {PER_BROKER: ConfigSource.DYNAMIC_BROKER, CLUSTER_DEFAULT: ConfigSource.DYNAMIC_DEFAULT_BROKER}
+
+
+def dynamic_names() -> list[str]:
+    """The broker settings that change while the broker runs (read_only false)."""
+    return sorted(name for name, key in BROKER_KEYS.items() if not key.read_only)
+
+
+def parse_dynamic(settings: Mapping[str, str]) -> dict[str, Any]:
+    """Parse dynamic broker settings.  A setting that cannot change live, or is unknown,
+    raises ConfigError with Kafka's message; so does a bad value."""
+    static = sorted(name for name in settings if name in BROKER_KEYS and BROKER_KEYS[name].read_only)
+    if static:
+        raise ConfigError(f"Cannot update these configs dynamically: Set({', '.join(static)})")
+    unknown = sorted(name for name in settings if name not in BROKER_KEYS)
+    if unknown:
+        raise ConfigError(f"Unknown broker configs: {', '.join(unknown)}")
+    return {name: BROKER_KEYS[name].parse(text) for name, text in settings.items()}
 
 
 @dataclass
@@ -481,6 +539,8 @@ class BrokerConfig:
 
     explicit: dict[str, Any] = field(default_factory=dict)
     unknown: tuple[str, ...] = ()
+    # Dynamic layers (PER_BROKER, CLUSTER_DEFAULT) over ``explicit``: parsed values, set by set_dynamic.
+    dynamic: dict[str, dict[str, Any]] = field(default_factory=lambda: {PER_BROKER: {}, CLUSTER_DEFAULT: {}})
 
     @classmethod
     def from_strings(cls, settings: Mapping[str, str]) -> "BrokerConfig":
@@ -540,6 +600,9 @@ class BrokerConfig:
         return served[0]
 
     def get(self, name: str) -> Any:
+        for layer in self.dynamic.values():
+            if name in layer:
+                return layer[name]
         if name in self.explicit:
             return self.explicit[name]
         return BROKER_KEYS[name].default
@@ -547,11 +610,29 @@ class BrokerConfig:
     def is_explicit(self, name: str) -> bool:
         return name in self.explicit and self.explicit[name] is not None
 
+    def set_dynamic(self, scope: str, values: Mapping[str, Any]) -> None:
+        """Replace one dynamic layer (PER_BROKER or CLUSTER_DEFAULT) with parsed values."""
+        self.dynamic[scope] = dict(values)
+
+    def layers(self, name: str) -> list[tuple[Any, int]]:
+        """(value, source) of every layer that sets ``name``, highest priority first,
+        the built-in default last (when it has one)."""
+        found = [(layer[name], DYNAMIC_SOURCES[scope]) for scope, layer in self.dynamic.items()
+                 if layer.get(name) is not None]
+        if self.is_explicit(name):
+            found.append((self.explicit[name], ConfigSource.STATIC_BROKER))
+        if BROKER_KEYS[name].default is not None:
+            found.append((BROKER_KEYS[name].default, ConfigSource.DEFAULT))
+        return found
+
     def topic_default(self, topic_key: str) -> tuple[Any, int, str | None]:
-        """(value, source, synonym) of a topic setting with no topic override."""
+        """(value, source, synonym) of a topic setting with no topic override: the first
+        synonym set in any layer (dynamic or static) gives the value, as Kafka's merged
+        broker config does."""
         for broker_name, factor in TOPIC_SYNONYMS[topic_key]:
-            if self.is_explicit(broker_name):
-                return _scale(self.explicit[broker_name], factor), ConfigSource.STATIC_BROKER, broker_name
+            found = [(v, s) for v, s in self.layers(broker_name) if s != ConfigSource.DEFAULT]
+            if found:
+                return _scale(found[0][0], factor), found[0][1], broker_name
         for broker_name, factor in TOPIC_SYNONYMS[topic_key]:
             default = BROKER_KEYS[broker_name].default
             if default is not None:

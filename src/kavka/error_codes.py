@@ -30,6 +30,8 @@ _CODES: dict[str, ErrorCode] = {
     "OutOfOrderSequence": ErrorCode.out_of_order_sequence_number,
     "InvalidProducerEpoch": ErrorCode.invalid_producer_epoch,
     "UnknownProducerId": ErrorCode.unknown_producer_id,
+    "InvalidTxnState": ErrorCode.invalid_txn_state,
+    "TransactionCoordinatorFenced": ErrorCode.transaction_coordinator_fenced,
     "UnsupportedCompression": ErrorCode.unsupported_compression_type,
     "InvalidConfig": ErrorCode.invalid_config,
     "ConfigError": ErrorCode.invalid_config,

@@ -161,13 +161,29 @@ def test_each_broker_describes_its_own_configs(admin_target):
         assert configs["default.replication.factor"].value == str(target.broker_count)
 
 
-def test_broker_configs_cannot_be_altered(admin_target):
+def _broker_alter(client, broker_id: int, op, value: str | None, name: str = "log.cleaner.threads"):
+    resource = ConfigResource("BROKER", str(broker_id), incremental_configs=[
+        ConfigEntry(name, value, incremental_operation=op)])
+    return client.incremental_alter_configs([resource])[resource]
+
+
+def test_dynamic_broker_configs_are_per_broker_and_static_ones_refused(admin_target):
     target = admin_target
     client = admin(target)
-    for broker_id in target.broker_ids:
-        resource = ConfigResource("BROKER", str(broker_id), incremental_configs=[
-            ConfigEntry("log.retention.ms", "5", incremental_operation=AlterConfigOpType.SET)])
-        assert error_name(client.incremental_alter_configs([resource])[resource]) == "INVALID_REQUEST"
+    try:
+        for broker_id in target.broker_ids:
+            assert _broker_alter(client, broker_id, AlterConfigOpType.SET, str(broker_id + 2)).result(TIMEOUT) is None
+        for broker_id in target.broker_ids:
+            resource = ConfigResource("BROKER", str(broker_id))
+            threads = client.describe_configs([resource])[resource].result(TIMEOUT)["log.cleaner.threads"]
+            assert (threads.value, threads.source, threads.is_read_only) == (
+                str(broker_id + 2), ConfigSource.DYNAMIC_BROKER_CONFIG.value, False)
+        for broker_id in target.broker_ids:
+            refused = _broker_alter(client, broker_id, AlterConfigOpType.SET, "5", name="broker.id")
+            assert error_name(refused) == "INVALID_REQUEST"
+    finally:
+        for broker_id in target.broker_ids:
+            _broker_alter(client, broker_id, AlterConfigOpType.DELETE, None).result(TIMEOUT)
 
 
 def _produce_error(target, topic: str, acks: str) -> str | None:

@@ -169,6 +169,46 @@ def test_configs_describe_and_alter(kavka_broker_factory):
         "Topic events has no config overrides (--all shows every setting).\n"
 
 
+
+@pytest.mark.slow
+def test_configs_of_a_broker_and_the_cluster_defaults(kavka_broker_factory):
+    b = kavka_broker_factory({"log.segment.bytes": "1048576"})
+    assert ok(kavka(b, "configs", "describe", "--broker", "0")) == \
+        "Broker 0 has no dynamic configs (--all shows every setting).\n"
+    assert ok(kavka(b, "configs", "alter", "--broker", "0", "--set", "log.cleaner.threads=2")) == \
+        "Updated broker 0: log.cleaner.threads=2\n"
+    assert ok(kavka(b, "configs", "alter", "--broker-default", "--set", "log.retention.ms=3600000",
+                    "--set", "log.cleaner.threads=3")) == \
+        "Updated the cluster-wide broker defaults: log.retention.ms=3600000, log.cleaner.threads=3\n"
+    rows = [line.split(None, 2) for line in ok(kavka(b, "configs", "describe", "--broker", "0")).splitlines()]
+    assert rows == [["NAME", "VALUE", "SOURCE"], ["log.cleaner.threads", "2", "dynamic (this broker)"],
+                    ["log.retention.ms", "3600000", "dynamic (cluster default)"]]
+    rows = [line.split(None, 2) for line in ok(kavka(b, "configs", "describe", "--broker-default")).splitlines()]
+    assert rows == [["NAME", "VALUE", "SOURCE"], ["log.cleaner.threads", "3", "dynamic (cluster default)"],
+                    ["log.retention.ms", "3600000", "dynamic (cluster default)"]]
+    every = {line.split()[0]: line.split(None, 2)[1:] for line in
+             ok(kavka(b, "configs", "describe", "--broker", "0", "--all")).splitlines()[1:]}
+    assert every["log.segment.bytes"] == ["1048576", "static (config file)"]
+    assert every["num.io.threads"] == ["8", "default"]
+
+    ok(kavka(b, "topics", "create", "events"))
+    topic = {line.split()[0]: line.split(None, 2)[1:] for line in
+             ok(kavka(b, "configs", "describe", "events", "--all")).splitlines()[1:]}
+    assert topic["retention.ms"] == ["3600000", "cluster default (dynamic)"]
+
+    line = failed(kavka(b, "configs", "alter", "--broker", "0", "--set", "listeners=PLAINTEXT://:1"))
+    assert line == "kavka configs: INVALID_REQUEST: Cannot update these configs dynamically: Set(listeners)"
+    assert failed(kavka(b, "configs", "describe", "--broker", "7")) == ("kavka configs: INVALID_REQUEST: "
+                                                                       "Unexpected broker id, expected 0 or empty "
+                                                                       "string, but received 7")
+    assert failed(kavka(b, "configs", "describe", "events", "--broker", "0")) == \
+        "kavka configs: name exactly one of: a topic, --broker ID, --broker-default"
+    assert ok(kavka(b, "configs", "alter", "--broker", "0", "--delete", "log.cleaner.threads")) == \
+        "Updated broker 0: log.cleaner.threads deleted\n"
+    rows = [line.split(None, 2) for line in ok(kavka(b, "configs", "describe", "--broker", "0")).splitlines()]
+    assert rows[1:] == [["log.cleaner.threads", "3", "dynamic (cluster default)"],
+                        ["log.retention.ms", "3600000", "dynamic (cluster default)"]]
+
 # -- produce and consume -------------------------------------------------------------------
 
 @pytest.mark.slow

@@ -109,9 +109,10 @@ def test_confluent_alter_errors(kavka_broker):
     error = _error(_incremental(admin, "missing", ("retention.ms", AlterConfigOpType.SET, "5")))
     assert error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
     broker = ConfigResource("BROKER", "0", incremental_configs=[
-        ConfigEntry("log.retention.ms", "5", incremental_operation=AlterConfigOpType.SET)])
+        ConfigEntry("num.partitions", "5", incremental_operation=AlterConfigOpType.SET)])
     error = _error(admin.incremental_alter_configs([broker])[broker])
-    assert error.code() == KafkaError.INVALID_REQUEST and "not supported" in error.str()
+    assert error.code() == KafkaError.INVALID_REQUEST
+    assert "Cannot update these configs dynamically: Set(num.partitions)" in error.str()
 
 
 # -- kafka-python --------------------------------------------------------------------------

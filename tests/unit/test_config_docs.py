@@ -29,4 +29,4 @@ def test_every_setting_has_a_row_with_its_meaning():
         assert key.doc, f"{name} has no meaning in config.py"
         assert f"| `{name}` | {key.type} |" in text
     assert "| `segment.ms` | long | `604800000` | `log.roll.ms`, `log.roll.hours` |" in text
-    assert "| `num.io.threads` | int | `8` | no |" in text.split("## Kafka settings with no effect")[1]
+    assert "| `num.io.threads` | int | `8` | yes |" in text.split("## Kafka settings with no effect")[1]

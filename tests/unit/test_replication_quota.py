@@ -14,13 +14,18 @@ class Clock:
         return self.now
 
 
-def test_an_unbounded_rate_is_no_quota():
-    assert ReplicationQuota.of(LONG_MAX, 11, 1, Clock()) is None
+def test_an_unbounded_rate_throttles_nothing_and_the_bound_is_read_at_each_check():
+    bound = [LONG_MAX]                                          # Kafka's default
+    quota = ReplicationQuota(lambda: bound[0], 11, 1, Clock())
+    quota.record(10 ** 9)
+    assert not quota.exceeded()
+    bound[0] = 1000                                             # set while the broker runs (KIP-226)
+    assert quota.exceeded()
 
 
 def test_the_rate_counts_at_least_all_samples_but_the_last_as_elapsed():
     clock = Clock()
-    quota = ReplicationQuota.of(1000, 11, 1, clock)
+    quota = ReplicationQuota(lambda: 1000, 11, 1, clock)
     quota.record(5000)
     assert quota.rate() == 500.0 and not quota.exceeded()      # 5000 B over 10 s: a burst is allowed
     quota.record(6000)
@@ -31,7 +36,7 @@ def test_the_rate_counts_at_least_all_samples_but_the_last_as_elapsed():
 
 def test_the_window_moves_sample_by_sample():
     clock = Clock()
-    quota = ReplicationQuota(100, 2, 1, clock)
+    quota = ReplicationQuota(lambda: 100, 2, 1, clock)
     for _ in range(4):
         quota.record(150)
         clock.now += 1.0

@@ -17,10 +17,9 @@ a time and shares the per-resource rules here:
 * an internal topic (kavka.internal_topics) may change any setting but
   ``cleanup.policy``, which must stay ``compact`` (POLICY_VIOLATION): Kafka
   allows anything, but deletion by retention there loses committed offsets;
-* BROKER (4): the name must be our broker id or "" (cluster-wide defaults), as
-  in DescribeConfigs; a change is INVALID_REQUEST, because kavka has no dynamic
-  broker configs (settings come from the file and ``--override`` at start).
-  An empty change list is accepted: there is nothing to do;
+* BROKER (4): dynamic broker settings, this broker's (name: our id) or the
+  cluster-wide defaults (name ""): the configs sent become that scope's whole set
+  (api/broker_configs.py);
 * BROKER_LOGGER (8): INVALID_REQUEST (log levels change through
   IncrementalAlterConfigs, as in Kafka); anything else: INVALID_REQUEST.
 
@@ -34,7 +33,8 @@ import logging
 from collections import Counter
 from typing import Callable, Mapping
 
-from kavka.api.describe_configs import BROKER, BROKER_LOGGER, TOPIC, _check_broker_id
+from kavka.api import broker_configs
+from kavka.api.describe_configs import BROKER, BROKER_LOGGER, TOPIC
 from kavka.api.errors import InvalidRequestError, PolicyViolation, error_code_for, error_message
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
@@ -120,16 +120,8 @@ def require_topic(broker, name: str) -> TopicDescription:
     return info
 
 
-def refuse_non_topic(broker, resource_type: int, name: str, changed: list[str]) -> None:
-    """The answer for every resource type but TOPIC: nothing here can change."""
-    if resource_type == BROKER:
-        if name != "":
-            _check_broker_id(broker, name, "or empty string ")
-        if changed:
-            raise InvalidRequestError(
-                f"Dynamic broker configs are not supported: cannot change {', '.join(changed)} while the "
-                "broker runs; set broker settings in its config file or with --override and restart it.")
-        return
+def refuse_non_topic(resource_type: int) -> None:
+    """The answer for every resource type no handler changes."""
     if resource_type == BROKER_LOGGER:
         raise InvalidRequestError("AlterConfigs cannot change broker log levels: use IncrementalAlterConfigs "
                                   "(kafka-configs --entity-type broker-loggers).")
@@ -171,9 +163,11 @@ def handle(request: Request):
 
 def _replace(broker, resource, validate_only: bool) -> None:
     check_names(resource.configs)
+    if resource.resource_type == BROKER:
+        scope = broker_configs.scope_of(broker, resource.resource_name)
+        return broker_configs.alter(broker, scope, {c.name: c.value for c in resource.configs}, validate_only)
     if resource.resource_type != TOPIC:
-        refuse_non_topic(broker, resource.resource_type, resource.resource_name,
-                         [c.name for c in resource.configs])
+        refuse_non_topic(resource.resource_type)
         return
     info = require_topic(broker, resource.resource_name)
     changes: dict[str, str | None] = {name: None for name in info.overrides}

@@ -10,9 +10,16 @@ Resource types, as in Kafka:
   defaults, each group in the synonyms' priority order (``log.retention.ms``,
   ``.minutes``, ``.hours``).  The source of a setting is the source of its
   first synonym.
-* BROKER (4): name ``"<our broker id>"`` gives every broker setting; ``""``
-  means the cluster-wide dynamic defaults, of which we have none (an empty
-  list, as Kafka answers when none are set).  Another id is INVALID_REQUEST.
+* BROKER (4): name ``"<our broker id>"`` gives every broker setting with its
+  source: DYNAMIC_BROKER_CONFIG (set live for this broker), DYNAMIC_DEFAULT_BROKER_CONFIG
+  (set live for the whole cluster), STATIC_BROKER_CONFIG (the file, ``--override``) or
+  DEFAULT_CONFIG, and synonyms in that order (kavka.config.BrokerConfig.layers);
+  read_only is false for the settings that change live (api/broker_configs.py).
+  ``""`` means the cluster-wide dynamic defaults: only those set, each with only its
+  cluster-default synonyms, as Kafka answers.  Another id is INVALID_REQUEST
+  "Unexpected broker id, expected 0 or empty string, but received 7".
+* GROUP (32): every group config (kavka.group_configs) with GROUP_CONFIG where the group
+  sets it, else DEFAULT_CONFIG with the broker's default; read_only false (api/group_resources.py).
 * BROKER_LOGGER (8): our Python loggers and their effective levels, under
   log4j's level names (api/broker_loggers.py); the name must be our broker id.
 * anything else: INVALID_REQUEST.
@@ -22,7 +29,9 @@ Every failure is per resource, with an error message.
 Kafka differs in one quirk we do not copy: when a topic setting's primary broker
 synonym (``log.retention.ms``) is unset, Kafka drops the lower-priority ones
 (``log.retention.hours``) from the synonym list and reports DEFAULT_CONFIG even
-if the file set them; we list them and report STATIC_BROKER_CONFIG.
+if the file set them; we list them and report STATIC_BROKER_CONFIG.  And Kafka marks
+``listeners``, ``advertised.listeners`` and ``listener.security.protocol.map`` read_only=false
+(per-broker dynamic); kavka cannot rebind a running listener, so they stay read-only here.
 """
 
 from __future__ import annotations
@@ -30,12 +39,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from kavka.api import group_resources
 from kavka.api.broker_loggers import logger_levels
 from kavka.api.errors import InvalidRequestError, error_code_for, error_message
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.config import (
     BROKER_KEYS,
+    CLUSTER_DEFAULT,
     CONFIG_TYPE_CODES,
     TOPIC_KEYS,
     TOPIC_SYNONYMS,
@@ -89,12 +100,11 @@ def _topic_entry(config: BrokerConfig, name: str, value: Any, overridden: bool) 
 
 
 def _broker_chain(config: BrokerConfig, group: tuple[str, ...]) -> list[tuple[str, str | None, int]]:
-    """Broker settings of one synonym group, explicit ones first, then defaults."""
-    chain = [(n, _shown(n, config.explicit[n]), ConfigSource.STATIC_BROKER)
-             for n in group if config.is_explicit(n)]
-    chain += [(n, _shown(n, BROKER_KEYS[n].default), ConfigSource.DEFAULT)
-              for n in group if BROKER_KEYS[n].default is not None]
-    return chain
+    """Broker settings of one synonym group in Kafka's order: every synonym set for this
+    broker, then in the cluster default, then in the file, then the built-in defaults
+    (within each, the synonyms' priority order)."""
+    chain = [(n, _shown(n, value), source) for n in group for value, source in config.layers(n)]
+    return sorted(chain, key=lambda entry: entry[2])   # source codes ascend with falling priority
 
 
 def _shown(name: str, value: Any) -> str | None:
@@ -116,18 +126,28 @@ _BROKER_GROUPS = _synonym_groups()
 
 
 def broker_entries(config: BrokerConfig) -> list[ConfigEntry]:
-    return [_broker_entry(config, name) for name in sorted(BROKER_KEYS)]
+    """Every broker setting as this broker runs with it (resource name "<our id>")."""
+    return [_broker_entry(config, name, True) for name in sorted(BROKER_KEYS)]
 
 
-def _broker_entry(config: BrokerConfig, name: str) -> ConfigEntry:
+def cluster_default_entries(config: BrokerConfig) -> list[ConfigEntry]:
+    """The cluster-wide dynamic defaults that are set (resource name ""), as Kafka lists them:
+    only those, each with only its cluster-default synonyms."""
+    return [_broker_entry(config, name, False) for name in sorted(config.dynamic[CLUSTER_DEFAULT])]
+
+
+def _broker_entry(config: BrokerConfig, name: str, per_broker: bool) -> ConfigEntry:
     key = BROKER_KEYS[name]
     chain = _broker_chain(config, _BROKER_GROUPS.get(name, (name,)))
     # A setting's own chain starts at itself: higher-priority synonyms describe others.
     while chain and chain[0][0] != name:
         chain.pop(0)
+    if not per_broker:
+        chain = [entry for entry in chain if entry[2] == ConfigSource.DYNAMIC_DEFAULT_BROKER]
     source = chain[0][2] if chain else ConfigSource.DEFAULT
     sensitive = key.sensitive or key.type == "password"
-    value = None if sensitive else render(config.get(name))
+    shown = config.get(name) if per_broker else config.dynamic[CLUSTER_DEFAULT][name]
+    value = None if sensitive else render(shown)
     return ConfigEntry(name, value, source, key.read_only, sensitive, tuple(chain),
                        CONFIG_TYPE_CODES[key.type], key.doc or None)
 
@@ -169,12 +189,15 @@ def _entries(broker, resource_type: int, name: str) -> list[ConfigEntry]:
         return _topic(broker, name)
     if resource_type == BROKER:
         if name == "":
-            return []  # no dynamic cluster-wide defaults exist
-        _check_broker_id(broker, name, "or empty string ")
+            return cluster_default_entries(broker.config)
+        _check_broker_id(broker, name, "or empty string, ")
         return broker_entries(broker.config)
     if resource_type == BROKER_LOGGER:
         check_logger_resource(broker, name)
         return _logger_entries()
+    if resource_type == group_resources.GROUP:
+        return [ConfigEntry(n, value, source, False, False, ((n, value, source),), CONFIG_TYPE_CODES[type_], doc)
+                for n, value, source, type_, doc in group_resources.described(broker, name)]
     raise InvalidRequestError(f"Unsupported resource type: {resource_type}")
 
 

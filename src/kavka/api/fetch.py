@@ -13,7 +13,11 @@ batch (the client skips the records before its offset).
 
 Consumers fetch from a partition's leader, or with Fetch v11+ from a follower too
 (KIP-392; ``replicas.read_error``: NOT_LEADER_OR_FOLLOWER elsewhere), up to that
-replica's high watermark.  With ``replica.selector.class`` set, a leader answers a
+replica's high watermark, or with ``isolation_level`` 1 (READ_COMMITTED) up to its
+last stable offset, with the aborted transactions that overlap the records
+returned (from the segments' ``.txnindex``, kavka.log.partition_log), so the
+client drops their records; every answer carries the LSO, as Kafka's does.
+With ``replica.selector.class`` set, a leader answers a
 consumer whose ``rack_id`` (client.rack) matches a follower's rack with no records and
 ``preferred_read_replica`` (kavka.replication.replica_selector), at once, as Kafka does.  Followers
 (``replica_id`` >= 0) fetch up to the log end; the offset each asks for tells
@@ -156,12 +160,12 @@ class _Plan:
             preferred = self.replicas.preferred_read_replica((name, wanted.partition), self.client_rack,
                                                               wanted.fetch_offset)
             if preferred >= 0:  # as Kafka: no records, the watermarks, and where to read instead
-                return PartitionResult(wanted.partition, 0, log.high_watermark, log.high_watermark,
+                return PartitionResult(wanted.partition, 0, log.high_watermark, log.last_stable_offset,
                                        log.log_start_offset, (), () if self.read_committed else None, preferred)
         limit = min(wanted.partition_max_bytes, remaining)
+        lso = log.last_stable_offset
         try:
-            read = log.read(wanted.fetch_offset, limit, max_offset=None if self.follower else log.high_watermark,
-                            min_one_batch=first)
+            read = log.read(wanted.fetch_offset, limit, max_offset=self._max_offset(log, lso), min_one_batch=first)
         except OffsetOutOfRange:
             return PartitionResult(wanted.partition, ErrorCode.offset_out_of_range.value,
                                    log.high_watermark, log.high_watermark, log.log_start_offset)
@@ -170,9 +174,17 @@ class _Plan:
         except LogCorrupted as exc:  # logged once by the segment; an error, never garbage or a hang
             return PartitionResult(wanted.partition, error_code_for(exc).value,
                                    log.high_watermark, log.high_watermark, log.log_start_offset)
+        aborted = None
+        if self.read_committed:
+            aborted = tuple(log.aborted_transactions(wanted.fetch_offset, read.upper_bound)) if read.slices else ()
         return PartitionResult(
-            wanted.partition, 0, read.high_watermark, read.high_watermark, read.log_start_offset,
-            read.slices, () if self.read_committed else None)
+            wanted.partition, 0, read.high_watermark, lso, read.log_start_offset, read.slices, aborted)
+
+    def _max_offset(self, log, lso: int) -> int | None:
+        """Where a read stops: followers read to the log end, consumers to the HW or the LSO."""
+        if self.follower:
+            return None
+        return lso if self.read_committed else log.high_watermark
 
 
 def _throttled(wanted, partition) -> PartitionResult:

@@ -12,8 +12,9 @@ Each config entry carries an operation, as in Kafka's AlterConfigOp:
   is not LIST."
 
 An unknown operation or a null value for SET/APPEND/SUBTRACT is INVALID_REQUEST;
-an unknown setting INVALID_CONFIG.  BROKER_LOGGER resources set log levels live
-(api/broker_loggers.py).  Everything else (duplicates, resource types,
+an unknown setting INVALID_CONFIG.  BROKER resources change dynamic broker settings
+(api/broker_configs.py); BROKER_LOGGER resources set log levels live
+(api/broker_loggers.py); GROUP resources change one group's configs (api/group_resources.py).  Everything else (duplicates, resource types,
 validation, persistence, validate_only) is shared with AlterConfigs: see
 alter_configs.py.  The changes of one resource apply together or not at all.
 """
@@ -23,8 +24,9 @@ from __future__ import annotations
 from kavka.api.alter_configs import (
     alter_topic, answer_resources, check_names, refuse_non_topic, require_topic, respond,
 )
+from kavka.api import broker_configs, group_resources
 from kavka.api.broker_loggers import alter_levels
-from kavka.api.describe_configs import BROKER_LOGGER, TOPIC, check_logger_resource
+from kavka.api.describe_configs import BROKER, BROKER_LOGGER, TOPIC, check_logger_resource
 from kavka.api.errors import InvalidRequestError
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
@@ -55,11 +57,17 @@ def _apply(broker, resource, validate_only: bool) -> None:
         check_logger_resource(broker, resource.resource_name)
         alter_levels([(c.name, OPERATION_NAMES[c.config_operation], c.value) for c in configs], validate_only)
         return
+    if resource.resource_type == BROKER:
+        scope = broker_configs.scope_of(broker, resource.resource_name)
+        values = broker_configs.incremental(broker_configs.current(broker, scope),
+                                            [(c.name, OPERATION_NAMES[c.config_operation], c.value) for c in configs])
+        return broker_configs.alter(broker, scope, values, validate_only)
+    if resource.resource_type == group_resources.GROUP:
+        return group_resources.alter(broker, resource.resource_name,
+                                     [(c.name, OPERATION_NAMES[c.config_operation], c.value) for c in configs],
+                                     validate_only)
     if resource.resource_type != TOPIC:
-        # a broker holds no dynamic settings, so deleting one deletes nothing, as Kafka answers for
-        # an unset one (kafka-reassign-partitions --verify clears the throttle rates so)
-        refuse_non_topic(broker, resource.resource_type, resource.resource_name,
-                         [c.name for c in configs if c.config_operation != DELETE])
+        refuse_non_topic(resource.resource_type)
         return
     info = require_topic(broker, resource.resource_name)
     changes = {c.name: _new_value(info, c.name, c.config_operation, c.value) for c in configs}

@@ -1,10 +1,12 @@
 """ListOffsets (key 2): offsets by position (earliest, latest, max timestamp) or by time.
 
-Special timestamps: -1 latest (the high watermark: consumers never see past it),
+Special timestamps: -1 latest (the high watermark: consumers never see past it;
+with ``isolation_level`` 1, READ_COMMITTED, the last stable offset),
 -2 earliest (log start offset), -3 the record with the largest timestamp (v7+),
 -4 earliest local (= earliest without tiered storage, v8+), -5 latest tiered
 (nothing is tiered: -1, v9+).  Any other value finds the first record whose
-timestamp is at or after it, below the high watermark; none gives offset -1.
+timestamp is at or after it, below the high watermark (the LSO for
+READ_COMMITTED, as Kafka bounds every lookup); none gives offset -1.
 
 A topic-partition named more than once in one request is not looked up: as in
 Kafka, each of its rows is answered INVALID_REQUEST.
@@ -22,6 +24,7 @@ from kavka.protocol.errors import ErrorCode
 KEY = 2
 VERSIONS = (1, 10)
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
+READ_COMMITTED = 1
 
 
 @api(KEY, "ListOffsets", VERSIONS)
@@ -29,6 +32,7 @@ def handle(request: Request):
     r = builder_for(request)
     broker = request.broker
     named = Counter((t.name, p.partition_index) for t in request.body.topics for p in t.partitions)
+    read_committed = getattr(request.body, "isolation_level", 0) == READ_COMMITTED
     topics = []
     for topic in request.body.topics:
         partitions = []
@@ -36,7 +40,7 @@ def handle(request: Request):
             if named[topic.name, wanted.partition_index] > 1:
                 code, timestamp, offset, epoch = ErrorCode.invalid_request, -1, -1, -1
             else:
-                code, timestamp, offset, epoch = _lookup_guarded(broker, topic.name, wanted)
+                code, timestamp, offset, epoch = _lookup_guarded(broker, topic.name, wanted, read_committed)
             partitions.append(r.ListOffsetsPartitionResponse(
                 partition_index=wanted.partition_index, error_code=code, timestamp=timestamp,
                 offset=offset, leader_epoch=epoch, old_style_offsets=()))
@@ -44,17 +48,17 @@ def handle(request: Request):
     return r.ListOffsetsResponse(topics=tuple(topics))
 
 
-def _lookup_guarded(broker, topic: str, wanted) -> tuple[ErrorCode, int, int, int]:
+def _lookup_guarded(broker, topic: str, wanted, read_committed: bool) -> tuple[ErrorCode, int, int, int]:
     """:func:`_lookup`, with a disk error under a timestamp search (EIO) answered
     KAFKA_STORAGE_ERROR (and the log directory taken offline) instead of a traceback."""
     try:
-        return _lookup(broker, topic, wanted)
+        return _lookup(broker, topic, wanted, read_committed)
     except OSError as exc:
         partition = broker.logs.partition(topic, wanted.partition_index)
         return error_code_for(partition.storage_failure(exc, "a timestamp lookup in")), -1, -1, -1
 
 
-def _lookup(broker, topic: str, wanted) -> tuple[ErrorCode, int, int, int]:
+def _lookup(broker, topic: str, wanted, read_committed: bool) -> tuple[ErrorCode, int, int, int]:
     partition, error = broker.leader_partition(topic, wanted.partition_index)
     if partition is None:
         return error, -1, -1, -1
@@ -65,20 +69,21 @@ def _lookup(broker, topic: str, wanted) -> tuple[ErrorCode, int, int, int]:
         return code, -1, -1, -1
     epoch = log.leader_epoch
     ts = wanted.timestamp
+    fetchable = log.last_stable_offset if read_committed else log.high_watermark
     if ts == LATEST:
-        return ErrorCode.none, -1, log.high_watermark, epoch
+        return ErrorCode.none, -1, fetchable, epoch
     if ts in (EARLIEST, EARLIEST_LOCAL):
         return ErrorCode.none, -1, log.log_start_offset, epoch
     if ts == LATEST_TIERED:
         return ErrorCode.none, -1, -1, -1
     if ts == MAX_TIMESTAMP:
         offset, timestamp = log.max_timestamp_entry()
-        if offset < 0 or offset >= log.high_watermark:
+        if offset < 0 or offset >= fetchable:
             return ErrorCode.none, -1, -1, -1
         return ErrorCode.none, timestamp, offset, epoch
     if ts < 0:
         return ErrorCode.invalid_request, -1, -1, -1
     found = log.offset_for_timestamp(ts)
-    if found is None or found[0] >= log.high_watermark:
+    if found is None or found[0] >= fetchable:
         return ErrorCode.none, -1, -1, -1
     return ErrorCode.none, found[1], found[0], epoch

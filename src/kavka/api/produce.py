@@ -32,13 +32,15 @@ from kavka.api.responses import builder_for
 from kavka.internal_topics import is_internal
 from kavka.log.errors import LogError
 from kavka.log.validator import check_keys, needs_offload
-from kavka.protocol import messages
+from kavka.protocol import messages, records
 from kavka.protocol.errors import ErrorCode
 
 KEY = 0
 VERSIONS = (0, 12)
 VALID_ACKS = (-1, 0, 1)
 _UTC = datetime.timezone.utc
+_ATTRIBUTES = struct.Struct(">h")
+_ATTRIBUTES_AT = 21
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,8 @@ def handle(request: Request):
     elif body.acks not in VALID_ACKS:
         results = _refuse_all(body, ErrorCode.invalid_required_acks)
     elif body.transactional_id is not None:
+        results = _refuse_all(body, ErrorCode.transactional_id_authorization_failed)
+    elif _has_transactional_records(body):  # as Kafka: a transaction needs a transactional id
         results = _refuse_all(body, ErrorCode.transactional_id_authorization_failed)
     else:
         heavy = _heavy_key_checks(request)
@@ -121,6 +125,14 @@ async def _append_after_checks(request: Request, heavy: dict):
             checked[key] = exc
     answer = _append_and_answer(request, checked)
     return await answer if asyncio.iscoroutine(answer) else answer
+
+
+def _has_transactional_records(body) -> bool:
+    """Whether a partition's first batch has the transactional bit (Kafka's
+    ProduceRequest.hasTransactionalRecords); the bytes are not validated yet."""
+    return any(len(data.records or b"") >= records.HEADER_SIZE
+               and _ATTRIBUTES.unpack_from(data.records, _ATTRIBUTES_AT)[0] & records.ATTR_TRANSACTIONAL
+               for topic in body.topic_data for data in topic.partition_data)
 
 
 def _refuse_all(body, code: ErrorCode):

@@ -9,7 +9,8 @@ whether it matches).  ``--print-data-log`` adds one ``|`` line per record (offse
 timestamp, key and value sizes, header keys, key and payload as text).  A batch
 whose CRC does not match is shown ``isvalid: false``; a tail that does not frame
 as a batch ends the dump with a line saying so.  ``.index`` / ``.timeindex`` files
-print their entries with absolute offsets.  The exit status is 1 when a file holds
+print their entries with absolute offsets, ``.txnindex`` files their aborted
+transactions (kavka.log.txn_index), as kafka-dump-log does.  The exit status is 1 when a file holds
 a damaged batch or tail (the broker would cut the log there), else 0.
 
 Read-only: safe on a running broker's files (the last batch may still be
@@ -27,14 +28,15 @@ from kavka.cli.common import CliError
 CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 _INDEX = struct.Struct(">ii")
 _TIME_INDEX = struct.Struct(">qi")
+_TXN_INDEX = struct.Struct(">hqqqq")
 
 
 def add_parser(commands) -> None:
     p = commands.add_parser(
         "dump-log", help="print the batches of segment files (or the entries of index files)",
         description="Print each record batch of a .log segment file, or the entries of a .index / "
-                    ".timeindex file, in kafka-dump-log's format; exit status 1 when a batch is damaged.")
-    p.add_argument("files", nargs="+", metavar="FILE", help="segment (.log), .index or .timeindex files")
+                    ".timeindex / .txnindex file, in kafka-dump-log's format; exit status 1 when a batch is damaged.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="segment (.log), .index, .timeindex or .txnindex files")
     p.add_argument("--print-data-log", action="store_true", help="print every record of each batch too")
     p.add_argument("--max-batches", type=int, default=0, metavar="N",
                    help="stop each .log file after N batches (default: all)")
@@ -55,8 +57,10 @@ def run(args) -> int:
             _dump_index(path, base, _INDEX, lambda rel, pos: f"offset: {base + rel} position: {pos}")
         elif path.suffix == ".timeindex":
             _dump_index(path, base, _TIME_INDEX, lambda ts, rel: f"timestamp: {ts} offset: {base + rel}")
+        elif path.suffix == ".txnindex":
+            _dump_txn_index(path)
         else:
-            raise CliError(f"{name}: not a .log, .index or .timeindex file")
+            raise CliError(f"{name}: not a .log, .index, .timeindex or .txnindex file")
     return 1 if damaged else 0
 
 
@@ -122,6 +126,13 @@ def _record_line(record, h) -> str:
 
 def _text(data: bytes | None) -> str:
     return "null" if data is None else data.decode("utf-8", "backslashreplace")
+
+
+def _dump_txn_index(path: Path) -> None:
+    data = path.read_bytes()
+    for version, producer_id, first, last, lso in _TXN_INDEX.iter_unpack(data[:len(data) - len(data) % _TXN_INDEX.size]):
+        print(f"version: {version} producerId: {producer_id} firstOffset: {first} lastOffset: {last} "
+              f"lastStableOffset: {lso}")
 
 
 def _dump_index(path: Path, base: int, entry: struct.Struct, line) -> None:

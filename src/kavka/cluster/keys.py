@@ -9,6 +9,9 @@ several tests) can share one etcd::
     /kavka/<cid>/topics/<name>             TopicAssignment   written by the controller
     /kavka/<cid>/partitions/<name>/<p>     PartitionState    written by the controller (and the
                                                              leader, for ISR changes)
+    /kavka/<cid>/broker_configs/<id>       BrokerConfigs     dynamic settings of broker <id>
+    /kavka/<cid>/broker_configs/default    BrokerConfigs     the cluster-wide dynamic defaults
+                                                             (both written by any broker, KIP-226)
     /kavka/<cid>/features                  FinalizedFeatures written by any broker (UpdateFeatures),
                                                              compare-and-swap on its mod revision
 
@@ -44,7 +47,8 @@ class KeyRef:
     partition: int | None = None
 
 
-KINDS = ("broker", "controller", "controller_epoch", "topic", "partition", "features")
+KINDS = ("broker", "controller", "controller_epoch", "topic", "partition", "broker_config", "features")
+DEFAULT_CONFIGS = "default"   # the broker_configs key of the cluster-wide defaults (broker_id None)
 
 
 class KeyLayout:
@@ -78,6 +82,11 @@ class KeyLayout:
     def controller(self) -> bytes:
         return self.root + b"controller"
 
+    def broker_configs(self, broker_id: int | None) -> bytes:
+        """Dynamic settings of one broker, or (None) the cluster-wide defaults."""
+        tail = DEFAULT_CONFIGS if broker_id is None else str(_broker_id(broker_id))
+        return self.root + b"broker_configs/" + tail.encode()
+
     def controller_epoch(self) -> bytes:
         return self.root + b"controller_epoch"
 
@@ -110,6 +119,8 @@ def _parse_parts(parts: list[str]) -> KeyRef | None:
         return KeyRef(head)
     if head == "brokers" and len(rest) == 1:
         return KeyRef("broker", broker_id=_broker_id(int(rest[0])))
+    if head == "broker_configs" and len(rest) == 1:
+        return KeyRef("broker_config", broker_id=None if rest[0] == DEFAULT_CONFIGS else _broker_id(int(rest[0])))
     if head == "topics" and len(rest) == 1:
         return KeyRef("topic", topic=_topic(rest[0]))
     if head == "partitions" and len(rest) == 2:

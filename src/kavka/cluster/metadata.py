@@ -17,9 +17,10 @@ import uuid
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from kavka.cluster.controller import VIEW_WAIT, ViewTimeout
-from kavka.cluster.errors import ClusterError, ConcurrentUpdate
-from kavka.cluster.model import NO_LEADER
+from kavka.cluster.errors import ClusterError, ConcurrentUpdate, EtcdUnavailable
+from kavka.cluster.model import NO_LEADER, BrokerConfigs
 from kavka.cluster.quorum import quorum_state
+from kavka.config import PER_BROKER
 from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.log.errors import InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
 from kavka.log.topic_catalog import unify_collision_chars, validate_topic_name
@@ -42,6 +43,9 @@ log = logging.getLogger("kavka.cluster")
 
 if TYPE_CHECKING:
     from kavka.cluster.node import ClusterNode
+
+
+CONFIG_VIEW_WAIT = 5.0   # seconds a dynamic config change may take to come back through the watch
 
 
 class EtcdMetadata(MetadataView, TopicAdmin):
@@ -215,6 +219,31 @@ class EtcdMetadata(MetadataView, TopicAdmin):
                                   targets: Mapping[int, tuple[int, ...] | None]) -> dict[int, AdminResult]:
         return await self.node.controller.alter_reassignments_anywhere(name, targets)
 
+    def check_broker_configs(self, scope: str, values: Mapping[str, str]) -> None:
+        self.logs.set_broker_configs(scope, values, validate_only=True)
+
+    async def alter_broker_configs(self, scope: str, values: Mapping[str, str]) -> AdminResult:
+        """Written to etcd by this broker (no controller needed: each scope is one key, the
+        last write wins, as in Kafka's metadata log); answered once this broker's view has it,
+        every broker applies it from its watch (reconcile.py)."""
+        node = self.node
+        key_id = node.broker_id if scope == PER_BROKER else None
+        wanted = BrokerConfigs(dict(values))
+        tx = node.etcd.tx
+        try:
+            await node.etcd.txn([], [tx.put(node.layout.broker_configs(key_id), wanted.encode())])
+            await node.wait_seen(lambda: _held(self.view, key_id) == wanted.values, CONFIG_VIEW_WAIT)
+        except (EtcdUnavailable, ViewTimeout) as exc:
+            return AdminResult(ErrorCode.request_timed_out, str(exc))
+        return AdminResult()
+
+    def group_configs(self, group: str) -> Mapping[str, str]:
+        return {}
+
+    async def alter_group_configs(self, group: str, values: Mapping[str, str]) -> AdminResult:
+        """Not kept in a cluster yet: they would need an etcd key every coordinator watches."""
+        return AdminResult(ErrorCode.invalid_request, "GROUP configs are not supported in a kavka cluster yet")
+
     async def elect_leaders(self, election: ElectionType,
                             partitions: Sequence[TopicPartition]) -> list[AdminResult]:
         return await self.node.controller.elect_leaders_anywhere(election, partitions)
@@ -252,6 +281,11 @@ class EtcdMetadata(MetadataView, TopicAdmin):
             OFFSETS_TOPIC, config.get("offsets.topic.num.partitions"),
             min(config.get("offsets.topic.replication.factor"), len(live)),
             {"cleanup.policy": "compact", "segment.bytes": str(config.get("offsets.topic.segment.bytes"))}))
+
+
+def _held(view, key_id: int | None) -> dict[str, str]:
+    held = view.broker_configs.get(key_id)
+    return held.value.values if held is not None else {}
 
 
 FEATURE_WRITE_ATTEMPTS = 5

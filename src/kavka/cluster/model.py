@@ -176,6 +176,24 @@ class TopicAssignment:
 
 
 @dataclass(frozen=True)
+class BrokerConfigs:
+    """One scope's dynamic broker settings (KIP-226), as the strings a client set."""
+
+    values: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return _dump({"configs": dict(sorted(self.values.items()))})
+
+    @classmethod
+    def decode(cls, raw: bytes) -> BrokerConfigs:
+        o = _load(raw, "broker configs")
+        try:
+            return cls({str(k): str(v) for k, v in o["configs"].items()})
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise DecodeError(f"broker configs: {exc!r} in {raw[:80]!r}") from exc
+
+
+@dataclass(frozen=True)
 class PartitionState:
     """Leader, leader epoch and ISR of one partition, and the controller epoch that wrote it.
 

@@ -310,8 +310,8 @@ class ClusterNode:
             return None
 
 
-def _throttle(broker, setting: str) -> ReplicationQuota | None:
-    """The replication throttle a rate setting asks for (None: unbounded)."""
+def _throttle(broker, setting: str) -> ReplicationQuota:
+    """The replication throttle of a rate setting, read at each check (it is dynamic)."""
     c = broker.config
-    return ReplicationQuota.of(c.get(setting), c.get("replication.quota.window.num"),
-                               c.get("replication.quota.window.size.seconds"), broker._clock.monotonic)
+    return ReplicationQuota(lambda: c.get(setting), c.get("replication.quota.window.num"),
+                            c.get("replication.quota.window.size.seconds"), broker._clock.monotonic)

@@ -13,7 +13,10 @@ ClusterView, then:
 * a broker coming or going wakes the controller, and so does any change of a
   partition being reassigned (its ISR may now hold every target replica);
 * a replica a reassignment removed from this broker loses its records (the
-  whole local topic goes when no partition of it is placed here any more).
+  whole local topic goes when no partition of it is placed here any more);
+* this broker's dynamic settings and the cluster-wide defaults (KIP-226) become
+  its own (kavka.log.log_manager ``set_broker_configs``, which also keeps a copy in
+  the data directory).
 
 A broker whose log directory is offline takes no role at all.
 """
@@ -26,6 +29,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from kavka.cluster.view import Snapshot
+from kavka.config import CLUSTER_DEFAULT, PER_BROKER
 from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.protocol.errors import ErrorCode
 from kavka.replication.manager import Assignment
@@ -47,6 +51,7 @@ class Reconciler:
         try:
             if isinstance(item, Snapshot):
                 node.metadata.topics_changed()
+                self.reconcile_broker_configs()
                 self.reconcile_topics()
                 self.reconcile_roles(None)
                 node.controller.dirty.set()
@@ -62,9 +67,28 @@ class Reconciler:
                     self._wake_for_reassignment(item.ref.topic, item.ref.partition)
                 elif kind == "broker":
                     node.controller.dirty.set()
+                elif kind == "broker_config":
+                    self.reconcile_broker_configs()
         except Exception:
             log.exception("could not apply a cluster change (%r)", item)
         node.view_changed()
+
+    def reconcile_broker_configs(self) -> None:
+        """Both dynamic layers as etcd holds them (none there: none here)."""
+        node = self.node
+        logs = node.broker.logs
+        for scope, key in ((PER_BROKER, node.broker_id), (CLUSTER_DEFAULT, None)):
+            held = node.view.broker_configs.get(key)
+            values = held.value.values if held is not None else {}
+            if values == logs.broker_config_texts(scope):
+                continue
+            try:
+                logs.set_broker_configs(scope, values)
+            except ValueError as exc:
+                log.warning("ignoring the cluster's dynamic broker configs (%s): %s", scope, exc)
+                continue
+            log.info("dynamic broker configs (%s) from the cluster: %s", scope,
+                     ", ".join(f"{k}={v}" for k, v in sorted(values.items())) or "(none)")
 
     def reconcile_topics(self) -> None:
         node = self.node

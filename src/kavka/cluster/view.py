@@ -21,7 +21,7 @@ from typing import Any
 from .keys import KeyLayout, KeyRef
 from kavka.metadata.features import FinalizedFeatures
 
-from .model import (BrokerInfo, ControllerInfo, DecodeError, PartitionState, TopicAssignment,
+from .model import (BrokerConfigs, BrokerInfo, ControllerInfo, DecodeError, PartitionState, TopicAssignment,
                     Versioned, decode_epoch, decode_features)
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ _DECODERS: dict[str, Any] = {
     "controller_epoch": decode_epoch,
     "topic": TopicAssignment.decode,
     "partition": PartitionState.decode,
+    "broker_config": BrokerConfigs.decode,
     "features": decode_features,
 }
 
@@ -82,6 +83,7 @@ class ClusterView:
     controller_epoch: int = 0
     topics: dict[str, Versioned[TopicAssignment]] = field(default_factory=dict)
     partitions: dict[tuple[str, int], Versioned[PartitionState]] = field(default_factory=dict)
+    broker_configs: dict[int | None, Versioned[BrokerConfigs]] = field(default_factory=dict)  # None: defaults
     features: Versioned[FinalizedFeatures] | None = None   # None: the format-time defaults
     revision: int = 0
 
@@ -104,6 +106,8 @@ class ClusterView:
             _set(self.topics, ref.topic, versioned)
         elif ref.kind == "partition":
             _set(self.partitions, (ref.topic, ref.partition), versioned)
+        elif ref.kind == "broker_config":
+            _set(self.broker_configs, ref.broker_id, versioned)
         elif ref.kind == "controller":
             self.controller = versioned
         elif ref.kind == "features":

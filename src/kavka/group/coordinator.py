@@ -74,12 +74,27 @@ class GroupCoordinator:
         # the group, so a request costs O(groups) only in a min(), not a scan of members.
         self._deadlines: dict[str, int] = {}
         self._next_retention_check = self.now() + config.retention_check_interval_ms
+        # GROUP configs (kavka.group_configs): per group, the settings it overrides.
+        self._group_settings: dict[str, dict[str, int]] = {}
 
     def now(self) -> int:
         return int(self.clock.monotonic() * 1000)
 
-    def env(self) -> Env:
-        return Env(self.now(), self.clock.now_ms(), self.config, self._tokens.__next__, self._new_uuid)
+    def env(self, group_id: str | None = None) -> Env:
+        config = self.config if group_id is None else self.config_of(group_id)
+        return Env(self.now(), self.clock.now_ms(), config, self._tokens.__next__, self._new_uuid)
+
+    def set_group_config(self, group_id: str, settings: Mapping[str, int]) -> None:
+        """Replace one group's overrides of GroupConfig fields (consumer_session_timeout_ms,
+        consumer_heartbeat_interval_ms): they apply from its members' next heartbeat."""
+        self._group_settings[group_id] = dict(settings)
+        if not settings:
+            del self._group_settings[group_id]
+
+    def config_of(self, group_id: str) -> GroupConfig:
+        """The settings of one group: the broker's, under the group's own configs."""
+        settings = self._group_settings.get(group_id)
+        return dataclasses.replace(self.config, **settings) if settings else self.config
 
     # -- replay: the only way durable state changes -------------------------------------
 
@@ -153,7 +168,8 @@ class GroupCoordinator:
             group.apply_member(key.member_id, value)
             if value is not None:
                 now = self.now()
-                group.session_deadlines.setdefault(key.member_id, now + self.config.consumer_session_timeout_ms)
+                session = self.config_of(key.group).consumer_session_timeout_ms
+                group.session_deadlines.setdefault(key.member_id, now + session)
                 if value.state == cg.UNREVOKED:
                     group.revoke_deadlines.setdefault(key.member_id, now + value.rebalance_timeout_ms)
         elif value is None:
@@ -319,7 +335,8 @@ class GroupCoordinator:
         group = self.consumer_groups.get(request.group_id)
         if isinstance(out.reply, HeartbeatReply) and out.reply.error == NONE and group is not None \
                 and request.member_id in group.members:
-            group.session_deadlines[request.member_id] = self.now() + self.config.consumer_session_timeout_ms
+            session = self.config_of(request.group_id).consumer_session_timeout_ms
+            group.session_deadlines[request.member_id] = self.now() + session
             self._refresh_deadline(request.group_id)
         return out
 
@@ -340,7 +357,7 @@ class GroupCoordinator:
                 raise Refused(ErrorCode.unknown_member_id, f"Member {request.member_id} is not a member of "
                                                            f"group {group_id}.")
             group = ConsumerGroup(group_id)  # registered when its first record is replayed
-        return cg.heartbeat(group, request, topics, self.env())
+        return cg.heartbeat(group, request, topics, self.env(group_id))
 
     def describe_consumer_group(self, group_id: str) -> tuple[ErrorCode, str | None, ConsumerGroup | None]:
         error = self._check(group_id)

@@ -16,25 +16,24 @@ import asyncio
 import logging
 from typing import Any, Callable
 
+from kavka.deadline_timer import DeadlineTimer
 from kavka.group.coordinator import GroupCoordinator
 from kavka.group.outcome import Outcome, Parked, error_reply
 from kavka.protocol.errors import ErrorCode
 
 log = logging.getLogger("kavka.group")
 
-# Timers fire a little late rather than early, so tick() finds the deadline due.
-_SLACK_S = 0.001
 
 
 class GroupRunner:
     def __init__(self, coordinator: GroupCoordinator) -> None:
         self.coordinator = coordinator
+        self.timer = DeadlineTimer(lambda: coordinator.next_deadline() if coordinator.active else None,
+                                   coordinator.now, lambda: self._settle(coordinator.tick()), log, "group coordinator")
         # In a cluster: fn([(journal partition, end offset)]) -> awaitable ErrorCode, so that
         # answers wait until their records are replicated (None: a lone broker, no wait).
         self.replicated = None
         self._waiting: dict[int, asyncio.Future] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_due: int | None = None
         self._releases: set[asyncio.Task] = set()
 
     def run(self, operation: Callable[[GroupCoordinator], Outcome]) -> Any:
@@ -47,14 +46,14 @@ class GroupRunner:
 
     def load_partition(self, index: int) -> None:
         self.coordinator.load_partition(index)
-        self._rearm()
+        self.timer.rearm()
 
     def unload_partition(self, index: int) -> None:
         self._settle(self.coordinator.unload_partition(index))
 
     def close(self) -> None:
         self._settle(self.coordinator.close())
-        self._cancel_timer()
+        self.timer.cancel()
 
     def _settle(self, out: Outcome) -> Any:
         reply = out.reply
@@ -63,7 +62,7 @@ class GroupRunner:
             self._waiting[reply.token] = future
             reply = future
         answers = [(self._waiting.pop(token, None), answer) for token, answer in out.replies]
-        self._rearm()
+        self.timer.rearm()
         if out.written and self.replicated is not None:
             return self._after_replication(out.written, reply, answers)
         for future, answer in answers:
@@ -91,28 +90,3 @@ class GroupRunner:
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
         return reply if direct is None else direct
-
-    def _rearm(self) -> None:
-        due = self.coordinator.next_deadline() if self.coordinator.active else None
-        if due == self._timer_due and (due is None or self._timer is not None):
-            return
-        self._cancel_timer()
-        if due is not None:
-            delay = max(0.0, (due - self.coordinator.now()) / 1000) + _SLACK_S
-            self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
-            self._timer_due = due
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._timer_due = None
-        try:
-            self._settle(self.coordinator.tick())
-        except Exception:  # a bug must not stop every group's timers, nor spin
-            log.exception("group coordinator tick failed; retrying in 1 s")
-            self._timer = asyncio.get_running_loop().call_later(1.0, self._fire)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
-        self._timer_due = None

@@ -9,7 +9,8 @@ offsets, in Kafka's terms:
   (written after each cleaning), raised to the log start offset; a checkpoint
   beyond the active segment (a truncation) falls back to the log start offset.
 * first uncleanable offset: the lowest of the active segment's base offset (the
-  active segment is never cleaned), the high watermark, and the base offset of
+  active segment is never cleaned), the last stable offset (at most the high
+  watermark: an open transaction's records are never cleaned), and the base offset of
   the first dirty segment whose largest timestamp is younger than
   ``min.compaction.lag.ms``.
 * dirty bytes: segments overlapping [first dirty, first uncleanable); clean
@@ -93,7 +94,7 @@ def measure(partition: Partition, now_ms: int, horizon: int | None = None) -> Cl
     first_dirty = max(read_checkpoint(partition) or 0, plog.log_start_offset)
     if first_dirty > active_base:
         first_dirty = plog.log_start_offset
-    end = min(active_base, plog.high_watermark)
+    end = min(active_base, plog.last_stable_offset)
     dirty = [s for s in segments[:-1] if s.next_offset > first_dirty and s.base_offset < end]
     min_lag = config["min.compaction.lag.ms"]
     for segment in dirty:
@@ -125,8 +126,7 @@ class LogCleaner:
         self.use_process = use_process
         self._child: ChildRun | None = None
         self._clock = clock
-        buffer = config.get("log.cleaner.dedupe.buffer.size") * config.get("log.cleaner.io.buffer.load.factor")
-        self.max_map_entries = max(1, int(buffer) // ENTRY_COST)
+        self._config = config
         self._horizons: dict[tuple[str, int], int] = {}
         self._abort = threading.Event()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -150,6 +150,14 @@ class LogCleaner:
             return None
         _, partition, found = best
         return partition, *self._job(partition, found, now_ms)
+
+    @property
+    def max_map_entries(self) -> int:
+        """Offset-map entries of one run: log.cleaner.dedupe.buffer.size times
+        log.cleaner.io.buffer.load.factor, read at each run (both change live)."""
+        config = self._config
+        buffer = config.get("log.cleaner.dedupe.buffer.size") * config.get("log.cleaner.io.buffer.load.factor")
+        return max(1, int(buffer) // ENTRY_COST)
 
     def _job(self, partition: Partition, found: Cleanable, now_ms: int) -> tuple[list, CleanJob]:
         plog = partition.log

@@ -82,6 +82,16 @@ class InvalidProducerEpoch(LogError):
     zombie producer instance)."""
 
 
+class InvalidTxnState(LogError):
+    """A non-transactional batch from a producer whose transaction in this partition
+    is still open (Kafka's InvalidTxnStateException)."""
+
+
+class TransactionCoordinatorFenced(LogError):
+    """A transaction marker from an older coordinator epoch than the producer's last
+    marker in this partition (a zombie coordinator)."""
+
+
 class UnknownProducerId(LogError):
     """Kept for the api error map; since KIP-360 the broker accepts a producer it
     has no state for at any sequence, so producer_state never raises it."""

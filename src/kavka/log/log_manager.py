@@ -92,7 +92,8 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from kavka.clock import Clock
-from kavka.config import BrokerConfig, parse_properties
+from kavka.config import BrokerConfig, parse_dynamic, parse_properties
+from kavka.log import dynamic_configs
 from kavka.log.checkpoint import deferred_sync, sync_file_system, write_atomically
 from kavka.log.dir_move import copy_to_future, resolve_futures, swap_in
 from kavka.log.errors import (DataDirLocked, DataDirUnusable, InvalidPartitions, LogDirOffline, LogError,
@@ -185,6 +186,8 @@ class LogManager:
         self._previous_file_limit: int | None = None
         self.health = LogDirHealth(self.data_dir)  # online, full or offline (kavka.log.log_dir)
         self.catalog = TopicCatalog(self.data_dir / META_DIR / TOPICS_FILE, broker_config, self.health)
+        self._dynamic_texts: dynamic_configs.Layers = dynamic_configs.empty()
+        self._group_texts: dict[str, dict[str, str]] = {}
         self._dirs = [self.health] + [LogDirHealth(Path(d)) for d in extra_log_dirs(broker_config, self.data_dir)]
         self._homes: dict[tuple[str, int], LogDirHealth] = {}  # the log dir of each partition, opened or found
         self._held: dict[Path, int] = {d.path: 0 for d in self._dirs}  # partitions per log dir, of _homes
@@ -208,6 +211,8 @@ class LogManager:
                 self._verify_newer_than_ns = -1
             marker.unlink(missing_ok=True)
             self._load_identity()
+            self._load_dynamic_configs()
+            self._group_texts = dynamic_configs.read_groups(self.data_dir / META_DIR / dynamic_configs.GROUP_FILE)
             resolve_futures([d.path for d in self._dirs])
             self._clear_deleted_directories()
             self._find_homes()
@@ -493,6 +498,53 @@ class LogManager:
         for index in range(altered.partitions):
             self._partitions[(name, index)].update_config(altered.config)
         return altered
+
+    # -- dynamic broker settings (kavka.log.dynamic_configs) ----------------------------------
+
+    def set_broker_configs(self, scope: str, values: Mapping[str, str], validate_only: bool = False) -> None:
+        """Replace one layer of dynamic broker settings (config.PER_BROKER or CLUSTER_DEFAULT)
+        with ``values`` (strings, as a client sends them): checked (ConfigError), persisted,
+        set on the broker config and handed to every topic whose setting follows the broker's."""
+        parsed = parse_dynamic(values)
+        if validate_only:
+            return
+        self._dynamic_texts[scope] = dict(values)
+        dynamic_configs.write(self.data_dir / META_DIR / dynamic_configs.FILE, self._dynamic_texts)
+        self.broker_config.set_dynamic(scope, parsed)
+        self._refresh_topic_configs()
+
+    def broker_config_texts(self, scope: str) -> dict[str, str]:
+        """One dynamic layer as it was set (strings)."""
+        return dict(self._dynamic_texts[scope])
+
+    def group_configs(self) -> dict[str, dict[str, str]]:
+        """group id -> the GROUP configs it sets (strings, kavka.group_configs)."""
+        return {group: dict(values) for group, values in self._group_texts.items()}
+
+    def set_group_configs(self, group: str, values: Mapping[str, str]) -> None:
+        """Make ``values`` (checked by the caller) the whole set of one group's configs; persisted."""
+        self._group_texts[group] = dict(values)
+        if not values:
+            del self._group_texts[group]
+        dynamic_configs.write_groups(self.data_dir / META_DIR / dynamic_configs.GROUP_FILE, self._group_texts)
+
+    def _load_dynamic_configs(self) -> None:
+        self._dynamic_texts = dynamic_configs.read(self.data_dir / META_DIR / dynamic_configs.FILE)
+        try:
+            for scope, texts in self._dynamic_texts.items():
+                self.broker_config.set_dynamic(scope, parse_dynamic(texts))
+        except ValueError as exc:
+            raise DataDirUnusable(f"dynamic broker configs of {self.data_dir}: {exc}") from exc
+
+    def _refresh_topic_configs(self) -> None:
+        """Re-resolve every topic against the broker config (its overrides unchanged)."""
+        for name in list(self.catalog.topics()):
+            refreshed = self.catalog.with_overrides(name, {})
+            self.catalog.commit(refreshed)
+            for index in range(refreshed.partitions):
+                part = self._partitions.get((name, index))
+                if part is not None:
+                    part.update_config(refreshed.config)
 
     def describe_remote(self, name: str, topic_id: uuid.UUID, partitions: int,
                         overrides: Mapping[str, str]) -> TopicInfo:

@@ -1,10 +1,23 @@
-"""One partition as the api layer sees it: its log plus its idempotent-producer table.
+"""One partition as the api layer sees it: its log plus its producer table.
 
 Every client write goes through :meth:`Partition.append_records`, in this order:
 Kafka's produce-time validation (kavka.log.validator), the producer sequence
-check (an exact retry is answered with its original offsets and not written),
-the append, then the producer-state update.  Producer state is snapshotted at
-each segment roll, so a restart replays at most one segment of batch headers.
+and transaction check (an exact retry is answered with its original offsets and
+not written), the append, then the producer-state update.  Producer state is
+snapshotted at each segment roll, so a restart replays at most one segment of
+batch headers.
+
+Transactions: the transaction coordinator ends a producer's transaction here
+with :meth:`Partition.append_marker` (a control batch, kavka.protocol.control_records).
+Every batch written, by a client, a marker, a follower copying its leader, or
+replayed when the producer state is rebuilt, goes through one function,
+``_apply``: it updates the producer table (and so the last stable offset,
+``PartitionLog.last_stable_offset``) and adds the transactions an abort marker
+completes to the segment's ``.txnindex`` (kavka.log.txn_index).  Rebuilding
+(open, follower truncation) restores the newest producer snapshot at or below
+the first segment whose ``.txnindex`` is not trusted (recovered after a crash,
+or unreadable), drops the index entries from there and replays the log, so the
+indexes come back as the appends made them.
 """
 
 from __future__ import annotations
@@ -18,8 +31,11 @@ from kavka.log.errors import StorageError
 from kavka.log.log_dir import LogDirHealth
 from kavka.log.partition_log import AppendInfo, PartitionLog
 from kavka.log.producer_state import ProducerState
+from kavka.log.txn_index import AbortedTxn
 from kavka.log.validator import validate_produce_records
 from kavka.protocol import records
+from kavka.protocol.control_records import EndTxnMarker, encode_marker_batch
+from kavka.protocol.records import BatchHeader
 
 log = logging.getLogger("kavka.log")
 
@@ -42,15 +58,16 @@ class Partition:
     def __init__(self, topic: str, index: int, plog: PartitionLog, producers: ProducerState,
                  health: LogDirHealth | None = None) -> None:
         self.topic, self.index, self.log, self.producers = topic, index, plog, producers
+        plog.transactions = producers  # the LSO's first unstable offset
         self._active_base = plog.active_base_offset
         # The data directory's state, shared by all its partitions (kavka.log.log_dir).
         self.health = health or LogDirHealth(plog.path.parent)
 
     @classmethod
     def open(cls, topic: str, index: int, plog: PartitionLog, health: LogDirHealth | None = None) -> "Partition":
-        producers = ProducerState(plog.path)
-        producers.load(plog)
-        return cls(topic, index, plog, producers, health)
+        partition = cls(topic, index, plog, ProducerState(plog.path), health)
+        partition._load_producers()
+        return partition
 
     @property
     def offline(self) -> bool:
@@ -64,6 +81,11 @@ class Partition:
     @property
     def config(self) -> TopicConfig:
         return self.log.config
+
+    @property
+    def last_stable_offset(self) -> int:
+        """Kafka's LSO: read_committed consumers read below it (kavka.log.partition_log)."""
+        return self.log.last_stable_offset
 
     def append_records(self, buf: bytearray, produce_version: int, now_ms: int,
                        keys_checked: bool = False) -> ProduceInfo:
@@ -83,8 +105,28 @@ class Partition:
                                original.log_append_time_ms, self.log.log_start_offset, True)
         info = self._append(self.log.append, buf, now_ms=now_ms)
         self._snapshot_if_rolled()
-        self.producers.update(records.read_header(buf, 0))  # with the assigned offsets
+        self._apply(records.read_header(buf, 0), None)  # with the assigned offsets
         return ProduceInfo(info.base_offset, info.last_offset, info.log_append_time_ms, info.log_start_offset)
+
+    def append_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int,
+                      now_ms: int, transaction_version: int = 0) -> int:
+        """Write the marker that ends ``producer_id``'s transaction (WriteTxnMarkers); its offset.
+
+        Raises InvalidProducerEpoch for a stale epoch (with ``transaction_version`` 2,
+        KIP-890, the epoch must be above the producer's, except for the retry of a marker
+        already written) and TransactionCoordinatorFenced for an older coordinator epoch.
+        A marker for a producer with no open transaction here is written all the same, as
+        in Kafka (the coordinator sends one to every partition of the transaction).
+        """
+        if self.health.degraded:
+            self.health.check(f"a transaction marker to {self.topic}-{self.index}")
+        marker = EndTxnMarker(commit, coordinator_epoch)
+        self.producers.check_marker(producer_id, producer_epoch, marker, transaction_version)
+        batch = encode_marker_batch(producer_id, producer_epoch, marker, now_ms)
+        info = self._append(self.log.append, batch, now_ms=now_ms)
+        self._snapshot_if_rolled()
+        self._apply(records.read_header(batch, 0), marker)
+        return info.base_offset
 
     def append_as_follower(self, data: bytes | bytearray | memoryview) -> AppendInfo | None:
         """Append batches copied from the leader (offsets and epochs already set), keeping
@@ -92,15 +134,44 @@ class Partition:
         view = memoryview(data)
         info = None
         for pos, header in records.iter_batches(view):
-            info = self._append(self.log.append_as_follower, view[pos : pos + header.size])
+            batch = view[pos : pos + header.size]
+            info = self._append(self.log.append_as_follower, batch)
             self._snapshot_if_rolled()
-            self.producers.update(header)
+            self._apply(header, self.log.marker_of(batch, header))
         return info
+
+    def _apply(self, header: BatchHeader, marker: EndTxnMarker | None) -> None:
+        """A batch is in the log: update the producer table and, when it aborted a
+        transaction, the segment's .txnindex.  The one path of appends and replay."""
+        completed = self.producers.update(header, marker)
+        if completed is not None and completed.aborted:
+            txn = AbortedTxn(completed.producer_id, completed.first_offset, completed.last_offset,
+                             self.producers.last_stable_offset_after(completed))
+            try:
+                self.log.add_aborted_txn(txn)
+            except OSError as exc:  # kept in memory, so reads stay right; written at the next flush
+                raise self.storage_failure(exc, "the transaction index of") from None
+
+    def _load_producers(self) -> None:
+        """Rebuild producer state and the .txnindex entries of the offsets it replays
+        (module doc)."""
+        plog = self.log
+        start = self.producers.restore(plog, plog.txn_index_rebuild_from())
+        plog.truncate_txn_indexes(start)
+        for header, marker in plog.iter_replay(start):
+            if header.last_offset >= start:
+                self._apply(header, marker)
+        plog.txn_indexes_rebuilt()
 
     def append_internal(self, batch: bytearray, now_ms: int) -> AppendInfo:
         """A batch the broker built itself (the group coordinator's journal): no
-        validation, no producer state, the same storage-error handling."""
-        return self._append(self.log.append, batch, now_ms=now_ms)
+        validation, the same storage-error handling; a batch with a producer id (a
+        transactional offset commit) enters the producer table as any other."""
+        info = self._append(self.log.append, batch, now_ms=now_ms)
+        self._snapshot_if_rolled()
+        header = records.read_header(batch, 0)
+        self._apply(header, self.log.marker_of(batch, header))
+        return info
 
     def _append(self, append, *args, **kwargs) -> AppendInfo:
         """``append(*args)`` with an OSError turned into a StorageError; the log undid
@@ -138,11 +209,11 @@ class Partition:
 
     def truncate_to(self, offset: int) -> None:
         self.log.truncate_to(offset)
-        self.producers.load(self.log)  # drops snapshots above the new end, replays the rest
+        self._load_producers()  # drops snapshots above the new end, replays the rest
 
     def restart_at(self, offset: int) -> None:
         self.log.restart_at(offset)
-        self.producers.load(self.log)
+        self._load_producers()
 
     def update_config(self, config: TopicConfig) -> None:
         self.log.update_config(config)

@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 ``<data_dir>/<topic>-<partition>/``::
 
-    00000000000000000000.log / .index / .timeindex   segments by base offset (kavka.log.segment)
+    00000000000000000000.log / .index / .timeindex   segments by base offset (kavka.log.segment),
+                                                     plus .txnindex when it has aborted transactions
     00000000000000052731.log / .index / .timeindex   the last one is the active segment
     recovery-point            offset below which every byte was fsynced
     log-start-offset          first readable offset, moved by retention and DeleteRecords
@@ -27,9 +28,11 @@ Leftovers of interrupted operations (``finish_leftovers``):
 * ``NNN.log.swap``: a cleaner's finished and fsynced replacement for the
   segments from ``NNN`` up to its own end; the originals may be partly deleted
   already, so the swap is completed: renamed to ``NNN.log`` and the old
-  segments it covers deleted.  Index ``*.swap`` files are dropped (rebuilt).
+  segments it covers deleted.  Index ``*.swap`` files are dropped (rebuilt),
+  except the ``.txnindex.swap``, which takes its place (it is not derived from
+  the segment alone).
 * checkpoint ``*.tmp``: an unfinished atomic write: unlink.
-* an ``.index``/``.timeindex`` without its ``.log``: orphan of a deletion: unlink.
+* an ``.index``/``.timeindex``/``.txnindex`` without its ``.log``: orphan of a deletion: unlink.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from kavka.log.leader_epoch import FILE_NAME as EPOCH_FILE
 from kavka.log.segment import (
     DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, Segment, delete_segment_files, segment_path,
 )
+from kavka.log.txn_index import TXN_INDEX_SUFFIX
 
 RECOVERY_POINT_FILE = "recovery-point"
 LOG_START_OFFSET_FILE = "log-start-offset"
@@ -126,7 +130,8 @@ def finish_leftovers(path: Path, config: TopicConfig, clock: Clock) -> None:
             (path / name).unlink(missing_ok=True)  # index swaps: indexes get rebuilt
     logs = set(segment_bases(path))
     for name in os.listdir(path):
-        if name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX)) and name[:20].isdigit() and int(name[:20]) not in logs:
+        if (name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)) and name[:20].isdigit()
+                and int(name[:20]) not in logs):
             os.unlink(path / name)  # orphan of a segment whose .log is gone
 
 
@@ -135,6 +140,9 @@ def _complete_swap(path: Path, base: int, config: TopicConfig, clock: Clock) -> 
     os.replace(path / f"{base:020d}{LOG_SUFFIX}{SWAP_SUFFIX}", segment_path(path, base, LOG_SUFFIX))
     for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
         segment_path(path, base, suffix).unlink(missing_ok=True)
+    txn_swap = Path(f"{segment_path(path, base, TXN_INDEX_SUFFIX)}{SWAP_SUFFIX}")
+    if txn_swap.exists():
+        os.replace(txn_swap, segment_path(path, base, TXN_INDEX_SUFFIX))
     segment = Segment.open(path, base, config, clock)
     end = segment.next_offset
     segment.close()

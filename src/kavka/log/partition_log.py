@@ -8,12 +8,23 @@ Files: segments plus small checkpoints in ``<data_dir>/<topic>-<partition>/``
 Offsets, always ``log_start_offset <= high_watermark <= log_end_offset``:
 
 * log start offset (``_log_start``; not Kafka's "LSO", which is the last stable
-  offset of transactions): first offset a reader may ask for; max(first segment
+  offset below): first offset a reader may ask for; max(first segment
   base, the ``log-start-offset`` file), moved by retention and DeleteRecords.
 * high watermark (HW): end of what consumers may read.  By default it follows
   the log end offset on every append (single broker); ``hw_follows_leo=False``
   leaves it to ``advance_high_watermark`` (replication).
 * log end offset (LEO): the next offset to assign.
+* last stable offset (LSO, Kafka's meaning): end of what read_committed
+  consumers may read, min(HW, first unstable offset), never below the log start.
+  The first unstable offset (the earliest open or not yet replicated
+  transaction) comes from the partition's producer state, which
+  kavka.log.partition hands in as ``transactions``; without one LSO = HW.
+
+Aborted transactions: each segment keeps the transactions aborted by markers
+in it in its ``.txnindex`` (kavka.log.txn_index); :meth:`PartitionLog.aborted_transactions`
+answers a read_committed fetch from them.  The partition adds the entries
+(``add_aborted_txn``) and, when it rebuilds its producer state, rebuilds the
+entries of the replayed offsets (``truncate_txn_indexes``).
 
 Append (leader): offsets are assigned by patching ``baseOffset`` in place to
 the LEO and ``partitionLeaderEpoch`` to the current epoch (neither is covered
@@ -63,7 +74,7 @@ import uuid
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 from kavka.clock import Clock
 from kavka.config import TopicConfig
@@ -77,7 +88,9 @@ from kavka.log.partition_dir import (
 )
 from kavka.log.retention import RetentionDecision, deletable_segments
 from kavka.log.segment import Segment, validate_stored
+from kavka.log.txn_index import AbortedTxn
 from kavka.protocol import records
+from kavka.protocol.control_records import EndTxnMarker, read_marker
 from kavka.protocol.record_codec import decode_records
 from kavka.protocol.records import BatchHeader
 
@@ -99,12 +112,21 @@ class AppendInfo:
     log_start_offset: int
 
 
+class TransactionBound(Protocol):
+    """What the LSO needs from the producer state (kavka.log.producer_state)."""
+
+    def first_unstable_offset(self, high_watermark: int) -> int | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ReadResult:
     slices: list[FileSlice]
     high_watermark: int
     log_start_offset: int
     log_end_offset: int
+    # No batch read starts at or after it: the upper bound for aborted_transactions
+    # (the end of the read, or of the last segment read from, as Kafka bounds it).
+    upper_bound: int = 0
 
     @property
     def size(self) -> int:
@@ -125,6 +147,7 @@ class PartitionLog:
         self._hw = self._leo if hw_follows_leo else self._log_start
         self._recovery_point = min(recovery_point, self._leo)
         self.hw_follows_leo = hw_follows_leo
+        self.transactions: TransactionBound | None = None
         self.listeners: list[Callable[[PartitionLog], None]] = []
         self._closed = False
         self._unflushed_records = 0
@@ -187,6 +210,13 @@ class PartitionLog:
     @property
     def recovery_point(self) -> int:
         return self._recovery_point
+
+    @property
+    def last_stable_offset(self) -> int:
+        """Kafka's LSO: read_committed consumers read below it (module doc)."""
+        hw = self._hw
+        first = None if self.transactions is None else self.transactions.first_unstable_offset(hw)
+        return hw if first is None else max(self._log_start, min(hw, first))
 
     def advance_high_watermark(self, offset: int) -> None:
         """Move the HW forward to ``offset`` (never back; truncation lowers it)."""
@@ -283,11 +313,14 @@ class PartitionLog:
                 f"offset {offset} is outside [{log_start}, {leo}] of {self.topic}-{self.partition}")
         end = leo if max_offset is None else min(max_offset, leo)
         slices: list[FileSlice] = []
+        upper = offset
         if offset < end:
-            self._collect(offset, max_bytes, end, min_one_batch, slices)
-        return ReadResult(slices, self._hw, log_start, leo)
+            upper = self._collect(offset, max_bytes, end, min_one_batch, slices)
+        return ReadResult(slices, self._hw, log_start, leo, upper)
 
-    def _collect(self, offset: int, max_bytes: int, end: int, min_one: bool, out: list[FileSlice]) -> None:
+    def _collect(self, offset: int, max_bytes: int, end: int, min_one: bool, out: list[FileSlice]) -> int:
+        """Fill ``out``; returns an offset no read batch reaches (the end of the last
+        segment read from, at most ``end``)."""
         last, last_position = self._limit(end)
         remaining = max_bytes
         for i in range(self._segment_index(offset), last + 1):
@@ -297,12 +330,16 @@ class PartitionLog:
             if piece is None:
                 continue
             if piece.size > remaining and (out or not min_one):
-                return
+                return min(end, self._segment_end(i))
             out.append(piece)
             remaining -= piece.size
             stop = segment.size if max_position is None else max_position
             if remaining <= 0 or piece.position + piece.size < stop:
-                return
+                return min(end, self._segment_end(i))
+        return end
+
+    def _segment_end(self, i: int) -> int:
+        return self._bases[i + 1] if i + 1 < len(self._bases) else self._leo
 
     def _limit(self, end: int) -> tuple[int, int | None]:
         """(last segment index, byte limit in it) so that nothing at offset >= end is read."""
@@ -365,6 +402,64 @@ class PartitionLog:
             if found is not None:
                 for _, header in segment.iter_headers(found[0]):
                     yield header.base_offset, header
+
+    def iter_replay(self, from_offset: int) -> Iterator[tuple[BatchHeader, EndTxnMarker | None]]:
+        """(header, marker) of every batch from the one holding ``from_offset``; the marker of
+        a control batch is read from its record (None for data batches and for control
+        batches without a marker), for rebuilding producer state (kavka.log.producer_state)."""
+        for segment in list(self._segments[self._segment_index(from_offset):]):
+            found = segment.translate_offset(from_offset)
+            if found is None:
+                continue
+            for position, header in segment.iter_headers(found[0]):
+                if header.is_control:
+                    yield header, self.marker_of(segment.read_bytes(position, header.size), header)
+                else:
+                    yield header, None
+
+    def marker_of(self, batch, header: BatchHeader) -> EndTxnMarker | None:
+        """The marker in the stored batch ``batch`` (None for a data batch, and for a
+        control batch that holds none or does not decode, which is logged)."""
+        if not header.is_control:
+            return None
+        try:
+            return read_marker(batch)
+        except records.InvalidBatch as exc:
+            log.warning("%s-%d: control batch at offset %d does not decode (%s); ignoring it",
+                        self.topic, self.partition, header.base_offset, exc)
+            return None
+
+    # -- aborted transactions ------------------------------------------------------------
+
+    def add_aborted_txn(self, txn: AbortedTxn) -> None:
+        """Record an aborted transaction in the segment holding its marker."""
+        self._segments[self._segment_index(txn.last_offset)].txn_index.append(txn)
+
+    def aborted_transactions(self, start_offset: int, end_offset: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of the aborted transactions overlapping
+        [start_offset, end_offset), in marker order (Kafka's collectAbortedTransactions)."""
+        found: list[tuple[int, int]] = []
+        for segment in self._segments[self._segment_index(start_offset):]:
+            entries, complete = segment.txn_index.collect(start_offset, end_offset)
+            found += [(txn.producer_id, txn.first_offset) for txn in entries]
+            if complete:
+                break
+        return found
+
+    def truncate_txn_indexes(self, offset: int) -> None:
+        """Drop the aborted-transaction entries of markers at or after ``offset`` (before
+        a replay from there adds them again)."""
+        for segment in self._segments[self._segment_index(offset):]:
+            segment.txn_index.truncate_to(offset)
+
+    def txn_index_rebuild_from(self) -> int | None:
+        """Base offset of the first segment whose .txnindex may miss entries (it did not
+        load, or the segment was recovered); None when all are trusted."""
+        return next((s.base_offset for s in self._segments if s.txn_index_suspect), None)
+
+    def txn_indexes_rebuilt(self) -> None:
+        for segment in self._segments:
+            segment.txn_index_suspect = False
 
     # -- leader epochs -------------------------------------------------------------------
 
@@ -518,6 +613,10 @@ class PartitionLog:
                 or any(a is not b for a, b in zip(self._segments[first:first + len(old)], old))
                 or new.base_offset != old[0].base_offset):
             return False
+        for segment in old:  # the aborted transactions of the old segments stay known
+            for txn in segment.txn_index.entries:
+                new.txn_index.append(txn)
+        new.txn_index.flush()
         new.rename_files(SWAP_SUFFIX)
         checkpoint.fsync_directory(self.path)
         step("swap")

@@ -1,4 +1,4 @@
-"""Idempotent-producer state of one partition (Kafka's ProducerStateManager, simplified).
+"""Idempotent and transactional producer state of one partition (Kafka's ProducerStateManager, simplified).
 
 Theory of operation
 -------------------
@@ -9,7 +9,9 @@ its last five appended batches (a client has at most five requests in flight
 per partition, so a retry can only repeat one of those five)::
 
     producer id -> epoch, deque[<=5] of (first seq, last seq, first offset,
-                                         last offset, max timestamp, LogAppendTime?)
+                                         last offset, max timestamp, LogAppendTime?),
+                   coordinator epoch, first offset of its open transaction (-1: none),
+                   timestamp of its last batch or marker
 
 Before an append, :meth:`ProducerState.check` decides, in Kafka's order:
 
@@ -25,9 +27,33 @@ Before an append, :meth:`ProducerState.check` decides, in Kafka's order:
     epoch > known, first seq == 0                append; the kept batches are dropped
     epoch > known, first seq != 0                OutOfOrderSequence
 
+A transactional batch (attributes bit 4) is judged the same way; then, as in
+Kafka's ``ProducerAppendInfo``, a non-transactional batch from a producer whose
+transaction is open here is refused with InvalidTxnState.
+
 After the append, :meth:`ProducerState.update` records the batch with its
 assigned offsets.  Replaying the log through ``update`` yields the same state
 as live appends did: rebuilding and live handling are one code path.
+
+Transactions (KIP-98)
+---------------------
+A producer's first transactional batch opens its transaction at that batch's
+offset; a marker (a control batch, kavka.protocol.control_records) closes it
+and, when the transaction wrote here, yields a :class:`CompletedTxn`.  Before a
+marker is written, :meth:`ProducerState.check_marker` applies Kafka's rules:
+
+    marker                                       outcome
+    -------------------------------------------  -----------------------------------------
+    epoch < producer's (transaction version 0/1) InvalidProducerEpoch
+    epoch <= producer's (version 2, KIP-890)     InvalidProducerEpoch, except epoch ==
+                                                 and no open transaction: a retry, written
+    coordinator epoch < the producer's last      TransactionCoordinatorFenced
+    anything else                                written; a new epoch drops the kept batches
+
+The first unstable offset, which bounds the last stable offset (LSO), is the
+smallest first offset of the open transactions and of the completed ones whose
+marker is not below the high watermark yet (a follower may still lose it):
+:meth:`ProducerState.first_unstable_offset`.
 
 Snapshots
 ---------
@@ -38,17 +64,24 @@ clean close.  The file name's offset is the log end offset the state covers
 ``checkpoint.write_atomically`` (temp file, fsync, rename, fsync of the
 directory), so a reader sees either the old or the new file::
 
-    {"format": 1,
+    {"format": 2,
      "offset": <int, = the file name's offset>,
      "producers": [{"id": <int>, "epoch": <int>,
                     "batches": [[first_seq, last_seq, first_offset,
-                                 last_offset, max_timestamp, log_append_time], ...]}, ...]}
+                                 last_offset, max_timestamp, log_append_time], ...],
+                    "coordinator_epoch": <int>, "txn_first_offset": <int, -1: none>,
+                    "last_timestamp": <int>}, ...]}
+
+Format 1 (before transactions) is still read: its producers have no open
+transaction.  Completed transactions above the high watermark are not kept
+(nor are they in Kafka's snapshots).
 
 Loading (:meth:`ProducerState.load`):
 
 1. delete snapshots above the log end offset: they describe batches lost in
    a truncation or an unclean shutdown;
-2. read the newest remaining snapshot; an unreadable one is deleted and the
+2. read the newest remaining snapshot (at or below ``at_most`` when the
+   partition must replay from there: kavka.log.partition); an unreadable one is deleted and the
    next older is tried, down to "none" (state empty, offset 0);
 3. replay the batch headers from that offset (or the log start offset, if
    retention removed the segments in between) to the log end.
@@ -62,7 +95,7 @@ Expiry
 ------
 As in Kafka, a producer is forgotten (:meth:`ProducerState.remove_expired`)
 once ``producer.id.expiration.ms`` (1 day) has passed since the maxTimestamp
-of its last batch, checked every ``producer.id.expiration.check.interval.ms``
+of its last batch (or marker), unless its transaction is open, checked every ``producer.id.expiration.check.interval.ms``
 (10 minutes) by the broker.  Only expiry removes a producer: as in Kafka
 since KIP-360, it outlives its batches when retention or DeleteRecords moves
 the log start offset past them (dropping it then made slow producers on
@@ -87,17 +120,24 @@ from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
 from kavka.log.checkpoint import write_atomically
-from kavka.log.errors import InvalidProducerEpoch, OutOfOrderSequence
+from kavka.log.errors import InvalidProducerEpoch, InvalidTxnState, OutOfOrderSequence, TransactionCoordinatorFenced
+from kavka.protocol.control_records import EndTxnMarker
 from kavka.protocol.records import BatchHeader
 
 log = logging.getLogger("kavka.log")
 
 SNAPSHOT_SUFFIX = ".snapshot"
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 BATCHES_KEPT = 5  # the client's max.in.flight.requests.per.connection limit for idempotence
 SNAPSHOTS_KEPT = 2
 MAX_SEQUENCE = 2**31 - 1
 NO_TIMESTAMP = -1
+NO_OFFSET = -1
+NO_EPOCH = -1
+
+
+Replayed = tuple[BatchHeader, "EndTxnMarker | None"]  # a batch, and its marker if it is one
 
 
 class LogView(Protocol):
@@ -106,7 +146,17 @@ class LogView(Protocol):
     log_start_offset: int
     log_end_offset: int
 
-    def iter_batch_headers(self, from_offset: int = 0) -> Iterator[tuple[int, BatchHeader]]: ...
+    def iter_replay(self, from_offset: int) -> Iterator[Replayed]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedTxn:
+    """A transaction a marker closed in this partition (Kafka's CompletedTxn)."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int  # the marker's offset
+    aborted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,15 +181,26 @@ class ProducerEntry:
     producer_id: int
     epoch: int
     batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=BATCHES_KEPT))
+    coordinator_epoch: int = NO_EPOCH
+    txn_first_offset: int = NO_OFFSET  # first offset of the open transaction, -1 when none
+    # maxTimestamp of the last batch or marker: what expiry counts from, as in Kafka.
+    last_timestamp: int = NO_TIMESTAMP
 
     @property
     def last_seq(self) -> int:
-        return self.batches[-1].last_seq
+        """Sequence of the last kept batch; -1 when none (after a marker's epoch bump),
+        so that the next batch must start at 0, as in Kafka."""
+        return self.batches[-1].last_seq if self.batches else -1
 
     @property
-    def last_timestamp(self) -> int:
-        """maxTimestamp of the last batch: what expiry counts from, as in Kafka."""
-        return self.batches[-1].timestamp
+    def in_transaction(self) -> bool:
+        return self.txn_first_offset != NO_OFFSET
+
+    def set_epoch(self, epoch: int) -> None:
+        """A new epoch starts a fresh window: retries of the old epoch are fenced anyway."""
+        if epoch != self.epoch:
+            self.batches.clear()
+            self.epoch = epoch
 
     def find_duplicate(self, first_seq: int, last_seq: int) -> BatchMetadata | None:
         for batch in self.batches:
@@ -164,14 +225,16 @@ class ProducerState:
         self.producers: dict[int, ProducerEntry] = {}
         # Offset after the last batch this state has seen; a snapshot taken now covers it.
         self.end_offset = 0
+        self.ongoing: dict[int, int] = {}  # producer id -> first offset of its open transaction
+        self.unreplicated: list[CompletedTxn] = []  # completed, marker maybe above the HW
 
     # -- the produce path ------------------------------------------------------------------
 
     def check(self, header: BatchHeader) -> BatchMetadata | None:
-        """Judge an incoming batch against the table (see the module table).
+        """Judge an incoming data batch against the table (see the module table).
 
         Returns the kept metadata of the batch it duplicates, or None to append.
-        Raises InvalidProducerEpoch or OutOfOrderSequence.  Changes nothing.
+        Raises InvalidProducerEpoch, OutOfOrderSequence or InvalidTxnState.  Changes nothing.
         """
         if not header.has_producer_id:
             return None
@@ -188,49 +251,126 @@ class ProducerState:
                 raise OutOfOrderSequence(
                     f"producer {header.producer_id}'s new epoch {epoch} must start at sequence 0, not {first}"
                 )
-            return None
-        duplicate = entry.find_duplicate(first, header.last_sequence)
-        if duplicate is not None:
-            return duplicate
-        if not in_sequence(entry.last_seq, first):
-            raise OutOfOrderSequence(
-                f"producer {header.producer_id} sent sequence {first}, expected {(entry.last_seq + 1) % 2**31}"
+        else:
+            duplicate = entry.find_duplicate(first, header.last_sequence)
+            if duplicate is not None:
+                return duplicate
+            if not in_sequence(entry.last_seq, first):
+                raise OutOfOrderSequence(
+                    f"producer {header.producer_id} sent sequence {first}, expected {(entry.last_seq + 1) % 2**31}"
+                )
+        if entry.in_transaction and not header.is_transactional:
+            raise InvalidTxnState(
+                f"producer {header.producer_id} sent a non-transactional batch while its transaction "
+                f"from offset {entry.txn_first_offset} is open"
             )
         return None
+
+    def check_marker(self, producer_id: int, producer_epoch: int, marker: EndTxnMarker,
+                     transaction_version: int = 0) -> None:
+        """Judge a transaction marker about to be written (see the module table).
+
+        Raises InvalidProducerEpoch or TransactionCoordinatorFenced.  Changes nothing.
+        """
+        entry = self.producers.get(producer_id)
+        current = NO_EPOCH if entry is None else entry.epoch
+        stale = producer_epoch <= current if transaction_version >= 2 else producer_epoch < current
+        retry = (transaction_version >= 2 and entry is not None and producer_epoch == current
+                 and not entry.in_transaction)
+        if stale and not retry:
+            raise InvalidProducerEpoch(
+                f"marker for producer {producer_id} has epoch {producer_epoch}, which is "
+                f"{'<=' if transaction_version >= 2 else '<'} its current epoch {current} "
+                f"(transaction version {transaction_version})"
+            )
+        if entry is not None and entry.coordinator_epoch > marker.coordinator_epoch:
+            raise TransactionCoordinatorFenced(
+                f"marker for producer {producer_id} has coordinator epoch {marker.coordinator_epoch}, "
+                f"older than {entry.coordinator_epoch}"
+            )
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def first_unstable_offset(self, high_watermark: int) -> int | None:
+        """The smallest first offset of an open transaction or of a completed one whose
+        marker is not below ``high_watermark``; None when there is none."""
+        if not self.unreplicated:  # the usual case (a lone broker's HW is its LEO): no list
+            return min(self.ongoing.values()) if self.ongoing else None
+        self.unreplicated = [t for t in self.unreplicated if t.last_offset >= high_watermark]
+        firsts = [t.first_offset for t in self.unreplicated] + list(self.ongoing.values())
+        return min(firsts) if firsts else None
+
+    def last_stable_offset_after(self, completed: CompletedTxn) -> int:
+        """The LSO once ``completed`` is done, as its .txnindex entry records it (Kafka's
+        ProducerStateManager.lastStableOffset): the first offset of the earliest other
+        open transaction, else the offset after the marker.  Call after :meth:`update`."""
+        return min(self.ongoing.values(), default=completed.last_offset + 1)
 
     # -- expiry ----------------------------------------------------------------------------
 
     def remove_expired(self, now_ms: int, expiration_ms: int) -> int:
-        """Forget producers whose last batch is ``expiration_ms`` old; how many went."""
+        """Forget producers whose last batch is ``expiration_ms`` old and whose transaction
+        is not open; how many went."""
         expired = [pid for pid, entry in self.producers.items()
-                   if now_ms - entry.last_timestamp >= expiration_ms]
+                   if not entry.in_transaction and now_ms - entry.last_timestamp >= expiration_ms]
         for pid in expired:
             del self.producers[pid]
         return len(expired)
 
-    def update(self, header: BatchHeader) -> None:
-        """Record a batch as written, with its assigned offsets and final maxTimestamp.
+    def update(self, header: BatchHeader, marker: EndTxnMarker | None = None) -> CompletedTxn | None:
+        """Record a batch as written, with its assigned offsets and final maxTimestamp;
+        ``marker``: what a control batch says (None for data, or a control batch that holds
+        no marker).  Returns the transaction a marker completed, if it wrote here.
 
-        Used for live appends and for replay alike, so it validates nothing.
+        Used for live appends, follower appends and replay alike, so it validates nothing.
         """
         self.end_offset = max(self.end_offset, header.next_offset)
         if not header.has_producer_id:
-            return
-        entry = self.producers.get(header.producer_id)
-        if entry is None or entry.epoch != header.producer_epoch:
-            # A new epoch starts a fresh window: retries of the old epoch are fenced anyway.
-            entry = ProducerEntry(header.producer_id, header.producer_epoch)
-            self.producers[header.producer_id] = entry
+            return None
+        pid = header.producer_id
+        entry = self.producers.get(pid)
+        if entry is None:
+            entry = self.producers[pid] = ProducerEntry(pid, header.producer_epoch)
+        if header.is_control:
+            return self._end_transaction(entry, header, marker)
+        entry.set_epoch(header.producer_epoch)
         entry.batches.append(BatchMetadata(
             header.base_sequence, header.last_sequence, header.base_offset, header.last_offset,
             header.max_timestamp, header.log_append_time,
         ))
+        entry.last_timestamp = header.max_timestamp
+        if header.is_transactional and not entry.in_transaction:
+            entry.txn_first_offset = self.ongoing[pid] = header.base_offset
+        return None
+
+    def _end_transaction(self, entry: ProducerEntry, header: BatchHeader,
+                         marker: EndTxnMarker | None) -> CompletedTxn | None:
+        if marker is None:
+            return None  # an empty control batch: compaction removed the whole transaction
+        completed = None
+        if entry.in_transaction:
+            completed = CompletedTxn(entry.producer_id, entry.txn_first_offset, header.base_offset,
+                                     aborted=not marker.commit)
+            del self.ongoing[entry.producer_id]
+            self.unreplicated.append(completed)
+        entry.set_epoch(header.producer_epoch)
+        entry.coordinator_epoch = marker.coordinator_epoch
+        entry.txn_first_offset = NO_OFFSET
+        entry.last_timestamp = header.max_timestamp
+        return completed
 
     # -- rebuilding ------------------------------------------------------------------------
 
-    def load(self, log_view: LogView) -> None:
-        """Rebuild from the newest usable snapshot plus a replay of the log after it."""
-        self.producers = {}
+    def load(self, log_view: LogView, at_most: int | None = None) -> list[CompletedTxn]:
+        """Rebuild from the newest usable snapshot (at or below ``at_most``) plus a replay of
+        the log after it; returns the transactions completed in the replay."""
+        start = self.restore(log_view, at_most)
+        return self.replay(log_view.iter_replay(start), start)
+
+    def restore(self, log_view: LogView, at_most: int | None = None) -> int:
+        """Steps 1 and 2 of loading (module doc): the state of the newest usable snapshot at
+        or below ``at_most``; returns the offset the replay must start from."""
+        self.producers, self.ongoing, self.unreplicated = {}, {}, []
         self.end_offset = 0
         leo = log_view.log_end_offset
         for leftover in self.directory.glob("*" + SNAPSHOT_SUFFIX + ".tmp"):
@@ -240,17 +380,23 @@ class ProducerState:
                 log.info("deleting producer snapshot %d above log end offset %d", offset, leo)
                 self._delete_snapshot(offset)
         for offset in reversed(self.snapshot_offsets()):
+            if at_most is not None and offset > at_most:
+                continue
             if self._read_snapshot(offset):
                 break
             self._delete_snapshot(offset)
         start = max(self.end_offset, log_view.log_start_offset)
         self.end_offset = start
-        self.replay(log_view.iter_batch_headers(start), start)
+        return start
 
-    def replay(self, headers: Iterable[tuple[int, BatchHeader]], from_offset: int = 0) -> None:
-        for _pos, header in headers:
+    def replay(self, batches: Iterable[Replayed], from_offset: int = 0) -> list[CompletedTxn]:
+        completed = []
+        for header, marker in batches:
             if header.last_offset >= from_offset:
-                self.update(header)
+                done = self.update(header, marker)
+                if done is not None:
+                    completed.append(done)
+        return completed
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -260,7 +406,9 @@ class ProducerState:
         body = {"format": SNAPSHOT_FORMAT, "offset": offset, "producers": [
             {"id": e.producer_id, "epoch": e.epoch, "batches": [
                 [b.first_seq, b.last_seq, b.first_offset, b.last_offset, b.timestamp, b.log_append_time]
-                for b in e.batches]}
+                for b in e.batches],
+             "coordinator_epoch": e.coordinator_epoch, "txn_first_offset": e.txn_first_offset,
+             "last_timestamp": e.last_timestamp}
             for e in self.producers.values()]}
         path = snapshot_path(self.directory, offset)
         write_atomically(path, json.dumps(body, separators=(",", ":")))
@@ -281,13 +429,14 @@ class ProducerState:
         path = snapshot_path(self.directory, offset)
         try:
             body = json.loads(path.read_bytes())
-            if body["format"] != SNAPSHOT_FORMAT or body["offset"] != offset:
+            if body["format"] not in READABLE_FORMATS or body["offset"] != offset:
                 raise ValueError(f"format {body['format']}, offset {body['offset']}")
             producers = {p["id"]: _entry_from_json(p) for p in body["producers"]}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable producer snapshot %s: %s", path, exc)
             return False
         self.producers = producers
+        self.ongoing = {pid: e.txn_first_offset for pid, e in producers.items() if e.in_transaction}
         self.end_offset = offset
         return True
 
@@ -299,6 +448,12 @@ def _entry_from_json(item: dict) -> ProducerEntry:
     entry = ProducerEntry(int(item["id"]), int(item["epoch"]))
     for first_seq, last_seq, first_offset, last_offset, timestamp, lat in item["batches"]:
         entry.batches.append(BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp, bool(lat)))
-    if not entry.batches:
-        raise ValueError(f"producer {entry.producer_id} has no batches")
+    if "last_timestamp" not in item:  # format 1: every producer had batches, and no transaction
+        if not entry.batches:
+            raise ValueError(f"producer {entry.producer_id} has no batches")
+        entry.last_timestamp = entry.batches[-1].timestamp
+        return entry
+    entry.coordinator_epoch = int(item["coordinator_epoch"])
+    entry.txn_first_offset = int(item["txn_first_offset"])
+    entry.last_timestamp = int(item["last_timestamp"])
     return entry

@@ -9,6 +9,8 @@ zero-padded to 20 digits::
                                     (v2 format, see kavka.protocol.records); nothing else
     00000000000000001234.index      offset -> position   (kavka.log.offset_index)
     00000000000000001234.timeindex  timestamp -> offset  (kavka.log.time_index)
+    00000000000000001234.txnindex   aborted transactions whose marker is here (kavka.log.txn_index;
+                                    only once there is one)
 
 The ``.log`` file is the only source of truth.  Layout of each batch::
 
@@ -69,6 +71,7 @@ from kavka.log.file_slice import FileHandle, FileSlice
 from kavka.log.index_file import CorruptIndex, index_file_name
 from kavka.log.offset_index import OffsetIndex
 from kavka.log.time_index import NO_TIMESTAMP, TimeIndex
+from kavka.log.txn_index import TXN_INDEX_SUFFIX, TxnIndex
 from kavka.protocol.records import (
     HEADER_SIZE,
     LOG_OVERHEAD,
@@ -111,6 +114,10 @@ class Segment:
         self._suffix = ""
         self.offset_index = offset_index
         self.time_index = time_index
+        self.txn_index = TxnIndex(self._path_of(TXN_INDEX_SUFFIX, ""), [])
+        # The .txnindex may miss entries (it did not load, or the segment was recovered):
+        # the partition rebuilds it by a producer-state replay from before this segment.
+        self.txn_index_suspect = False
         self.index_interval_bytes = config.index_interval_bytes
         self.created_ms = clock.now_ms()
         self.size = os.fstat(self._fd).st_size
@@ -165,6 +172,7 @@ class Segment:
                     os.unlink(str(segment_path(directory, base_offset, kind)) + suffix)
             raise
         segment._suffix = suffix
+        segment.txn_index = TxnIndex.create(segment._path_of(TXN_INDEX_SUFFIX, suffix))
         return segment
 
     @classmethod
@@ -186,15 +194,29 @@ class Segment:
         segment = cls(directory, base_offset, log_file, config, clock,
                       *(indexes or _new_indexes(directory, base_offset, suffix)))
         segment._suffix = suffix
+        segment._load_txn_index()
         if indexes is not None:
             try:
                 segment._load_tail_state()
                 return segment
             except (CorruptIndex, LogCorrupted):
-                segment._close_indexes()
+                segment.offset_index.close()
+                segment.time_index.close()
                 segment.offset_index, segment.time_index = _new_indexes(directory, base_offset, suffix)
         segment.truncated_on_open = segment.recover()  # the caller logs it and drops what follows
         return segment
+
+    def _path_of(self, kind: str, suffix: str) -> Path:
+        return Path(str(segment_path(self.directory, self.base_offset, kind)) + suffix)
+
+    def _load_txn_index(self) -> None:
+        path = self._path_of(TXN_INDEX_SUFFIX, self._suffix)
+        try:
+            self.txn_index = TxnIndex.load(path)
+        except CorruptIndex as exc:
+            log.warning("%s; rebuilding it from the log", exc)
+            self.txn_index = TxnIndex.create(path)
+            self.txn_index_suspect = True
 
     def _load_tail_state(self) -> None:
         """Derive next offset and max timestamp from the last index entries plus a short scan."""
@@ -450,6 +472,8 @@ class Segment:
             os.ftruncate(handle.fd, valid_end)
         self.size = valid_end
         self._unverified_end = 0  # every byte kept was just checked
+        self.txn_index.truncate_to(self.next_offset)
+        self.txn_index_suspect = True  # its last entries may not have reached the file
         return file_size - valid_end
 
     def truncate_to(self, offset: int) -> int:
@@ -464,6 +488,7 @@ class Segment:
         removed = self.size - position
         self.offset_index.truncate_to(base)
         self.time_index.truncate_to(base)
+        self.txn_index.truncate_to(base)
         os.ftruncate(self._fd, position)
         self.size = position
         self._unverified_end = min(self._unverified_end, position)  # stays a batch boundary
@@ -482,7 +507,7 @@ class Segment:
 
         The indexes go first and the ``.log`` last: whoever opens the directory
         decides by the ``.log`` name (kavka.log.partition_dir)."""
-        for index in (self.offset_index, self.time_index):
+        for index in (self.offset_index, self.time_index, self.txn_index):
             index.rename(Path(str(index.path)[: len(str(index.path)) - len(self._suffix)] + suffix))
         old = self.log_path
         self._suffix = suffix
@@ -525,6 +550,7 @@ class Segment:
         os.fsync(self._fd)
         self.offset_index.flush()
         self.time_index.flush()
+        self.txn_index.flush()
 
     def close(self) -> None:
         """Close every fd now; only when no slice of this segment is still being sent."""
@@ -534,6 +560,7 @@ class Segment:
     def _close_indexes(self) -> None:
         self.offset_index.close()
         self.time_index.close()
+        self.txn_index.close()
 
     def delete(self) -> None:
         """Remove the files (crash-safely, see delete_segment_files); the fd closes lazily."""
@@ -553,7 +580,7 @@ def delete_segment_files(directory: Path, base_offset: int) -> None:
     """Rename the segment's files to *.deleted (the .log first: from then on the
     segment no longer exists for an opening partition log), then unlink them."""
     doomed = []
-    for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+    for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
         path = segment_path(directory, base_offset, suffix)
         try:
             os.rename(path, str(path) + DELETED_SUFFIX)

@@ -27,6 +27,7 @@ error code the client sees):
     recordsCount == lastOffsetDelta + 1 > 0       InvalidRecord    LogValidator.validateBatch
     not a control batch                           InvalidRecord    LogValidator.validateBatch
     producerId >= 0  =>  baseSequence >= 0        InvalidRecord    LogValidator.validateBatch
+    transactional  =>  producerId >= 0            InvalidRecord    (kavka only, see below)
     CreateTime within before/after.max.ms of now  InvalidTimestamp LogValidator.validateTimestamp
     compacted topic: every record has a key       InvalidRecord    LogValidator.validateKey
     ... and its records inflate to at most
@@ -45,6 +46,11 @@ Deliberate differences from Kafka, each to keep the hot path header-only:
 * A truncated batch or trailing bytes: Kafka silently drops a partial tail and
   answers "no record batch" when nothing whole is left.  We reject the request
   as CorruptRecord: a producer never sends a partial batch on purpose.
+* A transactional batch (attributes bit 4) without a producer id cannot belong
+  to a transaction: Kafka's api layer refuses it for want of a transactional
+  id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); the log refuses it here too, so
+  no path stores one.  Transactional batches with a producer id pass here;
+  kavka.log.producer_state judges their epoch and transaction state.
 * Per-record offset deltas are not checked (Kafka checks them for compressed
   batches only, while decompressing anyway).
 
@@ -192,6 +198,8 @@ def _check_batch(buf, pos: int, size: int, config: TopicConfig, now_ms: int) -> 
         raise InvalidRecord(str(exc)) from exc
     if header.is_control:
         raise InvalidRecord("clients may not write control batches")
+    if header.is_transactional and not header.has_producer_id:
+        raise InvalidRecord("a transactional batch needs a producer id")
     if header.has_producer_id and header.base_sequence < 0:
         raise InvalidRecord(
             f"batch of producer {header.producer_id} has invalid base sequence {header.base_sequence}"

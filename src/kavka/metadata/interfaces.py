@@ -138,6 +138,24 @@ class TopicAdmin(ABC):
         One result per partition; the moves themselves finish later."""
 
     @abstractmethod
+    def check_broker_configs(self, scope: str, values: Mapping[str, str]) -> None:
+        """Whether ``values`` may become the dynamic broker settings of ``scope``
+        (kavka.config.PER_BROKER: this broker's; CLUSTER_DEFAULT: every broker's); raises ValueError."""
+
+    @abstractmethod
+    async def alter_broker_configs(self, scope: str, values: Mapping[str, str]) -> AdminResult:
+        """Make ``values`` the whole dynamic layer ``scope``: persisted, and applied by every broker
+        it concerns; checked by :meth:`check_broker_configs` first."""
+
+    @abstractmethod
+    def group_configs(self, group: str) -> Mapping[str, str]:
+        """The GROUP configs (kavka.group_configs) ``group`` sets, as strings; empty when none."""
+
+    @abstractmethod
+    async def alter_group_configs(self, group: str, values: Mapping[str, str]) -> AdminResult:
+        """Make ``values`` (already checked) the whole set of ``group``'s configs, persisted."""
+
+    @abstractmethod
     async def elect_leaders(self, election: ElectionType,
                             partitions: Sequence[TopicPartition]) -> list[AdminResult]:
         """Elect a leader of each partition (ElectLeaders); one result per partition, in

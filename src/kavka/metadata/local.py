@@ -202,6 +202,28 @@ class LocalMetadata(MetadataView, TopicAdmin):
                                                               NO_REASSIGNMENT_MESSAGE)
                 for p, target in targets.items()}
 
+    def check_broker_configs(self, scope: str, values: Mapping[str, str]) -> None:
+        self.logs.set_broker_configs(scope, values, validate_only=True)
+
+    async def alter_broker_configs(self, scope: str, values: Mapping[str, str]) -> AdminResult:
+        """Both layers live in the data directory (kavka.log.dynamic_configs): a lone broker is the cluster."""
+        try:
+            self.logs.set_broker_configs(scope, values)
+        except (LogError, ValueError) as exc:
+            return AdminResult.refusal(exc)
+        return OK
+
+    def group_configs(self, group: str) -> Mapping[str, str]:
+        return self.logs.group_configs().get(group, {})
+
+    async def alter_group_configs(self, group: str, values: Mapping[str, str]) -> AdminResult:
+        """Kept in the data directory (kavka.log.dynamic_configs), as Kafka keeps them in its metadata log."""
+        try:
+            self.logs.set_group_configs(group, values)
+        except LogError as exc:
+            return AdminResult.refusal(exc)
+        return OK
+
     async def elect_leaders(self, election: ElectionType,
                             partitions: Sequence[TopicPartition]) -> list[AdminResult]:
         return [election_result(self._election(election, topic, index), topic, index)

@@ -26,21 +26,16 @@ from kavka.config import LONG_MAX
 
 
 class ReplicationQuota:
-    def __init__(self, bytes_per_second: int, window_num: int, window_size_s: float,
+    """``bound()``: the rate setting now (it may change while the broker runs, KIP-226);
+    Long.MAX_VALUE, Kafka's default, throttles nothing."""
+
+    def __init__(self, bound: Callable[[], int], window_num: int, window_size_s: float,
                  monotonic: Callable[[], float]) -> None:
-        self.bound = bytes_per_second
+        self.bound = bound
         self.window_num = window_num
         self.window_size = window_size_s
         self.monotonic = monotonic
         self._samples: deque[list[float]] = deque()   # [start time, bytes], oldest first
-
-    @classmethod
-    def of(cls, bytes_per_second: int, window_num: int, window_size_s: float,
-           monotonic: Callable[[], float]) -> "ReplicationQuota | None":
-        """A quota, or None when the rate is unbounded (Kafka's default, Long.MAX_VALUE)."""
-        if bytes_per_second >= LONG_MAX:
-            return None
-        return cls(bytes_per_second, window_num, window_size_s, monotonic)
 
     def record(self, nbytes: int) -> None:
         if nbytes <= 0:
@@ -61,7 +56,8 @@ class ReplicationQuota:
         return sum(n for _t, n in self._samples) / elapsed
 
     def exceeded(self) -> bool:
-        return self.rate() > self.bound
+        bound = self.bound()
+        return bound < LONG_MAX and self.rate() > bound
 
     def _expire(self, now: float) -> None:
         horizon = now - self.window_num * self.window_size

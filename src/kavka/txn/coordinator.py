@@ -405,7 +405,7 @@ class TransactionCoordinator:
             partition = self.journal.partition_for(transactional_id)
             end = self.journal.append(partition, [(transactional_id, meta)])
             if end is None:
-                return TxnOutcome(_failed(reply))
+                return TxnOutcome(failed_reply(reply))
             written.append((partition, end))
             self.replay(transactional_id, meta)
         return TxnOutcome(reply, records, written=written)
@@ -431,7 +431,8 @@ def _marker_job(meta: TxnMetadata, coordinator_epoch: int) -> MarkerJob:
                      meta.state == TxnState.PREPARE_COMMIT, coordinator_epoch, meta.partitions)
 
 
-def _failed(reply: Any) -> Any:
+def failed_reply(reply: Any) -> Any:
+    """``reply`` turned into NOT_COORDINATOR: its records could not be written or replicated."""
     if isinstance(reply, InitReply):
         return InitReply(ErrorCode.not_coordinator)
     if isinstance(reply, dict):

@@ -166,6 +166,18 @@ def test_session_timeout_removes_a_silent_member(c):
     assert owned["a"] == {"t": frozenset(range(4))}
 
 
+def test_a_group_config_sets_that_groups_heartbeat_interval_and_session_timeout(c):
+    c.coordinator.set_group_config("g", {"consumer_heartbeat_interval_ms": 3000, "consumer_session_timeout_ms": 10_000})
+    epochs, owned = c.join_stable("a", "b")
+    assert c.hb("a", epochs["a"], owned=owned["a"]).heartbeat_interval_ms == 3000
+    assert c.hb("x", 0, group="other").heartbeat_interval_ms == 500   # the broker's, for another group
+    c.clock.advance(6_000)
+    c.hb("a", epochs["a"], owned=owned["a"])
+    c.advance(4_001)                          # b: 10 s without a heartbeat
+    assert set(c.cgroup().members) == {"a"}
+    c.coordinator.set_group_config("g", {})
+    assert c.hb("a", c.cgroup().members["a"].member_epoch).heartbeat_interval_ms == 500
+
 def test_a_member_that_does_not_revoke_in_time_is_removed(c):
     a = c.hb("a", 0)
     c.hb("b", 0)

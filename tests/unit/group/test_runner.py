@@ -27,7 +27,7 @@ def test_parked_join_resolves_when_the_rebalance_completes():
         assert isinstance(second, asyncio.Future) and not second.done()
         again = await runner.run(lambda c: c.join(join_request(first.member_id)))
         assert (await second).generation == again.generation == 2
-        assert runner._timer_due == h.coordinator.next_deadline()
+        assert runner.timer.due == h.coordinator.next_deadline()
         runner.close()
 
     asyncio.run(scenario())
@@ -41,13 +41,13 @@ def test_the_timer_runs_tick_and_close_answers_parked_requests():
         first = await runner.run(lambda c: c.join(join_request()))
         parked = runner.run(lambda c: c.join(join_request(client="d")))
         h.clock.advance(20_000)  # the first member never rejoins: the join deadline passes
-        runner._fire()
+        runner.timer.fire()
         assert parked.done() and (await parked).generation == 2
         assert first.member_id not in h.coordinator.groups["g"].members
         waiting = runner.run(lambda c: c.join(join_request(client="e")))
         runner.close()
         assert (await waiting).error == E.not_coordinator
-        assert runner._timer is None
+        assert not runner.timer.armed
         assert runner.run(lambda c: c.heartbeat("g", "x", None, 1)) == E.not_coordinator
 
     asyncio.run(scenario())

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from kavka.log.cleaner import is_cleanable, measure
+from kavka.log.cleaner import ENTRY_COST, is_cleanable, measure
 from kavka.log.partition import Partition
 from kavka.protocol import records
 from cleaner_helpers import Env, is_subsequence, latest, read_all, read_batches
@@ -165,7 +165,10 @@ def test_a_small_offset_map_cleans_in_several_passes(env):
     fill(env, 12, keys=6)
     env.log.roll()
     before = read_all(env.log)
-    env.cleaner.max_map_entries = 8
+    # a map of 8 entries, set as a dynamic broker config is: the cleaner reads it at each run
+    env.broker_config.set_dynamic("broker", {"log.cleaner.dedupe.buffer.size": 8 * ENTRY_COST,
+                                             "log.cleaner.io.buffer.load.factor": 1.0})
+    assert env.cleaner.max_map_entries == 8
     passes = 0
     while env.cleaner.clean_once() is not None and passes < 50:
         passes += 1

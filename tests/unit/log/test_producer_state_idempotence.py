@@ -49,6 +49,11 @@ class FakeLog:
             if h.last_offset >= from_offset:
                 yield h.base_offset, h
 
+    def iter_replay(self, from_offset: int = 0):
+        """PartitionLog.iter_replay of a log without control batches."""
+        for _base, h in self.iter_batch_headers(from_offset):
+            yield h, None
+
 
 def _fields(h: BatchHeader) -> dict:
     return {name: getattr(h, name) for name in BatchHeader.__dataclass_fields__}
@@ -223,8 +228,19 @@ def _counting(fn, seen):
 def test_snapshot_file_is_json_with_the_documented_fields(state, log, tmp_path):
     log.append(state, 7, 2, 5, count=3)
     body = json.loads(state.write_snapshot().read_text())
-    assert body == {"format": 1, "offset": 3, "producers": [
-        {"id": 7, "epoch": 2, "batches": [[5, 7, 0, 2, TS, False]]}]}
+    assert body == {"format": 2, "offset": 3, "producers": [
+        {"id": 7, "epoch": 2, "batches": [[5, 7, 0, 2, TS, False]],
+         "coordinator_epoch": -1, "txn_first_offset": -1, "last_timestamp": TS}]}
+
+
+def test_a_format_1_snapshot_still_loads(state, log, tmp_path):
+    log.append(state, 7, 2, 5, count=3)
+    snapshot_path(tmp_path, 3).write_text(json.dumps({"format": 1, "offset": 3, "producers": [
+        {"id": 7, "epoch": 2, "batches": [[5, 7, 0, 2, TS, False]]}]}))
+    rebuilt = ProducerState(tmp_path)
+    rebuilt.load(log)
+    assert rebuilt.producers == state.producers
+    assert rebuilt.producers[7].last_timestamp == TS
 
 
 def test_snapshots_above_the_log_end_are_deleted_on_load(state, log, tmp_path):

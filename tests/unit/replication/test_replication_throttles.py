@@ -21,7 +21,7 @@ ME, OTHER, THIRD = 1, 2, 3
 def world(tmp_path):
     clock = ManualClock()
     logs = open_logs(tmp_path / "data", clock)
-    quotas = {name: ReplicationQuota(1000, 2, 1, clock.monotonic) for name in ("leader", "follower")}
+    quotas = {name: ReplicationQuota(lambda: 1000, 2, 1, clock.monotonic) for name in ("leader", "follower")}
     m = manager(ME, logs, clock, Store(), leader_quota=quotas["leader"], follower_quota=quotas["follower"])
     yield m, logs, quotas
     logs.close()

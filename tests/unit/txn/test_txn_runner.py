@@ -1,0 +1,147 @@
+"""The asyncio side: markers after durability, retried until written, then completion;
+answers held until replication; timeouts fire from one timer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from kavka.protocol.errors import ErrorCode as E
+from kavka.txn.coordinator import TxnConfig
+from kavka.txn.model import TxnState
+from kavka.txn.runner import TxnRunner
+
+from txn_helpers import make_coordinator
+
+TP, TP2 = ("orders", 0), ("orders", 1)
+
+
+class Markers:
+    """Records every write; ``failures[tp]`` answers that many times with an error first."""
+
+    def __init__(self, failures=None, answer=E.not_leader_or_follower):
+        self.writes = []
+        self.failures = dict(failures or {})
+        self.answer = answer
+
+    async def __call__(self, job):
+        self.writes.append((job.commit, job.producer_epoch, sorted(job.partitions)))
+        results = {}
+        for tp in job.partitions:
+            if self.failures.get(tp, 0) > 0:
+                self.failures[tp] -= 1
+                results[tp] = self.answer
+            else:
+                results[tp] = E.none
+        return results
+
+
+async def settle(runner, rounds=50):
+    for _ in range(rounds):
+        if not runner.pending_markers:
+            return
+        await asyncio.sleep(0.005)
+
+
+def begin(runner, tid="t1", partitions=(TP, TP2), timeout_ms=60_000):
+    reply = runner.run(lambda c: c.init_producer_id(tid, timeout_ms))
+    runner.run(lambda c: c.add_partitions(tid, reply.producer_id, reply.producer_epoch, partitions))
+    return reply
+
+
+def test_a_commit_writes_its_markers_retries_the_failed_partition_and_completes():
+    coordinator, _, _ = make_coordinator()
+    markers = Markers(failures={TP2: 2})
+
+    async def scenario():
+        runner = TxnRunner(coordinator, markers, retry_backoff_s=0.001)
+        p = begin(runner)
+        reply = runner.run(lambda c: c.end_txn("t1", p.producer_id, 0, commit=True))
+        assert reply.error == E.none
+        await settle(runner)
+        assert coordinator.ids["t1"].state == TxnState.COMPLETE_COMMIT
+        assert markers.writes == [(True, 0, [TP, TP2]), (True, 0, [TP2]), (True, 0, [TP2])]
+        runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_deleted_partition_needs_no_marker():
+    coordinator, _, _ = make_coordinator()
+    markers = Markers(failures={TP: 1}, answer=E.unknown_topic_or_partition)
+
+    async def scenario():
+        runner = TxnRunner(coordinator, markers, retry_backoff_s=0.001)
+        p = begin(runner)
+        runner.run(lambda c: c.end_txn("t1", p.producer_id, 0, commit=False))
+        await settle(runner)
+        assert coordinator.ids["t1"].state == TxnState.COMPLETE_ABORT and len(markers.writes) == 1
+        runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_in_a_cluster_answers_and_markers_wait_for_replication_and_a_failure_is_not_coordinator():
+    coordinator, _, _ = make_coordinator()
+    markers = Markers()
+    gate = {"error": E.none}
+
+    async def scenario():
+        release = asyncio.Event()
+
+        async def replicated(written):
+            await release.wait()
+            return gate["error"]
+
+        runner = TxnRunner(coordinator, markers, replicated=replicated, retry_backoff_s=0.001)
+        init = runner.run(lambda c: c.init_producer_id("t1", 60_000))
+        assert isinstance(init, asyncio.Future) and not init.done()
+        release.set()
+        p = await init
+        await runner.run(lambda c: c.add_partitions("t1", p.producer_id, 0, [TP]))
+        release.clear()
+        end = runner.run(lambda c: c.end_txn("t1", p.producer_id, 0, commit=True))
+        await asyncio.sleep(0.01)
+        assert markers.writes == [], "no marker before the Prepare record is replicated"
+        gate["error"] = E.request_timed_out
+        release.set()
+        assert (await end).error == E.not_coordinator
+        assert markers.writes == []
+        runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_unloading_the_partition_cancels_its_marker_jobs():
+    coordinator, journal, _ = make_coordinator()
+    markers = Markers(failures={TP: 10**6})
+
+    async def scenario():
+        runner = TxnRunner(coordinator, markers, retry_backoff_s=0.001)
+        p = begin(runner, partitions=(TP,))
+        runner.run(lambda c: c.end_txn("t1", p.producer_id, 0, commit=True))
+        await asyncio.sleep(0.01)
+        assert runner.pending_markers == 1
+        runner.unload_partition(journal.partition_for("t1"))
+        await asyncio.sleep(0.01)
+        assert runner.pending_markers == 0 and "t1" not in coordinator.ids
+        runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_timer_aborts_a_timed_out_transaction_and_writes_its_abort_markers():
+    coordinator, _, clock = make_coordinator(config=TxnConfig())
+    markers = Markers()
+
+    async def scenario():
+        runner = TxnRunner(coordinator, markers, retry_backoff_s=0.001)
+        begin(runner, timeout_ms=20)
+        assert runner.timer.due == coordinator.next_deadline()
+        clock.advance(20)
+        await asyncio.sleep(0.05)   # the timer was armed for ~20 ms of real time
+        await settle(runner)
+        assert coordinator.ids["t1"].state == TxnState.COMPLETE_ABORT
+        assert markers.writes == [(False, 1, [TP, TP2])]
+        runner.close()
+
+    asyncio.run(scenario())
