@@ -51,12 +51,17 @@ def test_followers_copy_the_leader_and_acks_all_waits_for_them(cluster):
     assert store.states[TP].isr == (1, 2, 3)
 
 
-def test_clients_are_refused_by_followers(cluster):
+def test_followers_refuse_produce_and_serve_consumer_fetches_up_to_their_high_watermark(cluster):
+    """As in Kafka since KIP-392: a consumer's Fetch v11+ carries its client metadata, so any
+    replica serves it (up to that replica's high watermark); only the leader takes writes."""
     brokers, store = cluster
     setup_topic(brokers, store)
     assert produce(brokers[2], "r", [b"x"])[0] == E.not_leader_or_follower
-    assert consumer_fetch(brokers[3], "r")[0] == E.not_leader_or_follower
+    assert produce(brokers[1], "r", [b"y"]) == (E.none, 0)
     assert consumer_fetch(brokers[1], "r")[0] == E.none
+    wait_until(lambda: consumer_fetch(brokers[3], "r")[1] == 1, 5, "the follower's high watermark at 1")
+    error, _, records = consumer_fetch(brokers[3], "r")
+    assert error == E.none and records
 
 
 @pytest.mark.slow
