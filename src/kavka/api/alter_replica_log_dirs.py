@@ -10,16 +10,21 @@ Each (partition, destination) is answered on its own, checked in Kafka's order:
    partition elsewhere (Kafka keeps that code here, for compatibility, where other APIs
    say NOT_LEADER_OR_FOLLOWER), UNKNOWN_TOPIC_OR_PARTITION when it does not exist; a
    replica on an offline directory: KAFKA_STORAGE_ERROR;
-4. otherwise the partition is moved now (kavka.log.log_manager.move_partition: closed,
-   copied, swapped in, reopened; Kafka copies in the background and swaps when caught
-   up) and answered NONE, or KAFKA_STORAGE_ERROR if the copy or swap failed.  A replica
-   already in the destination stays where it is.
+4. otherwise the partition is moved: copied in a worker thread while it keeps serving
+   (``LogManager.precopy_move``; the event loop serves every client meanwhile), then
+   closed, brought up to date, swapped in and reopened (``move_partition``), and
+   answered NONE, or KAFKA_STORAGE_ERROR if the copy or swap failed.  Kafka answers at
+   once and swaps in the background; kavka answers when the move is done, so the
+   answer of a very large partition may come after the client's request timeout (the
+   move finishes anyway, and DescribeLogDirs shows it).  A replica already in the
+   destination stays where it is.
 
 A partition named twice keeps the last destination, as in Kafka (the request becomes a map).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -38,12 +43,12 @@ log = logging.getLogger("kavka.api")
 
 
 @api(KEY, "AlterReplicaLogDirs", VERSIONS)
-def handle(request: Request):
+async def handle(request: Request):
     r = builder_for(request)
     destinations = {(t.name, int(index)): d.path for d in request.body.dirs for t in d.topics for index in t.partitions}
     by_topic: dict[str, list] = {}
     for (topic, index), path in destinations.items():
-        code = _alter(request.broker, topic, index, path)
+        code = await _alter(request.broker, topic, index, path)
         result = r.AlterReplicaLogDirPartitionResult(partition_index=index, error_code=code)
         by_topic.setdefault(topic, []).append(result)
     results = tuple(r.AlterReplicaLogDirTopicResult(topic_name=topic, partitions=tuple(parts))
@@ -51,7 +56,7 @@ def handle(request: Request):
     return r.AlterReplicaLogDirsResponse(results=results)
 
 
-def _alter(broker, topic: str, index: int, path: str) -> ErrorCode:
+async def _alter(broker, topic: str, index: int, path: str) -> ErrorCode:
     if len(f"{topic}-{index}".encode()) + FUTURE_SUFFIX_LENGTH > MAX_DIR_NAME:
         return ErrorCode.invalid_topic_exception
     target = _log_dir(broker.logs.log_dirs(), path)
@@ -66,7 +71,9 @@ def _alter(broker, topic: str, index: int, path: str) -> ErrorCode:
     if partition.offline:
         return ErrorCode.kafka_storage_error
     try:
-        broker.logs.move_partition(topic, index, target)
+        if partition.health is not target:
+            precopied = await asyncio.to_thread(broker.logs.precopy_move, topic, index, target)
+            broker.logs.move_partition(topic, index, target, precopied)
     except StorageError as exc:
         log.warning("AlterReplicaLogDirs of %s-%d to %s failed: %s", topic, index, path, exc)
         return ErrorCode.kafka_storage_error

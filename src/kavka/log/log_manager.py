@@ -95,7 +95,7 @@ from kavka.clock import Clock
 from kavka.config import BrokerConfig, parse_dynamic, parse_properties
 from kavka.log import dynamic_configs
 from kavka.log.checkpoint import deferred_sync, sync_file_system, write_atomically
-from kavka.log.dir_move import copy_to_future, resolve_futures, swap_in
+from kavka.log.dir_move import copy_to_future, precopy, resolve_futures, swap_in
 from kavka.log.errors import (DataDirLocked, DataDirUnusable, InvalidPartitions, LogDirOffline, LogError,
                               PolicyViolation)
 from kavka.log.file_cache import FILES
@@ -300,21 +300,37 @@ class LogManager:
         """The log directories this broker keeps partitions in, in ``log.dirs`` order."""
         return list(self._dirs)
 
-    def move_partition(self, topic: str, index: int, target: LogDirHealth) -> None:
+    def precopy_move(self, topic: str, index: int, target: LogDirHealth) -> Path:
+        """The first step of a move, safe in a worker thread while the partition serves: a
+        future copy of its directory in ``target`` for :meth:`move_partition` to finish.
+        A failure raises the target's StorageError."""
+        source = self._partitions[(topic, index)].log.path
+        try:
+            return precopy(source, target.path)
+        except OSError as exc:
+            raise target.failed(exc, f"a move of {topic}-{index} into") from None
+
+    def move_partition(self, topic: str, index: int, target: LogDirHealth,
+                       precopied: Path | None = None) -> None:
         """Move a partition's directory to the log dir ``target`` (AlterReplicaLogDirs):
-        closed, copied, swapped in and reopened (kavka.log.dir_move).  A failure to copy
-        leaves it where it was, reopened, and raises the target's StorageError; a failure
-        of the swap takes the partition's log dir offline (the next load() finishes or undoes
-        the move) and raises LogDirOffline."""
-        partition = self._partitions[(topic, index)]
-        if partition.health is target:
+        closed, copied (or the ``precopied`` future of :meth:`precopy_move` brought up to
+        date), swapped in and reopened (kavka.log.dir_move).  A failure to copy leaves it
+        where it was, reopened, and raises the target's StorageError; a failure of the swap
+        takes the partition's log dir offline (the next load() finishes or undoes the move)
+        and raises LogDirOffline.  A partition deleted or already moved meanwhile stays as
+        it is and the pre-copy is dropped."""
+        partition = self._partitions.get((topic, index))
+        if partition is None or partition.health is target or (
+                precopied is not None and precopied.parent != target.path):
+            if precopied is not None:
+                shutil.rmtree(precopied, ignore_errors=True)
             return
         info = self.catalog.require(topic)
         old = partition.log
         source = old.path
         partition.close()
         try:
-            future = copy_to_future(source, target.path)
+            future = copy_to_future(source, target.path, precopied)
         except OSError as exc:
             self._reopen(info, index, old)
             raise target.failed(exc, f"a move of {topic}-{index} into") from None

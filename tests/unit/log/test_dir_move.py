@@ -109,3 +109,33 @@ def test_resolve_ignores_what_is_not_a_future(roots):
     (b / f"t-0.{'2' * 32}-future").write_bytes(b"a file, not a directory")
     resolve_futures([a, b])
     assert sorted(os.listdir(b)) == [f"t-0.{'2' * 32}-future", "t-0.notahex-future"]
+
+
+def test_copy_to_future_catches_a_precopy_up_with_appends_rewrites_and_deletions(tmp_path):
+    source, dest = tmp_path / "a" / "t-0", tmp_path / "b"
+    source.mkdir(parents=True)
+    dest.mkdir()
+    (source / "00.log").write_bytes(b"x" * 10_000)
+    (source / "00.index").write_bytes(b"i" * 100)
+    (source / "gone.snapshot").write_bytes(b"s")
+    future = dir_move.precopy(source, dest)
+    with open(source / "00.log", "ab") as f:
+        f.write(b"y" * 500)                                            # appended
+    (source / "00.index").write_bytes(b"j" * 100)                      # rewritten, same size
+    os.utime(source / "00.index", ns=(1, 1))
+    (source / "gone.snapshot").unlink()
+    (source / "10.log").write_bytes(b"z" * 7)                          # new
+    assert dir_move.copy_to_future(source, dest, future) == future
+    assert {p.name: p.read_bytes() for p in future.iterdir()} == {
+        p.name: p.read_bytes() for p in source.iterdir()}
+
+
+def test_a_file_rewritten_shorter_then_longer_is_copied_again_not_appended(tmp_path):
+    source, dest = tmp_path / "a" / "t-0", tmp_path / "b"
+    source.mkdir(parents=True)
+    dest.mkdir()
+    (source / "00.log").write_bytes(b"a" * 5000)
+    future = dir_move.precopy(source, dest)
+    (source / "00.log").write_bytes(b"b" * 6000)                       # truncated and refilled
+    dir_move.copy_to_future(source, dest, future)
+    assert (future / "00.log").read_bytes() == b"b" * 6000

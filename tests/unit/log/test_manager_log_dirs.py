@@ -148,6 +148,40 @@ def test_move_keeps_every_record_and_serves_from_the_new_dir(manager, dirs):
     assert [home(manager, "u", i) for i in range(2)] == [a, dirs[1]]  # the move changed the counts
 
 
+def test_a_precopied_move_keeps_what_was_written_and_deleted_meanwhile(dirs):
+    """The pre-copy runs while the partition serves: records appended after it, a segment
+    rolled, and a segment retention deleted meanwhile all end up as in the source."""
+    m = open_manager(dirs)
+    try:
+        m.create_topic("t", 1, {"segment.bytes": "2048"})
+        partition = m.partition("t", 0)
+        produce(partition, 0, 40)
+        target = m.log_dirs()[1]
+        future = m.precopy_move("t", 0, target)
+        assert future.parent == dirs[1] and future.name.endswith("-future")
+        first = sorted(partition.log.path.glob("*.log"))[0]
+        produce(partition, 40, 40)                                  # grows and rolls segments
+        assert partition.log.delete_oldest_segment()                # as retention would
+        start = partition.log.log_start_offset
+        m.move_partition("t", 0, target, future)
+        moved = m.partition("t", 0)
+        assert moved.log.path == dirs[1] / "t-0" and not future.exists()
+        assert moved.log.log_start_offset == start > 0
+        assert values(moved) == [b"v%d" % i for i in range(start, 80)]
+        assert not (moved.log.path / first.name).exists()
+    finally:
+        m.close()
+
+
+def test_a_precopy_of_a_partition_already_there_or_deleted_is_dropped(manager, dirs):
+    manager.create_topic("t", 1)
+    target = manager.log_dirs()[1]
+    future = manager.precopy_move("t", 0, target)
+    manager.move_partition("t", 0, target)                           # another request moved it first
+    manager.move_partition("t", 0, target, future)
+    assert not future.exists() and manager.partition("t", 0).log.path == dirs[1] / "t-0"
+
+
 def test_a_moved_partition_is_found_there_after_a_restart(dirs):
     m = open_manager(dirs)
     m.create_topic("t", 1)
