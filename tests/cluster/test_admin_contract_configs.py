@@ -207,3 +207,38 @@ def test_min_insync_replicas_above_the_isr_refuses_acks_all_only(admin_target):
     assert _produce_error(target, "strict-isr", "all") == "NOT_ENOUGH_REPLICAS"
     assert _produce_error(target, "strict-isr", "1") is None
     assert _produce_error(target, "full-isr", "all") is None
+
+
+def test_a_group_config_set_at_one_broker_is_described_and_applied_by_every_broker(admin_target):
+    """GROUP resources (KIP-848): in a cluster the configs live in etcd, so any broker answers
+    them and whichever broker coordinates the group, now or after a failover, applies them."""
+    from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType
+
+    target = admin_target
+    first = target.broker_ids[0]
+
+    def resource(configs=None):
+        return ConfigResource(ConfigResourceType.GROUP, "tuned-group", configs)
+
+    def interval_at(broker_id):
+        described = kafka_python_admin(target, broker_id).describe_configs(
+            [resource()], config_filter="all")["group"]["tuned-group"]["consumer.heartbeat.interval.ms"]
+        return described["value"], described["config_source"]
+
+    def applied_at(broker_id):
+        broker = target.brokers[broker_id]
+        return broker.call(lambda b=broker: b.groups.coordinator.config_of("tuned-group").consumer_heartbeat_interval_ms)
+
+    client = kafka_python_admin(target, first)
+    assert client.alter_configs([resource({"consumer.heartbeat.interval.ms": "6000"})]) == \
+        {"group": {"tuned-group": "OK"}}
+    for broker_id in target.broker_ids:
+        eventually(lambda b=broker_id: interval_at(b) == ("6000", "DYNAMIC_GROUP_CONFIG"),
+                   f"the group's config described by broker {broker_id}")
+        eventually(lambda b=broker_id: applied_at(b) == 6000, f"the group's config applied by broker {broker_id}")
+    assert client.alter_configs([resource({"consumer.heartbeat.interval.ms": (AlterConfigOp.DELETE, None)})]) == \
+        {"group": {"tuned-group": "OK"}}
+    for broker_id in target.broker_ids:
+        eventually(lambda b=broker_id: interval_at(b) == ("5000", "DEFAULT_CONFIG"),
+                   f"the group's default described by broker {broker_id}")
+        eventually(lambda b=broker_id: applied_at(b) == 5000, f"the broker's default applied by broker {broker_id}")

@@ -14,9 +14,13 @@ several tests) can share one etcd::
                                                              (both written by any broker, KIP-226)
     /kavka/<cid>/features                  FinalizedFeatures written by any broker (UpdateFeatures),
                                                              compare-and-swap on its mod revision
+    /kavka/<cid>/group_configs/<hex>       GroupConfigs      a group's own configs (KIP-848 GROUP
+                                                             resources), written by any broker;
+                                                             <hex>: the group id's UTF-8, in hex
 
 Broker ids are written in decimal; Kafka topic names use only ``[a-zA-Z0-9._-]``, so no name
-can contain ``/`` and the parse below is unambiguous. Nothing here does I/O.
+can contain ``/`` and the parse below is unambiguous; a group id may hold any character, so
+its key names it in hex. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -45,9 +49,11 @@ class KeyRef:
     broker_id: int | None = None
     topic: str | None = None
     partition: int | None = None
+    group: str | None = None
 
 
-KINDS = ("broker", "controller", "controller_epoch", "topic", "partition", "broker_config", "features")
+KINDS = ("broker", "controller", "controller_epoch", "topic", "partition", "broker_config", "features",
+         "group_config")
 DEFAULT_CONFIGS = "default"   # the broker_configs key of the cluster-wide defaults (broker_id None)
 
 
@@ -87,6 +93,9 @@ class KeyLayout:
         tail = DEFAULT_CONFIGS if broker_id is None else str(_broker_id(broker_id))
         return self.root + b"broker_configs/" + tail.encode()
 
+    def group_configs(self, group: str) -> bytes:
+        return self.root + b"group_configs/" + group.encode("utf-8").hex().encode()
+
     def controller_epoch(self) -> bytes:
         return self.root + b"controller_epoch"
 
@@ -121,6 +130,8 @@ def _parse_parts(parts: list[str]) -> KeyRef | None:
         return KeyRef("broker", broker_id=_broker_id(int(rest[0])))
     if head == "broker_configs" and len(rest) == 1:
         return KeyRef("broker_config", broker_id=None if rest[0] == DEFAULT_CONFIGS else _broker_id(int(rest[0])))
+    if head == "group_configs" and len(rest) == 1:
+        return KeyRef("group_config", group=bytes.fromhex(rest[0]).decode("utf-8"))
     if head == "topics" and len(rest) == 1:
         return KeyRef("topic", topic=_topic(rest[0]))
     if head == "partitions" and len(rest) == 2:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from kavka.cluster.controller import VIEW_WAIT, ViewTimeout
 from kavka.cluster.errors import ClusterError, ConcurrentUpdate, EtcdUnavailable
-from kavka.cluster.model import NO_LEADER, BrokerConfigs
+from kavka.cluster.model import NO_LEADER, BrokerConfigs, GroupConfigs
 from kavka.cluster.quorum import quorum_state
 from kavka.config import PER_BROKER
 from kavka.internal_topics import OFFSETS_TOPIC
@@ -238,11 +238,24 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         return AdminResult()
 
     def group_configs(self, group: str) -> Mapping[str, str]:
-        return {}
+        held = self.view.group_configs.get(group)
+        return held.value.values if held is not None else {}
 
     async def alter_group_configs(self, group: str, values: Mapping[str, str]) -> AdminResult:
-        """Not kept in a cluster yet: they would need an etcd key every coordinator watches."""
-        return AdminResult(ErrorCode.invalid_request, "GROUP configs are not supported in a kavka cluster yet")
+        """Written to etcd by this broker, like dynamic broker configs (one key per group, the
+        last write wins; none left: the key goes); every broker hands them to its group
+        coordinator from its watch (reconcile.py), so whichever coordinates the group, now
+        or after a failover, applies them."""
+        node = self.node
+        key = node.layout.group_configs(group)
+        wanted = dict(values)
+        tx = node.etcd.tx
+        try:
+            await node.etcd.txn([], [tx.put(key, GroupConfigs(wanted).encode()) if wanted else tx.delete(key)])
+            await node.wait_seen(lambda: dict(self.group_configs(group)) == wanted, CONFIG_VIEW_WAIT)
+        except (EtcdUnavailable, ViewTimeout) as exc:
+            return AdminResult(ErrorCode.request_timed_out, str(exc))
+        return AdminResult()
 
     async def elect_leaders(self, election: ElectionType,
                             partitions: Sequence[TopicPartition]) -> list[AdminResult]:

@@ -193,6 +193,10 @@ class BrokerConfigs:
             raise DecodeError(f"broker configs: {exc!r} in {raw[:80]!r}") from exc
 
 
+class GroupConfigs(BrokerConfigs):
+    """One group's own configs (kavka.group_configs), as the strings a client set."""
+
+
 @dataclass(frozen=True)
 class PartitionState:
     """Leader, leader epoch and ISR of one partition, and the controller epoch that wrote it.

@@ -28,6 +28,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
+from kavka import group_configs
 from kavka.cluster.view import Snapshot
 from kavka.config import CLUSTER_DEFAULT, PER_BROKER
 from kavka.internal_topics import OFFSETS_TOPIC
@@ -52,6 +53,7 @@ class Reconciler:
             if isinstance(item, Snapshot):
                 node.metadata.topics_changed()
                 self.reconcile_broker_configs()
+                self.reconcile_group_configs(None)
                 self.reconcile_topics()
                 self.reconcile_roles(None)
                 node.controller.dirty.set()
@@ -69,6 +71,8 @@ class Reconciler:
                     node.controller.dirty.set()
                 elif kind == "broker_config":
                     self.reconcile_broker_configs()
+                elif kind == "group_config":
+                    self.reconcile_group_configs(item.ref.group)
         except Exception:
             log.exception("could not apply a cluster change (%r)", item)
         node.view_changed()
@@ -89,6 +93,25 @@ class Reconciler:
                 continue
             log.info("dynamic broker configs (%s) from the cluster: %s", scope,
                      ", ".join(f"{k}={v}" for k, v in sorted(values.items())) or "(none)")
+
+    def reconcile_group_configs(self, group: str | None) -> None:
+        """Hand the GROUP configs etcd holds (of ``group``; None: of every group, after a
+        snapshot) to this broker's group coordinator, which applies a group's from its next
+        heartbeat if it coordinates it, or later, after a failover."""
+        groups = self.node.broker.groups
+        if groups is None:
+            return
+        held = self.node.view.group_configs
+        names = (set(held) | groups.query(lambda c: c.configured_groups())) if group is None else {group}
+        for name in names:
+            entry = held.get(name)
+            try:
+                settings = group_configs.coordinator_settings(
+                    group_configs.parse(entry.value.values if entry is not None else {}))
+            except ValueError as exc:
+                log.warning("ignoring the cluster's configs of group %r: %s", name, exc)
+                continue
+            groups.query(lambda c, name=name, settings=settings: c.set_group_config(name, settings))
 
     def reconcile_topics(self) -> None:
         node = self.node

@@ -21,7 +21,7 @@ from typing import Any
 from .keys import KeyLayout, KeyRef
 from kavka.metadata.features import FinalizedFeatures
 
-from .model import (BrokerConfigs, BrokerInfo, ControllerInfo, DecodeError, PartitionState, TopicAssignment,
+from .model import (BrokerConfigs, BrokerInfo, ControllerInfo, DecodeError, GroupConfigs, PartitionState, TopicAssignment,
                     Versioned, decode_epoch, decode_features)
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ _DECODERS: dict[str, Any] = {
     "topic": TopicAssignment.decode,
     "partition": PartitionState.decode,
     "broker_config": BrokerConfigs.decode,
+    "group_config": GroupConfigs.decode,
     "features": decode_features,
 }
 
@@ -85,6 +86,7 @@ class ClusterView:
     partitions: dict[tuple[str, int], Versioned[PartitionState]] = field(default_factory=dict)
     broker_configs: dict[int | None, Versioned[BrokerConfigs]] = field(default_factory=dict)  # None: defaults
     features: Versioned[FinalizedFeatures] | None = None   # None: the format-time defaults
+    group_configs: dict[str, Versioned[GroupConfigs]] = field(default_factory=dict)
     revision: int = 0
 
     def apply(self, item: Snapshot | Change) -> None:
@@ -108,6 +110,8 @@ class ClusterView:
             _set(self.partitions, (ref.topic, ref.partition), versioned)
         elif ref.kind == "broker_config":
             _set(self.broker_configs, ref.broker_id, versioned)
+        elif ref.kind == "group_config":
+            _set(self.group_configs, ref.group, versioned)
         elif ref.kind == "controller":
             self.controller = versioned
         elif ref.kind == "features":

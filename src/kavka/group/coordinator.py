@@ -91,6 +91,10 @@ class GroupCoordinator:
         if not settings:
             del self._group_settings[group_id]
 
+    def configured_groups(self) -> set[str]:
+        """The groups with overrides of their own."""
+        return set(self._group_settings)
+
     def config_of(self, group_id: str) -> GroupConfig:
         """The settings of one group: the broker's, under the group's own configs."""
         settings = self._group_settings.get(group_id)
