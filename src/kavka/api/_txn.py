@@ -13,9 +13,9 @@ INVALID_PRODUCER_EPOCH instead, at the versions Kafka's KafkaApis does (:func:`f
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
+from kavka.api._groups import coordinated
 from kavka.metadata.features import TRANSACTION_VERSION
 from kavka.protocol.errors import ErrorCode
 from kavka.txn.coordinator import TXN_V2
@@ -24,15 +24,7 @@ from kavka.txn.coordinator import TXN_V2
 def transactional(unavailable: Callable[[Any], Any]):
     """Call ``handler(request, transactions)``, or answer ``unavailable(request)`` when the
     broker has no transaction coordinator."""
-    def wrap(handler: Callable[[Any, Any], Any]) -> Callable[[Any], Any]:
-        @functools.wraps(handler)
-        def handle(request):
-            transactions = getattr(request.broker, "transactions", None)
-            if transactions is None:
-                return unavailable(request)
-            return handler(request, transactions)
-        return handle
-    return wrap
+    return coordinated(unavailable, runner="transactions")
 
 
 def fenced_as(error: ErrorCode, version: int, first_fenced_version: int) -> ErrorCode:

@@ -44,8 +44,8 @@ def _response(request: Request, found):
 def _state(r, transactional_id: str, error: ErrorCode, meta: TxnMetadata | None):
     if meta is None:
         return r.TransactionState(error_code=error, transactional_id=transactional_id, transaction_state="",
-                                  transaction_timeout=0 * _MS, transaction_start_time=_time(-1),
-                                  producer_id=-1, producer_epoch=-1, topics=())
+                                  transaction_timeout=0 * _MS, transaction_start_time=_time(0),
+                                  producer_id=0, producer_epoch=0, topics=())
     by_topic: dict[str, list[int]] = {}
     for topic, index in sorted(meta.partitions):
         by_topic.setdefault(topic, []).append(index)
