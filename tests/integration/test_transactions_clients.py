@@ -83,3 +83,25 @@ def test_a_second_producer_with_the_same_id_fences_the_first(broker):
     assert error.fatal() and error.code() == KafkaError._FENCED
     assert consume_confluent(broker.bootstrap_servers, "read_committed", 1) == [b"live"]
     assert consume_confluent(broker.bootstrap_servers, "read_uncommitted", 2) == [b"zombie", b"live"]
+
+
+def test_an_open_transaction_survives_a_restart_and_is_aborted_by_the_next_producer(kavka_broker_factory,
+                                                                                    tmp_path):
+    data_dir = tmp_path / "data"
+    broker = kavka_broker_factory(data_dir=data_dir)
+    create_topic(broker.bootstrap_servers, TOPIC, partitions=1)
+    committed = transactional_producer(broker.bootstrap_servers)
+    committed.begin_transaction()
+    send(committed, [b"before"])
+    committed.commit_transaction(TIMEOUT_S)
+    committed.begin_transaction()
+    send(committed, [b"open"])
+    port = broker.port
+    broker.stop()   # the transaction is Ongoing in __transaction_state
+
+    broker = kavka_broker_factory(data_dir=data_dir, port=port)
+    successor = transactional_producer(broker.bootstrap_servers)   # replayed id: aborts "open"
+    successor.begin_transaction()
+    send(successor, [b"after"])
+    successor.commit_transaction(TIMEOUT_S)
+    assert consume_confluent(broker.bootstrap_servers, "read_committed", 2) == [b"before", b"after"]
