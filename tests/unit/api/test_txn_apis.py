@@ -328,3 +328,11 @@ def test_find_coordinator_answers_this_broker_for_a_transactional_id(wire):
     response = run(wire.call(req(FIND, 4, "FindCoordinatorRequest", key_type=1, coordinator_keys=("tx",))))
     (found,) = response.coordinators
     assert (found.key, found.error_code, found.node_id, found.port) == ("tx", E.none, 0, 9092)
+
+
+def test_transaction_apis_are_advertised_at_kafka_4_ranges(wire):
+    response = run(wire.call(req(18, 3, "ApiVersionsRequest", client_software_name="t",
+                                 client_software_version="1")))
+    ranges = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
+    assert {key: ranges[key] for key in (INIT, ADD_PARTITIONS, ADD_OFFSETS, END, DESCRIBE, LIST)} == {
+        INIT: (0, 5), ADD_PARTITIONS: (0, 5), ADD_OFFSETS: (0, 4), END: (0, 5), DESCRIBE: (0, 0), LIST: (0, 1)}
