@@ -31,11 +31,16 @@ from kavka.group.coordinator import GroupCoordinator
 from kavka.group.env import GroupConfig
 from kavka.group.offsets_topic import OffsetsTopic
 from kavka.group.runner import GroupRunner
+from kavka.internal_topics import OFFSETS_TOPIC, coordinator_partition
 from kavka.log.cleaner import LogCleaner
 from kavka.log.log_manager import LogManager
 from kavka.producer_ids import RandomProducerIds
 from kavka.server.dispatch import Dispatcher
 from kavka.server.listener import Listener, server_limits
+from kavka.txn.coordinator import TransactionCoordinator, TxnConfig
+from kavka.txn.local_markers import local_marker_writer
+from kavka.txn.runner import TxnRunner
+from kavka.txn.state_topic import TransactionStateTopic
 
 log = logging.getLogger("kavka")
 
@@ -59,6 +64,7 @@ class Broker:
         self._clock = clock
         self.logs: LogManager | None = None
         self.groups: GroupRunner | None = None
+        self.transactions: TxnRunner | None = None
         self._listener: Listener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -68,6 +74,7 @@ class Broker:
         self.cluster_settings = cluster
         self.node = None
         self._cleaner: LogCleaner | None = None
+        self.producer_ids = RandomProducerIds()   # idempotent and transactional producers alike
 
     # -- in the caller's event loop ---------------------------------------------------------
 
@@ -84,6 +91,8 @@ class Broker:
                 from kavka.cluster.node import ClusterNode
                 self.node = ClusterNode(self, self.cluster_settings)
             self.groups = self._load_groups()
+            if self.node is None:
+                self.transactions = self._load_transactions()
             await self._listen()
             if self.node is not None:
                 await self.node.start()
@@ -167,6 +176,22 @@ class Broker:
             runner.replicated = self.node.offsets_replicated
         return runner
 
+    def _load_transactions(self) -> TxnRunner:
+        """The transaction coordinator of a lone broker: every __transaction_state partition
+        replayed before we listen, markers written straight into the local partitions.  (A
+        cluster has none yet: its brokers refuse transactional ids.)"""
+        get = self.config.get
+        journal = TransactionStateTopic(self.logs, get("transaction.state.log.num.partitions"),
+                                        get("transaction.state.log.segment.bytes"), self._clock)
+        offsets_partitions = get("offsets.topic.num.partitions")
+        coordinator = TransactionCoordinator(
+            TxnConfig.from_broker(self.config), self._clock, journal, self.producer_ids,
+            lambda group_id: (OFFSETS_TOPIC, coordinator_partition(group_id, offsets_partitions)))
+        runner = TxnRunner(coordinator, local_marker_writer(self.logs, self._clock))
+        for index in range(journal.partitions):
+            runner.load_partition(index)
+        return runner
+
     def _topic_meta(self) -> dict[str, TopicMeta]:
         """Topics as the group coordinator's server-side assignors see them (the whole
         cluster's, not only those with a replica here)."""
@@ -180,7 +205,8 @@ class Broker:
             boundary = dict(metadata=self.node.metadata, admin=self.node.metadata, replicas=self.node.replicas)
         context = self.context = BrokerContext(
             logs=self.logs, config=self.config, clock=self._clock, node_id=self.config.get("broker.id"),
-            host="", port=0, producer_ids=RandomProducerIds(), groups=self.groups, **boundary)
+            host="", port=0, producer_ids=self.producer_ids, groups=self.groups,
+            transactions=self.transactions, **boundary)
         if self.config.get("kavka.flush.before.ack"):
             from kavka.log.group_commit import GroupCommit
             context.durable = GroupCommit()
@@ -218,6 +244,9 @@ class Broker:
         if self._listener is not None:
             await self._listener.stop(timeout)
             self._listener = None
+        if self.transactions is not None:
+            self.transactions.close()   # marker tasks and timers: before the logs close
+            self.transactions = None
         if self.context is not None and self.context.durable is not None:
             await self.context.durable.close()  # its last round, before the logs close
         if self.logs is not None:

@@ -5,6 +5,8 @@ in :data:`kavka.api.registry.REGISTRY`; ApiVersions answers from that table.
 """
 
 from kavka.api import (  # noqa: F401  (imported for their registration)
+    add_offsets_to_txn,
+    add_partitions_to_txn,
     alter_configs,
     alter_partition_reassignments,
     alter_replica_log_dirs,
@@ -22,7 +24,9 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     describe_groups,
     describe_quorum,
     describe_topic_partitions,
+    describe_transactions,
     elect_leaders,
+    end_txn,
     fetch,
     find_coordinator,
     heartbeat,
@@ -33,6 +37,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     list_groups,
     list_offsets,
     list_partition_reassignments,
+    list_transactions,
     metadata,
     offset_commit,
     offset_delete,

@@ -22,15 +22,16 @@ from kavka.metadata.features import GROUP_VERSION
 _MS = datetime.timedelta(milliseconds=1)
 
 
-def coordinated(unavailable: Callable[[Any], Any]):
-    """Call ``handler(request, groups)``, or answer ``unavailable(request)`` when the broker has no coordinator."""
+def coordinated(unavailable: Callable[[Any], Any], runner: str = "groups"):
+    """Call ``handler(request, groups)``, or answer ``unavailable(request)`` when the broker has no
+    coordinator; ``runner``: the BrokerContext attribute holding it (kavka.api._txn: "transactions")."""
     def wrap(handler: Callable[[Any, Any], Any]) -> Callable[[Any], Any]:
         @functools.wraps(handler)
         def handle(request):
-            groups = getattr(request.broker, "groups", None)
-            if groups is None:
+            coordinator = getattr(request.broker, runner, None)
+            if coordinator is None:
                 return unavailable(request)
-            return handler(request, groups)
+            return handler(request, coordinator)
         return handle
     return wrap
 

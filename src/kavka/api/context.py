@@ -25,6 +25,7 @@ from kavka.protocol.errors import ErrorCode
 if TYPE_CHECKING:
     from kavka.group.runner import GroupRunner
     from kavka.log.group_commit import GroupCommit
+    from kavka.txn.runner import TxnRunner
 
 __all__ = ["BrokerContext", "ProducerIdAllocator", "RandomProducerIds"]
 
@@ -40,6 +41,7 @@ class BrokerContext:
     producer_ids: ProducerIdAllocator
     groups: "GroupRunner | None" = None      # None: no group coordinator (the group APIs answer so)
     durable: "GroupCommit | None" = None     # with --durable; None: ack from the page cache
+    transactions: "TxnRunner | None" = None  # None: no transaction coordinator (a cluster, for now)
     metadata: MetadataView = field(default=None)   # type: ignore[assignment]  (set in __post_init__)
     admin: TopicAdmin = field(default=None)        # type: ignore[assignment]
     replicas: ReplicaRoles = field(default=None)   # type: ignore[assignment]

@@ -10,6 +10,11 @@ leader takes produce requests.  All of these are the broker's replica roles
 (``request.broker.replicas``, kavka.metadata): a lone broker is its whole ISR and
 answers at once.
 
+Transactional batches need the request's transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+without one, as in Kafka); a broker without a transaction coordinator (a cluster, for now)
+refuses transactional ids outright.  The partition's producer state judges each batch's epoch
+and transaction (kavka.log.producer_state).
+
 Versions 0-2 are advertised because librdkafka enables compression only when
 Produce v0 is listed, but, as in Kafka 4 (KIP-896), they are refused with
 UNSUPPORTED_VERSION: their message formats are gone.
@@ -72,9 +77,9 @@ def handle(request: Request):
         results = _refuse_all(body, ErrorCode.unsupported_version)
     elif body.acks not in VALID_ACKS:
         results = _refuse_all(body, ErrorCode.invalid_required_acks)
-    elif body.transactional_id is not None:
+    elif body.transactional_id is not None and request.broker.transactions is None:
         results = _refuse_all(body, ErrorCode.transactional_id_authorization_failed)
-    elif _has_transactional_records(body):  # as Kafka: a transaction needs a transactional id
+    elif body.transactional_id is None and _has_transactional_records(body):  # as Kafka: a transaction needs a transactional id
         results = _refuse_all(body, ErrorCode.transactional_id_authorization_failed)
     else:
         heavy = _heavy_key_checks(request)

@@ -40,6 +40,7 @@ from typing import Mapping, Sequence
 
 METADATA_VERSION = "metadata.version"
 GROUP_VERSION = "group.version"
+TRANSACTION_VERSION = "transaction.version"
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,13 @@ class TxnConfig:
     abort_check_interval_ms: int = 10_000           # transaction.abort.timed.out.transaction.cleanup.interval.ms
     expiration_check_interval_ms: int = 3_600_000   # transaction.remove.expired.transaction.cleanup.interval.ms
 
+    @classmethod
+    def from_broker(cls, config) -> "TxnConfig":
+        get = config.get
+        return cls(get("transaction.max.timeout.ms"), get("transactional.id.expiration.ms"),
+                   get("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
+                   get("transaction.remove.expired.transaction.cleanup.interval.ms"))
+
 
 @dataclass(frozen=True, slots=True)
 class ProducerIdAndEpoch:

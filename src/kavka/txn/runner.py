@@ -33,8 +33,12 @@ from kavka.txn.model import TopicPartition
 
 log = logging.getLogger("kavka.txn")
 
-# Per-partition marker answers after which the partition needs no marker.
-DONE = frozenset({ErrorCode.none, ErrorCode.unknown_topic_or_partition})
+# Per-partition marker answers after which the partition needs no marker: written, the
+# partition is gone, or it already holds a marker of a newer epoch (Kafka stops there too).
+DONE = frozenset({ErrorCode.none, ErrorCode.unknown_topic_or_partition, ErrorCode.invalid_producer_epoch})
+# A newer coordinator wrote to the partition: this one gives the job up (its successor,
+# which replayed the transaction, completes it).
+FENCED = ErrorCode.transaction_coordinator_fenced
 
 WriteMarkers = Callable[[MarkerJob], Awaitable[dict[TopicPartition, ErrorCode]]]
 Replicated = Callable[[list[tuple[int, int]]], Awaitable[ErrorCode]]
@@ -121,6 +125,10 @@ class TxnRunner:
             except Exception:  # a bug must not leave the transaction in preparation for ever
                 log.exception("writing markers of %r failed; retrying", job.transactional_id)
                 results = {}
+            if FENCED in results.values():
+                log.warning("markers of %r: a newer coordinator wrote to %s; giving the transaction up",
+                            job.transactional_id, sorted(tp for tp, e in results.items() if e == FENCED))
+                return
             left = frozenset(tp for tp in remaining.partitions if results.get(tp) not in DONE)
             if left:
                 log.debug("markers of %r: %d partitions to retry", job.transactional_id, len(left))

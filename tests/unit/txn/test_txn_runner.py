@@ -145,3 +145,20 @@ def test_the_timer_aborts_a_timed_out_transaction_and_writes_its_abort_markers()
         runner.close()
 
     asyncio.run(scenario())
+
+
+def test_a_newer_epoch_in_the_partition_completes_and_a_newer_coordinator_gives_the_job_up():
+    for answer, state in ((E.invalid_producer_epoch, TxnState.COMPLETE_COMMIT),
+                          (E.transaction_coordinator_fenced, TxnState.PREPARE_COMMIT)):
+        coordinator, _, _ = make_coordinator()
+        markers = Markers(failures={TP: 1}, answer=answer)
+
+        async def scenario():
+            runner = TxnRunner(coordinator, markers, retry_backoff_s=0.001)
+            p = begin(runner)
+            runner.run(lambda c: c.end_txn("t1", p.producer_id, 0, commit=True))
+            await settle(runner)
+            assert coordinator.ids["t1"].state == state and len(markers.writes) == 1, answer
+            runner.close()
+
+        asyncio.run(scenario())

@@ -1,0 +1,36 @@
+"""Commit/abort markers written straight into this broker's own partitions (a lone broker).
+
+The :class:`~kavka.txn.runner.TxnRunner` hands each :class:`~kavka.txn.coordinator.MarkerJob`
+to a ``write_markers`` function; on a lone broker every partition of a transaction is local,
+so the marker is :meth:`~kavka.log.partition.Partition.append_marker` on it, with the
+answer per partition WriteTxnMarkers would give: UNKNOWN_TOPIC_OR_PARTITION for a partition
+that is gone (its topic was deleted: it needs no marker), a log error as its Kafka code
+(kavka.error_codes), NONE once the marker is in the log.
+"""
+
+from __future__ import annotations
+
+from kavka.error_codes import error_code_for
+from kavka.log.errors import LogError
+from kavka.protocol.errors import ErrorCode
+from kavka.txn.coordinator import MarkerJob
+from kavka.txn.model import TopicPartition
+
+
+def local_marker_writer(logs, clock):
+    """``write_markers(job)`` for TxnRunner, appending to the partitions in ``logs``."""
+    async def write_markers(job: MarkerJob) -> dict[TopicPartition, ErrorCode]:
+        return {tp: write_marker(logs, clock, job, tp) for tp in job.partitions}
+    return write_markers
+
+
+def write_marker(logs, clock, job: MarkerJob, tp: TopicPartition) -> ErrorCode:
+    partition = logs.partition(*tp)
+    if partition is None:
+        return ErrorCode.unknown_topic_or_partition
+    try:
+        partition.append_marker(job.producer_id, job.producer_epoch, job.commit, job.coordinator_epoch,
+                                clock.now_ms())
+    except LogError as exc:
+        return error_code_for(exc)
+    return ErrorCode.none
