@@ -5,6 +5,7 @@ what Produce answers."""
 from __future__ import annotations
 
 import warnings
+from contextlib import closing
 
 import pytest
 from admin_contract_helpers import (
@@ -221,23 +222,25 @@ def test_a_group_config_set_at_one_broker_is_described_and_applied_by_every_brok
         return ConfigResource(ConfigResourceType.GROUP, "tuned-group", configs)
 
     def interval_at(broker_id):
-        described = kafka_python_admin(target, broker_id).describe_configs(
-            [resource()], config_filter="all")["group"]["tuned-group"]["consumer.heartbeat.interval.ms"]
+        with closing(kafka_python_admin(target, broker_id)) as reader:
+            described = reader.describe_configs(
+                [resource()], config_filter="all")["group"]["tuned-group"]["consumer.heartbeat.interval.ms"]
         return described["value"], described["config_source"]
 
     def applied_at(broker_id):
         broker = target.brokers[broker_id]
         return broker.call(lambda b=broker: b.groups.coordinator.config_of("tuned-group").consumer_heartbeat_interval_ms)
 
-    client = kafka_python_admin(target, first)
-    assert client.alter_configs([resource({"consumer.heartbeat.interval.ms": "6000"})]) == \
-        {"group": {"tuned-group": "OK"}}
+    def alter(configs):
+        with closing(kafka_python_admin(target, first)) as client:
+            return client.alter_configs([resource(configs)])
+
+    assert alter({"consumer.heartbeat.interval.ms": "6000"}) == {"group": {"tuned-group": "OK"}}
     for broker_id in target.broker_ids:
         eventually(lambda b=broker_id: interval_at(b) == ("6000", "DYNAMIC_GROUP_CONFIG"),
                    f"the group's config described by broker {broker_id}")
         eventually(lambda b=broker_id: applied_at(b) == 6000, f"the group's config applied by broker {broker_id}")
-    assert client.alter_configs([resource({"consumer.heartbeat.interval.ms": (AlterConfigOp.DELETE, None)})]) == \
-        {"group": {"tuned-group": "OK"}}
+    assert alter({"consumer.heartbeat.interval.ms": (AlterConfigOp.DELETE, None)}) == {"group": {"tuned-group": "OK"}}
     for broker_id in target.broker_ids:
         eventually(lambda b=broker_id: interval_at(b) == ("5000", "DEFAULT_CONFIG"),
                    f"the group's default described by broker {broker_id}")
