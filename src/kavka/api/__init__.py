@@ -46,4 +46,5 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     produce,
     sync_group,
     update_features,
+    write_txn_markers,
 )
