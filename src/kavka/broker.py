@@ -183,7 +183,8 @@ class Broker:
         (kavka.cluster.txn_markers)."""
         get = self.config.get
         node = self.node
-        cluster = {} if node is None else dict(leads=node.leads_txn_partition, leader_epoch=node.txn_coordinator_epoch)
+        cluster = {} if node is None else dict(leads=node.leads_txn_partition, leader_epoch=node.txn_coordinator_epoch,
+                                               writable=node.txn_partition_writable)
         journal = TransactionStateTopic(self.logs, get("transaction.state.log.num.partitions"),
                                         get("transaction.state.log.segment.bytes"), self._clock, **cluster)
         offsets_partitions = get("offsets.topic.num.partitions")

@@ -7,7 +7,8 @@ coordinator of a transactional id is the leader of its ``__transaction_state`` p
 the partition loads the id's state and finishes what the old one left: an ongoing
 transaction the producer then commits, or a commit whose markers the old coordinator never
 wrote (its marker writer is made to hang), which the new one writes after replaying
-PrepareCommit.  A read_committed consumer must see exactly the committed records.
+PrepareCommit.  A read_committed consumer must see exactly the committed records, and a
+marker carrying the deposed coordinator's epoch is refused by every partition leader.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from admin_targets import start_cluster, wait_until
 from kavka.internal_topics import TRANSACTION_STATE_TOPIC, coordinator_partition
+from kavka.protocol.errors import ErrorCode
+from kavka.txn.coordinator import MarkerJob
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -170,6 +173,8 @@ def test_new_coordinator_writes_the_markers_of_a_prepared_commit(cluster):
         return {}
 
     old.call(lambda: setattr(old.transactions, "write_markers", never))
+    index = coordinator_partition(tid, TXN_PARTITIONS)
+    old_epoch = old.call(lambda: old.node.txn_coordinator_epoch(index))
     p.begin_transaction()
     values = send(p, "prepared", 15)
     p.commit_transaction(30)      # answered once PrepareCommit is replicated
@@ -184,3 +189,11 @@ def test_new_coordinator_writes_the_markers_of_a_prepared_commit(cluster):
     more = send(p, "more", 6)
     p.commit_transaction(30)
     assert sorted(read_all(brokers, "read_committed", 21, *survivors)) == sorted(values + more)
+
+    # The deposed coordinator's epoch is refused by every partition leader, here and remote.
+    assert new.call(lambda: new.node.txn_coordinator_epoch(index)) > old_epoch
+    meta = new.call(lambda: new.transactions.query(lambda c: c.describe(tid)))[1]
+    stale = MarkerJob(tid, meta.producer_id, meta.producer_epoch, False, old_epoch,
+                      frozenset((TOPIC, p) for p in range(PARTITIONS)))
+    answers = new.call(lambda: new.node.txn_markers.write_markers(stale))
+    assert answers == {(TOPIC, p): ErrorCode.transaction_coordinator_fenced for p in range(PARTITIONS)}

@@ -312,6 +312,9 @@ class ClusterNode:
     async def txn_replicated(self, written) -> int:
         return await self.reconciler.txn_replicated(written)
 
+    def txn_partition_writable(self, index: int) -> bool:
+        return self.reconciler.txn_partition_writable(index)
+
     async def _propose_isr(self, tp, isr, leader_epoch: int, version: int) -> int | None:
         current = self.view.partitions.get(tp)
         if current is None or current.mod_revision != version or current.value.leader_epoch != leader_epoch:

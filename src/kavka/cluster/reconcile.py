@@ -235,10 +235,18 @@ class Reconciler:
         ``min.insync.replicas`` (``transaction.state.log.min.isr``) as Kafka's acks=all append
         of them: NOT_COORDINATOR if leadership moved, COORDINATOR_NOT_AVAILABLE if the ISR is
         too small or the write does not replicate within ``offsets.commit.timeout.ms``."""
-        partition = self.node.broker.logs.partition(TRANSACTION_STATE_TOPIC, 0)
-        min_isr = partition.config["min.insync.replicas"] if partition is not None else 1
         timeout = self.node.broker.config.get("offsets.commit.timeout.ms") / 1000
-        return await self._replicated(TRANSACTION_STATE_TOPIC, written, min_isr, timeout)
+        return await self._replicated(TRANSACTION_STATE_TOPIC, written, self._txn_min_isr(), timeout)
+
+    def txn_partition_writable(self, index: int) -> bool:
+        """Whether the ISR of a ``__transaction_state`` partition led here has its
+        ``min.insync.replicas``, so that a write may go in."""
+        return self.node.replicas.produce_check((TRANSACTION_STATE_TOPIC, index), -1,
+                                                self._txn_min_isr()) == ErrorCode.none
+
+    def _txn_min_isr(self) -> int:
+        partition = self.node.broker.logs.partition(TRANSACTION_STATE_TOPIC, 0)
+        return partition.config["min.insync.replicas"] if partition is not None else 1
 
     async def _replicated(self, topic: str, written, min_isr: int, timeout: float) -> int:
         replicas = self.node.replicas

@@ -89,6 +89,7 @@ class TxnOutcome:
     records: list[tuple[str, TxnMetadata | None]] = field(default_factory=list)
     markers: list[MarkerJob] = field(default_factory=list)
     written: list[tuple[int, int]] = field(default_factory=list)   # (journal partition, end offset)
+    undo: list[tuple[str, TxnMetadata | None]] = field(default_factory=list)   # each record's id before it
 
 
 class Journal(Protocol):
@@ -327,6 +328,13 @@ class TransactionCoordinator:
         for transactional_id in [t for t in self.ids if self.journal.partition_for(t) == partition]:
             del self.ids[transactional_id]
 
+    def revert(self, out: TxnOutcome) -> None:
+        """``out``'s records did not replicate: each id goes back to its state before them,
+        unless a later record changed it again (the client, told to retry, decides anew)."""
+        for (transactional_id, wrote), (_, before) in zip(reversed(out.records), reversed(out.undo)):
+            if self.ids.get(transactional_id) == wrote:
+                self.replay(transactional_id, before)
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _serves(self, transactional_id: str) -> bool:
@@ -407,15 +415,16 @@ class TransactionCoordinator:
     def _write_records(self, records: list[tuple[str, TxnMetadata | None]], reply: Any) -> TxnOutcome:
         """Append, then replay; if the append fails nothing changes and the client is told to
         retry (NOT_COORDINATOR, as Kafka answers a failed append of its coordinator)."""
-        written = []
+        written, undo = [], []
         for transactional_id, meta in records:
             partition = self.journal.partition_for(transactional_id)
             end = self.journal.append(partition, [(transactional_id, meta)])
             if end is None:
                 return TxnOutcome(failed_reply(reply))
             written.append((partition, end))
+            undo.append((transactional_id, self.ids.get(transactional_id)))
             self.replay(transactional_id, meta)
-        return TxnOutcome(reply, records, written=written)
+        return TxnOutcome(reply, records, written=written, undo=undo)
 
 
 def _is_known_epoch(meta: TxnMetadata, expected: ProducerIdAndEpoch) -> bool:
@@ -451,3 +460,4 @@ def _merge(into: TxnOutcome, other: TxnOutcome) -> None:
     into.records += other.records
     into.markers += other.markers
     into.written += other.written
+    into.undo += other.undo

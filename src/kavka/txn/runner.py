@@ -6,7 +6,8 @@ The coordinator is synchronous; :meth:`TxnRunner.run` applies one request and se
 * the reply is returned at once on a lone broker (the record is in the page cache, as an
   acknowledged produce is); in a cluster it waits until ``replicated(written)`` says the
   record reached the ISR, or becomes NOT_COORDINATOR if it cannot (the client retries and
-  finds the new coordinator);
+  finds the new coordinator) and the ids it changed go back to their state before it, as
+  Kafka drops a pending transition whose append failed;
 * each :class:`~kavka.txn.coordinator.MarkerJob` starts only after that, in its own task:
   ``write_markers(job)`` writes the markers (the local partitions' logs, or WriteTxnMarkers
   to their leaders) and answers an error per partition; partitions that failed are retried
@@ -99,6 +100,8 @@ class TxnRunner:
         async def release() -> None:
             error = await self.replicated(out.written)
             if error != ErrorCode.none:
+                self.coordinator.revert(out)
+                self.timer.rearm()
                 answer.set_result(failed_reply(out.reply))
                 return
             for job in out.markers:
