@@ -16,9 +16,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from cluster_process import Timeline, process_cluster, wait_for  # noqa: F401 (fixture)
+from cluster_process import Timeline, find_coordinator, process_cluster, wait_for  # noqa: F401 (fixture)
 from kavka.internal_topics import TRANSACTION_STATE_TOPIC, coordinator_partition
 
 pytestmark = pytest.mark.slow  # a 3-process cluster, two coordinator kill -9s (~16 s, more on a loaded machine)
@@ -29,46 +29,40 @@ TXN_ID = "kill9-producer"
 TXN_PARTITIONS = 3
 
 
-def find_coordinator(cluster) -> int | None:
-    """FindCoordinator (v4, key type 1) answered alike by every reachable broker: its node id."""
-    from kio.schema.find_coordinator.v4 import request as q
-
-    from kavka.api.responses import make
-    from kavka.client import Client
-    answers = set()
-    for b in cluster.reachable():
-        try:
-            with Client(b.address, timeout=3) as client:
-                r = client.request(make(q.FindCoordinatorRequest, key_type=1, coordinator_keys=(TXN_ID,)))
-        except Exception:
-            return None
-        c = r.coordinators[0]
-        answers.add(c.node_id if c.error_code == 0 else None)
-    node = answers.pop() if len(answers) == 1 else None
-    return node if node in cluster.brokers and cluster.brokers[node].reachable else None
-
-
-def committed_values(cluster, expected: int, timeout: float = 30.0) -> list[bytes]:
-    """Every record a read_committed consumer gets from the start, read until ``expected``
-    arrived and 1.5 s brought nothing more."""
+def read_committed(cluster) -> list[bytes]:
+    """What a read_committed consumer gets from the start up to every partition's end (its
+    last stable offset, where librdkafka reports the end of a read_committed partition)."""
     c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"reader-{time.monotonic_ns()}",
-                  "isolation.level": "read_committed", "enable.auto.commit": False})
+                  "isolation.level": "read_committed", "enable.auto.commit": False, "enable.partition.eof": True})
     c.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
     got: list[bytes] = []
-    deadline, quiet = time.monotonic() + timeout, None
+    ended: set[int] = set()
+    deadline = time.monotonic() + 20
     try:
-        while time.monotonic() < deadline:
-            msgs = [m for m in c.consume(100, 0.3) if not m.error()]
-            got += [m.value() for m in msgs]
-            if msgs or len(got) < expected:
-                quiet = None
-            elif quiet is None:
-                quiet = time.monotonic()
-            elif time.monotonic() - quiet >= 1.5:
-                break
+        while len(ended) < PARTITIONS and time.monotonic() < deadline:
+            for m in c.consume(100, 0.3):
+                if m.error() is None:
+                    got.append(m.value())
+                elif m.error().code() == KafkaError._PARTITION_EOF:
+                    ended.add(m.partition())
     finally:
         c.close()
-    return got
+    return sorted(got)
+
+
+def until_committed(cluster, expected: list[bytes], what: str) -> None:
+    """read_committed shows exactly ``expected`` (the last markers may still be on their way)."""
+    last: list[bytes] = []
+
+    def matches() -> bool:
+        last[:] = read_committed(cluster)
+        return last == sorted(expected)
+
+    try:
+        wait_for(matches, 30, what)
+    except AssertionError:
+        raise AssertionError(f"{what}: read_committed saw {len(last)} records, expected {len(expected)}; "
+                             f"unexpected {sorted(set(last) - set(expected))[:5]}") from None
 
 
 @pytest.mark.timeout(240)
@@ -88,7 +82,7 @@ def test_the_new_coordinator_completes_a_transaction_after_kill9(process_cluster
         for i, value in enumerate(values):
             producer.produce(TOPIC, value, partition=i % PARTITIONS)
         assert producer.flush(30) == 0
-        coordinator = wait_for(lambda: find_coordinator(cluster), 20, "the transaction coordinator")
+        coordinator = wait_for(lambda: find_coordinator(cluster, TXN_ID, 1), 20, "the transaction coordinator")
         state = cluster.agreed(TRANSACTION_STATE_TOPIC, state_partition)
         victim = cluster.brokers[coordinator]
         victim.kill9()
@@ -97,11 +91,10 @@ def test_the_new_coordinator_completes_a_transaction_after_kill9(process_cluster
         committed += values
         t.note(f"round {round_ + 1}: coordinator {coordinator} ({TRANSACTION_STATE_TOPIC}-{state_partition}: "
                f"{state}) killed with the transaction ongoing; committed {time.monotonic() - t_kill:.2f}s later")
-        got = committed_values(cluster, len(committed))
-        assert sorted(got) == sorted(committed), f"round {round_ + 1}: read_committed saw {len(got)} records"
+        until_committed(cluster, committed, f"round {round_ + 1}")
         victim.restart()
         cluster.wait_isr(TRANSACTION_STATE_TOPIC, state_partition, size=3, timeout=30)
     producer.begin_transaction()        # and on once more, with every broker back
     producer.produce(TOPIC, b"last", partition=0)
     producer.commit_transaction(30)
-    assert sorted(committed_values(cluster, len(committed) + 1)) == sorted(committed + [b"last"])
+    until_committed(cluster, committed + [b"last"], "after both failovers")
