@@ -447,13 +447,14 @@ def _marker_job(meta: TxnMetadata, coordinator_epoch: int) -> MarkerJob:
                      meta.state == TxnState.PREPARE_COMMIT, coordinator_epoch, meta.partitions)
 
 
-def failed_reply(reply: Any) -> Any:
-    """``reply`` turned into NOT_COORDINATOR: its records could not be written or replicated."""
+def failed_reply(reply: Any, error: ErrorCode = ErrorCode.not_coordinator) -> Any:
+    """``reply`` turned into ``error`` (NOT_COORDINATOR, or COORDINATOR_NOT_AVAILABLE when too
+    few replicas took the records): its records could not be written or replicated."""
     if isinstance(reply, InitReply):
-        return InitReply(ErrorCode.not_coordinator)
+        return InitReply(error)
     if isinstance(reply, dict):
-        return {key: ErrorCode.not_coordinator for key in reply}
-    return ErrorCode.not_coordinator if reply is not None else None
+        return {key: error for key in reply}
+    return error if reply is not None else None
 
 
 def _merge(into: TxnOutcome, other: TxnOutcome) -> None:
