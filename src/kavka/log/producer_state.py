@@ -345,8 +345,10 @@ class ProducerState:
 
     def _end_transaction(self, entry: ProducerEntry, header: BatchHeader,
                          marker: EndTxnMarker | None) -> CompletedTxn | None:
-        if marker is None:
-            return None  # an empty control batch: compaction removed the whole transaction
+        if marker is None:  # emptied by compaction (kavka.log.txn_cleaning): its epoch still counts
+            entry.set_epoch(header.producer_epoch)
+            entry.last_timestamp = header.max_timestamp
+            return None
         completed = None
         if entry.in_transaction:
             completed = CompletedTxn(entry.producer_id, entry.txn_first_offset, header.base_offset,
