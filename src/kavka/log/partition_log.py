@@ -200,6 +200,11 @@ class PartitionLog:
         return self._log_start
 
     @property
+    def first_stored_offset(self) -> int:
+        """Base offset of the first segment: batches below the log start offset may remain."""
+        return self._bases[0]
+
+    @property
     def high_watermark(self) -> int:
         return self._hw
 
