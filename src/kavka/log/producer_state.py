@@ -100,8 +100,11 @@ Expiry
 ------
 As in Kafka, a producer is forgotten (:meth:`ProducerState.remove_expired`)
 once ``producer.id.expiration.ms`` (1 day) has passed since the maxTimestamp
-of its last batch (or marker), unless its transaction is open, checked every ``producer.id.expiration.check.interval.ms``
-(10 minutes) by the broker.  Only expiry removes a producer: as in Kafka
+of its last batch (or marker), unless its transaction is open, checked every
+``producer.id.expiration.check.interval.ms`` (10 minutes) by the broker and
+when the log manager opens the partition (as Kafka skips expired producers when
+it loads a snapshot, so a restart does not bring them back); the expiration is
+read at each check (dynamic, KIP-854).  Only expiry removes a producer: as in Kafka
 since KIP-360, it outlives its batches when retention or DeleteRecords moves
 the log start offset past them (dropping it then made slow producers on
 short-retention topics fail with UNKNOWN_PRODUCER_ID).  The removed entries
