@@ -296,7 +296,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("log.retention.bytes", "long", -1, "Retention by partition size.", None, False),
     ConfigKey("log.retention.check.interval.ms", "long", 300000, "How often retention runs.", at_least(1)),
     ConfigKey("producer.id.expiration.ms", "int", 86400000,
-              "How long a partition remembers an idempotent producer after its last batch.", at_least(1)),
+              "How long a partition remembers an idempotent producer after its last batch "
+              "(cluster-wide dynamic, KIP-854).", at_least(1), False),
     ConfigKey("producer.id.expiration.check.interval.ms", "int", 600000,
               "How often partitions forget expired producers.", at_least(1)),
     ConfigKey("log.segment.delete.delay.ms", "long", 60000, "Delay before a deleted segment's files go.",
