@@ -8,7 +8,7 @@ import pytest
 from kavka.log.partition_log import PartitionLog
 from kavka.protocol.record_codec import encode_batch
 from cleaner_helpers import Env
-from txn_helpers import crash_cleaning_at
+from txn_log_helpers import crash_cleaning_at
 
 STEPS = ["swap", "deleted", "renamed"]
 

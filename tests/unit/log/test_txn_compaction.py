@@ -11,7 +11,7 @@ from kavka.log.partition import Partition
 from kavka.log.partition_log import PartitionLog
 from kavka.log.txn_index import AbortedTxn
 from cleaner_helpers import Env, latest
-from txn_helpers import Txns, crash_cleaning_at, markers, read_committed, read_uncommitted, stored_batches
+from txn_log_helpers import Txns, crash_cleaning_at, markers, read_committed, read_uncommitted, stored_batches
 
 FILL = bytes(30)
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from cleaner_helpers import Env, is_subsequence, latest
 from test_txn_compaction import assert_entries_have_markers
-from txn_helpers import Txns, read_committed, read_uncommitted
+from txn_log_helpers import Txns, read_committed, read_uncommitted
 
 KEYS = [b"a", b"b", b"c"]
 PIDS = [1, 2, 3]

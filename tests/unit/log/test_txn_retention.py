@@ -11,7 +11,7 @@ from kavka.log.partition import Partition
 from kavka.log.partition_log import PartitionLog
 from kavka.protocol.record_codec import encode_batch
 from log_helpers import T0, topic_config
-from txn_helpers import Txns, markers, read_committed
+from txn_log_helpers import Txns, markers, read_committed
 
 CONFIG = dict(segment_bytes=600, index_interval_bytes=100)
 DAY = 86_400_000
