@@ -187,7 +187,7 @@ class Broker:
         coordinator = TransactionCoordinator(
             TxnConfig.from_broker(self.config), self._clock, journal, self.producer_ids,
             lambda group_id: (OFFSETS_TOPIC, coordinator_partition(group_id, offsets_partitions)))
-        runner = TxnRunner(coordinator, local_marker_writer(self.logs, self._clock))
+        runner = TxnRunner(coordinator, local_marker_writer(self.logs, self._clock, self.groups.marker_written))
         for index in range(journal.partitions):
             runner.load_partition(index)
         return runner
