@@ -8,7 +8,8 @@ committed offsets equal the input's end offsets.  librdkafka (confluent-kafka) a
 kafka-python consume as members of a subscribed group (TxnOffsetCommit v3+ names the member
 and generation), aiokafka with assign() and the bare group id.  A restart of the broker
 between TxnOffsetCommit and EndTxn keeps the offsets pending, and the EndTxn sent after it
-commits or drops them.
+commits or drops them; a commit prepared before a restart (no marker written yet) shows once
+the restarted transaction coordinator has sent its markers again.
 """
 
 from __future__ import annotations
@@ -291,3 +292,31 @@ def test_aiokafka_consume_transform_produce_is_exactly_once(ctp_broker):
     assert done == RECORDS and batches > ABORT_AT
     assert_exactly_once(ctp_broker, "ak-ctp")
 
+
+
+def test_offsets_of_a_prepared_commit_show_after_a_restart_resends_its_markers(kavka_broker_factory, tmp_path):
+    """EndTxn is answered once PrepareCommit is written; the broker stops before any marker
+    is: the replayed transaction's markers, sent again at load, commit the pending offsets."""
+    data_dir = tmp_path / "data"
+    broker = kavka_broker_factory(SETTINGS, data_dir=data_dir)
+    seed(broker.bootstrap_servers, 3)
+    producer, consumer = confluent_pair(broker.bootstrap_servers, "cf-prepared", "cf-prepared-tx", subscribe=False)
+    metadata = consumer.consumer_group_metadata()
+    consumer.close()
+    producer.begin_transaction()
+    producer.produce(OUT, value=b"o-0", partition=0)
+    producer.send_offsets_to_transaction([TopicPartition(IN, 0, 1)], metadata, TIMEOUT_S)
+
+    async def never(_job):
+        await asyncio.Event().wait()
+    broker.call(lambda: setattr(broker.transactions, "write_markers", never))
+    producer.commit_transaction(TIMEOUT_S)
+    state = broker.call(lambda: broker.transactions.coordinator.ids["cf-prepared-tx"].state.name)
+    assert state == "PREPARE_COMMIT" and pending(broker, "cf-prepared")
+    port = broker.port
+    broker.stop()
+
+    broker = kavka_broker_factory(SETTINGS, data_dir=data_dir, port=port)
+    assert committed_offsets(broker.bootstrap_servers, "cf-prepared")[0] == 1
+    assert not pending(broker, "cf-prepared")
+    assert read_committed_output(broker.bootstrap_servers, 1) == [b"o-0"]
