@@ -7,6 +7,8 @@ entries at load).  Every test reads through ``fetch_offsets``, as OffsetFetch do
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from group_helpers import Harness, subscription
 
@@ -192,3 +194,26 @@ def test_a_member_of_a_subscribing_group_commits_in_a_transaction(h):
     assert txn_commit(h, generation=1, member_id=ids["a"]) == {("t", 0): E.none}
     marker(h, commit=True)
     assert committed(h.coordinator) == {("t", 0): (5, E.none)}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_transactional_and_plain_commits_rebuild_the_same_state(seed):
+    """Transactional commits of three producers, plain commits, markers, OffsetDelete and
+    time in random order; a restart after every step rebuilds what the live coordinator holds."""
+    rng = random.Random(seed)
+    h = Harness(retention_ms=600_000, retention_check_interval_ms=60_000)
+    for step in range(60):
+        group = rng.choice(["s1", "s2", "s3"])
+        action = rng.choice(["txn", "plain", "marker", "delete", "time"])
+        offsets = [("t", rng.randrange(3), step)]
+        if action == "txn":
+            txn_commit(h, group=group, offsets=offsets, producer_id=rng.randrange(3))
+        elif action == "plain":
+            h.commit(group=group, offsets=offsets)
+        elif action == "marker":
+            marker(h, rng.random() < 0.6, group=group, producer_id=rng.randrange(3))
+        elif action == "delete":
+            h._settle(h.coordinator.delete_offsets(group, [offsets[0][:2]]))
+        else:
+            h.advance(rng.choice([1_000, 300_000]))
+        assert h.rebuilt().snapshot() == h.coordinator.snapshot(), (seed, step, action)
