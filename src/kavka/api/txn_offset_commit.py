@@ -7,11 +7,15 @@ group id INVALID_GROUP_ID; then the write is verified with the transaction coord
 partition leader asks): the id's producer id and epoch must be current and the group's
 ``__consumer_offsets`` partition already in its ongoing transaction, else that error for
 every partition (INVALID_TXN_STATE when AddOffsetsToTxn was not sent, PRODUCER_FENCED told
-as INVALID_PRODUCER_EPOCH, as Kafka's verification answers).  The group coordinator then
-checks the member (v3+ name it: UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID)
-and each partition's metadata size, and appends the offsets as the producer's transactional
-batch: pending until the transaction's marker (kavka.group.offsets).  A broker without a
-transaction coordinator (a cluster, for now) answers COORDINATOR_NOT_AVAILABLE.
+as INVALID_PRODUCER_EPOCH, as Kafka's verification answers).  In a cluster the id may be
+coordinated by another broker (the local coordinator answers NOT_COORDINATOR); kavka does
+not ask it over the network yet, so the write goes on unverified, as Kafka's does with
+``transaction.partition.verification.enable=false``: the partition's producer table still
+refuses an epoch older than it knows (INVALID_PRODUCER_EPOCH, kavka.log.coordinator_journal).
+The group coordinator then checks the member (v3+ name it: UNKNOWN_MEMBER_ID,
+ILLEGAL_GENERATION, FENCED_INSTANCE_ID) and each partition's metadata size, and appends the
+offsets as the producer's transactional batch: pending until the transaction's marker
+(kavka.group.offsets).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def _unavailable(request: Request):
 def handle(request: Request, groups):
     body = request.body
     transactions = request.broker.transactions
-    if transactions is None:
+    if transactions is None:   # a context built without one (unit tests of other APIs)
         return _unavailable(request)
     errors, commits = _split(request)
     if not commits:
@@ -58,6 +62,8 @@ def _verify(transactions, body) -> ErrorCode:
         body.transactional_id, body.producer_id, body.producer_epoch, [c.offsets_partition(body.group_id)],
         verify_only=True))
     error = next(iter(verdict.values()))
+    if error == ErrorCode.not_coordinator:   # coordinated by another broker of the cluster
+        return ErrorCode.none
     return ErrorCode.invalid_producer_epoch if error == ErrorCode.producer_fenced else error
 
 

@@ -44,7 +44,7 @@ from kavka.group.offsets import OffsetCommit, OffsetStore
 from kavka.group.outcome import HeartbeatReply, JoinReply, Outcome, Parked, SyncReply, error_reply
 from kavka.group.state import COMPLETING, DEAD, EMPTY, NONE, STABLE
 from kavka.log.coordinator_journal import NO_PRODUCER_ID, JournalMarker, JournalRecord
-from kavka.log.errors import StorageError
+from kavka.log.errors import InvalidProducerEpoch, StorageError
 from kavka.protocol.errors import ErrorCode
 
 log = logging.getLogger("kavka.group")
@@ -277,7 +277,10 @@ class GroupCoordinator:
             self._deadlines[group_id] = due
 
     def _write_failed(self, group_id: str, out: Outcome, exc: Exception) -> Outcome:
-        if isinstance(exc, StorageError):
+        if isinstance(exc, InvalidProducerEpoch):   # a fenced producer's TxnOffsetCommit
+            log.debug("refused a transactional offset commit for group %s: %s", group_id, exc)
+            error = ErrorCode.invalid_producer_epoch
+        elif isinstance(exc, StorageError):
             # As Kafka: KAFKA_STORAGE_ERROR becomes NOT_COORDINATOR, which clients retry
             # (after looking the coordinator up again).  The log directory's state logged it once.
             log.debug("could not append to __consumer_offsets for group %s: %s", group_id, exc)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Protocol
 
 from kavka.internal_topics import coordinator_partition
+from kavka.log.errors import InvalidProducerEpoch
 from kavka.protocol.control_records import NO_SEQUENCE, read_marker
 from kavka.protocol.record_codec import encode_batch, iter_records
 from kavka.protocol.records import InvalidBatch, iter_batches
@@ -106,18 +107,22 @@ class CoordinatorJournal:
                producer: tuple[int, int] | None = None) -> int | None:
         """Append one batch to partition ``index``; the offset after it, which a cluster
         waits to see replicated before answering.  ``producer`` (id, epoch): a batch of
-        that producer's transaction (no sequence, as Kafka's coordinators write them).
+        that producer's transaction (no sequence, as Kafka's coordinators write them);
+        an epoch older than the partition's producer table knows raises
+        InvalidProducerEpoch (a fenced producer's late write, which Kafka's log refuses too).
         A disk error raises StorageError with nothing written."""
         if not records:
             return None
         now = self._clock.now_ms()
         entries = [(*self._codec.encode(k, v), now, ()) for k, v in records]
+        partition = self._partition(index)
         if producer is None:
             batch = encode_batch(entries)
         else:
+            _check_epoch(partition, *producer)
             batch = encode_batch(entries, producer_id=producer[0], producer_epoch=producer[1],
                                  base_sequence=NO_SEQUENCE, transactional=True)
-        info = self._partition(index).append_internal(bytearray(batch), now)
+        info = partition.append_internal(bytearray(batch), now)
         return info.last_offset + 1
 
     def read_entries(self, index: int) -> Iterator[JournalRecord | JournalMarker]:
@@ -190,6 +195,13 @@ class CoordinatorJournal:
                 skips.skip(record.offset, "record", exc)
                 continue
             yield JournalRecord(key, value, producer_id)
+
+
+def _check_epoch(partition, producer_id: int, producer_epoch: int) -> None:
+    entry = partition.producers.producers.get(producer_id)
+    if entry is not None and producer_epoch < entry.epoch:
+        raise InvalidProducerEpoch(f"producer {producer_id} sent epoch {producer_epoch}, older than its "
+                                   f"current epoch {entry.epoch} in {partition.topic}-{partition.index}")
 
 
 class _Skips:

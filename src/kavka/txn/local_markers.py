@@ -24,14 +24,18 @@ from kavka.txn.model import TopicPartition
 OnMarker = Callable[[str, int, int, bool], None]
 
 
-def local_marker_writer(logs, clock, on_marker: OnMarker = lambda *_: None):
+def _nobody(_topic: str, _partition: int, _producer_id: int, _commit: bool) -> None:
+    """No one to tell (unit tests of the transaction coordinator alone)."""
+
+
+def local_marker_writer(logs, clock, on_marker: OnMarker = _nobody):
     """``write_markers(job)`` for TxnRunner, appending to the partitions in ``logs``."""
     async def write_markers(job: MarkerJob) -> dict[TopicPartition, ErrorCode]:
         return {tp: write_marker(logs, clock, job, tp, on_marker) for tp in job.partitions}
     return write_markers
 
 
-def write_marker(logs, clock, job: MarkerJob, tp: TopicPartition, on_marker: OnMarker) -> ErrorCode:
+def write_marker(logs, clock, job: MarkerJob, tp: TopicPartition, on_marker: OnMarker = _nobody) -> ErrorCode:
     partition = logs.partition(*tp)
     if partition is None:
         return ErrorCode.unknown_topic_or_partition
