@@ -193,7 +193,7 @@ class Broker:
             lambda group_id: (OFFSETS_TOPIC, coordinator_partition(group_id, offsets_partitions)))
         if node is not None:
             return TxnRunner(coordinator, node.txn_markers.write_markers, replicated=node.txn_replicated)
-        runner = TxnRunner(coordinator, local_marker_writer(self.logs, self._clock))
+        runner = TxnRunner(coordinator, local_marker_writer(self.logs, self._clock, self.groups.marker_written))
         for index in range(journal.partitions):
             runner.load_partition(index)
         return runner

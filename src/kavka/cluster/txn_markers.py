@@ -6,8 +6,9 @@ partitions whose answer is not final.  In a cluster the job's partitions are led
 different brokers, so :class:`ClusterMarkerWriter` groups them by their leader in this
 broker's view of etcd:
 
-* partitions led here get the marker at once (``kavka.txn.local_markers.write_marker``),
-  answered after the ISR holds it (``min.insync.replicas`` of the partition, as Kafka writes
+* partitions led here get the marker at once (``kavka.txn.local_markers.write_marker``;
+  one in ``__consumer_offsets`` is told to the group coordinator, which commits or drops the
+  producer's pending offsets there), answered after the ISR holds it (``min.insync.replicas`` of the partition, as Kafka writes
   markers with acks=all);
 * partitions led elsewhere get one WriteTxnMarkers (v1) per leader, over a connection to it
   kept open between jobs (``kavka.replication.peer``, one request at a time per leader);
@@ -98,12 +99,19 @@ class ClusterMarkerWriter:
         replicas, logs = self.node.replicas, self.node.broker.logs
         if replicas.leader_error(tp) != ErrorCode.none:
             return RETRY
-        error = write_marker(logs, self.clock, job, tp)
+        error = write_marker(logs, self.clock, job, tp, self._tell_groups)
         if error != ErrorCode.none:
             return error
         partition = logs.partition(*tp)
         waited = replicas.wait_replicated(tp, partition.log.log_end_offset, partition.config["min.insync.replicas"])
         return await waited if isinstance(waited, asyncio.Future) else waited
+
+    def _tell_groups(self, topic: str, index: int, producer_id: int, commit: bool) -> None:
+        """A marker in a ``__consumer_offsets`` partition led here ends the producer's
+        pending offsets there (kavka.group.runner.GroupRunner.marker_written)."""
+        groups = self.node.broker.groups
+        if groups is not None:
+            groups.marker_written(topic, index, producer_id, commit)
 
     # -- partitions led by other brokers ---------------------------------------------------------
 
