@@ -1,0 +1,179 @@
+"""Transactions with Apache Kafka's Java client and Kafka Streams exactly-once (issue 12).
+
+The Java program's ``transactions`` step commits a transaction over 3 partitions, aborts the next
+(its records acknowledged first, so the abort has data to hide) and commits a third; its
+``read-to-end`` step reads every partition up to ``endOffsets``: under read_committed only the
+committed records, and the end is the last stable offset.  The ``fence`` step shows a second
+producer with the same ``transactional.id`` fencing the first (ProducerFencedException).  Kafka
+Streams' word count runs with ``processing.guarantee=exactly_once_v2``, which needs TxnOffsetCommit
+(``sendOffsetsToTransaction``): its counts are exact after a clean restart and after a SIGKILL in the
+middle of its work.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+from collections import Counter
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from kio.schema.api_versions.v3.request import ApiVersionsRequest
+from test_java_client import (Running, create_topic, java, latest_counts, produce_lines,  # noqa: F401
+                              random_lines, run_step, stop_streams, stored_batches, wait_for)
+
+from kavka.client import Client
+
+pytestmark = pytest.mark.timeout(180)
+
+PARTITIONS = 3
+PER_PARTITION = 20
+TXN_SETTINGS = {"num.partitions": PARTITIONS, "transaction.state.log.num.partitions": 5}
+STREAMS_SETTINGS = TXN_SETTINGS | {"group.initial.rebalance.delay.ms": 0, "group.min.session.timeout.ms": 1000}
+TXN_OFFSET_COMMIT = 28
+
+
+def values_by_partition(lines: list[dict]) -> dict[int, list[str]]:
+    """What read-to-end printed: each partition's values in offset order."""
+    out: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
+    for line in lines:
+        if "offset" in line:
+            out[line["partition"]].append(line["value"])
+    return out
+
+
+def read_to_end(build, bootstrap: str, topic: str, isolation: str, partitions: int = PARTITIONS) -> list[dict]:
+    return run_step(build, "read-to-end", bootstrap, topic, str(partitions), f"isolation.level={isolation}")
+
+
+def test_commit_abort_commit_over_three_partitions(java, kavka_broker_factory):  # noqa: F811 (the fixture)
+    broker = kavka_broker_factory(TXN_SETTINGS)
+    bootstrap, topic = broker.bootstrap_servers, "java-txn"
+    create_topic(bootstrap, topic, PARTITIONS)
+    lines = run_step(java, "transactions", bootstrap, topic, str(PARTITIONS), str(PER_PARTITION))
+    assert [line["ended"] for line in lines if "ended" in line] == ["commit", "abort", "commit"]
+
+    # Each transaction's records follow the previous one's marker, which takes an offset of its own.
+    block = PER_PARTITION + 1
+    for n, txn in enumerate(["commit-1", "abort", "commit-2"]):
+        acked = sorted((line["partition"], line["offset"]) for line in lines if line.get("txn") == txn)
+        assert acked == [(p, n * block + i) for p in range(PARTITIONS) for i in range(PER_PARTITION)], txn
+
+    def sent(txn: str, p: int) -> list[str]:
+        return [f"{txn}-{p}-{i}" for i in range(PER_PARTITION)]
+
+    end = 3 * block
+    committed = read_to_end(java, bootstrap, topic, "read_committed")
+    assert values_by_partition(committed) == {p: sent("commit-1", p) + sent("commit-2", p) for p in range(PARTITIONS)}
+    assert committed[-1] == {"end_offsets": [end] * PARTITIONS, "positions": [end] * PARTITIONS}
+    uncommitted = read_to_end(java, bootstrap, topic, "read_uncommitted")
+    assert values_by_partition(uncommitted) == {
+        p: sent("commit-1", p) + sent("abort", p) + sent("commit-2", p) for p in range(PARTITIONS)}
+
+    for p in range(PARTITIONS):
+        batches = stored_batches(broker, topic, p)
+        assert [h.base_offset for h in batches if h.is_control] == [block - 1, 2 * block - 1, end - 1]
+        assert all(h.is_transactional for h in batches)
+        assert len({h.producer_id for h in batches}) == 1
+
+
+def test_a_second_producer_with_the_same_transactional_id_fences_the_first(java, kavka_broker_factory):  # noqa: F811
+    broker = kavka_broker_factory(TXN_SETTINGS)
+    bootstrap, topic = broker.bootstrap_servers, "java-fence"
+    create_topic(bootstrap, topic, 1)
+    lines = run_step(java, "fence", bootstrap, topic)
+    said = {key: value for line in lines for key, value in line.items()}
+    assert said["b_committed"] is True
+    assert said.get("a_commit_error") == "org.apache.kafka.common.errors.ProducerFencedException", lines
+    # The fenced producer's open transaction was aborted when the second one initialised.
+    assert values_by_partition(read_to_end(java, bootstrap, topic, "read_committed", 1))[0] == ["live"]
+    assert values_by_partition(read_to_end(java, bootstrap, topic, "read_uncommitted", 1))[0] == ["zombie", "live"]
+
+
+# -- Kafka Streams, exactly_once_v2 -------------------------------------------------------
+
+def advertised_api_keys(bootstrap: str) -> set[int]:
+    with Client(bootstrap) as client:
+        answer = client.request(ApiVersionsRequest(client_software_name="t", client_software_version="1"))
+    return {key.api_key for key in answer.api_keys}
+
+
+def output_end(bootstrap: str) -> int:
+    """Records and markers on the output topic (its high watermarks), committed or not."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "eos-ends"})
+    try:
+        return sum(consumer.get_watermark_offsets(TopicPartition("counts", p), 10, cached=False)[1]
+                   for p in range(PARTITIONS))
+    finally:
+        consumer.close()
+
+
+def group_offsets(bootstrap: str, group: str) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        return {tp.partition: tp.offset for tp in
+                consumer.committed([TopicPartition("lines", p) for p in range(PARTITIONS)], timeout=10)}
+    finally:
+        consumer.close()
+
+
+def eos_word_count(build, bootstrap: str, app: str, state_dir, log) -> Running:
+    """The word count of test_java_client.py with exactly_once_v2 (and its short session timeout)."""
+    return Running(build, "wordcount", bootstrap, "lines", "counts", app, str(state_dir),
+                   "processing.guarantee=exactly_once_v2", "repartition.purge.interval.ms=100",
+                   "session.timeout.ms=3000", "heartbeat.interval.ms=500", log=log)
+
+
+def words(lines: list[str]) -> Counter:
+    return Counter(word.lower() for line in lines for word in re.findall(r"\w+", line))
+
+
+def count_to_the_end(build, bootstrap: str, app: str, state_dir, log, want: Counter) -> None:
+    """Run the app until its committed counts (read_committed) equal ``want``, then stop it."""
+    streams = eos_word_count(build, bootstrap, app, state_dir, log)
+    try:
+        counts = latest_counts(bootstrap, "counts", dict(want), 60, isolation="read_committed")
+        assert streams.values("error") == [], streams.describe()
+        assert counts == dict(want), streams.describe()
+    finally:
+        stop_streams(streams)
+
+
+def test_streams_exactly_once_word_count_is_exact_across_a_restart_and_a_kill(java, kavka_broker_factory,  # noqa: F811
+                                                                              tmp_path):
+    broker = kavka_broker_factory(STREAMS_SETTINGS)
+    bootstrap, app, log = broker.bootstrap_servers, "java-eos-wordcount", tmp_path / "streams.log"
+    assert TXN_OFFSET_COMMIT in advertised_api_keys(bootstrap), \
+        "the broker does not advertise TxnOffsetCommit (key 28): exactly_once_v2 needs sendOffsetsToTransaction"
+    create_topic(bootstrap, "lines", PARTITIONS)
+    create_topic(bootstrap, "counts", PARTITIONS)
+    rng = random.Random(12)
+    batches = [random_lines(rng, 300) for _ in range(3)]
+    want = Counter()
+
+    produce_lines(bootstrap, "lines", batches[0])
+    want.update(words(batches[0]))
+    count_to_the_end(java, bootstrap, app, tmp_path / "state-1", log, want)
+    assert group_offsets(bootstrap, app) == dict.fromkeys(range(PARTITIONS), 100), \
+        "the input offsets were committed in the transactions (TxnOffsetCommit)"
+
+    # SIGKILL while it works on the next lines: what it wrote in its open transaction is aborted
+    # when it comes back (same state dir, same process id, so the same transactional ids fence it).
+    streams = eos_word_count(java, bootstrap, app, tmp_path / "state-2", log)
+    try:
+        wait_for(lambda: "RUNNING" in streams.values("state"), 60, "the Streams app running", [streams])
+        before = output_end(bootstrap)
+        produce_lines(bootstrap, "lines", batches[1])
+        wait_for(lambda: output_end(bootstrap) > before, 30, "output of the second lines", [streams])
+    finally:
+        killed = streams.stop(signal.SIGKILL)
+    assert killed == -signal.SIGKILL
+    want.update(words(batches[1]))
+    produce_lines(bootstrap, "lines", batches[2])
+    want.update(words(batches[2]))
+    count_to_the_end(java, bootstrap, app, tmp_path / "state-2", log, want)
+    assert group_offsets(bootstrap, app) == dict.fromkeys(range(PARTITIONS), 300)
+    output = [h for p in range(PARTITIONS) for h in stored_batches(broker, "counts", p)]
+    assert output and all(h.is_transactional for h in output)
+    assert any(h.is_control for h in output)
