@@ -6,8 +6,10 @@ The Java program's ``transactions`` step commits a transaction over 3 partitions
 committed records, and the end is the last stable offset.  The ``fence`` step shows a second
 producer with the same ``transactional.id`` fencing the first (ProducerFencedException).  Kafka
 Streams' word count runs with ``processing.guarantee=exactly_once_v2``, which needs TxnOffsetCommit
-(``sendOffsetsToTransaction``): its counts are exact after a clean restart and after a SIGKILL in the
-middle of its work.
+(``sendOffsetsToTransaction``): its counts (read back under read_committed) are exact after a clean
+restart and after a SIGKILL while one of its transactions had output in the log, which the restarted
+app's producer (same transactional id) aborts; the input offsets it committed are those of the
+transactions (the group's committed offsets reach the end of the input).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from __future__ import annotations
 import random
 import re
 import signal
+import threading
+import time
 from collections import Counter
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from test_java_client import (Running, create_topic, java, latest_counts, produce_lines,  # noqa: F401
                               random_lines, run_step, stop_streams, stored_batches, wait_for)
@@ -32,6 +36,8 @@ PER_PARTITION = 20
 TXN_SETTINGS = {"num.partitions": PARTITIONS, "transaction.state.log.num.partitions": 5}
 STREAMS_SETTINGS = TXN_SETTINGS | {"group.initial.rebalance.delay.ms": 0, "group.min.session.timeout.ms": 1000}
 TXN_OFFSET_COMMIT = 28
+TRICKLE_S = 3           # seconds over which the lines of a killed run are produced
+KILL_ATTEMPTS = 3
 
 
 def values_by_partition(lines: list[dict]) -> dict[int, list[str]]:
@@ -99,16 +105,6 @@ def advertised_api_keys(bootstrap: str) -> set[int]:
     return {key.api_key for key in answer.api_keys}
 
 
-def output_end(bootstrap: str) -> int:
-    """Records and markers on the output topic (its high watermarks), committed or not."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "eos-ends"})
-    try:
-        return sum(consumer.get_watermark_offsets(TopicPartition("counts", p), 10, cached=False)[1]
-                   for p in range(PARTITIONS))
-    finally:
-        consumer.close()
-
-
 def group_offsets(bootstrap: str, group: str) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
@@ -116,6 +112,58 @@ def group_offsets(bootstrap: str, group: str) -> dict[int, int]:
                 consumer.committed([TopicPartition("lines", p) for p in range(PARTITIONS)], timeout=10)}
     finally:
         consumer.close()
+
+
+def produce_slowly(bootstrap: str, lines: list[str], seconds: float) -> None:
+    """Lines one at a time over about ``seconds`` (round robin over the partitions), each acknowledged."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i, line in enumerate(lines):
+        producer.produce("lines", value=line.encode(), partition=i % PARTITIONS)
+        producer.poll(0)
+        time.sleep(seconds / len(lines))
+    assert producer.flush(10) == 0
+
+
+def aborted_transactions(broker, topic: str) -> list:
+    """(producer id, first offset) of the aborted transactions in the topic's partitions."""
+    found = []
+    for p in range(PARTITIONS):
+        partition = broker.logs.partition(topic, p)
+        end = broker.call(lambda: partition.log.log_end_offset)
+        found += broker.call(lambda: partition.log.aborted_transactions(0, end))
+    return found
+
+
+def log_ends(broker, topic: str) -> dict[int, int]:
+    def end(p: int) -> int:
+        partition = broker.logs.partition(topic, p)
+        return broker.call(lambda: partition.log.log_end_offset)
+    return {p: end(p) for p in range(PARTITIONS)}
+
+
+def open_partitions(broker, topic: str) -> list[int]:
+    """The partitions of ``topic`` whose last stable offset is behind their end: a transaction is open."""
+    def behind(p: int) -> bool:
+        partition = broker.logs.partition(topic, p)
+        return broker.call(lambda: partition.last_stable_offset < partition.log.log_end_offset)
+    return [p for p in range(PARTITIONS) if behind(p)]
+
+
+def kill_in_a_transaction(build, broker, app: str, state_dir, log, lines: list[str]) -> bool:
+    """Run the app while ``lines`` trickle in, SIGKILL it once it has output in an open transaction;
+    whether a transaction was still open after the kill."""
+    streams = eos_word_count(build, broker.bootstrap_servers, app, state_dir, log)
+    trickle = threading.Thread(target=produce_slowly, args=(broker.bootstrap_servers, lines, TRICKLE_S))
+    try:
+        wait_for(lambda: "RUNNING" in streams.values("state"), 60, "the Streams app running", [streams])
+        trickle.start()
+        wait_for(lambda: open_partitions(broker, "counts"), 30, "an open transaction with output", [streams])
+    finally:
+        killed = streams.stop(signal.SIGKILL)
+        if trickle.ident is not None:
+            trickle.join(TRICKLE_S + 10)
+    assert killed == -signal.SIGKILL
+    return bool(open_partitions(broker, "counts"))
 
 
 def eos_word_count(build, bootstrap: str, app: str, state_dir, log) -> Running:
@@ -158,22 +206,23 @@ def test_streams_exactly_once_word_count_is_exact_across_a_restart_and_a_kill(ja
     assert group_offsets(bootstrap, app) == dict.fromkeys(range(PARTITIONS), 100), \
         "the input offsets were committed in the transactions (TxnOffsetCommit)"
 
-    # SIGKILL while it works on the next lines: what it wrote in its open transaction is aborted
-    # when it comes back (same state dir, same process id, so the same transactional ids fence it).
-    streams = eos_word_count(java, bootstrap, app, tmp_path / "state-2", log)
-    try:
-        wait_for(lambda: "RUNNING" in streams.values("state"), 60, "the Streams app running", [streams])
-        before = output_end(bootstrap)
-        produce_lines(bootstrap, "lines", batches[1])
-        wait_for(lambda: output_end(bootstrap) > before, 30, "output of the second lines", [streams])
-    finally:
-        killed = streams.stop(signal.SIGKILL)
-    assert killed == -signal.SIGKILL
+    # SIGKILL while a transaction with output is open (tried up to KILL_ATTEMPTS times, as the
+    # transaction may commit between seeing it open and the kill): it is aborted when the app comes
+    # back (same state dir, same process id, so the same transactional ids).
+    slices = [batches[1][i::KILL_ATTEMPTS] for i in range(KILL_ATTEMPTS)]
+    for attempt, lines in enumerate(slices):
+        if kill_in_a_transaction(java, broker, app, tmp_path / "state-2", log, lines):
+            break
+        assert attempt < KILL_ATTEMPTS - 1, "no kill left an open transaction behind"
+    produce_lines(bootstrap, "lines", [line for rest in slices[attempt + 1:] for line in rest])
     want.update(words(batches[1]))
     produce_lines(bootstrap, "lines", batches[2])
     want.update(words(batches[2]))
     count_to_the_end(java, bootstrap, app, tmp_path / "state-2", log, want)
-    assert group_offsets(bootstrap, app) == dict.fromkeys(range(PARTITIONS), 300)
+    assert group_offsets(bootstrap, app) == log_ends(broker, "lines")
     output = [h for p in range(PARTITIONS) for h in stored_batches(broker, "counts", p)]
     assert output and all(h.is_transactional for h in output)
     assert any(h.is_control for h in output)
+    assert aborted_transactions(broker, "counts"), "the open transaction the kill left was aborted"
+    assert open_partitions(broker, "counts") == []
+

@@ -5,6 +5,7 @@ import java.util.Arrays;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.streams.KafkaStreams;
@@ -58,9 +59,15 @@ final class WordCount {
                     "cause", e.getCause() == null ? null : e.getCause().toString()));
             return StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
         });
+        // close() can return before the listener has printed NOT_RUNNING (KafkaStreams calls the
+        // listener after waking its waiters), and the JVM halts once the hooks are done: wait for it.
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             streams.close(Duration.ofSeconds(10));
-            stopped.countDown();
+            try {
+                stopped.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }));
         streams.start();
         stopped.await();
