@@ -188,6 +188,7 @@ def count_to_the_end(build, bootstrap: str, app: str, state_dir, log, want: Coun
         stop_streams(streams)
 
 
+@pytest.mark.slow   # SIGKILLs the app, up to 3 times
 def test_streams_exactly_once_word_count_is_exact_across_a_restart_and_a_kill(java, kavka_broker_factory,  # noqa: F811
                                                                               tmp_path):
     broker = kavka_broker_factory(STREAMS_SETTINGS)
