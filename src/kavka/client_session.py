@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from kavka.protocol.builders import field_names, make
 
 if TYPE_CHECKING:
-    from kavka.client import Client
+    from kavka.client import Client, Decode
 
 
 class ToolError(Exception):
@@ -60,6 +60,10 @@ VERSION_RANGES.update({API_VERSIONS: (3, 4), UPDATE_FEATURES: (0, 2)})
 # Partition reassignment (KIP-455).
 ALTER_PARTITION_REASSIGNMENTS, LIST_PARTITION_REASSIGNMENTS = 45, 46
 VERSION_RANGES.update({ALTER_PARTITION_REASSIGNMENTS: (0, 1), LIST_PARTITION_REASSIGNMENTS: (0, 0)})
+# Transactions (KIP-98, KIP-664).
+WRITE_TXN_MARKERS, DESCRIBE_PRODUCERS, DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 27, 61, 65, 66
+VERSION_RANGES.update({WRITE_TXN_MARKERS: (1, 2), DESCRIBE_PRODUCERS: (0, 0), DESCRIBE_TRANSACTIONS: (0, 0),
+                       LIST_TRANSACTIONS: (0, 1)})
 API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", METADATA: "Metadata",
              CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
              CREATE_PARTITIONS: "CreatePartitions", DESCRIBE_CONFIGS: "DescribeConfigs",
@@ -69,9 +73,13 @@ API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", MET
              OFFSET_COMMIT: "OffsetCommit", CONSUMER_GROUP_DESCRIBE: "ConsumerGroupDescribe",
              DESCRIBE_LOG_DIRS: "DescribeLogDirs", ELECT_LEADERS: "ElectLeaders",
              ALTER_PARTITION_REASSIGNMENTS: "AlterPartitionReassignments",
-             LIST_PARTITION_REASSIGNMENTS: "ListPartitionReassignments"}
+             LIST_PARTITION_REASSIGNMENTS: "ListPartitionReassignments", WRITE_TXN_MARKERS: "WriteTxnMarkers",
+             DESCRIBE_PRODUCERS: "DescribeProducers", DESCRIBE_TRANSACTIONS: "DescribeTransactions",
+             LIST_TRANSACTIONS: "ListTransactions"}
 
 EARLIEST, LATEST = -2, -1  # ListOffsets timestamps
+READ_UNCOMMITTED, READ_COMMITTED = 0, 1  # ListOffsets and Fetch isolation levels
+GROUP_KEY, TRANSACTION_KEY = 0, 1  # FindCoordinator key types
 LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC = 5, 3
 _COORDINATOR_WAIT = (14, 15)  # COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE
 _TOPIC_ERRORS = {17: "'{}' is not a valid topic name", 29: "not authorized to access topic '{}'"}
@@ -219,12 +227,13 @@ class Session:
                             f"this tool speaks v{low}-{high}")
         return version
 
-    def request(self, obj: Any, client: "Client | None" = None) -> Any:
+    def request(self, obj: Any, client: "Client | None" = None, decode: "Decode | None" = None) -> Any:
+        """The response to ``obj``, decoded by kio or by ``decode`` (see :meth:`Client.request`)."""
         from kavka.client import ClientError
         client = client or self.client
         where = "{}:{}".format(*client.address)
         try:
-            return client.request(obj)
+            return client.request(obj, decode)
         except socket.timeout:
             raise ToolError(f"no answer from {where} within {self.timeout:.0f} s") from None
         except ClientError as exc:
@@ -312,19 +321,21 @@ class Session:
         self.metadata([])
         return [(node_id, self.leader(node_id)) for node_id in sorted(self._brokers)]
 
-    def coordinator(self, group: str, attempts: int = 50) -> tuple[int, str, "Client"]:
-        """(node id, HOST:PORT, connection) of a group's coordinator, waiting while it loads."""
+    def coordinator(self, group: str, attempts: int = 50, key_type: int = GROUP_KEY) -> tuple[int, str, "Client"]:
+        """(node id, HOST:PORT, connection) of a group's coordinator (with ``key_type``
+        TRANSACTION_KEY, a transactional id's), waiting while it loads."""
         if not self._brokers:
             self.metadata([])
         q = self.builder(FIND_COORDINATOR)
         batched = q.has("FindCoordinatorRequest", "coordinator_keys")
         for _ in range(attempts):
-            response = self.request(q.FindCoordinatorRequest(key=group, key_type=0, coordinator_keys=(group,)))
+            response = self.request(q.FindCoordinatorRequest(key=group, key_type=key_type, coordinator_keys=(group,)))
             found = response.coordinators[0] if batched else response
             if found.error_code not in _COORDINATOR_WAIT:
                 break
             time.sleep(0.1)
-        check(found.error_code, getattr(found, "error_message", None), f"no coordinator for group '{group}'")
+        what = "transactional id" if key_type == TRANSACTION_KEY else "group"
+        check(found.error_code, getattr(found, "error_message", None), f"no coordinator for {what} '{group}'")
         address = f"{found.host}:{found.port}"
         self._brokers.setdefault(found.node_id, address)
         return found.node_id, address, self.leader(found.node_id)
