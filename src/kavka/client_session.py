@@ -21,6 +21,7 @@ stays fast).
 from __future__ import annotations
 
 import base64
+import collections
 import datetime
 import re
 import socket
@@ -134,6 +135,52 @@ def json_bytes(data: bytes | None):
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+# -- transactions in fetched data ---------------------------------------------------------
+
+# Kafka's isolation.level names -> the isolation level of ListOffsets and Fetch.
+ISOLATION_LEVELS = {"read_uncommitted": READ_UNCOMMITTED, "read_committed": READ_COMMITTED}
+
+
+def isolation_level(name: str) -> int:
+    try:
+        return ISOLATION_LEVELS[name]
+    except KeyError:
+        raise ToolError(f"the isolation level is read_uncommitted or read_committed, not {name!r}") from None
+
+
+class AbortedTransactions:
+    """Which batches of one partition's read_committed Fetch answer are aborted data, by
+    Kafka's consumer rule (``kavka export`` and ``kavka consume`` use it): ``aborted`` is the
+    answer's (producer id, first offset) list, and from its first offset on a transactional
+    batch of that producer is aborted until the producer's abort marker.  One per answer; the
+    batches must be shown in offset order, every one of them, control batches included."""
+
+    def __init__(self, aborted: Iterable[tuple[int, int]]) -> None:
+        self.pending = collections.deque(sorted(aborted, key=lambda a: a[1]))
+        self.aborting: set[int] = set()  # producers inside an aborted transaction
+
+    def drops(self, data: bytes, pos: int, header) -> bool:
+        """Whether the batch at ``pos`` holds aborted records; a control batch is never data
+        (it ends its producer's aborted transaction when it is an abort marker)."""
+        while self.pending and self.pending[0][1] <= header.last_offset:
+            self.aborting.add(self.pending.popleft()[0])
+        if header.is_control:
+            if header.producer_id in self.aborting and _is_abort_marker(data, pos, header):
+                self.aborting.discard(header.producer_id)
+            return True
+        return header.is_transactional and header.producer_id in self.aborting
+
+
+def _is_abort_marker(data: bytes, pos: int, header) -> bool:
+    from kavka.protocol.control_records import read_marker
+    from kavka.protocol.records import InvalidBatch
+    try:
+        marker = read_marker(data[pos:pos + header.size])
+    except InvalidBatch as exc:
+        raise ToolError(f"the marker at offset {header.base_offset} does not decode: {exc}") from None
+    return marker is not None and not marker.commit
 
 
 # -- requests at negotiated versions -------------------------------------------------------
@@ -283,8 +330,10 @@ class Session:
             self._leaders[node_id] = self._connect(address)
         return self._leaders[node_id]
 
-    def list_offsets(self, topic: Any, partitions: Iterable[int], timestamp: int) -> dict[int, int]:
-        """partition -> offset for a timestamp (EARLIEST, LATEST or ms); -1 when no record is that new."""
+    def list_offsets(self, topic: Any, partitions: Iterable[int], timestamp: int,
+                     isolation: int = READ_UNCOMMITTED) -> dict[int, int]:
+        """partition -> offset for a timestamp (EARLIEST, LATEST or ms); -1 when no record is that new.
+        With READ_COMMITTED, LATEST is the last stable offset and no answer lies above it."""
         leaders: dict[int, list[int]] = {}
         by_index = {p.partition_index: p for p in topic.partitions}
         for index in partitions:
@@ -292,7 +341,7 @@ class Session:
         offsets = {}
         for leader, indexes in leaders.items():
             q = self.builder(LIST_OFFSETS)
-            response = self.request(q.ListOffsetsRequest(replica_id=-1, isolation_level=0, topics=(
+            response = self.request(q.ListOffsetsRequest(replica_id=-1, isolation_level=isolation, topics=(
                 q.ListOffsetsTopic(name=topic.name, partitions=tuple(
                     q.ListOffsetsPartition(partition_index=i, current_leader_epoch=-1, timestamp=timestamp)
                     for i in indexes)),)), self.leader(leader))
