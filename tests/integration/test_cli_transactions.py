@@ -1,7 +1,8 @@
 """`kavka transactions list|describe|describe-producers|find-hanging|abort` as a user runs them:
 subprocesses against an in-process broker, with transactions driven by confluent-kafka
 (librdkafka) producers.  What ``abort`` did is read back independently: the last stable offset
-a read_committed confluent-kafka consumer sees."""
+a read_committed confluent-kafka consumer sees.  ``kavka groups describe --isolation
+read_committed`` measures lag to that offset."""
 
 from __future__ import annotations
 
@@ -132,3 +133,18 @@ def test_find_hanging_then_abort_by_start_offset_after_the_coordinator_lost_the_
     ok(kavka(broker, "transactions", "abort", "--topic", TOPIC, "--partition", "0", "--start-offset", "4"))
     assert last_stable_offset(broker.bootstrap_servers) == 8
     assert table(ok(kavka(broker, *search))) == []
+
+
+def test_group_lag_is_measured_to_the_log_end_or_with_read_committed_to_the_last_stable_offset(transactions):
+    broker, _ = transactions
+    outsider = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": "lagging",
+                         "enable.auto.commit": False})
+    try:
+        outsider.commit(offsets=[TopicPartition(TOPIC, 0, 1)], asynchronous=False)
+    finally:
+        outsider.close()
+    [row] = table(ok(kavka(broker, "groups", "describe", "lagging")).split("\n", 1)[1])
+    assert (row["COMMITTED"], row["LOG-END"], row["LAG"]) == ("1", "7", "6"), "Kafka's lag: to the high watermark"
+    [row] = table(ok(kavka(broker, "groups", "describe", "lagging", "--isolation", "read_committed")).split("\n", 1)[1])
+    assert (row["COMMITTED"], row["LAST-STABLE"], row["LAG"]) == ("1", "4", "3"), \
+        "a read_committed group cannot read the open transaction's records 4-6"
