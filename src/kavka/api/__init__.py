@@ -22,6 +22,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     describe_configs,
     describe_log_dirs,
     describe_groups,
+    describe_producers,
     describe_quorum,
     describe_topic_partitions,
     describe_transactions,
