@@ -1,0 +1,135 @@
+"""Produce's transaction verification (KIP-890 part 1, and part 2's implicit add): before a
+producer's first transactional batch in a partition, ask the coordinator about the partition.
+
+What Kafka's ReplicaManager.handleProduceAppend does, for a request with a transactional id
+while ``transaction.partition.verification.enable`` is true:
+
+1. every partition whose batch is transactional names the request's one producer (two
+   producer ids in one request: INVALID_PRODUCER_ID_MAPPING for all, Kafka's
+   InvalidPidMappingException);
+2. a partition whose producer has no transaction open there gets a VerificationGuard
+   (``Partition.start_verification``); the others need no question;
+3. those partitions go to the broker's ``txn_verifier`` (kavka.txn.verifier) in one call:
+   verify only for Produce v0-11, add to the transaction for v12+ (a transactions-V2 client
+   sends no AddPartitionsToTxn; Kafka's TransactionSupportedOperation ADD_PARTITION);
+4. each refused partition is answered with Kafka's translation of the coordinator's error
+   (:func:`refusal`) and not appended; the others append with their guard, which the
+   partition checks again (an abort marker written meanwhile makes it stale).
+
+The answer of step 3 may come later (a cluster asks another broker): :func:`begin` then
+returns an awaitable of the :class:`Verified` it otherwise returns at once.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+from kavka.api.registry import Request
+from kavka.log.producer_state import NO_GUARD, VerificationGuard
+from kavka.protocol import records
+from kavka.protocol.errors import ErrorCode
+
+ADD_PARTITION_FROM = 12        # Produce v12+: the leader adds the partition (transactions V2)
+GENERIC_ERROR_FROM = 11        # Produce v11+: the client knows TRANSACTION_ABORTABLE
+UNVERIFIED = "Unable to verify the partition has been added to the transaction. Underlying error: "
+# Retriable coordinator errors that older clients do not retry on Produce: NOT_ENOUGH_REPLICAS
+# makes them retry without a metadata refresh, as Kafka answers.
+_RETRY_AS_NOT_ENOUGH_REPLICAS = frozenset({ErrorCode.network_exception, ErrorCode.coordinator_load_in_progress,
+                                           ErrorCode.coordinator_not_available, ErrorCode.not_coordinator})
+
+Key = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """Per partition, what to append with: ``default`` (None: verification is off; NO_GUARD:
+    on) unless ``guards`` has the partition's own; ``refused`` partitions are answered with
+    (error, message) and not appended."""
+    default: VerificationGuard | None = None
+    guards: dict[Key, VerificationGuard] = field(default_factory=dict)
+    refused: dict[Key, tuple[ErrorCode, str | None]] = field(default_factory=dict)
+
+    def guard(self, key: Key) -> VerificationGuard | None:
+        return self.guards.get(key, self.default)
+
+
+OFF = Verified()
+
+
+def begin(request: Request):
+    """The request's :class:`Verified`, or an awaitable of it while the coordinator answers."""
+    broker = request.broker
+    body = request.body
+    if (body.transactional_id is None or broker.txn_verifier is None
+            or not broker.config.get("transaction.partition.verification.enable")):
+        return OFF
+    batches = _transactional_batches(body)
+    if len({(h.producer_id, h.producer_epoch) for h in batches.values()}) > 1:
+        refused = (ErrorCode.invalid_producer_id_mapping, "Transactional records contained more than one producer ID")
+        return Verified(NO_GUARD, refused={(t.name, p.index): refused for t in body.topic_data
+                                           for p in t.partition_data})
+    guards = _start(request, batches)
+    if not guards:
+        return Verified(NO_GUARD)
+    header = next(iter(batches.values()))
+    answer = broker.txn_verifier.verify(body.transactional_id, header.producer_id, header.producer_epoch,
+                                        list(guards), add=request.version >= ADD_PARTITION_FROM)
+    if inspect.isawaitable(answer):
+        return _settle_later(request.version, guards, answer)
+    return _settled(request.version, guards, answer)
+
+
+def refusal(error: ErrorCode, version: int) -> tuple[ErrorCode, str | None]:
+    """The Produce answer for a partition the coordinator did not confirm (Kafka's
+    AddPartitionsToTxnManager and ReplicaManager translations)."""
+    if error == ErrorCode.producer_fenced:   # producers expect INVALID_PRODUCER_EPOCH here
+        return ErrorCode.invalid_producer_epoch, None
+    if error == ErrorCode.transaction_abortable and version < GENERIC_ERROR_FROM:
+        error = ErrorCode.invalid_txn_state
+    if error == ErrorCode.invalid_txn_state:
+        return error, "Partition was not added to the transaction"
+    if error in _RETRY_AS_NOT_ENOUGH_REPLICAS or (error == ErrorCode.concurrent_transactions
+                                                 and version < ADD_PARTITION_FROM):
+        return ErrorCode.not_enough_replicas, UNVERIFIED + error.name.upper()
+    return error, None
+
+
+def _transactional_batches(body) -> dict[Key, records.BatchHeader]:
+    """The header of each partition's first batch, for partitions whose batch is transactional
+    (the bytes are not validated yet; the append validates them)."""
+    found = {}
+    for topic in body.topic_data:
+        for data in topic.partition_data:
+            raw = data.records
+            if raw is not None and len(raw) >= records.HEADER_SIZE:
+                header = records.read_header(raw, 0)
+                if header.is_transactional and header.has_producer_id:
+                    found[(topic.name, data.index)] = header
+    return found
+
+
+def _start(request: Request, batches: dict[Key, records.BatchHeader]) -> dict[Key, VerificationGuard]:
+    """A guard for each led partition where the producer has no transaction open yet."""
+    broker = request.broker
+    now_ms = broker.clock.now_ms()
+    guards = {}
+    for key, header in batches.items():
+        partition, error = broker.leader_partition(*key)
+        if error != ErrorCode.none:
+            continue   # the append answers it
+        guard = partition.start_verification(header.producer_id, header.base_sequence, header.producer_epoch,
+                                             now_ms)
+        if guard is not None:
+            guards[key] = guard
+    return guards
+
+
+async def _settle_later(version: int, guards: dict[Key, VerificationGuard], answer) -> Verified:
+    return _settled(version, guards, await answer)
+
+
+def _settled(version: int, guards: dict[Key, VerificationGuard], answer: dict) -> Verified:
+    refused = {key: refusal(answer.get(key, ErrorCode.none), version) for key in guards
+               if answer.get(key, ErrorCode.none) != ErrorCode.none}
+    return Verified(NO_GUARD, {k: g for k, g in guards.items() if k not in refused}, refused)

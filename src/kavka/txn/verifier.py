@@ -1,0 +1,48 @@
+"""Transaction verification (KIP-890): a partition leader asks the transaction coordinator about
+a producer's transaction before appending its first transactional batch to a partition.
+
+:class:`TxnVerifier` is what the produce path (``kavka.api.produce_verification``) holds as
+``BrokerContext.txn_verifier``.  ``verify`` names one transactional id, its producer id and
+epoch, and the partitions about to receive that producer's first transactional batch;
+``add`` False asks only whether each partition is in the id's ongoing transaction of that
+epoch (AddPartitionsToTxn v4+ with ``verify_only``: TRANSACTION_ABORTABLE when it is not),
+``add`` True adds the partitions to it, starting a transaction if none is open (a
+transactions-V2 client's Produce v12+, which sends no AddPartitionsToTxn of its own).  The
+answer maps each partition to the coordinator's error, at once or as an awaitable: a
+cluster's implementation sends AddPartitionsToTxn to the coordinator's broker, so the produce
+path never assumes the answer is immediate, and the partition's VerificationGuard
+(``kavka.log.producer_state``) keeps an answer that arrives late from letting a batch in after
+the transaction ended.
+
+:class:`LocalTxnVerifier` asks this broker's own coordinator (a lone broker), through its
+runner, so the request is applied between other coordinator requests like any other; a
+``transactional id`` this coordinator does not serve is answered NOT_COORDINATOR, which the
+produce path turns into a retriable error.
+"""
+
+from __future__ import annotations
+
+from typing import Awaitable, Iterable, Protocol, Union
+
+from kavka.protocol.errors import ErrorCode
+from kavka.txn.model import TopicPartition
+
+Verdicts = dict[TopicPartition, ErrorCode]
+
+
+class TxnVerifier(Protocol):
+    def verify(self, transactional_id: str, producer_id: int, producer_epoch: int,
+               partitions: Iterable[TopicPartition], add: bool) -> Union[Verdicts, Awaitable[Verdicts]]: ...
+
+
+class LocalTxnVerifier:
+    """Verification by this broker's own transaction coordinator (a ``TxnRunner``)."""
+
+    def __init__(self, runner) -> None:
+        self.runner = runner
+
+    def verify(self, transactional_id: str, producer_id: int, producer_epoch: int,
+               partitions: Iterable[TopicPartition], add: bool) -> Union[Verdicts, Awaitable[Verdicts]]:
+        wanted = list(partitions)
+        return self.runner.run(lambda c: c.add_partitions(transactional_id, producer_id, producer_epoch, wanted,
+                                                          verify_only=not add))
