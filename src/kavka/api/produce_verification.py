@@ -2,7 +2,8 @@
 producer's first transactional batch in a partition, ask the coordinator about the partition.
 
 What Kafka's ReplicaManager.handleProduceAppend does, for a request with a transactional id
-while ``transaction.partition.verification.enable`` is true:
+while ``transaction.partition.verification.enable`` is true (Produce v12+ adds its partitions
+even when it is false, since the client relies on it; the partition then checks no guard):
 
 1. every partition whose batch is transactional names the request's one producer (two
    producer ids in one request: INVALID_PRODUCER_ID_MAPPING for all, Kafka's
@@ -47,7 +48,7 @@ class Verified:
     on) unless ``guards`` has the partition's own; ``refused`` partitions are answered with
     (error, message) and not appended."""
     default: VerificationGuard | None = None
-    guards: dict[Key, VerificationGuard] = field(default_factory=dict)
+    guards: dict[Key, VerificationGuard | None] = field(default_factory=dict)
     refused: dict[Key, tuple[ErrorCode, str | None]] = field(default_factory=dict)
 
     def guard(self, key: Key) -> VerificationGuard | None:
@@ -61,23 +62,27 @@ def begin(request: Request):
     """The request's :class:`Verified`, or an awaitable of it while the coordinator answers."""
     broker = request.broker
     body = request.body
-    if (body.transactional_id is None or broker.txn_verifier is None
-            or not broker.config.get("transaction.partition.verification.enable")):
+    add = request.version >= ADD_PARTITION_FROM
+    checked = broker.config.get("transaction.partition.verification.enable")
+    if body.transactional_id is None or broker.txn_verifier is None or not (checked or add):
         return OFF
+    default = NO_GUARD if checked else None
     batches = _transactional_batches(body)
     if len({(h.producer_id, h.producer_epoch) for h in batches.values()}) > 1:
         refused = (ErrorCode.invalid_producer_id_mapping, "Transactional records contained more than one producer ID")
-        return Verified(NO_GUARD, refused={(t.name, p.index): refused for t in body.topic_data
-                                           for p in t.partition_data})
+        return Verified(default, refused={(t.name, p.index): refused for t in body.topic_data
+                                          for p in t.partition_data})
     guards = _start(request, batches)
     if not guards:
-        return Verified(NO_GUARD)
+        return Verified(default)
     header = next(iter(batches.values()))
     answer = broker.txn_verifier.verify(body.transactional_id, header.producer_id, header.producer_epoch,
-                                        list(guards), add=request.version >= ADD_PARTITION_FROM)
+                                        list(guards), add=add)
+    if not checked:
+        guards = dict.fromkeys(guards)   # asked (added), but the partition checks nothing
     if inspect.isawaitable(answer):
-        return _settle_later(request.version, guards, answer)
-    return _settled(request.version, guards, answer)
+        return _settle_later(request.version, default, guards, answer)
+    return _settled(request.version, default, guards, answer)
 
 
 def refusal(error: ErrorCode, version: int) -> tuple[ErrorCode, str | None]:
@@ -125,11 +130,11 @@ def _start(request: Request, batches: dict[Key, records.BatchHeader]) -> dict[Ke
     return guards
 
 
-async def _settle_later(version: int, guards: dict[Key, VerificationGuard], answer) -> Verified:
-    return _settled(version, guards, await answer)
+async def _settle_later(version: int, default, guards: dict, answer) -> Verified:
+    return _settled(version, default, guards, await answer)
 
 
-def _settled(version: int, guards: dict[Key, VerificationGuard], answer: dict) -> Verified:
+def _settled(version: int, default, guards: dict, answer: dict) -> Verified:
     refused = {key: refusal(answer.get(key, ErrorCode.none), version) for key in guards
                if answer.get(key, ErrorCode.none) != ErrorCode.none}
-    return Verified(NO_GUARD, {k: g for k, g in guards.items() if k not in refused}, refused)
+    return Verified(default, {k: g for k, g in guards.items() if k not in refused}, refused)

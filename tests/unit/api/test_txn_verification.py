@@ -269,6 +269,20 @@ def test_produce_v12_while_the_commit_is_being_written_is_concurrent_transaction
     assert run(scenario()) == {1: (E.concurrent_transactions, None)}
 
 
+def test_produce_v12_adds_the_partition_even_with_verification_off(wire):
+    """The V2 client sends no AddPartitionsToTxn: without the add its partition would get no marker."""
+    wire.context.config.set_dynamic(CLUSTER_DEFAULT, {"transaction.partition.verification.enable": False})
+
+    async def scenario():
+        init = await wire.init("tx")
+        written = await produce_to(wire, "tx", init.producer_id, 0, {0: (0, b"a")}, version=12)
+        await wire.end("tx", init.producer_id, 0, commit=True, version=5)
+        await wire.markers_written()
+        return written
+    assert run(scenario()) == {0: (E.none, None)}
+    assert end_offsets(wire)[0] == (2, 2), "the record and its commit marker"
+
+
 def test_produce_v11_does_not_add_the_partition(wire):
     async def scenario():
         init = await wire.init("tx")
