@@ -356,15 +356,20 @@ class ProducerState:
 
     # -- verification (KIP-890) ------------------------------------------------------------
 
-    def in_transaction(self, producer_id: int) -> bool:
-        return producer_id in self.ongoing
+    def in_transaction(self, producer_id: int, epoch: int) -> bool:
+        """Whether the producer's transaction of ``epoch`` is open here.  One of an older epoch
+        is not: with transactions V2 the producer has its next epoch before the marker of its
+        last transaction arrives, and its next transaction must not join the last one here
+        (Kafka's hasOngoingTransaction(producerId, producerEpoch))."""
+        entry = self.producers.get(producer_id)
+        return entry is not None and entry.in_transaction and entry.epoch == epoch
 
     def start_verification(self, producer_id: int, sequence: int, epoch: int,
                            now_ms: int) -> VerificationGuard | None:
         """The guard an append of this producer's transactional batch must bring, created (or
-        reused, while a verification is pending) now; None when its transaction is open here
-        already, which needs no verification."""
-        if producer_id in self.ongoing:
+        reused, while a verification is pending) now; None when its transaction of this epoch
+        is open here already, which needs no verification."""
+        if self.in_transaction(producer_id, epoch):
             return None
         entry = self.verifying.get(producer_id)
         if entry is None:
@@ -375,9 +380,10 @@ class ProducerState:
 
     def check_verified(self, header: BatchHeader, guard: VerificationGuard | None) -> None:
         """Refuse (InvalidTxnState) a transactional batch that neither continues this producer's
-        open transaction nor brings the guard of its current verification; ``guard`` None:
+        open transaction of its epoch nor brings the guard of its current verification; ``guard`` None:
         verification is off.  Changes nothing."""
-        if guard is None or not header.is_transactional or header.producer_id in self.ongoing:
+        if (guard is None or not header.is_transactional
+                or self.in_transaction(header.producer_id, header.producer_epoch)):
             return
         entry = self.verifying.get(header.producer_id)
         if guard is NO_GUARD or entry is None or entry.guard is not guard:

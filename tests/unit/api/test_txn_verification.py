@@ -269,6 +269,23 @@ def test_produce_v12_while_the_commit_is_being_written_is_concurrent_transaction
     assert run(scenario()) == {1: (E.concurrent_transactions, None)}
 
 
+def test_the_next_transaction_waits_for_the_marker_of_the_last_one(wire):
+    """V2: the client has its new epoch before the commit marker reaches the partition; its next
+    transaction's batch must not join the open one there (the marker would commit it)."""
+    async def scenario():
+        init = await wire.init("tx")
+        pid = init.producer_id
+        await produce_to(wire, "tx", pid, 0, {0: (0, b"first")}, version=12)
+        wire.context.transactions.run(lambda c: c.end_txn("tx", pid, 0, True, client_txn_version=2))
+        early = await produce_to(wire, "tx", pid, 1, {0: (0, b"next")}, version=12)  # marker not written yet
+        await wire.markers_written()
+        retried = await produce_to(wire, "tx", pid, 1, {0: (0, b"next")}, version=12)
+        return early, retried
+    early, retried = run(scenario())
+    assert early == {0: (E.concurrent_transactions, None)} and retried == {0: (E.none, None)}
+    assert end_offsets(wire)[0] == (3, 2), "first, its commit marker, then the next transaction's batch"
+
+
 def test_produce_v12_adds_the_partition_even_with_verification_off(wire):
     """The V2 client sends no AddPartitionsToTxn: without the add its partition would get no marker."""
     wire.context.config.set_dynamic(CLUSTER_DEFAULT, {"transaction.partition.verification.enable": False})
