@@ -18,6 +18,14 @@ the transaction ended.
 runner, so the request is applied between other coordinator requests like any other; a
 ``transactional id`` this coordinator does not serve is answered NOT_COORDINATOR, which the
 produce path turns into a retriable error.
+
+A remote implementation answers as Kafka's AddPartitionsToTxnManager does: NETWORK_EXCEPTION
+for every partition when the coordinator's broker cannot be reached or does not answer in
+time, COORDINATOR_NOT_AVAILABLE when no live broker leads the id's ``__transaction_state``
+partition, INVALID_TXN_STATE when the whole request is refused with
+CLUSTER_AUTHORIZATION_FAILED, no error at all (nothing to refuse) when that broker does not
+know AddPartitionsToTxn v4, and otherwise the coordinator's own errors (PRODUCER_FENCED,
+TRANSACTION_ABORTABLE ...), which the produce path translates for the client's version.
 """
 
 from __future__ import annotations
