@@ -14,8 +14,10 @@ even when it is false, since the client relies on it; the partition then checks 
    verify only for Produce v0-11, add to the transaction for v12+ (a transactions-V2 client
    sends no AddPartitionsToTxn; Kafka's TransactionSupportedOperation ADD_PARTITION);
 4. each refused partition is answered with Kafka's translation of the coordinator's error
-   (:func:`refusal`) and not appended; the others append with their guard, which the
-   partition checks again (an abort marker written meanwhile makes it stale).
+   (:func:`refusal`) and not appended (a refusal for good also ends the partition's
+   verification: the client must abort, and the entry would only wait for its expiry); the
+   others append with their guard, which the partition checks again (an abort marker
+   written meanwhile makes it stale).
 
 The answer of step 3 may come later (a cluster asks another broker): :func:`begin` then
 returns an awaitable of the :class:`Verified` it otherwise returns at once.
@@ -38,6 +40,7 @@ UNVERIFIED = "Unable to verify the partition has been added to the transaction. 
 # makes them retry without a metadata refresh, as Kafka answers.
 _RETRY_AS_NOT_ENOUGH_REPLICAS = frozenset({ErrorCode.network_exception, ErrorCode.coordinator_load_in_progress,
                                            ErrorCode.coordinator_not_available, ErrorCode.not_coordinator})
+_RETRIABLE = _RETRY_AS_NOT_ENOUGH_REPLICAS | {ErrorCode.concurrent_transactions}
 
 Key = tuple[str, int]
 
@@ -78,11 +81,10 @@ def begin(request: Request):
     header = next(iter(batches.values()))
     answer = broker.txn_verifier.verify(body.transactional_id, header.producer_id, header.producer_epoch,
                                         list(guards), add=add)
-    if not checked:
-        guards = dict.fromkeys(guards)   # asked (added), but the partition checks nothing
+    settle = _Settle(request, header.producer_id, default, guards, checked)
     if inspect.isawaitable(answer):
-        return _settle_later(request.version, default, guards, answer)
-    return _settled(request.version, default, guards, answer)
+        return settle.later(answer)
+    return settle(answer)
 
 
 def refusal(error: ErrorCode, version: int) -> tuple[ErrorCode, str | None]:
@@ -130,11 +132,29 @@ def _start(request: Request, batches: dict[Key, records.BatchHeader]) -> dict[Ke
     return guards
 
 
-async def _settle_later(version: int, default, guards: dict, answer) -> Verified:
-    return _settled(version, default, guards, await answer)
+@dataclass(frozen=True, slots=True)
+class _Settle:
+    """Turns the coordinator's answer into the request's :class:`Verified`."""
+    request: Request
+    producer_id: int
+    default: VerificationGuard | None
+    guards: dict[Key, VerificationGuard]
+    checked: bool   # transaction.partition.verification.enable: the partitions check the guards
 
+    async def later(self, answer) -> Verified:
+        return self(await answer)
 
-def _settled(version: int, default, guards: dict, answer: dict) -> Verified:
-    refused = {key: refusal(answer.get(key, ErrorCode.none), version) for key in guards
-               if answer.get(key, ErrorCode.none) != ErrorCode.none}
-    return Verified(default, {k: g for k, g in guards.items() if k not in refused}, refused)
+    def __call__(self, answer: dict) -> Verified:
+        errors = {key: answer.get(key, ErrorCode.none) for key in self.guards}
+        refused = {key: refusal(error, self.request.version) for key, error in errors.items()
+                   if error != ErrorCode.none}
+        for key, error in errors.items():
+            if error != ErrorCode.none and error not in _RETRIABLE:
+                self._end(key)
+        kept = {k: (g if self.checked else None) for k, g in self.guards.items() if k not in refused}
+        return Verified(self.default, kept, refused)
+
+    def _end(self, key: Key) -> None:
+        partition = self.request.broker.logs.partition(*key)
+        if partition is not None:
+            partition.end_verification(self.producer_id, self.guards[key])

@@ -99,6 +99,10 @@ class Partition:
         transaction is open here already (kavka.log.producer_state, "Verification")."""
         return self.producers.start_verification(producer_id, sequence, epoch, now_ms)
 
+    def end_verification(self, producer_id: int, guard: VerificationGuard) -> None:
+        """The coordinator refused the verification of ``guard`` for good: forget it."""
+        self.producers.end_verification(producer_id, guard)
+
     def append_records(self, buf: bytearray, produce_version: int, now_ms: int,
                        keys_checked: bool = False, guard: VerificationGuard | None = None) -> ProduceInfo:
         """Validate, dedupe and append a client's records; offsets are patched into ``buf``.

@@ -70,9 +70,12 @@ ended transaction cannot open a transaction the coordinator does not know,
 which would hold the LSO back for ever (a *hanging transaction*).  The entry
 also keeps the lowest sequence seen while verifying: a batch with a higher one
 is OutOfOrderSequence until the lowest is written, as in Kafka.  Entries are
-not snapshotted; one left by a verification that never completed is removed
-after ``producer.id.expiration.ms`` by :meth:`ProducerState.remove_expired`,
-so the table of entries is bounded by the producers verifying within that time.
+not snapshotted.  One whose verification the coordinator refused for good (the
+producer must abort) goes at once (:meth:`ProducerState.end_verification`; Kafka
+keeps it until expiry); one left by a verification that never completed, or
+failed with a retriable error, is removed after ``producer.id.expiration.ms`` by
+:meth:`ProducerState.remove_expired`.  So the table holds at most the producers
+whose verification is in flight or was retriably refused within that time.
 
 Snapshots
 ---------
@@ -380,14 +383,21 @@ class ProducerState:
 
     def check_verified(self, header: BatchHeader, guard: VerificationGuard | None) -> None:
         """Refuse (InvalidTxnState) a transactional batch that neither continues this producer's
-        open transaction of its epoch nor brings the guard of its current verification; ``guard`` None:
-        verification is off.  Changes nothing."""
+        open transaction of its epoch nor brings the guard of its current verification;
+        ``guard`` None: verification is off.  Changes nothing."""
         if (guard is None or not header.is_transactional
                 or self.in_transaction(header.producer_id, header.producer_epoch)):
             return
         entry = self.verifying.get(header.producer_id)
         if guard is NO_GUARD or entry is None or entry.guard is not guard:
             raise InvalidTxnState("Record was not part of an ongoing transaction")
+
+    def end_verification(self, producer_id: int, guard: VerificationGuard) -> None:
+        """The coordinator refused the verification of ``guard`` for good: forget it, unless
+        a newer verification replaced it already."""
+        entry = self.verifying.get(producer_id)
+        if entry is not None and entry.guard is guard:
+            del self.verifying[producer_id]
 
     # -- transactions ----------------------------------------------------------------------
 

@@ -310,16 +310,17 @@ def test_produce_v11_does_not_add_the_partition(wire):
 
 # -- the translation of the coordinator's errors ------------------------------------------------
 
-@pytest.mark.parametrize("coordinator, version, answer", [
-    (E.not_coordinator, 9, (E.not_enough_replicas, "Underlying error: NOT_COORDINATOR")),
-    (E.coordinator_load_in_progress, 12, (E.not_enough_replicas, "Underlying error: COORDINATOR_LOAD_IN_PROGRESS")),
-    (E.concurrent_transactions, 11, (E.not_enough_replicas, "Underlying error: CONCURRENT_TRANSACTIONS")),
-    (E.concurrent_transactions, 12, (E.concurrent_transactions, None)),
-    (E.producer_fenced, 9, (E.invalid_producer_epoch, None)),
-    (E.invalid_producer_id_mapping, 9, (E.invalid_producer_id_mapping, None)),
+@pytest.mark.parametrize("coordinator, version, answer, retriable", [
+    (E.not_coordinator, 9, (E.not_enough_replicas, "Underlying error: NOT_COORDINATOR"), True),
+    (E.coordinator_load_in_progress, 12, (E.not_enough_replicas, "Underlying error: COORDINATOR_LOAD_IN_PROGRESS"),
+     True),
+    (E.concurrent_transactions, 11, (E.not_enough_replicas, "Underlying error: CONCURRENT_TRANSACTIONS"), True),
+    (E.concurrent_transactions, 12, (E.concurrent_transactions, None), True),
+    (E.producer_fenced, 9, (E.invalid_producer_epoch, None), False),
+    (E.invalid_producer_id_mapping, 9, (E.invalid_producer_id_mapping, None), False),
 ])
-def test_coordinator_errors_reach_the_client_as_kafka_translates_them(wire, held, coordinator,
-                                                                      version, answer):
+def test_coordinator_errors_reach_the_client_as_kafka_translates_them(wire, held, coordinator, version, answer,
+                                                                      retriable):
     async def scenario():
         pid = await open_on_t0(wire)
         write = asyncio.ensure_future(produce_to(wire, "tx", pid, 0, {0: (0, b"v")}, version))
@@ -330,6 +331,8 @@ def test_coordinator_errors_reach_the_client_as_kafka_translates_them(wire, held
     assert error == answer[0]
     assert message == answer[1] or message.endswith(answer[1])
     assert end_offsets(wire)[0] == (0, 0)
+    # A retry keeps the lowest sequence blocked (Kafka); a refusal for good frees the entry at once.
+    assert len(partition(wire, 0).producers.verifying) == (1 if retriable else 0)
 
 
 # -- the verification state is bounded -------------------------------------------------------------
