@@ -1,4 +1,5 @@
-"""KIP-890's partition-side check with librdkafka (confluent-kafka) on a lone broker.
+"""KIP-890's partition-side check with librdkafka (confluent-kafka) on a lone broker, and the
+transactions of kafka-python and aiokafka going through it.
 
 librdkafka (2.x) runs the classic transaction protocol: it adds every partition with
 AddPartitionsToTxn v0, sends Produce up to v10 and EndTxn v0-1, so a transaction it aborts keeps
@@ -19,6 +20,7 @@ partition is its log end offset.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import time
 
@@ -166,3 +168,51 @@ def test_a_delayed_produce_after_the_abort_cannot_hang_a_partition(kavka_broker_
     assert ends(broker) == [(2, 2), (2, 2)]
     assert read(bootstrap, "read_committed") == [b"committed"]
     assert read(bootstrap, "read_uncommitted") == [b"aborted", b"committed"]
+
+
+def _kafka_python_transactions(bootstrap: str) -> None:
+    kafka = pytest.importorskip("kafka")
+    producer = kafka.KafkaProducer(bootstrap_servers=bootstrap, transactional_id="kafka-python")
+    try:
+        producer.init_transactions()
+        for value, commit in ((b"kept", True), (b"dropped", False)):
+            producer.begin_transaction()
+            producer.send(TOPIC, value=value, partition=1).get(timeout=TIMEOUT_S)
+            if commit:
+                producer.commit_transaction()
+            else:
+                producer.abort_transaction()
+    finally:
+        producer.close()
+
+
+def _aiokafka_transactions(bootstrap: str) -> None:
+    aiokafka = pytest.importorskip("aiokafka")
+
+    async def run() -> None:
+        producer = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id="aiokafka")
+        await producer.start()
+        try:
+            for value, commit in ((b"kept", True), (b"dropped", False)):
+                await producer.begin_transaction()
+                await producer.send_and_wait(TOPIC, value=value, partition=1)
+                if commit:
+                    await producer.commit_transaction()
+                else:
+                    await producer.abort_transaction()
+        finally:
+            await producer.stop()
+    asyncio.run(asyncio.wait_for(run(), TIMEOUT_S * 2))
+
+
+@pytest.mark.parametrize("transactions", [_kafka_python_transactions, _aiokafka_transactions],
+                         ids=["kafka-python", "aiokafka"])
+def test_the_python_clients_transactions_pass_verification(broker, transactions):
+    """kafka-python and aiokafka add their partitions themselves (transactions V1): each first
+    write of a transaction is verified, and goes through."""
+    bootstrap = broker.bootstrap_servers
+    create_topic(bootstrap, TOPIC, partitions=2)
+    transactions(bootstrap)
+    assert ends(broker) == [(0, 0), (4, 4)], "two records and two markers"
+    assert read(bootstrap, "read_committed") == [b"kept"]
+    assert read(bootstrap, "read_uncommitted") == [b"dropped", b"kept"]
