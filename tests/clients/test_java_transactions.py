@@ -111,6 +111,7 @@ def test_commit_abort_commit_at_each_transaction_version(java, kavka_broker_fact
     assert values(bootstrap, "jtx", "read_uncommitted") == ["0", "1", "2", "3"]
 
 
+@pytest.mark.slow   # waits out a transaction timeout
 @pytest.mark.parametrize("level", [1, 2])
 def test_a_producer_aborted_by_its_timeout_keeps_writing_and_nothing_lands(java, kavka_broker_factory, level):
     broker = at_level(kavka_broker_factory, level)

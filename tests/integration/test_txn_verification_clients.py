@@ -112,6 +112,7 @@ def broker(kavka_broker_factory):
     return kavka_broker_factory(SETTINGS)
 
 
+@pytest.mark.slow   # waits out a transaction timeout
 def test_a_producer_aborted_by_its_timeout_keeps_sending_and_nothing_lands(broker):
     bootstrap = broker.bootstrap_servers
     create_topic(bootstrap, TOPIC, partitions=2)
