@@ -53,8 +53,8 @@ public final class Main {
             case "offsets-for-times" -> Times.run(args);
             case "admin" -> Admin.run(args);
             case "wordcount" -> WordCount.run(args);
-            case "transactions" -> Transactions.run(args);
-            case "zombie" -> Transactions.zombie(args);
+            case "txn-plan" -> TxnVerification.run(args);
+            case "txn-zombie" -> TxnVerification.zombie(args);
             default -> usage("unknown step " + argv[0]);
         }
     }
@@ -75,7 +75,7 @@ public final class Main {
 
     private static void usage(String problem) {
         System.err.println(problem + "\nusage: Main produce|consume|group-member|offsets-for-times|admin|wordcount"
-                + "|transactions|zombie BOOTSTRAP [ARG ...] [name=value ...]");
+                + "|txn-plan|txn-zombie BOOTSTRAP [ARG ...] [name=value ...]");
         System.exit(2);
     }
 }

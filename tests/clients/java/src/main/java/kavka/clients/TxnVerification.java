@@ -12,22 +12,22 @@ import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.serialization.StringSerializer;
 
 /**
- * The transactional producer steps.
+ * The steps of the transaction verification tests (KIP-890, tests/clients/test_java_txn_verification.py).
  *
- * <p>{@code transactions BOOTSTRAP TOPIC TRANSACTIONAL_ID PLAN [name=value ...]} runs one
+ * <p>{@code txn-plan BOOTSTRAP TOPIC TRANSACTIONAL_ID PLAN [name=value ...]} runs one
  * transaction per PLAN item, comma-separated, each {@code commit:P/P/...} or {@code abort:P/...}:
  * one record {@code "<n>"} to each partition P, acknowledged, then commit or abort.  It prints
  * {@code {"transaction", "ended", "offsets"}} per transaction (offsets per record, in order).
  *
- * <p>{@code zombie BOOTSTRAP TOPIC TRANSACTIONAL_ID WAIT_MS PARTITIONS [name=value ...]} begins a
+ * <p>{@code txn-zombie BOOTSTRAP TOPIC TRANSACTIONAL_ID WAIT_MS PARTITIONS [name=value ...]} begins a
  * transaction, writes {@code "before"} to partition 0 (printing {@code {"sent", "offset"}}), sleeps
  * WAIT_MS (longer than transaction.timeout.ms, so the coordinator aborts it), then keeps writing:
  * {@code "zombie"} to each of PARTITIONS (comma-separated), printing {@code {"zombie", "offset"}} or
  * {@code {"zombie", "error"}} per record, and tries to commit: {@code {"commit": "ok"}} or
  * {@code {"commit": "error", "error"}}.
  */
-final class Transactions {
-    private Transactions() {
+final class TxnVerification {
+    private TxnVerification() {
     }
 
     private static Map<String, Object> defaults(String transactionalId) {

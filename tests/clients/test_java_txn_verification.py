@@ -94,7 +94,7 @@ def test_commit_abort_commit_at_each_transaction_version(java, kavka_broker_fact
     broker = at_level(kavka_broker_factory, level)
     bootstrap = broker.bootstrap_servers
     create_topic(bootstrap, "jtx", partitions=2)
-    lines, queued = run_java(java, "transactions", bootstrap, "jtx", "jtx-id", "commit:0/1,abort:0,commit:1")
+    lines, queued = run_java(java, "txn-plan", bootstrap, "jtx", "jtx-id", "commit:0/1,abort:0,commit:1")
     assert [line["ended"] for line in lines] == ["commit", "abort", "commit"]
 
     data_epochs = [[h.producer_epoch for h in stored_batches(broker, "jtx", p) if not h.is_control] for p in (0, 1)]
@@ -117,7 +117,7 @@ def test_a_producer_aborted_by_its_timeout_keeps_writing_and_nothing_lands(java,
     broker = at_level(kavka_broker_factory, level)
     bootstrap = broker.bootstrap_servers
     create_topic(bootstrap, "jz", partitions=2)
-    lines, queued = run_java(java, "zombie", bootstrap, "jz", "jz-id", "4000", "1,0", "transaction.timeout.ms=2000")
+    lines, queued = run_java(java, "txn-zombie", bootstrap, "jz", "jz-id", "4000", "1,0", "transaction.timeout.ms=2000")
     assert lines[0] == {"sent": "before", "offset": 0}
     zombie = {line["zombie"]: line for line in lines if "zombie" in line}
     assert set(zombie) == {0, 1} and all("error" in line for line in zombie.values()), lines
