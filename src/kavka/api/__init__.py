@@ -45,6 +45,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     offset_for_leader_epoch,
     produce,
     sync_group,
+    txn_offset_commit,
     update_features,
     write_txn_markers,
 )

@@ -147,11 +147,12 @@ class _Settle:
     def __call__(self, answer: dict) -> Verified:
         errors = {key: answer.get(key, ErrorCode.none) for key in self.guards}
         refused = {key: refusal(error, self.request.version) for key, error in errors.items()
-                   if error != ErrorCode.none}
+                   if error not in (ErrorCode.none, None)}
         for key, error in errors.items():
-            if error != ErrorCode.none and error not in _RETRIABLE:
+            if error not in (ErrorCode.none, None) and error not in _RETRIABLE:
                 self._end(key)
-        kept = {k: (g if self.checked else None) for k, g in self.guards.items() if k not in refused}
+        kept = {k: (g if self.checked and errors[k] is not None else None)   # None: not verified, not checked
+                for k, g in self.guards.items() if k not in refused}
         return Verified(self.default, kept, refused)
 
     def _end(self, key: Key) -> None:

@@ -14,10 +14,14 @@ path never assumes the answer is immediate, and the partition's VerificationGuar
 (``kavka.log.producer_state``) keeps an answer that arrives late from letting a batch in after
 the transaction ended.
 
-:class:`LocalTxnVerifier` asks this broker's own coordinator (a lone broker), through its
-runner, so the request is applied between other coordinator requests like any other; a
-``transactional id`` this coordinator does not serve is answered NOT_COORDINATOR, which the
-produce path turns into a retriable error.
+:class:`LocalTxnVerifier` asks this broker's own coordinator, through its runner, so the
+request is applied between other coordinator requests like any other.  A partition may also be
+answered ``None``: not verified, append as if verification were off.  The local verifier says
+so for a question (``add`` False) about an id another broker of a cluster coordinates (its
+coordinator answers NOT_COORDINATOR to a question, which writes nothing), as the TxnOffsetCommit
+path does, until a cluster verifier asks that broker; an ``add`` for such an id stays
+NOT_COORDINATOR (retriable): appending a V2 client's batch to a partition the coordinator never
+added would hang the partition.
 
 A remote implementation answers as Kafka's AddPartitionsToTxnManager does: NETWORK_EXCEPTION
 for every partition when the coordinator's broker cannot be reached or does not answer in
@@ -35,7 +39,7 @@ from typing import Awaitable, Iterable, Protocol, Union
 from kavka.protocol.errors import ErrorCode
 from kavka.txn.model import TopicPartition
 
-Verdicts = dict[TopicPartition, ErrorCode]
+Verdicts = dict[TopicPartition, "ErrorCode | None"]   # None: not verified (see above)
 
 
 class TxnVerifier(Protocol):
@@ -52,5 +56,8 @@ class LocalTxnVerifier:
     def verify(self, transactional_id: str, producer_id: int, producer_epoch: int,
                partitions: Iterable[TopicPartition], add: bool) -> Union[Verdicts, Awaitable[Verdicts]]:
         wanted = list(partitions)
-        return self.runner.run(lambda c: c.add_partitions(transactional_id, producer_id, producer_epoch, wanted,
-                                                          verify_only=not add))
+        answer = self.runner.run(lambda c: c.add_partitions(transactional_id, producer_id, producer_epoch, wanted,
+                                                            verify_only=not add))
+        if not add and isinstance(answer, dict) and set(answer.values()) == {ErrorCode.not_coordinator}:
+            return dict.fromkeys(answer)   # another broker coordinates the id: not verified here
+        return answer

@@ -25,7 +25,9 @@ from kavka.protocol.records import read_header
 from kavka.txn.verifier import LocalTxnVerifier
 from test_group_apis import req
 import test_txn_apis
+import test_txn_offset_commit_api
 from test_txn_apis import MS, PRODUCE, run
+from test_txn_offset_commit_api import fetched, txn_commit
 
 NOT_ADDED = "Partition was not added to the transaction"
 wire = test_txn_apis.wire   # the fixture: a broker with a coordinator
@@ -335,6 +337,22 @@ def test_coordinator_errors_reach_the_client_as_kafka_translates_them(wire, held
     assert len(partition(wire, 0).producers.verifying) == (1 if retriable else 0)
 
 
+@pytest.mark.parametrize("version, answer", [
+    (9, (E.none, None)),   # a question: written unverified, as the group's TxnOffsetCommit does
+    (12, (E.not_enough_replicas, "Unable to verify the partition has been added to the transaction. "
+                                 "Underlying error: NOT_COORDINATOR")),   # an add: never without the coordinator
+])
+def test_an_id_another_broker_coordinates(wire, version, answer):
+    """A cluster's broker leads the partition but not the id's __transaction_state partition."""
+    async def scenario():
+        init = await wire.init("tx")
+        runner = wire.context.transactions
+        runner.unload_partition(runner.coordinator.journal.partition_for("tx"))
+        return await produce_to(wire, "tx", init.producer_id, 0, {0: (0, b"v")}, version)
+    assert run(scenario()) == {0: answer}
+    assert end_offsets(wire)[0] == ((1, 0) if answer[0] == E.none else (0, 0))
+
+
 # -- the verification state is bounded -------------------------------------------------------------
 
 def test_verification_entries_go_with_the_append_the_marker_or_expiry(wire):
@@ -371,3 +389,30 @@ def test_a_higher_sequence_than_the_one_verifying_is_out_of_order(wire):
         t0.producers.check(read_header(batch))
     t0.start_verification(7, 5, 1, now)   # a new epoch starts over
     assert t0.producers.verifying[7].lowest_seq == 5
+
+
+# -- TxnOffsetCommit: v5 adds the group's partition (transactions V2) ------------------------
+
+link = test_txn_offset_commit_api.link   # the fixture: a broker with both coordinators
+
+
+def test_txn_offset_commit_v5_adds_the_groups_partition(link):
+    async def scenario():
+        pid = (await link.init("tx")).producer_id
+        answer = await txn_commit(link, pid, [("t", 0, 11)], version=5)   # no AddOffsetsToTxn before it
+        ended = await link.end("tx", pid, 0, True, version=5)
+        await link.markers_written()
+        return answer, ended, await fetched(link, stable=True)
+    answer, ended, after = run(scenario())
+    assert answer == {("t", 0): E.none}
+    assert (ended.error_code, ended.producer_epoch) == (E.none, 1)
+    assert after[0] == (11, E.none)
+
+
+@pytest.mark.parametrize("version, error", [(3, E.invalid_txn_state), (4, E.transaction_abortable)])
+def test_txn_offset_commit_before_v5_only_verifies(link, version, error):
+    async def scenario():
+        pid = (await link.init("tx")).producer_id
+        return await txn_commit(link, pid, [("t", 0, 11)], version=version), await fetched(link, stable=True)
+    answer, after = run(scenario())
+    assert answer == {("t", 0): error} and after[0] == (-1, E.none)
