@@ -1,15 +1,14 @@
 package kavka.clients;
 
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
-import org.apache.kafka.common.serialization.StringSerializer;
 
 /**
  * The steps of the transaction verification tests (KIP-890, tests/clients/test_java_txn_verification.py).
@@ -30,27 +29,21 @@ final class TxnVerification {
     private TxnVerification() {
     }
 
-    private static Map<String, Object> defaults(String transactionalId) {
-        return Map.of(
-                "key.serializer", StringSerializer.class.getName(),
-                "value.serializer", StringSerializer.class.getName(),
-                "transactional.id", transactionalId,
-                "delivery.timeout.ms", "20000",
-                "request.timeout.ms", "10000",
-                "max.block.ms", "20000");
+    private static byte[] bytes(String value) {
+        return value.getBytes(StandardCharsets.UTF_8);
     }
 
     static void run(Main.Args args) throws Exception {
         String topic = args.at(0);
         int n = 0;
-        try (KafkaProducer<String, String> producer = new KafkaProducer<>(args.with(defaults(args.at(1))))) {
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(args.with(Transactions.producerDefaults(args.at(1))))) {
             producer.initTransactions();
             for (String item : args.at(2).split(",")) {
                 String[] decision = item.split(":");
                 producer.beginTransaction();
                 List<Future<RecordMetadata>> sent = new ArrayList<>();
                 for (String partition : decision[1].split("/")) {
-                    sent.add(producer.send(new ProducerRecord<>(topic, Integer.parseInt(partition), null, "" + n++)));
+                    sent.add(producer.send(new ProducerRecord<>(topic, Integer.parseInt(partition), null, bytes("" + n++))));
                 }
                 List<Long> offsets = new ArrayList<>();
                 for (Future<RecordMetadata> future : sent) {
@@ -68,16 +61,16 @@ final class TxnVerification {
 
     static void zombie(Main.Args args) throws Exception {
         String topic = args.at(0);
-        try (KafkaProducer<String, String> producer = new KafkaProducer<>(args.with(defaults(args.at(1))))) {
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(args.with(Transactions.producerDefaults(args.at(1))))) {
             producer.initTransactions();
             producer.beginTransaction();
-            RecordMetadata before = producer.send(new ProducerRecord<>(topic, 0, null, "before")).get();
+            RecordMetadata before = producer.send(new ProducerRecord<>(topic, 0, null, bytes("before"))).get();
             Json.print(Json.obj("sent", "before", "offset", before.offset()));
             Thread.sleep(args.intAt(2));
             for (String partition : args.at(3).split(",")) {
                 try {
                     RecordMetadata meta = producer.send(
-                            new ProducerRecord<>(topic, Integer.parseInt(partition), null, "zombie")).get();
+                            new ProducerRecord<>(topic, Integer.parseInt(partition), null, bytes("zombie"))).get();
                     Json.print(Json.obj("zombie", Integer.parseInt(partition), "offset", meta.offset()));
                 } catch (ExecutionException | RuntimeException e) {
                     Throwable cause = e instanceof ExecutionException ? e.getCause() : e;
