@@ -6,8 +6,10 @@ group id INVALID_GROUP_ID; then the write is verified with the transaction coord
 (Kafka's transaction verification, the AddPartitionsToTxn ``verify_only`` question a
 partition leader asks): the id's producer id and epoch must be current and the group's
 ``__consumer_offsets`` partition already in its ongoing transaction, else that error for
-every partition (INVALID_TXN_STATE when AddOffsetsToTxn was not sent, PRODUCER_FENCED told
-as INVALID_PRODUCER_EPOCH, as Kafka's verification answers).  In a cluster the id may be
+every partition (INVALID_TXN_STATE when AddOffsetsToTxn was not sent, TRANSACTION_ABORTABLE
+from v4, PRODUCER_FENCED told as INVALID_PRODUCER_EPOCH, as Kafka's verification answers).
+v5 (transactions V2: the Java client sends no AddOffsetsToTxn then) adds the partition to the
+transaction instead, as Kafka's ADD_PARTITION operation does.  In a cluster the id may be
 coordinated by another broker (the local coordinator answers NOT_COORDINATOR); kavka does
 not ask it over the network yet, so the write goes on unverified, as Kafka's does with
 ``transaction.partition.verification.enable=false``: the partition's producer table still
@@ -28,6 +30,8 @@ from kavka.protocol.errors import ErrorCode
 
 KEY = 28
 VERSIONS = (0, 5)
+GENERIC_ERROR_FROM = 4   # the client knows TRANSACTION_ABORTABLE
+ADD_PARTITION_FROM = 5   # transactions V2: the verification adds the group's partition
 
 
 def _unavailable(request: Request):
@@ -47,7 +51,7 @@ def handle(request: Request, groups):
     if not body.group_id:
         return _response(request, {**errors, **{(c.topic, c.partition): ErrorCode.invalid_group_id
                                                 for c in commits}})
-    refusal = _verify(transactions, body)
+    refusal = _verify(transactions, body, request.version)
     if refusal != ErrorCode.none:
         return _response(request, {**errors, **{(c.topic, c.partition): refusal for c in commits}})
     result = groups.run(lambda c: c.commit_txn_offsets(
@@ -56,14 +60,19 @@ def handle(request: Request, groups):
     return reply_or_wait(result, lambda committed: _response(request, {**errors, **committed}))
 
 
-def _verify(transactions, body) -> ErrorCode:
-    """Whether the group's partition is in the producer's ongoing transaction (module doc)."""
+def _verify(transactions, body, version: int) -> ErrorCode:
+    """Whether the group's partition is in the producer's ongoing transaction (module doc); v5+
+    (transactions V2, no AddOffsetsToTxn) adds it there instead.  TRANSACTION_ABORTABLE reaches
+    v4+ clients only (Kafka's TransactionSupportedOperation for TxnOffsetCommit)."""
+    add = version >= ADD_PARTITION_FROM
     verdict = transactions.run(lambda c: c.add_partitions(
         body.transactional_id, body.producer_id, body.producer_epoch, [c.offsets_partition(body.group_id)],
-        verify_only=True))
+        verify_only=not add))
     error = next(iter(verdict.values()))
-    if error == ErrorCode.not_coordinator:   # coordinated by another broker of the cluster
+    if error == ErrorCode.not_coordinator and not add:   # coordinated by another broker of the cluster
         return ErrorCode.none
+    if error == ErrorCode.transaction_abortable and version < GENERIC_ERROR_FROM:
+        return ErrorCode.invalid_txn_state
     return ErrorCode.invalid_producer_epoch if error == ErrorCode.producer_fenced else error
 
 
