@@ -250,6 +250,16 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("default.replication.factor", "short", 1, "Replicas of an auto-created topic.", at_least(1)),
     ConfigKey("auto.create.topics.enable", "boolean", True, "Create unknown topics on metadata/produce."),
     ConfigKey("delete.topic.enable", "boolean", True, "Allow DeleteTopics."),
+    ConfigKey("authorizer.class.name", "string", "",
+              "The ACL authorizer: Kafka's org.apache.kafka.metadata.authorizer.StandardAuthorizer (or "
+              "kafka.security.authorizer.AclAuthorizer) switches ACL checks on (kavka.security.authorizer); "
+              "empty: no authorization.",
+              one_of("", "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                     "kafka.security.authorizer.AclAuthorizer")),
+    ConfigKey("super.users", "string", "",
+              "Principals allowed everything by the authorizer, separated by ';' (User:admin;User:ops)."),
+    ConfigKey("allow.everyone.if.no.acl.found", "boolean", False,
+              "With an authorizer: allow an operation on a resource that has no ACL at all."),
     ConfigKey("message.max.bytes", "int", 1048588, "Largest record batch accepted.", at_least(0), False),
     ConfigKey("message.max.uncompressed.bytes", "int", 67108864,
               "kavka: the most a batch's records may inflate to when the broker decompresses them "
