@@ -9,6 +9,8 @@ replication.  A lone broker gets the local implementations unless told otherwise
 Produce appends its first transactional batch there (KIP-890, kavka.txn.verifier): by
 default this broker's own coordinator (``transactions``); a cluster wires one that asks the
 coordinator's broker.
+``authorizer`` is the ACL authorizer ``authorizer.class.name`` configures (kavka.security.authorizer),
+None without one; handlers ask it through kavka.api.authorization.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from kavka.metadata import MetadataView, ReplicaRoles, TopicAdmin
 from kavka.metadata.local import LeadsEverything, LocalMetadata
 from kavka.producer_ids import ProducerIdAllocator, RandomProducerIds
 from kavka.protocol.errors import ErrorCode
+from kavka.security.authorizer import Authorizer, from_config
 from kavka.txn.verifier import LocalTxnVerifier, TxnVerifier
 
 if TYPE_CHECKING:
@@ -52,6 +55,7 @@ class BrokerContext:
     admin: TopicAdmin = field(default=None)        # type: ignore[assignment]
     replicas: ReplicaRoles = field(default=None)   # type: ignore[assignment]
     fetch_sessions: FetchSessionCache = field(default=None)  # type: ignore[assignment]
+    authorizer: Authorizer | None = None   # None: every request allowed (no authorizer.class.name)
 
     def __post_init__(self) -> None:
         if self.metadata is None or self.admin is None:
@@ -62,6 +66,8 @@ class BrokerContext:
             self.replicas = LeadsEverything()
         if self.txn_verifier is None and self.transactions is not None:
             self.txn_verifier = LocalTxnVerifier(self.transactions)
+        if self.authorizer is None:
+            self.authorizer = from_config(self.config)
         if self.fetch_sessions is None:
             self.fetch_sessions = FetchSessionCache(self.config.get("max.incremental.fetch.session.cache.slots"))
 

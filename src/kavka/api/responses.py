@@ -8,19 +8,25 @@ handler never branches on versions just to construct its answer (kavka.protocol.
 
 from __future__ import annotations
 
+import datetime
 import typing
-from dataclasses import fields
-from functools import lru_cache
+import uuid
+from dataclasses import MISSING, fields
+from functools import cache, lru_cache
 from types import ModuleType
 
 from kio.index import load_entity_module
 from kio.schema.index import api_key_map
+from kio.serial._introspect import classify_field, is_optional
 from kio.static.constants import EntityType
 
+from kavka.protocol import messages
 from kavka.protocol.builders import NO_THROTTLE, make
 from kavka.protocol.builders import field_names as _field_names
+from kavka.protocol.errors import ErrorCode, UnsupportedVersion
+from kavka.protocol.schema_walk import FIXED_SIZES
 
-__all__ = ["NO_THROTTLE", "Builder", "builder_for", "make"]
+__all__ = ["NO_THROTTLE", "Builder", "builder_for", "error_response", "make"]
 
 
 @lru_cache(maxsize=None)
@@ -50,3 +56,37 @@ class Builder:
 
 def builder_for(request) -> Builder:
     return Builder(request.api_key, request.version)
+
+
+_EMPTY = {"string": "", "bytes": b"", "records": None, "bool": False, "uuid": uuid.UUID(int=0),
+          "timedelta_i32": datetime.timedelta(0), "timedelta_i64": datetime.timedelta(0)}
+
+
+@cache
+def error_response(api_key: int, version: int, code: ErrorCode):
+    """This version's response with its top-level error_code ``code`` and every other field
+    empty (0, "", (), null), or None when it has no top-level error code or a field that
+    cannot be empty: the dispatcher's answer to an internal error, and a refused request's
+    (kavka.api.authorization)."""
+    try:
+        cls = messages.response_class(api_key, version)
+    except UnsupportedVersion:  # versions kio does not model (Produce v0-2)
+        return None
+    values = {}
+    for field in fields(cls):
+        if field.default is not MISSING or field.default_factory is not MISSING:
+            continue
+        kind, kafka_type = classify_field(field), field.metadata.get("kafka_type")
+        if field.name == "error_code":
+            values[field.name] = code
+        elif kind.is_array:
+            values[field.name] = ()
+        elif is_optional(field):
+            values[field.name] = None
+        elif kafka_type in _EMPTY:
+            values[field.name] = _EMPTY[kafka_type]
+        elif kafka_type in FIXED_SIZES:
+            values[field.name] = 0
+        else:
+            return None
+    return cls(**values) if "error_code" in values else None

@@ -17,6 +17,9 @@ several tests) can share one etcd::
     /kavka/<cid>/group_configs/<hex>       GroupConfigs      a group's own configs (KIP-848 GROUP
                                                              resources), written by any broker;
                                                              <hex>: the group id's UTF-8, in hex
+    /kavka/<cid>/acls/<hex>                AclBinding        one ACL binding (kavka.security.acl),
+                                                             written by any broker; <hex>: the
+                                                             binding's JSON, in hex (its identity)
 
 Broker ids are written in decimal; Kafka topic names use only ``[a-zA-Z0-9._-]``, so no name
 can contain ``/`` and the parse below is unambiguous; a group id may hold any character, so
@@ -50,10 +53,11 @@ class KeyRef:
     topic: str | None = None
     partition: int | None = None
     group: str | None = None
+    acl: str | None = None       # an ACL binding's JSON (kavka.security.acl.AclBinding.to_json)
 
 
 KINDS = ("broker", "controller", "controller_epoch", "topic", "partition", "broker_config", "features",
-         "group_config")
+         "group_config", "acl")
 DEFAULT_CONFIGS = "default"   # the broker_configs key of the cluster-wide defaults (broker_id None)
 
 
@@ -96,6 +100,12 @@ class KeyLayout:
     def group_configs(self, group: str) -> bytes:
         return self.root + b"group_configs/" + group.encode("utf-8").hex().encode()
 
+    def acls_prefix(self) -> bytes:
+        return self.root + b"acls/"
+
+    def acl(self, binding_json: str) -> bytes:
+        return self.acls_prefix() + binding_json.encode("utf-8").hex().encode()
+
     def controller_epoch(self) -> bytes:
         return self.root + b"controller_epoch"
 
@@ -132,6 +142,8 @@ def _parse_parts(parts: list[str]) -> KeyRef | None:
         return KeyRef("broker_config", broker_id=None if rest[0] == DEFAULT_CONFIGS else _broker_id(int(rest[0])))
     if head == "group_configs" and len(rest) == 1:
         return KeyRef("group_config", group=bytes.fromhex(rest[0]).decode("utf-8"))
+    if head == "acls" and len(rest) == 1:
+        return KeyRef("acl", acl=bytes.fromhex(rest[0]).decode("utf-8"))
     if head == "topics" and len(rest) == 1:
         return KeyRef("topic", topic=_topic(rest[0]))
     if head == "partitions" and len(rest) == 2:

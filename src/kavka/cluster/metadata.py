@@ -39,6 +39,7 @@ from kavka.metadata.model import (
     TopicDescription,
 )
 from kavka.protocol.errors import ErrorCode
+from kavka.security.acl import AclBinding, AclSet
 
 log = logging.getLogger("kavka.cluster")
 
@@ -257,6 +258,29 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         try:
             await node.etcd.txn([], [tx.put(key, GroupConfigs(wanted).encode()) if wanted else tx.delete(key)])
             await node.wait_seen(lambda: dict(self.group_configs(group)) == wanted, CONFIG_VIEW_WAIT)
+        except (EtcdUnavailable, ViewTimeout) as exc:
+            return AdminResult(ErrorCode.request_timed_out, str(exc))
+        return AdminResult()
+
+    def acls(self) -> AclSet:
+        return self.view.acls
+
+    async def alter_acls(self, add: Sequence[AclBinding], remove: Sequence[AclBinding]) -> AdminResult:
+        """One etcd key per binding (keys.py), put or deleted by this broker in one transaction:
+        a binding is its own identity, so concurrent changes need no compare.  Every broker's
+        watch folds them into its view, which its authorizer reads; answered once this one's does."""
+        node, tx = self.node, self.node.etcd.tx
+        added = {b.to_json() for b in add}
+        removed = {b.to_json() for b in remove} - added
+        ops = [tx.delete(node.layout.acl(text)) for text in sorted(removed)]
+        ops += [tx.put(node.layout.acl(text), text.encode()) for text in sorted(added)]
+        if not ops:
+            return AdminResult()
+        view = self.view
+        try:
+            await node.etcd.txn([], ops)
+            await node.wait_seen(lambda: added <= view.acl_bindings.keys() and not removed & view.acl_bindings.keys(),
+                                 CONFIG_VIEW_WAIT)
         except (EtcdUnavailable, ViewTimeout) as exc:
             return AdminResult(ErrorCode.request_timed_out, str(exc))
         return AdminResult()

@@ -20,6 +20,7 @@ from typing import Any
 
 from .keys import KeyLayout, KeyRef
 from kavka.metadata.features import FinalizedFeatures
+from kavka.security.acl import AclBinding, AclSet
 
 from .model import (BrokerConfigs, BrokerInfo, ControllerInfo, DecodeError, GroupConfigs, PartitionState, TopicAssignment,
                     Versioned, decode_epoch, decode_features)
@@ -35,6 +36,7 @@ _DECODERS: dict[str, Any] = {
     "broker_config": BrokerConfigs.decode,
     "group_config": GroupConfigs.decode,
     "features": decode_features,
+    "acl": lambda raw: _decode_acl(raw),
 }
 
 
@@ -87,7 +89,15 @@ class ClusterView:
     broker_configs: dict[int | None, Versioned[BrokerConfigs]] = field(default_factory=dict)  # None: defaults
     features: Versioned[FinalizedFeatures] | None = None   # None: the format-time defaults
     group_configs: dict[str, Versioned[GroupConfigs]] = field(default_factory=dict)
+    acl_bindings: dict[str, Versioned[AclBinding]] = field(default_factory=dict)   # by their JSON
     revision: int = 0
+    _acl_set: AclSet | None = None   # acl_bindings indexed, rebuilt after a change to them
+
+    @property
+    def acls(self) -> AclSet:
+        if self._acl_set is None:
+            self._acl_set = AclSet(v.value for v in self.acl_bindings.values())
+        return self._acl_set
 
     def apply(self, item: Snapshot | Change) -> None:
         if isinstance(item, Snapshot):
@@ -112,12 +122,22 @@ class ClusterView:
             _set(self.broker_configs, ref.broker_id, versioned)
         elif ref.kind == "group_config":
             _set(self.group_configs, ref.group, versioned)
+        elif ref.kind == "acl":
+            _set(self.acl_bindings, ref.acl, versioned)
+            self._acl_set = None
         elif ref.kind == "controller":
             self.controller = versioned
         elif ref.kind == "features":
             self.features = versioned
         elif ref.kind == "controller_epoch" and not c.deleted:
             self.controller_epoch = c.value
+
+
+def _decode_acl(raw: bytes) -> AclBinding:
+    try:
+        return AclBinding.from_json(raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DecodeError(f"ACL binding: {exc!r} in {raw[:80]!r}") from exc
 
 
 def _set(table: dict[Any, Any], key: Any, value: Any) -> None:

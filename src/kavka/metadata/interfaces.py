@@ -25,6 +25,7 @@ from kavka.metadata.model import (
     TopicDescription,
 )
 from kavka.protocol.errors import ErrorCode
+from kavka.security.acl import AclBinding, AclSet
 
 TopicPartition = tuple[str, int]
 
@@ -75,6 +76,10 @@ class MetadataView(ABC):
     @abstractmethod
     def finalized_features(self) -> FinalizedFeatures:
         """The cluster's finalized feature levels and their epoch (kavka.metadata.features)."""
+
+    @abstractmethod
+    def acls(self) -> AclSet:
+        """The cluster's ACL bindings (kavka.security.acl), as every broker enforces them."""
 
     @abstractmethod
     async def quorum(self) -> QuorumState | None:
@@ -154,6 +159,12 @@ class TopicAdmin(ABC):
     @abstractmethod
     async def alter_group_configs(self, group: str, values: Mapping[str, str]) -> AdminResult:
         """Make ``values`` (already checked) the whole set of ``group``'s configs, persisted."""
+
+    @abstractmethod
+    async def alter_acls(self, add: Sequence[AclBinding], remove: Sequence[AclBinding]) -> AdminResult:
+        """Add and remove ACL bindings (already validated) in one durable change; answered once
+        this broker enforces the new set.  Adding one already there, or removing one that is
+        not, changes nothing."""
 
     @abstractmethod
     async def elect_leaders(self, election: ElectionType,

@@ -14,6 +14,7 @@ preferred one, and it leads unless its directory failed.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from pathlib import Path
@@ -41,10 +42,12 @@ from kavka.metadata.model import (
     election_result,
 )
 from kavka.protocol.errors import ErrorCode
+from kavka.security.acl import AclBinding, AclSet
 
 log = logging.getLogger("kavka.metadata")
 
 FEATURES_FILE = "features.json"
+ACLS_FILE = "acls.json"
 
 
 def describe(info: TopicInfo, replication_factor: int = 1) -> TopicDescription:
@@ -60,6 +63,7 @@ class LocalMetadata(MetadataView, TopicAdmin):
         self.catalog = logs.catalog
         self.endpoint = BrokerEndpoint(node_id, host, port)
         self._features: FinalizedFeatures | None = None
+        self._acls: AclSet | None = None
 
     def advertise(self, host: str, port: int) -> None:
         """The address clients reach this broker at (known once it listens)."""
@@ -125,6 +129,14 @@ class LocalMetadata(MetadataView, TopicAdmin):
 
     def _features_path(self) -> Path:
         return self.logs.data_dir / META_DIR / FEATURES_FILE
+
+    def acls(self) -> AclSet:
+        if self._acls is None:
+            self._acls = _read_acls(self._acls_path())
+        return self._acls
+
+    def _acls_path(self) -> Path:
+        return self.logs.data_dir / META_DIR / ACLS_FILE
 
     # -- topic admin -------------------------------------------------------------------------
 
@@ -224,6 +236,22 @@ class LocalMetadata(MetadataView, TopicAdmin):
             return AdminResult.refusal(exc)
         return OK
 
+    async def alter_acls(self, add: Sequence[AclBinding], remove: Sequence[AclBinding]) -> AdminResult:
+        """Kept in the data directory (``acls.json``, replaced atomically), as Kafka keeps them in
+        its metadata log."""
+        current = self.acls()
+        changed = AclSet((current.bindings - set(remove)) | set(add))
+        if changed == current:
+            return OK
+        text = json.dumps([json.loads(b.to_json()) for b in changed], indent=1)
+        try:
+            write_atomically(self._acls_path(), text)
+        except OSError as exc:
+            return AdminResult(ErrorCode.kafka_storage_error, f"cannot write {ACLS_FILE}: {exc}")
+        self._acls = changed
+        log.info("ACLs now %d bindings (+%d, -%d)", len(changed), len(add), len(remove))
+        return OK
+
     async def elect_leaders(self, election: ElectionType,
                             partitions: Sequence[TopicPartition]) -> list[AdminResult]:
         return [election_result(self._election(election, topic, index), topic, index)
@@ -261,6 +289,15 @@ class LocalMetadata(MetadataView, TopicAdmin):
 
     async def ensure_transaction_state_topic(self) -> None:
         """Nothing to do: the transaction coordinator's journal creates it on first use."""
+
+
+def _read_acls(path: Path) -> AclSet:
+    """The stored bindings; none when the file is absent (a broker that never had an ACL)."""
+    try:
+        entries = json.loads(path.read_text())
+    except FileNotFoundError:
+        return AclSet()
+    return AclSet(AclBinding.from_json(json.dumps(entry)) for entry in entries)
 
 
 def _read_features(path: Path) -> FinalizedFeatures:

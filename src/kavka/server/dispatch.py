@@ -26,15 +26,10 @@ error answers from the request too (getErrorResponse), and logs the trace.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
-import uuid
-from dataclasses import MISSING, fields
-from functools import cache
-
-from kio.serial._introspect import classify_field, is_optional
 
 from kavka.api.registry import REGISTRY, RawResponse, Request
+from kavka.api.responses import error_response
 from kavka.protocol import messages
 from kavka.protocol.errors import ErrorCode, InvalidRequest, ProtocolError, UnsupportedVersion
 from kavka.protocol.framing import (
@@ -43,7 +38,6 @@ from kavka.protocol.framing import (
     peek_api_key_version,
     response_header_bytes,
 )
-from kavka.protocol.schema_walk import FIXED_SIZES
 from kavka.server.connection import CloseConnection
 
 log = logging.getLogger("kavka.server")
@@ -105,7 +99,7 @@ class Dispatcher:
                   request.peer, exc_info=exc)
         what = (f"internal error handling {name} v{request.version} (client id {request.client_id!r}, "
                 f"correlation id {request.correlation_id}): {type(exc).__name__}: {exc}")
-        answer = _error_response(request.api_key, request.version)
+        answer = error_response(request.api_key, request.version, ErrorCode.unknown_server_error)
         if answer is None:
             raise CloseConnection(what)
         try:
@@ -136,39 +130,6 @@ class Dispatcher:
 # Exceptions that already mean "close this connection, reason logged" or are not
 # errors of this request (cancellation is a BaseException and passes anyway).
 _PASSED_ON = (CloseConnection, ProtocolError, ConnectionError)
-
-
-_EMPTY = {"string": "", "bytes": b"", "records": None, "bool": False, "uuid": uuid.UUID(int=0),
-          "timedelta_i32": datetime.timedelta(0), "timedelta_i64": datetime.timedelta(0)}
-
-
-@cache
-def _error_response(api_key: int, version: int):
-    """This version's response with error_code UNKNOWN_SERVER_ERROR and every other field
-    empty (0, "", (), null), or None when it has no top-level error code or a field that
-    cannot be empty."""
-    try:
-        cls = messages.response_class(api_key, version)
-    except UnsupportedVersion:  # versions kio does not model (Produce v0-2)
-        return None
-    values = {}
-    for field in fields(cls):
-        if field.default is not MISSING or field.default_factory is not MISSING:
-            continue
-        kind, kafka_type = classify_field(field), field.metadata.get("kafka_type")
-        if field.name == "error_code":
-            values[field.name] = ErrorCode.unknown_server_error
-        elif kind.is_array:
-            values[field.name] = ()
-        elif is_optional(field):
-            values[field.name] = None
-        elif kafka_type in _EMPTY:
-            values[field.name] = _EMPTY[kafka_type]
-        elif kafka_type in FIXED_SIZES:
-            values[field.name] = 0
-        else:
-            return None
-    return cls(**values) if "error_code" in values else None
 
 
 __all__ = ["Dispatcher", "UnsupportedVersion"]

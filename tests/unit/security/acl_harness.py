@@ -1,0 +1,85 @@
+"""A broker context on a temporary data dir whose handlers are called as a given principal.
+
+Until connections authenticate, the dispatcher gives every request User:ANONYMOUS, so
+these tests build the Request the dispatcher would, with the principal they need, call
+the registered handler, and check the answer encodes in the requested version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+from pathlib import Path
+
+from kio import index as kio_index
+from kio.schema.index import api_key_map
+from kio.static.constants import EntityType
+
+import kavka.api  # noqa: F401  (registers every handler)
+from kavka.api.context import BrokerContext, RandomProducerIds
+from kavka.api.registry import REGISTRY, Request
+from kavka.api.responses import make
+from kavka.clock import ManualClock
+from kavka.config import BrokerConfig
+from kavka.log.log_manager import LogManager
+from kavka.protocol import messages
+from kavka.security.acl import AclBinding, AclOperation, AclPermission, PatternType, ResourceType
+from kavka.security.principal import ANONYMOUS, KafkaPrincipal
+from kavka.testing import TINY_SEGMENTS
+
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+ADMIN = KafkaPrincipal("User", "admin")
+ALICE = KafkaPrincipal("User", "alice")
+
+
+class Q:
+    """``Q(key, version).SomeRequestClass(**fields)``, dropping fields the version lacks."""
+
+    def __init__(self, api_key: int, version: int) -> None:
+        self._module = kio_index.load_entity_module(api_key_map[api_key], version, EntityType.request)
+
+    def __getattr__(self, name: str):
+        cls = getattr(self._module, name)
+        return lambda **values: make(cls, **values)
+
+
+class Broker:
+    def __init__(self, directory: Path, settings: dict) -> None:
+        self.directory = directory
+        self.config = BrokerConfig.from_strings({**TINY_SEGMENTS, **{k: str(v) for k, v in settings.items()}})
+        self.clock = ManualClock()
+        self.logs = LogManager(directory, self.config, self.clock)
+        self.logs.load()
+        self.context = BrokerContext(logs=self.logs, config=self.config, clock=self.clock, node_id=0,
+                                     host="127.0.0.1", port=9092, producer_ids=RandomProducerIds())
+        self._correlation = itertools.count(1)
+
+    def call(self, body, principal: KafkaPrincipal = ANONYMOUS, peer: str = "127.0.0.1:50000"):
+        key, version = int(body.__api_key__), int(body.__version__)
+        request = Request(key, version, next(self._correlation), "acl-test", body, self.context, peer, principal)
+        result = REGISTRY[key].handler(request)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        if result is not None and not hasattr(result, "parts"):
+            messages.encode_response(result)   # the answer must be valid in that version
+        return result
+
+    def grant(self, *bindings: AclBinding) -> None:
+        result = asyncio.run(self.context.admin.alter_acls(bindings, ()))
+        assert result.error == 0, result
+
+    def close(self) -> None:
+        self.logs.close()
+
+
+def acl(resource_type=ResourceType.TOPIC, name="orders", operation=AclOperation.READ,
+        principal: KafkaPrincipal | str = ALICE, permission=AclPermission.ALLOW,
+        pattern=PatternType.LITERAL, host="*") -> AclBinding:
+    return AclBinding(resource_type, name, pattern, str(principal), host, operation, permission)
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    """Every file under ``directory`` with a hash of its bytes: what "nothing changed on disk" compares."""
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
