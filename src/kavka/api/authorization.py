@@ -55,6 +55,13 @@ def allowed(request: Request, operation: AclOperation, resource_type: ResourceTy
     return ok
 
 
+def refused(request: Request, operation: AclOperation, resource_type: ResourceType, names) -> frozenset[str]:
+    """Those of ``names`` the principal may not do ``operation`` on (each asked once)."""
+    if request.broker.authorizer is None:
+        return frozenset()
+    return frozenset(n for n in set(names) if not allowed(request, operation, resource_type, n))
+
+
 def allowed_any(request: Request, operation: AclOperation, resource_type: ResourceType) -> bool:
     """Whether the principal may do ``operation`` on some resource of the type."""
     authorizer = request.broker.authorizer

@@ -18,6 +18,11 @@ a partition, the transaction coordinator is asked whether the partition is in it
 transaction, or, for Produce v12+ (transactions V2), adds it there
 (kavka.api.produce_verification, KIP-890); a refused partition is not appended.
 
+With an authorizer (kavka.api.authorization), a transactional id needs WRITE on it
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition) and each topic WRITE
+(TOPIC_AUTHORIZATION_FAILED for its partitions, which are not appended); as in Kafka 4,
+idempotence needs no right here (InitProducerId checks it).
+
 Versions 0-2 are advertised because librdkafka enables compression only when
 Produce v0 is listed, but, as in Kafka 4 (KIP-896), they are refused with
 UNSUPPORTED_VERSION: their message formats are gone.
@@ -36,6 +41,7 @@ import struct
 from dataclasses import dataclass
 
 from kavka.api import produce_verification
+from kavka.api.authorization import Op, Res, allowed, refused
 from kavka.api.errors import error_code_for, error_message
 from kavka.api.registry import RawResponse, Request, api
 from kavka.api.responses import builder_for
@@ -85,6 +91,9 @@ def handle(request: Request):
     elif body.transactional_id is not None and request.broker.transactions is None:
         results = _refuse_all(body, ErrorCode.transactional_id_authorization_failed)
     elif body.transactional_id is None and _has_transactional_records(body):  # as Kafka: a transaction needs a transactional id
+        results = _refuse_all(body, ErrorCode.transactional_id_authorization_failed)
+    elif body.transactional_id is not None and not allowed(request, Op.WRITE, Res.TRANSACTIONAL_ID,
+                                                           body.transactional_id):
         results = _refuse_all(body, ErrorCode.transactional_id_authorization_failed)
     else:
         verified = produce_verification.begin(request)
@@ -171,9 +180,14 @@ def _append_all(request: Request, verified: produce_verification.Verified, check
     replicas = request.broker.replicas
     acks = request.body.acks
     now_ms = request.broker.clock.now_ms()
+    denied = refused(request, Op.WRITE, Res.TOPIC, (t.name for t in request.body.topic_data))
     results, waits = [], {}
     for i, topic in enumerate(request.body.topic_data):
         partitions = []
+        if topic.name in denied:   # before any other check, as Kafka: nothing told of the topic
+            results.append((topic.name, [PartitionResult(p.index, ErrorCode.topic_authorization_failed)
+                                         for p in topic.partition_data]))
+            continue
         for j, data in enumerate(topic.partition_data):
             result, last_offset = _append_one(logs, replicas, acks, topic.name, data, request.version, now_ms,
                                               (checked or {}).get((topic.name, data.index), False), verified)
