@@ -43,6 +43,9 @@ _CODES: dict[str, ErrorCode] = {
     "UnknownLeaderEpoch": ErrorCode.unknown_leader_epoch,
     "StorageError": ErrorCode.kafka_storage_error,
     "InvalidUpdateVersion": ErrorCode.invalid_update_version,
+    "TopicAuthorizationFailed": ErrorCode.topic_authorization_failed,
+    "GroupAuthorizationFailed": ErrorCode.group_authorization_failed,
+    "ClusterAuthorizationFailed": ErrorCode.cluster_authorization_failed,
 }
 
 

@@ -7,6 +7,9 @@ increase INVALID_PARTITIONS; manual assignments must cover exactly the new
 partitions, each with the topic's replica count of distinct, live brokers
 (INVALID_REPLICA_ASSIGNMENT).  ``validate_only`` checks and changes nothing.
 
+With an authorizer, a topic needs ALTER on it (TOPIC_AUTHORIZATION_FAILED, after the duplicate
+check and before its existence is looked at, kavka.api.authorization).
+
 Stricter than Kafka: an internal topic (kavka.internal_topics) cannot grow
 (INVALID_TOPIC_EXCEPTION).  A group's partition is its id's hash modulo the
 partition count, so more partitions would send groups to partitions that do
@@ -16,7 +19,9 @@ not hold their offsets.
 from __future__ import annotations
 
 from kavka.api.create_topics import check_assignments, check_request_cap, live_broker_ids, unique_topics
-from kavka.api.errors import InvalidReplicaAssignment, InvalidRequestError, error_code_for, error_message
+from kavka.api.authorization import Op, Res, allowed
+from kavka.api.errors import (InvalidReplicaAssignment, InvalidRequestError, TopicAuthorizationFailed, error_code_for,
+                              error_message)
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.internal_topics import is_internal
@@ -38,6 +43,8 @@ async def handle(request: Request):
         try:
             if duplicate:
                 raise InvalidRequestError("Duplicate topic name.")
+            if not allowed(request, Op.ALTER, Res.TOPIC, topic.name):
+                raise TopicAuthorizationFailed("Authorization failed.")
             assignments, added = _check_growth(broker, topic)
             check_request_cap(broker, adding + added)
             broker.admin.check_add_partitions(topic.name, topic.count, assignments)

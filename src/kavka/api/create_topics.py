@@ -35,6 +35,9 @@ partition count, replication factor and every resolved config of the topic
 (sorted by name, as Kafka does); v7 the topic id (zero when only validating:
 nothing was created).
 
+With an authorizer, a topic needs CREATE on the cluster or on itself, checked after the
+duplicate check as Kafka does: TOPIC_AUTHORIZATION_FAILED (kavka.api.authorization).
+
 Name and config rules belong to the log manager (a dry-run create_topic);
 the replica-assignment rules live here and are shared with CreatePartitions.
 """
@@ -46,11 +49,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+from kavka.api.authorization import Op, Res, allowed, cluster_allowed
 from kavka.api.describe_configs import topic_entries
 from kavka.api.errors import (
     InvalidReplicaAssignment,
     InvalidReplicationFactor,
     InvalidRequestError,
+    TopicAuthorizationFailed,
     error_code_for,
     error_message,
 )
@@ -66,6 +71,7 @@ from kavka.protocol.errors import ErrorCode
 KEY = 19
 VERSIONS = (2, 7)
 ZERO_UUID = uuid.UUID(int=0)
+AUTHORIZATION_FAILED = "Authorization failed."
 
 
 # -- rules shared with CreatePartitions and DescribeConfigs --------------------------------
@@ -179,11 +185,14 @@ async def handle(request: Request):
     adding = 0
     names: set[str] = set()
     forwarded = is_broker_client(request.client_id)
+    on_cluster = cluster_allowed(request, Op.CREATE)
     for topic, duplicate in unique_topics(body.topics):
         if duplicate:
             slots.append(_failure(r, topic.name, InvalidRequestError("Duplicate topic name.")))
             continue
         try:
+            if not on_cluster and not allowed(request, Op.CREATE, Res.TOPIC, topic.name):
+                raise TopicAuthorizationFailed(AUTHORIZATION_FAILED)
             if broker.metadata.topic(topic.name) is not None:
                 raise TopicAlreadyExists(f"Topic '{topic.name}' already exists.")
             plan = plan_topic(broker, topic, forwarded)

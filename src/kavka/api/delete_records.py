@@ -2,6 +2,8 @@
 
 Per partition, as Kafka's leader does:
 
+* without DELETE on the topic (with an authorizer, kavka.api.authorization):
+  TOPIC_AUTHORIZATION_FAILED, low watermark -1, before anything else;
 * an internal topic (kavka.internal_topics): INVALID_TOPIC_EXCEPTION, low
   watermark -1, before anything else, as Kafka's ReplicaManager answers;
 * unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION, low watermark -1;
@@ -17,6 +19,7 @@ Per partition, as Kafka's leader does:
 
 from __future__ import annotations
 
+from kavka.api.authorization import Op, Res, refused
 from kavka.api.errors import error_code_for
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
@@ -33,9 +36,12 @@ HIGH_WATERMARK = -1
 def handle(request: Request):
     r = builder_for(request)
     broker = request.broker
+    denied = refused(request, Op.DELETE, Res.TOPIC, (t.name for t in request.body.topics))
     topics = tuple(
         r.DeleteRecordsTopicResult(name=topic.name, partitions=tuple(
-            _result(r, *_delete(broker, topic.name, wanted.partition_index, wanted.offset), wanted.partition_index)
+            _result(r, *((ErrorCode.topic_authorization_failed, -1) if topic.name in denied
+                         else _delete(broker, topic.name, wanted.partition_index, wanted.offset)),
+                    wanted.partition_index)
             for wanted in topic.partitions))
         for topic in request.body.topics)
     return r.DeleteRecordsResponse(topics=topics)

@@ -12,6 +12,9 @@ Stricter than Kafka (which lets anyone with the ACL delete them): an internal
 topic (kavka.internal_topics) is refused with INVALID_TOPIC_EXCEPTION, by name
 or by id; deleting ``__consumer_offsets`` would drop every group's offsets.
 
+With an authorizer, each topic needs DELETE on it: TOPIC_AUTHORIZATION_FAILED, by name
+before its existence is looked at, by id once the id is known (kavka.api.authorization).
+
 Answers keep the request's order, one per distinct topic reference.
 """
 
@@ -20,7 +23,9 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
-from kavka.api.errors import InvalidRequestError, TopicDeletionDisabled, error_code_for, error_message
+from kavka.api.authorization import Op, Res, allowed
+from kavka.api.errors import (InvalidRequestError, TopicAuthorizationFailed, TopicDeletionDisabled, error_code_for,
+                              error_message)
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.internal_topics import is_internal
@@ -31,6 +36,7 @@ KEY = 20
 VERSIONS = (1, 6)
 ZERO_UUID = uuid.UUID(int=0)
 DISABLED = "Topic deletion is disabled."
+DENIED = "Authorization failed."
 
 
 @api(KEY, "DeleteTopics", VERSIONS)
@@ -53,7 +59,7 @@ async def handle(request: Request):
             what = "name" if name is not None else "id"
             results.append(_result(r, name, topic_id, *_fail(InvalidRequestError(f"Duplicate topic {what}."))))
         else:
-            results.append(await _delete(r, broker, name, topic_id))
+            results.append(await _delete(r, request, name, topic_id))
     return r.DeleteTopicsResponse(responses=tuple(results))
 
 
@@ -64,7 +70,8 @@ def _references(request: Request) -> list[tuple[str | None, uuid.UUID]]:
     return [(t.name, t.topic_id or ZERO_UUID) for t in request.body.topics]
 
 
-async def _delete(r, broker, name: str | None, topic_id: uuid.UUID):
+async def _delete(r, request: Request, name: str | None, topic_id: uuid.UUID):
+    broker = request.broker
     if (name is None) == (topic_id == ZERO_UUID):
         problem = "Neither topic name nor id were specified." if name is None else \
             "You may not specify both topic name and topic id."
@@ -74,11 +81,15 @@ async def _delete(r, broker, name: str | None, topic_id: uuid.UUID):
         info = view.topic_by_id(topic_id)
         if info is None:
             return _result(r, None, topic_id, ErrorCode.unknown_topic_id, f"Topic id {topic_id} does not exist.")
+    elif not allowed(request, Op.DELETE, Res.TOPIC, name):
+        return _result(r, name, topic_id, *_fail(TopicAuthorizationFailed(DENIED)))
     else:
         info = view.topic(name)
         if info is None:
             return _result(r, name, topic_id, ErrorCode.unknown_topic_or_partition,
                            f"Topic '{name}' does not exist.")
+    if name is None and not allowed(request, Op.DELETE, Res.TOPIC, info.name):
+        return _result(r, None, topic_id, *_fail(TopicAuthorizationFailed(DENIED)))
     if is_internal(info.name):
         return _result(r, info.name, info.topic_id, *_fail(_internal(info.name)))
     result = await broker.admin.delete_topic(info.name)

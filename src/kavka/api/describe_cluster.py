@@ -7,12 +7,13 @@ than listed as fenced.  The endpoint type (v1+,
 KIP-919) is checked as Kafka's brokers do: 1 (brokers) is answered; 2
 (controllers) is MISMATCHED_ENDPOINT_TYPE, since this listener is a broker's;
 any other value is UNSUPPORTED_ENDPOINT_TYPE.  Authorized operations are only
-computed when asked for; without an authorizer that is everything a cluster
-resource supports.
+computed when asked for (kavka.api.authorization); without an authorizer that is
+everything a cluster resource supports.
 """
 
 from __future__ import annotations
 
+from kavka.api.authorization import NOT_REQUESTED, Res, authorized_operations
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -20,9 +21,6 @@ from kavka.protocol.errors import ErrorCode
 KEY = 60
 VERSIONS = (0, 2)
 BROKERS, CONTROLLERS = 1, 2
-OPERATIONS_NOT_REQUESTED = -(2**31)
-# CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE
-CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 
 
 @api(KEY, "DescribeCluster", VERSIONS)
@@ -32,8 +30,7 @@ def handle(request: Request):
     if endpoint_type != BROKERS:
         return _endpoint_error(r, endpoint_type)
     broker = request.broker
-    operations = (CLUSTER_OPERATIONS if request.body.include_cluster_authorized_operations
-                  else OPERATIONS_NOT_REQUESTED)
+    operations = authorized_operations(request, Res.CLUSTER, asked=request.body.include_cluster_authorized_operations)
     brokers = tuple(
         r.DescribeClusterBroker(broker_id=node_id, host=host, port=port, rack=rack, is_fenced=False)
         for node_id, host, port, rack in _brokers(broker))
@@ -59,4 +56,4 @@ def _endpoint_error(r, endpoint_type: int):
         message = f"Unsupported endpoint type {endpoint_type}"
     return r.DescribeClusterResponse(
         error_code=code, error_message=message, endpoint_type=BROKERS, cluster_id="", controller_id=-1,
-        brokers=(), cluster_authorized_operations=OPERATIONS_NOT_REQUESTED)
+        brokers=(), cluster_authorized_operations=NOT_REQUESTED)

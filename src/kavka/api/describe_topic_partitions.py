@@ -27,6 +27,7 @@ import uuid
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.internal_topics import INTERNAL_TOPICS
+from kavka.api.authorization import Op, Res, authorized_operations, refused
 from kavka.log.errors import InvalidTopic
 from kavka.log.topic_catalog import validate_topic_name
 from kavka.protocol.errors import ErrorCode
@@ -34,8 +35,6 @@ from kavka.protocol.errors import ErrorCode
 KEY = 75
 VERSIONS = (0, 0)
 NO_TOPIC_ID = uuid.UUID(int=0)
-# READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
-TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 
 
 @api(KEY, "DescribeTopicPartitions", VERSIONS)
@@ -46,28 +45,34 @@ def handle(request: Request):
     after = cursor.topic_name if cursor is not None else ""
     fetch_all = not body.topics
     named = view.topic_names() if fetch_all else [t.name for t in body.topics]
-    wanted = sorted({name for name in named if name >= after})
+    hidden = refused(request, Op.DESCRIBE, Res.TOPIC, named)
+    wanted = sorted({name for name in named if name >= after and not (fetch_all and name in hidden)})
     if cursor is not None and not fetch_all and cursor.topic_name not in wanted:
         return _invalid_request(r, body.topics)
     limit = min(body.response_partition_limit, request.broker.config.get("max.request.partition.size.limit"))
-    topics, next_cursor = _page(r, view, wanted, cursor, limit, fetch_all)
+    topics, next_cursor = _page(r, request, wanted, cursor, limit, hidden)
     return r.DescribeTopicPartitionsResponse(topics=tuple(topics), next_cursor=next_cursor)
 
 
-def _page(r, view, wanted: list[str], cursor, limit: int, fetch_all: bool):
-    """The topics of one page and the cursor of the next (None when nothing is left)."""
+def _page(r, request: Request, wanted: list[str], cursor, limit: int, hidden: frozenset[str]):
+    """The topics of one page and the cursor of the next (None when nothing is left).  A named
+    topic the principal may not DESCRIBE is TOPIC_AUTHORIZATION_FAILED, existing or not."""
+    view, fetch_all = request.broker.metadata, not request.body.topics
     topics, remaining = [], limit
     for name in wanted:
         if remaining <= 0:
             return topics, r.Cursor(topic_name=name, partition_index=0)
+        if name in hidden:
+            topics.append(_error_topic(r, request, name, ErrorCode.topic_authorization_failed))
+            continue
         t = view.topic(name)
         if t is None:
             if not fetch_all:
-                topics.append(_missing(r, name))
+                topics.append(_missing(r, request, name))
             continue
         start = cursor.partition_index if cursor is not None and name == cursor.topic_name else 0
         end = min(t.partitions, start + remaining)
-        topic = _topic(r, view, t, range(start, end))
+        topic = _topic(r, request, t, range(start, end))
         topics.append(topic)
         if end < t.partitions:
             return topics, r.Cursor(topic_name=name, partition_index=end)
@@ -75,11 +80,12 @@ def _page(r, view, wanted: list[str], cursor, limit: int, fetch_all: bool):
     return topics, None
 
 
-def _topic(r, view, t, indexes: range):
+def _topic(r, request: Request, t, indexes: range):
+    view = request.broker.metadata
     partitions = tuple(p for index in indexes if (p := _partition(r, view, t.name, index)) is not None)
     return r.DescribeTopicPartitionsResponseTopic(
         error_code=ErrorCode.none, name=t.name, topic_id=t.topic_id, is_internal=t.name in INTERNAL_TOPICS,
-        partitions=partitions, topic_authorized_operations=TOPIC_OPERATIONS)
+        partitions=partitions, topic_authorized_operations=authorized_operations(request, Res.TOPIC, t.name))
 
 
 def _partition(r, view, name: str, index: int):
@@ -92,19 +98,19 @@ def _partition(r, view, name: str, index: int):
         offline_replicas=p.offline)
 
 
-def _missing(r, name: str):
+def _missing(r, request: Request, name: str):
     try:
         validate_topic_name(name)
         code = ErrorCode.unknown_topic_or_partition
     except InvalidTopic:
         code = ErrorCode.invalid_topic_exception
-    return _error_topic(r, name, code)
+    return _error_topic(r, request, name, code)
 
 
-def _error_topic(r, name: str, code: ErrorCode):
+def _error_topic(r, request: Request, name: str, code: ErrorCode):
     return r.DescribeTopicPartitionsResponseTopic(
         error_code=code, name=name, topic_id=NO_TOPIC_ID, is_internal=name in INTERNAL_TOPICS, partitions=(),
-        topic_authorized_operations=TOPIC_OPERATIONS)
+        topic_authorized_operations=authorized_operations(request, Res.TOPIC, name))
 
 
 def _invalid_request(r, requested):

@@ -26,4 +26,16 @@ class PolicyViolation(ValueError):
     """A change the broker's own rules forbid (e.g. a config of an internal topic)."""
 
 
+class TopicAuthorizationFailed(ValueError):
+    """The principal lacks the ACL this topic operation needs (kavka.api.authorization)."""
+
+
+class GroupAuthorizationFailed(ValueError):
+    pass
+
+
+class ClusterAuthorizationFailed(ValueError):
+    pass
+
+
 __all__ = ["error_code_for", "error_message", "ConfigError"]

@@ -24,6 +24,10 @@ consumer whose ``rack_id`` (client.rack) matches a follower's rack with no recor
 the leader where its log ends (``replicas.follower_fetch``), which is how the
 high watermark moves.  A lone broker leads everything and has no followers.
 
+With an authorizer, a consumer needs READ on each topic and a follower CLUSTER_ACTION on the
+cluster; refused, the topic's partitions answer TOPIC_AUTHORIZATION_FAILED (an unknown topic id
+stays UNKNOWN_TOPIC_ID), as Kafka's.
+
 A partition named more than once is fetched once, at the position of its first
 mention with the values of its last (as Kafka's LinkedHashMap of the request's
 partitions keeps it; it used to be read, and its records sent, once per
@@ -49,6 +53,7 @@ import asyncio
 
 from kavka.api import fetch_sessions
 from kavka.api.errors import error_code_for
+from kavka.api.authorization import Op, Res, allowed, cluster_allowed
 from kavka.api.registry import RawResponse, Request, api
 from kavka.api.slicing import SLICE, run_sliced, run_steps
 from kavka.log.errors import LogCorrupted, OffsetOutOfRange
@@ -94,7 +99,8 @@ class _Plan:
             topic_key, index = key
             resolved = topics.get(topic_key)
             if resolved is None:
-                resolved = topics[topic_key] = _resolve_topic(logs, topic_key, self.version)
+                resolved = topics[topic_key] = self._authorized(request, _resolve_topic(logs, topic_key,
+                                                                                        self.version))
             name, topic_id, missing = resolved
             # per partition: one partition's error must not carry over to the next
             code = missing
@@ -112,6 +118,16 @@ class _Plan:
                 if self.follower and (quota := replicas.replica_quota((name, index), replica_id)) is not None:
                     self.quotas[key] = quota
             self.entries.append((key, name, topic_id, wanted, partition, code))
+
+    def _authorized(self, request: Request, resolved):
+        """The resolved topic, or TOPIC_AUTHORIZATION_FAILED for it: a consumer needs READ on it,
+        a follower CLUSTER_ACTION (kavka.api.authorization); an unknown id is answered first."""
+        name, topic_id, missing = resolved
+        if name is None:
+            return resolved
+        ok = (cluster_allowed(request, Op.CLUSTER_ACTION) if self.follower
+              else allowed(request, Op.READ, Res.TOPIC, name))
+        return resolved if ok else (name, topic_id, ErrorCode.topic_authorization_failed.value)
 
     def read(self):
         """Stepping generator: read everything once, giving ((key, result) pairs, bytes of records,

@@ -9,13 +9,15 @@ timestamp is at or after it, below the high watermark (the LSO for
 READ_COMMITTED, as Kafka bounds every lookup); none gives offset -1.
 
 A topic-partition named more than once in one request is not looked up: as in
-Kafka, each of its rows is answered INVALID_REQUEST.
+Kafka, each of its rows is answered INVALID_REQUEST.  With an authorizer, a topic the
+principal may not DESCRIBE is TOPIC_AUTHORIZATION_FAILED (kavka.api.authorization).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from kavka.api.authorization import Op, Res, refused
 from kavka.api.errors import error_code_for
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
@@ -33,11 +35,14 @@ def handle(request: Request):
     broker = request.broker
     named = Counter((t.name, p.partition_index) for t in request.body.topics for p in t.partitions)
     read_committed = getattr(request.body, "isolation_level", 0) == READ_COMMITTED
+    denied = refused(request, Op.DESCRIBE, Res.TOPIC, (t.name for t in request.body.topics))
     topics = []
     for topic in request.body.topics:
         partitions = []
         for wanted in topic.partitions:
-            if named[topic.name, wanted.partition_index] > 1:
+            if topic.name in denied:
+                code, timestamp, offset, epoch = ErrorCode.topic_authorization_failed, -1, -1, -1
+            elif named[topic.name, wanted.partition_index] > 1:
                 code, timestamp, offset, epoch = ErrorCode.invalid_request, -1, -1, -1
             else:
                 code, timestamp, offset, epoch = _lookup_guarded(broker, topic.name, wanted, read_committed)

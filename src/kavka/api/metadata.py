@@ -13,6 +13,12 @@ names into a set).  A request naming more than ``slicing.SLICE`` topics, or
 asking for all of more than that many, is answered in slices with the event
 loop given back between them (kavka.api.slicing); the decoder has already
 refused more than 100,000 names (kavka.protocol.schema_walk).
+
+With an authorizer (kavka.api.authorization), as Kafka: asking for all topics lists only
+those the principal may DESCRIBE; a named topic it may not describe is
+TOPIC_AUTHORIZATION_FAILED whether it exists or not; auto-creation needs CREATE on the
+cluster or on the topic (else TOPIC_AUTHORIZATION_FAILED); ``include_*_authorized_operations``
+are answered from its ACLs.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import logging
 import uuid
 
+from kavka.api.authorization import Op, Res, allowed, authorized_operations, cluster_allowed, refused
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.api.slicing import SLICE, encode_steps, map_steps, run_sliced, run_steps, unique
@@ -33,8 +40,6 @@ log = logging.getLogger("kavka.api")
 KEY = 3
 VERSIONS = (0, 13)
 OPERATIONS_NOT_REQUESTED = -(2**31)
-# READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
-TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 
 
 @api(KEY, "Metadata", VERSIONS)
@@ -43,15 +48,21 @@ def handle(request: Request):
     view = broker.metadata
     r = builder_for(request)
     if body.topics is None or (request.version == 0 and not body.topics):
-        wanted = view.topic_names()
+        names = view.topic_names()
+        hidden = refused(request, Op.DESCRIBE, Res.TOPIC, names)
+        wanted = [name for name in names if name not in hidden] if hidden else names
         return _answer(r, request, map_steps(lambda name: _describe(r, request, name), wanted), len(wanted))
     allow_create = getattr(body, "allow_auto_topic_creation", True) and broker.config.get("auto.create.topics.enable")
     wanted = unique(body.topics, _topic_key)
     missing = [name for t in wanted if (name := getattr(t, "name", None)) is not None
-               and view.topic(name) is None and allow_create and not is_reserved(name)]
-    steps = map_steps(lambda topic: _lookup(r, request, topic, allow_create, {}), wanted)
+               and view.topic(name) is None and allow_create and not is_reserved(name)
+               and allowed(request, Op.DESCRIBE, Res.TOPIC, name)]
+    not_creatable = {} if not missing or cluster_allowed(request, Op.CREATE) else {
+        name: ErrorCode.topic_authorization_failed for name in refused(request, Op.CREATE, Res.TOPIC, missing)}
+    missing = [name for name in missing if name not in not_creatable]
+    steps = map_steps(lambda topic: _lookup(r, request, topic, allow_create, not_creatable), wanted)
     if missing:
-        return _create_then_answer(r, request, wanted, missing, allow_create)
+        return _create_then_answer(r, request, wanted, missing, allow_create, not_creatable)
     return _answer(r, request, steps, len(wanted))
 
 
@@ -61,12 +72,13 @@ def _answer(r, request: Request, steps, cost: int):
     return _sliced_response(r, request, steps)
 
 
-async def _create_then_answer(r, request: Request, wanted, missing: list[str], allow_create: bool):
+async def _create_then_answer(r, request: Request, wanted, missing: list[str], allow_create: bool,
+                              failed: dict):
     """Auto-creation (num.partitions, default.replication.factor up to the live brokers), then the answer."""
     broker = request.broker
     rf = min(broker.config.get("default.replication.factor"), max(len(broker.metadata.live_broker_ids()), 1))
     topics = [NewTopic(name, broker.config.get("num.partitions"), rf, {}) for name in dict.fromkeys(missing)]
-    failed = {}
+    failed = dict(failed)
     for topic, result in zip(topics, await broker.admin.create_topics(topics)):
         if result.ok or result.error == ErrorCode.topic_already_exists:
             log.info("auto-created topic %s for %s", topic.name, request.client_id)
@@ -95,7 +107,8 @@ def _response(r, request: Request, topics: list):
     return r.MetadataResponse(
         error_code=ErrorCode.none, brokers=brokers, cluster_id=view.cluster_id,
         controller_id=view.controller_id(), topics=tuple(topics),
-        cluster_authorized_operations=OPERATIONS_NOT_REQUESTED)
+        cluster_authorized_operations=authorized_operations(
+            request, Res.CLUSTER, asked=getattr(request.body, "include_cluster_authorized_operations", False)))
 
 
 def _topic_key(topic) -> tuple:
@@ -113,6 +126,9 @@ def _lookup(r, request: Request, wanted, allow_create: bool, failed: dict):
         name = t.name
     if name is None:
         return _error(r, None, ErrorCode.invalid_request)
+    if not allowed(request, Op.DESCRIBE, Res.TOPIC, name):   # not even whether it exists
+        return _error(r, None if topic_id is not None and topic_id.int != 0 else name,
+                      ErrorCode.topic_authorization_failed, topic_id)
     if name in failed:
         return _error(r, name, failed[name])
     if view.topic(name) is None:
@@ -132,8 +148,8 @@ def _describe(r, request: Request, name: str):
             error_code=ErrorCode.none if p.leader >= 0 else ErrorCode.leader_not_available, partition_index=index,
             leader_id=p.leader, leader_epoch=p.leader_epoch, replica_nodes=p.replicas, isr_nodes=p.isr,
             offline_replicas=p.offline))
-    operations = (TOPIC_OPERATIONS if getattr(request.body, "include_topic_authorized_operations", False)
-                  else OPERATIONS_NOT_REQUESTED)
+    operations = authorized_operations(request, Res.TOPIC, name,
+                                       asked=getattr(request.body, "include_topic_authorized_operations", False))
     return r.MetadataResponseTopic(
         error_code=ErrorCode.none, name=name, topic_id=t.topic_id, is_internal=name in INTERNAL_TOPICS,
         partitions=tuple(partitions), topic_authorized_operations=operations)
