@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from kavka.api._groups import reply_or_wait
 from kavka.api._txn import fenced_as, transactional
+from kavka.api.authorization import Op, Res, group_id, requires, transactional_id
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -19,6 +20,8 @@ FENCED_FROM = 2
 
 
 @api(KEY, "AddOffsetsToTxn", VERSIONS)
+@requires(Op.WRITE, Res.TRANSACTIONAL_ID, transactional_id)
+@requires(Op.READ, Res.GROUP, group_id)
 @transactional(unavailable=lambda request: builder_for(request).AddOffsetsToTxnResponse(
     error_code=ErrorCode.coordinator_not_available))
 def handle(request: Request, transactions):

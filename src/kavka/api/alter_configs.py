@@ -34,6 +34,7 @@ from collections import Counter
 from typing import Callable, Mapping
 
 from kavka.api import broker_configs
+from kavka.api.authorization import Op, check_config_resource
 from kavka.api.describe_configs import BROKER, BROKER_LOGGER, TOPIC
 from kavka.api.errors import InvalidRequestError, PolicyViolation, error_code_for, error_message
 from kavka.api.registry import Request, api
@@ -54,8 +55,10 @@ Apply = Callable[[object, object, bool], None]
 
 # -- shared with IncrementalAlterConfigs ---------------------------------------------------
 
-def answer_resources(r, broker, body, apply: Apply) -> tuple:
-    """One AlterConfigsResourceResponse per distinct resource, in request order."""
+def answer_resources(r, request: Request, apply: Apply) -> tuple:
+    """One AlterConfigsResourceResponse per distinct resource, in request order; with an
+    authorizer each needs ALTER_CONFIGS (kavka.api.authorization.check_config_resource)."""
+    broker, body = request.broker, request.body
     counts = Counter((res.resource_type, res.resource_name) for res in body.resources)
     answers, answered = [], set()
     for resource in body.resources:
@@ -66,6 +69,7 @@ def answer_resources(r, broker, body, apply: Apply) -> tuple:
         try:
             if counts[ref] > 1:
                 raise InvalidRequestError("Duplicate resource.")
+            check_config_resource(request, Op.ALTER_CONFIGS, resource.resource_type, resource.resource_name)
             pending = apply(broker, resource, body.validate_only)
             code, message = ErrorCode.none, None
         except (LogError, ValueError) as exc:
@@ -158,7 +162,7 @@ async def _altered(broker, name: str, changes: Mapping[str, str | None]):
 def handle(request: Request):
     r = builder_for(request)
     return respond(lambda responses: r.AlterConfigsResponse(responses=responses),
-                   answer_resources(r, request.broker, request.body, _replace))
+                   answer_resources(r, request, _replace))
 
 
 def _replace(broker, resource, validate_only: bool) -> None:

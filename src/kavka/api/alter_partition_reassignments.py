@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from kavka.api.create_topics import check_replicas, live_broker_ids
 from kavka.api.errors import error_code_for, error_message
+from kavka.api.authorization import Op, Res, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -23,6 +24,7 @@ VERSIONS = (0, 0)
 
 
 @api(KEY, "AlterPartitionReassignments", VERSIONS)
+@requires(Op.ALTER, Res.CLUSTER)
 async def handle(request: Request):
     r = builder_for(request)
     broker = request.broker

@@ -20,6 +20,7 @@ import functools
 import logging
 from typing import Callable
 
+from kavka.api.errors import ClusterAuthorizationFailed, GroupAuthorizationFailed, TopicAuthorizationFailed
 from kavka.api.registry import Request
 from kavka.api.responses import error_response
 from kavka.protocol.errors import ErrorCode
@@ -31,6 +32,7 @@ log = logging.getLogger("kavka.authorizer")
 Op = AclOperation
 Res = ResourceType
 NOT_REQUESTED = -(2**31)   # authorized_operations when the client did not ask for them
+AUTHORIZATION_FAILED = "Authorization failed."
 
 # The error a refusal on each resource type is answered with.
 DENIED = {
@@ -87,23 +89,53 @@ def authorized_operations(request: Request, resource_type: ResourceType, name: s
                                             host_of(request.peer), resource_type, name)
 
 
+# Config resource types (DescribeConfigs, AlterConfigs) -> the ACL resource they are checked on.
+_CONFIG_TOPIC, _CONFIG_GROUP = 2, 32
+_CONFIG_REFUSALS = {Res.TOPIC: TopicAuthorizationFailed, Res.GROUP: GroupAuthorizationFailed,
+                    Res.CLUSTER: ClusterAuthorizationFailed}
+
+
+def check_config_resource(request: Request, operation: AclOperation, config_type: int, name: str) -> None:
+    """Raise the refusal of DESCRIBE_CONFIGS / ALTER_CONFIGS on a config resource, as Kafka checks
+    it: a topic or a group on itself, the brokers and their loggers on the cluster."""
+    if config_type == _CONFIG_TOPIC:
+        kind = Res.TOPIC
+    elif config_type == _CONFIG_GROUP:
+        kind = Res.GROUP
+    else:
+        kind, name = Res.CLUSTER, CLUSTER_NAME
+    if not allowed(request, operation, kind, name):
+        raise _CONFIG_REFUSALS[kind](AUTHORIZATION_FAILED)
+
+
 def requires(operation: AclOperation, resource_type: ResourceType,
-             name_of: Callable[[Request], str | None] = lambda request: CLUSTER_NAME):
-    """Guard a handler: refused, the request is answered with the resource type's error.
-    ``name_of`` picks the resource's name from the request; None skips the check (the
-    handler refuses such a request itself, e.g. a missing transactional id)."""
+             name_of: Callable[[Request], str | None] = lambda request: CLUSTER_NAME,
+             refuse: Callable[[Request, ErrorCode], object] | None = None):
+    """Guard a handler: refused, the request is answered with the resource type's error, by
+    ``refuse(request, code)`` for responses that carry it per item, else as the response's
+    top-level error code with empty contents.  ``name_of`` picks the resource's name from the
+    request; None skips the check (the handler refuses such a request itself, e.g. a missing
+    transactional id)."""
     code = DENIED[resource_type]
 
     def decorate(handler):
         @functools.wraps(handler)
         def guarded(request: Request):
             name = name_of(request)
-            if name is not None and not allowed(request, operation, resource_type, name):
-                answer = error_response(request.api_key, request.version, code)
-                if answer is None:
-                    raise RuntimeError(f"{handler.__module__} has no top-level error code to refuse with")
-                return answer   # the dispatcher takes a plain answer from any handler
-            return handler(request)
+            if name is None or allowed(request, operation, resource_type, name):
+                return handler(request)
+            answer = (refuse(request, code) if refuse is not None
+                      else error_response(request.api_key, request.version, code))
+            if answer is None:
+                raise RuntimeError(f"{handler.__module__} v{request.version} has no top-level error code")
+            return answer   # the dispatcher takes a plain answer from any handler
         return guarded
     return decorate
 
+
+def group_id(request: Request) -> str:
+    return request.body.group_id
+
+
+def transactional_id(request: Request) -> str | None:
+    return request.body.transactional_id

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 
 from kavka.api._groups import client_host, consumer_protocol, coordinated, ms, reply_or_wait
+from kavka.api.authorization import Op, Res, group_id, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.consumer_group import HeartbeatRequest
@@ -24,6 +25,7 @@ VERSIONS = (0, 1)
 
 
 @api(KEY, "ConsumerGroupHeartbeat", VERSIONS)
+@requires(Op.READ, Res.GROUP, group_id)
 @consumer_protocol(off=lambda request: _response(request, HeartbeatReply(ErrorCode.unsupported_version)))
 @coordinated(unavailable=lambda request: _response(request, HeartbeatReply(ErrorCode.coordinator_not_available)))
 def handle(request: Request, groups):

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from kavka.api import group_resources
+from kavka.api.authorization import Op, check_config_resource
 from kavka.api.broker_loggers import logger_levels
 from kavka.api.errors import InvalidRequestError, error_code_for, error_message
 from kavka.api.registry import Request, api
@@ -171,6 +172,7 @@ def handle(request: Request):
 
 def _describe(r, request: Request, resource, synonyms: bool, docs: bool):
     try:
+        check_config_resource(request, Op.DESCRIBE_CONFIGS, resource.resource_type, resource.resource_name)
         entries = _entries(request.broker, resource.resource_type, resource.resource_name)
         code, message = ErrorCode.none, None
     except (LogError, ValueError) as exc:

@@ -2,13 +2,15 @@
 
 Member metadata and assignments are shown only while the group is Stable, as
 Kafka does.  An unknown group is "Dead" with no error before v6, and
-GROUP_ID_NOT_FOUND from v6 (KIP-1043).  ACLs are not implemented, so
-authorized operations stay "not provided".
+GROUP_ID_NOT_FOUND from v6 (KIP-1043).  With an authorizer (kavka.api.authorization), a
+group the principal may not DESCRIBE is GROUP_AUTHORIZATION_FAILED, looked up no further;
+``include_authorized_operations`` (v3+) is answered from the ACLs.
 """
 
 from __future__ import annotations
 
 from kavka.api._groups import coordinated
+from kavka.api.authorization import Op, Res, allowed, authorized_operations
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.describe import GroupSummary, summarize
@@ -31,7 +33,11 @@ def _answer(request: Request, find):
 
 
 def _describe(request: Request, r, find, group_id: str):
-    error, message, summary = _lookup(request, find, group_id)
+    if not allowed(request, Op.DESCRIBE, Res.GROUP, group_id):
+        error, message, summary = (ErrorCode.group_authorization_failed, None,
+                                   GroupSummary(group_id, "", "", "", ()))
+    else:
+        error, message, summary = _lookup(request, find, group_id)
     members = tuple(
         r.DescribedGroupMember(member_id=m.member_id, group_instance_id=m.instance_id, client_id=m.client_id,
                                client_host=m.client_host, member_metadata=m.metadata,
@@ -39,7 +45,10 @@ def _describe(request: Request, r, find, group_id: str):
         for m in summary.members)
     return r.DescribedGroup(error_code=error, error_message=message, group_id=group_id,
                             group_state=summary.state, protocol_type=summary.protocol_type,
-                            protocol_data=summary.protocol_data, members=members)
+                            protocol_data=summary.protocol_data, members=members,
+                            authorized_operations=authorized_operations(
+                                request, Res.GROUP, group_id,
+                                asked=getattr(request.body, "include_authorized_operations", False)))
 
 
 def _lookup(request: Request, find, group_id: str) -> tuple[ErrorCode, str | None, GroupSummary]:

@@ -15,6 +15,7 @@ on a listener named ``CONTROLLER``, and the null directory id.
 
 from __future__ import annotations
 
+from kavka.api.authorization import Op, Res, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.internal_topics import CLUSTER_METADATA_TOPIC as METADATA_TOPIC
@@ -27,6 +28,7 @@ UNKNOWN = -1
 
 
 @api(KEY, "DescribeQuorum", VERSIONS)
+@requires(Op.DESCRIBE, Res.CLUSTER)
 async def handle(request: Request):
     r = builder_for(request)
     topics = request.body.topics

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from kavka.api._groups import reply_or_wait
 from kavka.api._txn import client_txn_version, fenced_as, transactional
+from kavka.api.authorization import Op, Res, requires, transactional_id
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -24,6 +25,7 @@ V2_FROM = 5   # the first version a transactions-V2 client sends
 
 
 @api(KEY, "EndTxn", VERSIONS)
+@requires(Op.WRITE, Res.TRANSACTIONAL_ID, transactional_id)
 @transactional(unavailable=lambda request: builder_for(request).EndTxnResponse(
     error_code=ErrorCode.coordinator_not_available, producer_id=-1, producer_epoch=-1))
 def handle(request: Request, transactions):

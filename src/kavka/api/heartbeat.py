@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kavka.api._groups import coordinated, reply_or_wait
+from kavka.api.authorization import Op, Res, group_id, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -12,6 +13,7 @@ VERSIONS = (0, 4)
 
 
 @api(KEY, "Heartbeat", VERSIONS)
+@requires(Op.READ, Res.GROUP, group_id)
 @coordinated(unavailable=lambda request: builder_for(request).HeartbeatResponse(
     error_code=ErrorCode.coordinator_not_available))
 def handle(request: Request, groups):

@@ -44,7 +44,7 @@ OPERATION_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SU
 def handle(request: Request):
     r = builder_for(request)
     return respond(lambda responses: r.IncrementalAlterConfigsResponse(responses=responses),
-                   answer_resources(r, request.broker, request.body, _apply))
+                   answer_resources(r, request, _apply))
 
 
 def _apply(broker, resource, validate_only: bool) -> None:

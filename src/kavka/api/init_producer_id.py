@@ -12,12 +12,17 @@ producer id and epoch of a producer recovering from an error (KIP-360).  PRODUCE
 is INVALID_PRODUCER_EPOCH before v4.  A broker without a coordinator (only test contexts lack one)
 refuses transactional ids with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients report
 as fatal rather than retrying forever.
+
+With an authorizer (kavka.api.authorization), as Kafka: a transactional id needs WRITE on it
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent producer IDEMPOTENT_WRITE on the
+cluster or WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from kavka.api._groups import ms, reply_or_wait
 from kavka.api._txn import fenced_as
+from kavka.api.authorization import Op, Res, allowed_any, cluster_allowed, requires, transactional_id
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -29,10 +34,14 @@ FENCED_FROM = 4   # the first version whose clients know PRODUCER_FENCED
 
 
 @api(KEY, "InitProducerId", VERSIONS)
+@requires(Op.WRITE, Res.TRANSACTIONAL_ID, transactional_id)
 def handle(request: Request):
     r = builder_for(request)
     body = request.body
     if body.transactional_id is None:
+        if not (cluster_allowed(request, Op.IDEMPOTENT_WRITE) or allowed_any(request, Op.WRITE, Res.TOPIC)):
+            return r.InitProducerIdResponse(error_code=ErrorCode.cluster_authorization_failed, producer_id=-1,
+                                            producer_epoch=-1)
         new_id = request.broker.producer_ids.allocate()
         return r.InitProducerIdResponse(error_code=ErrorCode.none, producer_id=new_id, producer_epoch=0)
     transactions = request.broker.transactions

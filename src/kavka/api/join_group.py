@@ -9,6 +9,7 @@ the assignment.  Versions from 0: librdkafka's classic consumer checks for v0.
 from __future__ import annotations
 
 from kavka.api._groups import client_host, ms, coordinated, reply_or_wait
+from kavka.api.authorization import Op, Res, group_id, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.join import JoinRequest
@@ -20,6 +21,7 @@ VERSIONS = (0, 9)
 
 
 @api(KEY, "JoinGroup", VERSIONS)
+@requires(Op.READ, Res.GROUP, group_id)
 @coordinated(unavailable=lambda request: _response(
     request, JoinReply(ErrorCode.coordinator_not_available, request.body.member_id)))
 def handle(request: Request, groups):

@@ -7,6 +7,7 @@ answered on its own (admin clients remove static members by instance id).
 from __future__ import annotations
 
 from kavka.api._groups import coordinated, reply_or_wait
+from kavka.api.authorization import Op, Res, group_id, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -16,6 +17,7 @@ VERSIONS = (0, 5)
 
 
 @api(KEY, "LeaveGroup", VERSIONS)
+@requires(Op.READ, Res.GROUP, group_id)
 @coordinated(unavailable=lambda request: _response(
     request, _members(request), ErrorCode.coordinator_not_available, []))
 def handle(request: Request, groups):

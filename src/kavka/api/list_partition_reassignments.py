@@ -8,6 +8,7 @@ target, then those being removed) and the replicas being added and removed.
 
 from __future__ import annotations
 
+from kavka.api.authorization import Op, Res, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -17,6 +18,7 @@ VERSIONS = (0, 0)
 
 
 @api(KEY, "ListPartitionReassignments", VERSIONS)
+@requires(Op.DESCRIBE, Res.CLUSTER)
 async def handle(request: Request):
     r = builder_for(request)
     ongoing = request.broker.metadata.reassignments()

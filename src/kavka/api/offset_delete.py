@@ -8,6 +8,7 @@ for other protocol types that have members.
 from __future__ import annotations
 
 from kavka.api._groups import coordinated, reply_or_wait
+from kavka.api.authorization import Op, Res, group_id, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -17,6 +18,7 @@ VERSIONS = (0, 0)
 
 
 @api(KEY, "OffsetDelete", VERSIONS)
+@requires(Op.DELETE, Res.GROUP, group_id)
 @coordinated(unavailable=lambda request: _response(request, ErrorCode.coordinator_not_available, {}))
 def handle(request: Request, groups):
     body = request.body

@@ -7,6 +7,7 @@ match the group's (INCONSISTENT_GROUP_PROTOCOL otherwise).
 from __future__ import annotations
 
 from kavka.api._groups import coordinated, reply_or_wait
+from kavka.api.authorization import Op, Res, group_id, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.membership import SyncRequest
@@ -18,6 +19,7 @@ VERSIONS = (0, 5)
 
 
 @api(KEY, "SyncGroup", VERSIONS)
+@requires(Op.READ, Res.GROUP, group_id)
 @coordinated(unavailable=lambda request: _response(request, SyncReply(ErrorCode.coordinator_not_available)))
 def handle(request: Request, groups):
     body = request.body

@@ -11,6 +11,7 @@ ApiVersions reports them afterwards.  ``validate_only`` (v1+) checks and changes
 
 from __future__ import annotations
 
+from kavka.api.authorization import Op, Res, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.metadata.features import FeatureUpdate, UpgradeType
@@ -22,6 +23,7 @@ FAILED_PREFIX = "The update failed for all features since the following feature 
 
 
 @api(KEY, "UpdateFeatures", VERSIONS)
+@requires(Op.ALTER, Res.CLUSTER)
 async def handle(request: Request):
     r = builder_for(request)
     body = request.body
