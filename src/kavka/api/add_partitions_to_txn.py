@@ -6,6 +6,10 @@ own; ``verify_only`` (KIP-890) asks whether each partition is already in the id'
 transaction, changing nothing, as a partition leader does before a transactional write.
 As in Kafka, a partition the broker does not know fails the transaction's partitions: the
 unknown ones UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED.  PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
+With an authorizer, as Kafka: v4+ (brokers asking) need CLUSTER_ACTION (top-level
+CLUSTER_AUTHORIZATION_FAILED); a transaction needs WRITE on its id (every partition
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each topic (TOPIC_AUTHORIZATION_FAILED, the rest
+OPERATION_NOT_ATTEMPTED).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 
 from kavka.api._groups import reply_or_wait
 from kavka.api._txn import fenced_as, transactional
+from kavka.api.authorization import CLUSTER_NAME, Op, Res, allowed, refused, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -35,6 +40,7 @@ def _unavailable(request: Request):
 
 
 @api(KEY, "AddPartitionsToTxn", VERSIONS)
+@requires(Op.CLUSTER_ACTION, Res.CLUSTER, lambda request: CLUSTER_NAME if request.version >= BATCH_FROM else None)
 @transactional(unavailable=_unavailable)
 def handle(request: Request, transactions):
     body = request.body
@@ -53,10 +59,14 @@ def handle(request: Request, transactions):
 def _add(request: Request, transactions, transactional_id, producer_id, producer_epoch, topics, verify_only):
     """One transaction's partitions: {(topic, partition): error}, or a future of it."""
     wanted = [(t.name, p) for t in topics for p in t.partitions]
-    unknown = {tp for tp in wanted if not request.broker.metadata.has_partition(*tp)}
-    if unknown:
-        return {tp: ErrorCode.unknown_topic_or_partition if tp in unknown else ErrorCode.operation_not_attempted
-                for tp in wanted}
+    if not allowed(request, Op.WRITE, Res.TRANSACTIONAL_ID, transactional_id):
+        return {tp: ErrorCode.transactional_id_authorization_failed for tp in wanted}
+    denied = refused(request, Op.WRITE, Res.TOPIC, (t.name for t in topics))
+    failed = {tp: ErrorCode.topic_authorization_failed for tp in wanted if tp[0] in denied}
+    failed.update({tp: ErrorCode.unknown_topic_or_partition for tp in wanted
+                   if tp not in failed and not request.broker.metadata.has_partition(*tp)})
+    if failed:
+        return {tp: failed.get(tp, ErrorCode.operation_not_attempted) for tp in wanted}
     return transactions.run(lambda c: c.add_partitions(transactional_id, producer_id, producer_epoch, wanted,
                                                        verify_only=verify_only))
 

@@ -28,6 +28,7 @@ import asyncio
 import logging
 import os
 
+from kavka.api.authorization import Op, Res, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.log.errors import StorageError
@@ -42,13 +43,26 @@ FUTURE_SUFFIX_LENGTH = len(".") + 32 + len("-future")
 log = logging.getLogger("kavka.api")
 
 
+def _refused(request: Request, code: ErrorCode):
+    """Without ALTER on the cluster, as Kafka: every partition CLUSTER_AUTHORIZATION_FAILED."""
+    return _answer(request, {tp: code for tp in _destinations(request)})
+
+
+def _destinations(request: Request) -> dict[tuple[str, int], str]:
+    return {(t.name, int(index)): d.path for d in request.body.dirs for t in d.topics for index in t.partitions}
+
+
 @api(KEY, "AlterReplicaLogDirs", VERSIONS)
+@requires(Op.ALTER, Res.CLUSTER, refuse=_refused)
 async def handle(request: Request):
+    codes = {tp: await _alter(request.broker, *tp, path) for tp, path in _destinations(request).items()}
+    return _answer(request, codes)
+
+
+def _answer(request: Request, codes: dict[tuple[str, int], ErrorCode]):
     r = builder_for(request)
-    destinations = {(t.name, int(index)): d.path for d in request.body.dirs for t in d.topics for index in t.partitions}
     by_topic: dict[str, list] = {}
-    for (topic, index), path in destinations.items():
-        code = await _alter(request.broker, topic, index, path)
+    for (topic, index), code in codes.items():
         result = r.AlterReplicaLogDirPartitionResult(partition_index=index, error_code=code)
         by_topic.setdefault(topic, []).append(result)
     results = tuple(r.AlterReplicaLogDirTopicResult(topic_name=topic, partitions=tuple(parts))

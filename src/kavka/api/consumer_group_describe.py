@@ -3,13 +3,15 @@
 Per group its state, epochs and assignor; per member its epoch, subscription,
 current assignment and target assignment.  A classic group or an unknown id is
 GROUP_ID_NOT_FOUND (DescribeGroups answers classic groups); every group is
-UNSUPPORTED_VERSION while group.version is 0, as on Kafka.  ACLs are not
-implemented, so authorized operations stay "not provided".
+UNSUPPORTED_VERSION while group.version is 0, as on Kafka.  With an authorizer, a group the
+principal may not DESCRIBE is GROUP_AUTHORIZATION_FAILED; authorized operations are answered
+when asked (kavka.api.authorization).
 """
 
 from __future__ import annotations
 
 from kavka.api._groups import consumer_protocol, coordinated
+from kavka.api.authorization import Op, Res, allowed, authorized_operations
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.consumer_group import to_map
@@ -41,7 +43,10 @@ def _answer(request: Request, describe):
     r = builder_for(request)
     described = []
     for group_id in request.body.group_ids:
-        error, message, group = describe(group_id)
+        if allowed(request, Op.DESCRIBE, Res.GROUP, group_id):
+            error, message, group = describe(group_id)
+        else:
+            error, message, group = ErrorCode.group_authorization_failed, None, None
         if group is None:
             described.append(r.DescribedGroup(error_code=error, error_message=message, group_id=group_id,
                                               group_state="Dead" if error == ErrorCode.group_id_not_found else "",
@@ -51,6 +56,8 @@ def _answer(request: Request, describe):
             error_code=ErrorCode.none, group_id=group_id, group_state=group.state,
             group_epoch=group.value.group_epoch, assignment_epoch=group.value.assignment_epoch,
             assignor_name=group.value.assignor,
+            authorized_operations=authorized_operations(request, Res.GROUP, group_id,
+                                                        asked=request.body.include_authorized_operations),
             members=tuple(_member(request, r, group, member_id, m) for member_id, m in group.members.items())))
     return r.ConsumerGroupDescribeResponse(groups=tuple(described))
 

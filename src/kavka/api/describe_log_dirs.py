@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 
+from kavka.api.authorization import Op, Res, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.log.log_dir import LogDirHealth
@@ -30,6 +31,8 @@ VERSIONS = (1, 4)
 
 
 @api(KEY, "DescribeLogDirs", VERSIONS)
+@requires(Op.DESCRIBE, Res.CLUSTER, refuse=lambda request, code: builder_for(request).DescribeLogDirsResponse(
+    error_code=code, results=()))   # v1-2 have no error code: nothing described, as Kafka answers
 def handle(request: Request):
     r = builder_for(request)
     logs = request.broker.logs

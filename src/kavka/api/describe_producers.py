@@ -8,10 +8,12 @@ last sequence, last timestamp, coordinator epoch and the first offset of its ope
 transaction (-1: none).  A partition that exists but has no replica here is
 NOT_LEADER_OR_FOLLOWER, one in an offline log directory KAFKA_STORAGE_ERROR, an unknown
 topic or partition UNKNOWN_TOPIC_OR_PARTITION (Kafka's ReplicaManager.getPartitionOrError).
+With an authorizer, a topic without READ is TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
+from kavka.api.authorization import Op, Res, refused
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.log.producer_state import ProducerEntry
@@ -24,14 +26,17 @@ VERSIONS = (0, 0)
 @api(KEY, "DescribeProducers", VERSIONS)
 def handle(request: Request):
     r = builder_for(request)
+    denied = refused(request, Op.READ, Res.TOPIC, (t.name for t in request.body.topics))
     return r.DescribeProducersResponse(topics=tuple(
         r.TopicResponse(name=topic.name, partitions=tuple(
-            _partition(r, request.broker, topic.name, int(index)) for index in topic.partition_indexes))
+            _partition(r, request.broker, topic.name, int(index), topic.name in denied)
+            for index in topic.partition_indexes))
         for topic in request.body.topics))
 
 
-def _partition(r, broker, topic: str, index: int):
-    producers, error = _local_producers(broker, topic, index)
+def _partition(r, broker, topic: str, index: int, denied: bool):
+    producers, error = (([], ErrorCode.topic_authorization_failed) if denied   # READ on the topic, as Kafka
+                        else _local_producers(broker, topic, index))
     return r.PartitionResponse(partition_index=index, error_code=error, error_message=None,
                                active_producers=tuple(_producer(r, entry) for entry in producers))
 

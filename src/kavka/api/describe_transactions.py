@@ -3,7 +3,8 @@
 Each id is answered on its own: its state, timeout, start time (-1 before its first
 transaction), producer id and epoch and the partitions of its transaction; an id this
 broker does not hold is TRANSACTIONAL_ID_NOT_FOUND, one it does not coordinate
-NOT_COORDINATOR, one whose partition is still loading COORDINATOR_LOAD_IN_PROGRESS.
+NOT_COORDINATOR, one whose partition is still loading COORDINATOR_LOAD_IN_PROGRESS; with an
+authorizer, one the principal may not DESCRIBE TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime
 
 from kavka.api._txn import transactional
+from kavka.api.authorization import Op, Res, allowed
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -31,6 +33,8 @@ def _unavailable(request: Request):
 @transactional(unavailable=_unavailable)
 def handle(request: Request, transactions):
     found = [(tid, *transactions.query(lambda c, tid=tid: c.describe(tid)))
+             if allowed(request, Op.DESCRIBE, Res.TRANSACTIONAL_ID, tid)
+             else (tid, ErrorCode.transactional_id_authorization_failed, None)
              for tid in request.body.transactional_ids]
     return _response(request, found)
 

@@ -19,6 +19,7 @@ and shapes the answer, as Kafka does:
 
 from __future__ import annotations
 
+from kavka.api.authorization import Op, Res, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.metadata.model import ElectionType
@@ -28,7 +29,14 @@ KEY = 43
 VERSIONS = (0, 2)
 
 
+def _refused(request: Request, code: ErrorCode):
+    """Without ALTER on the cluster, as Kafka: every partition asked for, and the whole answer, refused."""
+    asked = request.body.topic_partitions or ()
+    return _answer(builder_for(request), code, [(t.topic, [(p, code, None) for p in t.partitions]) for t in asked])
+
+
 @api(KEY, "ElectLeaders", VERSIONS)
+@requires(Op.ALTER, Res.CLUSTER, refuse=_refused)
 async def handle(request: Request):
     r = builder_for(request)
     body, broker = request.body, request.broker

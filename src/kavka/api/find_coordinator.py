@@ -9,7 +9,8 @@ the answer until a leader is known.  A transactional id's coordinator is likewis
 the leader of its ``__transaction_state`` partition (``transaction.state.log.*``).
 v0-3 carry one key;
 v4+ carry a batch of keys and answer one coordinator each.  Share groups
-(key type 2) are not supported.
+(key type 2) are not supported.  With an authorizer, a key needs DESCRIBE on its group or
+transactional id (GROUP_ / TRANSACTIONAL_ID_AUTHORIZATION_FAILED; kavka.api.authorization).
 
 Advertising this API from v0 matters beyond groups: librdkafka enables LZ4
 compression only when FindCoordinator v0 is in the broker's ApiVersions.
@@ -17,6 +18,7 @@ compression only when FindCoordinator v0 is in the broker's ApiVersions.
 
 from __future__ import annotations
 
+from kavka.api.authorization import Op, Res, allowed
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -24,6 +26,8 @@ from kavka.protocol.errors import ErrorCode
 KEY = 10
 VERSIONS = (0, 6)
 GROUP, TRANSACTION = 0, 1
+KEY_RESOURCES = {GROUP: Res.GROUP, TRANSACTION: Res.TRANSACTIONAL_ID}   # DESCRIBE on these, as Kafka
+DENIED = {GROUP: ErrorCode.group_authorization_failed, TRANSACTION: ErrorCode.transactional_id_authorization_failed}
 
 
 @api(KEY, "FindCoordinator", VERSIONS)
@@ -45,6 +49,8 @@ async def handle(request: Request):
             found = broker.metadata.transaction_coordinator(key)
         if key_type not in (GROUP, TRANSACTION):
             error, message = ErrorCode.invalid_request, f"coordinator key type {key_type} is not supported"
+        elif not allowed(request, Op.DESCRIBE, KEY_RESOURCES[key_type], key):
+            found, error, message = None, DENIED[key_type], None
         elif found is None:
             error, message = ErrorCode.coordinator_not_available, None
         else:

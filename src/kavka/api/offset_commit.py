@@ -6,12 +6,15 @@ the rest go to the coordinator, which checks member and generation (or accepts
 generation -1 from assign() consumers of an empty group) and the metadata size.
 v2-4's retention_time is ignored, as Kafka does since offsets expire by group.
 For a consumer-protocol (KIP-848) group the generation field carries the
-member epoch, which must be the member's current one (STALE_MEMBER_EPOCH).
+member epoch, which must be the member's current one (STALE_MEMBER_EPOCH).  With an
+authorizer, as Kafka: READ on the group (else every partition GROUP_AUTHORIZATION_FAILED)
+and on each topic (TOPIC_AUTHORIZATION_FAILED, not committed).
 """
 
 from __future__ import annotations
 
 from kavka.api._groups import coordinated, reply_or_wait
+from kavka.api.authorization import Op, Res, group_id, refused, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.offsets import OffsetCommit
@@ -27,7 +30,12 @@ def _unavailable(request: Request):
                                             for c in commits}})
 
 
+def _every(request: Request, code: ErrorCode):
+    return _response(request, {(t.name, p.partition_index): code for t in request.body.topics for p in t.partitions})
+
+
 @api(KEY, "OffsetCommit", VERSIONS)
+@requires(Op.READ, Res.GROUP, group_id, refuse=_every)
 @coordinated(unavailable=_unavailable)
 def handle(request: Request, groups):
     errors, commits = _split(request)
@@ -42,8 +50,12 @@ def _split(request: Request) -> tuple[dict[tuple[str, int], ErrorCode], list[Off
     errors: dict[tuple[str, int], ErrorCode] = {}
     commits = []
     broker = request.broker
+    denied = refused(request, Op.READ, Res.TOPIC, (t.name for t in request.body.topics))
     for topic in request.body.topics:
         for p in topic.partitions:
+            if topic.name in denied:
+                errors[(topic.name, p.partition_index)] = ErrorCode.topic_authorization_failed
+                continue
             if not broker.metadata.has_partition(topic.name, p.partition_index):
                 errors[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
                 continue

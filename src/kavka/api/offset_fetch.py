@@ -6,12 +6,15 @@ TxnOffsetCommit show only once its commit marker is written; with
 ``require_stable`` (v7+) a partition whose offsets are still pending answers
 UNSTABLE_OFFSET_COMMIT (offset -1), which clients retry.  v9 names the
 member of a consumer-protocol group, whose epoch must be current.  v1 has no
-group-level error field, so a group error goes on every partition.
+group-level error field, so a group error goes on every partition.  With an authorizer, as
+Kafka: the group needs DESCRIBE (GROUP_AUTHORIZATION_FAILED), and a topic too: a named one
+answers TOPIC_AUTHORIZATION_FAILED, and asking for every partition leaves it out.
 """
 
 from __future__ import annotations
 
 from kavka.api._groups import coordinated
+from kavka.api.authorization import Op, Res, allowed, refused
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.protocol.errors import ErrorCode
@@ -55,11 +58,15 @@ def _fetch(request: Request, lookup, group_id: str, topics, topic_class: str, pa
            member_id: str | None = None, member_epoch: int = -1):
     r = builder_for(request)
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
-    error, found = lookup(group_id, wanted, member_id, member_epoch)
+    if allowed(request, Op.DESCRIBE, Res.GROUP, group_id):
+        error, found = lookup(group_id, wanted, member_id, member_epoch)
+    else:
+        error, found = ErrorCode.group_authorization_failed, []
     if error != ErrorCode.none:
         # v1 cannot carry a group error: every partition carries it instead.
         partition_error = error if request.version < 2 else ErrorCode.none
         found = [(name, [(p, None, partition_error) for p in partitions]) for name, partitions in wanted or []]
+    found = _hide_refused_topics(request, found, every=wanted is None)
     make_topic, make_partition = getattr(r, topic_class), getattr(r, partition_class)
     results = tuple(
         make_topic(name=name, partitions=tuple(
@@ -69,3 +76,14 @@ def _fetch(request: Request, lookup, group_id: str, topics, topic_class: str, pa
             for p, v, partition_error in partitions))
         for name, partitions in found)
     return error, results
+
+
+def _hide_refused_topics(request: Request, found: list, every: bool) -> list:
+    """Topics the principal may not DESCRIBE: dropped from an every-partition answer, else
+    each partition TOPIC_AUTHORIZATION_FAILED."""
+    denied = refused(request, Op.DESCRIBE, Res.TOPIC, (name for name, _ in found))
+    if not denied:
+        return found
+    return [(name, [(p, None, ErrorCode.topic_authorization_failed) for p, _v, _e in partitions]
+             if name in denied else partitions)
+            for name, partitions in found if not (every and name in denied)]

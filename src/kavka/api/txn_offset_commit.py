@@ -17,12 +17,15 @@ refuses an epoch older than it knows (INVALID_PRODUCER_EPOCH, kavka.log.coordina
 The group coordinator then checks the member (v3+ name it: UNKNOWN_MEMBER_ID,
 ILLEGAL_GENERATION, FENCED_INSTANCE_ID) and each partition's metadata size, and appends the
 offsets as the producer's transactional batch: pending until the transaction's marker
-(kavka.group.offsets).
+(kavka.group.offsets).  With an authorizer, as Kafka: WRITE on the transactional id
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED), READ on the group (GROUP_AUTHORIZATION_FAILED), both for
+every partition, and READ on each topic (TOPIC_AUTHORIZATION_FAILED, not committed).
 """
 
 from __future__ import annotations
 
 from kavka.api._groups import coordinated, reply_or_wait
+from kavka.api.authorization import Op, Res, group_id, refused, requires, transactional_id
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.offsets import OffsetCommit
@@ -39,6 +42,8 @@ def _unavailable(request: Request):
 
 
 @api(KEY, "TxnOffsetCommit", VERSIONS)
+@requires(Op.WRITE, Res.TRANSACTIONAL_ID, transactional_id, refuse=lambda request, code: _all(request, code))
+@requires(Op.READ, Res.GROUP, group_id, refuse=lambda request, code: _all(request, code))
 @coordinated(unavailable=_unavailable)
 def handle(request: Request, groups):
     body = request.body
@@ -81,8 +86,12 @@ def _split(request: Request) -> tuple[dict[tuple[str, int], ErrorCode], list[Off
     errors: dict[tuple[str, int], ErrorCode] = {}
     commits = []
     metadata = request.broker.metadata
+    denied = refused(request, Op.READ, Res.TOPIC, (t.name for t in request.body.topics))
     for topic in request.body.topics:
         for p in topic.partitions:
+            if topic.name in denied:
+                errors[(topic.name, p.partition_index)] = ErrorCode.topic_authorization_failed
+                continue
             if not metadata.has_partition(topic.name, p.partition_index):
                 errors[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
                 continue

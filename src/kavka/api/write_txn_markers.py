@@ -9,13 +9,15 @@ older coordinator TRANSACTION_COORDINATOR_FENCED (``Partition.append_marker`` de
 a disk error its Kafka code; NONE once the marker is in the log and, as Kafka writes markers
 with acks=all, replicated to the ISR.  A marker is a control batch that ends the producer's
 transaction in that partition (kavka.log.producer_state); in ``__consumer_offsets`` the
-group coordinator is told, to commit or drop the producer's pending offsets there.
+group coordinator is told, to commit or drop the producer's pending offsets there.  With an
+authorizer, CLUSTER_ACTION on the cluster is needed (else every partition CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from kavka.api.authorization import Op, cluster_allowed
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.error_codes import error_code_for
@@ -29,11 +31,13 @@ VERSIONS = (1, 2)
 @api(KEY, "WriteTxnMarkers", VERSIONS)
 async def handle(request: Request):
     r = builder_for(request)
+    permitted = cluster_allowed(request, Op.CLUSTER_ACTION)   # as Kafka: brokers (and admin tools) only
     markers = []
     for marker in request.body.markers:
         topics = []
         for topic in marker.topics:
-            codes = [await _write(request.broker, marker, topic.name, int(index)) for index in topic.partition_indexes]
+            codes = [await _write(request.broker, marker, topic.name, int(index)) if permitted
+                     else ErrorCode.cluster_authorization_failed for index in topic.partition_indexes]
             topics.append(r.WritableTxnMarkerTopicResult(name=topic.name, partitions=tuple(
                 r.WritableTxnMarkerPartitionResult(partition_index=index, error_code=code)
                 for index, code in zip(topic.partition_indexes, codes))))
