@@ -66,7 +66,8 @@ def _fetch(request: Request, lookup, group_id: str, topics, topic_class: str, pa
         # v1 cannot carry a group error: every partition carries it instead.
         partition_error = error if request.version < 2 else ErrorCode.none
         found = [(name, [(p, None, partition_error) for p in partitions]) for name, partitions in wanted or []]
-    found = _hide_refused_topics(request, found, every=wanted is None)
+    else:
+        found = _hide_refused_topics(request, found, every=wanted is None)
     make_topic, make_partition = getattr(r, topic_class), getattr(r, partition_class)
     results = tuple(
         make_topic(name=name, partitions=tuple(

@@ -18,10 +18,14 @@ from kio.static.constants import EntityType
 
 import kavka.api  # noqa: F401  (registers every handler)
 from kavka.api.context import BrokerContext, RandomProducerIds
-from kavka.api.registry import REGISTRY, Request
+from kavka.api.registry import REGISTRY, RawResponse, Request
 from kavka.api.responses import make
 from kavka.clock import ManualClock
 from kavka.config import BrokerConfig
+from kavka.group.coordinator import GroupCoordinator
+from kavka.group.env import GroupConfig
+from kavka.group.offsets_topic import OffsetsTopic
+from kavka.group.runner import GroupRunner
 from kavka.log.log_manager import LogManager
 from kavka.protocol import messages
 from kavka.security.acl import AclBinding, AclOperation, AclPermission, PatternType, ResourceType
@@ -51,17 +55,20 @@ class Broker:
         self.clock = ManualClock()
         self.logs = LogManager(directory, self.config, self.clock)
         self.logs.load()
+        settings = GroupConfig(initial_rebalance_delay_ms=0, min_session_timeout_ms=1000, offsets_partitions=1)
+        groups = GroupRunner(GroupCoordinator(settings, self.clock, OffsetsTopic(self.logs, 1, 1 << 20, self.clock)))
         self.context = BrokerContext(logs=self.logs, config=self.config, clock=self.clock, node_id=0,
-                                     host="127.0.0.1", port=9092, producer_ids=RandomProducerIds())
+                                     host="127.0.0.1", port=9092, producer_ids=RandomProducerIds(), groups=groups)
         self._correlation = itertools.count(1)
 
     def call(self, body, principal: KafkaPrincipal = ANONYMOUS, peer: str = "127.0.0.1:50000"):
         key, version = int(body.__api_key__), int(body.__version__)
         request = Request(key, version, next(self._correlation), "acl-test", body, self.context, peer, principal)
-        result = REGISTRY[key].handler(request)
-        if asyncio.iscoroutine(result):
-            result = asyncio.run(result)
-        if result is not None and not hasattr(result, "parts"):
+        result = asyncio.run(asyncio.wait_for(_handle(request), 10))
+        if isinstance(result, RawResponse):   # Fetch's hand-encoded answer: read it as a client would
+            body = b"".join(p.read() if hasattr(p, "read") else bytes(p) for p in result.parts)
+            return messages.decode_response(key, version, body, 0)
+        if result is not None:
             messages.encode_response(result)   # the answer must be valid in that version
         return result
 
@@ -83,3 +90,9 @@ def tree_digest(directory: Path) -> dict[str, str]:
     """Every file under ``directory`` with a hash of its bytes: what "nothing changed on disk" compares."""
     return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+async def _handle(request: Request):
+    """The handler's answer, awaited when it is a coroutine (inside a loop, as on a connection)."""
+    result = REGISTRY[request.api_key].handler(request)
+    return await result if asyncio.iscoroutine(result) else result
