@@ -65,6 +65,9 @@ VERSION_RANGES.update({ALTER_PARTITION_REASSIGNMENTS: (0, 1), LIST_PARTITION_REA
 WRITE_TXN_MARKERS, DESCRIBE_PRODUCERS, DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 27, 61, 65, 66
 VERSION_RANGES.update({WRITE_TXN_MARKERS: (1, 2), DESCRIBE_PRODUCERS: (0, 0), DESCRIBE_TRANSACTIONS: (0, 0),
                        LIST_TRANSACTIONS: (0, 1)})
+# ACLs.
+DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS = 29, 30, 31
+VERSION_RANGES.update({DESCRIBE_ACLS: (1, 3), CREATE_ACLS: (1, 3), DELETE_ACLS: (1, 3)})
 API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", METADATA: "Metadata",
              CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
              CREATE_PARTITIONS: "CreatePartitions", DESCRIBE_CONFIGS: "DescribeConfigs",
@@ -76,7 +79,8 @@ API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", MET
              ALTER_PARTITION_REASSIGNMENTS: "AlterPartitionReassignments",
              LIST_PARTITION_REASSIGNMENTS: "ListPartitionReassignments", WRITE_TXN_MARKERS: "WriteTxnMarkers",
              DESCRIBE_PRODUCERS: "DescribeProducers", DESCRIBE_TRANSACTIONS: "DescribeTransactions",
-             LIST_TRANSACTIONS: "ListTransactions"}
+             LIST_TRANSACTIONS: "ListTransactions", DESCRIBE_ACLS: "DescribeAcls", CREATE_ACLS: "CreateAcls",
+             DELETE_ACLS: "DeleteAcls"}
 
 EARLIEST, LATEST = -2, -1  # ListOffsets timestamps
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1  # ListOffsets and Fetch isolation levels
