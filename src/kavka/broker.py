@@ -213,6 +213,9 @@ class Broker:
             logs=self.logs, config=self.config, clock=self._clock, node_id=self.config.get("broker.id"),
             host="", port=0, producer_ids=self.producer_ids, groups=self.groups,
             transactions=self.transactions, **boundary)
+        if context.authorizer is not None:   # read the stored ACLs now: a damaged file stops the start
+            log.info("authorizer %s: %d ACL bindings, super users %s", self.config.get("authorizer.class.name"),
+                     len(context.metadata.acls()), sorted(context.authorizer.super_users) or "none")
         if self.config.get("kavka.flush.before.ack"):
             from kavka.log.group_commit import GroupCommit
             context.durable = GroupCommit()

@@ -5,7 +5,9 @@ classic protocol: the member says which topics it subscribes to and which
 partitions it owns, and gets back its member epoch and, when it changed, the
 partitions it may own now; UNSUPPORTED_VERSION while group.version is 0.  The broker assigns (kavka.group.consumer_group).
 Topics travel by id; ids this broker does not know are ignored in the owned
-list, as Kafka does.  From v1 the member id is chosen by the client.
+list, as Kafka does.  From v1 the member id is chosen by the client.  With an authorizer, as Kafka:
+READ on the group (GROUP_AUTHORIZATION_FAILED) and DESCRIBE on every subscribed topic name
+(TOPIC_AUTHORIZATION_FAILED naming the refused ones) before the coordinator is asked.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import datetime
 
 from kavka.api._groups import client_host, consumer_protocol, coordinated, ms, reply_or_wait
-from kavka.api.authorization import Op, Res, group_id, requires
+from kavka.api.authorization import Op, Res, group_id, refused, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.group.consumer_group import HeartbeatRequest
@@ -31,6 +33,10 @@ VERSIONS = (0, 1)
 def handle(request: Request, groups):
     body = request.body
     broker = request.broker
+    hidden = refused(request, Op.DESCRIBE, Res.TOPIC, body.subscribed_topic_names or ())
+    if hidden:
+        return _response(request, HeartbeatReply(ErrorCode.topic_authorization_failed,
+                                                 message=f"Not authorized to access topics: {sorted(hidden)}"))
     owned = None
     if body.topic_partitions is not None:
         owned = {}

@@ -96,7 +96,7 @@ class ClusterView:
     @property
     def acls(self) -> AclSet:
         if self._acl_set is None:
-            self._acl_set = AclSet(v.value for v in self.acl_bindings.values())
+            self._acl_set = AclSet((v.value for v in self.acl_bindings.values()), loaded=self.revision > 0)
         return self._acl_set
 
     def apply(self, item: Snapshot | Change) -> None:
@@ -105,6 +105,7 @@ class ClusterView:
             for change in item.entries:
                 self._apply_change(change)
             self.revision = item.revision
+            self._acl_set = None   # now loaded
         else:
             self._apply_change(item)
             self.revision = max(self.revision, item.revision)

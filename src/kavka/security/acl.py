@@ -187,11 +187,15 @@ class AclFilter:
 
 
 class AclSet:
-    """An immutable set of bindings, indexed by (resource type, pattern type, resource name)."""
+    """An immutable set of bindings, indexed by (resource type, pattern type, resource name).
+    ``loaded`` False: the bindings are not known yet (a cluster broker before its first etcd
+    snapshot), and the authorizer allows only super users meanwhile, as Kafka's does until its
+    ACLs are loaded."""
 
-    __slots__ = ("_bindings", "_index")
+    __slots__ = ("_bindings", "_index", "loaded")
 
-    def __init__(self, bindings: Iterable[AclBinding] = ()) -> None:
+    def __init__(self, bindings: Iterable[AclBinding] = (), loaded: bool = True) -> None:
+        self.loaded = loaded
         self._bindings = frozenset(bindings)
         index: dict[tuple, list[AclBinding]] = defaultdict(list)
         for b in self._bindings:

@@ -9,6 +9,7 @@ principal, from this host, do this operation on this resource?
   also allows DESCRIBE, and one of ALTER_CONFIGS allows DESCRIBE_CONFIGS (DENY implies nothing).
 * No binding at all on the resource (for anyone): ``allow.everyone.if.no.acl.found``
   (default false) decides; a resource with bindings only for others is denied.
+* Bindings not loaded yet (kavka.security.acl.AclSet.loaded): only super users pass.
 
 ``authorizer.class.name`` switches it on (Kafka's class names, :data:`KNOWN_CLASSES`); unset,
 :func:`from_config` answers None and every request is allowed, as before.
@@ -47,6 +48,8 @@ class Authorizer:
                   resource_type: ResourceType, name: str) -> bool:
         if str(principal) in self.super_users:
             return True
+        if not acls.loaded:
+            return False
         applicable = acls.applicable(resource_type, name)
         if not applicable:
             return self.allow_if_no_acl
@@ -61,6 +64,8 @@ class Authorizer:
         an ALLOW pattern for the principal not covered by one of its DENY patterns."""
         if str(principal) in self.super_users:
             return True
+        if not acls.loaded:
+            return False
         of_type = acls.of_type(resource_type)
         if not of_type:
             return self.allow_if_no_acl

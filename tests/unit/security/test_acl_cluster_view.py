@@ -39,3 +39,10 @@ def test_puts_deletes_and_snapshots_fold_into_the_acl_set():
 
 def test_an_unreadable_binding_is_ignored():
     assert decode_change(LAYOUT, LAYOUT.acl("x"), b"{not json", 5) is None
+
+
+def test_before_the_first_snapshot_the_set_is_not_loaded():
+    view = ClusterView()
+    assert not view.acls.loaded
+    view.apply(Snapshot(3, ()))
+    assert view.acls.loaded and len(view.acls) == 0

@@ -104,6 +104,13 @@ def join_group(b):
                               protocols=(q.JoinGroupRequestProtocol(name="range", metadata=b""),))
 
 
+def consumer_heartbeat(b):
+    return Q(68, 1).ConsumerGroupHeartbeatRequest(
+        group_id=GROUP, member_id=uuid.uuid4().hex[:22], member_epoch=0, instance_id=None, rack_id=None,
+        rebalance_timeout=10_000 * MS, subscribed_topic_names=(TOPIC,), subscribed_topic_regex=None,
+        server_assignor=None, topic_partitions=())
+
+
 def offset_commit(b):
     q = Q(8, 8)
     return q.OffsetCommitRequest(group_id=GROUP, generation_id_or_member_epoch=-1, member_id="",
@@ -283,6 +290,12 @@ CASES = [
          (topic_acl(Op.WRITE, "any"),), [E.none]),
     Case("JoinGroup", join_group, top, [E.group_authorization_failed], (acl(Res.GROUP, GROUP),),
          [E.member_id_required]),
+    Case("ConsumerGroupHeartbeat group", consumer_heartbeat, top, [E.group_authorization_failed],
+         (topic_acl(Op.DESCRIBE),), [E.group_authorization_failed]),
+    Case("ConsumerGroupHeartbeat topic", consumer_heartbeat, top, [E.group_authorization_failed],
+         (acl(Res.GROUP, GROUP),), [E.topic_authorization_failed]),
+    Case("ConsumerGroupHeartbeat", consumer_heartbeat, top, [E.group_authorization_failed],
+         (acl(Res.GROUP, GROUP), topic_acl(Op.DESCRIBE)), [E.none]),
     Case("OffsetCommit group", offset_commit, commit_codes, [E.group_authorization_failed],
          (topic_acl(Op.READ),), [E.group_authorization_failed]),
     Case("OffsetCommit", offset_commit, commit_codes, [E.group_authorization_failed],

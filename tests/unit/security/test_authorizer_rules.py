@@ -152,3 +152,11 @@ def test_from_config():
 def test_host_of_peer():
     assert host_of("127.0.0.1:5000") == "127.0.0.1"
     assert host_of("[::1]:5000") == "::1"
+
+
+def test_until_the_acls_are_loaded_only_super_users_pass():
+    auth = Authorizer(super_users=frozenset({"User:admin"}), allow_if_no_acl=True)
+    pending = AclSet([acl()], loaded=False)
+    assert not auth.authorize(pending, ALICE, HOST, Op.READ, Res.TOPIC, "orders")
+    assert not auth.authorize_any(pending, ALICE, HOST, Op.READ, Res.TOPIC)
+    assert auth.authorize(pending, KafkaPrincipal("User", "admin"), HOST, Op.READ, Res.TOPIC, "orders")
