@@ -27,7 +27,7 @@ import asyncio
 import logging
 import uuid
 
-from kavka.api.authorization import Op, Res, allowed, authorized_operations, cluster_allowed, refused
+from kavka.api.authorization import NOT_REQUESTED, Op, Res, allowed, authorized_operations, cluster_allowed, refused
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.api.slicing import SLICE, encode_steps, map_steps, run_sliced, run_steps, unique
@@ -39,7 +39,6 @@ log = logging.getLogger("kavka.api")
 
 KEY = 3
 VERSIONS = (0, 13)
-OPERATIONS_NOT_REQUESTED = -(2**31)
 
 
 @api(KEY, "Metadata", VERSIONS)
@@ -160,4 +159,4 @@ def _error(r, name, code: ErrorCode, topic_id=None):
         name = ""  # v10-11 take topic ids but cannot answer a null name
     return r.MetadataResponseTopic(
         error_code=code, name=name, topic_id=topic_id or uuid.UUID(int=0), is_internal=False, partitions=(),
-        topic_authorized_operations=OPERATIONS_NOT_REQUESTED)
+        topic_authorized_operations=NOT_REQUESTED)
