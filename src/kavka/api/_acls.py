@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 from enum import IntEnum
+from typing import Callable
 
 from kavka.api.authorization import cluster_allowed
 from kavka.api.registry import Request
@@ -36,6 +38,17 @@ def refusal(request: Request, operation: AclOperation) -> tuple[ErrorCode, str] 
     if not cluster_allowed(request, operation):
         return ErrorCode.cluster_authorization_failed, "Cluster authorization failed."
     return None
+
+
+def guarded(operation: AclOperation, refuse: Callable[[Request, tuple[ErrorCode, str]], object]):
+    """A handler run only when :func:`refusal` has nothing to say; else ``refuse(request, (code, message))``."""
+    def decorate(handler):
+        @functools.wraps(handler)
+        def checked(request: Request):
+            refused = refusal(request, operation)
+            return handler(request) if refused is None else refuse(request, refused)
+        return checked
+    return decorate
 
 
 def filter_of(wire) -> AclFilter:

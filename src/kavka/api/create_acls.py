@@ -7,7 +7,7 @@ ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED for each creation) and an aut
 
 from __future__ import annotations
 
-from kavka.api._acls import binding_of, refusal
+from kavka.api._acls import binding_of, guarded
 from kavka.api.registry import Request, api
 from kavka.api.responses import NO_THROTTLE, builder_for
 from kavka.protocol.errors import ErrorCode
@@ -18,14 +18,12 @@ VERSIONS = (1, 3)
 
 
 @api(KEY, "CreateAcls", VERSIONS)
+@guarded(AclOperation.ALTER, lambda request, refused: _response(builder_for(request),
+                                                                [refused] * len(request.body.creations)))
 async def handle(request: Request):
     r = builder_for(request)
-    creations = request.body.creations
-    refused = refusal(request, AclOperation.ALTER)
-    if refused is not None:
-        return _response(r, [refused] * len(creations))
     answers, valid = [], []
-    for wire in creations:
+    for wire in request.body.creations:
         binding = binding_of(wire)
         try:
             binding.validate()

@@ -6,7 +6,7 @@ CLUSTER_AUTHORIZATION_FAILED (every filter)."""
 
 from __future__ import annotations
 
-from kavka.api._acls import filter_of, refusal, wire_fields
+from kavka.api._acls import filter_of, guarded, wire_fields
 from kavka.api.registry import Request, api
 from kavka.api.responses import NO_THROTTLE, builder_for
 from kavka.protocol.errors import ErrorCode
@@ -17,15 +17,13 @@ VERSIONS = (1, 3)
 
 
 @api(KEY, "DeleteAcls", VERSIONS)
+@guarded(AclOperation.ALTER, lambda request, refused: _response(builder_for(request),
+                                                                [(*refused, ())] * len(request.body.filters)))
 async def handle(request: Request):
     r = builder_for(request)
-    filters = request.body.filters
-    refused = refusal(request, AclOperation.ALTER)
-    if refused is not None:
-        return _response(r, [(*refused, ())] * len(filters))
     current = request.broker.metadata.acls()
     answers, doomed = [], set()
-    for wire in filters:
+    for wire in request.body.filters:
         wanted = filter_of(wire)
         try:
             wanted.validate()

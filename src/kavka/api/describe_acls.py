@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from kavka.api._acls import filter_of, refusal
+from kavka.api._acls import filter_of, guarded
 from kavka.api.registry import Request, api
 from kavka.api.responses import NO_THROTTLE, builder_for
 from kavka.protocol.errors import ErrorCode
@@ -18,11 +18,9 @@ VERSIONS = (1, 3)
 
 
 @api(KEY, "DescribeAcls", VERSIONS)
+@guarded(AclOperation.DESCRIBE, lambda request, refused: _response(builder_for(request), *refused))
 def handle(request: Request):
     r = builder_for(request)
-    refused = refusal(request, AclOperation.DESCRIBE)
-    if refused is not None:
-        return _response(r, *refused)
     wanted = filter_of(request.body)
     try:
         wanted.validate()

@@ -12,14 +12,7 @@ from __future__ import annotations
 
 from kavka.cli.common import CliError, command_actions, print_table, session
 from kavka.client_session import CREATE_ACLS, DELETE_ACLS, DESCRIBE_ACLS, check
-from kavka.security.acl import (
-    AclBinding,
-    AclFilter,
-    AclOperation,
-    AclPermission,
-    PatternType,
-    ResourceType,
-)
+from kavka.security.acl import AclBinding, AclFilter, AclOperation, AclPermission, PatternType, ResourceType
 
 HEADERS = ("RESOURCE-TYPE", "PATTERN", "NAME", "PRINCIPAL", "HOST", "OPERATION", "PERMISSION")
 
