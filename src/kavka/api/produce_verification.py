@@ -28,6 +28,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
+from kavka.api.authorization import Op, Res, refused as refused_topics
 from kavka.api.registry import Request
 from kavka.log.producer_state import NO_GUARD, VerificationGuard
 from kavka.protocol import records
@@ -70,7 +71,8 @@ def begin(request: Request):
     if body.transactional_id is None or broker.txn_verifier is None or not (checked or add):
         return OFF
     default = NO_GUARD if checked else None
-    batches = _transactional_batches(body)
+    denied = refused_topics(request, Op.WRITE, Res.TOPIC, (t.name for t in body.topic_data))   # never asked about
+    batches = _transactional_batches(body, denied)
     if len({(h.producer_id, h.producer_epoch) for h in batches.values()}) > 1:
         refused = (ErrorCode.invalid_producer_id_mapping, "Transactional records contained more than one producer ID")
         return Verified(default, refused={(t.name, p.index): refused for t in body.topic_data
@@ -102,11 +104,14 @@ def refusal(error: ErrorCode, version: int) -> tuple[ErrorCode, str | None]:
     return error, None
 
 
-def _transactional_batches(body) -> dict[Key, records.BatchHeader]:
+def _transactional_batches(body, denied: frozenset[str]) -> dict[Key, records.BatchHeader]:
     """The header of each partition's first batch, for partitions whose batch is transactional
-    (the bytes are not validated yet; the append validates them)."""
+    (the bytes are not validated yet; the append validates them), except in ``denied`` topics
+    (Produce answers them TOPIC_AUTHORIZATION_FAILED)."""
     found = {}
     for topic in body.topic_data:
+        if topic.name in denied:
+            continue
         for data in topic.partition_data:
             raw = data.records
             if raw is not None and len(raw) >= records.HEADER_SIZE:

@@ -26,11 +26,16 @@ from kavka.group.coordinator import GroupCoordinator
 from kavka.group.env import GroupConfig
 from kavka.group.offsets_topic import OffsetsTopic
 from kavka.group.runner import GroupRunner
+from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.log.log_manager import LogManager
 from kavka.protocol import messages
 from kavka.security.acl import AclBinding, AclOperation, AclPermission, PatternType, ResourceType
 from kavka.security.principal import ANONYMOUS, KafkaPrincipal
 from kavka.testing import TINY_SEGMENTS
+from kavka.txn.coordinator import TransactionCoordinator, TxnConfig
+from kavka.txn.local_markers import local_marker_writer
+from kavka.txn.runner import TxnRunner
+from kavka.txn.state_topic import TransactionStateTopic
 
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 ADMIN = KafkaPrincipal("User", "admin")
@@ -58,8 +63,17 @@ class Broker:
         settings = GroupConfig(initial_rebalance_delay_ms=0, min_session_timeout_ms=1000, offsets_partitions=1)
         groups = GroupRunner(GroupCoordinator(settings, self.clock, OffsetsTopic(self.logs, 1, 1 << 20, self.clock)))
         self.context = BrokerContext(logs=self.logs, config=self.config, clock=self.clock, node_id=0,
-                                     host="127.0.0.1", port=9092, producer_ids=RandomProducerIds(), groups=groups)
+                                     host="127.0.0.1", port=9092, producer_ids=RandomProducerIds(), groups=groups,
+                                     transactions=self._transactions())
         self._correlation = itertools.count(1)
+
+    def _transactions(self) -> TxnRunner:
+        journal = TransactionStateTopic(self.logs, 1, 1 << 20, self.clock)
+        coordinator = TransactionCoordinator(TxnConfig.from_broker(self.config), self.clock, journal,
+                                             RandomProducerIds(), lambda group: (OFFSETS_TOPIC, 0))
+        runner = TxnRunner(coordinator, local_marker_writer(self.logs, self.clock))
+        runner.load_partition(0)
+        return runner
 
     def call(self, body, principal: KafkaPrincipal = ANONYMOUS, peer: str = "127.0.0.1:50000"):
         key, version = int(body.__api_key__), int(body.__version__)

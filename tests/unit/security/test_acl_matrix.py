@@ -5,6 +5,7 @@ allow.everyone.if.no.acl.found at the API level, and Metadata listing only descr
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import uuid
 from dataclasses import dataclass
@@ -142,6 +143,40 @@ def end_txn(b):
     return Q(26, 3).EndTxnRequest(transactional_id=TXN, producer_id=1, producer_epoch=0, committed=True)
 
 
+def init_transactional(b):
+    return Q(22, 5).InitProducerIdRequest(transactional_id=TXN, transaction_timeout=60_000 * MS,
+                                          producer_id=-1, producer_epoch=-1)
+
+
+def produce_transactional(b):
+    q = Q(0, 9)
+    records = record_codec.encode_batch([(b"k", b"v", 1_000, ())], producer_id=7, producer_epoch=0,
+                                        base_sequence=0, transactional=True)
+    return q.ProduceRequest(transactional_id=TXN, acks=1, timeout=TIMEOUT, topic_data=(q.TopicProduceData(
+        name=TOPIC, partition_data=(q.PartitionProduceData(index=0, records=records),)),))
+
+
+def add_partitions(b):
+    q = Q(24, 3)
+    return q.AddPartitionsToTxnRequest(v3_and_below_transactional_id=TXN, v3_and_below_producer_id=7,
+                                       v3_and_below_producer_epoch=0, v3_and_below_topics=(
+                                           q.AddPartitionsToTxnTopic(name=TOPIC, partitions=(0,)),))
+
+
+def txn_offset_commit(b):
+    q = Q(28, 3)
+    return q.TxnOffsetCommitRequest(transactional_id=TXN, group_id=GROUP, producer_id=7, producer_epoch=0,
+                                    generation_id=-1, member_id="", group_instance_id=None, topics=(
+                                        q.TxnOffsetCommitRequestTopic(name=TOPIC, partitions=(
+                                            q.TxnOffsetCommitRequestPartition(
+                                                partition_index=0, committed_offset=0, committed_leader_epoch=-1,
+                                                committed_metadata=""),)),))
+
+
+def describe_transactions(b):
+    return Q(65, 0).DescribeTransactionsRequest(transactional_ids=(TXN,))
+
+
 def write_txn_markers(b):
     q = Q(27, 1)
     return q.WriteTxnMarkersRequest(markers=(q.WritableTxnMarker(
@@ -228,6 +263,14 @@ def marker_codes(resp):
     return [p.error_code for m in resp.markers for t in m.topics for p in t.partitions]
 
 
+def add_partitions_codes(resp):
+    return [p.partition_error_code for t in resp.results_by_topic_v3_and_below for p in t.results_by_partition]
+
+
+def txn_states_codes(resp):
+    return [t.error_code for t in resp.transaction_states]
+
+
 def elect_codes(resp):
     return [resp.error_code] + [p.error_code for t in resp.replica_election_results for p in t.partition_result]
 
@@ -311,7 +354,26 @@ CASES = [
     Case("FindCoordinator", find_coordinator, coordinator_codes, [E.group_authorization_failed],
          (acl(Res.GROUP, GROUP, Op.DESCRIBE),), [E.none]),
     Case("EndTxn", end_txn, top, [E.transactional_id_authorization_failed],
-         (acl(Res.TRANSACTIONAL_ID, TXN, Op.WRITE),), [E.coordinator_not_available]),
+         (acl(Res.TRANSACTIONAL_ID, TXN, Op.WRITE),), [E.invalid_producer_id_mapping]),
+    Case("InitProducerId transactional", init_transactional, top, [E.transactional_id_authorization_failed],
+         (acl(Res.TRANSACTIONAL_ID, TXN, Op.WRITE),), [E.none]),
+    Case("Produce transactional", produce_transactional, produce_codes, [E.transactional_id_authorization_failed],
+         (acl(Res.TRANSACTIONAL_ID, TXN, Op.WRITE),), [E.topic_authorization_failed]),
+    Case("AddPartitionsToTxn id", add_partitions, add_partitions_codes, [E.transactional_id_authorization_failed],
+         (topic_acl(Op.WRITE),), [E.transactional_id_authorization_failed]),
+    Case("AddPartitionsToTxn topic", add_partitions, add_partitions_codes,
+         [E.transactional_id_authorization_failed], (acl(Res.TRANSACTIONAL_ID, TXN, Op.WRITE),),
+         [E.topic_authorization_failed]),
+    Case("AddPartitionsToTxn", add_partitions, add_partitions_codes, [E.transactional_id_authorization_failed],
+         (acl(Res.TRANSACTIONAL_ID, TXN, Op.WRITE), topic_acl(Op.WRITE)), [E.invalid_producer_id_mapping]),
+    Case("TxnOffsetCommit id", txn_offset_commit, commit_codes, [E.transactional_id_authorization_failed],
+         (acl(Res.GROUP, GROUP), topic_acl(Op.READ)), [E.transactional_id_authorization_failed]),
+    Case("TxnOffsetCommit group", txn_offset_commit, commit_codes, [E.transactional_id_authorization_failed],
+         (acl(Res.TRANSACTIONAL_ID, TXN, Op.WRITE), topic_acl(Op.READ)), [E.group_authorization_failed]),
+    Case("TxnOffsetCommit topic", txn_offset_commit, commit_codes, [E.transactional_id_authorization_failed],
+         (acl(Res.TRANSACTIONAL_ID, TXN, Op.WRITE), acl(Res.GROUP, GROUP)), [E.topic_authorization_failed]),
+    Case("DescribeTransactions", describe_transactions, txn_states_codes, [E.transactional_id_authorization_failed],
+         (acl(Res.TRANSACTIONAL_ID, TXN, Op.DESCRIBE),), [E.transactional_id_not_found]),
     Case("WriteTxnMarkers", write_txn_markers, marker_codes, [E.cluster_authorization_failed],
          (cluster_acl(Op.CLUSTER_ACTION),), [E.none]),
     Case("ElectLeaders", elect_leaders, elect_codes, [E.cluster_authorization_failed] * 2,
@@ -405,3 +467,19 @@ def test_without_an_authorizer_nothing_is_checked(tmp_path):
                                Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS))
     finally:
         b.close()
+
+
+def test_list_groups_and_transactions_show_only_what_may_be_described(broker):
+    for group in ("g1", "g2"):
+        body = dataclasses.replace(offset_commit(broker), group_id=group)
+        assert commit_codes(broker.call(body, ADMIN)) == [E.none]
+    assert top(broker.call(init_transactional(broker), ADMIN)) == [E.none]
+    list_groups = Q(16, 4).ListGroupsRequest(states_filter=())
+    list_txns = Q(66, 1).ListTransactionsRequest(state_filters=(), producer_id_filters=(), duration_filter=-1)
+    assert broker.call(list_groups, ALICE).groups == ()
+    assert broker.call(list_txns, ALICE).transaction_states == ()
+    broker.grant(acl(Res.GROUP, "g2", Op.DESCRIBE), acl(Res.TRANSACTIONAL_ID, TXN, Op.WRITE))
+    assert [g.group_id for g in broker.call(list_groups, ALICE).groups] == ["g2"]
+    assert [t.transactional_id for t in broker.call(list_txns, ALICE).transaction_states] == [TXN]
+    broker.grant(cluster_acl(Op.DESCRIBE))
+    assert sorted(g.group_id for g in broker.call(list_groups, ALICE).groups) == ["g1", "g2"]
