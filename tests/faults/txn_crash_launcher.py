@@ -56,8 +56,8 @@ def arm_markers(transactional_id: str, count: int) -> None:
     original = local_markers.write_marker
     written = []
 
-    def write_marker(logs, clock, job, tp):
-        code = original(logs, clock, job, tp)
+    def write_marker(logs, clock, job, tp, *rest):
+        code = original(logs, clock, job, tp, *rest)
         if job.transactional_id == transactional_id:
             written.append(tp)
             if len(written) == count:
