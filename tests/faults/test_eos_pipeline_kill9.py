@@ -28,7 +28,7 @@ from kio.schema.api_versions.v3.request import ApiVersionsRequest
 
 from broker_process import create_topic
 from kavka.client import Client
-from txn_workload import CALL_TIMEOUT_S, CLIENT_CONF, end_offsets, read_to_end, wait_stable
+from txn_workload import CLIENT_CONF, Transactional, end_offsets, read_to_end, wait_stable
 
 pytestmark = pytest.mark.slow   # 12 kill -9s under an exactly-once pipeline (~60 s)
 
@@ -61,7 +61,7 @@ class Feeder(threading.Thread):
         seqs = Counter()
         rng = random.Random(7)
         while not self._stop_feeding.is_set():
-            for _ in range(20):
+            for _ in range(10):
                 key = f"k{rng.randrange(KEYS):02d}"
                 try:
                     self.producer.produce(SOURCE, key=key.encode(), value=f"{key}:{seqs[key]:06d}".encode())
@@ -90,15 +90,15 @@ class PipelineWorker(threading.Thread):
                                   "isolation.level": "read_committed", "enable.auto.commit": False,
                                   "auto.offset.reset": "earliest", "session.timeout.ms": 10000,
                                   "heartbeat.interval.ms": 500, **CLIENT_CONF})
-        self.committed = self.aborted = self.replaced = 0
-        self.errors: list[str] = []
+        self.client: Transactional | None = None
+        self.committed = self.failed = 0
         self.error: BaseException | None = None
         self._stop_working = threading.Event()
 
     def run(self) -> None:
         try:
             self.consumer.subscribe([SOURCE])
-            self.producer = self._new_producer()
+            self.client = Transactional(self.producer_conf)
             while not self._stop_working.is_set():
                 batch = self._poll()
                 if batch:
@@ -109,6 +109,8 @@ class PipelineWorker(threading.Thread):
             self.consumer.close()
 
     def finish(self) -> None:
+        if self.client is not None:
+            self.client.deadline = time.monotonic() + 60
         self._stop_working.set()
         self.join(90)
         assert not self.is_alive(), f"{self.name} did not finish"
@@ -119,7 +121,6 @@ class PipelineWorker(threading.Thread):
         batch = []
         for msg in self.consumer.consume(num_messages=200, timeout=0.3):
             if msg.error():
-                self.errors.append(str(msg.error()))
                 if msg.error().fatal():
                     raise KafkaException(msg.error())
             else:
@@ -131,43 +132,19 @@ class PipelineWorker(threading.Thread):
         for msg in batch:
             ends[msg.partition()] = msg.offset() + 1
         offsets = [TopicPartition(SOURCE, p, o) for p, o in sorted(ends.items())]
+        client = self.client
         try:
-            self.producer.begin_transaction()
+            client.producer.begin_transaction()
             for msg in batch:
-                self.producer.produce(SINK, key=msg.key(), value=b"out:" + msg.value())
-            self._retry(lambda t: self.producer.send_offsets_to_transaction(
+                client.producer.produce(SINK, key=msg.key(), value=b"out:" + msg.value())
+            client.retry(lambda t: client.producer.send_offsets_to_transaction(
                 offsets, self.consumer.consumer_group_metadata(), t))
-            self._retry(self.producer.commit_transaction)
+            client.retry(client.producer.commit_transaction)
             self.committed += 1
         except KafkaException as exc:
-            self.errors.append(str(exc.args[0]))
-            self._recover(exc.args[0])
+            self.failed += 1
+            client.recover(exc.args[0])
             self._rewind()
-
-    def _retry(self, call) -> None:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                call(CALL_TIMEOUT_S)
-                return
-            except KafkaException as exc:
-                if not exc.args[0].retriable() or time.monotonic() > deadline:
-                    raise
-                self.errors.append(str(exc.args[0]))
-
-    def _recover(self, error) -> None:
-        if not error.fatal() and error.txn_requires_abort():
-            try:
-                self._retry(self.producer.abort_transaction)
-                self.aborted += 1
-                return
-            except KafkaException as exc:
-                if not exc.args[0].fatal():
-                    raise
-        elif not error.fatal():
-            raise KafkaException(error)
-        self.replaced += 1
-        self.producer = self._new_producer()
 
     def _rewind(self) -> None:
         """Back to the group's committed offsets: the failed batch is processed again."""
@@ -176,18 +153,6 @@ class PipelineWorker(threading.Thread):
             return
         for tp in self.consumer.committed(assignment, timeout=30):
             self.consumer.seek(TopicPartition(SOURCE, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
-
-    def _new_producer(self) -> Producer:
-        deadline = time.monotonic() + 60
-        while True:
-            producer = Producer(self.producer_conf)
-            try:
-                self._retry(producer.init_transactions)
-                return producer
-            except KafkaException as exc:
-                self.errors.append(str(exc.args[0]))
-                if not exc.args[0].fatal() or time.monotonic() > deadline:
-                    raise
 
 
 def group_caught_up(bootstrap: str, ends: dict[int, int]) -> bool:
@@ -241,8 +206,8 @@ def test_exactly_once_pipeline_while_the_broker_is_killed(broker_process):
     for worker in workers:
         worker.finish()
     print(f"{faults} kill -9s in {time.monotonic() - started:.1f}s; {sum(source_ends.values())} inputs; "
-          f"transactions committed {[w.committed for w in workers]}, aborted {[w.aborted for w in workers]}, "
-          f"producers replaced {[w.replaced for w in workers]}")
+          f"transactions committed {[w.committed for w in workers]}, failed {[w.failed for w in workers]}, "
+          f"producers replaced {[w.client.replaced for w in workers]}")
 
     inputs = [v for _p, _o, v in read_to_end(bootstrap, SOURCE, PARTITIONS, "read_uncommitted", source_ends)]
     sink_ends = wait_stable(bootstrap, SINK, PARTITIONS)

@@ -69,7 +69,7 @@ def test_history_without_faults(broker_process):
     wait_for_commits(history, 40, timeout=30)
     counts = finish_and_check(broker_process.bootstrap_servers, history, writers, readers)
     assert counts[OK] >= 40 and counts.get(FAIL, 0) >= 5, counts
-    assert sum(w.restarts for w in writers) == 0
+    assert sum(w.client.replaced for w in writers) == 0
 
 
 @pytest.mark.slow   # 12 kill -9s under a transactional load (~60 s)
@@ -90,7 +90,7 @@ def test_history_while_the_broker_is_killed(broker_process):
     wait_for_commits(history, 10, timeout=30)
     counts = finish_and_check(bootstrap, history, writers, readers)
     print(f"{faults} kill -9s in {time.monotonic() - started:.1f}s; history {counts}; "
-          f"producers replaced {sum(w.restarts for w in writers)}, "
-          f"client errors retried or recovered {sum(len(w.errors) for w in writers)}")
+          f"producers replaced {sum(w.client.replaced for w in writers)}, "
+          f"client errors retried or recovered {sum(len(w.client.errors) for w in writers)}")
     assert faults >= 10
     assert counts[OK] >= 40 and counts.get(FAIL, 0) >= 10, counts

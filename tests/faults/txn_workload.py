@@ -30,6 +30,60 @@ CALL_TIMEOUT_S = 8.0
 CLIENT_CONF = {"reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 250, "socket.timeout.ms": 5000}
 
 
+class Transactional:
+    """A transactional producer kept usable across crashes, as Kafka's contract asks of an
+    application: commit/abort/init_transactions retried while their error is retriable, an
+    abortable transaction aborted, a producer in a fatal state (fenced, its state lost)
+    replaced by a new one with ``init_transactions`` done again.  Retries stop at
+    ``deadline`` (none until the workload finishes)."""
+
+    def __init__(self, conf: dict) -> None:
+        self.conf = conf
+        self.errors: list[str] = []    # every error retried or recovered from
+        self.replaced = 0              # producers replaced after a fatal error
+        self.deadline = float("inf")
+        self.producer = self._new_producer()
+
+    def retry(self, call) -> None:
+        """``call(timeout)`` again while it fails with a retriable error."""
+        while True:
+            try:
+                call(CALL_TIMEOUT_S)
+                return
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or time.monotonic() > self.deadline:
+                    raise
+                self.errors.append(str(exc.args[0]))
+
+    def recover(self, error: KafkaError) -> None:
+        """After a failed transaction: abort it if the client says so, or replace a producer
+        that is in a fatal state."""
+        self.errors.append(str(error))
+        if not error.fatal() and error.txn_requires_abort():
+            try:
+                self.retry(self.producer.abort_transaction)
+                return
+            except KafkaException as exc:
+                self.errors.append(str(exc.args[0]))
+                if not exc.args[0].fatal():
+                    raise
+        elif not error.fatal():
+            raise KafkaException(error)   # neither abortable nor fatal: the workload has a bug
+        self.replaced += 1
+        self.producer = self._new_producer()
+
+    def _new_producer(self) -> Producer:
+        while True:
+            producer = Producer(self.conf)
+            try:
+                self.retry(producer.init_transactions)
+                return producer
+            except KafkaException as exc:
+                self.errors.append(str(exc.args[0]))
+                if not exc.args[0].fatal() or time.monotonic() > self.deadline:
+                    raise
+
+
 class TxnWriter(threading.Thread):
     """One transactional id writing transactions until :meth:`finish`."""
 
@@ -43,17 +97,15 @@ class TxnWriter(threading.Thread):
         self.conf = {"bootstrap.servers": bootstrap, "transactional.id": transactional_id, "linger.ms": 5,
                      "transaction.timeout.ms": 20000, "message.timeout.ms": 20000, **CLIENT_CONF,
                      **(conf or {})}
-        self.producer: Producer | None = None
-        self.restarts = 0          # producers replaced after a fatal error
-        self.errors: list[str] = []
+        self.client: Transactional | None = None
         self.error: BaseException | None = None
         self._stop_writing = threading.Event()
-        self._deadline = float("inf")
         self._seq = 0
 
     def finish(self, timeout: float = 60.0) -> None:
         """Stop after the current transaction (bounded); raise what the thread raised."""
-        self._deadline = time.monotonic() + timeout
+        if self.client is not None:
+            self.client.deadline = time.monotonic() + timeout
         self._stop_writing.set()
         self.join(timeout + 10)
         assert not self.is_alive(), f"{self.name} did not finish"
@@ -62,7 +114,7 @@ class TxnWriter(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.producer = self._new_producer()
+            self.client = Transactional(self.conf)
             while not self._stop_writing.is_set():
                 self._transaction()
         except BaseException as exc:   # reported by finish()
@@ -79,24 +131,24 @@ class TxnWriter(threading.Thread):
         txn = self.history.invoke(self.tid, writes, commit)
         acks: dict[bytes, tuple[int, int]] = {}
         asked_commit = False
+        client = self.client
         try:
-            self.producer.begin_transaction()
+            client.producer.begin_transaction()
             for partition, value in writes:
                 self._produce(partition, value, acks)
             if commit:
                 asked_commit = True
-                self._retry(self.producer.commit_transaction)
-                self.producer.flush(0)   # serve the delivery reports of what was committed
+                client.retry(client.producer.commit_transaction)
+                client.producer.flush(0)   # serve the delivery reports of what was committed
                 self.history.complete(self.tid, txn, OK, acks)
             else:
-                self._retry(self.producer.abort_transaction)
+                client.retry(client.producer.abort_transaction)
                 self.history.complete(self.tid, txn, FAIL, acks)
         except KafkaException as exc:
             error = exc.args[0]
-            self.producer.poll(0)
+            client.producer.poll(0)
             self.history.complete(self.tid, txn, INFO if asked_commit else FAIL, acks, error=str(error))
-            self.errors.append(str(error))
-            self._recover(error)
+            client.recover(error)
 
     def _produce(self, partition: int, value: bytes, acks: dict) -> None:
         def delivered(err, msg) -> None:
@@ -104,53 +156,10 @@ class TxnWriter(threading.Thread):
                 acks[msg.value()] = (msg.partition(), msg.offset())
         while True:
             try:
-                self.producer.produce(self.topic, value=value, partition=partition, on_delivery=delivered)
+                self.client.producer.produce(self.topic, value=value, partition=partition, on_delivery=delivered)
                 return
             except BufferError:
-                self.producer.poll(0.05)
-
-    def _retry(self, call) -> None:
-        """``call(timeout)`` again while it fails with a retriable error (Kafka's contract for
-        commit/abort/init_transactions), until the writer's deadline."""
-        while True:
-            try:
-                call(CALL_TIMEOUT_S)
-                return
-            except KafkaException as exc:
-                if not exc.args[0].retriable() or time.monotonic() > self._deadline:
-                    raise
-                self.errors.append(str(exc.args[0]))
-
-    # -- recovery ----------------------------------------------------------------------------
-
-    def _recover(self, error: KafkaError) -> None:
-        """After a failed transaction: abort it if the client says so, or replace a producer
-        that is in a fatal state."""
-        if not error.fatal() and error.txn_requires_abort():
-            try:
-                self._retry(self.producer.abort_transaction)
-                return
-            except KafkaException as exc:
-                self.errors.append(str(exc.args[0]))
-                if not exc.args[0].fatal():
-                    raise
-        elif not error.fatal():
-            raise KafkaException(error)   # neither abortable nor fatal: the workload has a bug
-        self.restarts += 1
-        self.producer = self._new_producer()
-
-    def _new_producer(self) -> Producer:
-        """A producer with init_transactions done: retried while the broker is away, the
-        producer itself replaced if that fails fatally."""
-        while True:
-            producer = Producer(self.conf)
-            try:
-                self._retry(producer.init_transactions)
-                return producer
-            except KafkaException as exc:
-                self.errors.append(str(exc.args[0]))
-                if not exc.args[0].fatal() or time.monotonic() > self._deadline:
-                    raise
+                self.client.producer.poll(0.05)
 
 
 class TailReader(threading.Thread):
