@@ -7,7 +7,8 @@ consume A, and for each batch write ``out:<value>`` with the same key to topic B
 batch's offsets (send_offsets_to_transaction) in one transaction; a failed transaction is
 aborted (a producer in a fatal state replaced) and the consumer rewound to the group's
 committed offsets, as Kafka's exactly-once applications do.  Meanwhile the broker is killed
-at least ten times.  At the end, once the group has committed A's end: B read under
+at least ten times, and twice a producer with a worker's transactional id fences the worker
+(whose open transaction is aborted and whose batch must be processed again).  At the end, once the group has committed A's end: B read under
 read_committed holds every record of A exactly once, for each key in A's order, and nothing
 else (no aborted write is visible).
 
@@ -28,6 +29,7 @@ from kio.schema.api_versions.v3.request import ApiVersionsRequest
 
 from broker_process import create_topic
 from kavka.client import Client
+from test_txn_history_kill9 import fence
 from txn_workload import CLIENT_CONF, Transactional, end_offsets, read_to_end, wait_stable
 
 pytestmark = pytest.mark.slow   # 12 kill -9s under an exactly-once pipeline (~60 s)
@@ -38,6 +40,7 @@ PARTITIONS = 3
 KEYS = 12
 WORKERS = 2
 FAULTS = 12
+FENCED_AT = {4, 8}    # faults after which a producer with a worker's transactional id fences it
 GROUP = "eos-pipeline"
 
 
@@ -69,7 +72,8 @@ class Feeder(threading.Thread):
                     break
                 seqs[key] += 1
                 self.sent += 1
-            self.producer.poll(0.02)
+            self.producer.poll(0)
+            time.sleep(0.02)
 
     def finish(self) -> None:
         self._stop_feeding.set()
@@ -194,12 +198,14 @@ def test_exactly_once_pipeline_while_the_broker_is_killed(broker_process):
         thread.start()
     started = time.monotonic()
     faults = 0
-    for _ in range(FAULTS):
+    for n in range(FAULTS):
         time.sleep(rng.uniform(1.0, 3.0))
         broker_process.kill9()
         faults += 1
         time.sleep(rng.uniform(0.0, 0.5))
         broker_process.restart()
+        if n in FENCED_AT:
+            fence(bootstrap, rng.choice(workers).producer_conf["transactional.id"])
     feeder.finish()
     source_ends = end_offsets(bootstrap, SOURCE, PARTITIONS, "read_uncommitted")
     wait_caught_up(bootstrap, source_ends, timeout=60)
@@ -222,3 +228,4 @@ def test_exactly_once_pipeline_while_the_broker_is_killed(broker_process):
     assert not out_of_order, f"keys whose outputs are not in input order: {out_of_order}"
     assert faults >= 10 and len(inputs) >= 1000
     assert sum(w.committed for w in workers) >= 50
+    assert sum(w.client.replaced for w in workers) >= 1, "no worker was fenced"

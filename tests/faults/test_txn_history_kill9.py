@@ -1,5 +1,7 @@
 """The transactional history check (txn_history.py) on a lone broker process, without faults
-and while the broker is kill -9ed and restarted again and again.
+and while the broker is kill -9ed and restarted again and again (12 times; after three of
+the restarts a zombie-fencing producer also takes a writer's transactional id, so the writer
+fails fatally, possibly mid-commit, and replaces its producer).
 
 Four transactional producers (txn_workload.TxnWriter) write unique values to four partitions,
 committing about 70% of their transactions and aborting the rest; a read_committed and a
@@ -15,6 +17,7 @@ import random
 import time
 
 import pytest
+from confluent_kafka import Producer
 
 from broker_process import create_topic
 from txn_history import FAIL, OK, READ_COMMITTED, READ_UNCOMMITTED, History, check
@@ -24,6 +27,7 @@ TOPIC = "txn-history"
 PARTITIONS = 4
 WRITERS = 4
 FAULTS = 12
+FENCED_AT = {3, 6, 9}    # faults after which a zombie-fencing producer also takes a writer's id
 
 
 def start_workload(bootstrap: str, history: History, seed: int):
@@ -51,6 +55,12 @@ def finish_and_check(bootstrap: str, history: History, writers, readers) -> dict
     return report.counts
 
 
+def fence(bootstrap: str, transactional_id: str) -> None:
+    """A second producer with the writer's id: init_transactions bumps the epoch, aborts the
+    writer's open transaction and fences it (its next request fails fatally)."""
+    Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id}).init_transactions(30)
+
+
 def committed_so_far(history: History) -> int:
     return sum(1 for op in list(history.ops) if op.f == "txn" and op.type == OK)
 
@@ -72,25 +82,30 @@ def test_history_without_faults(broker_process):
     assert sum(w.client.replaced for w in writers) == 0
 
 
-@pytest.mark.slow   # 12 kill -9s under a transactional load (~60 s)
+@pytest.mark.slow   # 12 kill -9s and 3 fencings under a transactional load (~50 s)
 def test_history_while_the_broker_is_killed(broker_process):
     rng = random.Random(12)
     history = History()
     bootstrap = broker_process.bootstrap_servers
     writers, readers = start_workload(bootstrap, history, seed=12)
-    faults = 0
+    faults = fences = 0
     started = time.monotonic()
-    for _ in range(FAULTS):
+    for n in range(FAULTS):
         wait_for_commits(history, 3, timeout=30)
         time.sleep(rng.uniform(0.2, 2.0))
         broker_process.kill9()
         faults += 1
         time.sleep(rng.uniform(0.0, 0.5))
         broker_process.restart()
+        if n in FENCED_AT:
+            fence(bootstrap, rng.choice(writers).tid)
+            fences += 1
     wait_for_commits(history, 10, timeout=30)
     counts = finish_and_check(bootstrap, history, writers, readers)
-    print(f"{faults} kill -9s in {time.monotonic() - started:.1f}s; history {counts}; "
-          f"producers replaced {sum(w.client.replaced for w in writers)}, "
+    replaced = sum(w.client.replaced for w in writers)
+    print(f"{faults} kill -9s and {fences} fencings in {time.monotonic() - started:.1f}s; history {counts}; "
+          f"producers replaced {replaced}, "
           f"client errors retried or recovered {sum(len(w.client.errors) for w in writers)}")
     assert faults >= 10
+    assert replaced >= 1, "no writer was fenced"
     assert counts[OK] >= 40 and counts.get(FAIL, 0) >= 10, counts
