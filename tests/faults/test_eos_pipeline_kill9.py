@@ -29,8 +29,7 @@ from kio.schema.api_versions.v3.request import ApiVersionsRequest
 
 from broker_process import create_topic
 from kavka.client import Client
-from test_txn_history_kill9 import fence
-from txn_workload import CLIENT_CONF, Transactional, end_offsets, read_to_end, wait_stable
+from txn_workload import CLIENT_CONF, Transactional, end_offsets, fence, read_to_end, wait_stable
 
 pytestmark = pytest.mark.slow   # 12 kill -9s under an exactly-once pipeline (~60 s)
 

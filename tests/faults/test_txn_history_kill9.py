@@ -17,11 +17,10 @@ import random
 import time
 
 import pytest
-from confluent_kafka import Producer
 
 from broker_process import create_topic
 from txn_history import FAIL, OK, READ_COMMITTED, READ_UNCOMMITTED, History, check
-from txn_workload import TailReader, TxnWriter, read_to_end, wait_stable
+from txn_workload import TailReader, TxnWriter, fence, read_to_end, wait_stable
 
 TOPIC = "txn-history"
 PARTITIONS = 4
@@ -53,12 +52,6 @@ def finish_and_check(bootstrap: str, history: History, writers, readers) -> dict
     report = check(history.ops)
     assert report.valid, report.summary()
     return report.counts
-
-
-def fence(bootstrap: str, transactional_id: str) -> None:
-    """A second producer with the writer's id: init_transactions bumps the epoch, aborts the
-    writer's open transaction and fences it (its next request fails fatally)."""
-    Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id}).init_transactions(30)
 
 
 def committed_so_far(history: History) -> int:

@@ -202,6 +202,12 @@ class TailReader(threading.Thread):
             raise self.error
 
 
+def fence(bootstrap: str, transactional_id: str) -> None:
+    """A second producer with the writer's id: init_transactions bumps the epoch, aborts the
+    writer's open transaction and fences it (its next request fails fatally)."""
+    Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id}).init_transactions(30)
+
+
 def consumer_conf(bootstrap: str, isolation: str, eof: bool) -> dict:
     return {"bootstrap.servers": bootstrap, "group.id": f"txn-history-{isolation}", "isolation.level": isolation,
             "enable.auto.commit": False, "enable.partition.eof": eof, "auto.offset.reset": "error",
