@@ -142,6 +142,7 @@ class TxnWriter(threading.Thread):
                 client.producer.flush(0)   # serve the delivery reports of what was committed
                 self.history.complete(self.tid, txn, OK, acks)
             else:
+                client.producer.flush(CALL_TIMEOUT_S)   # in the log first: the abort has data to hide
                 client.retry(client.producer.abort_transaction)
                 self.history.complete(self.tid, txn, FAIL, acks)
         except KafkaException as exc:
