@@ -4,10 +4,13 @@
 a few unique values to random partitions of one topic, committed or aborted at random, every
 transaction an ``invoke`` and a completion in the :class:`~txn_history.History` (``ok`` only
 when ``commit_transaction`` returned, ``fail`` when no commit was ever asked for, ``info``
-when a commit was asked for and its answer is unknown).  A producer that gets a fatal error
-(fenced, or its state lost with the broker) is replaced by a new one that calls
-``init_transactions`` again, as an application must.  Every wait is bounded, so the writers
-keep going while a broker is killed and restarted under them.
+when a commit was asked for and its answer is unknown).  An aborted transaction's records are
+flushed into the log first, so that read_committed has something to hide.  :class:`Transactional`
+keeps a producer usable as an application must (retry what is retriable, abort what is
+abortable, replace a fenced or otherwise fatally failed producer with a new one that calls
+``init_transactions`` again); the pipeline test uses it too.  Every wait is bounded, so the
+writers keep going while a broker is killed and restarted under them; :func:`fence` plays
+the zombie's successor (a second producer with a writer's transactional id).
 
 :class:`TailReader` consumes while the writers run (read_committed or not, ``assign`` from
 offset 0), :func:`read_to_end` reads everything at the end once no transaction is open, and
