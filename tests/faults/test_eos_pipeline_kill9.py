@@ -29,7 +29,8 @@ from kio.schema.api_versions.v3.request import ApiVersionsRequest
 
 from broker_process import create_topic
 from kavka.client import Client
-from txn_workload import CLIENT_CONF, Transactional, end_offsets, fence, read_to_end, wait_stable
+from txn_workload import (CLIENT_CONF, Transactional, end_offsets, inject_faults, kill9_restart, read_to_end,
+                          wait_stable)
 
 pytestmark = pytest.mark.slow   # 12 kill -9s under an exactly-once pipeline (~60 s)
 
@@ -196,15 +197,9 @@ def test_exactly_once_pipeline_while_the_broker_is_killed(broker_process):
     for thread in [feeder, *workers]:
         thread.start()
     started = time.monotonic()
-    faults = 0
-    for n in range(FAULTS):
-        time.sleep(rng.uniform(1.0, 3.0))
-        broker_process.kill9()
-        faults += 1
-        time.sleep(rng.uniform(0.0, 0.5))
-        broker_process.restart()
-        if n in FENCED_AT:
-            fence(bootstrap, rng.choice(workers).producer_conf["transactional.id"])
+    faults, _fences = inject_faults(lambda: kill9_restart(broker_process, rng), bootstrap,
+                                    [w.producer_conf["transactional.id"] for w in workers], rng, FAULTS,
+                                    FENCED_AT, pause=(1.0, 3.0))
     feeder.finish()
     source_ends = end_offsets(bootstrap, SOURCE, PARTITIONS, "read_uncommitted")
     wait_caught_up(bootstrap, source_ends, timeout=60)

@@ -20,7 +20,7 @@ import pytest
 
 from broker_process import create_topic
 from txn_history import FAIL, OK, READ_COMMITTED, READ_UNCOMMITTED, History, check
-from txn_workload import TailReader, TxnWriter, fence, read_to_end, wait_stable
+from txn_workload import TailReader, TxnWriter, inject_faults, kill9_restart, read_to_end, wait_stable
 
 TOPIC = "txn-history"
 PARTITIONS = 4
@@ -81,18 +81,10 @@ def test_history_while_the_broker_is_killed(broker_process):
     history = History()
     bootstrap = broker_process.bootstrap_servers
     writers, readers = start_workload(bootstrap, history, seed=12)
-    faults = fences = 0
     started = time.monotonic()
-    for n in range(FAULTS):
-        wait_for_commits(history, 3, timeout=30)
-        time.sleep(rng.uniform(0.2, 2.0))
-        broker_process.kill9()
-        faults += 1
-        time.sleep(rng.uniform(0.0, 0.5))
-        broker_process.restart()
-        if n in FENCED_AT:
-            fence(bootstrap, rng.choice(writers).tid)
-            fences += 1
+    faults, fences = inject_faults(lambda: kill9_restart(broker_process, rng), bootstrap,
+                                   [w.tid for w in writers], rng, FAULTS, FENCED_AT, pause=(0.2, 2.0),
+                                   ready=lambda: wait_for_commits(history, 3, timeout=30))
     wait_for_commits(history, 10, timeout=30)
     counts = finish_and_check(bootstrap, history, writers, readers)
     replaced = sum(w.client.replaced for w in writers)

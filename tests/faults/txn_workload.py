@@ -58,6 +58,14 @@ class Transactional:
                     raise
                 self.errors.append(str(exc.args[0]))
 
+    def serve_reports(self) -> None:
+        """Run the delivery callbacks still queued (a fatal producer raises its error again
+        from poll: the reports it has served so far are all there is)."""
+        try:
+            self.producer.poll(0)
+        except KafkaException as exc:
+            self.errors.append(str(exc.args[0]))
+
     def recover(self, error: KafkaError) -> None:
         """After a failed transaction: abort it if the client says so, or replace a producer
         that is in a fatal state."""
@@ -150,7 +158,7 @@ class TxnWriter(threading.Thread):
                 self.history.complete(self.tid, txn, FAIL, acks)
         except KafkaException as exc:
             error = exc.args[0]
-            client.producer.poll(0)
+            client.serve_reports()
             self.history.complete(self.tid, txn, INFO if asked_commit else FAIL, acks, error=str(error))
             client.recover(error)
 
@@ -210,6 +218,30 @@ def fence(bootstrap: str, transactional_id: str) -> None:
     """A second producer with the writer's id: init_transactions bumps the epoch, aborts the
     writer's open transaction and fences it (its next request fails fatally)."""
     Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id}).init_transactions(30)
+
+
+def kill9_restart(broker, rng: random.Random) -> None:
+    """One fault of a lone broker: kill -9, a short random outage, a normal start."""
+    broker.kill9()
+    time.sleep(rng.uniform(0.0, 0.5))
+    broker.restart()
+
+
+def inject_faults(fault, bootstrap: str, transactional_ids: list[str], rng: random.Random, count: int,
+                  fenced_at: set[int], pause: tuple[float, float], ready=lambda: None) -> tuple[int, int]:
+    """``count`` faults (``fault()``), each once ``ready()`` returned and after a random pause;
+    after the faults numbered in ``fenced_at`` one of ``transactional_ids`` is fenced too.
+    Returns (faults, fencings)."""
+    faults = fences = 0
+    for n in range(count):
+        ready()
+        time.sleep(rng.uniform(*pause))
+        fault()
+        faults += 1
+        if n in fenced_at:
+            fence(bootstrap, rng.choice(transactional_ids))
+            fences += 1
+    return faults, fences
 
 
 def consumer_conf(bootstrap: str, isolation: str, eof: bool) -> dict:
