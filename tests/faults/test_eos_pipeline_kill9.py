@@ -4,13 +4,14 @@ restarted again and again.
 An idempotent producer feeds topic A with keyed records (``key:seq``, seq increasing per
 key).  Two pipeline workers in one group (confluent-kafka, read_committed, no auto commit)
 consume A, and for each batch write ``out:<value>`` with the same key to topic B and the
-batch's offsets (send_offsets_to_transaction) in one transaction; a failed transaction is
+batch's offsets (send_offsets_to_transaction) in one transaction; one in ten they abort
+themselves after sending both (so aborted output and offsets exist); a failed transaction is
 aborted (a producer in a fatal state replaced) and the consumer rewound to the group's
 committed offsets, as Kafka's exactly-once applications do.  Meanwhile the broker is killed
 at least ten times, and twice a producer with a worker's transactional id fences the worker
-(whose open transaction is aborted and whose batch must be processed again).  At the end, once the group has committed A's end: B read under
-read_committed holds every record of A exactly once, for each key in A's order, and nothing
-else (no aborted write is visible).
+(whose open transaction is aborted and whose batch must be processed again).  At the end,
+once the group has committed A's end: B read under read_committed holds every record of A
+exactly once, for each key in A's order, and nothing else (no aborted write is visible).
 
 The test needs TxnOffsetCommit; it is skipped when the broker does not advertise it
 (ApiVersions, asked at run time).
@@ -29,8 +30,8 @@ from kio.schema.api_versions.v3.request import ApiVersionsRequest
 
 from broker_process import create_topic
 from kavka.client import Client
-from txn_workload import (CLIENT_CONF, Transactional, end_offsets, inject_faults, kill9_restart, read_to_end,
-                          wait_stable)
+from txn_workload import (CALL_TIMEOUT_S, CLIENT_CONF, Transactional, end_offsets, inject_faults, kill9_restart,
+                          read_to_end, wait_stable)
 
 pytestmark = pytest.mark.slow   # 12 kill -9s under an exactly-once pipeline (~60 s)
 
@@ -42,6 +43,7 @@ WORKERS = 2
 FAULTS = 12
 FENCED_AT = {4, 8}    # faults after which a producer with a worker's transactional id fences it
 GROUP = "eos-pipeline"
+ABORT_RATIO = 0.1    # transactions a worker aborts itself, its output and offsets already sent
 
 
 def advertised_api_keys(bootstrap: str) -> set[int]:
@@ -95,7 +97,8 @@ class PipelineWorker(threading.Thread):
                                   "auto.offset.reset": "earliest", "session.timeout.ms": 10000,
                                   "heartbeat.interval.ms": 500, **CLIENT_CONF})
         self.client: Transactional | None = None
-        self.committed = self.failed = 0
+        self.committed = self.aborted = self.failed = 0
+        self.rng = random.Random(n)
         self.error: BaseException | None = None
         self._stop_working = threading.Event()
 
@@ -143,6 +146,12 @@ class PipelineWorker(threading.Thread):
                 client.producer.produce(SINK, key=msg.key(), value=b"out:" + msg.value())
             client.retry(lambda t: client.producer.send_offsets_to_transaction(
                 offsets, self.consumer.consumer_group_metadata(), t))
+            if self.rng.random() < ABORT_RATIO:   # the application gives the batch up
+                client.producer.flush(CALL_TIMEOUT_S)
+                client.retry(client.producer.abort_transaction)
+                self.aborted += 1
+                self._rewind()
+                return
             client.retry(client.producer.commit_transaction)
             self.committed += 1
         except KafkaException as exc:
@@ -206,7 +215,8 @@ def test_exactly_once_pipeline_while_the_broker_is_killed(broker_process):
     for worker in workers:
         worker.finish()
     print(f"{faults} kill -9s in {time.monotonic() - started:.1f}s; {sum(source_ends.values())} inputs; "
-          f"transactions committed {[w.committed for w in workers]}, failed {[w.failed for w in workers]}, "
+          f"transactions committed {[w.committed for w in workers]}, aborted {[w.aborted for w in workers]}, "
+          f"failed {[w.failed for w in workers]}, "
           f"producers replaced {[w.client.replaced for w in workers]}")
 
     inputs = [v for _p, _o, v in read_to_end(bootstrap, SOURCE, PARTITIONS, "read_uncommitted", source_ends)]
@@ -221,5 +231,5 @@ def test_exactly_once_pipeline_while_the_broker_is_killed(broker_process):
     out_of_order = [key for key, values in per_key(outputs).items() if values != per_key(expected)[key]]
     assert not out_of_order, f"keys whose outputs are not in input order: {out_of_order}"
     assert faults >= 10 and len(inputs) >= 1000
-    assert sum(w.committed for w in workers) >= 50
+    assert sum(w.committed for w in workers) >= 50 and sum(w.aborted for w in workers) >= 3
     assert sum(w.client.replaced for w in workers) >= 1, "no worker was fenced"
