@@ -98,7 +98,7 @@ class PipelineWorker(threading.Thread):
                                   "heartbeat.interval.ms": 500, **CLIENT_CONF})
         self.client: Transactional | None = None
         self.committed = self.aborted = self.failed = 0
-        self.rng = random.Random(n)
+        self.rng = random.Random(f"eos-worker-{n}")
         self.error: BaseException | None = None
         self._stop_working = threading.Event()
 
