@@ -9,7 +9,9 @@ to a partition whose leader is not the id's coordinator:
   asked the coordinator; the partition's last stable offset is not held back, and a
   read_committed reader sees nothing of the transaction;
 * part 2: Produce v12 (transactions V2, finalized at 2 in a cluster too) adds the partition to
-  the transaction on the remote coordinator, which then commits it with its marker.
+  the transaction on the remote coordinator, which then commits it with its marker;
+* TxnOffsetCommit to a group coordinator that is not the id's coordinator is verified there
+  too: refused before AddOffsetsToTxn, committed with the transaction after it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ pytestmark = pytest.mark.timeout(120)
 TOPIC = "verify-data"
 PARTITIONS = 3
 TXN_PARTITIONS = 3
-PRODUCE, INIT, ADD_PARTITIONS, END, FEATURES_KEY = 0, 22, 24, 26, 18
+PRODUCE, INIT, ADD_PARTITIONS, ADD_OFFSETS, END, TXN_COMMIT = 0, 22, 24, 25, 26, 28
 MS = datetime.timedelta(milliseconds=1)
 
 
@@ -195,3 +197,53 @@ def test_produce_v12_adds_the_partition_on_the_remote_coordinator(cluster):
     markers_done(node)
     assert read(brokers, partition, "read_committed", 1) == [b"v2"]
 
+
+
+def group_away_from(brokers, coordinator: int) -> tuple[str, int]:
+    """A group whose coordinator is another broker than ``coordinator``, loaded there."""
+    from kio.schema.find_coordinator.v4 import request as q
+    metadata = brokers[1].node.metadata
+    for n in range(100):
+        group = f"verify-group-{n}"
+        r = call(brokers[1], make(q.FindCoordinatorRequest, key_type=0, coordinator_keys=(group,)))
+        if r.coordinators[0].error_code != E.none:
+            wait_until(lambda g=group: metadata.group_coordinator(g) is not None, 20, "__consumer_offsets led")
+        found = metadata.group_coordinator(group)
+        if found.broker_id != coordinator:
+            node = brokers[found.broker_id]
+            index = coordinator_partition(group, node.config.get("offsets.topic.num.partitions"))
+            wait_until(lambda: node.call(lambda: node.node.leads_offsets_partition(index)), 20, "the group loaded")
+            return group, found.broker_id
+    raise AssertionError(f"every group coordinated by broker {coordinator}")
+
+
+def txn_offset_commit(broker, tid: str, group: str, pid: int, epoch: int, offset: int) -> E:
+    r = call(broker, req(TXN_COMMIT, 3, "TxnOffsetCommitRequest", transactional_id=tid, group_id=group,
+                         producer_id=pid, producer_epoch=epoch, generation_id=-1, member_id="", topics=(
+                             req(TXN_COMMIT, 3, "TxnOffsetCommitRequestTopic", name=TOPIC, partitions=(
+                                 req(TXN_COMMIT, 3, "TxnOffsetCommitRequestPartition", partition_index=0,
+                                     committed_offset=offset, committed_metadata=""),)),)))
+    return E(r.topics[0].partitions[0].error_code)
+
+
+def test_txn_offset_commit_is_verified_with_the_remote_coordinator(cluster):
+    brokers = cluster
+    tid = "tx-remote-offsets"
+    coordinator = coordinator_of(brokers, tid)
+    group, group_coordinator = group_away_from(brokers, coordinator)
+    pid, epoch = init(brokers[coordinator], tid)
+
+    assert txn_offset_commit(brokers[group_coordinator], tid, group, pid, epoch, 5) == E.invalid_txn_state, \
+        "no AddOffsetsToTxn: the group's partition is not in the transaction"
+    assert asked_remotely(brokers, group_coordinator, coordinator)
+    r = call(brokers[coordinator], req(ADD_OFFSETS, 3, "AddOffsetsToTxnRequest", transactional_id=tid,
+                                       producer_id=pid, producer_epoch=epoch, group_id=group))
+    assert r.error_code == E.none
+    assert txn_offset_commit(brokers[group_coordinator], tid, group, pid, epoch, 7) == E.none
+    assert end(brokers[coordinator], tid, pid, epoch, commit=True) == E.none
+    markers_done(brokers[coordinator])
+    c = Consumer({"bootstrap.servers": brokers[1].bootstrap_servers, "group.id": group})
+    try:
+        assert c.committed([TopicPartition(TOPIC, 0)], timeout=20)[0].offset == 7
+    finally:
+        c.close()
