@@ -5,7 +5,7 @@ V2: it sends no AddPartitionsToTxn, and each partition's leader adds the partiti
 id's coordinator, another broker for at least two of the three partitions (one led by each
 broker), over AddPartitionsToTxn v5 (kavka.cluster.txn_verifier).  The steps and their checks are
 test_java_txn_verification.py's (the client's debug log, the stored epochs, what read_committed
-sees), and Kafka Streams' exactly_once_v2 word count (test_java_transactions.py) counts exactly
+sees; a zombie producer whose transaction timed out lands nothing), and Kafka Streams' exactly_once_v2 word count (test_java_transactions.py) counts exactly
 with its TxnOffsetCommit v5 going to group coordinators that are not its ids' coordinators.
 """
 
@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import random
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import test_java_client
@@ -27,6 +25,7 @@ from kavka.internal_topics import TRANSACTION_STATE_TOPIC, coordinator_partition
 from test_java_client import produce_lines, random_lines, stored_batches
 from test_java_transactions import count_to_the_end, group_offsets, words
 from test_java_txn_verification import run_java
+from test_java_txn_verification import values as committed_values
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))  # the cluster tests' helpers
 from admin_targets import start_cluster, wait_until  # noqa: E402
@@ -44,7 +43,7 @@ def cluster(tmp_path_factory):
     with EtcdServer(directory / "etcd") as etcd:
         target = start_cluster(etcd.endpoint, directory, 3, {
             "transaction.state.log.num.partitions": str(TXN_PARTITIONS), "auto.leader.rebalance.enable": "false",
-            "group.min.session.timeout.ms": "1000"})
+            "group.min.session.timeout.ms": "1000", "transaction.abort.timed.out.transaction.cleanup.interval.ms": "100"})
         try:
             yield target
         finally:
@@ -66,24 +65,8 @@ def leader_of(target, topic: str, partition: int):
     return target.brokers[leader_id(target, topic, partition)]
 
 
-def values(target, topic: str, isolation: str, timeout: float = 20) -> list[str]:
-    """Every value of the topic up to the end a confluent-kafka consumer may read, sorted."""
-    consumer = Consumer({"bootstrap.servers": target.bootstrap(), "group.id": f"java-{isolation}",
-                         "enable.auto.commit": False, "isolation.level": isolation, "enable.partition.eof": True})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    got, at_end, deadline = [], set(), time.monotonic() + timeout
-    try:
-        while len(at_end) < PARTITIONS:
-            assert time.monotonic() < deadline, f"{isolation}: {got}, at the end of {at_end}"
-            for m in consumer.consume(100, 0.2):
-                if m.error() is None:
-                    got.append(m.value().decode())
-                else:
-                    assert m.error().code() == KafkaError._PARTITION_EOF, m.error()
-                    at_end.add(m.partition())
-    finally:
-        consumer.close()
-    return sorted(got)
+def values(target, topic: str, isolation: str) -> list[str]:
+    return committed_values(target.bootstrap(), topic, isolation, partitions=tuple(range(PARTITIONS)))
 
 
 def test_java_v2_commit_abort_commit_across_brokers(java, cluster):
@@ -116,7 +99,35 @@ def test_java_v2_commit_abort_commit_across_brokers(java, cluster):
     assert values(target, "jtxc", "read_uncommitted") == ["0", "1", "2", "3", "4", "5", "6"]
 
 
-@pytest.mark.slow   # a Streams app's start, rebalance and exactly-once commits
+@pytest.mark.slow   # waits out a transaction timeout
+def test_a_java_zombie_aborted_by_its_timeout_lands_nothing_on_any_broker(java, cluster):
+    """test_java_txn_verification's zombie, in V2 on a cluster: after the coordinator aborted its
+    transaction (transaction.timeout.ms), the producer writes to its partition and to two new ones."""
+    target = cluster
+    create_topic(target, "jzc")
+    lines, queued = run_java(java, "txn-zombie", target.bootstrap(), "jzc", "jzc-id", "4000", "1,2,0",
+                             "transaction.timeout.ms=2000")
+    assert lines[0] == {"sent": "before", "offset": 0}
+    zombie = {line["zombie"]: line for line in lines if "zombie" in line}
+    assert set(zombie) == {0, 1, 2} and all("error" in line for line in zombie.values()), lines
+    assert lines[-1]["commit"] == "error", lines
+    assert "TV2=true" in queued and "AddPartitionsToTxn" not in queued, queued
+
+    coordinator = target.brokers[leader_id(target, TRANSACTION_STATE_TOPIC,
+                                           coordinator_partition("jzc-id", TXN_PARTITIONS))]
+    described = coordinator.call(lambda: coordinator.transactions.query(lambda c: c.describe("jzc-id")))[1]
+    assert described.producer_epoch == 1, "the timeout's abort fenced epoch 0"
+
+    def ends(p: int) -> tuple[int, int]:
+        leader = leader_of(target, "jzc", p)
+        partition = leader.logs.partition("jzc", p)
+        return leader.call(lambda: (partition.log.log_end_offset, partition.last_stable_offset))
+    wait_until(lambda: ends(0) == (2, 2), 10, "jzc-0: the record and the abort marker, stable")
+    assert [ends(p) for p in (1, 2)] == [(0, 0), (0, 0)]
+    assert values(target, "jzc", "read_committed") == []
+    assert values(target, "jzc", "read_uncommitted") == ["before"]
+
+
 def test_streams_exactly_once_v2_word_count_on_a_cluster(java, cluster, tmp_path):
     target = cluster
     bootstrap, app = target.bootstrap(), "java-eos-cluster"

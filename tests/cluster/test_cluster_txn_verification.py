@@ -1,8 +1,8 @@
 """KIP-890 in a cluster: a partition leader that does not coordinate the transactional id asks
 the broker that does (kavka.cluster.txn_verifier), with raw requests so each step is seen.
 
-Three in-process brokers; the data topic has one partition led by each, and every test writes
-to a partition whose leader is not the id's coordinator:
+Three in-process brokers (test_cluster_transactions.py's); the data topic has one partition led
+by each, and every test writes to a partition whose leader is not the id's coordinator:
 
 * part 1: a transactional write before AddPartitionsToTxn, and a zombie write after the
   transaction aborted, are refused by the leader (INVALID_TXN_STATE for Produce v9) after it
@@ -22,40 +22,23 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 from kio.index import load_entity_module
 from kio.schema.index import api_key_map
 from kio.static.constants import EntityType
 
-from admin_targets import start_cluster, wait_until
+from admin_targets import wait_until
 from kavka.api.responses import make
 from kavka.client import Client
 from kavka.internal_topics import TRANSACTION_STATE_TOPIC, coordinator_partition
 from kavka.metadata.features import TRANSACTION_VERSION
 from kavka.protocol.errors import ErrorCode as E
 from kavka.protocol.record_codec import encode_batch
+from test_cluster_transactions import PARTITIONS, TOPIC, TXN_PARTITIONS, cluster  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.timeout(120)
 
-TOPIC = "verify-data"
-PARTITIONS = 3
-TXN_PARTITIONS = 3
 PRODUCE, INIT, ADD_PARTITIONS, ADD_OFFSETS, END, TXN_COMMIT = 0, 22, 24, 25, 26, 28
 MS = datetime.timedelta(milliseconds=1)
-
-
-@pytest.fixture
-def cluster(etcd, tmp_path):
-    target = start_cluster(etcd.endpoint, tmp_path, 3, {
-        "transaction.state.log.num.partitions": str(TXN_PARTITIONS), "auto.leader.rebalance.enable": "false"})
-    try:
-        admin = AdminClient({"bootstrap.servers": target.bootstrap()})
-        admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})])[TOPIC].result(10)
-        wait_until(lambda: all(b.node.metadata.partition(TOPIC, p) is not None for b in target.brokers.values()
-                               for p in range(PARTITIONS)), 10, "the topic everywhere")
-        yield target.brokers
-    finally:
-        target.stop()
 
 
 def req(api_key: int, version: int, class_name: str, /, **values):
@@ -84,6 +67,8 @@ def coordinator_of(brokers, tid: str) -> int:
 
 def remote_partition(brokers, coordinator: int) -> tuple[int, int]:
     """(partition, its leader) of a TOPIC partition that another broker than ``coordinator`` leads."""
+    wait_until(lambda: all(brokers[1].node.metadata.partition(TOPIC, p) is not None for p in range(PARTITIONS)),
+               10, "the topic's leaders")
     for p in range(PARTITIONS):
         leader = brokers[1].node.metadata.partition(TOPIC, p).leader
         if leader != coordinator:
@@ -158,7 +143,7 @@ def asked_remotely(brokers, leader: int, coordinator: int) -> bool:
     return brokers[leader].call(lambda: coordinator in node.txn_verifier._channels)
 
 
-def test_a_remote_coordinator_verifies_and_a_zombie_write_after_an_abort_is_refused(cluster):
+def test_a_remote_coordinator_verifies_and_a_zombie_write_after_an_abort_is_refused(cluster):  # noqa: F811 (the fixture)
     brokers = cluster
     tid = "tx-remote-verify"
     coordinator = coordinator_of(brokers, tid)
@@ -179,7 +164,7 @@ def test_a_remote_coordinator_verifies_and_a_zombie_write_after_an_abort_is_refu
     assert read(brokers, partition, "read_uncommitted", 1) == [b"in-txn"]
 
 
-def test_produce_v12_adds_the_partition_on_the_remote_coordinator(cluster):
+def test_produce_v12_adds_the_partition_on_the_remote_coordinator(cluster):  # noqa: F811 (the fixture)
     brokers = cluster
     tid = "tx-remote-v2"
     coordinator = coordinator_of(brokers, tid)
@@ -226,7 +211,7 @@ def txn_offset_commit(broker, tid: str, group: str, pid: int, epoch: int, offset
     return E(r.topics[0].partitions[0].error_code)
 
 
-def test_txn_offset_commit_is_verified_with_the_remote_coordinator(cluster):
+def test_txn_offset_commit_is_verified_with_the_remote_coordinator(cluster):  # noqa: F811 (the fixture)
     brokers = cluster
     tid = "tx-remote-offsets"
     coordinator = coordinator_of(brokers, tid)

@@ -174,26 +174,12 @@ def test_txn_offset_commit_is_advertised_at_kafka_4_range(link):
     assert ranges[TXN_COMMIT] == (0, 5)
 
 
-class HeldAnswers:
-    """The real verifier's answers, each handed out only when the test releases it."""
-
-    def __init__(self, verifier) -> None:
-        self.verifier = verifier
-        self.held: list[tuple[asyncio.Future, dict]] = []
-
-    def verify(self, transactional_id, producer_id, producer_epoch, partitions, add):
-        answer = self.verifier.verify(transactional_id, producer_id, producer_epoch, partitions, add)
-        future = asyncio.get_running_loop().create_future()
-        self.held.append((future, answer))
-        return future
-
-    async def release(self, override: dict | None = None) -> None:
-        for _ in range(200):
-            if self.held:
-                break
-            await asyncio.sleep(0)
-        future, answer = self.held.pop(0)
-        future.set_result(answer if override is None else override)
+def held_verifier(link):
+    """test_txn_verification's HeldVerifier as the link's verifier (imported here: that module
+    imports this one)."""
+    from test_txn_verification import HeldVerifier
+    held = link.context.txn_verifier = HeldVerifier(link.context.transactions)
+    return held
 
 
 def offsets_partition(link):
@@ -203,24 +189,25 @@ def offsets_partition(link):
 def test_a_commit_verified_before_an_abort_marker_is_refused_and_the_lso_moves_on(link):
     """KIP-890 for TxnOffsetCommit: the group partition's guard, taken before the question,
     is stale once a marker of the producer lands there first (its transaction aborted)."""
-    held = HeldAnswers(link.context.txn_verifier)
-    link.context.txn_verifier = held
+    held = held_verifier(link)
 
     async def scenario():
         pid = (await link.init("tx")).producer_id
         await add_offsets(link, pid)
         first = asyncio.ensure_future(txn_commit(link, pid, [("t", 0, 1)], version=0))   # creates the partition
-        await held.release()
+        await held.wait_held(1)
+        held.release(0)
         assert await first == {("t", 0): E.none}
         await link.end("tx", pid, 0, False)
         await link.markers_written()
         pid2 = (await link.init("tx")).producer_id
         await add_offsets(link, pid2, epoch=1)
         late = asyncio.ensure_future(txn_commit(link, pid2, [("t", 0, 5)], epoch=1))
-        await asyncio.sleep(0.01)
+        await held.wait_held(2)
         partition = offsets_partition(link)
         partition.append_marker(pid2, 1, False, 0, link.context.clock.now_ms())   # an abort got there first
-        await held.release()
+        await held.wait_held(2)
+        held.release(1)
         return await late, await fetched(link, stable=True)
     late, after = run(scenario())
     assert late == {("t", 0): E.invalid_txn_state}
@@ -230,16 +217,16 @@ def test_a_commit_verified_before_an_abort_marker_is_refused_and_the_lso_moves_o
 
 
 def test_retriable_verification_answers_ask_the_client_to_find_the_coordinator_again(link):
-    held = HeldAnswers(link.context.txn_verifier)
-    link.context.txn_verifier = held
+    held = held_verifier(link)
 
     async def scenario():
         pid = (await link.init("tx")).producer_id
         await add_offsets(link, pid)
         answers = []
-        for error in (E.not_coordinator, E.network_exception, E.transaction_abortable):
+        for i, error in enumerate((E.not_coordinator, E.network_exception, E.transaction_abortable)):
             commit = asyncio.ensure_future(txn_commit(link, pid, [("t", 0, 1)], version=3))
-            await held.release({(OFFSETS_TOPIC, coordinator_partition("g", OFFSETS_PARTITIONS)): error})
+            await held.wait_held(i + 1)
+            held.release(i, {(OFFSETS_TOPIC, coordinator_partition("g", OFFSETS_PARTITIONS)): error})
             answers.append((await commit)[("t", 0)])
         return answers
     assert run(scenario()) == [E.coordinator_not_available, E.coordinator_not_available, E.invalid_txn_state]
