@@ -338,3 +338,26 @@ def test_close_answers_every_waiting_check():
         return await in_flight, await queued
     assert run(scenario()) == ({("x", 0): E.network_exception}, {("a", 0): E.network_exception})
     assert broker.peers[0].closed
+
+
+def test_after_the_coordinator_moved_the_next_check_asks_its_new_broker():
+    """NOT_COORDINATOR from the old broker reaches the producer (retriable); its retry finds the
+    coordinator again in the view, and the question goes to the new broker."""
+    old, new = FakeBroker(), FakeBroker()
+    where = {"t1": BrokerEndpoint(OTHER, "other", 2)}
+
+    async def connect(host, port):
+        return await (old if port == 2 else new).connect(host, port)
+
+    async def scenario():
+        verifier = ClusterTxnVerifier(ME, where.get, lambda: None, connect)
+        first = asyncio.ensure_future(ask(verifier, "t1", [("a", 0)]))
+        await old.held(1)
+        where["t1"] = BrokerEndpoint(THIRD, "third", 3)
+        old.answer(0, {("a", 0): E.not_coordinator})
+        retry = asyncio.ensure_future(ask(verifier, "t1", [("a", 0)]))
+        await new.held(1)
+        new.answer(0)
+        return await first, await retry
+    assert run(scenario()) == ({("a", 0): E.not_coordinator}, {("a", 0): E.none})
+    assert len(old.requests) == 1 and len(new.requests) == 1
