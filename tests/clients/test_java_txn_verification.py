@@ -58,15 +58,15 @@ def at_level(kavka_broker_factory, level: int):
     return broker
 
 
-def values(bootstrap: str, topic: str, isolation: str, timeout: float = 20) -> list[str]:
-    """Every value of the topic's two partitions a confluent-kafka consumer reads up to the end it
+def values(bootstrap: str, topic: str, isolation: str, timeout: float = 20, partitions=(0, 1)) -> list[str]:
+    """Every value of the topic's ``partitions`` a confluent-kafka consumer reads up to the end it
     is allowed to see (the high watermark, or the LSO for read_committed), sorted."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"java-{isolation}", "enable.auto.commit": False,
                          "isolation.level": isolation, "enable.partition.eof": True})
-    consumer.assign([TopicPartition(topic, p, 0) for p in (0, 1)])
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     got, at_end, deadline = [], set(), time.monotonic() + timeout
     try:
-        while len(at_end) < 2:
+        while len(at_end) < len(partitions):
             assert time.monotonic() < deadline, f"{isolation}: {got}, at the end of {at_end}"
             for m in consumer.consume(100, 0.2):
                 if m.error() is None:

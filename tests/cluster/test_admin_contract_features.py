@@ -33,9 +33,7 @@ def everywhere(target, expected) -> None:
 
 def test_any_broker_updates_the_features_every_broker_reports(admin_target):
     target = admin_target
-    # transactions V2 is finalized on a lone broker only (kavka.metadata.features.CLUSTER_DEFAULT_LEVELS)
-    on_etcd = any(b.cluster_settings is not None for b in target.brokers.values())
-    txn = {} if on_etcd else {"transaction.version": 2}
+    txn = {"transaction.version": 2}   # transactions V2, on a lone broker and a cluster alike
     everywhere(target, ({"metadata.version": 25, "group.version": 1, **txn}, 0))
     last = target.broker_ids[-1]
     answer = update(target, last, "group.version", 0, SAFE_DOWNGRADE)

@@ -24,7 +24,7 @@ from kavka.config import PER_BROKER
 from kavka.internal_topics import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, coordinator_partition
 from kavka.log.errors import InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
 from kavka.log.topic_catalog import unify_collision_chars, validate_topic_name
-from kavka.metadata.features import (CLUSTER_DEFAULT_LEVELS, FeatureUpdate, FinalizedFeatures,
+from kavka.metadata.features import (DEFAULT_LEVELS, FeatureUpdate, FinalizedFeatures,
                                     InvalidUpdateVersion, apply_updates)
 from kavka.metadata.interfaces import MetadataView, TopicAdmin, TopicPartition
 from kavka.metadata.model import (
@@ -155,7 +155,7 @@ class EtcdMetadata(MetadataView, TopicAdmin):
 
     def finalized_features(self) -> FinalizedFeatures:
         v = self.view.features
-        return FinalizedFeatures(dict(CLUSTER_DEFAULT_LEVELS)) if v is None else v.value
+        return FinalizedFeatures(dict(DEFAULT_LEVELS)) if v is None else v.value
 
     # -- topic admin: checks here, changes on the controller ---------------------------------
 
@@ -294,7 +294,7 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         broker's decides again on the levels that won."""
         current = self.view.features
         for _ in range(FEATURE_WRITE_ATTEMPTS):
-            base = FinalizedFeatures(dict(CLUSTER_DEFAULT_LEVELS)) if current is None else current.value
+            base = FinalizedFeatures(dict(DEFAULT_LEVELS)) if current is None else current.value
             try:
                 changed = apply_updates(base, updates, self.node.broker_id)
             except InvalidUpdateVersion as exc:

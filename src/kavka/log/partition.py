@@ -183,10 +183,13 @@ class Partition:
                 self._apply(header, marker)
         plog.txn_indexes_rebuilt()
 
-    def append_internal(self, batch: bytearray, now_ms: int) -> AppendInfo:
+    def append_internal(self, batch: bytearray, now_ms: int, guard: VerificationGuard | None = None) -> AppendInfo:
         """A batch the broker built itself (the group coordinator's journal): no
         validation, the same storage-error handling; a batch with a producer id (a
-        transactional offset commit) enters the producer table as any other."""
+        transactional offset commit) enters the producer table as any other.  ``guard``: as
+        for :meth:`append_records`, the verification a transactional batch must bring
+        (TxnOffsetCommit's, KIP-890), refused with InvalidTxnState when stale."""
+        self.producers.check_verified(records.read_header(batch, 0), guard)
         info = self._append(self.log.append, batch, now_ms=now_ms)
         self._snapshot_if_rolled()
         header = records.read_header(batch, 0)

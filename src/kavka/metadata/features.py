@@ -18,8 +18,9 @@ truthfully claim:
 * ``group.version`` 0-1, finalized at 1: the KIP-848 consumer protocol
   (ConsumerGroupHeartbeat / ConsumerGroupDescribe) works; at 0 those APIs answer
   UNSUPPORTED_VERSION, as Kafka's do.
-* ``transaction.version`` 0-2, finalized at 2 on a lone broker (Kafka 4.0's default on a new
-  cluster: TV_2 bootstraps from 4.0-IV2), at 0 on a cluster (``CLUSTER_DEFAULT_LEVELS``).
+* ``transaction.version`` 0-2, finalized at 2 (Kafka 4.0's default on a new cluster: TV_2
+  bootstraps from 4.0-IV2), on a lone broker and a cluster alike (a cluster's partition leaders
+  add a V2 client's partitions through the id's coordinator, kavka.cluster.txn_verifier).
   Level 2 is KIP-890's transactions V2: a client that sees it (the Java client from 4.0)
   sends EndTxn v5, Produce v12 and TxnOffsetCommit v5 with no AddPartitionsToTxn or
   AddOffsetsToTxn of its own, and every commit or abort bumps its epoch.  Levels 0 and 1 (Kafka's flexible
@@ -31,8 +32,8 @@ truthfully claim:
 * ``streams.version`` 0 only: no streams groups (KIP-1071).
 
 A fresh lone broker starts at Kafka 4.0's format-time defaults for these ranges (the newest
-metadata.version, group.version 1 and transaction.version 2) at epoch 0; a fresh cluster at
-transaction.version 0 (see ``CLUSTER_DEFAULT_LEVELS``).  Updates follow Kafka's controller
+metadata.version, group.version 1 and transaction.version 2) at epoch 0, and so does a fresh
+cluster.  Updates follow Kafka's controller
 (FeatureControlManager): the whole request fails with INVALID_UPDATE_VERSION on the first
 update it cannot make, and nothing changes.  This module is pure: the metadata
 implementations (kavka.metadata.local, kavka.cluster.metadata) keep the levels.
@@ -85,10 +86,6 @@ METADATA_VERSIONS: dict[int, tuple[str, bool]] = {
 }
 
 DEFAULT_LEVELS: dict[str, int] = {METADATA_VERSION: 25, GROUP_VERSION: 1, TRANSACTION_VERSION: 2}
-# A cluster's partition leaders do not ask another broker's transaction coordinator yet, and a
-# transactions-V2 client relies on them to add its partitions: a cluster starts at
-# transaction.version 0 (an operator may still upgrade it).
-CLUSTER_DEFAULT_LEVELS: dict[str, int] = {k: v for k, v in DEFAULT_LEVELS.items() if k != TRANSACTION_VERSION}
 
 
 class UpgradeType(IntEnum):

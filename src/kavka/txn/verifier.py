@@ -16,20 +16,18 @@ the transaction ended.
 
 :class:`LocalTxnVerifier` asks this broker's own coordinator, through its runner, so the
 request is applied between other coordinator requests like any other.  A partition may also be
-answered ``None``: not verified, append as if verification were off.  The local verifier says
-so for a question (``add`` False) about an id another broker of a cluster coordinates (its
-coordinator answers NOT_COORDINATOR to a question, which writes nothing), as the TxnOffsetCommit
-path does, until a cluster verifier asks that broker; an ``add`` for such an id stays
-NOT_COORDINATOR (retriable): appending a V2 client's batch to a partition the coordinator never
-added would hang the partition.
+answered ``None``: not verified, append as if verification were off (no implementation here
+answers so; a coordinator that cannot answer says why, and the produce path retries).  A
+cluster wires ``kavka.cluster.txn_verifier.ClusterTxnVerifier``, which asks this broker's
+coordinator for the ids it coordinates and the coordinator's broker for the others.
 
 A remote implementation answers as Kafka's AddPartitionsToTxnManager does: NETWORK_EXCEPTION
 for every partition when the coordinator's broker cannot be reached or does not answer in
 time, COORDINATOR_NOT_AVAILABLE when no live broker leads the id's ``__transaction_state``
 partition, INVALID_TXN_STATE when the whole request is refused with
-CLUSTER_AUTHORIZATION_FAILED, no error at all (nothing to refuse) when that broker does not
-know AddPartitionsToTxn v4, and otherwise the coordinator's own errors (PRODUCER_FENCED,
-TRANSACTION_ABORTABLE ...), which the produce path translates for the client's version.
+CLUSTER_AUTHORIZATION_FAILED, and otherwise the coordinator's own errors (NOT_COORDINATOR,
+PRODUCER_FENCED, TRANSACTION_ABORTABLE ...), which the produce path translates for the
+client's version (the retriable ones as NOT_ENOUGH_REPLICAS).
 """
 
 from __future__ import annotations
@@ -56,8 +54,5 @@ class LocalTxnVerifier:
     def verify(self, transactional_id: str, producer_id: int, producer_epoch: int,
                partitions: Iterable[TopicPartition], add: bool) -> Union[Verdicts, Awaitable[Verdicts]]:
         wanted = list(partitions)
-        answer = self.runner.run(lambda c: c.add_partitions(transactional_id, producer_id, producer_epoch, wanted,
-                                                            verify_only=not add))
-        if not add and isinstance(answer, dict) and set(answer.values()) == {ErrorCode.not_coordinator}:
-            return dict.fromkeys(answer)   # another broker coordinates the id: not verified here
-        return answer
+        return self.runner.run(lambda c: c.add_partitions(transactional_id, producer_id, producer_epoch, wanted,
+                                                          verify_only=not add))

@@ -483,3 +483,18 @@ def test_list_groups_and_transactions_show_only_what_may_be_described(broker):
     assert [t.transactional_id for t in broker.call(list_txns, ALICE).transaction_states] == [TXN]
     broker.grant(cluster_acl(Op.DESCRIBE))
     assert sorted(g.group_id for g in broker.call(list_groups, ALICE).groups) == ["g1", "g2"]
+
+
+GUARDED_WHOLE = {11: 0, 12: 0, 13: 0, 14: 0, 22: 0, 24: 4, 25: 0, 26: 0, 45: 0, 46: 0, 47: 0, 55: 0, 57: 0, 68: 0}
+
+
+@pytest.mark.parametrize("key", sorted(GUARDED_WHOLE))
+def test_every_version_of_a_guarded_api_can_say_no(key):
+    """APIs refused as a whole (api.authorization.requires without ``refuse``) answer with their
+    top-level error code: every version they serve must have one."""
+    from kavka.api.registry import REGISTRY
+    from kavka.api.responses import error_response
+    spec = REGISTRY[key]
+    for version in range(max(spec.min_version, GUARDED_WHOLE[key]), spec.max_version + 1):
+        answer = error_response(key, version, E.cluster_authorization_failed)
+        assert answer is not None and answer.error_code == E.cluster_authorization_failed, (spec.name, version)
