@@ -1,14 +1,16 @@
 """How handlers ask the ACL authorizer (kavka.security.authorizer) about a request: the one
 mechanism every API's checks go through.
 
-* :func:`allowed` / :func:`allowed_any` / :func:`authorized_operations` answer for the
-  request's principal (``request.principal``) from its host (``request.peer``) against the
+* :func:`allowed` / :func:`refused` (the names of a batch it may not touch) / :func:`allowed_any`
+  / :func:`authorized_operations` answer for the request's principal (``request.principal``) from its host (``request.peer``) against the
   bindings the metadata boundary holds (``metadata.acls()``); without an authorizer every
   request is allowed and every supported operation reported.
 * :func:`requires` guards a whole request with one check (a group, the cluster, a
   transactional id): refused, it is answered with the response's top-level error code and
   empty contents (responses.error_response) before the handler runs, so nothing changes.
-  Per-topic and per-partition refusals are the handlers' own, through :func:`allowed`.
+  Per-topic and per-partition refusals are the handlers' own, through :func:`allowed` and
+  :func:`refused`; :func:`check_config_resource` is the configs APIs' (a topic, a group or the
+  cluster, by the config resource type).
 
 A denial is logged at debug level as Kafka's authorizer logger does (principal, operation,
 host, resource), never at info: a client probing names must not fill the log.

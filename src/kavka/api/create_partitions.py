@@ -19,7 +19,7 @@ not hold their offsets.
 from __future__ import annotations
 
 from kavka.api.create_topics import check_assignments, check_request_cap, live_broker_ids, unique_topics
-from kavka.api.authorization import Op, Res, allowed
+from kavka.api.authorization import AUTHORIZATION_FAILED, Op, Res, allowed
 from kavka.api.errors import (InvalidReplicaAssignment, InvalidRequestError, TopicAuthorizationFailed, error_code_for,
                               error_message)
 from kavka.api.registry import Request, api
@@ -44,7 +44,7 @@ async def handle(request: Request):
             if duplicate:
                 raise InvalidRequestError("Duplicate topic name.")
             if not allowed(request, Op.ALTER, Res.TOPIC, topic.name):
-                raise TopicAuthorizationFailed("Authorization failed.")
+                raise TopicAuthorizationFailed(AUTHORIZATION_FAILED)
             assignments, added = _check_growth(broker, topic)
             check_request_cap(broker, adding + added)
             broker.admin.check_add_partitions(topic.name, topic.count, assignments)

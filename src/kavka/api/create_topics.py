@@ -49,7 +49,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
-from kavka.api.authorization import Op, Res, allowed, cluster_allowed
+from kavka.api.authorization import AUTHORIZATION_FAILED, Op, Res, allowed, cluster_allowed
 from kavka.api.describe_configs import topic_entries
 from kavka.api.errors import (
     InvalidReplicaAssignment,
@@ -71,7 +71,6 @@ from kavka.protocol.errors import ErrorCode
 KEY = 19
 VERSIONS = (2, 7)
 ZERO_UUID = uuid.UUID(int=0)
-AUTHORIZATION_FAILED = "Authorization failed."
 
 
 # -- rules shared with CreatePartitions and DescribeConfigs --------------------------------

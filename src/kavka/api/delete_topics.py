@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
-from kavka.api.authorization import Op, Res, allowed
+from kavka.api.authorization import AUTHORIZATION_FAILED, Op, Res, allowed
 from kavka.api.errors import (InvalidRequestError, TopicAuthorizationFailed, TopicDeletionDisabled, error_code_for,
                               error_message)
 from kavka.api.registry import Request, api
@@ -36,7 +36,6 @@ KEY = 20
 VERSIONS = (1, 6)
 ZERO_UUID = uuid.UUID(int=0)
 DISABLED = "Topic deletion is disabled."
-DENIED = "Authorization failed."
 
 
 @api(KEY, "DeleteTopics", VERSIONS)
@@ -82,14 +81,14 @@ async def _delete(r, request: Request, name: str | None, topic_id: uuid.UUID):
         if info is None:
             return _result(r, None, topic_id, ErrorCode.unknown_topic_id, f"Topic id {topic_id} does not exist.")
     elif not allowed(request, Op.DELETE, Res.TOPIC, name):
-        return _result(r, name, topic_id, *_fail(TopicAuthorizationFailed(DENIED)))
+        return _result(r, name, topic_id, *_fail(TopicAuthorizationFailed(AUTHORIZATION_FAILED)))
     else:
         info = view.topic(name)
         if info is None:
             return _result(r, name, topic_id, ErrorCode.unknown_topic_or_partition,
                            f"Topic '{name}' does not exist.")
     if name is None and not allowed(request, Op.DELETE, Res.TOPIC, info.name):
-        return _result(r, None, topic_id, *_fail(TopicAuthorizationFailed(DENIED)))
+        return _result(r, None, topic_id, *_fail(TopicAuthorizationFailed(AUTHORIZATION_FAILED)))
     if is_internal(info.name):
         return _result(r, info.name, info.topic_id, *_fail(_internal(info.name)))
     result = await broker.admin.delete_topic(info.name)
