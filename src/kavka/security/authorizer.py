@@ -78,7 +78,10 @@ class Authorizer:
 
     def authorized_operations(self, acls: AclSet, principal: KafkaPrincipal, host: str,
                               resource_type: ResourceType, name: str) -> int:
-        """The bit field of ``include_*_authorized_operations``: bit n set for operation code n."""
+        """The bit field of ``include_*_authorized_operations``: bit n set for operation code n;
+        0 without DESCRIBE on the resource, as Kafka answers."""
+        if not self.authorize(acls, principal, host, AclOperation.DESCRIBE, resource_type, name):
+            return 0
         bits = 0
         for op in SUPPORTED_OPERATIONS[resource_type]:
             if self.authorize(acls, principal, host, op, resource_type, name):

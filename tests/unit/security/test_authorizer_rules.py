@@ -109,6 +109,8 @@ def test_authorize_any_by_resource_type():
 def test_authorized_operations_bits():
     bits = Authorizer().authorized_operations(AclSet([acl(op=Op.READ)]), ALICE, HOST, Res.TOPIC, "orders")
     assert bits == (1 << Op.READ) | (1 << Op.DESCRIBE)
+    no_describe = AclSet([acl(op=Op.CREATE)])
+    assert Authorizer().authorized_operations(no_describe, ALICE, HOST, Res.TOPIC, "orders") == 0
 
 
 def test_filters_select_bindings_as_kafka():
