@@ -92,3 +92,16 @@ def test_a_deny_added_by_kafka_acls_refuses_the_producer(acls_tool):
     acls_tool("--remove", "--force", "--deny-principal", "User:ANONYMOUS", "--operation", "Write",
               "--topic", "guarded")
     assert not write_refused(acls_tool.bootstrap, "guarded")
+
+
+def test_kafka_acls_producer_and_consumer_shortcuts(acls_tool):
+    acls_tool("--add", "--allow-principal", "User:ANONYMOUS", "--operation", "All", "--cluster")
+    acls_tool("--add", "--allow-principal", "User:app", "--producer", "--topic", "events")
+    acls_tool("--add", "--allow-principal", "User:app", "--consumer", "--topic", "events", "--group", "readers")
+    got = {(kind, name, op) for kind, name, _p, principal, _h, op, _perm in stored(acls_tool.bootstrap)
+           if principal == "User:app"}
+    topic, group, read, write, create, describe = 2, 3, 3, 4, 5, 8
+    assert {(topic, "events", op) for op in (read, write, create, describe)} <= got
+    assert (group, "readers", read) in got
+    listed = acls_tool("--list", "--principal", "User:app")
+    assert "events" in listed and "readers" in listed and "ANONYMOUS" not in listed
