@@ -1,8 +1,9 @@
 """A broker context on a temporary data dir whose handlers are called as a given principal.
 
 Until connections authenticate, the dispatcher gives every request User:ANONYMOUS, so
-these tests build the Request the dispatcher would, with the principal they need, call
-the registered handler, and check the answer encodes in the requested version.
+``call`` builds the Request the dispatcher would, with the principal a test needs, calls the
+registered handler and checks the answer encodes in the requested version; ``wire`` sends
+the request's bytes through the Dispatcher itself, as User:ANONYMOUS.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from kavka.group.runner import GroupRunner
 from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.log.log_manager import LogManager
 from kavka.protocol import messages
+from kavka.protocol.framing import parse_response_header
 from kavka.security.acl import AclBinding, AclOperation, AclPermission, PatternType, ResourceType
 from kavka.security.principal import ANONYMOUS, KafkaPrincipal
+from kavka.server.dispatch import Dispatcher
 from kavka.testing import TINY_SEGMENTS
 from kavka.txn.coordinator import TransactionCoordinator, TxnConfig
 from kavka.txn.local_markers import local_marker_writer
@@ -66,6 +69,7 @@ class Broker:
                                      host="127.0.0.1", port=9092, producer_ids=RandomProducerIds(), groups=groups,
                                      transactions=self._transactions())
         self._correlation = itertools.count(1)
+        self.dispatcher = Dispatcher(self.context)
 
     def _transactions(self) -> TxnRunner:
         journal = TransactionStateTopic(self.logs, 1, 1 << 20, self.clock)
@@ -86,6 +90,18 @@ class Broker:
             messages.encode_response(result)   # the answer must be valid in that version
         return result
 
+    def wire(self, body):
+        """``body`` as a connection sends it: encoded, through the Dispatcher (whose requests
+        are User:ANONYMOUS until connections authenticate), the answer decoded as a client would."""
+        key, version = int(body.__api_key__), int(body.__version__)
+        correlation = next(self._correlation)
+        frame = messages.encode_request_frame(body, correlation, "acl-wire-test")[4:]
+        data = asyncio.run(asyncio.wait_for(_dispatched(self.dispatcher, frame), 10))
+        flexible = messages.response_header_flexible(key, version)
+        got, header_size = parse_response_header(data[4:], flexible)
+        assert got == correlation
+        return messages.decode_response(key, version, data[4:], header_size)
+
     def grant(self, *bindings: AclBinding) -> None:
         result = asyncio.run(self.context.admin.alter_acls(bindings, ()))
         assert result.error == 0, result
@@ -104,6 +120,17 @@ def tree_digest(directory: Path) -> dict[str, str]:
     """Every file under ``directory`` with a hash of its bytes: what "nothing changed on disk" compares."""
     return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+class _Conn:
+    peer = "127.0.0.1:50000"
+
+
+async def _dispatched(dispatcher: Dispatcher, frame: bytes) -> bytes:
+    parts = dispatcher.handle(frame, _Conn())
+    if asyncio.iscoroutine(parts):
+        parts = await parts
+    return b"".join(p.read() if hasattr(p, "read") else bytes(p) for p in parts)
 
 
 async def _handle(request: Request):

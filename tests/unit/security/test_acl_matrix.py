@@ -15,6 +15,7 @@ import pytest
 
 from acl_harness import ADMIN, ALICE, AUTHORIZER, Broker, Q, acl, tree_digest
 from kavka.protocol import record_codec
+from kavka.security.principal import ANONYMOUS
 from kavka.protocol.errors import ErrorCode as E
 from kavka.security.acl import AclOperation as Op, AclPermission as Perm, PatternType as Pat, ResourceType as Res
 
@@ -404,6 +405,17 @@ def test_matrix(broker, tmp_path, case):
     assert tree_digest(tmp_path) == before, f"{case.name} refused, yet the data directory changed"
     broker.grant(*case.grants)
     assert case.codes(broker.call(case.build(broker), ALICE)) == case.allowed
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_matrix_over_the_wire(broker, tmp_path, case):
+    """The same answers through the Dispatcher with wire bytes, for User:ANONYMOUS (what every
+    connection is until it authenticates), with the bindings given to User:ANONYMOUS."""
+    before = tree_digest(tmp_path)
+    assert case.codes(broker.wire(case.build(broker))) == case.refused
+    assert tree_digest(tmp_path) == before, f"{case.name} refused, yet the data directory changed"
+    broker.grant(*(dataclasses.replace(b, principal=str(ANONYMOUS)) for b in case.grants))
+    assert case.codes(broker.wire(case.build(broker))) == case.allowed
 
 
 def test_super_user_passes_everything(broker):
