@@ -510,3 +510,25 @@ def test_every_version_of_a_guarded_api_can_say_no(key):
     for version in range(max(spec.min_version, GUARDED_WHOLE[key]), spec.max_version + 1):
         answer = error_response(key, version, E.cluster_authorization_failed)
         assert answer is not None and answer.error_code == E.cluster_authorization_failed, (spec.name, version)
+
+
+def test_offset_delete_needs_read_on_each_topic(broker):
+    assert commit_codes(broker.call(offset_commit(broker), ADMIN)) == [E.none]
+    q = Q(47, 0)
+    body = q.OffsetDeleteRequest(group_id=GROUP, topics=(q.OffsetDeleteRequestTopic(
+        name=TOPIC, partitions=(q.OffsetDeleteRequestPartition(partition_index=0),)),))
+
+    def codes(resp):
+        return [resp.error_code] + [p.error_code for t in resp.topics for p in t.partitions]
+
+    def committed():
+        (group,) = broker.call(offset_fetch(broker), ADMIN).groups
+        return [p.committed_offset for t in group.topics for p in t.partitions]
+
+    assert codes(broker.call(body, ALICE)) == [E.group_authorization_failed]
+    broker.grant(acl(Res.GROUP, GROUP, Op.DELETE))
+    assert codes(broker.call(body, ALICE)) == [E.none, E.topic_authorization_failed]
+    assert committed() == [0], "a refused partition keeps its offset"
+    broker.grant(topic_acl(Op.READ))
+    assert codes(broker.call(body, ALICE)) == [E.none, E.none]
+    assert committed() == [-1]
