@@ -36,7 +36,9 @@ partition count, replication factor and every resolved config of the topic
 nothing was created).
 
 With an authorizer, a topic needs CREATE on the cluster or on itself, checked after the
-duplicate check as Kafka does: TOPIC_AUTHORIZATION_FAILED (kavka.api.authorization).
+duplicate check as Kafka does: TOPIC_AUTHORIZATION_FAILED (kavka.api.authorization); its configs
+are answered only with DESCRIBE_CONFIGS on it (else ``topic_config_error_code``
+TOPIC_AUTHORIZATION_FAILED).
 
 Name and config rules belong to the log manager (a dry-run create_topic);
 the replica-assignment rules live here and are shared with CreatePartitions.
@@ -221,7 +223,8 @@ async def handle(request: Request):
                 name=slot.name, topic_id=ZERO_UUID, error_code=result.error, error_message=result.message,
                 num_partitions=-1, replication_factor=-1, configs=()))
             continue
-        answers.append(_success(r, broker, slot, ZERO_UUID if result is None else result.topic_id or ZERO_UUID))
+        answers.append(_success(r, broker, slot, ZERO_UUID if result is None else result.topic_id or ZERO_UUID,
+                                allowed(request, Op.DESCRIBE_CONFIGS, Res.TOPIC, slot.name)))
     return r.CreateTopicsResponse(topics=tuple(answers))
 
 
@@ -252,11 +255,16 @@ def unique_topics(topics):
             yield topic, counts[topic.name] > 1
 
 
-def _success(r, broker, plan: TopicPlan, topic_id: uuid.UUID):
-    configs = _configs(r, broker, plan) if r.has_field("CreatableTopicResult", "configs") else ()
+def _success(r, broker, plan: TopicPlan, topic_id: uuid.UUID, describable: bool):
+    """The created (or validated) topic; its configs (v5+) only with DESCRIBE_CONFIGS on it, else
+    ``topic_config_error_code`` TOPIC_AUTHORIZATION_FAILED, as Kafka answers."""
+    configs = (_configs(r, broker, plan) if describable and r.has_field("CreatableTopicResult", "configs")
+               else ())
+    config_error = ErrorCode.none if describable else ErrorCode.topic_authorization_failed
     return r.CreatableTopicResult(
         name=plan.name, topic_id=topic_id, error_code=ErrorCode.none, error_message=None,
-        num_partitions=plan.partitions, replication_factor=plan.replication_factor, configs=configs)
+        num_partitions=plan.partitions, replication_factor=plan.replication_factor, configs=configs,
+        topic_config_error_code=config_error)
 
 
 def _configs(r, broker, plan: TopicPlan) -> tuple:

@@ -532,3 +532,15 @@ def test_offset_delete_needs_read_on_each_topic(broker):
     broker.grant(topic_acl(Op.READ))
     assert codes(broker.call(body, ALICE)) == [E.none, E.none]
     assert committed() == [-1]
+
+
+def test_created_topic_configs_need_describe_configs(broker):
+    broker.grant(cluster_acl(Op.CREATE))
+    (hidden,) = broker.call(create_topics(broker), ALICE).topics
+    assert (hidden.error_code, hidden.topic_config_error_code, hidden.configs) == (
+        E.none, E.topic_authorization_failed, ())
+    broker.grant(topic_acl(Op.DESCRIBE_CONFIGS, "shown"))
+    body = dataclasses.replace(create_topics(broker), topics=(dataclasses.replace(
+        create_topics(broker).topics[0], name="shown"),))
+    (shown,) = broker.call(body, ALICE).topics
+    assert shown.topic_config_error_code == E.none and "retention.ms" in {c.name for c in shown.configs}
