@@ -52,8 +52,8 @@ from __future__ import annotations
 import asyncio
 
 from kavka.api import fetch_sessions
-from kavka.api.errors import error_code_for
 from kavka.api.authorization import Op, Res, allowed, cluster_allowed
+from kavka.api.errors import error_code_for
 from kavka.api.registry import RawResponse, Request, api
 from kavka.api.slicing import SLICE, run_sliced, run_steps
 from kavka.log.errors import LogCorrupted, OffsetOutOfRange
