@@ -61,9 +61,9 @@ class LocalMetadata(MetadataView, TopicAdmin):
         self.endpoint = BrokerEndpoint(node_id, host, port)
         self._features: FinalizedFeatures | None = None
 
-    def advertise(self, host: str, port: int) -> None:
-        """The address clients reach this broker at (known once it listens)."""
-        self.endpoint = BrokerEndpoint(self.endpoint.broker_id, host, port)
+    def advertise(self, host: str, port: int, listeners: tuple = ()) -> None:
+        """The address clients reach this broker at (known once it listens), and each listener's."""
+        self.endpoint = BrokerEndpoint(self.endpoint.broker_id, host, port, None, tuple(listeners))
 
     # -- the read view -----------------------------------------------------------------------
 

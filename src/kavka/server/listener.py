@@ -6,6 +6,12 @@ report), connections beyond ``max.connections`` in all or
 does), and ``stop`` stops accepting, lets each connection finish the request it
 is handling (bounded by a timeout) and closes the rest.
 
+On an SSL or SASL_SSL listener (``security``, kavka.security.listeners) each accepted socket
+first runs the TLS handshake (``loop.start_tls``) within ``kavka.ssl.handshake.timeout.ms``; a
+handshake that fails (plaintext bytes to the TLS port, an untrusted client certificate) or
+times out closes the socket with one logged line, and only a finished one becomes a
+``Connection``, with the client certificate's principal.
+
 A sweep task looks at every connection a few times per limit period and closes
 those idle for ``connections.max.idle.ms`` and those whose frame started
 arriving more than ``socket.request.receive.timeout.ms`` ago and is still not
@@ -19,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from dataclasses import dataclass, field
 
 from kavka.config import ConfigError
+from kavka.security.listeners import PLAINTEXT, ListenerSecurity
 from kavka.server.budget import MemoryBudget
 from kavka.server.connection import Connection, Dispatcher
 
@@ -66,13 +74,15 @@ def server_limits(config) -> ServerLimits:
 
 class Listener:
     def __init__(self, dispatcher: Dispatcher, *, max_frame_size: int | None = None,
-                 max_connections: int | None = None, limits: ServerLimits | None = None) -> None:
+                 max_connections: int | None = None, limits: ServerLimits | None = None,
+                 security: ListenerSecurity = PLAINTEXT) -> None:
         limits = limits or ServerLimits()
         if max_frame_size is not None or max_connections is not None:
             limits = ServerLimits(**{**limits.__dict__,
                                      **({"max_frame_size": max_frame_size} if max_frame_size is not None else {}),
                                      **({"max_connections": max_connections} if max_connections is not None else {})})
         self.limits = limits
+        self.security = security
         self._dispatcher = dispatcher
         self.budget = MemoryBudget(limits.queued_max_request_bytes)
         self._connections: set[Connection] = set()
@@ -94,8 +104,11 @@ class Listener:
         if periods:
             self._sweeper = loop.create_task(self._sweep(min(periods) / 1000))
 
-    def _make_connection(self) -> Connection:
-        return Connection(self, self._dispatcher, self.limits.max_frame_size)
+    def _make_connection(self) -> asyncio.BaseProtocol:
+        conn = Connection(self, self._dispatcher, self.limits.max_frame_size)
+        if self.security.ssl_context is not None:
+            return _TlsHandshake(conn, self.security)
+        return conn
 
     def admit(self, conn: Connection) -> bool:
         if len(self._connections) >= self.limits.max_connections:
@@ -146,3 +159,50 @@ class Listener:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+
+
+class _TlsHandshake(asyncio.Protocol):
+    """An accepted socket until its TLS handshake is done; then the Connection takes over."""
+
+    def __init__(self, conn: Connection, security: ListenerSecurity) -> None:
+        self._conn = conn
+        self._security = security
+        self._task: asyncio.Task | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        transport.pause_reading()
+        peer = transport.get_extra_info("peername")
+        where = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self._task = asyncio.get_running_loop().create_task(self._handshake(transport, where))
+
+    async def _handshake(self, transport: asyncio.Transport, where: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            tls = await loop.start_tls(transport, self._conn, self._security.ssl_context, server_side=True,
+                                       ssl_handshake_timeout=self._security.handshake_timeout_s)
+        except (asyncio.TimeoutError, TimeoutError):
+            log.warning("closing connection from %s to listener %s: TLS handshake not done within %.0f ms",
+                        where, self._security.name, self._security.handshake_timeout_s * 1000)
+            transport.abort()
+            return
+        except (OSError, ConnectionError, ssl.SSLError) as exc:
+            log.warning("closing connection from %s to listener %s: TLS handshake failed: %s",
+                        where, self._security.name, exc)
+            transport.abort()
+            return
+        if tls is None or tls.is_closing():
+            return
+        try:
+            self._conn.security.tls_established(tls.get_extra_info("ssl_object"))
+        except ValueError as exc:
+            log.warning("closing connection from %s to listener %s: %s", where, self._security.name, exc)
+            tls.abort()
+            return
+        self._conn.connection_made(tls)
+
+    def data_received(self, data: bytes) -> None:
+        """Never called: reading is paused until start_tls takes the socket over."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
