@@ -57,11 +57,14 @@ class ConnectionSecurity:
             return self.sasl.principal or ANONYMOUS
         return self.tls_principal
 
-    def tls_established(self, ssl_object) -> None:
-        """The handshake is done: a verified client certificate names the principal."""
+    def tls_established(self, ssl_object) -> KafkaPrincipal | None:
+        """The handshake is done: a verified client certificate names the principal (returned;
+        None without one).  ValueError when no mapping rule matches its subject."""
         cert = ssl_object.getpeercert() if ssl_object is not None else None
-        if cert:
-            self.tls_principal = KafkaPrincipal(USER_TYPE, self.listener.mapper.name(subject_dn(cert)))
+        if not cert:
+            return None
+        self.tls_principal = KafkaPrincipal(USER_TYPE, self.listener.mapper.name(subject_dn(cert)))
+        return self.tls_principal
 
     def refusal(self, api_key: int) -> str | None:
         if self.sasl is None:

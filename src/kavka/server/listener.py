@@ -7,7 +7,8 @@ does), and ``stop`` stops accepting, lets each connection finish the request it
 is handling (bounded by a timeout) and closes the rest.
 
 On an SSL or SASL_SSL listener (``security``, kavka.security.listeners) each accepted socket
-first runs the TLS handshake (``loop.start_tls``) within ``kavka.ssl.handshake.timeout.ms``; a
+is accepted by the listener's own accept loop and runs the TLS handshake
+(``loop.connect_accepted_socket``, which reports a failed handshake to its caller) within ``kavka.ssl.handshake.timeout.ms``; a
 handshake that fails (plaintext bytes to the TLS port, an untrusted client certificate) or
 times out closes the socket with one logged line, and only a finished one becomes a
 ``Connection``, with the client certificate's principal.
@@ -25,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import ssl
 from dataclasses import dataclass, field
 
 from kavka.config import ConfigError
@@ -88,27 +88,66 @@ class Listener:
         self._connections: set[Connection] = set()
         self._per_ip: dict[str, int] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._tls_socket: socket.socket | None = None   # a TLS listener accepts itself
+        self._acceptor: asyncio.Task | None = None
+        self._handshakes: set[asyncio.Task] = set()
         self._sweeper: asyncio.Task | None = None
         self.host = ""
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._make_connection, host, port, reuse_address=True, backlog=1024)
-        sockname = self._server.sockets[0].getsockname()
+        if self.security.ssl_context is not None:
+            self._tls_socket = socket.create_server((host, port), reuse_port=False, backlog=1024)
+            self._tls_socket.setblocking(False)
+            self._acceptor = loop.create_task(self._accept_tls())
+            sockname = self._tls_socket.getsockname()
+        else:
+            self._server = await loop.create_server(
+                self._make_connection, host, port, reuse_address=True, backlog=1024)
+            sockname = self._server.sockets[0].getsockname()
+            for sock in self._server.sockets:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.host, self.port = sockname[0], sockname[1]
-        for sock in self._server.sockets:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         periods = [p for p in (self.limits.idle_ms, self.limits.receive_timeout_ms) if p > 0]
         if periods:
             self._sweeper = loop.create_task(self._sweep(min(periods) / 1000))
 
-    def _make_connection(self) -> asyncio.BaseProtocol:
-        conn = Connection(self, self._dispatcher, self.limits.max_frame_size)
-        if self.security.ssl_context is not None:
-            return _TlsHandshake(conn, self.security)
-        return conn
+    def _make_connection(self) -> Connection:
+        return Connection(self, self._dispatcher, self.limits.max_frame_size)
+
+    async def _accept_tls(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            sock, address = await loop.sock_accept(self._tls_socket)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = loop.create_task(self._handshake(sock, f"{address[0]}:{address[1]}"))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, sock: socket.socket, where: str) -> None:
+        """TLS on an accepted socket; the Connection starts once it is done (with the client
+        certificate's principal), and a handshake that fails or times out is logged and closed."""
+        sec = self.security
+        loop = asyncio.get_running_loop()
+        conn = self._make_connection()
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: conn, sock, ssl=sec.ssl_context, ssl_handshake_timeout=sec.handshake_timeout_s)
+        except (OSError, asyncio.TimeoutError) as exc:
+            reason = (f"TLS handshake not done within {sec.handshake_timeout_s * 1000:.0f} ms"
+                      if isinstance(exc, (asyncio.TimeoutError, ConnectionAbortedError)) else
+                      f"TLS handshake failed: {exc}")
+            log.warning("closing connection from %s to listener %s: %s", where, sec.name, reason)
+            sock.close()
+            return
+        try:
+            principal = conn.security.tls_established(transport.get_extra_info("ssl_object"))
+        except ValueError as exc:
+            conn.close(str(exc))
+            return
+        if principal is not None:
+            log.info("%s on listener %s: TLS client certificate authenticated as %s", where, sec.name, principal)
 
     def admit(self, conn: Connection) -> bool:
         if len(self._connections) >= self.limits.max_connections:
@@ -153,56 +192,15 @@ class Listener:
             self._sweeper = None
         if self._server is not None:
             self._server.close()
+        if self._acceptor is not None:
+            self._acceptor.cancel()
+            self._acceptor = None
+            for task in list(self._handshakes):
+                task.cancel()
+            self._tls_socket.close()
         conns = list(self._connections)
         if conns:
             await asyncio.gather(*(c.finish(timeout) for c in conns), return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
-
-
-class _TlsHandshake(asyncio.Protocol):
-    """An accepted socket until its TLS handshake is done; then the Connection takes over."""
-
-    def __init__(self, conn: Connection, security: ListenerSecurity) -> None:
-        self._conn = conn
-        self._security = security
-        self._task: asyncio.Task | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        transport.pause_reading()
-        peer = transport.get_extra_info("peername")
-        where = f"{peer[0]}:{peer[1]}" if peer else "?"
-        self._task = asyncio.get_running_loop().create_task(self._handshake(transport, where))
-
-    async def _handshake(self, transport: asyncio.Transport, where: str) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            tls = await loop.start_tls(transport, self._conn, self._security.ssl_context, server_side=True,
-                                       ssl_handshake_timeout=self._security.handshake_timeout_s)
-        except (asyncio.TimeoutError, TimeoutError):
-            log.warning("closing connection from %s to listener %s: TLS handshake not done within %.0f ms",
-                        where, self._security.name, self._security.handshake_timeout_s * 1000)
-            transport.abort()
-            return
-        except (OSError, ConnectionError, ssl.SSLError) as exc:
-            log.warning("closing connection from %s to listener %s: TLS handshake failed: %s",
-                        where, self._security.name, exc)
-            transport.abort()
-            return
-        if tls is None or tls.is_closing():
-            return
-        try:
-            self._conn.security.tls_established(tls.get_extra_info("ssl_object"))
-        except ValueError as exc:
-            log.warning("closing connection from %s to listener %s: %s", where, self._security.name, exc)
-            tls.abort()
-            return
-        self._conn.connection_made(tls)
-
-    def data_received(self, data: bytes) -> None:
-        """Never called: reading is paused until start_tls takes the socket over."""
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
