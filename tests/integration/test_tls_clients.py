@@ -11,8 +11,9 @@ import subprocess
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from secure_clients import EXPECTED, aio_roundtrip, roundtrip
 from tls_certs import make_ca, make_pki
 
 LISTENERS = "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0"
@@ -29,33 +30,12 @@ def _tls_broker(factory, pki, **extra):
     return factory(settings, listeners=LISTENERS)
 
 
-def _confluent_roundtrip(bootstrap: str, topic: str, **security) -> list[bytes]:
-    producer = Producer({"bootstrap.servers": bootstrap, **security})
-    for i in range(5):
-        producer.produce(topic, f"m{i}".encode())
-    assert producer.flush(15) == 0
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{topic}",
-                         "auto.offset.reset": "earliest", **security})
-    consumer.subscribe([topic])
-    got: list[bytes] = []
-    deadline = time.monotonic() + 20
-    try:
-        while len(got) < 5 and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                got.append(msg.value())
-    finally:
-        consumer.close()
-    return got
-
-
-EXPECTED = [f"m{i}".encode() for i in range(5)]
 
 
 def test_confluent_kafka_over_ssl_with_server_authentication(kavka_broker_factory, pki):
     broker = _tls_broker(kavka_broker_factory, pki)
     ssl_conf = {"security.protocol": "SSL", "ssl.ca.location": str(pki.ca)}
-    assert _confluent_roundtrip(broker.bootstrap("SSL"), "tls-ck", **ssl_conf) == EXPECTED
+    assert roundtrip({"bootstrap.servers": broker.bootstrap("SSL"), **ssl_conf}, "tls-ck") == EXPECTED
     # A client that does not trust the broker's CA is refused by its own check.
     other_ca = pki.dir / "other-ca.crt"
     from cryptography.hazmat.primitives import serialization
@@ -72,23 +52,8 @@ def test_large_fetches_over_ssl_arrive_intact(kavka_broker_factory, pki):
     broker = _tls_broker(kavka_broker_factory, pki)
     ssl_conf = {"security.protocol": "SSL", "ssl.ca.location": str(pki.ca)}
     values = [bytes([i % 251]) * 20000 for i in range(150)]   # 3 MB
-    producer = Producer({"bootstrap.servers": broker.bootstrap("SSL"), "linger.ms": 20, **ssl_conf})
-    for v in values:
-        producer.produce("tls-big", v)
-    assert producer.flush(30) == 0
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap("SSL"), "group.id": "big",
-                         "auto.offset.reset": "earliest", "fetch.min.bytes": 1000000, **ssl_conf})
-    consumer.subscribe(["tls-big"])
-    got: list[bytes] = []
-    deadline = time.monotonic() + 30
-    try:
-        while len(got) < len(values) and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                got.append(msg.value())
-    finally:
-        consumer.close()
-    assert got == values
+    conf = {"bootstrap.servers": broker.bootstrap("SSL"), **ssl_conf}
+    assert roundtrip(conf, "tls-big", values, {"fetch.min.bytes": 1000000}, timeout=30) == values
 
 
 def test_kafka_python_and_aiokafka_over_ssl(kavka_broker_factory, pki):
@@ -106,26 +71,10 @@ def test_kafka_python_and_aiokafka_over_ssl(kavka_broker_factory, pki):
     assert [m.value for m in consumer] == EXPECTED
     consumer.close()
 
-    async def aio() -> list[bytes]:
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-        from aiokafka.helpers import create_ssl_context
-        context = create_ssl_context(cafile=str(pki.ca))
-        prod = AIOKafkaProducer(bootstrap_servers=bootstrap, security_protocol="SSL", ssl_context=context)
-        await prod.start()
-        try:
-            for i in range(5):
-                await prod.send_and_wait("tls-aio", f"m{i}".encode())
-        finally:
-            await prod.stop()
-        cons = AIOKafkaConsumer("tls-aio", bootstrap_servers=bootstrap, security_protocol="SSL",
-                                ssl_context=context, auto_offset_reset="earliest")
-        await cons.start()
-        try:
-            batches = await cons.getmany(timeout_ms=8000, max_records=5)
-            return [m.value for records in batches.values() for m in records]
-        finally:
-            await cons.stop()
-    assert asyncio.run(aio()) == EXPECTED
+    from aiokafka.helpers import create_ssl_context
+    context = create_ssl_context(cafile=str(pki.ca))
+    got = asyncio.run(aio_roundtrip("tls-aio", bootstrap_servers=bootstrap, security_protocol="SSL", ssl_context=context))
+    assert got == EXPECTED
 
 
 def test_kcat_over_ssl(kavka_broker_factory, pki):
@@ -147,7 +96,7 @@ def test_mtls_principal_is_the_mapped_subject(kavka_broker_factory, pki, caplog)
     for crt, key, topic in ((alice_crt, alice_key, "mtls-a"), (bob_crt, bob_key, "mtls-b")):
         conf = {"security.protocol": "SSL", "ssl.ca.location": str(pki.ca),
                 "ssl.certificate.location": str(crt), "ssl.key.location": str(key)}
-        assert _confluent_roundtrip(broker.bootstrap("SSL"), topic, **conf) == EXPECTED
+        assert roundtrip({"bootstrap.servers": broker.bootstrap("SSL"), **conf}, topic) == EXPECTED
     principals = {r.getMessage().rsplit(" as ", 1)[1] for r in caplog.records if "TLS client certificate" in r.getMessage()}
     assert principals == {"User:ALICE", "User:CN=bob,O=Other"}
     # Without a certificate the handshake fails: required means required.
@@ -188,7 +137,7 @@ def test_bad_input_on_the_tls_port_leaves_others_served(kavka_broker_factory, pk
         plain.settimeout(5)
         assert plain.recv(100) == b""     # closed, no answer
     ssl_conf = {"security.protocol": "SSL", "ssl.ca.location": str(pki.ca)}
-    assert _confluent_roundtrip(broker.bootstrap("SSL"), "tls-after", **ssl_conf) == EXPECTED
+    assert roundtrip({"bootstrap.servers": broker.bootstrap("SSL"), **ssl_conf}, "tls-after") == EXPECTED
     stalled.settimeout(5)
     started = time.monotonic()
     assert stalled.recv(100) == b""       # closed by the handshake timeout

@@ -75,7 +75,8 @@ class ScramServer:
         self.name = mechanism
         self._digest = MECHANISMS[mechanism]
         self._lookup = lookup
-        self._server_nonce = nonce or base64.b64encode(secrets.token_bytes(24)).decode()
+        # Alphanumeric, as Kafka's: some clients mis-parse a nonce holding '=' or '/'.
+        self._server_nonce = nonce or secrets.token_hex(24)
         self._state = "first"
         self.complete = False
         self.username: str | None = None
