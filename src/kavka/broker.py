@@ -247,11 +247,15 @@ class Broker:
         first = self._listeners[self._specs[0].name]
         self.host, self.port = self._specs[0].host or "0.0.0.0", first.port
         advertised = tuple((spec.name, *self._advertised_address(spec)) for spec in self._specs)
-        inter = self.config.get("inter.broker.listener.name") or self._specs[0].name
-        found = [a for a in advertised if a[0] == inter.upper()]
+        inter = (self.config.get("inter.broker.listener.name") or self._specs[0].name).upper()
+        found = [a for a in advertised if a[0] == inter]
         if not found:
             raise ConfigError(f"inter.broker.listener.name: {inter} is not one of the listeners "
                               f"({', '.join(s.name for s in self._specs)})")
+        protocol = next(s.protocol for s in self._specs if s.name == inter)
+        if self.node is not None and protocol != "PLAINTEXT":
+            raise ConfigError(f"inter.broker.listener.name: {inter} is a {protocol} listener; kavka's brokers "
+                              "replicate and forward over PLAINTEXT only for now (name a PLAINTEXT listener)")
         context.advertise(found[0][1], found[0][2], advertised)
         self._stopped = asyncio.Event()
 
@@ -265,6 +269,14 @@ class Broker:
         if spec.name == self._specs[0].name:
             return self._advertised_host or self._advertise(spec.host), self._advertised_port or bound
         return self._advertise(spec.host), bound
+
+    @property
+    def listener_specs(self) -> "list[ListenerSpec]":
+        return list(self._specs)
+
+    def listener_port(self, listener: str) -> int:
+        """The port listener ``listener`` (by name) is bound to, once started."""
+        return self._listeners[listener.upper()].port
 
     def bootstrap(self, listener: str) -> str:
         """host:port of listener ``listener`` (by name) for a client on this machine."""

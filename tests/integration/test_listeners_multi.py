@@ -9,6 +9,8 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from test_cli_serve import free_port, serve, stop, wait_listening
 
+from kavka.client import Client
+
 LISTENERS = "PLAINTEXT://127.0.0.1:0,CLIENTS://127.0.0.1:0,REPLICATION://127.0.0.1:0"
 PROTOCOLS = "PLAINTEXT:PLAINTEXT,CLIENTS:PLAINTEXT,REPLICATION:PLAINTEXT"
 
@@ -32,13 +34,23 @@ def test_each_listener_advertises_its_own_endpoint(kavka_broker_factory):
     assert [name for name, _h, _p in ctx.listeners] == ["PLAINTEXT", "CLIENTS", "REPLICATION"]
 
 
+def _answered(bootstrap: str) -> tuple[list, list]:
+    """(Metadata brokers, FindCoordinator's coordinator) as one listener answers them."""
+    from kio.schema.find_coordinator.v3.request import FindCoordinatorRequest
+    from kio.schema.metadata.v4.request import MetadataRequest
+    with Client(bootstrap) as c:
+        md = c.request(MetadataRequest(topics=None, allow_auto_topic_creation=False))
+        found = c.request(FindCoordinatorRequest(key="g", key_type=0))
+    return [(b.host, b.port) for b in md.brokers], [(found.host, found.port)]
+
+
 def test_advertised_listeners_by_name_and_the_coordinator_on_the_same_listener(kavka_broker_factory):
     port = free_port()   # CLIENTS advertises localhost and PLAINTEXT's port (as behind a proxy)
     broker = kavka_broker_factory({"listener.security.protocol.map": PROTOCOLS},
                                   listeners=f"PLAINTEXT://127.0.0.1:{port},CLIENTS://127.0.0.1:0",
                                   advertised=f"CLIENTS://localhost:{port}")
-    assert _brokers_seen(broker.bootstrap("PLAINTEXT")) == {0: f"127.0.0.1:{port}"}
-    assert _brokers_seen(broker.bootstrap("CLIENTS")) == {0: f"localhost:{port}"}
+    assert _answered(broker.bootstrap("PLAINTEXT")) == ([("127.0.0.1", port)], [("127.0.0.1", port)])
+    assert _answered(broker.bootstrap("CLIENTS")) == ([("localhost", port)], [("localhost", port)])
     bootstrap = broker.bootstrap("PLAINTEXT")
     producer = Producer({"bootstrap.servers": bootstrap})
     producer.produce("multi", b"v")

@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (
     AdminClient,
     ScramCredentialInfo,
@@ -205,3 +205,54 @@ def test_misbehaving_clients_are_closed_and_others_served(broker, caplog):
     assert sum("unexpected Kafka request" in m for m in reasons) == 2
     assert any("malformed SaslAuthenticate" in m for m in reasons)
     assert roundtrip(_conf(broker, "SASL_PLAINTEXT", "PLAIN", "alice", "alice-secret"), "still") == EXPECTED
+
+
+def test_sasl_handshake_v0_then_bare_tokens(broker, caplog):
+    """Before KIP-152 the tokens follow SaslHandshake v0 as bare size-prefixed frames."""
+    from kio.schema.metadata.v4.request import MetadataRequest
+    from kio.schema.sasl_handshake.v0.request import SaslHandshakeRequest
+    caplog.set_level(logging.INFO)
+    with Client(broker.bootstrap("SASL_PLAINTEXT")) as c:
+        assert c.request(SaslHandshakeRequest(mechanism="PLAIN")).error_code == 0
+        token = b"\0alice\0alice-secret"
+        c.send_raw(struct.pack(">i", len(token)) + token)
+        assert c.recv_frame() == b""              # PLAIN's empty server reply
+        assert c.request(MetadataRequest(topics=None, allow_auto_topic_creation=False)).brokers
+    with Client(broker.bootstrap("SASL_PLAINTEXT")) as c:
+        assert c.request(SaslHandshakeRequest(mechanism="PLAIN")).error_code == 0
+        token = b"\0alice\0wrong"
+        c.send_raw(struct.pack(">i", len(token)) + token)
+        with pytest.raises((ClientError, ConnectionError)):
+            c.recv_frame()
+    assert any("failed authentication from 127.0.0.1:" in r.getMessage() for r in caplog.records)
+
+
+def test_clients_reauthenticate_within_connections_max_reauth_ms(kavka_broker_factory, caplog):
+    """KIP-368: SaslAuthenticate answers the session lifetime; librdkafka re-authenticates on
+    the same connection before it ends, and a client that does not is closed on its next request."""
+    from kio.schema.metadata.v4.request import MetadataRequest
+    from kio.schema.sasl_authenticate.v2.request import SaslAuthenticateRequest
+    from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
+    b = kavka_broker_factory({"sasl.enabled.mechanisms": "PLAIN", "connections.max.reauth.ms": "1500",
+                              "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS},
+                             listeners="PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0")
+    caplog.set_level(logging.INFO)
+    conf = {"bootstrap.servers": b.bootstrap("SASL_PLAINTEXT"), "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "PLAIN", "sasl.username": "alice", "sasl.password": "alice-secret"}
+    producer = Producer(conf)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        producer.produce("reauth", b"v")
+        producer.poll(0.1)
+    assert producer.flush(10) == 0
+    peers = [r.getMessage().split(" ")[0] for r in caplog.records if "authenticated as User:alice" in r.getMessage()]
+    assert max(peers.count(p) for p in set(peers)) >= 3      # one connection authenticated again and again
+    assert not any("expired without re-authentication" in r.getMessage() for r in caplog.records)
+    with Client(b.bootstrap("SASL_PLAINTEXT")) as c:
+        assert c.request(SaslHandshakeRequest(mechanism="PLAIN")).error_code == 0
+        answer = c.request(SaslAuthenticateRequest(auth_bytes=b"\0alice\0alice-secret"))
+        assert answer.error_code == 0 and 0 < answer.session_lifetime.total_seconds() * 1000 <= 1500
+        time.sleep(1.6)
+        with pytest.raises((ClientError, ConnectionError)):
+            c.request(MetadataRequest(topics=None, allow_auto_topic_creation=False))
+    assert any("expired without re-authentication" in r.getMessage() for r in caplog.records)

@@ -183,13 +183,20 @@ async def _serve(where: Addresses, config, started, cluster=None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, broker.request_stop)
     logging.getLogger("kavka").info(
-        "kavka listening on %s:%d, data in %s (started in %.0f ms)",
-        host, broker.port, Path(data_dir).resolve(), (time.monotonic() - started) * 1000)
+        "kavka listening on %s:%d%s, data in %s (started in %.0f ms)",
+        host, broker.port, _other_listeners(broker), Path(data_dir).resolve(), (time.monotonic() - started) * 1000)
     try:
         await broker.wait_stopped()
         logging.getLogger("kavka").info("shutting down")
     finally:
         await broker.stop_async()
+
+
+def _other_listeners(broker) -> str:
+    """" (FIRST), and SSL://host:port, ..." naming the listeners after the first, or nothing."""
+    first, *rest = broker.listener_specs
+    others = [f"{s.name}://{_bracketed(s.host or '0.0.0.0')}:{broker.listener_port(s.name)}" for s in rest]
+    return f" ({first.name}), and {', '.join(others)}" if others else ""
 
 
 def _run_loop(coro) -> None:

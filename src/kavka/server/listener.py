@@ -137,7 +137,7 @@ class Listener:
         except (OSError, asyncio.TimeoutError) as exc:
             reason = (f"TLS handshake not done within {sec.handshake_timeout_s * 1000:.0f} ms"
                       if isinstance(exc, (asyncio.TimeoutError, ConnectionAbortedError)) else
-                      f"TLS handshake failed: {exc}")
+                      f"TLS handshake failed: {exc or type(exc).__name__}")
             log.warning("closing connection from %s to listener %s: %s", where, sec.name, reason)
             sock.close()
             return
