@@ -235,6 +235,7 @@ class Broker:
             from kavka.log.group_commit import GroupCommit
             context.durable = GroupCommit()
         self.credentials = context.credentials
+        inter = self._inter_broker_listener()
         dispatcher, limits = Dispatcher(context), server_limits(self.config)
         try:
             for spec in self._specs:
@@ -247,17 +248,21 @@ class Broker:
         first = self._listeners[self._specs[0].name]
         self.host, self.port = self._specs[0].host or "0.0.0.0", first.port
         advertised = tuple((spec.name, *self._advertised_address(spec)) for spec in self._specs)
-        inter = (self.config.get("inter.broker.listener.name") or self._specs[0].name).upper()
         found = [a for a in advertised if a[0] == inter]
-        if not found:
-            raise ConfigError(f"inter.broker.listener.name: {inter} is not one of the listeners "
-                              f"({', '.join(s.name for s in self._specs)})")
-        protocol = next(s.protocol for s in self._specs if s.name == inter)
-        if self.node is not None and protocol != "PLAINTEXT":
-            raise ConfigError(f"inter.broker.listener.name: {inter} is a {protocol} listener; kavka's brokers "
-                              "replicate and forward over PLAINTEXT only for now (name a PLAINTEXT listener)")
         context.advertise(found[0][1], found[0][2], advertised)
         self._stopped = asyncio.Event()
+
+    def _inter_broker_listener(self) -> str:
+        """inter.broker.listener.name (default: the first listener), checked before any listener opens."""
+        inter = (self.config.get("inter.broker.listener.name") or self._specs[0].name).upper()
+        spec = next((s for s in self._specs if s.name == inter), None)
+        if spec is None:
+            raise ConfigError(f"inter.broker.listener.name: {inter} is not one of the listeners "
+                              f"({', '.join(s.name for s in self._specs)})")
+        if self.node is not None and spec.protocol != "PLAINTEXT":
+            raise ConfigError(f"inter.broker.listener.name: {inter} is a {spec.protocol} listener; kavka's brokers "
+                              "replicate and forward over PLAINTEXT only for now (name a PLAINTEXT listener)")
+        return inter
 
     def _advertised_address(self, spec: ListenerSpec) -> tuple[str, int]:
         """Where clients are told to reach listener ``spec``: advertised.listeners by name, else
