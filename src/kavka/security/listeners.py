@@ -107,7 +107,11 @@ def _mechanism(config, listener: str, mechanism: str, credentials):
             raise ConfigError(f"listener {listener}: {mechanism} needs the broker's credential store")
         return partial(ScramServer, mechanism, lambda user: credentials.get(user, mechanism))
     if mechanism == "OAUTHBEARER":
-        validator = UnsecuredValidator(_jaas(config, listener, mechanism, False))
+        if config.for_listener(listener, "sasl.oauthbearer.jwks.endpoint.url"):
+            from kavka.security.sasl.jwks import JwksValidator
+            validator = JwksValidator(config, listener)
+        else:
+            validator = UnsecuredValidator(_jaas(config, listener, mechanism, False))
         return partial(OAuthBearerServer, validator)
     raise ConfigError(f"listener {listener}: SASL mechanism {mechanism} is not served by kavka "
                       "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER; set sasl.enabled.mechanisms)")
