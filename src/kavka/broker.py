@@ -25,7 +25,8 @@ import kavka.api  # noqa: F401  (registers every API handler)
 from kavka import group_configs
 from kavka.api.context import BrokerContext
 from kavka.clock import SYSTEM_CLOCK, Clock
-from kavka.config import BrokerConfig
+from kavka.config import BrokerConfig, ConfigError
+from kavka.config import Listener as ListenerSpec
 from kavka.group.consumer_group import TopicMeta
 from kavka.group.coordinator import GroupCoordinator
 from kavka.group.env import GroupConfig
@@ -35,6 +36,7 @@ from kavka.internal_topics import OFFSETS_TOPIC, coordinator_partition
 from kavka.log.cleaner import LogCleaner
 from kavka.log.log_manager import LogManager
 from kavka.producer_ids import RandomProducerIds
+from kavka.security.listeners import listener_security
 from kavka.server.dispatch import Dispatcher
 from kavka.server.listener import Listener, server_limits
 from kavka.txn.coordinator import TransactionCoordinator, TxnConfig
@@ -52,8 +54,14 @@ class Broker:
     def __init__(self, data_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  config: Mapping[str, str] | BrokerConfig | None = None,
                  advertised_host: str | None = None, advertised_port: int | None = None,
-                 clock: Clock = SYSTEM_CLOCK, cluster=None) -> None:
-        """``cluster``: a kavka.cluster.node.ClusterSettings to join a cluster through etcd."""
+                 clock: Clock = SYSTEM_CLOCK, cluster=None,
+                 listeners: "str | list[ListenerSpec] | None" = None,
+                 advertised: "str | list[ListenerSpec] | None" = None) -> None:
+        """``cluster``: a kavka.cluster.node.ClusterSettings to join a cluster through etcd.
+        ``listeners``: Kafka's ``listeners`` (``"PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0"``, port 0:
+        any free one) or their parsed specs, with protocols from listener.security.protocol.map;
+        None: one PLAINTEXT listener on ``host``:``port``.  ``advertised``: advertised.listeners
+        the same way (by name; a listener not named advertises where it listens)."""
         self.config = config if isinstance(config, BrokerConfig) else BrokerConfig.from_strings(config or {})
         self._own_dir = data_dir is None
         self.data_dir = Path(tempfile.mkdtemp(prefix="kavka-")) if data_dir is None else Path(data_dir)
@@ -65,7 +73,11 @@ class Broker:
         self.logs: LogManager | None = None
         self.groups: GroupRunner | None = None
         self.transactions: TxnRunner | None = None
-        self._listener: Listener | None = None
+        self._specs = self._parse_listeners(listeners, "listeners") or [
+            ListenerSpec("PLAINTEXT", host, port, "PLAINTEXT")]
+        self._advertised_specs = {s.name: s for s in self._parse_listeners(advertised, "advertised.listeners") or ()}
+        self._listeners: dict[str, Listener] = {}
+        self.credentials = None   # the SCRAM store (kavka.security.credentials), once started
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
@@ -205,6 +217,12 @@ class Broker:
         return {name: TopicMeta(t.topic_id, t.partitions, name.startswith("__"))
                 for name in view.topic_names() if (t := view.topic(name)) is not None}
 
+    def _parse_listeners(self, value, setting: str) -> "list[ListenerSpec] | None":
+        if value is None or not isinstance(value, str):
+            return value
+        return BrokerConfig.from_strings({setting: value, "listener.security.protocol.map": ",".join(
+            self.config.get("listener.security.protocol.map"))}).listeners(setting)
+
     async def _listen(self) -> None:
         boundary = {}
         if self.node is not None:  # until etcd says otherwise, this broker leads nothing
@@ -220,11 +238,64 @@ class Broker:
         if self.config.get("kavka.flush.before.ack"):
             from kavka.log.group_commit import GroupCommit
             context.durable = GroupCommit()
-        self._listener = Listener(Dispatcher(context), limits=server_limits(self.config))
-        await self._listener.start(self.host, self.port)
-        self.port = self._listener.port
-        context.advertise(self._advertised_host or self._advertise(self.host), self._advertised_port or self.port)
+        self.credentials = context.credentials
+        inter = self._inter_broker_listener()
+        dispatcher, limits = Dispatcher(context), server_limits(self.config)
+        try:
+            for spec in self._specs:
+                security = listener_security(self.config, spec.name, spec.protocol, self.credentials)
+                listener = self._listeners[spec.name] = Listener(dispatcher, limits=limits, security=security)
+                await listener.start(spec.host or "0.0.0.0", spec.port)
+        except BaseException:
+            await self._stop_listeners(0)
+            raise
+        first = self._listeners[self._specs[0].name]
+        self.host, self.port = self._specs[0].host or "0.0.0.0", first.port
+        advertised = tuple((spec.name, *self._advertised_address(spec)) for spec in self._specs)
+        found = [a for a in advertised if a[0] == inter]
+        context.advertise(found[0][1], found[0][2], advertised)
         self._stopped = asyncio.Event()
+
+    def _inter_broker_listener(self) -> str:
+        """inter.broker.listener.name (default: the first listener), checked before any listener opens."""
+        inter = (self.config.get("inter.broker.listener.name") or self._specs[0].name).upper()
+        spec = next((s for s in self._specs if s.name == inter), None)
+        if spec is None:
+            raise ConfigError(f"inter.broker.listener.name: {inter} is not one of the listeners "
+                              f"({', '.join(s.name for s in self._specs)})")
+        if self.node is not None and spec.protocol != "PLAINTEXT":
+            raise ConfigError(f"inter.broker.listener.name: {inter} is a {spec.protocol} listener; kavka's brokers "
+                              "replicate and forward over PLAINTEXT only for now (name a PLAINTEXT listener)")
+        return inter
+
+    def _advertised_address(self, spec: ListenerSpec) -> tuple[str, int]:
+        """Where clients are told to reach listener ``spec``: advertised.listeners by name, else
+        the legacy advertised host/port (the first listener), else where it listens."""
+        bound = self._listeners[spec.name].port
+        given = self._advertised_specs.get(spec.name)
+        if given is not None:
+            return given.host or self._advertise(spec.host), given.port or bound
+        if spec.name == self._specs[0].name:
+            return self._advertised_host or self._advertise(spec.host), self._advertised_port or bound
+        return self._advertise(spec.host), bound
+
+    @property
+    def listener_specs(self) -> "list[ListenerSpec]":
+        return list(self._specs)
+
+    def listener_port(self, listener: str) -> int:
+        """The port listener ``listener`` (by name) is bound to, once started."""
+        return self._listeners[listener.upper()].port
+
+    def bootstrap(self, listener: str) -> str:
+        """host:port of listener ``listener`` (by name) for a client on this machine."""
+        spec = next(s for s in self._specs if s.name == listener.upper())
+        host = "127.0.0.1" if spec.host in WILDCARD_HOSTS else spec.host
+        return f"{host}:{self._listeners[spec.name].port}"
+
+    async def _stop_listeners(self, timeout: float) -> None:
+        listeners, self._listeners = list(self._listeners.values()), {}
+        await asyncio.gather(*(lst.stop(timeout) for lst in listeners))
 
     @staticmethod
     def _advertise(host: str) -> str:
@@ -251,9 +322,7 @@ class Broker:
             # rebalance timeout: answer them NOT_COORDINATOR first.
             self.groups.close()
             self.groups = None
-        if self._listener is not None:
-            await self._listener.stop(timeout)
-            self._listener = None
+        await self._stop_listeners(timeout)
         if self.transactions is not None:
             self.transactions.close()   # marker tasks and timers: before the logs close
             self.transactions = None

@@ -196,8 +196,6 @@ INERT_KEYS = (
     _inert("controller.quorum.append.linger.ms", "int", 25, "KRaft append linger."),
     _inert("controller.quorum.request.timeout.ms", "int", 2000, "KRaft request timeout."),
     _inert("controller.quorum.retry.backoff.ms", "int", 20, "KRaft retry backoff."),
-    _inert("inter.broker.listener.name", "string", None,
-           "Listener brokers use between them; kavka's brokers use the advertised one."),
     _inert("metadata.log.dir", "string", None, "Where KRaft keeps its metadata log; kavka keeps none."),
     _inert_threads("num.network.threads", 3, "Network threads; kavka serves every connection on one event loop."),
     _inert_threads("num.io.threads", 8, "Request threads; kavka handles requests on one event loop."),
@@ -222,6 +220,60 @@ INERT_KEYS = (
 )
 
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+def _security_keys() -> list[ConfigKey]:
+    """TLS and SASL settings (kavka.security); each may be given per listener as
+    ``listener.name.<listener>.<setting>`` (the SASL ones also with the mechanism:
+    ``listener.name.<listener>.<mechanism>.sasl.jaas.config``)."""
+    return [
+        ConfigKey("ssl.keystore.type", "string", "PEM", "Format of the key store: kavka reads PEM only "
+                  "(Kafka's default JKS is refused).", one_of("PEM")),
+        ConfigKey("ssl.keystore.location", "string", None, "PEM file with the private key and certificate chain."),
+        ConfigKey("ssl.keystore.password", "password", None, "Unused for PEM (Kafka refuses it with PEM).",
+                  sensitive=True),
+        ConfigKey("ssl.key.password", "password", None, "Password of the encrypted private key.", sensitive=True),
+        ConfigKey("ssl.keystore.certificate.chain", "password", None, "The certificate chain, PEM, inline.",
+                  sensitive=True),
+        ConfigKey("ssl.keystore.key", "password", None, "The private key, PEM, inline.", sensitive=True),
+        ConfigKey("ssl.truststore.type", "string", "PEM", "Format of the trust store: PEM only.", one_of("PEM")),
+        ConfigKey("ssl.truststore.location", "string", None, "PEM file of the CA certificates client "
+                  "certificates are checked against."),
+        ConfigKey("ssl.truststore.password", "password", None, "Unused for PEM.", sensitive=True),
+        ConfigKey("ssl.truststore.certificates", "password", None, "CA certificates, PEM, inline.", sensitive=True),
+        ConfigKey("ssl.client.auth", "string", "none", "Client certificates: none, requested or required (mTLS).",
+                  one_of("none", "requested", "required")),
+        ConfigKey("ssl.enabled.protocols", "list", ("TLSv1.2", "TLSv1.3"), "TLS versions accepted (kavka: "
+                  "TLSv1.2 and TLSv1.3 only).", None),
+        ConfigKey("ssl.protocol", "string", "TLSv1.3", "Kafka's SSLContext protocol; kavka's range is "
+                  "ssl.enabled.protocols."),
+        ConfigKey("ssl.cipher.suites", "list", (), "TLS 1.2 cipher suites (OpenSSL names); empty: the defaults."),
+        ConfigKey("ssl.principal.mapping.rules", "string", "DEFAULT", "RULE:pattern/replacement/[LU] items "
+                  "(and DEFAULT) mapping a client certificate's subject to a user name."),
+        ConfigKey("kavka.ssl.handshake.timeout.ms", "int", 10000, "kavka: a TLS handshake not done within this "
+                  "closes the connection.", at_least(1)),
+        ConfigKey("sasl.enabled.mechanisms", "list", ("GSSAPI",), "SASL mechanisms a SASL listener offers "
+                  "(kavka: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER; GSSAPI is not served).", None),
+        ConfigKey("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI", "SASL mechanism between brokers."),
+        ConfigKey("sasl.jaas.config", "password", None, "JAAS login module options; for PLAIN the users as "
+                  'user_NAME="password" entries.', sensitive=True),
+        ConfigKey("connections.max.reauth.ms", "long", 0, "Longest SASL session before the client must "
+                  "re-authenticate (KIP-368; 0: never).", at_least(0)),
+        ConfigKey("connection.failed.authentication.delay.ms", "int", 100, "Delay before a connection that "
+                  "failed to authenticate is closed.", at_least(0)),
+        ConfigKey("sasl.oauthbearer.jwks.endpoint.url", "string", None, "JWKS URL (http(s):// or file://) whose "
+                  "keys verify OAUTHBEARER tokens; unset: Kafka's unsecured-JWT validator."),
+        ConfigKey("sasl.oauthbearer.expected.audience", "list", (), "Audiences a token must name (one of)."),
+        ConfigKey("sasl.oauthbearer.expected.issuer", "string", None, "The issuer a token must name."),
+        ConfigKey("sasl.oauthbearer.sub.claim.name", "string", "sub", "The claim naming the principal."),
+        ConfigKey("sasl.oauthbearer.scope.claim.name", "string", "scope", "The claim holding the scopes."),
+        ConfigKey("sasl.oauthbearer.clock.skew.seconds", "int", 30, "Clock skew allowed on exp/iat/nbf.",
+                  at_least(0)),
+        ConfigKey("sasl.oauthbearer.jwks.endpoint.refresh.ms", "long", 3600000, "How often the JWKS is fetched.",
+                  at_least(1)),
+    ]
+
 CLEANUP_POLICIES = ("delete", "compact")
 COMPRESSION_TYPES = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 
@@ -233,15 +285,20 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               "partitions go to the one holding the fewest (overrides log.dir and is overridden by --data-dir; "
               "kavka's default ./kavka-data).", None),
     ConfigKey("log.dir", "string", None, "The data directory when log.dirs is not set.", None),
-    ConfigKey("listeners", "list", None, "LISTENER://HOST:PORT to accept clients on: one PLAINTEXT listener, "
-              "besides any named in controller.listener.names (kavka's default PLAINTEXT://127.0.0.1:9092; "
-              "--listen wins).", None),
+    ConfigKey("listeners", "list", None, "LISTENER://HOST:PORT items to accept clients on, besides any named "
+              "in controller.listener.names (kavka's default PLAINTEXT://127.0.0.1:9092; --listen gives one "
+              "PLAINTEXT listener).", None),
     ConfigKey("advertised.listeners", "list", None, "LISTENER://HOST:PORT clients are told to use "
               "(default: the listener's; --advertised-listener wins).", None),
     ConfigKey("listener.security.protocol.map", "list",
               ("PLAINTEXT:PLAINTEXT", "SSL:SSL", "SASL_PLAINTEXT:SASL_PLAINTEXT", "SASL_SSL:SASL_SSL"),
-              "LISTENER:PROTOCOL items naming each listener's security protocol (kavka serves PLAINTEXT only).",
+              "LISTENER:PROTOCOL items naming each listener's security protocol (PLAINTEXT, SSL, "
+              "SASL_PLAINTEXT, SASL_SSL).",
               None),
+    ConfigKey("inter.broker.listener.name", "string", None, "The listener brokers replicate and forward "
+              "through (default: the first of listeners); its advertised address is the broker's registered one.",
+              None),
+    *_security_keys(),
     ConfigKey("controller.listener.names", "list", None, "Listeners of the KRaft controller: kavka's controller "
               "quorum is etcd (--cluster), so these listeners are not opened.", None),
     ConfigKey("num.partitions", "int", 1, "Partitions of an auto-created topic.", at_least(1)),
@@ -569,6 +626,8 @@ class BrokerConfig:
 
     explicit: dict[str, Any] = field(default_factory=dict)
     unknown: tuple[str, ...] = ()
+    # listener.name.<listener>.[<mechanism>.]<setting>: raw strings, parsed on use (for_listener).
+    prefixed: dict[str, str] = field(default_factory=dict)
     # Dynamic layers (PER_BROKER, CLUSTER_DEFAULT) over ``explicit``: parsed values, set by set_dynamic.
     dynamic: dict[str, dict[str, Any]] = field(default_factory=lambda: {PER_BROKER: {}, CLUSTER_DEFAULT: {}})
 
@@ -576,14 +635,20 @@ class BrokerConfig:
     def from_strings(cls, settings: Mapping[str, str]) -> "BrokerConfig":
         explicit: dict[str, Any] = {}
         unknown = []
+        prefixed = {}
         for name, text in settings.items():
             key = BROKER_KEYS.get(name)
             if key is None:
-                unknown.append(name)
+                base = _listener_prefixed(name)
+                if base is None:
+                    unknown.append(name)
+                else:
+                    BROKER_KEYS[base].parse(text)
+                    prefixed[name] = text
                 continue
             explicit[name] = key.parse(text)
         _same_id(explicit)
-        return cls(explicit, tuple(unknown))
+        return cls(explicit, tuple(unknown), prefixed)
 
     def inert(self) -> list[str]:
         """The settings given that have no effect in kavka, by name."""
@@ -610,24 +675,47 @@ class BrokerConfig:
             seen[os.path.abspath(d)] = d
         return list(dirs)
 
-    def listener(self, name: str) -> "Listener | None":
-        """The one client listener of ``listeners`` or ``advertised.listeners``, or None when unset."""
+    def listeners(self, name: str = "listeners") -> "list[Listener] | None":
+        """The client listeners of ``listeners`` or ``advertised.listeners`` (those of
+        controller.listener.names left out), each with its security protocol from
+        listener.security.protocol.map (a listener named after a protocol defaults to it), or
+        None when unset."""
         items = self.get(name)
         if items is None:
             return None
-        controllers = set(self.get("controller.listener.names") or ())
-        protocols = dict(item.split(":", 1) for item in self.get("listener.security.protocol.map") if ":" in item)
-        parsed = [parse_listener(name, item) for item in items]
-        served = [lst for lst in parsed if lst.name not in controllers]
-        for lst in served:
-            protocol = protocols.get(lst.name, lst.name)
-            if protocol != "PLAINTEXT":
-                raise ConfigError(f"{name}: {lst.name}://{lst.host}:{lst.port} uses security protocol {protocol}; "
-                                  "kavka serves PLAINTEXT only for now")
-        if len(served) != 1:
-            raise ConfigError(f"{name}: kavka serves exactly one PLAINTEXT listener (besides those in "
-                              f"controller.listener.names); {len(served)} given")
-        return served[0]
+        controllers = {c.upper() for c in self.get("controller.listener.names") or ()}
+        protocols = {}
+        for item in self.get("listener.security.protocol.map"):
+            lname, sep, protocol = item.partition(":")
+            if not sep or protocol.strip().upper() not in SECURITY_PROTOCOLS:
+                raise ConfigError(f"listener.security.protocol.map: {item!r} is not LISTENER:PROTOCOL with a "
+                                  f"protocol among {', '.join(SECURITY_PROTOCOLS)}")
+            protocols[lname.strip().upper()] = protocol.strip().upper()
+        served = []
+        for item in items:
+            lst = parse_listener(name, item)
+            if lst.name in controllers:
+                continue
+            protocol = protocols.get(lst.name)
+            if protocol is None:
+                raise ConfigError(f"{name}: no security protocol for listener {lst.name} in "
+                                  "listener.security.protocol.map")
+            if any(other.name == lst.name for other in served):
+                raise ConfigError(f"{name}: listener {lst.name} is named twice")
+            served.append(lst._replace(protocol=protocol))
+        if not served:
+            raise ConfigError(f"{name}: no client listener (besides those in controller.listener.names)")
+        return served
+
+    def for_listener(self, listener: str, name: str, mechanism: str | None = None) -> Any:
+        """Setting ``name`` as listener ``listener`` sees it: ``listener.name.<l>.<mech>.<name>``
+        (with a mechanism), then ``listener.name.<l>.<name>``, then the broker-wide value."""
+        prefix = f"listener.name.{listener.lower()}."
+        candidates = ([prefix + mechanism.lower() + "." + name] if mechanism else []) + [prefix + name]
+        for key in candidates:
+            if key in self.prefixed:
+                return BROKER_KEYS[name].parse(self.prefixed[key])
+        return self.get(name)
 
     def get(self, name: str) -> Any:
         for layer in self.dynamic.values():
@@ -684,11 +772,23 @@ def _same_id(explicit: dict[str, Any]) -> None:
         explicit["broker.id"] = node_id
 
 
+def _listener_prefixed(name: str) -> str | None:
+    """The broker setting a ``listener.name.<l>.[<mechanism>.]<setting>`` name overrides, or None."""
+    if not name.startswith("listener.name."):
+        return None
+    rest = name[len("listener.name."):].partition(".")[2]
+    for candidate in (rest, rest.partition(".")[2]):
+        if candidate in BROKER_KEYS:
+            return candidate
+    return None
+
+
 class Listener(NamedTuple):
     """One ``NAME://HOST:PORT`` item of ``listeners``; an empty host means every interface."""
     name: str
     host: str
     port: int
+    protocol: str = "PLAINTEXT"
 
 
 def parse_listener(setting: str, text: str) -> Listener:

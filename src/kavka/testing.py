@@ -30,10 +30,11 @@ def kavka_broker_factory(tmp_path):
 
     started = []
 
-    def start(settings: dict | None = None, *, data_dir=None, port: int = 0):
+    def start(settings: dict | None = None, *, data_dir=None, port: int = 0, **broker_args):
+        """``broker_args``: more of Broker's keyword arguments (e.g. ``listeners=``)."""
         directory = data_dir or tmp_path / f"kavka-{len(started)}"
         config = {**TINY_SEGMENTS, **{k: str(v) for k, v in (settings or {}).items()}}
-        broker = Broker(directory, port=port, config=config)
+        broker = Broker(directory, port=port, config=config, **broker_args)
         broker.start()
         started.append(broker)
         return broker

@@ -29,30 +29,46 @@ def test_data_dir_from_log_dirs_then_log_dir():
         config(log_dirs="/a,/b,/a/").data_dirs()
 
 
-def test_the_client_listener_skips_controller_listeners():
+def test_the_client_listeners_skip_controller_listeners():
     c = BrokerConfig.from_strings({"listeners": "PLAINTEXT://:9092,CONTROLLER://:9093",
                                    "controller.listener.names": "CONTROLLER",
                                    "advertised.listeners": "PLAINTEXT://[::1]:9092"})
-    assert c.listener("listeners") == Listener("PLAINTEXT", "", 9092)
-    assert c.listener("advertised.listeners") == Listener("PLAINTEXT", "::1", 9092)
-    assert config().listener("listeners") is None
+    assert c.listeners("listeners") == [Listener("PLAINTEXT", "", 9092)]
+    assert c.listeners("advertised.listeners") == [Listener("PLAINTEXT", "::1", 9092)]
+    assert config().listeners("listeners") is None
 
 
-def test_a_named_listener_mapped_to_plaintext_is_served():
-    c = BrokerConfig.from_strings({"listeners": "CLIENTS://127.0.0.1:9092",
-                                   "listener.security.protocol.map": "CLIENTS:PLAINTEXT"})
-    assert c.listener("listeners") == Listener("CLIENTS", "127.0.0.1", 9092)
+def test_several_listeners_with_their_protocols():
+    c = BrokerConfig.from_strings({
+        "listeners": "PLAINTEXT://:9092,SSL://:9093,CLIENTS://127.0.0.1:9094,SASL_SSL://:9095",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SSL:SSL,CLIENTS:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"})
+    assert c.listeners() == [Listener("PLAINTEXT", "", 9092, "PLAINTEXT"), Listener("SSL", "", 9093, "SSL"),
+                             Listener("CLIENTS", "127.0.0.1", 9094, "SASL_PLAINTEXT"),
+                             Listener("SASL_SSL", "", 9095, "SASL_SSL")]
+
+
+def test_listener_prefixed_settings_override_the_broker_wide_ones():
+    c = BrokerConfig.from_strings({"ssl.client.auth": "requested",
+                                   "listener.name.internal.ssl.client.auth": "required",
+                                   "listener.name.clients.plain.sasl.jaas.config": "x required;"})
+    assert c.for_listener("INTERNAL", "ssl.client.auth") == "required"
+    assert c.for_listener("OTHER", "ssl.client.auth") == "requested"
+    assert c.for_listener("CLIENTS", "sasl.jaas.config", "PLAIN") == "x required;"
+    assert c.for_listener("CLIENTS", "sasl.jaas.config", "SCRAM-SHA-256") is None
+    assert not c.unknown
+    with pytest.raises(ConfigError, match="ssl.client.auth"):
+        BrokerConfig.from_strings({"listener.name.x.ssl.client.auth": "sometimes"})
 
 
 @pytest.mark.parametrize("text, problem", [
-    ("SASL_SSL://:9092", "security protocol SASL_SSL"),
-    ("PLAINTEXT://:9092,PLAINTEXT://:9093", "exactly one PLAINTEXT listener.*2 given"),
+    ("CLIENTS://:9092", "no security protocol for listener CLIENTS"),
+    ("PLAINTEXT://:9092,PLAINTEXT://:9093", "listener PLAINTEXT is named twice"),
     ("localhost:9092", "is not LISTENER_NAME://HOST:PORT"),
     ("PLAINTEXT://host:port", "is not LISTENER_NAME://HOST:PORT"),
 ])
 def test_listeners_kavka_cannot_serve_are_refused(text, problem):
     with pytest.raises(ConfigError, match=problem):
-        config(listeners=text).listener("listeners")
+        config(listeners=text).listeners("listeners")
 
 
 def test_inert_settings_are_typed_and_named():

@@ -48,6 +48,8 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     offset_fetch,
     offset_for_leader_epoch,
     produce,
+    sasl,
+    scram_credentials,
     sync_group,
     txn_offset_commit,
     update_features,

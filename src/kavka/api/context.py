@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 from kavka.api.fetch_sessions import FetchSessionCache
 from kavka.clock import Clock
 from kavka.config import BrokerConfig
-from kavka.log.log_manager import LogManager
+from kavka.log.log_manager import META_DIR, LogManager
 from kavka.log.partition import Partition
 from kavka.metadata import MetadataView, ReplicaRoles, TopicAdmin
 from kavka.metadata.local import LeadsEverything, LocalMetadata
+from kavka.security.credentials import ScramCredentials
 from kavka.producer_ids import ProducerIdAllocator, RandomProducerIds
 from kavka.protocol.errors import ErrorCode
 from kavka.security.authorizer import Authorizer, from_config
@@ -56,6 +57,8 @@ class BrokerContext:
     replicas: ReplicaRoles = field(default=None)   # type: ignore[assignment]
     fetch_sessions: FetchSessionCache = field(default=None)  # type: ignore[assignment]
     authorizer: Authorizer | None = None   # None: every request allowed (no authorizer.class.name)
+    listeners: tuple = ()        # (name, advertised host, port) of each listener, set by advertise
+    credentials: ScramCredentials = field(default=None)  # type: ignore[assignment]  (SCRAM, under the meta dir)
 
     def __post_init__(self) -> None:
         if self.metadata is None or self.admin is None:
@@ -68,13 +71,16 @@ class BrokerContext:
             self.txn_verifier = LocalTxnVerifier(self.transactions)
         if self.authorizer is None:
             self.authorizer = from_config(self.config)
+        if self.credentials is None:
+            self.credentials = ScramCredentials(self.logs.data_dir / META_DIR)
         if self.fetch_sessions is None:
             self.fetch_sessions = FetchSessionCache(self.config.get("max.incremental.fetch.session.cache.slots"))
 
-    def advertise(self, host: str, port: int) -> None:
-        """The address clients reach this broker at, known once it listens."""
-        self.host, self.port = host, port
-        self.metadata.advertise(host, port)
+    def advertise(self, host: str, port: int, listeners: tuple = ()) -> None:
+        """The address other brokers reach this broker at (its inter-broker listener's), and
+        (name, host, port) of every listener, known once it listens."""
+        self.host, self.port, self.listeners = host, port, tuple(listeners)
+        self.metadata.advertise(host, port, self.listeners)
 
     @property
     def cluster_id(self) -> str:

@@ -33,14 +33,14 @@ def handle(request: Request):
     operations = authorized_operations(request, Res.CLUSTER, asked=request.body.include_cluster_authorized_operations)
     brokers = tuple(
         r.DescribeClusterBroker(broker_id=node_id, host=host, port=port, rack=rack, is_fenced=False)
-        for node_id, host, port, rack in _brokers(broker))
+        for node_id, host, port, rack in _brokers(broker, request.listener))
     return r.DescribeClusterResponse(
         error_code=ErrorCode.none, error_message=None, endpoint_type=BROKERS, cluster_id=broker.cluster_id,
         controller_id=_controller_id(broker), brokers=brokers, cluster_authorized_operations=operations)
 
 
-def _brokers(broker) -> list[tuple[int, str, int, str | None]]:
-    return [(b.broker_id, b.host, b.port, b.rack) for b in broker.metadata.brokers()]
+def _brokers(broker, listener: str) -> list[tuple[int, str, int, str | None]]:
+    return [(b.broker_id, *b.on(listener), b.rack) for b in broker.metadata.brokers()]
 
 
 def _controller_id(broker) -> int:

@@ -55,8 +55,9 @@ async def handle(request: Request):
             error, message = ErrorCode.coordinator_not_available, None
         else:
             error, message = ErrorCode.none, None
-        answers.append((key, dict(node_id=found.broker_id if found else -1, host=found.host if found else "",
-                                  port=found.port if found else -1, error_code=error, error_message=message)))
+        host, port = found.on(request.listener) if found else ("", -1)
+        answers.append((key, dict(node_id=found.broker_id if found else -1, host=host,
+                                  port=port, error_code=error, error_message=message)))
     if request.version >= 4:
         return r.FindCoordinatorResponse(coordinators=tuple(r.Coordinator(key=k, **node) for k, node in answers))
     return r.FindCoordinatorResponse(**answers[0][1])

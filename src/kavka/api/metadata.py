@@ -101,8 +101,8 @@ async def _sliced_response(r, request: Request, steps):
 
 def _response(r, request: Request, topics: list):
     view = request.broker.metadata
-    brokers = tuple(r.MetadataResponseBroker(node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
-                    for b in view.brokers())
+    brokers = tuple(r.MetadataResponseBroker(node_id=b.broker_id, host=host, port=port, rack=b.rack)
+                    for b in view.brokers() for host, port in (b.on(request.listener),))
     return r.MetadataResponse(
         error_code=ErrorCode.none, brokers=brokers, cluster_id=view.cluster_id,
         controller_id=view.controller_id(), topics=tuple(topics),

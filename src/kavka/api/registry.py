@@ -50,6 +50,9 @@ class Request:
     broker: "BrokerContext"
     peer: str = "?"
     principal: KafkaPrincipal = ANONYMOUS   # set from the connection once it authenticates
+    listener: str = "PLAINTEXT"             # the listener the client connected through
+    # The connection's kavka.security.listeners.ConnectionSecurity (the SASL APIs drive it); None in tests.
+    security: Any = None
 
 
 @dataclass(slots=True)

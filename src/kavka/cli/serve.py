@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from kavka.cli.common import CliError
-from kavka.config import BrokerConfig, ConfigError, closest_name, parse_properties
+from kavka.config import BrokerConfig, ConfigError, Listener, closest_name, parse_properties
 
 DEFAULT_DATA_DIR = "./kavka-data"
 DEFAULT_LISTEN = "127.0.0.1:9092"
@@ -126,11 +126,14 @@ def _unknown(name: str) -> str:
 
 
 class Addresses(NamedTuple):
-    """Where ``kavka serve`` keeps its data and listens, from the settings."""
+    """Where ``kavka serve`` keeps its data and listens, from the settings: ``host``/``port`` of
+    the first listener, ``listeners`` all of them (kavka.config.Listener, with protocols)."""
     data_dir: str
     host: str
     port: int
     advertised: tuple[str, int] | None
+    listeners: tuple = ()
+    advertised_listeners: tuple = ()
 
 
 def addresses(config: BrokerConfig) -> Addresses:
@@ -138,13 +141,18 @@ def addresses(config: BrokerConfig) -> Addresses:
     ``advertised.listeners``), else kavka's defaults; a listener's empty host is every interface."""
     try:
         data_dir = config.data_dir() or DEFAULT_DATA_DIR
-        listener = config.listener("listeners")
-        advertised = config.listener("advertised.listeners")
+        listeners = config.listeners("listeners")
+        advertised_all = config.listeners("advertised.listeners") or []
     except ConfigError as exc:
         raise CliError(f"bad setting: {exc}") from None
-    host, port = (listener.host or "0.0.0.0", listener.port) if listener else parse_host_port(DEFAULT_LISTEN, "")
-    return Addresses(data_dir, host, port,
-                     (advertised.host or socket.getfqdn(), advertised.port) if advertised else None)
+    if not listeners:
+        host, port = parse_host_port(DEFAULT_LISTEN, "")
+        listeners = [Listener("PLAINTEXT", host, port, "PLAINTEXT")]
+    first = listeners[0]
+    advertised = next((a for a in advertised_all if a.name == first.name), None)
+    return Addresses(data_dir, first.host or "0.0.0.0", first.port,
+                     (advertised.host or socket.getfqdn(), advertised.port) if advertised else None,
+                     tuple(listeners), tuple(advertised_all))
 
 
 def run(args) -> int:
@@ -155,7 +163,7 @@ def run(args) -> int:
     where = addresses(config)
     started = time.monotonic()
     try:
-        _run_loop(_serve(where.data_dir, where.host, where.port, config, where.advertised, started, cluster))
+        _run_loop(_serve(where, config, started, cluster))
     except OSError as exc:
         raise CliError(_describe_os_error(exc, where)) from None
     except Exception as exc:
@@ -165,23 +173,30 @@ def run(args) -> int:
     return 0
 
 
-async def _serve(data_dir, host, port, config, advertised, started, cluster=None) -> None:
+async def _serve(where: Addresses, config, started, cluster=None) -> None:
     from kavka.broker import Broker
-    broker = Broker(data_dir, host=host, port=port, config=config,
-                    advertised_host=advertised[0] if advertised else None,
-                    advertised_port=advertised[1] if advertised else None, cluster=cluster)
+    data_dir, host = where.data_dir, where.host
+    broker = Broker(data_dir, config=config, cluster=cluster, listeners=list(where.listeners),
+                    advertised=list(where.advertised_listeners))
     await broker.start_async()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, broker.request_stop)
     logging.getLogger("kavka").info(
-        "kavka listening on %s:%d, data in %s (started in %.0f ms)",
-        host, broker.port, Path(data_dir).resolve(), (time.monotonic() - started) * 1000)
+        "kavka listening on %s:%d%s, data in %s (started in %.0f ms)",
+        host, broker.port, _other_listeners(broker), Path(data_dir).resolve(), (time.monotonic() - started) * 1000)
     try:
         await broker.wait_stopped()
         logging.getLogger("kavka").info("shutting down")
     finally:
         await broker.stop_async()
+
+
+def _other_listeners(broker) -> str:
+    """" (FIRST), and SSL://host:port, ..." naming the listeners after the first, or nothing."""
+    first, *rest = broker.listener_specs
+    others = [f"{s.name}://{_bracketed(s.host or '0.0.0.0')}:{broker.listener_port(s.name)}" for s in rest]
+    return f" ({first.name}), and {', '.join(others)}" if others else ""
 
 
 def _run_loop(coro) -> None:

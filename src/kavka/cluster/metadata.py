@@ -71,7 +71,7 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         return self.node.settings.cluster_id
 
     def brokers(self) -> list[BrokerEndpoint]:
-        return [BrokerEndpoint(b.broker_id, b.host, b.port, b.rack)
+        return [BrokerEndpoint(b.broker_id, b.host, b.port, b.rack, b.listeners)
                 for b in (v.value for _, v in sorted(self.view.brokers.items()))]
 
     def live_broker_ids(self) -> frozenset[int]:
@@ -142,7 +142,7 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         if p is None or p.leader == NO_LEADER or p.leader not in self.view.brokers:
             return None
         b = self.view.brokers[p.leader].value
-        return BrokerEndpoint(b.broker_id, b.host, b.port, b.rack)
+        return BrokerEndpoint(b.broker_id, b.host, b.port, b.rack, b.listeners)
 
     def reassignments(self) -> dict[tuple[str, int], Reassignment]:
         found = {}

@@ -63,6 +63,9 @@ class BrokerInfo:
     rack: str | None = None
     log_dir_offline: bool = False
     shutting_down: bool = False
+    # (name, host, port) of every listener (advertised.listeners); host/port above are the
+    # inter-broker listener's, which replication and forwarding use.
+    listeners: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def eligible(self) -> bool:
@@ -75,14 +78,17 @@ class BrokerInfo:
             fields["log_dir_offline"] = True
         if self.shutting_down:
             fields["shutting_down"] = True
+        if self.listeners:   # absent for a broker with one listener, as before
+            fields["listeners"] = [{"name": n, "host": h, "port": p} for n, h, p in self.listeners]
         return _dump(fields)
 
     @classmethod
     def decode(cls, raw: bytes) -> BrokerInfo:
         o = _load(raw, "broker")
         try:
+            listeners = tuple((str(x["name"]), str(x["host"]), int(x["port"])) for x in o.get("listeners", ()))
             return cls(int(o["broker_id"]), str(o["host"]), int(o["port"]), o.get("rack"),
-                       bool(o.get("log_dir_offline", False)), bool(o.get("shutting_down", False)))
+                       bool(o.get("log_dir_offline", False)), bool(o.get("shutting_down", False)), listeners)
         except (KeyError, TypeError, ValueError) as exc:
             raise DecodeError(f"broker: {exc!r} in {raw[:80]!r}") from exc
 

@@ -122,8 +122,9 @@ class ClusterNode:
         from kavka.cluster.session import BrokerSession, lease_ttl_seconds
         b = self.broker
         ttl = lease_ttl_seconds(self.settings.session_timeout_ms)
+        listeners = b.context.listeners if len(b.context.listeners) > 1 else ()
         info = BrokerInfo(self.broker_id, b.context.host, b.context.port, b.config.get("broker.rack"),
-                          self.log_dir_offline)
+                          self.log_dir_offline, listeners=listeners)
         self.session = BrokerSession(self.etcd, self.layout, info, ttl=ttl)
         await self.session.register(retry_for=ttl + 2)
         self.session.on_lost(self._session_lost)

@@ -85,7 +85,7 @@ class MetadataView(ABC):
     async def quorum(self) -> QuorumState | None:
         """The controller quorum now (asked of etcd in a cluster); None when it does not answer."""
 
-    def advertise(self, host: str, port: int) -> None:
+    def advertise(self, host: str, port: int, listeners: tuple = ()) -> None:
         """This broker's client address, known once it listens (the cluster learns it
         from the broker's registration instead)."""
 

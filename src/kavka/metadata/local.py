@@ -65,9 +65,9 @@ class LocalMetadata(MetadataView, TopicAdmin):
         self._features: FinalizedFeatures | None = None
         self._acls: AclSet | None = None
 
-    def advertise(self, host: str, port: int) -> None:
-        """The address clients reach this broker at (known once it listens)."""
-        self.endpoint = BrokerEndpoint(self.endpoint.broker_id, host, port)
+    def advertise(self, host: str, port: int, listeners: tuple = ()) -> None:
+        """The address clients reach this broker at (known once it listens), and each listener's."""
+        self.endpoint = BrokerEndpoint(self.endpoint.broker_id, host, port, None, tuple(listeners))
 
     # -- the read view -----------------------------------------------------------------------
 

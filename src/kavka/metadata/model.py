@@ -17,11 +17,21 @@ NO_REASSIGNMENT_MESSAGE = "No partition reassignment is in progress."   # Kafka'
 
 @dataclass(frozen=True, slots=True)
 class BrokerEndpoint:
-    """A live broker as clients reach it."""
+    """A live broker as clients reach it: ``host``/``port`` of its inter-broker listener, and
+    ``listeners`` (name, host, port) for each of its listeners (advertised.listeners)."""
     broker_id: int
     host: str
     port: int
     rack: str | None = None
+    listeners: tuple[tuple[str, str, int], ...] = ()
+
+    def on(self, listener: str) -> tuple[str, int]:
+        """(host, port) of this broker on ``listener``, the listener a client came through;
+        the registered address when the broker has no such listener."""
+        for name, host, port in self.listeners:
+            if name == listener:
+                return host, port
+        return self.host, self.port
 
 
 @dataclass(frozen=True, slots=True)

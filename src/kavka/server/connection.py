@@ -25,6 +25,10 @@ copied through it in ``COPY_CHUNK`` pieces, each written only once the transport
 is below its high-water mark, so a client that does not read costs a bounded
 amount of memory however large the answer.
 
+Under TLS (an SSL or SASL_SSL listener) the socket carries encrypted bytes, so sendfile
+cannot be used: every file region goes through the SSL transport, read with ``pread`` in
+``COPY_CHUNK`` pieces, each written once the transport is below its high-water mark.
+
 Back-pressure: reading pauses while too many frames wait, while the transport is
 above its high-water mark (the client is not reading its answers), and while a
 frame waits for budget; the task waits for the transport to drain before
@@ -130,6 +134,8 @@ class Connection(asyncio.BufferedProtocol):
         self._handling = 0                          # requests being handled (not waiting on the peer)
         self.peer = "?"
         self.peer_ip = "?"
+        # This connection's listener, TLS principal and SASL state (kavka.security.listeners).
+        self.security = listener.security.connection()
 
     # -- asyncio protocol callbacks -------------------------------------------------------
 
@@ -139,7 +145,8 @@ class Connection(asyncio.BufferedProtocol):
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.peer_ip = peer[0] if peer else "?"
         sock = transport.get_extra_info("socket")
-        self._sock_fd = sock.fileno() if sock is not None else -1
+        tls = transport.get_extra_info("ssl_object") is not None
+        self._sock_fd = sock.fileno() if sock is not None and not tls else -1
         if not self._listener.admit(self):
             self._closing = True
             transport.abort()
@@ -359,6 +366,8 @@ class Connection(asyncio.BufferedProtocol):
             self._last_active = self._loop.time()
             if self._drained is not None:
                 await self._drained
+        if self.security.close_reason is not None:
+            raise CloseConnection(self.security.close_reason)
 
     def _send(self, parts: list):
         """Write one response; returns a coroutine when it must wait on the socket."""

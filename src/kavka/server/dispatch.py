@@ -2,6 +2,9 @@
 
 Order of checks, as Kafka does them:
 
+0. On a SASL listener, a connection that has not authenticated may send only ApiVersions,
+   SaslHandshake and SaslAuthenticate (after SaslHandshake v0, bare SASL tokens); anything
+   else closes it with a logged reason, as Kafka's SaslServerAuthenticator does.
 1. The first 8 bytes give api key, version and correlation id.  An unknown api
    key closes the connection (the client is not speaking Kafka, or a newer
    dialect we cannot even frame an answer for).
@@ -39,6 +42,7 @@ from kavka.protocol.framing import (
     response_header_bytes,
 )
 from kavka.server.connection import CloseConnection
+from kavka.server.sasl_frames import raw_sasl_token
 
 log = logging.getLogger("kavka.server")
 
@@ -55,7 +59,14 @@ class Dispatcher:
         return spec is not None and spec.pipelined
 
     def handle(self, frame: bytes, conn):
+        security = getattr(conn, "security", None)
+        if security is not None and security.sasl is not None and security.sasl.raw_tokens:
+            return raw_sasl_token(frame, conn)
         api_key, version, correlation_id = peek_api_key_version(frame)
+        if security is not None:
+            refusal = security.refusal(api_key)
+            if refusal is not None:
+                raise CloseConnection(refusal)
         spec = REGISTRY.get(api_key)
         if spec is None:
             raise CloseConnection(f"unknown API key {api_key} (correlation id {correlation_id})")
@@ -74,6 +85,9 @@ class Dispatcher:
         except InvalidRequest as exc:
             raise CloseConnection(f"malformed {spec.name} v{version} request: {exc}") from None
         request = Request(api_key, version, correlation_id, header.client_id, body, self.broker, conn.peer)
+        if security is not None:
+            request.principal, request.listener = security.principal, security.listener.name
+            request.security = security
         try:
             result = spec.handler(request)
             if asyncio.iscoroutine(result):

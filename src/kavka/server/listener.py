@@ -6,6 +6,13 @@ report), connections beyond ``max.connections`` in all or
 does), and ``stop`` stops accepting, lets each connection finish the request it
 is handling (bounded by a timeout) and closes the rest.
 
+On an SSL or SASL_SSL listener (``security``, kavka.security.listeners) each accepted socket
+is accepted by the listener's own accept loop and runs the TLS handshake
+(``loop.connect_accepted_socket``, which reports a failed handshake to its caller) within ``kavka.ssl.handshake.timeout.ms``; a
+handshake that fails (plaintext bytes to the TLS port, an untrusted client certificate) or
+times out closes the socket with one logged line, and only a finished one becomes a
+``Connection``, with the client certificate's principal.
+
 A sweep task looks at every connection a few times per limit period and closes
 those idle for ``connections.max.idle.ms`` and those whose frame started
 arriving more than ``socket.request.receive.timeout.ms`` ago and is still not
@@ -22,6 +29,7 @@ import socket
 from dataclasses import dataclass, field
 
 from kavka.config import ConfigError
+from kavka.security.listeners import PLAINTEXT, ListenerSecurity
 from kavka.server.budget import MemoryBudget
 from kavka.server.connection import Connection, Dispatcher
 
@@ -66,36 +74,80 @@ def server_limits(config) -> ServerLimits:
 
 class Listener:
     def __init__(self, dispatcher: Dispatcher, *, max_frame_size: int | None = None,
-                 max_connections: int | None = None, limits: ServerLimits | None = None) -> None:
+                 max_connections: int | None = None, limits: ServerLimits | None = None,
+                 security: ListenerSecurity = PLAINTEXT) -> None:
         limits = limits or ServerLimits()
         if max_frame_size is not None or max_connections is not None:
             limits = ServerLimits(**{**limits.__dict__,
                                      **({"max_frame_size": max_frame_size} if max_frame_size is not None else {}),
                                      **({"max_connections": max_connections} if max_connections is not None else {})})
         self.limits = limits
+        self.security = security
         self._dispatcher = dispatcher
         self.budget = MemoryBudget(limits.queued_max_request_bytes)
         self._connections: set[Connection] = set()
         self._per_ip: dict[str, int] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._tls_socket: socket.socket | None = None   # a TLS listener accepts itself
+        self._acceptor: asyncio.Task | None = None
+        self._handshakes: set[asyncio.Task] = set()
         self._sweeper: asyncio.Task | None = None
         self.host = ""
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._make_connection, host, port, reuse_address=True, backlog=1024)
-        sockname = self._server.sockets[0].getsockname()
+        if self.security.ssl_context is not None:
+            self._tls_socket = socket.create_server((host, port), reuse_port=False, backlog=1024)
+            self._tls_socket.setblocking(False)
+            self._acceptor = loop.create_task(self._accept_tls())
+            sockname = self._tls_socket.getsockname()
+        else:
+            self._server = await loop.create_server(
+                self._make_connection, host, port, reuse_address=True, backlog=1024)
+            sockname = self._server.sockets[0].getsockname()
+            for sock in self._server.sockets:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.host, self.port = sockname[0], sockname[1]
-        for sock in self._server.sockets:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         periods = [p for p in (self.limits.idle_ms, self.limits.receive_timeout_ms) if p > 0]
         if periods:
             self._sweeper = loop.create_task(self._sweep(min(periods) / 1000))
 
     def _make_connection(self) -> Connection:
         return Connection(self, self._dispatcher, self.limits.max_frame_size)
+
+    async def _accept_tls(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            sock, address = await loop.sock_accept(self._tls_socket)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = loop.create_task(self._handshake(sock, f"{address[0]}:{address[1]}"))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, sock: socket.socket, where: str) -> None:
+        """TLS on an accepted socket; the Connection starts once it is done (with the client
+        certificate's principal), and a handshake that fails or times out is logged and closed."""
+        sec = self.security
+        loop = asyncio.get_running_loop()
+        conn = self._make_connection()
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: conn, sock, ssl=sec.ssl_context, ssl_handshake_timeout=sec.handshake_timeout_s)
+        except (OSError, asyncio.TimeoutError) as exc:
+            reason = (f"TLS handshake not done within {sec.handshake_timeout_s * 1000:.0f} ms"
+                      if isinstance(exc, (asyncio.TimeoutError, ConnectionAbortedError)) else
+                      f"TLS handshake failed: {exc or type(exc).__name__}")
+            log.warning("closing connection from %s to listener %s: %s", where, sec.name, reason)
+            sock.close()
+            return
+        try:
+            principal = conn.security.tls_established(transport.get_extra_info("ssl_object"))
+        except ValueError as exc:
+            conn.close(str(exc))
+            return
+        if principal is not None:
+            log.info("%s on listener %s: TLS client certificate authenticated as %s", where, sec.name, principal)
 
     def admit(self, conn: Connection) -> bool:
         if len(self._connections) >= self.limits.max_connections:
@@ -140,6 +192,12 @@ class Listener:
             self._sweeper = None
         if self._server is not None:
             self._server.close()
+        if self._acceptor is not None:
+            self._acceptor.cancel()
+            self._acceptor = None
+            for task in list(self._handshakes):
+                task.cancel()
+            self._tls_socket.close()
         conns = list(self._connections)
         if conns:
             await asyncio.gather(*(c.finish(timeout) for c in conns), return_exceptions=True)

@@ -116,7 +116,11 @@ def test_read_only_types_and_documentation(h):
     assert (c["log.retention.ms"].config_type, c["message.max.bytes"].config_type,
             c["log.cleanup.policy"].config_type) == (LONG, INT, LIST)
     assert c["message.max.bytes"].documentation
-    assert not any(e.is_sensitive for e in c.values())
+    sensitive = {name for name, e in c.items() if e.is_sensitive}
+    assert sensitive == {"ssl.keystore.password", "ssl.key.password", "ssl.keystore.certificate.chain",
+                         "ssl.keystore.key", "ssl.truststore.password", "ssl.truststore.certificates",
+                         "sasl.jaas.config"}
+    assert all(c[name].value is None for name in sensitive)
     assert configs(h, version=3)["message.max.bytes"].documentation is None  # not asked for
     assert all(e.synonyms == () for e in configs(h, synonyms=False).values())
 
