@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from kavka.api.authorization import Op, Res, requires
 from kavka.api.registry import Request, api
 from kavka.api.responses import NO_THROTTLE, builder_for
 from kavka.protocol.errors import ErrorCode
@@ -24,6 +25,7 @@ TYPE_OF = {name: t for t, name in MECHANISM_TYPES.items()}
 
 
 @api(50, "DescribeUserScramCredentials", (0, 0))
+@requires(Op.DESCRIBE, Res.CLUSTER)
 def describe(request: Request):
     r = builder_for(request)
     store = request.broker.credentials
@@ -51,7 +53,16 @@ def describe(request: Request):
                                                   error_message=None, results=tuple(results))
 
 
+def _refuse_alter(request: Request, code: ErrorCode):
+    """Kafka answers every user of a refused AlterUserScramCredentials with the error."""
+    r = builder_for(request)
+    users = dict.fromkeys([d.name for d in request.body.deletions] + [u.name for u in request.body.upsertions])
+    return r.AlterUserScramCredentialsResponse(throttle_time=NO_THROTTLE, results=tuple(
+        r.AlterUserScramCredentialsResult(user=name, error_code=code, error_message=None) for name in users))
+
+
 @api(51, "AlterUserScramCredentials", (0, 0))
+@requires(Op.ALTER, Res.CLUSTER, refuse=_refuse_alter)
 def alter(request: Request):
     r = builder_for(request)
     store = request.broker.credentials

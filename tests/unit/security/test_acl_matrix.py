@@ -229,6 +229,17 @@ def topic_codes(resp):
     return [t.error_code for t in resp.topics]
 
 
+def describe_scram(b):
+    q = Q(50, 0)
+    return q.DescribeUserScramCredentialsRequest(users=None)
+
+
+def alter_scram(b):
+    q = Q(51, 0)
+    return q.AlterUserScramCredentialsRequest(deletions=(), upsertions=(q.ScramCredentialUpsertion(
+        name="bob", mechanism=1, iterations=4096, salt=b"salt" * 4, salted_password=b"p" * 32),))
+
+
 def results_codes(resp):
     return [t.error_code for t in resp.results]
 
@@ -387,6 +398,10 @@ CASES = [
          (topic_acl(Op.DESCRIBE),), [E.none]),
     Case("DescribeProducers", describe_producers, producers_codes, [E.topic_authorization_failed],
          (topic_acl(Op.READ),), [E.none]),
+    Case("DescribeUserScramCredentials", describe_scram, top, [E.cluster_authorization_failed],
+         (cluster_acl(Op.DESCRIBE),), [E.none]),
+    Case("AlterUserScramCredentials", alter_scram, results_codes, [E.cluster_authorization_failed],
+         (cluster_acl(Op.ALTER),), [E.none]),
 ]
 
 
