@@ -40,12 +40,32 @@ def consume_one(bootstrap: str, topic: str, group: str):
             return "nothing"
         if message.error():
             return message.error()
-        consumer.commit(message, asynchronous=False)
-        return message.value()
+        error = commit(consumer, message)
+        return error if error is not None else message.value()
     except KafkaException as exc:
         return exc.args[0]
     finally:
         consumer.close()
+
+
+def commit(consumer, message, attempts: int = 5):
+    """A synchronous commit's error, or None.  librdkafka answers _WAIT_COORD while its
+    FindCoordinator is still unanswered (a refused group's answer can come after the commit's
+    own timeout, and librdkafka may report it as a consumer error): the commit is tried again,
+    a bounded number of times, with a poll between tries."""
+    error = None
+    for _ in range(attempts):
+        try:
+            consumer.commit(message, asynchronous=False)
+            return None
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() != KafkaError._WAIT_COORD:
+                return error
+        event = consumer.poll(1)   # the coordinator's refusal may come as a consumer error instead
+        if event is not None and event.error() is not None:
+            return event.error()
+    return error
 
 
 @pytest.fixture
