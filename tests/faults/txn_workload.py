@@ -84,6 +84,17 @@ class Transactional:
         self.replaced += 1
         self.producer = self._new_producer()
 
+    def close(self) -> None:
+        """Drop the producer, what it still holds purged: librdkafka's threads would otherwise
+        keep reconnecting to the stopped broker for the rest of the test session."""
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            producer.purge()
+            try:
+                producer.flush(0)
+            except KafkaException:
+                pass   # a fatal producer raises its error again: nothing left to serve
+
     def _new_producer(self) -> Producer:
         while True:
             producer = Producer(self.conf)
@@ -119,6 +130,8 @@ class TxnWriter(threading.Thread):
         self._stop_writing.set()
         self.join(timeout + 10)
         assert not self.is_alive(), f"{self.name} did not finish"
+        if self.client is not None:
+            self.client.close()
         if self.error is not None:
             raise self.error
 
