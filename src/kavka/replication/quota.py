@@ -37,7 +37,7 @@ class ReplicationQuota:
         self.monotonic = monotonic
         self._samples: deque[list[float]] = deque()   # [start time, bytes], oldest first
 
-    def record(self, nbytes: int) -> None:
+    def record(self, nbytes: float) -> None:
         if nbytes <= 0:
             return
         now = self.monotonic()
@@ -52,8 +52,13 @@ class ReplicationQuota:
         self._expire(now)
         if not self._samples:
             return 0.0
-        elapsed = max(now - self._samples[0][0], (self.window_num - 1) * self.window_size, self.window_size)
-        return sum(n for _t, n in self._samples) / elapsed
+        return sum(n for _t, n in self._samples) / self.window_s(now)
+
+    def window_s(self, now: float) -> float:
+        """The time the rate is measured over (Kafka's Rate.windowSize): the samples' elapsed
+        time, counted as at least every sample but the last being complete."""
+        elapsed = now - self._samples[0][0] if self._samples else 0.0
+        return max(elapsed, (self.window_num - 1) * self.window_size, self.window_size)
 
     def exceeded(self) -> bool:
         bound = self.bound()
