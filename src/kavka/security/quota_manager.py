@@ -1,7 +1,7 @@
 """Enforcing client quotas: Kafka's ClientQuotaManager over the stored quotas.
 
 Each (quota key, metric tags) has a windowed rate — ``quota.window.num`` samples of
-``quota.window.size.seconds``, measured as Kafka's ``Rate`` (kavka.replication.quota) —
+``quota.window.size.seconds``, measured as Kafka's ``Rate`` (kavka.windowed_rate) —
 that connections sharing the quota record into: the bytes of a Produce request
 (``producer_byte_rate``), of a Fetch response (``consumer_byte_rate``), the handler's time
 as a percentage of one second (``request_percentage``).  After recording, a rate above the
@@ -19,11 +19,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from kavka.replication.quota import ReplicationQuota
 from kavka.security.quota import ClientQuotas
-
-NO_QUOTA = float("inf")
-
+from kavka.windowed_rate import WindowedRate
 
 class ClientQuotaManager:
     def __init__(self, quotas: Callable[[], ClientQuotas], window_num: int, window_size_s: float,
@@ -32,7 +29,7 @@ class ClientQuotaManager:
         self.window_num = window_num
         self.window_size_s = window_size_s
         self.monotonic = monotonic
-        self._rates: dict[tuple[str, tuple[str, str]], ReplicationQuota] = {}
+        self._rates: dict[tuple[str, tuple[str, str]], WindowedRate] = {}
 
     @property
     def max_throttle_ms(self) -> int:
@@ -46,8 +43,7 @@ class ClientQuotaManager:
         bound, tags = found
         rate = self._rates.get((key, tags))
         if rate is None:
-            rate = self._rates[(key, tags)] = ReplicationQuota(lambda: NO_QUOTA, self.window_num,
-                                                               self.window_size_s, self.monotonic)
+            rate = self._rates[(key, tags)] = WindowedRate(self.window_num, self.window_size_s, self.monotonic)
         rate.record(amount)
         observed = rate.rate()
         if observed <= bound:

@@ -1,0 +1,126 @@
+"""DescribeClientQuotas and AlterClientQuotas on a lone broker: Kafka's validation
+(INVALID_REQUEST per entry, validate_only), the match filters, the authorization checks, and
+the quotas kept in the data directory across a restart."""
+
+from __future__ import annotations
+
+import pytest
+
+from acl_harness import ADMIN, ALICE, AUTHORIZER, Broker, Q
+from kavka.protocol.errors import ErrorCode
+
+ALTER, DESCRIBE = 49, 48
+EXACT, DEFAULT, SPECIFIED = 0, 1, 2
+
+
+@pytest.fixture
+def broker_at(tmp_path):
+    opened = []
+
+    def open_(settings=None):
+        b = Broker(tmp_path, settings or {})
+        opened.append(b)
+        return b
+    yield open_
+    for b in opened:
+        b.close()
+
+
+def alter(b, *entries, validate_only=False, version=1, who=ADMIN):
+    """entries: ({type: name}, {key: value or None (remove)})"""
+    q = Q(ALTER, version)
+    wire = tuple(q.EntryData(entity=tuple(q.EntityData(entity_type=t, entity_name=n) for t, n in entity.items()),
+                             ops=tuple(q.OpData(key=k, value=0.0 if v is None else float(v), remove=v is None)
+                                       for k, v in ops.items()))
+                 for entity, ops in entries)
+    response = b.call(q.AlterClientQuotasRequest(entries=wire, validate_only=validate_only), who)
+    return [e.error_code for e in response.entries]
+
+
+def describe(b, *components, strict=False, version=1, who=ADMIN):
+    q = Q(DESCRIBE, version)
+    wire = tuple(q.ComponentData(entity_type=t, match_type=m, match=n) for t, m, n in components)
+    response = b.call(q.DescribeClientQuotasRequest(components=wire, strict=strict), who)
+    if response.error_code != ErrorCode.none:
+        return response.error_code
+    return [(tuple((e.entity_type, e.entity_name) for e in entry.entity),
+             tuple((v.key, v.value) for v in entry.values)) for entry in response.entries]
+
+
+def test_set_describe_remove(broker_at):
+    b = broker_at()
+    assert alter(b, ({"user": "alice"}, {"producer_byte_rate": 1024, "consumer_byte_rate": 2048}),
+                 ({"user": None, "client-id": "app"}, {"request_percentage": 50.5}),
+                 ({"client-id": None}, {"producer_byte_rate": 10})) == [ErrorCode.none] * 3
+    assert describe(b) == [
+        ((("client-id", None),), (("producer_byte_rate", 10.0),)),
+        ((("user", None), ("client-id", "app")), (("request_percentage", 50.5),)),
+        ((("user", "alice"),), (("consumer_byte_rate", 2048.0), ("producer_byte_rate", 1024.0))),
+    ]
+    assert alter(b, ({"user": "alice"}, {"producer_byte_rate": None})) == [ErrorCode.none]
+    assert describe(b, ("user", EXACT, "alice")) == [((("user", "alice"),), (("consumer_byte_rate", 2048.0),))]
+    assert alter(b, ({"user": "alice"}, {"consumer_byte_rate": None})) == [ErrorCode.none]
+    assert describe(b, ("user", EXACT, "alice")) == []
+
+
+def test_filters_exact_default_specified_and_strict(broker_at):
+    b = broker_at()
+    alter(b, ({"user": "alice"}, {"producer_byte_rate": 1}), ({"user": None}, {"producer_byte_rate": 2}),
+          ({"user": "bob", "client-id": "app"}, {"producer_byte_rate": 3}), ({"ip": "10.0.0.1"},
+                                                                              {"connection_creation_rate": 4}))
+    values = lambda found: [v[0][1] for _e, v in found]  # noqa: E731
+    assert values(describe(b, ("user", DEFAULT, None))) == [2]
+    assert values(describe(b, ("user", SPECIFIED, None))) == [1, 3]
+    assert values(describe(b, ("user", SPECIFIED, None), strict=True)) == [1]
+    assert values(describe(b, ("client-id", EXACT, "app"))) == [3]
+    assert values(describe(b, ("ip", SPECIFIED, None))) == [4]
+
+
+@pytest.mark.parametrize("entity,ops", [
+    ({"ip": "10.0.0.1", "user": "alice"}, {"connection_creation_rate": 1}),
+    ({"ip": None}, {"producer_byte_rate": 1}),
+    ({"user": "alice"}, {"connection_creation_rate": 1}),
+    ({"user": "alice"}, {"producer_byte_rate": 1.5}),
+    ({"user": "alice"}, {"producer_byte_rate": -5}),
+    ({"group": "g"}, {"producer_byte_rate": 1}),
+    ({"user": "alice"}, {"no_such_key": 1}),
+])
+def test_invalid_entries_are_refused_the_others_applied(broker_at, entity, ops):
+    b = broker_at()
+    assert alter(b, (entity, ops), ({"client-id": "ok"}, {"producer_byte_rate": 7})) == [
+        ErrorCode.invalid_request, ErrorCode.none]
+    assert describe(b) == [((("client-id", "ok"),), (("producer_byte_rate", 7.0),))]
+
+
+def test_bad_filters_are_invalid_request(broker_at):
+    b = broker_at()
+    assert describe(b, ("ip", SPECIFIED, None), ("user", SPECIFIED, None)) == ErrorCode.invalid_request
+    assert describe(b, ("user", EXACT, None)) == ErrorCode.invalid_request
+    assert describe(b, ("user", DEFAULT, None), ("user", SPECIFIED, None)) == ErrorCode.invalid_request
+
+
+def test_validate_only_changes_nothing(broker_at, tmp_path):
+    b = broker_at()
+    assert alter(b, ({"user": "alice"}, {"producer_byte_rate": 5}), validate_only=True) == [ErrorCode.none]
+    assert alter(b, ({"user": "alice"}, {"producer_byte_rate": 5.5}), validate_only=True) == [
+        ErrorCode.invalid_request]
+    assert describe(b) == []
+    assert not list(tmp_path.rglob("client_quotas.json"))
+
+
+def test_quotas_survive_a_restart(broker_at):
+    b = broker_at()
+    alter(b, ({"user": "alice", "client-id": None}, {"producer_byte_rate": 1048576}))
+    b.close()
+    again = broker_at()
+    assert describe(again, version=0) == [((("user", "alice"), ("client-id", None)),
+                                           (("producer_byte_rate", 1048576.0),))]
+
+
+def test_authorization_on_the_cluster(broker_at):
+    b = broker_at({"authorizer.class.name": AUTHORIZER, "super.users": "User:admin"})
+    assert alter(b, ({"user": "alice"}, {"producer_byte_rate": 5}), who=ALICE) == [
+        ErrorCode.cluster_authorization_failed]
+    assert describe(b, who=ALICE) == ErrorCode.cluster_authorization_failed
+    assert describe(b) == []
+    assert alter(b, ({"user": "alice"}, {"producer_byte_rate": 5})) == [ErrorCode.none]
