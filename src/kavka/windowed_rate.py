@@ -21,7 +21,8 @@ class WindowedRate:
         self._samples: deque[list[float]] = deque()   # [start time, amount], oldest first
 
     def record(self, amount: float) -> None:
-        if amount <= 0:
+        """Add ``amount`` (negative: take it back, as Kafka's unrecord does)."""
+        if amount == 0:
             return
         now = self.monotonic()
         self._expire(now)

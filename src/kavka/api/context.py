@@ -11,6 +11,8 @@ default this broker's own coordinator (``transactions``); a cluster wires one th
 coordinator's broker.
 ``authorizer`` is the ACL authorizer ``authorizer.class.name`` configures (kavka.security.authorizer),
 None without one; handlers ask it through kavka.api.authorization.
+``client_quotas`` enforces the stored client quotas (kavka.security.quota_manager), through
+kavka.api.quotas.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from kavka.metadata.local import LeadsEverything, LocalMetadata
 from kavka.producer_ids import ProducerIdAllocator, RandomProducerIds
 from kavka.protocol.errors import ErrorCode
 from kavka.security.authorizer import Authorizer, from_config
+from kavka.security.quota_manager import ClientQuotaManager
 from kavka.txn.verifier import LocalTxnVerifier, TxnVerifier
 
 if TYPE_CHECKING:
@@ -56,6 +59,7 @@ class BrokerContext:
     replicas: ReplicaRoles = field(default=None)   # type: ignore[assignment]
     fetch_sessions: FetchSessionCache = field(default=None)  # type: ignore[assignment]
     authorizer: Authorizer | None = None   # None: every request allowed (no authorizer.class.name)
+    client_quotas: ClientQuotaManager = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.metadata is None or self.admin is None:
@@ -68,6 +72,10 @@ class BrokerContext:
             self.txn_verifier = LocalTxnVerifier(self.transactions)
         if self.authorizer is None:
             self.authorizer = from_config(self.config)
+        if self.client_quotas is None:
+            self.client_quotas = ClientQuotaManager(self.metadata.client_quotas, self.config.get("quota.window.num"),
+                                                    self.config.get("quota.window.size.seconds"),
+                                                    self.clock.monotonic)
         if self.fetch_sessions is None:
             self.fetch_sessions = FetchSessionCache(self.config.get("max.incremental.fetch.session.cache.slots"))
 

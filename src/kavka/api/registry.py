@@ -50,6 +50,10 @@ class Request:
     broker: "BrokerContext"
     peer: str = "?"
     principal: KafkaPrincipal = ANONYMOUS   # set from the connection once it authenticates
+    size: int = 0                # the frame's bytes (what producer_byte_rate counts)
+    started: float = 0.0         # perf_counter() when its handler started (request_percentage)
+    throttle_ms: int = 0         # the quota throttle answered and the connection muted for
+    time_recorded: bool = False  # its handler time already counted (kavka.api.quotas)
 
 
 @dataclass(slots=True)

@@ -37,7 +37,8 @@ class ClientQuotaManager:
 
     def record(self, key: str, user: str, client_id: str, amount: float) -> int:
         """Count ``amount`` against the quota of ``key`` this client has; the throttle time in ms."""
-        found = self.quotas().resolve(key, user, client_id or "")
+        quotas = self.quotas()
+        found = quotas.resolve(key, user, client_id or "") if quotas.entries else None
         if found is None:
             return 0
         bound, tags = found

@@ -26,7 +26,8 @@ is below its high-water mark, so a client that does not read costs a bounded
 amount of memory however large the answer.
 
 Back-pressure: reading pauses while too many frames wait, while the transport is
-above its high-water mark (the client is not reading its answers), and while a
+above its high-water mark (the client is not reading its answers), while a
+client quota throttles the client (after the response, as Kafka 2.0+), and while a
 frame waits for budget; the task waits for the transport to drain before
 handling the next request.
 
@@ -76,7 +77,7 @@ _API_KEY = struct.Struct(">h")
 _SIZE = struct.Struct(">i")
 
 # Why reading is paused (bits): any one keeps the socket unread.
-_PAUSE_QUEUE, _PAUSE_WRITE, _PAUSE_BUDGET = 1, 2, 4
+_PAUSE_QUEUE, _PAUSE_WRITE, _PAUSE_BUDGET, _PAUSE_THROTTLE = 1, 2, 4, 8
 
 
 class FilePart(Protocol):
@@ -128,6 +129,7 @@ class Connection(asyncio.BufferedProtocol):
         self._last_active = self._loop.time()
         self._frame_started: float | None = None   # first byte of an incomplete frame
         self._handling = 0                          # requests being handled (not waiting on the peer)
+        self._muted_until = 0.0                     # a client quota's throttle (loop time)
         self.peer = "?"
         self.peer_ip = "?"
 
@@ -359,6 +361,23 @@ class Connection(asyncio.BufferedProtocol):
             self._last_active = self._loop.time()
             if self._drained is not None:
                 await self._drained
+        await self._sit_out_throttle()
+
+    def throttle(self, ms: int) -> None:
+        """A client quota throttles this client: once the response being built is sent, read
+        and handle nothing more from it for ``ms`` (Kafka mutes the channel, KIP-219)."""
+        self._muted_until = max(self._muted_until, self._loop.time() + ms / 1000)
+
+    async def _sit_out_throttle(self) -> None:
+        delay = self._muted_until - self._loop.time()
+        if delay <= 0:
+            return
+        self._pause(_PAUSE_THROTTLE)
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self._muted_until = 0.0
+            self._resume(_PAUSE_THROTTLE)
 
     def _send(self, parts: list):
         """Write one response; returns a coroutine when it must wait on the socket."""

@@ -1,0 +1,42 @@
+"""How requests count against client quotas (kavka.security.quota_manager), as Kafka's
+KafkaApis counts them.
+
+Produce counts its request's bytes (``producer_byte_rate``), Fetch its response's
+(``consumer_byte_rate``, not a follower's), each with the handler time so far
+(``request_percentage``): :func:`bandwidth_throttle` gives the larger of the two throttle
+times, which the response carries in ``throttle_time_ms``.  Every other request's handler time
+is counted by the dispatcher once it is done (:func:`request_time_throttle`).  The dispatcher
+then mutes the connection for ``request.throttle_ms`` after the response is sent (KIP-219).
+The user is the principal's name (``ANONYMOUS`` before authentication), as Kafka's quota
+callback takes it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from kavka.api.registry import Request
+from kavka.security.quota import REQUEST_PERCENTAGE
+
+
+def bandwidth_throttle(request: Request, key: str, amount: int) -> int:
+    """Count ``amount`` against the client's ``key`` quota and its time so far; the throttle (ms)."""
+    quotas = request.broker.client_quotas
+    bandwidth = quotas.record(key, request.principal.name, request.client_id or "", amount)
+    request.throttle_ms = max(bandwidth, request_time_throttle(request))
+    return request.throttle_ms
+
+
+def unrecord(request: Request, key: str, amount: int) -> None:
+    """Take back an amount a throttled answer did not send (Kafka's unrecordQuotaSensor)."""
+    request.broker.client_quotas.record(key, request.principal.name, request.client_id or "", -amount)
+
+
+def request_time_throttle(request: Request) -> int:
+    """Count the handler's time as a percentage of a second, once; the throttle (ms)."""
+    if request.time_recorded or not request.started:
+        return 0
+    request.time_recorded = True
+    percent_seconds = (time.perf_counter() - request.started) * 100
+    return request.broker.client_quotas.record(REQUEST_PERCENTAGE, request.principal.name,
+                                               request.client_id or "", percent_seconds)

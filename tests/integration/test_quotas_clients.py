@@ -1,0 +1,107 @@
+"""Client quotas as real clients meet them: `kavka quotas` sets them (read back with
+DescribeClientQuotas apart from the CLI), and a confluent-kafka producer whose client id has a
+producer_byte_rate is throttled — librdkafka reports the broker's throttle_time_ms in its
+statistics and the run takes about as long as the quota says — while an unlimited producer
+in the same broker is not.  The broker measures over 2 one-second samples
+(quota.window.num=2), so a burst of about one second's worth passes before throttling."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from confluent_kafka import Producer
+from test_cli_tools import failed, kavka, ok
+
+from kavka.api.responses import make
+from kavka.client import Client
+from kio.schema.describe_client_quotas.v1 import request as describe_quotas
+
+pytestmark = pytest.mark.timeout(120)
+
+RATE = 1_000_000          # producer_byte_rate of the limited client id
+TOTAL = 4_000_000         # bytes each producer sends
+VALUE = b"x" * 10_000
+
+
+def stored(broker) -> list[tuple]:
+    with Client(broker.bootstrap_servers) as client:
+        answer = client.request(make(describe_quotas.DescribeClientQuotasRequest, components=(), strict=False))
+    assert answer.error_code == 0
+    return [(tuple((e.entity_type, e.entity_name) for e in entry.entity),
+             tuple((v.key, v.value) for v in entry.values)) for entry in answer.entries]
+
+
+def produce(bootstrap: str, client_id: str) -> tuple[float, int]:
+    """(seconds to deliver TOTAL bytes, the largest broker throttle librdkafka reported in ms)."""
+    throttles = []
+
+    def on_stats(text: str) -> None:
+        for b in json.loads(text)["brokers"].values():
+            throttles.append(b.get("throttle", {}).get("max", 0))
+
+    producer = Producer({"bootstrap.servers": bootstrap, "client.id": client_id, "linger.ms": 5,
+                         "statistics.interval.ms": 200, "stats_cb": on_stats, "message.timeout.ms": 30_000})
+    delivered = []
+    start = time.monotonic()
+    for _ in range(TOTAL // len(VALUE)):
+        while True:
+            try:
+                producer.produce("quota-topic", VALUE, on_delivery=lambda err, msg: delivered.append(err))
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    elapsed = time.monotonic() - start
+    time.sleep(0.5)
+    producer.poll(0.5)   # the last statistics
+    assert delivered and all(err is None for err in delivered)
+    return elapsed, max(throttles, default=0)
+
+
+@pytest.fixture
+def broker(kavka_broker_factory):
+    return kavka_broker_factory({"quota.window.num": "2", "num.partitions": "1"})
+
+
+def test_cli_sets_lists_and_removes(broker):
+    out = ok(kavka(broker, "quotas", "set", "--user", "alice", "--client-id-default",
+                   "--config", "producer_byte_rate=1048576", "--config", "request_percentage=25.5"))
+    assert out.strip() == ("Altered the quotas of user=alice, client-id=<default>: producer_byte_rate=1048576, "
+                           "request_percentage=25.5")
+    ok(kavka(broker, "quotas", "set", "--ip", "10.0.0.1", "--config", "connection_creation_rate=5"))
+    assert stored(broker) == [
+        ((("ip", "10.0.0.1"),), (("connection_creation_rate", 5.0),)),
+        ((("user", "alice"), ("client-id", None)), (("producer_byte_rate", 1048576.0),
+                                                    ("request_percentage", 25.5))),
+    ]
+    lines = ok(kavka(broker, "quotas", "list", "--user", "alice")).splitlines()
+    assert lines[0].split() == ["ENTITY", "KEY", "VALUE"]
+    assert [line.split() for line in lines[1:]] == [
+        ["user=alice,", "client-id=<default>", "producer_byte_rate", "1048576"],
+        ["user=alice,", "client-id=<default>", "request_percentage", "25.5"]]
+    assert ok(kavka(broker, "quotas", "list", "--user", "alice", "--strict")).splitlines()[1:] == []
+    ok(kavka(broker, "quotas", "remove", "--user", "alice", "--client-id-default", "--config", "request_percentage"))
+    assert stored(broker)[1] == ((("user", "alice"), ("client-id", None)), (("producer_byte_rate", 1048576.0),))
+
+
+def test_cli_refusals_are_one_line(broker):
+    assert "INVALID_REQUEST" in failed(kavka(broker, "quotas", "set", "--ip", "10.0.0.1", "--user", "bob",
+                                             "--config", "connection_creation_rate=5"))
+    assert "INVALID_REQUEST" in failed(kavka(broker, "quotas", "set", "--user", "bob",
+                                             "--config", "producer_byte_rate=1.5"))
+    assert "needs an entity" in failed(kavka(broker, "quotas", "set", "--config", "producer_byte_rate=5"))
+    assert stored(broker) == []
+
+
+def test_a_limited_producer_is_throttled_an_unlimited_one_is_not(broker):
+    ok(kavka(broker, "quotas", "set", "--client-id", "limited", "--config", f"producer_byte_rate={RATE}"))
+    free_s, free_throttle = produce(broker.bootstrap_servers, "unlimited")
+    limited_s, limited_throttle = produce(broker.bootstrap_servers, "limited")
+    # about (TOTAL - one second's burst) / RATE = 3 s; at most 30% less
+    assert limited_s >= 0.7 * (TOTAL - RATE) / RATE, (limited_s, limited_throttle)
+    assert limited_throttle > 0
+    assert free_throttle == 0
+    assert free_s < limited_s / 2, (free_s, limited_s)
