@@ -75,7 +75,9 @@ class BrokerContext:
         if self.client_quotas is None:
             self.client_quotas = ClientQuotaManager(self.metadata.client_quotas, self.config.get("quota.window.num"),
                                                     self.config.get("quota.window.size.seconds"),
-                                                    self.clock.monotonic)
+                                                    self.clock.monotonic,
+                                                    self.config.get("controller.quota.window.num")
+                                                    * self.config.get("controller.quota.window.size.seconds"))
         if self.fetch_sessions is None:
             self.fetch_sessions = FetchSessionCache(self.config.get("max.incremental.fetch.session.cache.slots"))
 

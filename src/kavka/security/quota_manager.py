@@ -13,23 +13,32 @@ quota gives a throttle time as Kafka computes it::
 ``quota.window.num * quota.window.size.seconds`` (Kafka's maxThrottleTimeMs).  The caller
 puts it in the response's ``throttle_time_ms`` and mutes the connection for that long
 (KIP-219).  A client without a quota is never throttled and costs no rate.
+
+``controller_mutation_rate`` (KIP-599) is a token bucket instead: partitions created or
+deleted take tokens, which refill at the quota's rate up to a burst of
+``quota * controller.quota.window.num * controller.quota.window.size.seconds``; while the
+bucket is below zero a strict request (CreateTopics v6+, CreatePartitions v3+, DeleteTopics
+v5+) is refused THROTTLING_QUOTA_EXCEEDED topic by topic, and the throttle time is the time
+the bucket takes to climb back to zero: ``-tokens / quota``.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from kavka.security.quota import ClientQuotas
+from kavka.security.quota import CONTROLLER_MUTATION_RATE, ClientQuotas
 from kavka.windowed_rate import WindowedRate
 
 class ClientQuotaManager:
     def __init__(self, quotas: Callable[[], ClientQuotas], window_num: int, window_size_s: float,
-                 monotonic: Callable[[], float]) -> None:
+                 monotonic: Callable[[], float], mutation_window_s: float = 11.0) -> None:
         self.quotas = quotas
         self.window_num = window_num
         self.window_size_s = window_size_s
         self.monotonic = monotonic
+        self.mutation_window_s = mutation_window_s   # controller.quota.window.num * .size.seconds
         self._rates: dict[tuple[str, tuple[str, str]], WindowedRate] = {}
+        self._buckets: dict[tuple[str, str], list[float]] = {}   # tags -> [tokens, last refill]
 
     @property
     def max_throttle_ms(self) -> int:
@@ -57,3 +66,18 @@ class ClientQuotaManager:
         found = self.quotas().resolve(key, user, client_id or "")
         rate = None if found is None else self._rates.get((key, found[1]))
         return 0.0 if rate is None else rate.rate()
+
+    def mutation_throttle(self, user: str, client_id: str, partitions: int = 0) -> int:
+        """Take ``partitions`` tokens from this client's controller mutation bucket (0: only look);
+        the throttle in ms while the bucket is below zero, 0 without a quota."""
+        quotas = self.quotas()
+        found = quotas.resolve(CONTROLLER_MUTATION_RATE, user, client_id or "") if quotas.entries else None
+        if found is None:
+            return 0
+        rate, tags = found
+        burst = rate * self.mutation_window_s
+        now = self.monotonic()
+        bucket = self._buckets.setdefault(tags, [burst, now])
+        bucket[0] = min(burst, bucket[0] + rate * (now - bucket[1])) - partitions
+        bucket[1] = now
+        return round(-bucket[0] / rate * 1000) if bucket[0] < 0 else 0

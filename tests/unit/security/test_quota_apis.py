@@ -4,6 +4,8 @@ the quotas kept in the data directory across a restart."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from acl_harness import ADMIN, ALICE, AUTHORIZER, Broker, Q
@@ -124,3 +126,30 @@ def test_authorization_on_the_cluster(broker_at):
     assert describe(b, who=ALICE) == ErrorCode.cluster_authorization_failed
     assert describe(b) == []
     assert alter(b, ({"user": "alice"}, {"producer_byte_rate": 5})) == [ErrorCode.none]
+
+
+CREATE_TOPICS, DELETE_TOPICS = 19, 20
+
+
+def create_topics(b, names, version, partitions=5):
+    q = Q(CREATE_TOPICS, version)
+    topics = tuple(q.CreatableTopic(name=n, num_partitions=partitions, replication_factor=1, assignments=(),
+                                    configs=()) for n in names)
+    response = b.call(q.CreateTopicsRequest(topics=topics, timeout=datetime.timedelta(seconds=5),
+                                            validate_only=False))
+    return [t.error_code for t in response.topics], response.throttle_time.total_seconds() * 1000
+
+
+def test_controller_mutation_rate_refuses_strict_requests_and_throttles_older_ones(broker_at):
+    b = broker_at()
+    # burst: 1 partition/s * 11 s (controller.quota.window.num * size) = 11 partitions
+    alter(b, ({"client-id": "acl-test"}, {"controller_mutation_rate": 1}))
+    codes, throttle = create_topics(b, ["a", "b", "c", "d"], version=6)
+    assert codes == [ErrorCode.none, ErrorCode.none, ErrorCode.none, ErrorCode.throttling_quota_exceeded]
+    assert throttle == 4000                         # 15 taken of 11: 4 s to climb back to zero
+    codes, throttle = create_topics(b, ["e"], version=5)   # before KIP-599: created, throttled
+    assert codes == [ErrorCode.none] and throttle == 9000
+    b.clock.advance(9000)
+    codes, _ = create_topics(b, ["f"], version=7, partitions=1)
+    assert codes == [ErrorCode.none]
+    assert sorted(b.context.metadata.topic_names()) == ["a", "b", "c", "e", "f"]

@@ -114,3 +114,17 @@ def test_ip_quota_falls_back_to_the_default_ip():
     q = q.altered(entity_of([(IP, "10.0.0.1")]), {"connection_creation_rate": 2})
     assert (q.ip_quota("10.0.0.1"), q.ip_quota("10.0.0.2")) == (2, 5)
     assert ClientQuotas.decode(q.encode()) == q
+
+
+def test_controller_mutations_take_tokens_from_a_bucket_refilled_at_the_quota():
+    clock = FakeClock()
+    q = ClientQuotas().altered(entity_of([(CLIENT_ID, "admin")]), {"controller_mutation_rate": 2})
+    manager = ClientQuotaManager(lambda: q, 11, 1, clock, mutation_window_s=10)
+    assert manager.mutation_throttle("u", "admin", 20) == 0      # the burst: 2/s * 10 s
+    assert manager.mutation_throttle("u", "admin", 4) == 2000     # 4 below zero at 2/s: 2 s
+    clock.now += 1
+    assert manager.mutation_throttle("u", "admin") == 1000        # refilled by 2
+    clock.now += 100
+    assert manager.mutation_throttle("u", "admin") == 0           # full again, never beyond the burst
+    assert manager.mutation_throttle("u", "admin", 21) == 500
+    assert manager.mutation_throttle("u", "other", 10**6) == 0    # no quota for that client
