@@ -220,7 +220,8 @@ class Broker:
         if self.config.get("kavka.flush.before.ack"):
             from kavka.log.group_commit import GroupCommit
             context.durable = GroupCommit()
-        self._listener = Listener(Dispatcher(context), limits=server_limits(self.config))
+        self._listener = Listener(Dispatcher(context), limits=server_limits(self.config),
+                                  connection_quota=lambda ip: context.metadata.client_quotas().ip_quota(ip))
         await self._listener.start(self.host, self.port)
         self.port = self._listener.port
         context.advertise(self._advertised_host or self._advertise(self.host), self._advertised_port or self.port)

@@ -3,7 +3,8 @@ DescribeClientQuotas apart from the CLI), and a confluent-kafka producer whose c
 producer_byte_rate is throttled — librdkafka reports the broker's throttle_time_ms in its
 statistics and the run takes about as long as the quota says — while an unlimited producer
 in the same broker is not.  The broker measures over 2 one-second samples
-(quota.window.num=2), so a burst of about one second's worth passes before throttling."""
+(quota.window.num=2), so a burst of about one second's worth passes before throttling.
+connection_creation_rate of an ip entity (or the default ip) closes connections beyond it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 import pytest
 from confluent_kafka import Producer
 from test_cli_tools import failed, kavka, ok
+from test_connection_limits import closed_within, raw
 
 from kavka.api.responses import make
 from kavka.client import Client
@@ -105,3 +107,21 @@ def test_a_limited_producer_is_throttled_an_unlimited_one_is_not(broker):
     assert limited_throttle > 0
     assert free_throttle == 0
     assert free_s < limited_s / 2, (free_s, limited_s)
+
+
+def test_connection_creation_rate_per_ip(broker):
+    ok(kavka(broker, "quotas", "set", "--ip", "10.0.0.9", "--config", "connection_creation_rate=1"))
+    many = [raw(broker) for _ in range(5)]             # another ip's quota: 127.0.0.1 is not limited
+    assert not any(closed_within(s, 0.3) for s in many)
+    for s in many:
+        s.close()
+    ok(kavka(broker, "quotas", "set", "--ip-default", "--config", "connection_creation_rate=2"))
+    # 2 a second over max(elapsed, 1 s) (quota.window.num=2): the first two pass, then refusals
+    sockets = [raw(broker) for _ in range(4)]
+    kept = [not closed_within(s, 0.5) for s in sockets]
+    assert kept[:2] == [True, True] and kept[2:] == [False, False], kept
+    time.sleep(2.5)                                     # the window has moved on
+    again = raw(broker)
+    assert not closed_within(again, 0.5)
+    for s in [*sockets, again]:
+        s.close()
