@@ -8,16 +8,21 @@ connection_creation_rate of an ip entity (or the default ip) closes connections 
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
+from kio.schema.api_versions.v3.request import ApiVersionsRequest
+from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 from test_cli_tools import failed, kavka, ok
 from test_connection_limits import closed_within, raw
 
 from kavka.api.responses import make
 from kavka.client import Client
+from kavka.protocol.record_codec import encode_batch
 from kio.schema.describe_client_quotas.v1 import request as describe_quotas
 
 pytestmark = pytest.mark.timeout(120)
@@ -125,3 +130,47 @@ def test_connection_creation_rate_per_ip(broker):
     assert not closed_within(again, 0.5)
     for s in [*sockets, again]:
         s.close()
+
+
+def produce_request(size: int) -> ProduceRequest:
+    batch = encode_batch([(b"k", b"v" * size, 1_700_000_000_000, ())])
+    return ProduceRequest(transactional_id=None, acks=1, timeout=datetime.timedelta(seconds=5),
+                          topic_data=(TopicProduceData(name="quota-topic", partition_data=(
+                              PartitionProduceData(index=0, records=batch),)),))
+
+
+def test_the_throttled_connection_reads_nothing_until_its_throttle_is_over(broker):
+    ok(kavka(broker, "quotas", "set", "--client-id", "raw", "--config", "producer_byte_rate=100000"))
+    with Client(broker.bootstrap_servers, client_id="raw") as client, \
+            Client(broker.bootstrap_servers, client_id="other") as other:
+        client.request(MetadataRequest(topics=(MetadataRequestTopic(name="quota-topic", topic_id=None),),
+                                       allow_auto_topic_creation=True, include_topic_authorized_operations=False))
+        first = client.request(produce_request(300_000))   # 3 s worth over a 1 s window: ~2 s throttle
+        throttle_s = first.throttle_time.total_seconds()
+        assert first.responses[0].partition_responses[0].error_code == 0
+        assert 1.4 <= throttle_s <= 2.6, throttle_s
+        started = time.monotonic()
+        assert other.request(produce_request(300_000)).throttle_time.total_seconds() == 0   # not limited
+        assert client.request(ApiVersionsRequest(client_software_name="t", client_software_version="1")).error_code == 0
+        waited = time.monotonic() - started
+    assert 0.7 * throttle_s <= waited <= throttle_s + 2, (waited, throttle_s)
+
+
+def test_a_limited_consumer_is_throttled_and_gets_everything(broker):
+    ok(kavka(broker, "quotas", "set", "--client-id", "slow-reader", "--config", "consumer_byte_rate=1000000"))
+    produce(broker.bootstrap_servers, "unlimited")       # TOTAL bytes in quota-topic
+    elapsed = {}
+    for client_id in ("fast-reader", "slow-reader"):
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "client.id": client_id,
+                             "group.id": client_id, "enable.auto.commit": False, "max.partition.fetch.bytes": 300_000})
+        consumer.assign([TopicPartition("quota-topic", 0, 0)])
+        got, start = 0, time.monotonic()
+        while got < TOTAL and time.monotonic() - start < 30:
+            for message in consumer.consume(100, 1.0):
+                assert message.error() is None
+                got += len(message.value())
+        elapsed[client_id] = time.monotonic() - start
+        consumer.close()
+        assert got == TOTAL
+    assert elapsed["slow-reader"] >= 0.7 * (TOTAL - 1_000_000) / 1_000_000, elapsed
+    assert elapsed["fast-reader"] < elapsed["slow-reader"] / 2, elapsed
