@@ -9,6 +9,7 @@ import datetime
 import pytest
 
 from acl_harness import ADMIN, ALICE, AUTHORIZER, Broker, Q
+from kavka.protocol import messages
 from kavka.protocol.errors import ErrorCode
 
 ALTER, DESCRIBE = 49, 48
@@ -153,3 +154,29 @@ def test_controller_mutation_rate_refuses_strict_requests_and_throttles_older_on
     codes, _ = create_topics(b, ["f"], version=7, partitions=1)
     assert codes == [ErrorCode.none]
     assert sorted(b.context.metadata.topic_names()) == ["a", "b", "c", "e", "f"]
+
+
+class ThrottledConn:
+    peer = "127.0.0.1:50000"
+
+    def __init__(self) -> None:
+        self.throttles: list[int] = []
+
+    def throttle(self, ms: int) -> None:
+        self.throttles.append(ms)
+
+
+def api_versions_frame(client_id: str) -> bytes:
+    body = Q(18, 3).ApiVersionsRequest(client_software_name="t", client_software_version="1")
+    return messages.encode_request_frame(body, 7, client_id)[4:]
+
+
+def test_request_percentage_counts_handler_time_and_mutes_the_connection(broker_at):
+    b = broker_at()
+    alter(b, ({"client-id": "busy"}, {"request_percentage": 0.0001}))   # a microsecond a second
+    busy, idle = ThrottledConn(), ThrottledConn()
+    for _ in range(3):
+        assert b.dispatcher.handle(api_versions_frame("busy"), busy)
+        assert b.dispatcher.handle(api_versions_frame("calm"), idle)
+    assert busy.throttles and all(ms > 0 for ms in busy.throttles)
+    assert idle.throttles == []
