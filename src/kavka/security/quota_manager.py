@@ -12,7 +12,9 @@ quota gives a throttle time as Kafka computes it::
 ``window_ms`` being the time the rate is measured over, capped at
 ``quota.window.num * quota.window.size.seconds`` (Kafka's maxThrottleTimeMs).  The caller
 puts it in the response's ``throttle_time_ms`` and mutes the connection for that long
-(KIP-219).  A client without a quota is never throttled and costs no rate.
+(KIP-219).  A client without a quota is never throttled and costs no rate; a rate nobody
+recorded into for an hour is dropped (Kafka's inactive sensor expiry), so clients cycling
+through client ids under a default quota cost a bounded amount of memory.
 
 ``controller_mutation_rate`` (KIP-599) is a token bucket instead: partitions created or
 deleted take tokens, which refill at the quota's rate up to a burst of
@@ -29,6 +31,8 @@ from typing import Callable
 from kavka.security.quota import CONTROLLER_MUTATION_RATE, ClientQuotas
 from kavka.windowed_rate import WindowedRate
 
+INACTIVE_EXPIRY_S = 3600.0   # Kafka's inactive sensor expiration
+
 class ClientQuotaManager:
     def __init__(self, quotas: Callable[[], ClientQuotas], window_num: int, window_size_s: float,
                  monotonic: Callable[[], float], mutation_window_s: float = 11.0) -> None:
@@ -39,6 +43,8 @@ class ClientQuotaManager:
         self.mutation_window_s = mutation_window_s   # controller.quota.window.num * .size.seconds
         self._rates: dict[tuple[str, tuple[str, str]], WindowedRate] = {}
         self._buckets: dict[tuple[str, str], list[float]] = {}   # tags -> [tokens, last refill]
+        self._used: dict[object, float] = {}   # a rate's or bucket's key -> when last recorded into
+        self._next_sweep = monotonic() + INACTIVE_EXPIRY_S
 
     @property
     def max_throttle_ms(self) -> int:
@@ -54,6 +60,7 @@ class ClientQuotaManager:
         rate = self._rates.get((key, tags))
         if rate is None:
             rate = self._rates[(key, tags)] = WindowedRate(self.window_num, self.window_size_s, self.monotonic)
+        self._touch((key, tags))
         rate.record(amount)
         observed = rate.rate()
         if observed <= bound:
@@ -78,6 +85,21 @@ class ClientQuotaManager:
         burst = rate * self.mutation_window_s
         now = self.monotonic()
         bucket = self._buckets.setdefault(tags, [burst, now])
+        self._touch(tags)
         bucket[0] = min(burst, bucket[0] + rate * (now - bucket[1])) - partitions
         bucket[1] = now
         return round(-bucket[0] / rate * 1000) if bucket[0] < 0 else 0
+
+    def _touch(self, key) -> None:
+        now = self.monotonic()
+        self._used[key] = now
+        if now >= self._next_sweep:
+            self._next_sweep = now + INACTIVE_EXPIRY_S
+            for stale in [k for k, t in self._used.items() if now - t > INACTIVE_EXPIRY_S]:
+                del self._used[stale]
+                self._rates.pop(stale, None)
+                self._buckets.pop(stale, None)
+
+    def tracked(self) -> int:
+        """How many rates and buckets are kept."""
+        return len(self._rates) + len(self._buckets)

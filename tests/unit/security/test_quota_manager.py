@@ -128,3 +128,15 @@ def test_controller_mutations_take_tokens_from_a_bucket_refilled_at_the_quota():
     assert manager.mutation_throttle("u", "admin") == 0           # full again, never beyond the burst
     assert manager.mutation_throttle("u", "admin", 21) == 500
     assert manager.mutation_throttle("u", "other", 10**6) == 0    # no quota for that client
+
+
+def test_rates_nobody_records_into_for_an_hour_are_dropped():
+    clock = FakeClock()
+    q = quotas((((CLIENT_ID, None),), 1000))   # every client id its own rate
+    manager = ClientQuotaManager(lambda: q, 11, 1, clock)
+    for i in range(100):
+        manager.record(PRODUCER_BYTE_RATE, "u", f"client-{i}", 10)
+    assert manager.tracked() == 100
+    clock.now += 3601
+    manager.record(PRODUCER_BYTE_RATE, "u", "client-0", 10)
+    assert manager.tracked() == 1
