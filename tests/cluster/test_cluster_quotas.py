@@ -6,7 +6,6 @@ client is not; removed through another broker, none throttles any more."""
 from __future__ import annotations
 
 import datetime
-import time
 import uuid
 
 import pytest
@@ -18,12 +17,12 @@ from admin_targets import start_cluster
 from kavka.api.responses import make
 from kavka.client import Client
 from kavka.protocol import record_codec
+from test_cluster_acls import until
 from test_cluster_partition_cap import create_topic
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 NONE = 0
-WAIT = 10
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +59,6 @@ def throttle_ms(broker, topic: str, client_id: str) -> float:
                     make(produce.PartitionProduceData, index=0, records=batch),)),))
     with Client(broker.bootstrap_servers, timeout=20, client_id=client_id) as client:
         return client.request(body).throttle_time.total_seconds() * 1000
-
-
-def until(check, what: str):
-    deadline = time.monotonic() + WAIT
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def test_a_quota_set_on_one_broker_is_enforced_by_all(cluster):

@@ -10,7 +10,9 @@ then mutes the connection for ``request.throttle_ms`` after the response is sent
 CreateTopics, CreatePartitions and DeleteTopics take partitions from the client's
 ``controller_mutation_rate`` bucket (KIP-599) through :class:`MutationQuota`.
 The user is the principal's name (``ANONYMOUS`` before authentication), as Kafka's quota
-callback takes it.
+callback takes it.  Requests of the cluster's own brokers (client id ``kavka-broker-N``:
+forwarding, transaction markers, replica fetches) count against nothing, as Kafka exempts
+inter-broker traffic; a forwarded request was counted where the client sent it.
 """
 
 from __future__ import annotations
@@ -19,14 +21,21 @@ import datetime
 import time
 
 from kavka.api.registry import Request
+from kavka.internal_topics import BROKER_CLIENT_PREFIX
 from kavka.protocol.errors import ErrorCode
 from kavka.security.quota import REQUEST_PERCENTAGE
 
 THROTTLED = "The throttling quota has been exceeded."
 
 
+def exempt(request: Request) -> bool:
+    return request.client_id is not None and request.client_id.startswith(BROKER_CLIENT_PREFIX)
+
+
 def bandwidth_throttle(request: Request, key: str, amount: int) -> int:
     """Count ``amount`` against the client's ``key`` quota and its time so far; the throttle (ms)."""
+    if exempt(request):
+        return 0
     quotas = request.broker.client_quotas
     bandwidth = quotas.record(key, request.principal.name, request.client_id or "", amount)
     request.throttle_ms = max(bandwidth, request_time_throttle(request))
@@ -34,13 +43,14 @@ def bandwidth_throttle(request: Request, key: str, amount: int) -> int:
 
 
 def unrecord(request: Request, key: str, amount: int) -> None:
-    """Take back an amount a throttled answer did not send (Kafka's unrecordQuotaSensor)."""
+    """Take back an amount a throttled answer did not send (Kafka's unrecordQuotaSensor); only
+    ever after :func:`bandwidth_throttle` throttled, so never for an exempt request."""
     request.broker.client_quotas.record(key, request.principal.name, request.client_id or "", -amount)
 
 
 def request_time_throttle(request: Request) -> int:
     """Count the handler's time as a percentage of a second, once; the throttle (ms)."""
-    if request.time_recorded or not request.started:
+    if request.time_recorded or not request.started or exempt(request):
         return 0
     request.time_recorded = True
     percent_seconds = (time.perf_counter() - request.started) * 100
@@ -56,6 +66,7 @@ class MutationQuota:
     def __init__(self, request: Request, strict_since: int) -> None:
         self.request = request
         self.strict = request.version >= strict_since
+        self.exempt = exempt(request)
         self.throttle_ms = 0
 
     def refusal(self) -> tuple[ErrorCode, str] | None:
@@ -68,6 +79,8 @@ class MutationQuota:
         self._take(partitions)
 
     def _take(self, partitions: int) -> int:
+        if self.exempt:
+            return 0
         r = self.request
         self.throttle_ms = r.broker.client_quotas.mutation_throttle(r.principal.name, r.client_id or "", partitions)
         r.throttle_ms = max(r.throttle_ms, self.throttle_ms)

@@ -180,3 +180,13 @@ def test_request_percentage_counts_handler_time_and_mutes_the_connection(broker_
         assert b.dispatcher.handle(api_versions_frame("calm"), idle)
     assert busy.throttles and all(ms > 0 for ms in busy.throttles)
     assert idle.throttles == []
+
+
+def test_the_brokers_own_requests_count_against_no_quota(broker_at):
+    b = broker_at()
+    alter(b, ({"client-id": None}, {"request_percentage": 0.0001}))   # every client id's default
+    client, broker = ThrottledConn(), ThrottledConn()
+    for _ in range(3):
+        b.dispatcher.handle(api_versions_frame("some-client"), client)
+        b.dispatcher.handle(api_versions_frame("kavka-broker-2"), broker)
+    assert client.throttles and broker.throttles == []
