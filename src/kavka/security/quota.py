@@ -21,6 +21,7 @@ client entity, so connections sharing a quota share its rate.  Pure: no I/O, no 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 from dataclasses import dataclass, field
@@ -64,7 +65,17 @@ def entity_of(components: Iterable[tuple[str, str | None]]) -> Entity:
         raise InvalidQuota("Invalid empty client quota entity")
     if IP in seen and len(seen) > 1:
         raise InvalidQuota("Invalid quota entity combination, IP entity should not be combined with User or ClientId")
+    if seen.get(IP) is not None:
+        _check_ip(seen[IP])
     return tuple((k, seen[k]) for k in ENTITY_TYPES if k in seen)
+
+
+def _check_ip(name: str) -> None:
+    """An ip entity names an address literal (Kafka also resolves host names; kavka does no DNS)."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        raise InvalidQuota(f"{name} is not a valid IP or resolvable host.") from None
 
 
 def allowed_keys(entity: Entity) -> Mapping[str, bool]:

@@ -91,6 +91,7 @@ def test_a_changed_quota_applies_to_the_rate_already_measured():
 
 @pytest.mark.parametrize("components", [
     [], [(IP, "1.2.3.4"), (USER, "a")], [(USER, "a"), (USER, "b")], [("group", "g")], [(USER, "")],
+    [(IP, "not-an-address")], [(IP, "10.0.0.300")],
 ])
 def test_bad_entities_are_refused(components):
     with pytest.raises(InvalidQuota):
