@@ -130,6 +130,7 @@ class Connection(asyncio.BufferedProtocol):
         self._frame_started: float | None = None   # first byte of an incomplete frame
         self._handling = 0                          # requests being handled (not waiting on the peer)
         self._muted_until = 0.0                     # a client quota's throttle (loop time)
+        self._unmuted: asyncio.Future | None = None  # resolved when the throttle ends or we close
         self.peer = "?"
         self.peer_ip = "?"
 
@@ -373,9 +374,13 @@ class Connection(asyncio.BufferedProtocol):
         if delay <= 0:
             return
         self._pause(_PAUSE_THROTTLE)
+        self._unmuted = self._loop.create_future()
+        timer = self._loop.call_later(delay, self._wake, self._unmuted)
         try:
-            await asyncio.sleep(delay)
+            await self._unmuted
         finally:
+            timer.cancel()
+            self._unmuted = None
             self._muted_until = 0.0
             self._resume(_PAUSE_THROTTLE)
 
@@ -471,6 +476,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
         self._wake(self._frame_ready)
+        self._wake(self._unmuted)
 
     async def finish(self, timeout: float) -> None:
         """Shutdown: let the request in progress finish, then close."""
@@ -479,6 +485,7 @@ class Connection(asyncio.BufferedProtocol):
         self._frames.clear()
         self._closing = True
         self._wake(self._frame_ready)
+        self._wake(self._unmuted)   # a throttled client waits no longer: nothing more is read
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
