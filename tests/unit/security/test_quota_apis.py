@@ -190,3 +190,21 @@ def test_the_brokers_own_requests_count_against_no_quota(broker_at):
         b.dispatcher.handle(api_versions_frame("some-client"), client)
         b.dispatcher.handle(api_versions_frame("kavka-broker-2"), broker)
     assert client.throttles and broker.throttles == []
+
+
+def test_create_partitions_and_delete_topics_take_from_the_same_bucket(broker_at):
+    b = broker_at()
+    create_topics(b, ["x", "y"], version=7, partitions=2)     # before any quota: nothing counted
+    alter(b, ({"client-id": "acl-test"}, {"controller_mutation_rate": 0.5}))   # burst 5.5 partitions
+    q = Q(37, 3)
+    grow = b.call(q.CreatePartitionsRequest(topics=(q.CreatePartitionsTopic(name="x", count=8, assignments=None),),
+                                            timeout=datetime.timedelta(seconds=5), validate_only=False))
+    assert [t.error_code for t in grow.results] == [ErrorCode.none]   # 6 taken: 0.5 below zero
+    assert grow.throttle_time.total_seconds() == 1
+    q = Q(DELETE_TOPICS, 5)
+    gone = b.call(q.DeleteTopicsRequest(topic_names=("y",), timeout=datetime.timedelta(seconds=5)))
+    assert [t.error_code for t in gone.responses] == [ErrorCode.throttling_quota_exceeded]
+    q = Q(DELETE_TOPICS, 4)   # before KIP-599: deleted, and throttled
+    gone = b.call(q.DeleteTopicsRequest(topic_names=("y",), timeout=datetime.timedelta(seconds=5)))
+    assert [t.error_code for t in gone.responses] == [ErrorCode.none] and gone.throttle_time.total_seconds() == 5
+    assert b.context.metadata.topic_names() == ["x"]
