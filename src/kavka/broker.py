@@ -244,7 +244,9 @@ class Broker:
         try:
             for spec in self._specs:
                 security = listener_security(self.config, spec.name, spec.protocol, self.credentials)
-                listener = self._listeners[spec.name] = Listener(dispatcher, limits=limits, security=security)
+                listener = self._listeners[spec.name] = Listener(
+                    dispatcher, limits=limits, security=security,
+                    connection_quota=lambda ip: context.metadata.client_quotas().ip_quota(ip))
                 await listener.start(spec.host or "0.0.0.0", spec.port)
         except BaseException:
             await self._stop_listeners(0)

@@ -68,6 +68,9 @@ VERSION_RANGES.update({WRITE_TXN_MARKERS: (1, 2), DESCRIBE_PRODUCERS: (0, 0), DE
 # ACLs.
 DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS = 29, 30, 31
 VERSION_RANGES.update({DESCRIBE_ACLS: (1, 3), CREATE_ACLS: (1, 3), DELETE_ACLS: (1, 3)})
+# Client quotas.
+DESCRIBE_CLIENT_QUOTAS, ALTER_CLIENT_QUOTAS = 48, 49
+VERSION_RANGES.update({DESCRIBE_CLIENT_QUOTAS: (0, 1), ALTER_CLIENT_QUOTAS: (0, 1)})
 API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", METADATA: "Metadata",
              CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
              CREATE_PARTITIONS: "CreatePartitions", DESCRIBE_CONFIGS: "DescribeConfigs",
@@ -80,7 +83,8 @@ API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", MET
              LIST_PARTITION_REASSIGNMENTS: "ListPartitionReassignments", WRITE_TXN_MARKERS: "WriteTxnMarkers",
              DESCRIBE_PRODUCERS: "DescribeProducers", DESCRIBE_TRANSACTIONS: "DescribeTransactions",
              LIST_TRANSACTIONS: "ListTransactions", DESCRIBE_ACLS: "DescribeAcls", CREATE_ACLS: "CreateAcls",
-             DELETE_ACLS: "DeleteAcls"}
+             DELETE_ACLS: "DeleteAcls", DESCRIBE_CLIENT_QUOTAS: "DescribeClientQuotas",
+             ALTER_CLIENT_QUOTAS: "AlterClientQuotas"}
 
 EARLIEST, LATEST = -2, -1  # ListOffsets timestamps
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1  # ListOffsets and Fetch isolation levels

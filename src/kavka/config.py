@@ -423,6 +423,14 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("follower.replication.throttled.rate", "long", LONG_MAX,
               "Bytes per second this broker fetches for the replicas partition reassignments are adding "
               "here and those follower.replication.throttled.replicas names.", at_least(0), False),
+    ConfigKey("quota.window.num", "int", 11,
+              "Samples the client quotas (producer_byte_rate, consumer_byte_rate, request_percentage) "
+              "measure their rate over.", at_least(1)),
+    ConfigKey("quota.window.size.seconds", "int", 1, "Length of each sample of the client quotas.", at_least(1)),
+    ConfigKey("controller.quota.window.num", "int", 11,
+              "With controller.quota.window.size.seconds, the burst of controller_mutation_rate.", at_least(1)),
+    ConfigKey("controller.quota.window.size.seconds", "int", 1,
+              "Length of each sample of controller_mutation_rate.", at_least(1)),
     ConfigKey("replication.quota.window.num", "int", 11,
               "Samples the replication throttles measure their rate over.", at_least(1)),
     ConfigKey("replication.quota.window.size.seconds", "int", 1,

@@ -7,6 +7,7 @@ in :data:`kavka.api.registry.REGISTRY`; ApiVersions answers from that table.
 from kavka.api import (  # noqa: F401  (imported for their registration)
     add_offsets_to_txn,
     add_partitions_to_txn,
+    alter_client_quotas,
     alter_configs,
     alter_partition_reassignments,
     alter_replica_log_dirs,
@@ -21,6 +22,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     delete_records,
     delete_topics,
     describe_acls,
+    describe_client_quotas,
     describe_cluster,
     describe_configs,
     describe_log_dirs,

@@ -11,6 +11,8 @@ default this broker's own coordinator (``transactions``); a cluster wires one th
 coordinator's broker.
 ``authorizer`` is the ACL authorizer ``authorizer.class.name`` configures (kavka.security.authorizer),
 None without one; handlers ask it through kavka.api.authorization.
+``client_quotas`` enforces the stored client quotas (kavka.security.quota_manager), through
+kavka.api.quotas.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from kavka.security.credentials import ScramCredentials
 from kavka.producer_ids import ProducerIdAllocator, RandomProducerIds
 from kavka.protocol.errors import ErrorCode
 from kavka.security.authorizer import Authorizer, from_config
+from kavka.security.quota_manager import ClientQuotaManager
 from kavka.txn.verifier import LocalTxnVerifier, TxnVerifier
 
 if TYPE_CHECKING:
@@ -59,6 +62,7 @@ class BrokerContext:
     authorizer: Authorizer | None = None   # None: every request allowed (no authorizer.class.name)
     listeners: tuple = ()        # (name, advertised host, port) of each listener, set by advertise
     credentials: ScramCredentials = field(default=None)  # type: ignore[assignment]  (SCRAM, under the meta dir)
+    client_quotas: ClientQuotaManager = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.metadata is None or self.admin is None:
@@ -73,6 +77,12 @@ class BrokerContext:
             self.authorizer = from_config(self.config)
         if self.credentials is None:
             self.credentials = ScramCredentials(self.logs.data_dir / META_DIR)
+        if self.client_quotas is None:
+            self.client_quotas = ClientQuotaManager(self.metadata.client_quotas, self.config.get("quota.window.num"),
+                                                    self.config.get("quota.window.size.seconds"),
+                                                    self.clock.monotonic,
+                                                    self.config.get("controller.quota.window.num")
+                                                    * self.config.get("controller.quota.window.size.seconds"))
         if self.fetch_sessions is None:
             self.fetch_sessions = FetchSessionCache(self.config.get("max.incremental.fetch.session.cache.slots"))
 

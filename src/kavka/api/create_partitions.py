@@ -22,6 +22,7 @@ from kavka.api.create_topics import check_assignments, check_request_cap, live_b
 from kavka.api.authorization import AUTHORIZATION_FAILED, Op, Res, allowed
 from kavka.api.errors import (InvalidReplicaAssignment, InvalidRequestError, TopicAuthorizationFailed, error_code_for,
                               error_message)
+from kavka.api.quotas import MutationQuota
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.internal_topics import is_internal
@@ -30,6 +31,7 @@ from kavka.protocol.errors import ErrorCode
 
 KEY = 37
 VERSIONS = (0, 3)
+STRICT_QUOTA_SINCE = 3   # controller_mutation_rate refuses topics from v3 on (KIP-599)
 
 
 @api(KEY, "CreatePartitions", VERSIONS)
@@ -38,6 +40,7 @@ async def handle(request: Request):
     body, broker = request.body, request.broker
     results = []
     adding = 0
+    quota = MutationQuota(request, STRICT_QUOTA_SINCE)
     for topic, duplicate in unique_topics(body.topics):
         code, message = ErrorCode.none, None
         try:
@@ -48,14 +51,19 @@ async def handle(request: Request):
             assignments, added = _check_growth(broker, topic)
             check_request_cap(broker, adding + added)
             broker.admin.check_add_partitions(topic.name, topic.count, assignments)
+            if (throttled := quota.refusal()) is not None:
+                results.append(r.CreatePartitionsTopicResult(name=topic.name, error_code=throttled[0],
+                                                             error_message=throttled[1]))
+                continue
             adding += added
             if not body.validate_only:
+                quota.record(added)
                 result = await broker.admin.add_partitions(topic.name, topic.count, assignments)
                 code, message = result.error, result.message
         except (LogError, ValueError) as exc:
             code, message = error_code_for(exc), error_message(exc)
         results.append(r.CreatePartitionsTopicResult(name=topic.name, error_code=code, error_message=message))
-    return r.CreatePartitionsResponse(results=tuple(results))
+    return r.CreatePartitionsResponse(results=tuple(results), throttle_time=quota.throttle_time())
 
 
 def _check_growth(broker, topic):

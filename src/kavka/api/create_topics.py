@@ -61,6 +61,7 @@ from kavka.api.errors import (
     error_code_for,
     error_message,
 )
+from kavka.api.quotas import MutationQuota
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.config import TopicConfig
@@ -72,6 +73,7 @@ from kavka.protocol.errors import ErrorCode
 
 KEY = 19
 VERSIONS = (2, 7)
+STRICT_QUOTA_SINCE = 6   # controller_mutation_rate refuses topics from v6 on (KIP-599)
 ZERO_UUID = uuid.UUID(int=0)
 
 
@@ -187,6 +189,7 @@ async def handle(request: Request):
     names: set[str] = set()
     forwarded = is_broker_client(request.client_id)
     on_cluster = cluster_allowed(request, Op.CREATE)
+    quota = MutationQuota(request, STRICT_QUOTA_SINCE)
     for topic, duplicate in unique_topics(body.topics):
         if duplicate:
             slots.append(_failure(r, topic.name, InvalidRequestError("Duplicate topic name.")))
@@ -204,6 +207,11 @@ async def handle(request: Request):
         except (LogError, ValueError) as exc:
             slots.append(_failure(r, topic.name, exc))
             continue
+        if (throttled := quota.refusal()) is not None:
+            slots.append(_refused(r, topic.name, *throttled))
+            continue
+        if not body.validate_only:
+            quota.record(plan.partitions)
         adding += plan.partitions
         names.add(unify_collision_chars(plan.name))
         slots.append(plan)
@@ -219,13 +227,11 @@ async def handle(request: Request):
             continue
         result = created.get(slot.name)
         if result is not None and not result.ok:
-            answers.append(r.CreatableTopicResult(
-                name=slot.name, topic_id=ZERO_UUID, error_code=result.error, error_message=result.message,
-                num_partitions=-1, replication_factor=-1, configs=()))
+            answers.append(_refused(r, slot.name, result.error, result.message))
             continue
         answers.append(_success(r, broker, slot, ZERO_UUID if result is None else result.topic_id or ZERO_UUID,
                                 allowed(request, Op.DESCRIBE_CONFIGS, Res.TOPIC, slot.name)))
-    return r.CreateTopicsResponse(topics=tuple(answers))
+    return r.CreateTopicsResponse(topics=tuple(answers), throttle_time=quota.throttle_time())
 
 
 def check_request_cap(broker, adding: int) -> None:
@@ -275,6 +281,9 @@ def _configs(r, broker, plan: TopicPlan) -> tuple:
 
 
 def _failure(r, name: str, exc: BaseException):
-    return r.CreatableTopicResult(
-        name=name, topic_id=ZERO_UUID, error_code=error_code_for(exc), error_message=error_message(exc),
-        num_partitions=-1, replication_factor=-1, configs=())
+    return _refused(r, name, error_code_for(exc), error_message(exc))
+
+
+def _refused(r, name: str, code: ErrorCode, message: str | None):
+    return r.CreatableTopicResult(name=name, topic_id=ZERO_UUID, error_code=code, error_message=message,
+                                  num_partitions=-1, replication_factor=-1, configs=())

@@ -26,6 +26,7 @@ from collections import Counter
 from kavka.api.authorization import AUTHORIZATION_FAILED, Op, Res, allowed
 from kavka.api.errors import (InvalidRequestError, TopicAuthorizationFailed, TopicDeletionDisabled, error_code_for,
                               error_message)
+from kavka.api.quotas import MutationQuota
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.internal_topics import is_internal
@@ -34,6 +35,7 @@ from kavka.protocol.errors import ErrorCode
 
 KEY = 20
 VERSIONS = (1, 6)
+STRICT_QUOTA_SINCE = 5   # controller_mutation_rate refuses topics from v5 on (KIP-599)
 ZERO_UUID = uuid.UUID(int=0)
 DISABLED = "Topic deletion is disabled."
 
@@ -48,6 +50,7 @@ async def handle(request: Request):
         results = [_result(r, name, topic_id, *_fail(exc)) for name, topic_id in refs]
         return r.DeleteTopicsResponse(responses=tuple(results))
     counts = Counter(refs)
+    quota = MutationQuota(request, STRICT_QUOTA_SINCE)
     results, answered = [], set()
     for ref in refs:
         if ref in answered:
@@ -58,8 +61,8 @@ async def handle(request: Request):
             what = "name" if name is not None else "id"
             results.append(_result(r, name, topic_id, *_fail(InvalidRequestError(f"Duplicate topic {what}."))))
         else:
-            results.append(await _delete(r, request, name, topic_id))
-    return r.DeleteTopicsResponse(responses=tuple(results))
+            results.append(await _delete(r, request, name, topic_id, quota))
+    return r.DeleteTopicsResponse(responses=tuple(results), throttle_time=quota.throttle_time())
 
 
 def _references(request: Request) -> list[tuple[str | None, uuid.UUID]]:
@@ -69,7 +72,7 @@ def _references(request: Request) -> list[tuple[str | None, uuid.UUID]]:
     return [(t.name, t.topic_id or ZERO_UUID) for t in request.body.topics]
 
 
-async def _delete(r, request: Request, name: str | None, topic_id: uuid.UUID):
+async def _delete(r, request: Request, name: str | None, topic_id: uuid.UUID, quota: MutationQuota):
     broker = request.broker
     if (name is None) == (topic_id == ZERO_UUID):
         problem = "Neither topic name nor id were specified." if name is None else \
@@ -91,6 +94,9 @@ async def _delete(r, request: Request, name: str | None, topic_id: uuid.UUID):
         return _result(r, None, topic_id, *_fail(TopicAuthorizationFailed(AUTHORIZATION_FAILED)))
     if is_internal(info.name):
         return _result(r, info.name, info.topic_id, *_fail(_internal(info.name)))
+    if (throttled := quota.refusal()) is not None:
+        return _result(r, info.name, info.topic_id, *throttled)
+    quota.record(info.partitions)
     result = await broker.admin.delete_topic(info.name)
     return _result(r, info.name, info.topic_id, result.error, result.message)
 

@@ -54,11 +54,13 @@ import asyncio
 from kavka.api import fetch_sessions
 from kavka.api.authorization import Op, Res, allowed, cluster_allowed
 from kavka.api.errors import error_code_for
+from kavka.api.quotas import bandwidth_throttle, unrecord
 from kavka.api.registry import RawResponse, Request, api
 from kavka.api.slicing import SLICE, run_sliced, run_steps
 from kavka.log.errors import LogCorrupted, OffsetOutOfRange
 from kavka.protocol.errors import ErrorCode
 from kavka.protocol.fetch_response import PartitionResult, TopicResult, encode_fetch_response
+from kavka.security.quota import CONSUMER_BYTE_RATE
 
 KEY = 1
 VERSIONS = (4, 17)
@@ -335,4 +337,11 @@ def _encode(plan: _Plan, request: Request, results: list) -> RawResponse:
             plan.quotas[key].record(result.records_size)
     parts, size = encode_fetch_response(plan.version, plan.topic_results(sent), error_code=error,
                                         session_id=session_id)
+    if plan.follower:
+        return RawResponse(parts, size)
+    throttle = bandwidth_throttle(request, CONSUMER_BYTE_RATE, size)
+    if throttle > 0:   # Kafka answers a throttled fetch without its data, and does not count it
+        unrecord(request, CONSUMER_BYTE_RATE, size)
+        parts, size = encode_fetch_response(plan.version, (), error_code=error, session_id=session_id,
+                                            throttle_ms=throttle)
     return RawResponse(parts, size)

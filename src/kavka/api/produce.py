@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from kavka.api import produce_verification
 from kavka.api.authorization import Op, Res, allowed, refused
 from kavka.api.errors import error_code_for, error_message
+from kavka.api.quotas import bandwidth_throttle
 from kavka.api.registry import RawResponse, Request, api
 from kavka.api.responses import builder_for
 from kavka.internal_topics import is_internal
@@ -50,6 +51,7 @@ from kavka.log.errors import LogError
 from kavka.log.validator import check_keys, needs_offload
 from kavka.protocol import messages, records
 from kavka.protocol.errors import ErrorCode
+from kavka.security.quota import PRODUCER_BYTE_RATE
 
 KEY = 0
 VERSIONS = (0, 12)
@@ -128,9 +130,10 @@ def _append_and_answer(request: Request, verified: produce_verification.Verified
 
 def _answer(request: Request, results):
     if request.body.acks == 0:
+        bandwidth_throttle(request, PRODUCER_BYTE_RATE, request.size)   # no answer, but muted all the same
         return None
     if request.version < 3:
-        return _legacy_response(request.version, results)
+        return _legacy_response(request, results)
     return _response(request, results)
 
 
@@ -303,11 +306,14 @@ def _response(request: Request, results):
                 error_message=p.message)
             for p in partitions))
         for name, partitions in results)
-    return r.ProduceResponse(responses=topics)
+    throttle = bandwidth_throttle(request, PRODUCER_BYTE_RATE, request.size)
+    return r.ProduceResponse(responses=topics, throttle_time=datetime.timedelta(milliseconds=throttle))
 
 
-def _legacy_response(version: int, results) -> RawResponse:
+def _legacy_response(request: Request, results) -> RawResponse:
     """Hand-encoded v0-2 response (kio dropped these versions)."""
+    version = request.version
+    throttle = bandwidth_throttle(request, PRODUCER_BYTE_RATE, request.size)
     out = [struct.pack(">i", len(results))]
     for name, partitions in results:
         encoded = name.encode()
@@ -317,6 +323,6 @@ def _legacy_response(version: int, results) -> RawResponse:
             if version >= 2:
                 out.append(struct.pack(">q", p.log_append_time_ms))
     if version >= 1:
-        out.append(struct.pack(">i", 0))
+        out.append(struct.pack(">i", throttle))
     body = b"".join(out)
     return RawResponse([body], len(body))

@@ -53,6 +53,10 @@ class Request:
     listener: str = "PLAINTEXT"             # the listener the client connected through
     # The connection's kavka.security.listeners.ConnectionSecurity (the SASL APIs drive it); None in tests.
     security: Any = None
+    size: int = 0                # the frame's bytes (what producer_byte_rate counts)
+    started: float = 0.0         # perf_counter() when its handler started (request_percentage)
+    throttle_ms: int = 0         # the quota throttle answered and the connection muted for
+    time_recorded: bool = False  # its handler time already counted (kavka.api.quotas)
 
 
 @dataclass(slots=True)

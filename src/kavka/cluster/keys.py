@@ -20,6 +20,9 @@ several tests) can share one etcd::
     /kavka/<cid>/acls/<hex>                AclBinding        one ACL binding (kavka.security.acl),
                                                              written by any broker; <hex>: the
                                                              binding's JSON, in hex (its identity)
+    /kavka/<cid>/client_quotas/<hex>       {key: value}      one entity's client quotas
+                                                             (kavka.security.quota), written by any
+                                                             broker; <hex>: the entity key, in hex
 
 Broker ids are written in decimal; Kafka topic names use only ``[a-zA-Z0-9._-]``, so no name
 can contain ``/`` and the parse below is unambiguous; a group id may hold any character, so
@@ -54,10 +57,11 @@ class KeyRef:
     partition: int | None = None
     group: str | None = None
     acl: str | None = None       # an ACL binding's JSON (kavka.security.acl.AclBinding.to_json)
+    quota: str | None = None     # a quota entity's key (kavka.security.quota.entity_key)
 
 
 KINDS = ("broker", "controller", "controller_epoch", "topic", "partition", "broker_config", "features",
-         "group_config", "acl")
+         "group_config", "acl", "client_quota")
 DEFAULT_CONFIGS = "default"   # the broker_configs key of the cluster-wide defaults (broker_id None)
 
 
@@ -106,6 +110,9 @@ class KeyLayout:
     def acl(self, binding_json: str) -> bytes:
         return self.acls_prefix() + binding_json.encode("utf-8").hex().encode()
 
+    def client_quota(self, entity_key: str) -> bytes:
+        return self.root + b"client_quotas/" + entity_key.encode("utf-8").hex().encode()
+
     def controller_epoch(self) -> bytes:
         return self.root + b"controller_epoch"
 
@@ -144,6 +151,8 @@ def _parse_parts(parts: list[str]) -> KeyRef | None:
         return KeyRef("group_config", group=bytes.fromhex(rest[0]).decode("utf-8"))
     if head == "acls" and len(rest) == 1:
         return KeyRef("acl", acl=bytes.fromhex(rest[0]).decode("utf-8"))
+    if head == "client_quotas" and len(rest) == 1:
+        return KeyRef("client_quota", quota=bytes.fromhex(rest[0]).decode("utf-8"))
     if head == "topics" and len(rest) == 1:
         return KeyRef("topic", topic=_topic(rest[0]))
     if head == "partitions" and len(rest) == 2:

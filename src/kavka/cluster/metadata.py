@@ -12,6 +12,7 @@ configs are resolved against this broker's defaults, as a replica would.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import TYPE_CHECKING, Mapping, Sequence
@@ -40,6 +41,7 @@ from kavka.metadata.model import (
 )
 from kavka.protocol.errors import ErrorCode
 from kavka.security.acl import AclBinding, AclSet
+from kavka.security.quota import ClientQuotas, Entity, entity_key
 
 log = logging.getLogger("kavka.cluster")
 
@@ -281,6 +283,30 @@ class EtcdMetadata(MetadataView, TopicAdmin):
             await node.etcd.txn([], ops)
             await node.wait_seen(lambda: added <= view.acl_bindings.keys() and not removed & view.acl_bindings.keys(),
                                  CONFIG_VIEW_WAIT)
+        except (EtcdUnavailable, ViewTimeout) as exc:
+            return AdminResult(ErrorCode.request_timed_out, str(exc))
+        return AdminResult()
+
+    def client_quotas(self) -> ClientQuotas:
+        return self.view.client_quotas
+
+    async def alter_client_quotas(self, changes: Mapping[Entity, Mapping[str, float | None]]) -> AdminResult:
+        """One etcd key per entity (keys.py) holding its values, written by this broker in one
+        transaction (the last write of an entity wins, as Kafka's last record does); every
+        broker's watch folds them into its view, which its quota manager reads."""
+        node, tx = self.node, self.node.etcd.tx
+        wanted = self.view.client_quotas
+        for entity, values in changes.items():
+            wanted = wanted.altered(entity, values)
+        ops = []
+        for entity in changes:
+            key = node.layout.client_quota(entity_key(entity))
+            values = wanted.entries.get(entity)
+            ops.append(tx.put(key, json.dumps(dict(values)).encode()) if values else tx.delete(key))
+        try:
+            await node.etcd.txn([], ops)
+            await node.wait_seen(lambda: all(self.view.client_quotas.entries.get(e) == wanted.entries.get(e)
+                                             for e in changes), CONFIG_VIEW_WAIT)
         except (EtcdUnavailable, ViewTimeout) as exc:
             return AdminResult(ErrorCode.request_timed_out, str(exc))
         return AdminResult()

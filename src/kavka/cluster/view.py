@@ -14,6 +14,7 @@ unit-tested without etcd and load without the ``cluster`` extra.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from .keys import KeyLayout, KeyRef
 from kavka.metadata.features import FinalizedFeatures
 from kavka.security.acl import AclBinding, AclSet
+from kavka.security.quota import ClientQuotas, entity_from_key
 
 from .model import (BrokerConfigs, BrokerInfo, ControllerInfo, DecodeError, GroupConfigs, PartitionState, TopicAssignment,
                     Versioned, decode_epoch, decode_features)
@@ -37,6 +39,7 @@ _DECODERS: dict[str, Any] = {
     "group_config": GroupConfigs.decode,
     "features": decode_features,
     "acl": lambda raw: _decode_acl(raw),
+    "client_quota": lambda raw: _decode_quota(raw),
 }
 
 
@@ -90,7 +93,9 @@ class ClusterView:
     features: Versioned[FinalizedFeatures] | None = None   # None: the format-time defaults
     group_configs: dict[str, Versioned[GroupConfigs]] = field(default_factory=dict)
     acl_bindings: dict[str, Versioned[AclBinding]] = field(default_factory=dict)   # by their JSON
+    quota_values: dict[str, Versioned[dict]] = field(default_factory=dict)   # by entity key
     revision: int = 0
+    _quotas: ClientQuotas | None = None   # quota_values folded, rebuilt after a change to them
     _acl_set: AclSet | None = None   # acl_bindings indexed, rebuilt after a change to them
 
     @property
@@ -98,6 +103,12 @@ class ClusterView:
         if self._acl_set is None:
             self._acl_set = AclSet((v.value for v in self.acl_bindings.values()), loaded=self.revision > 0)
         return self._acl_set
+
+    @property
+    def client_quotas(self) -> ClientQuotas:
+        if self._quotas is None:
+            self._quotas = ClientQuotas({entity_from_key(k): v.value for k, v in self.quota_values.items()})
+        return self._quotas
 
     def apply(self, item: Snapshot | Change) -> None:
         if isinstance(item, Snapshot):
@@ -126,6 +137,9 @@ class ClusterView:
         elif ref.kind == "acl":
             _set(self.acl_bindings, ref.acl, versioned)
             self._acl_set = None
+        elif ref.kind == "client_quota":
+            _set(self.quota_values, ref.quota, versioned)
+            self._quotas = None
         elif ref.kind == "controller":
             self.controller = versioned
         elif ref.kind == "features":
@@ -139,6 +153,14 @@ def _decode_acl(raw: bytes) -> AclBinding:
         return AclBinding.from_json(raw)
     except (ValueError, KeyError, TypeError) as exc:
         raise DecodeError(f"ACL binding: {exc!r} in {raw[:80]!r}") from exc
+
+
+def _decode_quota(raw: bytes) -> dict:
+    try:
+        values = json.loads(raw)
+        return {str(k): float(v) for k, v in values.items()}
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise DecodeError(f"client quota: {exc!r} in {raw[:80]!r}") from exc
 
 
 def _set(table: dict[Any, Any], key: Any, value: Any) -> None:

@@ -26,6 +26,7 @@ from kavka.metadata.model import (
 )
 from kavka.protocol.errors import ErrorCode
 from kavka.security.acl import AclBinding, AclSet
+from kavka.security.quota import ClientQuotas, Entity
 
 TopicPartition = tuple[str, int]
 
@@ -80,6 +81,10 @@ class MetadataView(ABC):
     @abstractmethod
     def acls(self) -> AclSet:
         """The cluster's ACL bindings (kavka.security.acl), as every broker enforces them."""
+
+    @abstractmethod
+    def client_quotas(self) -> ClientQuotas:
+        """The cluster's client quotas (kavka.security.quota), as every broker enforces them."""
 
     @abstractmethod
     async def quorum(self) -> QuorumState | None:
@@ -165,6 +170,11 @@ class TopicAdmin(ABC):
         """Add and remove ACL bindings (already validated) in one durable change; answered once
         this broker enforces the new set.  Adding one already there, or removing one that is
         not, changes nothing."""
+
+    @abstractmethod
+    async def alter_client_quotas(self, changes: Mapping[Entity, Mapping[str, float | None]]) -> AdminResult:
+        """Set (None: remove) quota values of entities (already validated) in one durable change;
+        answered once this broker enforces them."""
 
     @abstractmethod
     async def elect_leaders(self, election: ElectionType,

@@ -43,11 +43,13 @@ from kavka.metadata.model import (
 )
 from kavka.protocol.errors import ErrorCode
 from kavka.security.acl import AclBinding, AclSet
+from kavka.security.quota import ClientQuotas, Entity
 
 log = logging.getLogger("kavka.metadata")
 
 FEATURES_FILE = "features.json"
 ACLS_FILE = "acls.json"
+QUOTAS_FILE = "client_quotas.json"
 
 
 def describe(info: TopicInfo, replication_factor: int = 1) -> TopicDescription:
@@ -64,6 +66,7 @@ class LocalMetadata(MetadataView, TopicAdmin):
         self.endpoint = BrokerEndpoint(node_id, host, port)
         self._features: FinalizedFeatures | None = None
         self._acls: AclSet | None = None
+        self._quotas: ClientQuotas | None = None
 
     def advertise(self, host: str, port: int, listeners: tuple = ()) -> None:
         """The address clients reach this broker at (known once it listens), and each listener's."""
@@ -137,6 +140,14 @@ class LocalMetadata(MetadataView, TopicAdmin):
 
     def _acls_path(self) -> Path:
         return self.logs.data_dir / META_DIR / ACLS_FILE
+
+    def client_quotas(self) -> ClientQuotas:
+        if self._quotas is None:
+            self._quotas = _read_quotas(self._quotas_path())
+        return self._quotas
+
+    def _quotas_path(self) -> Path:
+        return self.logs.data_dir / META_DIR / QUOTAS_FILE
 
     # -- topic admin -------------------------------------------------------------------------
 
@@ -252,6 +263,22 @@ class LocalMetadata(MetadataView, TopicAdmin):
         log.info("ACLs now %d bindings (+%d, -%d)", len(changed), len(add), len(remove))
         return OK
 
+    async def alter_client_quotas(self, changes: Mapping[Entity, Mapping[str, float | None]]) -> AdminResult:
+        """Kept in the data directory (``client_quotas.json``, replaced atomically), as Kafka keeps
+        them in its metadata log."""
+        changed = self.client_quotas()
+        for entity, values in changes.items():
+            changed = changed.altered(entity, values)
+        if changed == self.client_quotas():
+            return OK
+        try:
+            write_atomically(self._quotas_path(), changed.encode())
+        except OSError as exc:
+            return AdminResult(ErrorCode.kafka_storage_error, f"cannot write {QUOTAS_FILE}: {exc}")
+        self._quotas = changed
+        log.info("client quotas now set for %d entities", len(changed.entries))
+        return OK
+
     async def elect_leaders(self, election: ElectionType,
                             partitions: Sequence[TopicPartition]) -> list[AdminResult]:
         return [election_result(self._election(election, topic, index), topic, index)
@@ -298,6 +325,13 @@ def _read_acls(path: Path) -> AclSet:
     except FileNotFoundError:
         return AclSet()
     return AclSet(AclBinding.from_json(json.dumps(entry)) for entry in entries)
+
+
+def _read_quotas(path: Path) -> ClientQuotas:
+    try:
+        return ClientQuotas.decode(path.read_text())
+    except FileNotFoundError:
+        return ClientQuotas()
 
 
 def _read_features(path: Path) -> FinalizedFeatures:

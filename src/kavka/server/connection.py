@@ -30,7 +30,8 @@ cannot be used: every file region goes through the SSL transport, read with ``pr
 ``COPY_CHUNK`` pieces, each written once the transport is below its high-water mark.
 
 Back-pressure: reading pauses while too many frames wait, while the transport is
-above its high-water mark (the client is not reading its answers), and while a
+above its high-water mark (the client is not reading its answers), while a
+client quota throttles the client (after the response, as Kafka 2.0+), and while a
 frame waits for budget; the task waits for the transport to drain before
 handling the next request.
 
@@ -80,7 +81,7 @@ _API_KEY = struct.Struct(">h")
 _SIZE = struct.Struct(">i")
 
 # Why reading is paused (bits): any one keeps the socket unread.
-_PAUSE_QUEUE, _PAUSE_WRITE, _PAUSE_BUDGET = 1, 2, 4
+_PAUSE_QUEUE, _PAUSE_WRITE, _PAUSE_BUDGET, _PAUSE_THROTTLE = 1, 2, 4, 8
 
 
 class FilePart(Protocol):
@@ -132,6 +133,8 @@ class Connection(asyncio.BufferedProtocol):
         self._last_active = self._loop.time()
         self._frame_started: float | None = None   # first byte of an incomplete frame
         self._handling = 0                          # requests being handled (not waiting on the peer)
+        self._muted_until = 0.0                     # a client quota's throttle (loop time)
+        self._unmuted: asyncio.Future | None = None  # resolved when the throttle ends or we close
         self.peer = "?"
         self.peer_ip = "?"
         # This connection's listener, TLS principal and SASL state (kavka.security.listeners).
@@ -368,6 +371,27 @@ class Connection(asyncio.BufferedProtocol):
                 await self._drained
         if self.security.close_reason is not None:
             raise CloseConnection(self.security.close_reason)
+        await self._sit_out_throttle()
+
+    def throttle(self, ms: int) -> None:
+        """A client quota throttles this client: once the response being built is sent, read
+        and handle nothing more from it for ``ms`` (Kafka mutes the channel, KIP-219)."""
+        self._muted_until = max(self._muted_until, self._loop.time() + ms / 1000)
+
+    async def _sit_out_throttle(self) -> None:
+        delay = self._muted_until - self._loop.time()
+        if delay <= 0:
+            return
+        self._pause(_PAUSE_THROTTLE)
+        self._unmuted = self._loop.create_future()
+        timer = self._loop.call_later(delay, self._wake, self._unmuted)
+        try:
+            await self._unmuted
+        finally:
+            timer.cancel()
+            self._unmuted = None
+            self._muted_until = 0.0
+            self._resume(_PAUSE_THROTTLE)
 
     def _send(self, parts: list):
         """Write one response; returns a coroutine when it must wait on the socket."""
@@ -461,6 +485,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
         self._wake(self._frame_ready)
+        self._wake(self._unmuted)
 
     async def finish(self, timeout: float) -> None:
         """Shutdown: let the request in progress finish, then close."""
@@ -469,6 +494,7 @@ class Connection(asyncio.BufferedProtocol):
         self._frames.clear()
         self._closing = True
         self._wake(self._frame_ready)
+        self._wake(self._unmuted)   # a throttled client waits no longer: nothing more is read
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)

@@ -14,7 +14,9 @@ Order of checks, as Kafka does them:
 3. The header (v1, or v2 with tagged fields when the API version is flexible)
    and body are decoded; a malformed body closes the connection.
 4. The handler runs; its response is encoded with the response header its
-   version requires (ApiVersions always uses header v0).
+   version requires (ApiVersions always uses header v0).  Its time counts against the
+   client's ``request_percentage`` quota, and a throttled client's connection is muted
+   (kavka.api.quotas).
 
 An exception escaping a handler or the encoder (a bug, or input the decoder
 let through that a handler cannot take) is logged as one warning line naming
@@ -30,7 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
+from kavka.api.quotas import request_time_throttle
 from kavka.api.registry import REGISTRY, RawResponse, Request
 from kavka.api.responses import error_response
 from kavka.protocol import messages
@@ -84,23 +88,27 @@ class Dispatcher:
                     else messages.decode_request(api_key, version, frame, header.header_size))
         except InvalidRequest as exc:
             raise CloseConnection(f"malformed {spec.name} v{version} request: {exc}") from None
-        request = Request(api_key, version, correlation_id, header.client_id, body, self.broker, conn.peer)
+        request = Request(api_key, version, correlation_id, header.client_id, body, self.broker, conn.peer,
+                          size=len(frame), started=time.perf_counter())
         if security is not None:
             request.principal, request.listener = security.principal, security.listener.name
             request.security = security
         try:
             result = spec.handler(request)
             if asyncio.iscoroutine(result):
-                return self._finish_async(result, request, spec.name)
+                return self._finish_async(result, request, spec.name, conn)
+            _mute_if_throttled(request, conn)
             return self._encode(result, request)
         except _PASSED_ON:
             raise
         except Exception as exc:
             return self._internal_error(exc, spec.name, request)
 
-    async def _finish_async(self, pending, request: Request, name: str):
+    async def _finish_async(self, pending, request: Request, name: str, conn):
         try:
-            return self._encode(await pending, request)
+            result = await pending
+            _mute_if_throttled(request, conn)
+            return self._encode(result, request)
         except _PASSED_ON:
             raise
         except Exception as exc:
@@ -139,6 +147,14 @@ class Dispatcher:
         log.info("ApiVersions v%d requested; answering v0 with UNSUPPORTED_VERSION", version)
         body = messages.encode_response(unsupported_version_response())
         return [encode_response_frame(correlation_id, body, False)]
+
+
+def _mute_if_throttled(request: Request, conn) -> None:
+    """Count the handler's time if its API did not; a throttled client's connection reads no
+    more requests for that long once this response is sent (Kafka mutes the channel, KIP-219)."""
+    throttle_ms = max(request.throttle_ms, request_time_throttle(request))
+    if throttle_ms > 0:
+        conn.throttle(throttle_ms)
 
 
 # Exceptions that already mean "close this connection, reason logged" or are not

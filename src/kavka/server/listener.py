@@ -2,8 +2,11 @@
 
 Lifecycle: ``start`` binds (a busy port raises ``OSError`` for the caller to
 report), connections beyond ``max.connections`` in all or
-``max.connections.per.ip`` from one address are closed on arrival (as Kafka
-does), and ``stop`` stops accepting, lets each connection finish the request it
+``max.connections.per.ip`` (``max.connections.per.ip.overrides``) from one
+address, or faster than the address's ``connection_creation_rate`` client quota
+(an ``ip`` entity's, else the default ip entity's, measured as Kafka's Rate over
+``quota.window.num`` samples), are closed on arrival (Kafka closes a throttled
+one after its throttle time instead), and ``stop`` stops accepting, lets each connection finish the request it
 is handling (bounded by a timeout) and closes the rest.
 
 On an SSL or SASL_SSL listener (``security``, kavka.security.listeners) each accepted socket
@@ -26,12 +29,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from kavka.config import ConfigError
 from kavka.security.listeners import PLAINTEXT, ListenerSecurity
 from kavka.server.budget import MemoryBudget
 from kavka.server.connection import Connection, Dispatcher
+from kavka.windowed_rate import WindowedRate
 
 log = logging.getLogger("kavka.server")
 
@@ -47,6 +53,8 @@ class ServerLimits:
     idle_ms: int = 600000                    # connections.max.idle.ms (<= 0: never)
     receive_timeout_ms: int = 60000          # socket.request.receive.timeout.ms (<= 0: never)
     queued_max_request_bytes: int = 268435456  # queued.max.request.bytes (<= 0: unbounded)
+    quota_window_num: int = 11               # quota.window.num (connection_creation_rate's samples)
+    quota_window_size_s: int = 1             # quota.window.size.seconds
 
 
 def parse_per_ip_overrides(entries) -> dict[str, int]:
@@ -69,13 +77,16 @@ def server_limits(config) -> ServerLimits:
         per_ip_overrides=parse_per_ip_overrides(config.get("max.connections.per.ip.overrides")),
         idle_ms=config.get("connections.max.idle.ms"),
         receive_timeout_ms=config.get("socket.request.receive.timeout.ms"),
-        queued_max_request_bytes=config.get("queued.max.request.bytes"))
+        queued_max_request_bytes=config.get("queued.max.request.bytes"),
+        quota_window_num=config.get("quota.window.num"),
+        quota_window_size_s=config.get("quota.window.size.seconds"))
 
 
 class Listener:
     def __init__(self, dispatcher: Dispatcher, *, max_frame_size: int | None = None,
                  max_connections: int | None = None, limits: ServerLimits | None = None,
-                 security: ListenerSecurity = PLAINTEXT) -> None:
+                 security: ListenerSecurity = PLAINTEXT,
+                 connection_quota: Callable[[str], float | None] = lambda ip: None) -> None:
         limits = limits or ServerLimits()
         if max_frame_size is not None or max_connections is not None:
             limits = ServerLimits(**{**limits.__dict__,
@@ -87,6 +98,8 @@ class Listener:
         self.budget = MemoryBudget(limits.queued_max_request_bytes)
         self._connections: set[Connection] = set()
         self._per_ip: dict[str, int] = {}
+        self._connection_quota = connection_quota   # ip -> its connection_creation_rate, or None
+        self._creation_rates: dict[str, WindowedRate] = {}
         self._server: asyncio.AbstractServer | None = None
         self._tls_socket: socket.socket | None = None   # a TLS listener accepts itself
         self._acceptor: asyncio.Task | None = None
@@ -160,9 +173,30 @@ class Listener:
             log.warning("refusing connection from %s: max.connections.per.ip=%d reached for %s",
                         conn.peer, cap, ip)
             return False
+        if not self._creation_allowed(ip):
+            log.warning("refusing connection from %s: connection_creation_rate quota of %s exceeded", conn.peer, ip)
+            return False
         self._connections.add(conn)
         self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         return True
+
+    def _creation_allowed(self, ip: str) -> bool:
+        """Count a new connection from ``ip`` against its connection_creation_rate (an ip entity's
+        quota, else the default ip's); one over the quota is not counted, so a client retrying
+        faster than its quota still gets that many connections a second."""
+        quota = self._connection_quota(ip)
+        if quota is None:
+            self._creation_rates.pop(ip, None)
+            return True
+        rate = self._creation_rates.get(ip)
+        if rate is None:
+            rate = self._creation_rates[ip] = WindowedRate(self.limits.quota_window_num,
+                                                           self.limits.quota_window_size_s, time.monotonic)
+        rate.record(1)
+        if rate.rate() <= quota:
+            return True
+        rate.record(-1)
+        return False
 
     def forget(self, conn: Connection) -> None:
         if conn in self._connections:
