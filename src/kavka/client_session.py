@@ -32,6 +32,7 @@ from kavka.protocol.builders import field_names, make
 
 if TYPE_CHECKING:
     from kavka.client import Client, Decode
+    from kavka.client_security import ClientSecurity
 
 
 class ToolError(Exception):
@@ -217,15 +218,17 @@ def _check_address(address: str) -> None:
 class Session:
     """A bootstrap connection, the broker's API versions, and leader connections."""
 
-    def __init__(self, bootstrap: str, timeout: float = 30.0) -> None:
+    def __init__(self, bootstrap: str, timeout: float = 30.0, security: "ClientSecurity | None" = None) -> None:
         """``bootstrap``: HOST:PORT, or several separated by commas, tried in order until
-        one answers (as Kafka's bootstrap.servers): a dead first broker is skipped."""
+        one answers (as Kafka's bootstrap.servers): a dead first broker is skipped.
+        ``security``: TLS and SASL for every connection (``--command-config``)."""
         addresses = [a.strip() for a in bootstrap.split(",") if a.strip()]
         if not addresses:
             raise ToolError("no broker address given")
         for address in addresses:
             _check_address(address)
         self.timeout = timeout
+        self.security = security
         self.client = self._connect_any(addresses)
         self.bootstrap = "{}:{}".format(*self.client.address)
         self._leaders: dict[int, "Client"] = {}
@@ -247,7 +250,7 @@ class Session:
         _check_address(address)
         from kavka.client import Client, ClientError  # kio loads in ~0.2 s: not for --help
         try:
-            return Client(address, timeout=self.timeout)
+            return Client(address, timeout=self.timeout, security=self.security)
         except ClientError as exc:
             raise ToolError(str(exc)) from None
         except OSError as exc:  # e.g. an unknown host name
