@@ -40,6 +40,7 @@ class Client:
             raise ClientError(f"cannot connect to {bootstrap}: {exc.strerror or exc}") from None
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._correlation = 0
+        self._answered = False  # whether any response arrived (a TLS 1.3 broker refuses a certificate later)
         if security is not None:
             self._secure(security, bootstrap)
 
@@ -47,7 +48,7 @@ class Client:
         from kavka.client_security import SaslFailed
         try:
             self.sock = security.wrap(self.sock, self.address[0])
-            security.authenticate(self)
+            security.authenticate(self.request)
         except ssl.SSLError as exc:
             self.sock.close()
             raise ClientError(f"TLS handshake with {bootstrap} failed: {exc.reason or exc}") from None
@@ -88,10 +89,17 @@ class Client:
         while remaining:
             chunk = self.sock.recv(min(remaining, 1 << 20))
             if not chunk:
-                raise ClientError("connection closed by the broker")
+                raise ClientError(self._closed_reason())
             chunks.append(chunk)
             remaining -= len(chunk)
+        self._answered = True
         return b"".join(chunks)
+
+    def _closed_reason(self) -> str:
+        if isinstance(self.sock, ssl.SSLSocket) and not self._answered:
+            return ("connection closed by the broker after the TLS handshake (did it want a client certificate: "
+                    "ssl.keystore.location or ssl.certificate.location?)")
+        return "connection closed by the broker"
 
     def close(self) -> None:
         self.sock.close()

@@ -10,7 +10,8 @@ Kafka, empty to skip the host name check).  Keys it does not know are ignored, a
 only warn about them.  A bad value raises :class:`ClientConfigError` naming the key.
 
 :class:`ClientSecurity` then secures one blocking socket (TLS 1.2+ with ``ssl``) and runs the
-SASL exchange over a :class:`kavka.client.Client` (SaslHandshake v1, SaslAuthenticate v2).
+SASL exchange through a client's request function (SaslHandshake v1, SaslAuthenticate v2); it
+imports no client, so :mod:`kavka.client` may import it.
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ from __future__ import annotations
 import re
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Callable
 
 from kavka.config import ConfigError
 from kavka.security.sasl import AuthenticationFailed
 from kavka.security.sasl.jaas import parse_jaas
 from kavka.security.sasl.scram import MECHANISMS, ScramClient
 
-if TYPE_CHECKING:
-    from kavka.client import Client
+Request = Callable[[Any], Any]  # a kio request object -> its decoded response
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", *MECHANISMS)
@@ -94,28 +94,28 @@ class ClientSecurity:
             return sock
         return self.ssl_context.wrap_socket(sock, server_hostname=host if self.check_hostname else None)
 
-    def authenticate(self, client: "Client") -> None:
+    def authenticate(self, request: Request) -> None:
         """The SASL exchange on a fresh connection; SaslFailed if the broker refuses."""
         if self.mechanism is None:
             return
         from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
-        response = client.request(SaslHandshakeRequest(mechanism=self.mechanism))
+        response = request(SaslHandshakeRequest(mechanism=self.mechanism))
         if response.error_code:
             raise SaslFailed(f"{_error_name(response.error_code)}: the broker offers "
                              f"{', '.join(response.mechanisms) or 'no mechanism'}, not {self.mechanism}")
         if self.mechanism == "PLAIN":
-            _step(client, f"\0{self.username}\0{self.password}".encode())
+            _step(request, f"\0{self.username}\0{self.password}".encode())
             return
         scram = ScramClient(self.mechanism, self.username, self.password)
         try:
-            scram.verify(_step(client, scram.final(_step(client, scram.first()))))
+            scram.verify(_step(request, scram.final(_step(request, scram.first()))))
         except AuthenticationFailed as exc:
             raise SaslFailed(f"{self.mechanism}: {exc}") from None
 
 
-def _step(client: "Client", token: bytes) -> bytes:
+def _step(request: Request, token: bytes) -> bytes:
     from kio.schema.sasl_authenticate.v2.request import SaslAuthenticateRequest
-    response = client.request(SaslAuthenticateRequest(auth_bytes=token))
+    response = request(SaslAuthenticateRequest(auth_bytes=token))
     if response.error_code:
         raise SaslFailed(f"{_error_name(response.error_code)}: {response.error_message or 'refused'}")
     return response.auth_bytes

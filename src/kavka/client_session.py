@@ -69,6 +69,9 @@ VERSION_RANGES.update({WRITE_TXN_MARKERS: (1, 2), DESCRIBE_PRODUCERS: (0, 0), DE
 # ACLs.
 DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS = 29, 30, 31
 VERSION_RANGES.update({DESCRIBE_ACLS: (1, 3), CREATE_ACLS: (1, 3), DELETE_ACLS: (1, 3)})
+# SCRAM credentials (KIP-554).
+DESCRIBE_USER_SCRAM_CREDENTIALS, ALTER_USER_SCRAM_CREDENTIALS = 50, 51
+VERSION_RANGES.update({DESCRIBE_USER_SCRAM_CREDENTIALS: (0, 0), ALTER_USER_SCRAM_CREDENTIALS: (0, 0)})
 API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", METADATA: "Metadata",
              CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
              CREATE_PARTITIONS: "CreatePartitions", DESCRIBE_CONFIGS: "DescribeConfigs",
@@ -81,7 +84,8 @@ API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", MET
              LIST_PARTITION_REASSIGNMENTS: "ListPartitionReassignments", WRITE_TXN_MARKERS: "WriteTxnMarkers",
              DESCRIBE_PRODUCERS: "DescribeProducers", DESCRIBE_TRANSACTIONS: "DescribeTransactions",
              LIST_TRANSACTIONS: "ListTransactions", DESCRIBE_ACLS: "DescribeAcls", CREATE_ACLS: "CreateAcls",
-             DELETE_ACLS: "DeleteAcls"}
+             DELETE_ACLS: "DeleteAcls", DESCRIBE_USER_SCRAM_CREDENTIALS: "DescribeUserScramCredentials",
+             ALTER_USER_SCRAM_CREDENTIALS: "AlterUserScramCredentials"}
 
 EARLIEST, LATEST = -2, -1  # ListOffsets timestamps
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1  # ListOffsets and Fetch isolation levels
