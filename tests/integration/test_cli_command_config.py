@@ -71,6 +71,11 @@ def test_scram_sha_512_over_sasl_plaintext_and_a_wrong_password(broker, caplog):
                                             "sasl.password": "carol-secret"})
     assert "secured-topic" in ok(cli(broker, "SASL_PLAINTEXT", config, "topics", "list")).split()
     assert any("User:carol on listener SASL_PLAINTEXT" in m for m in authenticated(caplog))
+    # produce and consume too (their partition requests go to the leader's connection)
+    ok(kavka(broker, "produce", "secured-topic", "--bootstrap-server", broker.bootstrap("SASL_PLAINTEXT"),
+             "--command-config", config, input="one\ntwo\n"))
+    out = ok(cli(broker, "SASL_PLAINTEXT", config, "consume", "secured-topic", "--from-beginning", "--timeout", "1"))
+    assert out.split() == ["one", "two"]
 
     wrong = properties(broker, "wrong", **{"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
                                            "sasl.username": "carol", "sasl.password": "nope"})
