@@ -3,17 +3,22 @@
 It speaks to one broker over one connection with kio request objects, one
 request at a time.  It is deliberately minimal: real applications should use a
 full client (confluent-kafka, kafka-python, aiokafka); the CLI uses this one so
-that it needs nothing beyond kavka itself and talks to any Kafka broker.
+that it needs nothing beyond kavka itself and talks to any Kafka broker.  With a
+:class:`kavka.client_security.ClientSecurity` the connection runs TLS and/or SASL first.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from kavka.protocol import messages
 from kavka.protocol.framing import parse_response_header
+
+if TYPE_CHECKING:
+    from kavka.client_security import ClientSecurity
 
 _SIZE = struct.Struct(">i")
 Decode = Callable[[bytes, int], Any]  # (response frame, offset of the body) -> the response
@@ -24,7 +29,8 @@ class ClientError(Exception):
 
 
 class Client:
-    def __init__(self, bootstrap: str, *, client_id: str = "kavka-cli", timeout: float = 10.0) -> None:
+    def __init__(self, bootstrap: str, *, client_id: str = "kavka-cli", timeout: float = 10.0,
+                 security: "ClientSecurity | None" = None) -> None:
         host, _, port = bootstrap.rpartition(":")
         self.address = (host or "127.0.0.1", int(port))
         self.client_id = client_id
@@ -34,6 +40,24 @@ class Client:
             raise ClientError(f"cannot connect to {bootstrap}: {exc.strerror or exc}") from None
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._correlation = 0
+        self._answered = False  # whether any response arrived (a TLS 1.3 broker refuses a certificate later)
+        if security is not None:
+            self._secure(security, bootstrap)
+
+    def _secure(self, security: "ClientSecurity", bootstrap: str) -> None:
+        from kavka.client_security import SaslFailed
+        try:
+            self.sock = security.wrap(self.sock, self.address[0])
+            security.authenticate(self.request)
+        except ssl.SSLError as exc:
+            self.sock.close()
+            raise ClientError(f"TLS handshake with {bootstrap} failed: {exc.reason or exc}") from None
+        except SaslFailed as exc:
+            self.sock.close()
+            raise ClientError(f"authentication with {bootstrap} failed: {exc}") from None
+        except (ClientError, OSError) as exc:
+            self.sock.close()
+            raise ClientError(f"{security.protocol} connection to {bootstrap} failed: {exc}") from None
 
     def request(self, obj: Any, decode: Decode | None = None) -> Any:
         """Send one kio request object and return the decoded response: by kio, or by
@@ -65,10 +89,17 @@ class Client:
         while remaining:
             chunk = self.sock.recv(min(remaining, 1 << 20))
             if not chunk:
-                raise ClientError("connection closed by the broker")
+                raise ClientError(self._closed_reason())
             chunks.append(chunk)
             remaining -= len(chunk)
+        self._answered = True
         return b"".join(chunks)
+
+    def _closed_reason(self) -> str:
+        if isinstance(self.sock, ssl.SSLSocket) and not self._answered:
+            return ("connection closed by the broker after the TLS handshake (did it want a client certificate: "
+                    "ssl.keystore.location or ssl.certificate.location?)")
+        return "connection closed by the broker"
 
     def close(self) -> None:
         self.sock.close()

@@ -32,6 +32,7 @@ from kavka.protocol.builders import field_names, make
 
 if TYPE_CHECKING:
     from kavka.client import Client, Decode
+    from kavka.client_security import ClientSecurity
 
 
 class ToolError(Exception):
@@ -71,6 +72,9 @@ VERSION_RANGES.update({DESCRIBE_ACLS: (1, 3), CREATE_ACLS: (1, 3), DELETE_ACLS: 
 # Client quotas.
 DESCRIBE_CLIENT_QUOTAS, ALTER_CLIENT_QUOTAS = 48, 49
 VERSION_RANGES.update({DESCRIBE_CLIENT_QUOTAS: (0, 1), ALTER_CLIENT_QUOTAS: (0, 1)})
+# SCRAM credentials (KIP-554).
+DESCRIBE_USER_SCRAM_CREDENTIALS, ALTER_USER_SCRAM_CREDENTIALS = 50, 51
+VERSION_RANGES.update({DESCRIBE_USER_SCRAM_CREDENTIALS: (0, 0), ALTER_USER_SCRAM_CREDENTIALS: (0, 0)})
 API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", METADATA: "Metadata",
              CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
              CREATE_PARTITIONS: "CreatePartitions", DESCRIBE_CONFIGS: "DescribeConfigs",
@@ -84,7 +88,9 @@ API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", MET
              DESCRIBE_PRODUCERS: "DescribeProducers", DESCRIBE_TRANSACTIONS: "DescribeTransactions",
              LIST_TRANSACTIONS: "ListTransactions", DESCRIBE_ACLS: "DescribeAcls", CREATE_ACLS: "CreateAcls",
              DELETE_ACLS: "DeleteAcls", DESCRIBE_CLIENT_QUOTAS: "DescribeClientQuotas",
-             ALTER_CLIENT_QUOTAS: "AlterClientQuotas"}
+             ALTER_CLIENT_QUOTAS: "AlterClientQuotas",
+             DESCRIBE_USER_SCRAM_CREDENTIALS: "DescribeUserScramCredentials",
+             ALTER_USER_SCRAM_CREDENTIALS: "AlterUserScramCredentials"}
 
 EARLIEST, LATEST = -2, -1  # ListOffsets timestamps
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1  # ListOffsets and Fetch isolation levels
@@ -221,15 +227,17 @@ def _check_address(address: str) -> None:
 class Session:
     """A bootstrap connection, the broker's API versions, and leader connections."""
 
-    def __init__(self, bootstrap: str, timeout: float = 30.0) -> None:
+    def __init__(self, bootstrap: str, timeout: float = 30.0, security: "ClientSecurity | None" = None) -> None:
         """``bootstrap``: HOST:PORT, or several separated by commas, tried in order until
-        one answers (as Kafka's bootstrap.servers): a dead first broker is skipped."""
+        one answers (as Kafka's bootstrap.servers): a dead first broker is skipped.
+        ``security``: TLS and SASL for every connection (``--command-config``)."""
         addresses = [a.strip() for a in bootstrap.split(",") if a.strip()]
         if not addresses:
             raise ToolError("no broker address given")
         for address in addresses:
             _check_address(address)
         self.timeout = timeout
+        self.security = security
         self.client = self._connect_any(addresses)
         self.bootstrap = "{}:{}".format(*self.client.address)
         self._leaders: dict[int, "Client"] = {}
@@ -251,7 +259,7 @@ class Session:
         _check_address(address)
         from kavka.client import Client, ClientError  # kio loads in ~0.2 s: not for --help
         try:
-            return Client(address, timeout=self.timeout)
+            return Client(address, timeout=self.timeout, security=self.security)
         except ClientError as exc:
             raise ToolError(str(exc)) from None
         except OSError as exc:  # e.g. an unknown host name

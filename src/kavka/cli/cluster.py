@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kavka.cli import elect_leaders, reassign
-from kavka.cli.common import CliError, bootstrap_parent, print_table
+from kavka.cli.common import CliError, bootstrap_parent, print_table, session
 from kavka.client_session import METADATA, check
 
 DEFAULT_DATA_DIR = "./kavka-cluster"
@@ -515,8 +515,7 @@ def _up(args) -> int:
 # -- describe ---------------------------------------------------------------------------------
 
 def _describe(args) -> int:
-    from kavka.client_session import Session
-    with Session(args.bootstrap_server) as s:
+    with session(args) as s:
         cluster_id, controller, brokers = _cluster_info(s)
         topics = _topics(s, args.topic or None)
     report = _report(cluster_id, controller, brokers, topics)

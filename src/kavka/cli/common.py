@@ -2,8 +2,9 @@
 
 They talk to a broker (kavka or Apache Kafka) only over the Kafka protocol, with a
 :class:`kavka.client_session.Session` (negotiated versions, leader connections).
-This module adds what only a command line needs: the ``--bootstrap-server``
-option, ``NAME=VALUE`` pairs, tables and a progress line.
+This module adds what only a command line needs: the ``--bootstrap-server`` and
+``--command-config`` options (Kafka's client properties: TLS, SASL; see
+:mod:`kavka.client_security`), ``NAME=VALUE`` pairs, tables and a progress line.
 
 Failures raise :class:`CliError` (one line, exit status 1), which is
 :class:`kavka.client_session.ToolError`, so the session's own failures and
@@ -27,12 +28,16 @@ BOOTSTRAP_ENV = "KAVKA_BOOTSTRAP"
 
 
 def bootstrap_parent() -> argparse.ArgumentParser:
-    """The ``--bootstrap-server`` option, for ``parents=[...]`` of every client sub-command."""
+    """The ``--bootstrap-server`` and ``--command-config`` options, for ``parents=[...]`` of
+    every client sub-command."""
     parent = argparse.ArgumentParser(add_help=False)
     default = os.environ.get(BOOTSTRAP_ENV) or DEFAULT_BOOTSTRAP
     parent.add_argument("-b", "--bootstrap-server", default=default, metavar="HOST:PORT[,HOST:PORT...]",
                         help=f"the brokers to try, in order, until one answers (default {default}; "
                              f"env {BOOTSTRAP_ENV})")
+    parent.add_argument("--command-config", metavar="FILE",
+                        help="Kafka client properties for the connections: security.protocol, sasl.mechanism, "
+                             "sasl.username/sasl.password or sasl.jaas.config, ssl.* (PEM files)")
     return parent
 
 
@@ -86,5 +91,17 @@ class Progress:
             self.shown = False
 
 
+def client_security(args):
+    """The ClientSecurity of ``--command-config`` (None without it); CliError naming a bad key."""
+    path = getattr(args, "command_config", None)
+    if path is None:
+        return None
+    from kavka.client_security import ClientConfigError, ClientSecurity
+    try:
+        return ClientSecurity.load(path)
+    except ClientConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
 def session(args) -> Session:
-    return Session(args.bootstrap_server)
+    return Session(args.bootstrap_server, security=client_security(args))

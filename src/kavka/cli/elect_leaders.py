@@ -23,7 +23,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from kavka.cli.common import CliError, bootstrap_parent
+from kavka.cli.common import CliError, bootstrap_parent, session
 from kavka.client_session import ELECT_LEADERS, check, error_name
 
 ELECTION_TYPES = {"preferred": 0, "unclean": 1}
@@ -50,10 +50,9 @@ def add_parser(actions) -> None:
 
 
 def run(args) -> int:
-    from kavka.client_session import Session
     if args.partition is not None and args.topic is None:
         raise CliError("--partition needs --topic")
-    with Session(args.bootstrap_server) as s:
+    with session(args) as s:
         wanted = _wanted(s, args)
         results = _elect(s, ELECTION_TYPES[args.election_type], wanted)
     failed = 0

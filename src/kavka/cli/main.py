@@ -17,7 +17,7 @@ COMMANDS = {"serve": "serve", "topics": "topics", "configs": "configs", "produce
             "consume": "consume", "groups": "groups", "export": "export", "cluster": "cluster",
             "check": "check", "dump-log": "dump_log", "features": "features", "log-dirs": "log_dirs",
             "transactions": "transactions", "acls": "acls",
-            "quotas": "quotas"}
+            "quotas": "quotas", "users": "users"}
 
 
 def command_module(name: str):

@@ -24,7 +24,7 @@ import datetime
 import time
 from pathlib import Path
 
-from kavka.cli.common import CliError, bootstrap_parent, print_table
+from kavka.cli.common import CliError, bootstrap_parent, print_table, session
 from kavka.cli.reassign_plan import Plan, balance, loads, parse_ids, parse_plan, plan_json
 from kavka.client_session import ALTER_PARTITION_REASSIGNMENTS, LIST_PARTITION_REASSIGNMENTS, check, error_name
 
@@ -70,8 +70,7 @@ def _wait_options(parser) -> None:
 
 
 def run_reassign(args) -> int:
-    from kavka.client_session import Session
-    with Session(args.bootstrap_server) as s:
+    with session(args) as s:
         if args.partition is not None and not args.topic:
             raise CliError("--partition needs --topic")
         if args.list:
@@ -85,8 +84,7 @@ def run_reassign(args) -> int:
 
 
 def run_rebalance(args) -> int:
-    from kavka.client_session import Session
-    with Session(args.bootstrap_server) as s:
+    with session(args) as s:
         moving = _listed(s)
         if moving:
             raise CliError(f"REASSIGNMENT_IN_PROGRESS: {len(moving)} partitions are being reassigned; wait for them "

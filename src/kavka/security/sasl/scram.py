@@ -1,5 +1,5 @@
-"""SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677): the salted credentials and the
-server side of the exchange.
+"""SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677): the salted credentials and both
+sides of the exchange (the broker's ``ScramServer``, the CLI's ``ScramClient``).
 
 client-first ``n,,n=user,r=cnonce`` -> server-first ``r=cnonce+snonce,s=salt,i=iterations``
 -> client-final ``c=biws,r=nonce,p=proof`` -> server-final ``v=signature``.  The broker keeps
@@ -139,6 +139,54 @@ class ScramServer:
         self._state, self.complete = "done", True
         server_signature = _hmac(self._digest, cred.server_key, auth_message)
         return b"v=" + base64.b64encode(server_signature)
+
+
+def _saslname_encode(name: str) -> str:
+    return name.replace("=", "=3D").replace(",", "=2C")
+
+
+class ScramClient:
+    """The client side: ``first()``, then ``final(server_first)``, then
+    ``verify(server_final)``; AuthenticationFailed when the server's nonce or signature is wrong."""
+
+    def __init__(self, mechanism: str, username: str, password: str, nonce: str | None = None) -> None:
+        self.name = mechanism
+        self._digest = MECHANISMS[mechanism]
+        self._password = password
+        self._nonce = nonce or secrets.token_hex(24)
+        self._client_first_bare = f"n={_saslname_encode(username)},r={self._nonce}"
+
+    def first(self) -> bytes:
+        return f"n,,{self._client_first_bare}".encode()
+
+    def final(self, server_first: bytes) -> bytes:
+        text = server_first.decode("utf-8", "replace")
+        attrs = _attributes(text)
+        nonce = attrs.get("r", "")
+        if "e" in attrs:
+            raise AuthenticationFailed(f"the server refused: {attrs['e']}")
+        if not nonce.startswith(self._nonce) or len(nonce) == len(self._nonce):
+            raise AuthenticationFailed("the server's nonce does not extend the client's")
+        try:
+            salt, iterations = base64.b64decode(attrs["s"], validate=True), int(attrs["i"])
+        except (KeyError, ValueError):
+            raise AuthenticationFailed("Invalid SCRAM server-first message") from None
+        salted = salted_password(self.name, self._password, salt, iterations)
+        without_proof = f"c=biws,r={nonce}"
+        auth_message = f"{self._client_first_bare},{text},{without_proof}".encode()
+        client_key = _hmac(self._digest, salted, b"Client Key")
+        signature = _hmac(self._digest, hashlib.new(self._digest, client_key).digest(), auth_message)
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        self._server_signature = _hmac(self._digest, _hmac(self._digest, salted, b"Server Key"), auth_message)
+        return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
+
+    def verify(self, server_final: bytes) -> None:
+        attrs = _attributes(server_final.decode("utf-8", "replace"))
+        if "e" in attrs:
+            raise AuthenticationFailed(f"the server refused: {attrs['e']}")
+        expected = base64.b64encode(self._server_signature).decode()
+        if not hmac.compare_digest(attrs.get("v", ""), expected):
+            raise AuthenticationFailed("the server's signature is wrong (it does not know the password)")
 
 
 def _split_gs2(text: str) -> tuple[str, bool, str]:

@@ -1,0 +1,181 @@
+"""The security of the CLI's own connections: Kafka's client properties (``--command-config``).
+
+Kafka's tools read a properties file of client settings; this module reads the same keys:
+``security.protocol`` (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), ``sasl.mechanism`` (PLAIN,
+SCRAM-SHA-256, SCRAM-SHA-512) with ``sasl.username``/``sasl.password`` or ``sasl.jaas.config``,
+and the TLS keys (``ssl.truststore.location`` or ``ssl.ca.location``: PEM; for mTLS
+``ssl.keystore.location`` + ``ssl.key.password`` or ``ssl.certificate.location`` +
+``ssl.key.location``; ``ssl.endpoint.identification.algorithm``, ``https`` by default as in
+Kafka, empty to skip the host name check).  Keys it does not know are ignored, as Kafka's tools
+only warn about them.  A bad value raises :class:`ClientConfigError` naming the key.
+
+:class:`ClientSecurity` then secures one blocking socket (TLS 1.2+ with ``ssl``) and runs the
+SASL exchange through a client's request function (SaslHandshake v1, SaslAuthenticate v2); it
+imports no client, so :mod:`kavka.client` may import it.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from kavka.config import ConfigError
+from kavka.security.sasl import AuthenticationFailed
+from kavka.security.sasl.jaas import parse_jaas
+from kavka.security.sasl.scram import MECHANISMS, ScramClient
+
+Request = Callable[[Any], Any]  # a kio request object -> its decoded response
+
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", *MECHANISMS)
+SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
+
+
+class ClientConfigError(Exception):
+    """A client property is missing or wrong (the message names it)."""
+
+
+class SaslFailed(Exception):
+    """The broker refused the SASL exchange (the message is Kafka's error name and text)."""
+
+
+def read_properties(path: str) -> dict[str, str]:
+    """A Java properties file: ``key=value`` or ``key: value`` lines, ``#``/``!`` comments,
+    a trailing backslash continuing the line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ClientConfigError(f"--command-config {path}: {exc.strerror or exc}") from None
+    props: dict[str, str] = {}
+    for line in re.sub(r"\\\n\s*", "", text).splitlines():
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        m = re.match(r"([^=:\s]+)\s*[=:\s]\s*(.*)", line)
+        if m is None:
+            raise ClientConfigError(f"--command-config {path}: cannot read the line {line[:40]!r}")
+        props[m.group(1)] = m.group(2).strip()
+    return props
+
+
+@dataclass(frozen=True)
+class ClientSecurity:
+    protocol: str = "PLAINTEXT"
+    ssl_context: ssl.SSLContext | None = None
+    check_hostname: bool = True
+    mechanism: str | None = None
+    username: str = ""
+    password: str = ""
+
+    @classmethod
+    def load(cls, path: str) -> "ClientSecurity":
+        return cls.from_properties(read_properties(path))
+
+    @classmethod
+    def from_properties(cls, props: dict[str, str]) -> "ClientSecurity":
+        protocol = props.get("security.protocol", "PLAINTEXT").upper()
+        if protocol not in PROTOCOLS:
+            raise ClientConfigError(f"security.protocol: {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+        algorithm = props.get("ssl.endpoint.identification.algorithm", "https")
+        if algorithm.lower() not in ("https", ""):
+            raise ClientConfigError(f"ssl.endpoint.identification.algorithm: {algorithm!r} is not https or empty")
+        context = _ssl_context(props, algorithm != "") if protocol.endswith("SSL") else None
+        if not protocol.startswith("SASL_"):
+            return cls(protocol, context, algorithm != "")
+        mechanism, username, password = _sasl(props)
+        return cls(protocol, context, algorithm != "", mechanism, username, password)
+
+    def wrap(self, sock, host: str):
+        """The socket, under TLS when the protocol says so (the handshake done)."""
+        if self.ssl_context is None:
+            return sock
+        return self.ssl_context.wrap_socket(sock, server_hostname=host if self.check_hostname else None)
+
+    def authenticate(self, request: Request) -> None:
+        """The SASL exchange on a fresh connection; SaslFailed if the broker refuses."""
+        if self.mechanism is None:
+            return
+        from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
+        response = request(SaslHandshakeRequest(mechanism=self.mechanism))
+        if response.error_code:
+            raise SaslFailed(f"{_error_name(response.error_code)}: the broker offers "
+                             f"{', '.join(response.mechanisms) or 'no mechanism'}, not {self.mechanism}")
+        if self.mechanism == "PLAIN":
+            _step(request, f"\0{self.username}\0{self.password}".encode())
+            return
+        scram = ScramClient(self.mechanism, self.username, self.password)
+        try:
+            scram.verify(_step(request, scram.final(_step(request, scram.first()))))
+        except AuthenticationFailed as exc:
+            raise SaslFailed(f"{self.mechanism}: {exc}") from None
+
+
+def _step(request: Request, token: bytes) -> bytes:
+    from kio.schema.sasl_authenticate.v2.request import SaslAuthenticateRequest
+    response = request(SaslAuthenticateRequest(auth_bytes=token))
+    if response.error_code:
+        raise SaslFailed(f"{_error_name(response.error_code)}: {response.error_message or 'refused'}")
+    return response.auth_bytes
+
+
+def _error_name(code: int) -> str:
+    from kio.schema.errors import ErrorCode
+    try:
+        return ErrorCode(int(code)).name.upper()
+    except ValueError:
+        return f"ERROR_{int(code)}"
+
+
+def _sasl(props: dict[str, str]) -> tuple[str, str, str]:
+    mechanism = props.get("sasl.mechanism", "GSSAPI").upper()
+    if mechanism not in SASL_MECHANISMS:
+        raise ClientConfigError(f"sasl.mechanism: {mechanism!r} is not supported here "
+                                f"({', '.join(SASL_MECHANISMS)})")
+    username, password = props.get("sasl.username"), props.get("sasl.password")
+    if "sasl.jaas.config" in props:
+        try:
+            options = parse_jaas(props["sasl.jaas.config"])
+        except ConfigError as exc:
+            raise ClientConfigError(str(exc)) from None
+        username, password = options.get("username", username), options.get("password", password)
+    if not username:
+        raise ClientConfigError("sasl.jaas.config: no username (or set sasl.username)")
+    if password is None:
+        raise ClientConfigError("sasl.jaas.config: no password (or set sasl.password)")
+    return mechanism, username, password
+
+
+def _ssl_context(props: dict[str, str], check_hostname: bool) -> ssl.SSLContext:
+    for key in ("ssl.truststore.type", "ssl.keystore.type"):
+        if props.get(key, "PEM").upper() != "PEM":
+            raise ClientConfigError(f"{key}: only PEM files are supported, not {props[key]!r}")
+    ca = props.get("ssl.truststore.location") or props.get("ssl.ca.location")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = check_hostname
+    try:
+        ctx.load_verify_locations(cafile=ca) if ca else ctx.load_default_certs()
+    except (OSError, ssl.SSLError) as exc:
+        key = "ssl.truststore.location" if "ssl.truststore.location" in props else "ssl.ca.location"
+        raise ClientConfigError(f"{key}: cannot load {ca}: {getattr(exc, 'strerror', None) or exc}") from None
+    _load_client_certificate(ctx, props)
+    return ctx
+
+
+def _load_client_certificate(ctx: ssl.SSLContext, props: dict[str, str]) -> None:
+    password = props.get("ssl.key.password") or props.get("ssl.keystore.password") or None
+    if "ssl.keystore.location" in props:
+        key, certfile, keyfile = "ssl.keystore.location", props["ssl.keystore.location"], None
+    elif "ssl.certificate.location" in props:
+        key, certfile, keyfile = "ssl.certificate.location", props["ssl.certificate.location"], \
+            props.get("ssl.key.location")
+    else:
+        return
+    try:
+        ctx.load_cert_chain(certfile, keyfile, password=password)
+    except (OSError, ssl.SSLError) as exc:
+        raise ClientConfigError(f"{key}: cannot load the certificate and key from {certfile} "
+                                f"(or ssl.key.password is wrong): {getattr(exc, 'strerror', None) or exc}") from None
