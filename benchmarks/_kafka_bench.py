@@ -138,8 +138,11 @@ def produce(bootstrap: str, topic: str, n: int, size: int, acks: str, timeout: f
             p.flush(0)
 
 
-def consume(bootstrap: str, topic: str, n: int, size: int, timeout: float, stall: float = 15.0) -> dict:
-    conf = _client_base(bootstrap) | CONSUMER_CONF | {"group.id": f"kavka-bench-{uuid.uuid4().hex[:8]}"}
+def consume(bootstrap: str, topic: str, n: int, size: int, timeout: float, stall: float = 15.0,
+            extra_conf: dict | None = None) -> dict:
+    """N records of ``size`` B from the beginning of every partition; ``extra_conf`` adds consumer settings."""
+    conf = _client_base(bootstrap) | CONSUMER_CONF | {"group.id": f"kavka-bench-{uuid.uuid4().hex[:8]}"} \
+        | (extra_conf or {})
     c = Consumer(conf)
     try:
         parts = partitions_of(c, topic)

@@ -91,8 +91,7 @@ class Broker:
                 from kavka.cluster.node import ClusterNode
                 self.node = ClusterNode(self, self.cluster_settings)
             self.groups = self._load_groups()
-            if self.node is None:
-                self.transactions = self._load_transactions()
+            self.transactions = self._load_transactions()
             await self._listen()
             if self.node is not None:
                 await self.node.start()
@@ -177,17 +176,24 @@ class Broker:
         return runner
 
     def _load_transactions(self) -> TxnRunner:
-        """The transaction coordinator of a lone broker: every __transaction_state partition
-        replayed before we listen, markers written straight into the local partitions.  (A
-        cluster has none yet: its brokers refuse transactional ids.)"""
+        """The transaction coordinator.  A lone broker replays every __transaction_state
+        partition before we listen and writes markers straight into its own partitions; in a
+        cluster it loads a partition as this broker comes to lead it (kavka.cluster.reconcile),
+        answers once its records are replicated, and sends markers to each partition's leader
+        (kavka.cluster.txn_markers)."""
         get = self.config.get
+        node = self.node
+        cluster = {} if node is None else dict(leads=node.leads_txn_partition, leader_epoch=node.txn_coordinator_epoch,
+                                               writable=node.txn_partition_writable)
         journal = TransactionStateTopic(self.logs, get("transaction.state.log.num.partitions"),
-                                        get("transaction.state.log.segment.bytes"), self._clock)
+                                        get("transaction.state.log.segment.bytes"), self._clock, **cluster)
         offsets_partitions = get("offsets.topic.num.partitions")
         coordinator = TransactionCoordinator(
             TxnConfig.from_broker(self.config), self._clock, journal, self.producer_ids,
             lambda group_id: (OFFSETS_TOPIC, coordinator_partition(group_id, offsets_partitions)))
-        runner = TxnRunner(coordinator, local_marker_writer(self.logs, self._clock))
+        if node is not None:
+            return TxnRunner(coordinator, node.txn_markers.write_markers, replicated=node.txn_replicated)
+        runner = TxnRunner(coordinator, local_marker_writer(self.logs, self._clock, self.groups.marker_written))
         for index in range(journal.partitions):
             runner.load_partition(index)
         return runner

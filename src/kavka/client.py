@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import socket
 import struct
-from typing import Any
+from typing import Any, Callable
 
 from kavka.protocol import messages
 from kavka.protocol.framing import parse_response_header
 
 _SIZE = struct.Struct(">i")
+Decode = Callable[[bytes, int], Any]  # (response frame, offset of the body) -> the response
 
 
 class ClientError(Exception):
@@ -34,8 +35,10 @@ class Client:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._correlation = 0
 
-    def request(self, obj: Any) -> Any:
-        """Send one kio request object and return the decoded response."""
+    def request(self, obj: Any, decode: Decode | None = None) -> Any:
+        """Send one kio request object and return the decoded response: by kio, or by
+        ``decode(frame, body_offset)`` for a response kio cannot read (DescribeTransactions
+        with a start time of -1, which kio refuses as a negative timestamp)."""
         self._correlation += 1
         self.sock.sendall(messages.encode_request_frame(obj, self._correlation, self.client_id))
         if obj.__api_key__ == 0 and getattr(obj, "acks", 1) == 0:
@@ -46,6 +49,8 @@ class Client:
         correlation_id, header_size = parse_response_header(frame, flexible)
         if correlation_id != self._correlation:
             raise ClientError(f"correlation id {correlation_id} does not match request {self._correlation}")
+        if decode is not None:
+            return decode(frame, header_size)
         return messages.decode_response(api_key, version, frame, header_size)
 
     def send_raw(self, data: bytes) -> None:

@@ -21,6 +21,7 @@ stays fast).
 from __future__ import annotations
 
 import base64
+import collections
 import datetime
 import re
 import socket
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from kavka.protocol.builders import field_names, make
 
 if TYPE_CHECKING:
-    from kavka.client import Client
+    from kavka.client import Client, Decode
 
 
 class ToolError(Exception):
@@ -60,6 +61,10 @@ VERSION_RANGES.update({API_VERSIONS: (3, 4), UPDATE_FEATURES: (0, 2)})
 # Partition reassignment (KIP-455).
 ALTER_PARTITION_REASSIGNMENTS, LIST_PARTITION_REASSIGNMENTS = 45, 46
 VERSION_RANGES.update({ALTER_PARTITION_REASSIGNMENTS: (0, 1), LIST_PARTITION_REASSIGNMENTS: (0, 0)})
+# Transactions (KIP-98, KIP-664).
+WRITE_TXN_MARKERS, DESCRIBE_PRODUCERS, DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 27, 61, 65, 66
+VERSION_RANGES.update({WRITE_TXN_MARKERS: (1, 2), DESCRIBE_PRODUCERS: (0, 0), DESCRIBE_TRANSACTIONS: (0, 0),
+                       LIST_TRANSACTIONS: (0, 1)})
 API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", METADATA: "Metadata",
              CREATE_TOPICS: "CreateTopics", DELETE_TOPICS: "DeleteTopics",
              CREATE_PARTITIONS: "CreatePartitions", DESCRIBE_CONFIGS: "DescribeConfigs",
@@ -69,9 +74,13 @@ API_NAMES = {API_VERSIONS: "ApiVersions", UPDATE_FEATURES: "UpdateFeatures", MET
              OFFSET_COMMIT: "OffsetCommit", CONSUMER_GROUP_DESCRIBE: "ConsumerGroupDescribe",
              DESCRIBE_LOG_DIRS: "DescribeLogDirs", ELECT_LEADERS: "ElectLeaders",
              ALTER_PARTITION_REASSIGNMENTS: "AlterPartitionReassignments",
-             LIST_PARTITION_REASSIGNMENTS: "ListPartitionReassignments"}
+             LIST_PARTITION_REASSIGNMENTS: "ListPartitionReassignments", WRITE_TXN_MARKERS: "WriteTxnMarkers",
+             DESCRIBE_PRODUCERS: "DescribeProducers", DESCRIBE_TRANSACTIONS: "DescribeTransactions",
+             LIST_TRANSACTIONS: "ListTransactions"}
 
 EARLIEST, LATEST = -2, -1  # ListOffsets timestamps
+READ_UNCOMMITTED, READ_COMMITTED = 0, 1  # ListOffsets and Fetch isolation levels
+GROUP_KEY, TRANSACTION_KEY = 0, 1  # FindCoordinator key types
 LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC = 5, 3
 _COORDINATOR_WAIT = (14, 15)  # COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE
 _TOPIC_ERRORS = {17: "'{}' is not a valid topic name", 29: "not authorized to access topic '{}'"}
@@ -126,6 +135,52 @@ def json_bytes(data: bytes | None):
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+# -- transactions in fetched data ---------------------------------------------------------
+
+# Kafka's isolation.level names -> the isolation level of ListOffsets and Fetch.
+ISOLATION_LEVELS = {"read_uncommitted": READ_UNCOMMITTED, "read_committed": READ_COMMITTED}
+
+
+def isolation_level(name: str) -> int:
+    try:
+        return ISOLATION_LEVELS[name]
+    except KeyError:
+        raise ToolError(f"the isolation level is read_uncommitted or read_committed, not {name!r}") from None
+
+
+class AbortedTransactions:
+    """Which batches of one partition's read_committed Fetch answer are aborted data, by
+    Kafka's consumer rule (``kavka export`` and ``kavka consume`` use it): ``aborted`` is the
+    answer's (producer id, first offset) list, and from its first offset on a transactional
+    batch of that producer is aborted until the producer's abort marker.  One per answer; the
+    batches must be shown in offset order, every one of them, control batches included."""
+
+    def __init__(self, aborted: Iterable[tuple[int, int]]) -> None:
+        self.pending = collections.deque(sorted(aborted, key=lambda a: a[1]))
+        self.aborting: set[int] = set()  # producers inside an aborted transaction
+
+    def drops(self, data: bytes, pos: int, header) -> bool:
+        """Whether the batch at ``pos`` holds aborted records; a control batch is never data
+        (it ends its producer's aborted transaction when it is an abort marker)."""
+        while self.pending and self.pending[0][1] <= header.last_offset:
+            self.aborting.add(self.pending.popleft()[0])
+        if header.is_control:
+            if header.producer_id in self.aborting and _is_abort_marker(data, pos, header):
+                self.aborting.discard(header.producer_id)
+            return True
+        return header.is_transactional and header.producer_id in self.aborting
+
+
+def _is_abort_marker(data: bytes, pos: int, header) -> bool:
+    from kavka.protocol.control_records import read_marker
+    from kavka.protocol.records import InvalidBatch
+    try:
+        marker = read_marker(data[pos:pos + header.size])
+    except InvalidBatch as exc:
+        raise ToolError(f"the marker at offset {header.base_offset} does not decode: {exc}") from None
+    return marker is not None and not marker.commit
 
 
 # -- requests at negotiated versions -------------------------------------------------------
@@ -219,12 +274,13 @@ class Session:
                             f"this tool speaks v{low}-{high}")
         return version
 
-    def request(self, obj: Any, client: "Client | None" = None) -> Any:
+    def request(self, obj: Any, client: "Client | None" = None, decode: "Decode | None" = None) -> Any:
+        """The response to ``obj``, decoded by kio or by ``decode`` (see :meth:`Client.request`)."""
         from kavka.client import ClientError
         client = client or self.client
         where = "{}:{}".format(*client.address)
         try:
-            return client.request(obj)
+            return client.request(obj, decode)
         except socket.timeout:
             raise ToolError(f"no answer from {where} within {self.timeout:.0f} s") from None
         except ClientError as exc:
@@ -274,8 +330,10 @@ class Session:
             self._leaders[node_id] = self._connect(address)
         return self._leaders[node_id]
 
-    def list_offsets(self, topic: Any, partitions: Iterable[int], timestamp: int) -> dict[int, int]:
-        """partition -> offset for a timestamp (EARLIEST, LATEST or ms); -1 when no record is that new."""
+    def list_offsets(self, topic: Any, partitions: Iterable[int], timestamp: int,
+                     isolation: int = READ_UNCOMMITTED) -> dict[int, int]:
+        """partition -> offset for a timestamp (EARLIEST, LATEST or ms); -1 when no record is that new.
+        With READ_COMMITTED, LATEST is the last stable offset and no answer lies above it."""
         leaders: dict[int, list[int]] = {}
         by_index = {p.partition_index: p for p in topic.partitions}
         for index in partitions:
@@ -283,7 +341,7 @@ class Session:
         offsets = {}
         for leader, indexes in leaders.items():
             q = self.builder(LIST_OFFSETS)
-            response = self.request(q.ListOffsetsRequest(replica_id=-1, isolation_level=0, topics=(
+            response = self.request(q.ListOffsetsRequest(replica_id=-1, isolation_level=isolation, topics=(
                 q.ListOffsetsTopic(name=topic.name, partitions=tuple(
                     q.ListOffsetsPartition(partition_index=i, current_leader_epoch=-1, timestamp=timestamp)
                     for i in indexes)),)), self.leader(leader))
@@ -312,19 +370,21 @@ class Session:
         self.metadata([])
         return [(node_id, self.leader(node_id)) for node_id in sorted(self._brokers)]
 
-    def coordinator(self, group: str, attempts: int = 50) -> tuple[int, str, "Client"]:
-        """(node id, HOST:PORT, connection) of a group's coordinator, waiting while it loads."""
+    def coordinator(self, group: str, attempts: int = 50, key_type: int = GROUP_KEY) -> tuple[int, str, "Client"]:
+        """(node id, HOST:PORT, connection) of a group's coordinator (with ``key_type``
+        TRANSACTION_KEY, a transactional id's), waiting while it loads."""
         if not self._brokers:
             self.metadata([])
         q = self.builder(FIND_COORDINATOR)
         batched = q.has("FindCoordinatorRequest", "coordinator_keys")
         for _ in range(attempts):
-            response = self.request(q.FindCoordinatorRequest(key=group, key_type=0, coordinator_keys=(group,)))
+            response = self.request(q.FindCoordinatorRequest(key=group, key_type=key_type, coordinator_keys=(group,)))
             found = response.coordinators[0] if batched else response
             if found.error_code not in _COORDINATOR_WAIT:
                 break
             time.sleep(0.1)
-        check(found.error_code, getattr(found, "error_message", None), f"no coordinator for group '{group}'")
+        what = "transactional id" if key_type == TRANSACTION_KEY else "group"
+        check(found.error_code, getattr(found, "error_message", None), f"no coordinator for {what} '{group}'")
         address = f"{found.host}:{found.port}"
         self._brokers.setdefault(found.node_id, address)
         return found.node_id, address, self.leader(found.node_id)

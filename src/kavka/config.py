@@ -216,9 +216,6 @@ INERT_KEYS = (
            "How often the recovery point is checkpointed; kavka recovers from the segments."),
     _inert("log.flush.start.offset.checkpoint.interval.ms", "int", 60000,
            "How often log start offsets are checkpointed; kavka writes them when they change."),
-    _inert("transaction.state.log.replication.factor", "short", 3,
-           "Replicas of __transaction_state; kavka's transactions run on a lone broker only so far."),
-    _inert("transaction.state.log.min.isr", "int", 2, "min.insync.replicas of __transaction_state."),
     _inert("share.coordinator.state.topic.replication.factor", "short", 3,
            "Replicas of __share_group_state; kavka has no share groups."),
     _inert("share.coordinator.state.topic.min.isr", "short", 2, "min.insync.replicas of __share_group_state."),
@@ -299,7 +296,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey("log.retention.bytes", "long", -1, "Retention by partition size.", None, False),
     ConfigKey("log.retention.check.interval.ms", "long", 300000, "How often retention runs.", at_least(1)),
     ConfigKey("producer.id.expiration.ms", "int", 86400000,
-              "How long a partition remembers an idempotent producer after its last batch.", at_least(1)),
+              "How long a partition remembers an idempotent producer after its last batch "
+              "(cluster-wide dynamic, KIP-854).", at_least(1), False),
     ConfigKey("producer.id.expiration.check.interval.ms", "int", 600000,
               "How often partitions forget expired producers.", at_least(1)),
     ConfigKey("log.segment.delete.delay.ms", "long", 60000, "Delay before a deleted segment's files go.",
@@ -399,11 +397,16 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               at_least(1)),
     ConfigKey("offset.metadata.max.bytes", "int", 4096, "Largest metadata string of a committed offset.",
               at_least(0)),
-    # Transactions (kavka.txn; a lone broker only so far)
+    # Transactions (kavka.txn)
     ConfigKey("transaction.state.log.num.partitions", "int", 50, "Partitions of __transaction_state.",
               at_least(1)),
     ConfigKey("transaction.state.log.segment.bytes", "int", 104857600, "Segment size of __transaction_state.",
               at_least(14)),
+    ConfigKey("transaction.state.log.replication.factor", "short", 3,
+              "Replicas of __transaction_state (at most the live brokers when it is created).", at_least(1)),
+    ConfigKey("transaction.state.log.min.isr", "int", 2,
+              "min.insync.replicas of __transaction_state: a coordinator's state write needs that many "
+              "replicas in the ISR.", at_least(1)),
     ConfigKey("transaction.max.timeout.ms", "int", 900000,
               "Largest transaction.timeout.ms a producer may ask for (InitProducerId answers "
               "INVALID_TRANSACTION_TIMEOUT above it).", at_least(1)),

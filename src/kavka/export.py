@@ -24,10 +24,18 @@ its timestamp is inside the window (a late record appended after the first
 record at or after TO).  Records come out in offset order within a partition,
 partitions in ascending order; never sorted by timestamp.
 
-Control records (transaction markers) are skipped; records of aborted
-transactions are included (isolation level read_uncommitted, like ``kavka
-consume``).  Offsets that retention deletes while the export runs are skipped
-and counted in :attr:`WindowReader.skipped`.
+Transactions: the isolation level is Kafka's consumer setting ``isolation.level``
+and defaults, as it does there, to ``read_uncommitted``: every record below the
+high watermark, records of aborted (and still open) transactions included.  With
+``read_committed`` the end offsets are the last stable offset (ListOffsets and
+Fetch at isolation level 1), so an open transaction's records are not read, and
+the records of aborted transactions are dropped the way Kafka's consumer drops
+them: the Fetch answer lists the aborted transactions (producer id, first offset)
+overlapping what it returned; a transactional batch of such a producer from that
+first offset on is aborted data until the producer's abort marker.  Control
+records (transaction markers) are never written, at either level.  Offsets that
+retention deletes while the export runs are skipped and counted in
+:attr:`WindowReader.skipped`.
 
 API
 ---
@@ -54,7 +62,20 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from kavka.client_session import EARLIEST, FETCH, LATEST, Session, ToolError, check, json_bytes, parse_time
+from kavka.client_session import (
+    EARLIEST,
+    FETCH,
+    LATEST,
+    READ_COMMITTED,
+    READ_UNCOMMITTED,
+    AbortedTransactions,
+    Session,
+    ToolError,
+    check,
+    isolation_level,
+    json_bytes,
+    parse_time,
+)
 
 if TYPE_CHECKING:
     import pyarrow
@@ -118,8 +139,9 @@ class Plan:
 
 
 def plan_window(session: Session, topic: Any, start_ms: int | None, end_ms: int | None,
-                partitions: Sequence[int] | None = None) -> Plan:
-    """Resolve the window to offset ranges with ListOffsets (``topic`` is Session.topic metadata)."""
+                partitions: Sequence[int] | None = None, isolation: int = READ_UNCOMMITTED) -> Plan:
+    """Resolve the window to offset ranges with ListOffsets (``topic`` is Session.topic metadata);
+    with READ_COMMITTED the broker bounds every answer by the last stable offset."""
     count = len(topic.partitions)
     if partitions is None:
         indexes = sorted(p.partition_index for p in topic.partitions)
@@ -132,10 +154,10 @@ def plan_window(session: Session, topic: Any, start_ms: int | None, end_ms: int 
         raise ExportError(f"the window ends before it starts: --from {_iso(start_ms)} is after --to {_iso(end_ms)}")
     if not indexes:
         return Plan(topic.name, start_ms, end_ms, {})
-    starts = session.list_offsets(topic, indexes, EARLIEST if start_ms is None else start_ms)
-    ends = {} if end_ms is None else session.list_offsets(topic, indexes, end_ms)
-    # The high watermark last: every offset found above is below it.
-    latest = session.list_offsets(topic, indexes, LATEST)
+    starts = session.list_offsets(topic, indexes, EARLIEST if start_ms is None else start_ms, isolation)
+    ends = {} if end_ms is None else session.list_offsets(topic, indexes, end_ms, isolation)
+    # The high watermark (or LSO) last: every offset found above is below it.
+    latest = session.list_offsets(topic, indexes, LATEST, isolation)
     ranges = {}
     for i in indexes:
         high = latest[i]
@@ -151,13 +173,14 @@ def _iso(ms: int) -> str:
 
 
 def select_records(data: bytes, position: int, end: int, start_ms: int | None, end_ms: int | None,
-                   limit: int | None = None):
+                   limit: int | None = None, aborted: AbortedTransactions | None = None):
     """Scan fetched record data for one partition.
 
     Yields ``(timestamp_type, records)`` per batch with the records of offsets in
     [position, end) and timestamps in the window, then returns the next position
     (the offset after the last whole batch, capped at ``end``).  Control batches
-    are stepped over.  Pure: no I/O.  A batch whose records do not decode
+    are stepped over, and with ``aborted`` (a read_committed fetch) the batches it
+    drops.  Pure: no I/O.  A batch whose records do not decode
     (corrupt, or inflating past ``limit`` bytes: a decompression bomb) raises
     ExportError naming its offsets: an export stops rather than skip data.
     """
@@ -165,11 +188,12 @@ def select_records(data: bytes, position: int, end: int, start_ms: int | None, e
     low = -(1 << 63) if start_ms is None else start_ms
     high = 1 << 63 if end_ms is None else end_ms
     for pos, header in rb.iter_batches(data):
-        if header.next_offset <= position:
-            continue
         if header.base_offset >= end:
             return end
-        if not header.is_control:
+        dropped = aborted.drops(data, pos, header) if aborted is not None else header.is_control
+        if header.next_offset <= position:
+            continue
+        if not dropped:
             kept = [r for r in _decode(data, pos, header, limit)
                     if position <= r.offset < end and low <= r.timestamp < high]
             if kept:
@@ -198,13 +222,15 @@ class WindowReader:
 
     def __init__(self, session: Session, topic: str, start: Any = None, end: Any = None,
                  partitions: Sequence[int] | None = None, *, now_ms: int | None = None,
-                 fetch_bytes: int = FETCH_BYTES, progress: Callable[["WindowReader"], None] | None = None) -> None:
+                 fetch_bytes: int = FETCH_BYTES, progress: Callable[["WindowReader"], None] | None = None,
+                 isolation: str = "read_uncommitted") -> None:
         now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
         self.session = session
+        self.isolation = isolation_level(isolation)
         self.start_ms = to_millis(start, now_ms, "--from")
         self.end_ms = to_millis(end, now_ms, "--to")
         self.metadata = session.topic(topic)
-        self.plan = plan_window(session, self.metadata, self.start_ms, self.end_ms, partitions)
+        self.plan = plan_window(session, self.metadata, self.start_ms, self.end_ms, partitions, self.isolation)
         self.fetch_bytes = fetch_bytes
         self.progress = progress
         self.records = 0  # records yielded
@@ -233,10 +259,10 @@ class WindowReader:
             position = start
             stalls = 0
             while position < end:
-                data, position = self._fetch(partition, position, end)
+                data, aborted, position = self._fetch(partition, position, end)
                 if data is None:
                     continue  # skipped ahead past deleted offsets
-                scan = select_records(data, position, end, self.start_ms, self.end_ms)
+                scan = select_records(data, position, end, self.start_ms, self.end_ms, aborted=aborted)
                 while True:
                     try:
                         timestamp_type, kept = next(scan)
@@ -310,16 +336,18 @@ class WindowReader:
         pa = require_pyarrow()
         return pa.Table.from_batches(list(self.record_batches()), schema=schema())
 
-    def _fetch(self, partition: int, position: int, end: int) -> tuple[bytes | None, int]:
-        """(record data at ``position``, position); (None, new position) after a retention skip."""
+    def _fetch(self, partition: int, position: int, end: int
+               ) -> tuple[bytes | None, AbortedTransactions | None, int]:
+        """(record data at ``position``, its aborted transactions when read_committed, position);
+        (None, None, new position) after a retention skip."""
         s = self.session
         for attempt in range(_RETRIES + 1):
             leader = next(p.leader_id for p in self.metadata.partitions if p.partition_index == partition)
             q = s.builder(FETCH)
             response = s.request(q.FetchRequest(
                 replica_id=-1, max_wait=datetime.timedelta(0), min_bytes=0, max_bytes=self.fetch_bytes,
-                isolation_level=0, session_id=0, session_epoch=-1, forgotten_topics_data=(), rack_id="",
-                topics=(q.FetchTopic(topic=self.topic, partitions=(q.FetchPartition(
+                isolation_level=self.isolation, session_id=0, session_epoch=-1, forgotten_topics_data=(),
+                rack_id="", topics=(q.FetchTopic(topic=self.topic, partitions=(q.FetchPartition(
                     partition=partition, current_leader_epoch=-1, fetch_offset=position, last_fetched_epoch=-1,
                     log_start_offset=-1, partition_max_bytes=self.fetch_bytes),)),)), s.leader(leader))
             check(getattr(response, "error_code", 0), None, f"fetch from '{self.topic}' failed")
@@ -335,9 +363,13 @@ class WindowReader:
                     new = min(log_start, end)
                     self.skipped[partition] = self.skipped.get(partition, 0) + new - position
                     self.done += new - position
-                    return None, new
+                    return None, None, new
             check(code, None, f"partition {partition} of '{self.topic}' at offset {position}")
-            return bytes(answer.records or b""), position
+            aborted = None
+            if self.isolation == READ_COMMITTED:
+                aborted = AbortedTransactions((a.producer_id, a.first_offset)
+                                              for a in answer.aborted_transactions or ())
+            return bytes(answer.records or b""), aborted, position
         raise AssertionError("unreachable")
 
 
@@ -524,12 +556,14 @@ def _open(bootstrap, topic, start, end, partitions, **options) -> _Open:
 
 
 def iter_window(bootstrap: str | Session, topic: str, start: Any = None, end: Any = None,
-                partitions: Iterable[int] | None = None) -> Iterator[ExportRecord]:
+                partitions: Iterable[int] | None = None, isolation: str = "read_uncommitted"
+                ) -> Iterator[ExportRecord]:
     """The window's records, one :class:`ExportRecord` at a time (no pyarrow needed).
 
     Lazy: the broker is asked for the offsets at the first ``next()``, and records
     are fetched as the iteration advances; the connection closes when it ends."""
-    opened = _open(bootstrap, topic, start, end, None if partitions is None else list(partitions))
+    opened = _open(bootstrap, topic, start, end, None if partitions is None else list(partitions),
+                   isolation=isolation)
     try:
         yield from opened.reader.records_iter()
     finally:
@@ -537,11 +571,12 @@ def iter_window(bootstrap: str | Session, topic: str, start: Any = None, end: An
 
 
 def iter_record_batches(bootstrap: str | Session, topic: str, start: Any = None, end: Any = None,
-                        partitions: Iterable[int] | None = None, rows: int = ROW_GROUP_ROWS
-                        ) -> Iterator["pyarrow.RecordBatch"]:
+                        partitions: Iterable[int] | None = None, rows: int = ROW_GROUP_ROWS,
+                        isolation: str = "read_uncommitted") -> Iterator["pyarrow.RecordBatch"]:
     """The window as bounded pyarrow RecordBatches (:func:`schema`); lazy like :func:`iter_window`."""
     require_pyarrow()
-    opened = _open(bootstrap, topic, start, end, None if partitions is None else list(partitions))
+    opened = _open(bootstrap, topic, start, end, None if partitions is None else list(partitions),
+                   isolation=isolation)
     try:
         yield from opened.reader.record_batches(rows)
     finally:
@@ -549,11 +584,12 @@ def iter_record_batches(bootstrap: str | Session, topic: str, start: Any = None,
 
 
 def read_window(bootstrap: str | Session, topic: str, start: Any = None, end: Any = None,
-                partitions: Iterable[int] | None = None) -> "pyarrow.Table":
+                partitions: Iterable[int] | None = None, isolation: str = "read_uncommitted") -> "pyarrow.Table":
     """The records of ``topic`` with ``start <= timestamp < end`` as one pyarrow Table
     (in memory: for big windows use :func:`write_parquet` or :func:`iter_record_batches`)."""
     require_pyarrow()
-    opened = _open(bootstrap, topic, start, end, None if partitions is None else list(partitions))
+    opened = _open(bootstrap, topic, start, end, None if partitions is None else list(partitions),
+                   isolation=isolation)
     try:
         return opened.reader.table()
     finally:
@@ -561,10 +597,12 @@ def read_window(bootstrap: str | Session, topic: str, start: Any = None, end: An
 
 
 def write_parquet(bootstrap: str | Session, topic: str, path: Any, start: Any = None, end: Any = None,
-                  partitions: Iterable[int] | None = None, compression: str = "snappy") -> int:
+                  partitions: Iterable[int] | None = None, compression: str = "snappy",
+                  isolation: str = "read_uncommitted") -> int:
     """Write the window to a parquet file, one row group at a time; returns the record count."""
     require_pyarrow()
-    opened = _open(bootstrap, topic, start, end, None if partitions is None else list(partitions))
+    opened = _open(bootstrap, topic, start, end, None if partitions is None else list(partitions),
+                   isolation=isolation)
     try:
         return write_parquet_from(opened.reader, path, compression)
     finally:
@@ -572,9 +610,10 @@ def write_parquet(bootstrap: str | Session, topic: str, path: Any, start: Any = 
 
 
 def write_jsonl(bootstrap: str | Session, topic: str, stream: IO[bytes], start: Any = None, end: Any = None,
-                partitions: Iterable[int] | None = None) -> int:
+                partitions: Iterable[int] | None = None, isolation: str = "read_uncommitted") -> int:
     """Write the window as JSON lines to a binary stream; returns the record count."""
-    opened = _open(bootstrap, topic, start, end, None if partitions is None else list(partitions))
+    opened = _open(bootstrap, topic, start, end, None if partitions is None else list(partitions),
+                   isolation=isolation)
     try:
         return write_jsonl_from(opened.reader, stream)
     finally:

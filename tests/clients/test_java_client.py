@@ -373,9 +373,11 @@ def test_admin_creates_describes_and_deletes_a_topic(java, broker):
 WORDS = "kafka streams count words broker log partition offset group commit".split()
 
 
-def latest_counts(bootstrap: str, topic: str, want: dict, timeout: float) -> dict:
+def latest_counts(bootstrap: str, topic: str, want: dict, timeout: float,
+                  isolation: str = "read_uncommitted") -> dict:
     """word -> its latest count on the output topic, read until it equals ``want`` (or the time is up)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "wordcount-check", "enable.auto.commit": False})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "wordcount-check", "enable.auto.commit": False,
+                         "isolation.level": isolation})
     consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
     counts, deadline = {}, time.monotonic() + timeout
     try:

@@ -12,7 +12,8 @@ Every wait is bounded (``wait_for``); every process is ended by its PID at teard
 ``process_cluster`` fixture), and brokers and etcd ask the kernel to kill them if the test
 process dies first.
 
-Also: numbered-record producer load, reading a partition back through a consumer,
+Also: numbered-record producer load, reading a partition back through a consumer, the
+coordinator FindCoordinator names,
 reading a stopped broker's partition from its data directory, and the checks the
 cluster fault tests share.
 """
@@ -580,6 +581,30 @@ class SeqProducer(threading.Thread):
 
 
 # -- reading back ---------------------------------------------------------------------------------
+
+def find_coordinator(cluster: ProcessCluster, key: str, key_type: int = 0) -> int | None:
+    """FindCoordinator (v4) of a group (key type 0) or transactional id (1), answered alike by
+    every reachable broker: the coordinator's id, if it is reachable."""
+    from kio.schema.find_coordinator.v4 import request as q
+
+    from kavka.api.responses import make
+    from kavka.client import Client
+    answers = set()
+    for b in cluster.reachable():
+        try:
+            with Client(b.address, timeout=3) as client:
+                r = client.request(make(q.FindCoordinatorRequest, key_type=key_type, coordinator_keys=(key,)))
+        except Exception:
+            return None
+        c = r.coordinators[0]
+        if c.error_code != 0:
+            return None
+        answers.add(c.node_id)
+    if len(answers) != 1:
+        return None
+    node = answers.pop()
+    return node if node in cluster.brokers and cluster.brokers[node].reachable else None
+
 
 def read_partition(bootstrap: str, topic: str, partition: int = 0, timeout: float = 30.0) -> list[tuple[int, bytes]]:
     """Every record from offset 0 to the high watermark now, through a consumer (assign)."""

@@ -16,7 +16,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from cluster_process import Timeline, process_cluster, wait_for  # noqa: F401 (fixture)
+from cluster_process import Timeline, find_coordinator, process_cluster, wait_for  # noqa: F401 (fixture)
 from kavka.group.log_format import partition_for
 
 pytestmark = pytest.mark.slow  # a 3-process cluster, coordinator kill -9 (~20 s)
@@ -25,29 +25,6 @@ TOPIC = "grouped"
 GROUP = "failover-group"
 RECORDS = 300
 OFFSETS_PARTITIONS = 3      # DEFAULT_OVERRIDES of the harness
-
-
-def find_coordinator(cluster, group: str) -> int | None:
-    """FindCoordinator (v4) answered by every reachable broker alike: the coordinator's id."""
-    from kio.schema.find_coordinator.v4 import request as q
-
-    from kavka.api.responses import make
-    from kavka.client import Client
-    answers = set()
-    for b in cluster.reachable():
-        try:
-            with Client(b.address, timeout=3) as client:
-                r = client.request(make(q.FindCoordinatorRequest, key_type=0, coordinator_keys=(group,)))
-        except Exception:
-            return None
-        c = r.coordinators[0]
-        if c.error_code != 0:
-            return None
-        answers.add(c.node_id)
-    if len(answers) != 1:
-        return None
-    node = answers.pop()
-    return node if node in cluster.brokers and cluster.brokers[node].reachable else None
 
 
 def consumer(cluster) -> Consumer:

@@ -129,3 +129,24 @@ def test_broker_expires_idle_producers_on_its_schedule(manual_clock_broker):
         # The forgotten producer continues at any sequence, as in Kafka 4.x.
         assert _produce(client, "t", _idempotent_batch(pid, 0, 9, clock.now_ms())) == 0
         assert producers()[pid].last_seq == 9
+
+
+def test_the_expiration_time_changes_live(manual_clock_broker):
+    """KIP-854: an IncrementalAlterConfigs of producer.id.expiration.ms takes effect at the
+    next check, without a restart."""
+    from confluent_kafka import admin as ck
+
+    broker, clock = manual_clock_broker
+    broker.call(broker.logs.create_topic, "t", 1)
+    producers = lambda: broker.call(lambda: set(broker.logs.partition("t", 0).producers.producers))  # noqa: E731
+    with Client(broker.bootstrap_servers) as client:
+        pid, _ = _init_producer_id(client)
+        assert _produce(client, "t", _idempotent_batch(pid, 0, 0, clock.now_ms())) == 0
+    clock.advance(10_000)
+    time.sleep(0.2)  # several checks at 60 s: the producer stays
+    assert producers() == {pid}
+    admin = ck.AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    resource = ck.ConfigResource("BROKER", "0", incremental_configs=[
+        ck.ConfigEntry("producer.id.expiration.ms", "5000", incremental_operation=ck.AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([resource])[resource].result(TIMEOUT)
+    wait_until(lambda: producers() == set(), timeout=5)

@@ -62,7 +62,7 @@ def test_a_stock_kafka_4_server_properties_starts_and_serves(tmp_path):
     inert = [line for line in err.splitlines() if "no effect" in line]
     assert len(inert) == 1, err
     for name in ("process.roles", "controller.quorum.bootstrap.servers", "num.io.threads", "num.network.threads",
-                 "socket.send.buffer.bytes", "transaction.state.log.min.isr", "inter.broker.listener.name"):
+                 "socket.send.buffer.bytes", "share.coordinator.state.topic.min.isr", "inter.broker.listener.name"):
         assert name in inert[0]
     assert "unknown" not in err and "Traceback" not in err
 

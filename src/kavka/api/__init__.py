@@ -22,6 +22,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     describe_configs,
     describe_log_dirs,
     describe_groups,
+    describe_producers,
     describe_quorum,
     describe_topic_partitions,
     describe_transactions,
@@ -45,6 +46,7 @@ from kavka.api import (  # noqa: F401  (imported for their registration)
     offset_for_leader_epoch,
     produce,
     sync_group,
+    txn_offset_commit,
     update_features,
     write_txn_markers,
 )

@@ -2,7 +2,7 @@
 AddPartitionsToTxn ... ListTransactions).
 
 The coordinator lives on the BrokerContext as ``transactions`` (a TxnRunner); a broker
-without one (a cluster, for now) answers COORDINATOR_NOT_AVAILABLE, except InitProducerId,
+without one (only test contexts lack one) answers COORDINATOR_NOT_AVAILABLE, except InitProducerId,
 which keeps refusing transactional ids (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, fatal to
 clients rather than retried for ever).  ``@transactional(unavailable=...)`` does that check
 once for every API, as ``kavka.api._groups.coordinated`` does for groups.

@@ -5,8 +5,9 @@ coordinator is the leader of its ``__consumer_offsets`` partition; the topic is
 created (through the controller) on the first lookup, with
 ``offsets.topic.num.partitions`` partitions and up to
 ``offsets.topic.replication.factor`` replicas, and COORDINATOR_NOT_AVAILABLE is
-the answer until a leader is known.  Transactions are not supported in a
-cluster yet (COORDINATOR_NOT_AVAILABLE).  v0-3 carry one key;
+the answer until a leader is known.  A transactional id's coordinator is likewise
+the leader of its ``__transaction_state`` partition (``transaction.state.log.*``).
+v0-3 carry one key;
 v4+ carry a batch of keys and answer one coordinator each.  Share groups
 (key type 2) are not supported.
 
@@ -33,6 +34,8 @@ async def handle(request: Request):
     keys = tuple(body.coordinator_keys) if request.version >= 4 else (body.key,)
     if key_type == GROUP:
         await broker.admin.ensure_offsets_topic()
+    elif key_type == TRANSACTION:
+        await broker.admin.ensure_transaction_state_topic()
     answers = []
     for key in keys:
         found = None

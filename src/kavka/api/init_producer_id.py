@@ -9,7 +9,7 @@ another client could guess.
 With a transactional id the transaction coordinator answers (kavka.txn.coordinator): the
 id's producer id with a bumped epoch, fencing any older producer of it; v3+ name the
 producer id and epoch of a producer recovering from an error (KIP-360).  PRODUCER_FENCED
-is INVALID_PRODUCER_EPOCH before v4.  A broker without a coordinator (a cluster, for now)
+is INVALID_PRODUCER_EPOCH before v4.  A broker without a coordinator (only test contexts lack one)
 refuses transactional ids with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients report
 as fatal rather than retrying forever.
 """

@@ -1,8 +1,10 @@
 """OffsetFetch (key 9): the committed offsets of a group (v8+: of several groups).
 
 Partitions without a commit answer offset -1.  ``topics`` null (v2+) asks for
-every committed partition of the group.  ``require_stable`` (v7+) needs no
-waiting here: without transactions no commit is ever pending.  v9 names the
+every committed partition of the group.  Offsets a transaction committed with
+TxnOffsetCommit show only once its commit marker is written; with
+``require_stable`` (v7+) a partition whose offsets are still pending answers
+UNSTABLE_OFFSET_COMMIT (offset -1), which clients retry.  v9 names the
 member of a consumer-protocol group, whose epoch must be current.  v1 has no
 group-level error field, so a group error goes on every partition.
 """
@@ -25,8 +27,9 @@ def _unavailable(request: Request):
 @api(KEY, "OffsetFetch", VERSIONS)
 @coordinated(unavailable=_unavailable)
 def handle(request: Request, groups):
+    stable = bool(getattr(request.body, "require_stable", False))
     return _answer(request, lambda group_id, wanted, member_id, member_epoch: groups.query(
-        lambda c: c.fetch_offsets(group_id, wanted, member_id, member_epoch)))
+        lambda c: c.fetch_offsets(group_id, wanted, member_id, member_epoch, stable)))
 
 
 def _answer(request: Request, lookup):
@@ -54,15 +57,15 @@ def _fetch(request: Request, lookup, group_id: str, topics, topic_class: str, pa
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
     error, found = lookup(group_id, wanted, member_id, member_epoch)
     if error != ErrorCode.none:
-        found = [(name, [(p, None) for p in partitions]) for name, partitions in wanted or []]
-    # v1 cannot carry a group error: every partition carries it instead.
-    partition_error = error if request.version < 2 else ErrorCode.none
+        # v1 cannot carry a group error: every partition carries it instead.
+        partition_error = error if request.version < 2 else ErrorCode.none
+        found = [(name, [(p, None, partition_error) for p in partitions]) for name, partitions in wanted or []]
     make_topic, make_partition = getattr(r, topic_class), getattr(r, partition_class)
     results = tuple(
         make_topic(name=name, partitions=tuple(
             make_partition(partition_index=p, committed_offset=v.offset if v else -1,
                            committed_leader_epoch=v.leader_epoch if v else -1,
                            metadata=v.metadata if v else "", error_code=partition_error)
-            for p, v in partitions))
+            for p, v, partition_error in partitions))
         for name, partitions in found)
     return error, results

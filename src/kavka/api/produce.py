@@ -11,7 +11,7 @@ leader takes produce requests.  All of these are the broker's replica roles
 answers at once.
 
 Transactional batches need the request's transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-without one, as in Kafka); a broker without a transaction coordinator (a cluster, for now)
+without one, as in Kafka); a broker without a transaction coordinator (only test contexts lack one)
 refuses transactional ids outright.  The partition's producer state judges each batch's epoch
 and transaction (kavka.log.producer_state).
 

@@ -8,7 +8,8 @@ has no such partition), a stale producer epoch INVALID_PRODUCER_EPOCH, a marker 
 older coordinator TRANSACTION_COORDINATOR_FENCED (``Partition.append_marker`` decides both),
 a disk error its Kafka code; NONE once the marker is in the log and, as Kafka writes markers
 with acks=all, replicated to the ISR.  A marker is a control batch that ends the producer's
-transaction in that partition (kavka.log.producer_state).
+transaction in that partition (kavka.log.producer_state); in ``__consumer_offsets`` the
+group coordinator is told, to commit or drop the producer's pending offsets there.
 """
 
 from __future__ import annotations
@@ -49,5 +50,7 @@ async def _write(broker, marker, topic: str, index: int) -> ErrorCode:
                                          marker.coordinator_epoch, broker.clock.now_ms())
     except LogError as exc:
         return error_code_for(exc)
+    if broker.groups is not None:
+        broker.groups.marker_written(topic, index, marker.producer_id, marker.transaction_result)
     waited = broker.replicas.wait_replicated((topic, index), offset + 1, partition.config["min.insync.replicas"])
     return await waited if isinstance(waited, asyncio.Future) else waited

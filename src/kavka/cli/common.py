@@ -36,6 +36,13 @@ def bootstrap_parent() -> argparse.ArgumentParser:
     return parent
 
 
+def command_actions(commands, name: str, help: str, description: str):
+    """A sub-command whose actions each take ``--bootstrap-server``: (its parent parser for
+    ``parents=[...]``, the sub-parsers to add the actions to)."""
+    command = commands.add_parser(name, help=help, description=description)
+    return bootstrap_parent(), command.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+
 def parse_pairs(items: Iterable[str], option: str) -> list[tuple[str, str]]:
     pairs = []
     for item in items:

@@ -16,6 +16,12 @@ Output, one record per line on stdout:
   headers (a list of ``[name, value]``); bytes that are not UTF-8 become
   ``{"base64": "..."}``.
 
+``--isolation`` is Kafka's consumer ``isolation.level``: read_uncommitted (the default, as
+for Kafka's consumers) prints every record, those of aborted and open transactions too;
+read_committed reads up to the last stable offset and leaves out aborted transactions'
+records (the Fetch answer's aborted transactions, as Kafka's consumer drops them).
+Transaction markers are never printed.
+
 The summary ("Processed a total of N messages") goes to stderr.
 
 A batch whose records do not decode (corrupt, or inflating past
@@ -33,7 +39,16 @@ import sys
 import time
 
 from kavka.cli.common import CliError, bootstrap_parent, session
-from kavka.client_session import EARLIEST, FETCH, LATEST, check, parse_time
+from kavka.client_session import (
+    EARLIEST,
+    FETCH,
+    ISOLATION_LEVELS,
+    LATEST,
+    READ_COMMITTED,
+    AbortedTransactions,
+    check,
+    parse_time,
+)
 from kavka.client_session import json_bytes as _json_bytes
 from kavka.protocol.record_codec import DEFAULT_MAX_UNCOMPRESSED
 
@@ -60,6 +75,9 @@ def add_parser(commands) -> None:
     p.add_argument("--print-key", action="store_true", help="text format: print the key before the value")
     p.add_argument("--print-headers", action="store_true", help="text format: print the headers first")
     p.add_argument("--separator", default="\t", metavar="SEP", help="text format: between fields (default tab)")
+    p.add_argument("--isolation", choices=ISOLATION_LEVELS, default="read_uncommitted",
+                   help="read_uncommitted (default, as Kafka consumers): every record, aborted transactions' "
+                        "too; read_committed: up to the last stable offset, without aborted transactions")
     p.add_argument("--max-uncompressed-bytes", type=int, default=DEFAULT_MAX_UNCOMPRESSED, metavar="N",
                    help="skip (and report) a batch whose records inflate past N bytes "
                         f"(default {DEFAULT_MAX_UNCOMPRESSED})")
@@ -92,15 +110,18 @@ def run(args) -> int:
 
 
 def _start(s, topic, indexes: list[int], args) -> dict[int, int]:
+    def offsets(wanted: list[int], timestamp: int) -> dict[int, int]:
+        return s.list_offsets(topic, wanted, timestamp, ISOLATION_LEVELS[args.isolation])
+
     if args.from_beginning:
-        return s.list_offsets(topic, indexes, EARLIEST)
+        return offsets(indexes, EARLIEST)
     if args.from_time is not None:
-        found = s.list_offsets(topic, indexes, parse_time(args.from_time, time.time_ns() // 1_000_000))
+        found = offsets(indexes, parse_time(args.from_time, time.time_ns() // 1_000_000))
         missing = [i for i, o in found.items() if o < 0]  # nothing that new: wait for the next record
-        ends = s.list_offsets(topic, missing, LATEST) if missing else {}
+        ends = offsets(missing, LATEST) if missing else {}
         return {i: o if o >= 0 else ends[i] for i, o in found.items()}
     if args.offset is not None:
-        starts, ends = s.list_offsets(topic, indexes, EARLIEST), s.list_offsets(topic, indexes, LATEST)
+        starts, ends = offsets(indexes, EARLIEST), offsets(indexes, LATEST)
         for i in indexes:
             if not starts[i] <= args.offset <= ends[i]:
                 raise CliError(f"OFFSET_OUT_OF_RANGE: partition {i} of '{topic.name}' holds offsets "
@@ -109,7 +130,7 @@ def _start(s, topic, indexes: list[int], args) -> dict[int, int]:
                                 f"OFFSET_OUT_OF_RANGE: partition {i} of '{topic.name}' is empty; "
                                 f"the next offset is {ends[i]}, not {args.offset}")
         return {i: args.offset for i in indexes}
-    return s.list_offsets(topic, indexes, LATEST)
+    return offsets(indexes, LATEST)
 
 
 def _loop(s, name: str, positions: dict[int, int], leaders: dict[int, int], args, out: "_Output") -> None:
@@ -119,15 +140,16 @@ def _loop(s, name: str, positions: dict[int, int], leaders: dict[int, int], args
         by_leader.setdefault(leaders[index], []).append(index)
     idle_since = time.monotonic()
     longest = POLL_WAIT / len(by_leader)
+    isolation = ISOLATION_LEVELS[args.isolation]
     while True:
         got = False
         for leader, indexes in by_leader.items():
             wait = longest
             if args.timeout is not None:
                 wait = max(0.01, min(wait, args.timeout - (time.monotonic() - idle_since)))
-            for index, data in _fetch(s, name, indexes, positions, leader, wait):
+            for index, data, aborted in _fetch(s, name, indexes, positions, leader, wait, isolation):
                 for pos, header in rb.iter_batches(data):
-                    if not header.is_control:
+                    if not (aborted.drops(data, pos, header) if aborted is not None else header.is_control):
                         for record in _records(data, pos, header, index, args, out):
                             if record.offset >= positions[index]:
                                 got = True
@@ -157,12 +179,14 @@ def _records(data, pos: int, header, index: int, args, out: "_Output") -> list:
         return []
 
 
-def _fetch(s, name: str, indexes: list[int], positions: dict[int, int], leader: int, wait: float):
-    """(partition, records bytes) for each partition with data."""
+def _fetch(s, name: str, indexes: list[int], positions: dict[int, int], leader: int, wait: float,
+           isolation: int):
+    """(partition, records bytes, its AbortedTransactions when read_committed) for each
+    partition with data."""
     q = s.builder(FETCH)
     response = s.request(q.FetchRequest(
         replica_id=-1, max_wait=datetime.timedelta(seconds=wait), min_bytes=1, max_bytes=MAX_BYTES,
-        isolation_level=0, session_id=0, session_epoch=-1, forgotten_topics_data=(), rack_id="",
+        isolation_level=isolation, session_id=0, session_epoch=-1, forgotten_topics_data=(), rack_id="",
         topics=(q.FetchTopic(topic=name, partitions=tuple(q.FetchPartition(
             partition=i, current_leader_epoch=-1, fetch_offset=positions[i], last_fetched_epoch=-1,
             log_start_offset=-1, partition_max_bytes=PARTITION_MAX_BYTES) for i in indexes)),)),
@@ -178,7 +202,11 @@ def _fetch(s, name: str, indexes: list[int], positions: dict[int, int], leader: 
                 continue
             check(p.error_code, None, f"partition {p.partition_index} of '{name}'")
             if p.records:
-                yield p.partition_index, p.records
+                aborted = None
+                if isolation == READ_COMMITTED:
+                    aborted = AbortedTransactions((a.producer_id, a.first_offset)
+                                                  for a in p.aborted_transactions or ())
+                yield p.partition_index, p.records, aborted
 
 
 class _Output:

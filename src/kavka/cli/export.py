@@ -11,6 +11,11 @@ exact rules), partition by partition in offset order:
   offset, timestamp (ms, UTC), timestamp_type, key, value, headers; written a
   row group at a time while fetching.
 
+``--isolation`` is Kafka's consumer ``isolation.level``, read_uncommitted by default as
+there (every record, those of aborted and open transactions too); read_committed stops at
+the last stable offset and leaves out aborted transactions' records.  Transaction markers
+are never written.
+
 A file is written under a temporary name and renamed when complete.  A
 progress line (records, MB fetched, percent of the offset range) is shown on
 stderr when it is a terminal; a summary line always goes to stderr.
@@ -23,6 +28,7 @@ import sys
 import time
 
 from kavka.cli.common import CliError, Progress, bootstrap_parent, session
+from kavka.client_session import ISOLATION_LEVELS
 
 FORMATS = ("jsonl", "parquet")
 PARQUET_CODECS = ("snappy", "zstd", "gzip", "lz4", "none")
@@ -47,6 +53,9 @@ def add_parser(commands) -> None:
                    help="read only these partitions (repeatable)")
     p.add_argument("--compression", choices=PARQUET_CODECS, default="snappy",
                    help="parquet compression (default snappy)")
+    p.add_argument("--isolation", choices=ISOLATION_LEVELS, default="read_uncommitted",
+                   help="read_uncommitted (default, as Kafka consumers): every record, aborted transactions' "
+                        "too; read_committed: up to the last stable offset, without aborted transactions")
 
 
 def output_format(fmt: str | None, output: str) -> str:
@@ -74,7 +83,7 @@ def run(args) -> int:
 
     with session(args) as s:
         reader = export.WindowReader(s, args.topic, args.from_time, args.to_time, args.partition,
-                                     now_ms=now_ms, progress=show)
+                                     now_ms=now_ms, progress=show, isolation=args.isolation)
         try:
             if to_stdout:
                 try:

@@ -9,6 +9,10 @@ this works against any Kafka cluster, not only kavka:
 * ``describe``: state, protocol and members (their assigned partitions, read
   from the consumer protocol's assignment bytes), then per partition the
   committed offset (OffsetFetch), the log end offset (ListOffsets) and the lag.
+  As Kafka's tool (ListOffsets at READ_UNCOMMITTED), the lag is measured to the high
+  watermark; ``--isolation read_committed`` measures it to the last stable offset instead,
+  what a read_committed group can still read (column LAST-STABLE instead of LOG-END):
+  records of open transactions are not lag such a group can make up.
   Groups of the KIP-848 protocol (ListGroups type "consumer") are described
   with ConsumerGroupDescribe when the broker has it, others with DescribeGroups.
 * ``delete``: DeleteGroups; a group with members is refused by the broker.
@@ -29,10 +33,12 @@ from kavka.client_session import (
     DELETE_GROUPS,
     DESCRIBE_GROUPS,
     EARLIEST,
+    ISOLATION_LEVELS,
     LATEST,
     LIST_GROUPS,
     OFFSET_COMMIT,
     OFFSET_FETCH,
+    READ_UNCOMMITTED,
     check,
     error_name,
     parse_time,
@@ -67,6 +73,9 @@ def add_parser(commands) -> None:
     view = describe.add_mutually_exclusive_group()
     view.add_argument("--members", action="store_true", help="show only the members")
     view.add_argument("--offsets", action="store_true", help="show only the partitions and their lag")
+    describe.add_argument("--isolation", choices=ISOLATION_LEVELS, default="read_uncommitted",
+                          help="read_uncommitted (default, as kafka-consumer-groups): lag to the log end "
+                               "(high watermark); read_committed: lag to the last stable offset")
 
     delete = actions.add_parser("delete", parents=[parent], help="delete groups and their committed offsets",
                                 description="Delete groups that have no active members, with their offsets.")
@@ -201,7 +210,7 @@ def _committed(s, client, group: str) -> dict[tuple[str, int], int]:
     return offsets
 
 
-def _log_offsets(s, partitions, timestamp: int) -> dict[tuple[str, int], int]:
+def _log_offsets(s, partitions, timestamp: int, isolation: int = READ_UNCOMMITTED) -> dict[tuple[str, int], int]:
     """ListOffsets for (topic, partition) pairs; topics or partitions that are gone are left out."""
     by_topic: dict[str, set[int]] = {}
     for topic, partition in partitions:
@@ -213,7 +222,7 @@ def _log_offsets(s, partitions, timestamp: int) -> dict[tuple[str, int], int]:
             continue
         existing = sorted(indexes & {p.partition_index for p in topic.partitions})
         if existing:
-            found.update(((name, i), o) for i, o in s.list_offsets(topic, existing, timestamp).items())
+            found.update(((name, i), o) for i, o in s.list_offsets(topic, existing, timestamp, isolation).items())
     return found
 
 
@@ -283,7 +292,7 @@ def _print_group(s, view: GroupView, committed: dict, coordinator: str, args) ->
     partitions = sorted(set(owners) | set(committed))
     if not partitions:
         return
-    ends = _log_offsets(s, partitions, LATEST)
+    ends = _log_offsets(s, partitions, LATEST, ISOLATION_LEVELS[args.isolation])
     rows = []
     for key in partitions:
         offset, end = committed.get(key), ends.get(key)
@@ -292,7 +301,8 @@ def _print_group(s, view: GroupView, committed: dict, coordinator: str, args) ->
                      owners.get(key, "-")))
     if view.members and not args.offsets:
         print()
-    print_table(rows, ("TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "MEMBER"))
+    end_column = "LAST-STABLE" if args.isolation == "read_committed" else "LOG-END"
+    print_table(rows, ("TOPIC", "PARTITION", "COMMITTED", end_column, "LAG", "MEMBER"))
 
 
 # -- delete --------------------------------------------------------------------------------

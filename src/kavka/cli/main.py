@@ -15,7 +15,8 @@ from kavka.cli.common import CliError  # kavka.client_session.ToolError: printed
 
 COMMANDS = {"serve": "serve", "topics": "topics", "configs": "configs", "produce": "produce",
             "consume": "consume", "groups": "groups", "export": "export", "cluster": "cluster",
-            "check": "check", "dump-log": "dump_log", "features": "features", "log-dirs": "log_dirs"}
+            "check": "check", "dump-log": "dump_log", "features": "features", "log-dirs": "log_dirs",
+            "transactions": "transactions"}
 
 
 def command_module(name: str):

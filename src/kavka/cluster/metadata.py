@@ -21,7 +21,7 @@ from kavka.cluster.errors import ClusterError, ConcurrentUpdate, EtcdUnavailable
 from kavka.cluster.model import NO_LEADER, BrokerConfigs, GroupConfigs
 from kavka.cluster.quorum import quorum_state
 from kavka.config import PER_BROKER
-from kavka.internal_topics import OFFSETS_TOPIC
+from kavka.internal_topics import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, coordinator_partition
 from kavka.log.errors import InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
 from kavka.log.topic_catalog import unify_collision_chars, validate_topic_name
 from kavka.metadata.features import FeatureUpdate, FinalizedFeatures, InvalidUpdateVersion, apply_updates
@@ -126,18 +126,21 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         return self.partition(topic, index) is not None
 
     def group_coordinator(self, group_id: str) -> BrokerEndpoint | None:
-        from kavka.group.log_format import partition_for
-        t = self.view.topics.get(OFFSETS_TOPIC)
+        return self._journal_leader(OFFSETS_TOPIC, group_id)
+
+    def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None:
+        return self._journal_leader(TRANSACTION_STATE_TOPIC, transactional_id)
+
+    def _journal_leader(self, topic: str, key: str) -> BrokerEndpoint | None:
+        """The leader of ``key``'s partition of a coordinator's journal topic: its coordinator."""
+        t = self.view.topics.get(topic)
         if t is None:
             return None
-        p = self.partition(OFFSETS_TOPIC, partition_for(group_id, len(t.value.replicas)))
+        p = self.partition(topic, coordinator_partition(key, len(t.value.replicas)))
         if p is None or p.leader == NO_LEADER or p.leader not in self.view.brokers:
             return None
         b = self.view.brokers[p.leader].value
         return BrokerEndpoint(b.broker_id, b.host, b.port, b.rack)
-
-    def transaction_coordinator(self, transactional_id: str) -> BrokerEndpoint | None:
-        return None   # transactions are not coordinated in a cluster yet
 
     def reassignments(self) -> dict[tuple[str, int], Reassignment]:
         found = {}
@@ -286,14 +289,29 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         return AdminResult(ErrorCode.request_timed_out, "other brokers kept changing the feature levels; retry")
 
     async def ensure_offsets_topic(self) -> None:
-        live = self.live_broker_ids()
-        if OFFSETS_TOPIC in self.view.topics or not live:
-            return
         config = self.node.broker.config
+        await self._ensure_journal_topic(OFFSETS_TOPIC, config.get("offsets.topic.num.partitions"),
+                                         config.get("offsets.topic.replication.factor"),
+                                         config.get("offsets.topic.segment.bytes"))
+
+    async def ensure_transaction_state_topic(self) -> None:
+        """``__transaction_state`` as Kafka creates it: ``transaction.state.log.*`` partitions,
+        replication factor (capped by the live brokers) and min.insync.replicas."""
+        config = self.node.broker.config
+        await self._ensure_journal_topic(
+            TRANSACTION_STATE_TOPIC, config.get("transaction.state.log.num.partitions"),
+            config.get("transaction.state.log.replication.factor"),
+            config.get("transaction.state.log.segment.bytes"),
+            {"min.insync.replicas": str(config.get("transaction.state.log.min.isr"))})
+
+    async def _ensure_journal_topic(self, name: str, partitions: int, replication_factor: int,
+                                    segment_bytes: int, extra: Mapping[str, str] | None = None) -> None:
+        live = self.live_broker_ids()
+        if name in self.view.topics or not live:
+            return
         await self.node.controller.create_topic_anywhere(NewTopic(
-            OFFSETS_TOPIC, config.get("offsets.topic.num.partitions"),
-            min(config.get("offsets.topic.replication.factor"), len(live)),
-            {"cleanup.policy": "compact", "segment.bytes": str(config.get("offsets.topic.segment.bytes"))}))
+            name, partitions, min(replication_factor, len(live)),
+            {"cleanup.policy": "compact", "segment.bytes": str(segment_bytes), **(extra or {})}))
 
 
 def _held(view, key_id: int | None) -> dict[str, str]:

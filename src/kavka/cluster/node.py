@@ -10,7 +10,9 @@ controller (``election.py``) and follows every change of the cluster's keys
   (stop leading at once: ``ReplicaManager.fence``) and registering again,
   reporting a failed log directory;
 * ``reconcile.py``: every watched change becomes local state (topics in the
-  log directory, replica roles, the group coordinator's partitions);
+  log directory, replica roles, the group and transaction coordinators' partitions);
+* ``txn_markers.py``: the transaction coordinator's markers, sent to each
+  partition's leader;
 * ``controller.py``: the elected controller's topic writes, leader elections,
   and the forwarding of other brokers' topic changes to it;
 * ``metadata.py``: what the API layer asks (kavka.metadata), answered from the
@@ -42,6 +44,7 @@ from kavka.cluster.errors import ClusterError
 from kavka.cluster.metadata import EtcdMetadata
 from kavka.cluster.model import BrokerInfo
 from kavka.cluster.reconcile import Reconciler
+from kavka.cluster.txn_markers import ClusterMarkerWriter
 from kavka.cluster.view import ClusterView
 from kavka.replication.manager import ReplicaManager
 from kavka.replication.quota import ReplicationQuota
@@ -74,6 +77,7 @@ class ClusterNode:
             lag_max_ms=broker.config.get("replica.lag.time.max.ms"),
             leader_quota=_throttle(broker, "leader.replication.throttled.rate"),
             follower_quota=_throttle(broker, "follower.replication.throttled.rate"))
+        self.txn_markers = ClusterMarkerWriter(self, broker._clock)
         self._tasks: list[asyncio.Task] = []
         self._view_waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self.log_dir_offline = False
@@ -161,6 +165,7 @@ class ClusterNode:
         except Exception:
             log.debug("election stop failed", exc_info=True)
         await self.replicas.stop()
+        self.txn_markers.close()
         try:
             await self.session.close()
         finally:
@@ -173,6 +178,7 @@ class ClusterNode:
         self.replicas.fence()
         self.controller.claim = None
         self.reconciler.set_offsets_leadership(set())
+        self.reconciler.set_txn_leadership({})
         if not any(t.get_name() == "kavka-rejoin" and not t.done() for t in self._tasks):
             self._tasks.append(asyncio.get_running_loop().create_task(self._rejoin(), name="kavka-rejoin"))
 
@@ -294,6 +300,20 @@ class ClusterNode:
 
     async def offsets_replicated(self, written) -> int:
         return await self.reconciler.offsets_replicated(written)
+
+    def leads_txn_partition(self, index: int) -> bool:
+        return index in self.reconciler.led_txn
+
+    def txn_coordinator_epoch(self, index: int) -> int:
+        """Kafka's coordinator epoch: the leader epoch of the ``__transaction_state``
+        partition at which this broker coordinates its ids (-1 if it does not)."""
+        return self.reconciler.led_txn.get(index, -1)
+
+    async def txn_replicated(self, written) -> int:
+        return await self.reconciler.txn_replicated(written)
+
+    def txn_partition_writable(self, index: int) -> bool:
+        return self.reconciler.txn_partition_writable(index)
 
     async def _propose_isr(self, tp, isr, leader_epoch: int, version: int) -> int | None:
         current = self.view.partitions.get(tp)

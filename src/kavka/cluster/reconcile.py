@@ -9,7 +9,10 @@ ClusterView, then:
 * every partition state becomes a role in the ReplicaManager (lead, follow,
   nothing), so replication follows the store and nothing else;
 * the group coordinator loads the groups of the ``__consumer_offsets``
-  partitions this broker starts to lead and drops those it stops leading;
+  partitions this broker starts to lead and drops those it stops leading, and the
+  transaction coordinator does the same with ``__transaction_state`` (a partition
+  led again at a new leader epoch is dropped and loaded again: another coordinator
+  may have written to it meanwhile, and the epoch is the one its markers carry);
 * a broker coming or going wakes the controller, and so does any change of a
   partition being reassigned (its ISR may now hold every target replica);
 * a replica a reassignment removed from this broker loses its records (the
@@ -31,7 +34,7 @@ from typing import TYPE_CHECKING
 from kavka import group_configs
 from kavka.cluster.view import Snapshot
 from kavka.config import CLUSTER_DEFAULT, PER_BROKER
-from kavka.internal_topics import OFFSETS_TOPIC
+from kavka.internal_topics import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from kavka.protocol.errors import ErrorCode
 from kavka.replication.manager import Assignment
 
@@ -45,6 +48,7 @@ class Reconciler:
     def __init__(self, node: "ClusterNode") -> None:
         self.node = node
         self.led_offsets: set[int] = set()
+        self.led_txn: dict[int, int] = {}   # __transaction_state partition -> leader epoch
 
     def on_item(self, item) -> None:
         node = self.node
@@ -166,6 +170,10 @@ class Reconciler:
                 self._drop_removed_replica(tp)
         if tp[0] == OFFSETS_TOPIC:
             self.set_offsets_leadership({p for (name, p) in node.replicas.leaders if name == OFFSETS_TOPIC})
+        elif tp[0] == TRANSACTION_STATE_TOPIC:
+            self.set_txn_leadership({p: role.assignment.leader_epoch
+                                     for (name, p), role in node.replicas.leaders.items()
+                                     if name == TRANSACTION_STATE_TOPIC})
 
     def _drop_removed_replica(self, tp) -> None:
         """A reassignment moved ``tp`` off this broker while other partitions of its topic
@@ -181,6 +189,7 @@ class Reconciler:
         for tp in set(replicas.leaders) | set(replicas.followers):
             replicas.apply(tp, None)
         self.set_offsets_leadership(set())
+        self.set_txn_leadership({})
 
     # -- the group coordinator follows the __consumer_offsets leaders --------------------------
 
@@ -195,26 +204,74 @@ class Reconciler:
         for p in sorted(gained):
             groups.load_partition(p)
 
+    # -- the transaction coordinator follows the __transaction_state leaders --------------------
+
+    def set_txn_leadership(self, led: dict[int, int]) -> None:
+        """``led``: partition -> leader epoch of the ``__transaction_state`` partitions led here."""
+        transactions = self.node.broker.transactions
+        if transactions is None or led == self.led_txn:
+            return
+        lost = sorted(p for p, epoch in self.led_txn.items() if led.get(p) != epoch)
+        gained = sorted(p for p, epoch in led.items() if self.led_txn.get(p) != epoch)
+        self.led_txn = dict(led)
+        for p in lost:
+            transactions.unload_partition(p)
+        for p in gained:
+            log.info("coordinating the transactional ids of %s-%d at coordinator epoch %d",
+                     TRANSACTION_STATE_TOPIC, p, led[p])
+            transactions.load_partition(p)
+
+    # -- coordinator records are answered once replicated ----------------------------------------
+
     async def offsets_replicated(self, written) -> int:
         """Group records are answered once replicated (Kafka appends them with acks=all):
         NOT_COORDINATOR if leadership moved meanwhile, COORDINATOR_NOT_AVAILABLE after
         offsets.commit.timeout.ms; the client retries either way."""
+        timeout = self.node.broker.config.get("offsets.commit.timeout.ms") / 1000
+        return await self._replicated(OFFSETS_TOPIC, written, 1, timeout)
+
+    async def txn_replicated(self, written) -> int:
+        """Transaction state records are answered once the ISR holds them, with the topic's
+        ``min.insync.replicas`` (``transaction.state.log.min.isr``) as Kafka's acks=all append
+        of them: NOT_COORDINATOR if leadership moved, COORDINATOR_NOT_AVAILABLE if the ISR is
+        too small or the write does not replicate within ``offsets.commit.timeout.ms``."""
+        timeout = self.node.broker.config.get("offsets.commit.timeout.ms") / 1000
+        return await self._replicated(TRANSACTION_STATE_TOPIC, written, self._txn_min_isr(), timeout)
+
+    def txn_partition_writable(self, index: int) -> bool:
+        """Whether the ISR of a ``__transaction_state`` partition led here has its
+        ``min.insync.replicas``, so that a write may go in."""
+        return self.node.replicas.produce_check((TRANSACTION_STATE_TOPIC, index), -1,
+                                                self._txn_min_isr()) == ErrorCode.none
+
+    def _txn_min_isr(self) -> int:
+        partition = self.node.broker.logs.partition(TRANSACTION_STATE_TOPIC, 0)
+        return partition.config["min.insync.replicas"] if partition is not None else 1
+
+    async def _replicated(self, topic: str, written, min_isr: int, timeout: float) -> int:
         replicas = self.node.replicas
         waits = []
         for index, offset in written:
-            waited = replicas.wait_replicated((OFFSETS_TOPIC, index), offset, 1)
+            waited = replicas.wait_replicated((topic, index), offset, min_isr)
             if isinstance(waited, ErrorCode):
                 if waited != ErrorCode.none:
-                    return ErrorCode.not_coordinator
+                    return _journal_error(waited)
             else:
                 waits.append(waited)
         if not waits:
             return ErrorCode.none
-        timeout = self.node.broker.config.get("offsets.commit.timeout.ms") / 1000
         done, pending = await asyncio.wait(waits, timeout=timeout)
         for future in pending:
             future.cancel()
         if pending:
             return ErrorCode.coordinator_not_available
         errors = [f.result() for f in done if f.result() != ErrorCode.none]
-        return ErrorCode.not_coordinator if errors else ErrorCode.none
+        return _journal_error(errors[0]) if errors else ErrorCode.none
+
+
+def _journal_error(error: ErrorCode) -> ErrorCode:
+    """A coordinator's failed replicated append as its client hears it (Kafka's mapping):
+    too few replicas means retry here later, anything else means find the coordinator again."""
+    if error in (ErrorCode.not_enough_replicas, ErrorCode.not_enough_replicas_after_append):
+        return ErrorCode.coordinator_not_available
+    return ErrorCode.not_coordinator

@@ -10,7 +10,11 @@ Each write operation follows one path (Kafka's CoordinatorResult):
 4. only then are the replies released.
 
 So committed offsets and every completed rebalance (the GroupMetadata record)
-change state only through replay.  The in-between steps of a rebalance
+change state only through replay.  Transactional offset commits (TxnOffsetCommit) are
+appended as a batch of the producer's transaction and replayed as *pending*; the
+transaction's marker in the group's partition, replayed by :meth:`replay_marker` (told by
+the marker writers live, read from the log at load), commits or drops them
+(kavka.group.offsets).  The in-between steps of a rebalance
 (members joining, parked requests, deadlines) stay in memory, as in Kafka:
 after a restart the members rejoin anyway.
 
@@ -39,7 +43,8 @@ from kavka.group.model import Group, Member
 from kavka.group.offsets import OffsetCommit, OffsetStore
 from kavka.group.outcome import HeartbeatReply, JoinReply, Outcome, Parked, SyncReply, error_reply
 from kavka.group.state import COMPLETING, DEAD, EMPTY, NONE, STABLE
-from kavka.log.errors import StorageError
+from kavka.log.coordinator_journal import NO_PRODUCER_ID, JournalMarker, JournalRecord
+from kavka.log.errors import InvalidProducerEpoch, StorageError
 from kavka.protocol.errors import ErrorCode
 
 log = logging.getLogger("kavka.group")
@@ -49,9 +54,10 @@ REPLAY_FAILURES_LOGGED = 20  # per load; then only a count
 
 class Journal(Protocol):
     def is_local(self, group_id: str) -> bool: ...
-    def append(self, group_id: str, records: list[tuple[Key, Value]]) -> tuple[int, int] | None: ...
-    def read_all(self) -> Iterator[tuple[Key, Value]]: ...
-    def read_partition(self, index: int) -> Iterator[tuple[Key, Value]]: ...
+    def append(self, group_id: str, records: list[tuple[Key, Value]],
+               producer: tuple[int, int] | None = None) -> tuple[int, int] | None: ...
+    def read_all(self) -> Iterator[JournalRecord | JournalMarker]: ...
+    def read_partition(self, index: int) -> Iterator[JournalRecord | JournalMarker]: ...
     def partition_for(self, group_id: str) -> int: ...
 
 
@@ -66,6 +72,7 @@ class GroupCoordinator:
         self.groups: dict[str, Group] = {}                    # classic groups (and offsets-only groups)
         self.consumer_groups: dict[str, ConsumerGroup] = {}   # consumer-protocol (KIP-848) groups
         self.offsets = OffsetStore()
+        self._positions = itertools.count()   # replay order of offset records (OffsetStore)
         self.active = True
         self._loading = False
         self._new_uuid = new_uuid
@@ -114,20 +121,20 @@ class GroupCoordinator:
         log.info("loaded __consumer_offsets partition %d (%d records)", index, count)
         return count
 
-    def _replay_all(self, records) -> int:
+    def _replay_all(self, entries: Iterable[JournalRecord | JournalMarker]) -> int:
         """Replay what the journal yields (it already skips records it cannot decode); a
         record that decodes but cannot be applied is skipped and logged, never fatal."""
         count = failed = 0
         self._loading = True
         try:
-            for key, value in records:
+            for entry in entries:
                 try:
-                    self.replay(key, value)
+                    self._replay_entry(entry)
                 except Exception as exc:
                     failed += 1
                     if failed <= REPLAY_FAILURES_LOGGED:
                         log.warning("skipping a __consumer_offsets record that cannot be applied (%s): %s: %s",
-                                    key, type(exc).__name__, exc)
+                                    entry, type(exc).__name__, exc)
                     continue
                 count += 1
         finally:
@@ -149,18 +156,33 @@ class GroupCoordinator:
                 out.merge(_release_parked(group))
             self.consumer_groups.pop(group_id, None)
             self._deadlines.pop(group_id, None)
-            for topic, partition in list(self.offsets.of_group(group_id)):
-                self.offsets.remove(group_id, topic, partition)
+            self.offsets.remove_group(group_id)
         return out
 
-    def replay(self, key: Key, value: Value) -> None:
+    def _replay_entry(self, entry: JournalRecord | JournalMarker) -> None:
+        if isinstance(entry, JournalRecord):
+            self.replay(entry.key, entry.value, entry.producer_id)
+        else:
+            self.replay_marker(entry.partition, entry.producer_id, entry.commit)
+
+    def replay_marker(self, index: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker in ``__consumer_offsets`` partition ``index``: the producer's
+        pending offsets of that partition's groups are committed, or dropped."""
+        self.offsets.end_transaction(producer_id, commit, lambda g: self.journal.partition_for(g) == index)
+
+    def replay(self, key: Key, value: Value, producer_id: int = NO_PRODUCER_ID) -> None:
+        """Apply one record; ``producer_id``: the producer of its transactional batch."""
         if isinstance(key, OffsetKey):
             if value is None:
                 self.offsets.remove(key.group, key.topic, key.partition)
                 return
             if key.group not in self.consumer_groups:
                 self._get_or_create(key.group)
-            self.offsets.put(key.group, key.topic, key.partition, value)
+            position = next(self._positions)
+            if producer_id == NO_PRODUCER_ID:
+                self.offsets.put(key.group, key.topic, key.partition, value, position)
+            else:
+                self.offsets.put_pending(producer_id, key.group, key.topic, key.partition, value, position)
         elif isinstance(key, ConsumerGroupKey):
             if value is None:
                 self.consumer_groups.pop(key.group, None)
@@ -224,20 +246,23 @@ class GroupCoordinator:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _write(self, group_id: str, out: Outcome, reply_needs_records: bool = True) -> Outcome:
+    def _write(self, group_id: str, out: Outcome, reply_needs_records: bool = True,
+               producer: tuple[int, int] | None = None) -> Outcome:
         """Append, replay, release.  ``reply_needs_records`` is False when the request
-        already took effect in memory (a LeaveGroup) and the records only follow from it."""
+        already took effect in memory (a LeaveGroup) and the records only follow from it.
+        ``producer`` (id, epoch): the records belong to that producer's transaction."""
         if out.records:
             try:
-                written = self.journal.append(group_id, out.records)
+                written = self.journal.append(group_id, out.records, producer)
             except Exception as exc:  # the log's own errors and I/O errors alike
                 failed = self._write_failed(group_id, out, exc)
                 if not reply_needs_records:
                     failed.reply = out.reply
                 self._refresh_deadline(group_id)
                 return failed
+            producer_id = NO_PRODUCER_ID if producer is None else producer[0]
             for key, value in out.records:
-                self.replay(key, value)
+                self.replay(key, value, producer_id)
             if written is not None:
                 out.written.append(written)
         self._refresh_deadline(group_id)
@@ -252,7 +277,10 @@ class GroupCoordinator:
             self._deadlines[group_id] = due
 
     def _write_failed(self, group_id: str, out: Outcome, exc: Exception) -> Outcome:
-        if isinstance(exc, StorageError):
+        if isinstance(exc, InvalidProducerEpoch):   # a fenced producer's TxnOffsetCommit
+            log.debug("refused a transactional offset commit for group %s: %s", group_id, exc)
+            error = ErrorCode.invalid_producer_epoch
+        elif isinstance(exc, StorageError):
             # As Kafka: KAFKA_STORAGE_ERROR becomes NOT_COORDINATOR, which clients retry
             # (after looking the coordinator up again).  The log directory's state logged it once.
             log.debug("could not append to __consumer_offsets for group %s: %s", group_id, exc)
@@ -399,10 +427,37 @@ class GroupCoordinator:
             out.reply = {tp: out.reply for tp in errors}
         return out
 
+    def commit_txn_offsets(self, group_id: str, producer_id: int, producer_epoch: int, generation: int,
+                           member_id: str, instance_id: str | None, commits: list[OffsetCommit]) -> Outcome:
+        """TxnOffsetCommit: reply {(topic, partition): error}.  The offsets are appended as
+        the producer's transactional batch and stay pending until its marker (the caller
+        verified that the transaction holds the group's partition)."""
+        error = self._check(group_id)
+        consumer = self.consumer_groups.get(group_id)
+        if error == NONE and consumer is not None:
+            error = offsets.validate_consumer_txn_commit(consumer, generation, member_id)
+        elif error == NONE:
+            error = offsets.validate_txn_commit(self.groups.get(group_id), generation, member_id, instance_id)
+        if error != NONE:
+            return Outcome({(c.topic, c.partition): error for c in commits})
+        records, errors = offsets.commit_records(group_id, commits, self.config.metadata_max_bytes,
+                                                 self.clock.now_ms())
+        out = self._write(group_id, Outcome(errors, records), producer=(producer_id, producer_epoch))
+        if isinstance(out.reply, ErrorCode):  # the append failed: every partition gets it
+            out.reply = {tp: out.reply for tp in errors}
+        return out
+
+    def transaction_ended(self, index: int, producer_id: int, commit: bool) -> Outcome:
+        """A marker was appended to ``__consumer_offsets`` partition ``index`` (the marker
+        writers call this): the same :meth:`replay_marker` that loading uses."""
+        self.replay_marker(index, producer_id, commit)
+        return Outcome()
+
     def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None,
-                      member_id: str | None = None, member_epoch: int = -1):
-        """(group error, [(topic, [(partition, OffsetValue or None)])]).  A member of a
-        consumer-protocol group that names itself (v9) must have its current epoch."""
+                      member_id: str | None = None, member_epoch: int = -1, require_stable: bool = False):
+        """(group error, [(topic, [(partition, OffsetValue or None, error)])]).  A member of a
+        consumer-protocol group that names itself (v9) must have its current epoch;
+        ``require_stable``: UNSTABLE_OFFSET_COMMIT for partitions with pending offsets."""
         error = self._check(group_id)
         consumer = self.consumer_groups.get(group_id)
         if error == NONE and consumer is not None and (member_id or member_epoch >= 0):
@@ -413,7 +468,7 @@ class GroupCoordinator:
                 error = ErrorCode.stale_member_epoch
         if error != NONE:
             return error, []
-        return NONE, offsets.fetch(self.offsets, group_id, topics)
+        return NONE, offsets.fetch(self.offsets, group_id, topics, require_stable)
 
     def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> Outcome:
         error = self._check(group_id)
@@ -500,7 +555,7 @@ class GroupCoordinator:
     def _drop_if_unused(self, group: Group) -> bool:
         """A join that failed on a group it created leaves nothing behind."""
         if (group.state == EMPTY and not group.members and not group.pending and group.generation == 0
-                and not self.offsets.has_offsets(group.group_id)):
+                and not self.offsets.has_offsets(group.group_id) and not self.offsets.has_pending(group.group_id)):
             self.groups.pop(group.group_id, None)
             return True
         return False
@@ -509,7 +564,7 @@ class GroupCoordinator:
         """The durable state, for comparing live state with state rebuilt by replay."""
         return {"groups": {g: group.durable_view() for g, group in sorted(self.groups.items())},
                 "consumer_groups": {g: group.durable_view() for g, group in sorted(self.consumer_groups.items())},
-                "offsets": self.offsets.snapshot()}
+                "offsets": self.offsets.snapshot(), "pending_offsets": self.offsets.pending_snapshot()}
 
 
 def _release_parked(group: Group) -> Outcome:

@@ -3,8 +3,11 @@
 A :class:`~kavka.log.coordinator_journal.CoordinatorJournal` (one batch per operation,
 created on first use, compacted, unreadable records skipped with a warning) with the
 group's records (``log_format``) and Kafka's partitioning by group id.  ``read_all`` yields
-every record of every partition in offset order, for the coordinator to replay at startup;
-the topic has ``offsets.topic.num.partitions`` partitions.
+every record of every partition in offset order, with the producer id of its batch, and the
+transaction markers between them (``JournalRecord``/``JournalMarker``), for the coordinator
+to replay at startup; the topic has ``offsets.topic.num.partitions`` partitions.  A
+transactional offset commit is appended as a batch of its producer (``producer``), which
+the transaction's marker ends.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Iterator
 
 from kavka.group.log_format import Key, Value, decode_key, decode_value, encode_key, encode_value
 from kavka.internal_topics import OFFSETS_TOPIC
-from kavka.log.coordinator_journal import CoordinatorJournal
+from kavka.log.coordinator_journal import CoordinatorJournal, JournalMarker, JournalRecord
 
 log = logging.getLogger("kavka.group")
 
@@ -50,18 +53,19 @@ class OffsetsTopic:
         """Whether this broker leads the group's partition (a lone broker leads all)."""
         return self._journal.leads(self.partition_for(group_id))
 
-    def append(self, group_id: str, records: list[tuple[Key, Value]]) -> tuple[int, int] | None:
-        """Append one batch; (partition, offset after it), which a cluster waits to see
-        replicated before answering."""
+    def append(self, group_id: str, records: list[tuple[Key, Value]],
+               producer: tuple[int, int] | None = None) -> tuple[int, int] | None:
+        """Append one batch (of ``producer`` (id, epoch)'s transaction, if given);
+        (partition, offset after it), which a cluster waits to see replicated before answering."""
         index = self.partition_for(group_id)
-        end = self._journal.append(index, records)
+        end = self._journal.append(index, records, producer)
         return None if end is None else (index, end)
 
-    def read_all(self) -> Iterator[tuple[Key, Value]]:
+    def read_all(self) -> Iterator[JournalRecord | JournalMarker]:
         if self._journal.in_cluster:
             return  # in a cluster, partitions are read as this broker comes to lead them
         for index in range(self.partitions):
             yield from self.read_partition(index)
 
-    def read_partition(self, index: int) -> Iterator[tuple[Key, Value]]:
-        yield from self._journal.read_partition(index)
+    def read_partition(self, index: int) -> Iterator[JournalRecord | JournalMarker]:
+        yield from self._journal.read_entries(index)

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from kavka.deadline_timer import DeadlineTimer
 from kavka.group.coordinator import GroupCoordinator
 from kavka.group.outcome import Outcome, Parked, error_reply
+from kavka.internal_topics import OFFSETS_TOPIC
 from kavka.protocol.errors import ErrorCode
 
 log = logging.getLogger("kavka.group")
@@ -43,6 +44,12 @@ class GroupRunner:
     def query(self, read: Callable[[GroupCoordinator], Any]) -> Any:
         """A read-only look at the coordinator (ListGroups, DescribeGroups, OffsetFetch)."""
         return read(self.coordinator)
+
+    def marker_written(self, topic: str, index: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker is in ``topic``-``index`` (kavka.txn.local_markers,
+        WriteTxnMarkers); in ``__consumer_offsets`` it ends the producer's pending offsets."""
+        if topic == OFFSETS_TOPIC:
+            self._settle(self.coordinator.transaction_ended(index, producer_id, commit))
 
     def load_partition(self, index: int) -> None:
         self.coordinator.load_partition(index)

@@ -27,7 +27,8 @@ One cleaning, three phases:
 
 1. on the event loop, :meth:`LogCleaner.choose` snapshots the job: the closed
    segments as file slices (which keep their fds open), the offsets, the last
-   offset of each idempotent producer;
+   batch of each producer, the aborted transactions from the ``.txnindex``
+   files (what compaction does with transactions: kavka.log.txn_cleaning);
 2. in a child process (kavka.log.cleaner_process; a worker thread when
    ``use_process`` is off, as in tests), kavka.log.compactor builds the offset
    map and writes fsynced ``*.cleaned`` segments — produce and fetch go on;
@@ -60,6 +61,7 @@ from kavka.log.cleaner_process import ChildRun
 from kavka.log.compactor import CleanJob, CleanResult, SourceSegment, compact, discard_segment
 from kavka.log.partition import Partition
 from kavka.log.partition_dir import CLEANER_OFFSET_FILE
+from kavka.log.txn_cleaning import ProducerTail
 
 log = logging.getLogger("kavka.log.cleaner")
 
@@ -164,11 +166,12 @@ class LogCleaner:
         olds = [s for s in plog.segments[:-1] if s.base_offset < found.first_uncleanable]
         if found.overdue and not olds:
             olds = plog.segments[:-1]
-        producers = {pid: entry.batches[-1].last_offset
-                     for pid, entry in partition.producers.producers.items() if entry.batches}
+        tails = {pid: ProducerTail(entry.batches[-1].last_offset if entry.batches else -1, entry.epoch)
+                 for pid, entry in partition.producers.producers.items()}
+        aborted = tuple(plog.aborted_txns_overlapping(olds[0].base_offset, olds[-1].next_offset)) if olds else ()
         job = CleanJob(partition.topic, partition.index, plog.path, partition.config,
                        tuple(SourceSegment(s.base_offset, s.next_offset, s.whole_slice()) for s in olds),
-                       found.first_dirty, found.first_uncleanable, now_ms, producers, self.max_map_entries)
+                       found.first_dirty, found.first_uncleanable, now_ms, tails, self.max_map_entries, aborted)
         return olds, job
 
     # -- installing ------------------------------------------------------------------------

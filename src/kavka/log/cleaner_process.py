@@ -12,7 +12,8 @@ a thread cleaned.  So the broker runs each job in a child process:
    the child, and the parent keeps them open until the job ends, so a segment
    deleted meanwhile stays readable) and writes the pickled job to its stdin;
 2. the child runs kavka.log.compactor.compact, which writes and fsyncs the
-   ``*.cleaned`` segments (log and both indexes), and writes a pickled
+   ``*.cleaned`` segments (log, both indexes, and the ``.txnindex`` when it
+   keeps aborted transactions), and writes a pickled
    summary to stdout: the groups (first source index, count, base offset),
    the map end, the counters;
 3. the parent reopens each cleaned segment from its files (the indexes are
@@ -165,7 +166,8 @@ def main() -> None:
     groups, files = [], []
     for group in result.groups:
         groups.append((group.first, group.count, group.segment.base_offset))
-        files += [group.segment.log_path, group.segment.offset_index.path, group.segment.time_index.path]
+        files += [group.segment.log_path, group.segment.offset_index.path, group.segment.time_index.path,
+                  group.segment.txn_index.path]
         group.segment.close()  # fsynced by compact
     counters = dict(bytes_read=result.bytes_read, bytes_cleaned=result.bytes_cleaned,
                     bytes_written=result.bytes_written, records_read=result.records_read,

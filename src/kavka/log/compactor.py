@@ -10,7 +10,8 @@ dirty range ``[first_dirty, end)``.
 
 1. Offset map: every keyed record of a data batch in the dirty range sets
    ``map[key] = offset``, so afterwards the map holds each key's newest
-   offset below ``end``.  Keys longer than 16 bytes are stored as a 16-byte
+   offset below ``end``; batches of aborted transactions are skipped
+   (kavka.log.txn_cleaning).  Keys longer than 16 bytes are stored as a 16-byte
    BLAKE2b digest (Kafka stores MD5s).  When the map would outgrow
    ``max_map_entries`` it stops at a batch boundary; that offset (``map_end``)
    is where the next cleaning starts.
@@ -29,7 +30,11 @@ dirty range ``[first_dirty, end)``.
    * all dropped: the batch goes, except the last batch of an idempotent
      producer, kept as an empty batch (header only) so that producer state
      rebuilt from the log still knows the producer's last sequence;
-   * control batches are copied unchanged;
+   * transactions (kavka.log.txn_cleaning): a batch of an aborted
+     transaction loses all its records; a marker whose transaction left no
+     batch gets a delete horizon and goes at the first cleaning after it; the
+     ``.txnindex`` of a cleaned segment holds the entries of the abort
+     markers it keeps whose batches the walk met;
    * a batch whose records do not decode (CRC mismatch, corrupt compressed
      data, or records inflating past ``max.uncompressed.message.bytes``: a
      decompression bomb stored before the limit, or through a topic that was
@@ -69,7 +74,10 @@ from kavka.log.errors import LogCorrupted, LogError
 from kavka.log.file_slice import FileSlice
 from kavka.log.partition_dir import CLEANED_SUFFIX
 from kavka.log.segment import Segment
+from kavka.log.txn_cleaning import ProducerTail, TxnScan
+from kavka.log.txn_index import AbortedTxn
 from kavka.protocol import records as rb
+from kavka.protocol.control_records import read_marker
 from kavka.protocol.record_codec import Record, decode_records, encode_batch
 from kavka.protocol.records import InvalidBatch
 
@@ -106,8 +114,9 @@ class CleanJob:
     first_dirty: int
     end: int                             # first offset that may not be cleaned
     now_ms: int
-    producer_last_offsets: Mapping[int, int] = field(default_factory=dict)
+    producer_tails: Mapping[int, ProducerTail] = field(default_factory=dict)
     max_map_entries: int = 1 << 20
+    aborted: tuple[AbortedTxn, ...] = ()  # the .txnindex entries overlapping the segments
 
 
 @dataclass
@@ -147,9 +156,10 @@ def compact(job: CleanJob, clock: Clock, abort: threading.Event | None = None,
     offset_map, map_end, scanned = build_offset_map(job, stop)
     step("map")
     result = CleanResult(map_end, bytes_read=scanned)
+    scan = TxnScan(job.aborted)
     try:
         for first, count in group_segments(job, map_end):
-            segment = _clean_group(job, job.segments[first:first + count], offset_map, clock, stop, result)
+            segment = _clean_group(job, job.segments[first:first + count], offset_map, scan, clock, stop, result)
             result.groups.append(CleanedGroup(first, count, segment))
             step("cleaned")
     except BaseException:
@@ -175,6 +185,7 @@ def build_offset_map(job: CleanJob, stop: threading.Event) -> tuple[dict[bytes, 
     """(key -> newest offset in [first_dirty, map_end), map_end, bytes scanned)."""
     offset_map: dict[bytes, int] = {}
     scanned = 0
+    aborted = TxnScan(job.aborted).ranges
     for source in job.segments:
         if source.next_offset <= job.first_dirty or source.base_offset >= job.end:
             continue
@@ -187,6 +198,8 @@ def build_offset_map(job: CleanJob, stop: threading.Event) -> tuple[dict[bytes, 
             if offset_map and len(offset_map) + header.records_count > job.max_map_entries:
                 return offset_map, max(header.base_offset, job.first_dirty), scanned
             scanned += header.size
+            if aborted.covering(header) is not None:
+                continue
             for record in _decode_or_none(job, buf, pos, None) or ():
                 if job.first_dirty <= record.offset < job.end and record.key is not None:
                     offset_map[map_key(record.key)] = record.offset
@@ -245,7 +258,7 @@ def group_segments(job: CleanJob, map_end: int) -> list[tuple[int, int]]:
     return groups
 
 
-def _clean_group(job: CleanJob, sources, offset_map: dict[bytes, int], clock: Clock,
+def _clean_group(job: CleanJob, sources, offset_map: dict[bytes, int], scan: TxnScan, clock: Clock,
                  stop: threading.Event, result: CleanResult) -> Segment:
     segment = Segment.create(job.path, sources[0].base_offset, job.config, clock, suffix=CLEANED_SUFFIX)
     try:
@@ -254,10 +267,15 @@ def _clean_group(job: CleanJob, sources, offset_map: dict[bytes, int], clock: Cl
             result.bytes_cleaned += source.size
             for buf, pos, header in iter_batches(source.data):
                 _pause(stop)
-                out = _clean_batch(job, buf, pos, header, offset_map, result)
+                if header.is_control:
+                    out, entry = _clean_control(job, buf, pos, header, scan, result)
+                else:
+                    out, entry = _clean_batch(job, buf, pos, header, offset_map, scan, result), None
                 if out is not None:
                     segment.append(out, rb.read_header(out))
                     result.bytes_written += len(out)
+                if entry is not None:
+                    segment.txn_index.append(entry)
         segment.flush()
     except BaseException:
         discard_segment(segment)
@@ -266,11 +284,12 @@ def _clean_group(job: CleanJob, sources, offset_map: dict[bytes, int], clock: Cl
 
 
 def _clean_batch(job: CleanJob, buf: bytes, pos: int, header: rb.BatchHeader,
-                 offset_map: dict[bytes, int], result: CleanResult) -> bytes | None:
-    """The batch as it goes into the cleaned segment, or None to drop it."""
+                 offset_map: dict[bytes, int], scan: TxnScan, result: CleanResult) -> bytes | None:
+    """The data batch as it goes into the cleaned segment, or None to drop it."""
     original = buf[pos:pos + header.size]
-    if header.is_control:
-        return original
+    if scan.data_batch(header):  # aborted: not even decoded
+        result.records_read += header.records_count
+        return _empty_batch(header) if _is_tail(job, header) else None
     items = _decode_or_none(job, buf, pos, result)
     if items is None:
         return original
@@ -284,14 +303,50 @@ def _clean_batch(job: CleanJob, buf: bytes, pos: int, header: rb.BatchHeader,
     elif not has_tombstone:
         horizon = None
     if has_tombstone:
-        result.next_horizon = horizon if result.next_horizon is None else min(result.next_horizon, horizon)
+        _note_horizon(result, horizon)
     if not kept:
-        last_of_producer = job.producer_last_offsets.get(header.producer_id) == header.last_offset
-        return _empty_batch(header) if header.has_producer_id and last_of_producer else None
+        return _empty_batch(header) if _is_tail(job, header) else None
     stamped = bool(header.attributes & rb.ATTR_DELETE_HORIZON)
     if len(kept) == len(items) and stamped == (horizon is not None):
         return original
     return _rebuild(header, kept, horizon)
+
+
+def _clean_control(job: CleanJob, buf: bytes, pos: int, header: rb.BatchHeader, scan: TxnScan,
+                   result: CleanResult) -> tuple[bytes | None, AbortedTxn | None]:
+    """A control batch as it goes into the cleaned segment (None: dropped), and the
+    .txnindex entry the segment keeps for it (kavka.log.txn_cleaning)."""
+    original = buf[pos:pos + header.size]
+    items = _decode_or_none(job, buf, pos, result)
+    if items is None:
+        return original, None
+    try:
+        marker = read_marker(original) if items else None
+    except InvalidBatch:
+        return original, None
+    decision = scan.control_batch(header, marker, empty=not items)
+    if not decision.discardable:
+        return original, decision.entry
+    if not items:  # emptied after its horizon: kept only while it is a producer's tail
+        return (original if _is_tail(job, header) else None), None
+    horizon = header.base_timestamp if header.attributes & rb.ATTR_DELETE_HORIZON else None
+    if horizon is not None and job.now_ms >= horizon:
+        return (_empty_batch(header) if _is_tail(job, header) else None), None
+    if horizon is None:
+        horizon = job.now_ms + job.config["delete.retention.ms"]
+        original = _rebuild(header, items, horizon)
+    _note_horizon(result, horizon)
+    return original, None
+
+
+def _is_tail(job: CleanJob, header: rb.BatchHeader) -> bool:
+    """The batch producer state rebuilt from the log needs: kept, emptied if need be."""
+    tail = job.producer_tails.get(header.producer_id) if header.has_producer_id else None
+    return tail is not None and tail.keeps(header)
+
+
+def _note_horizon(result: CleanResult, horizon: int) -> None:
+    result.next_horizon = horizon if result.next_horizon is None else min(result.next_horizon, horizon)
 
 
 def _retain(record: Record, offset_map: dict[bytes, int], horizon: int | None, now_ms: int) -> bool:
@@ -307,7 +362,8 @@ def _rebuild(header: rb.BatchHeader, kept: list[Record], horizon: int | None) ->
         kept, base_offset=header.base_offset, codec=header.compression, producer_id=header.producer_id,
         producer_epoch=header.producer_epoch, base_sequence=header.base_sequence,
         partition_leader_epoch=header.partition_leader_epoch, transactional=header.is_transactional,
-        log_append_time=header.max_timestamp if header.log_append_time else None, base_timestamp=horizon))
+        control=header.is_control, log_append_time=header.max_timestamp if header.log_append_time else None,
+        base_timestamp=horizon))
     _LAST_DELTA.pack_into(batch, 23, header.last_offset_delta)  # the original span: offsets keep their gaps
     if horizon is not None:
         (attributes,) = _ATTRIBUTES.unpack_from(batch, 21)
@@ -318,7 +374,7 @@ def _rebuild(header: rb.BatchHeader, kept: list[Record], horizon: int | None) ->
 
 def _empty_batch(header: rb.BatchHeader) -> bytes:
     """A header-only batch with the original offsets and producer fields, no records."""
-    attributes = header.attributes & (rb.ATTR_TIMESTAMP_TYPE | rb.ATTR_TRANSACTIONAL)
+    attributes = header.attributes & (rb.ATTR_TIMESTAMP_TYPE | rb.ATTR_TRANSACTIONAL | rb.ATTR_CONTROL)
     tail = _TAIL.pack(attributes, header.last_offset_delta, header.base_timestamp, header.max_timestamp,
                       header.producer_id, header.producer_epoch, header.base_sequence, 0)
     head = struct.pack(">qiibI", header.base_offset, len(tail) + rb.CRC_START - rb.LOG_OVERHEAD,
@@ -328,7 +384,7 @@ def _empty_batch(header: rb.BatchHeader) -> bytes:
 
 def discard_segment(segment: Segment) -> None:
     """Close a cleaned segment that will not be swapped in and unlink its files."""
-    paths = [segment.log_path, segment.offset_index.path, segment.time_index.path]
+    paths = [segment.log_path, segment.offset_index.path, segment.time_index.path, segment.txn_index.path]
     segment.close()
     for path in paths:
         try:

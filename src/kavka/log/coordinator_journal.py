@@ -15,22 +15,50 @@ topic-partition-offset, and a batch whose records cannot be read at all is skipp
 after ``SKIPS_LOGGED`` such lines per partition only a count is logged at the end.  The
 records around them load as usual.  Clients cannot write here (kavka.internal_topics), so
 such records come from the disk or from another program writing the log files.
-Control batches (transaction markers) are skipped.
+
+Transactional offset commits (TxnOffsetCommit) make the group coordinator's journal hold
+transactions too: ``append(..., producer=(id, epoch))`` writes a transactional batch, which
+the partition's producer table opens as any other, and the transaction coordinator's marker
+later ends it.  ``read_entries`` yields what a coordinator replays, in log order: each
+record with the producer id of its batch (NO_PRODUCER_ID outside transactions) and each
+marker (:class:`JournalMarker`), so a restart rebuilds the pending offsets a marker has not
+ended yet.  ``read_partition`` yields the (key, value) pairs alone, for a coordinator that
+writes no transactions (``__transaction_state``).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Protocol
 
 from kavka.internal_topics import coordinator_partition
+from kavka.log.errors import InvalidProducerEpoch
+from kavka.protocol.control_records import NO_SEQUENCE, read_marker
 from kavka.protocol.record_codec import encode_batch, iter_records
-from kavka.protocol.records import iter_batches
+from kavka.protocol.records import InvalidBatch, iter_batches
 
 log = logging.getLogger("kavka.log")
 
 READ_CHUNK = 1 << 20
 SKIPS_LOGGED = 20  # warnings per partition and load; the rest are counted
+NO_PRODUCER_ID = -1
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    """One record as its coordinator wrote it, with its batch's producer id."""
+    key: Any
+    value: Any
+    producer_id: int = NO_PRODUCER_ID
+
+
+@dataclass(frozen=True, slots=True)
+class JournalMarker:
+    """A transaction marker: ``producer_id``'s transaction ended in ``partition`` (commit or abort)."""
+    partition: int
+    producer_id: int
+    commit: bool
 
 
 class RecordCodec(Protocol):
@@ -75,21 +103,39 @@ class CoordinatorJournal:
             return True
         return self._logs.partition(self.topic, index) is not None
 
-    def append(self, index: int, records: list[tuple[Any, Any]]) -> int | None:
+    def append(self, index: int, records: list[tuple[Any, Any]],
+               producer: tuple[int, int] | None = None) -> int | None:
         """Append one batch to partition ``index``; the offset after it, which a cluster
-        waits to see replicated before answering.  A disk error raises StorageError with
-        nothing written."""
+        waits to see replicated before answering.  ``producer`` (id, epoch): a batch of
+        that producer's transaction (no sequence, as Kafka's coordinators write them);
+        an epoch older than the partition's producer table knows raises
+        InvalidProducerEpoch (a fenced producer's late write, which Kafka's log refuses too).
+        A disk error raises StorageError with nothing written."""
         if not records:
             return None
         now = self._clock.now_ms()
-        batch = encode_batch([(*self._codec.encode(k, v), now, ()) for k, v in records])
-        info = self._partition(index).append_internal(bytearray(batch), now)
+        entries = [(*self._codec.encode(k, v), now, ()) for k, v in records]
+        partition = self._partition(index)
+        if producer is None:
+            batch = encode_batch(entries)
+        else:
+            _check_epoch(partition, *producer)
+            batch = encode_batch(entries, producer_id=producer[0], producer_epoch=producer[1],
+                                 base_sequence=NO_SEQUENCE, transactional=True)
+        info = partition.append_internal(bytearray(batch), now)
         return info.last_offset + 1
 
-    def read_partition(self, index: int) -> Iterator[tuple[Any, Any]]:
+    def read_entries(self, index: int) -> Iterator[JournalRecord | JournalMarker]:
+        """Records and markers of partition ``index`` in log order (module doc)."""
         partition = self._logs.partition(self.topic, index)
         if partition is not None:
             yield from self._read(partition.log, index)
+
+    def read_partition(self, index: int) -> Iterator[tuple[Any, Any]]:
+        """The (key, value) of every record, markers left out."""
+        for entry in self.read_entries(index):
+            if isinstance(entry, JournalRecord):
+                yield entry.key, entry.value
 
     def _partition(self, index: int):
         if self._logs.topic(self.topic) is None:
@@ -98,7 +144,7 @@ class CoordinatorJournal:
             self.log.info("created %s with %d partitions", self.topic, self._wanted_partitions)
         return self._logs.partition(self.topic, index)
 
-    def _read(self, plog, index: int) -> Iterator[tuple[Any, Any]]:
+    def _read(self, plog, index: int) -> Iterator[JournalRecord | JournalMarker]:
         # Up to the log end, not the high watermark: a new leader's HW catches up only as its
         # followers fetch, and what its log holds is the coordinator's history from now on.
         skips = _Skips(self.log, self.topic, index)
@@ -110,7 +156,10 @@ class CoordinatorJournal:
             data = b"".join(piece.read() for piece in read.slices)
             before = offset
             for pos, header in iter_batches(data):
-                if not header.is_control:
+                if header.is_control:
+                    if header.base_offset >= offset:
+                        yield from self._decode_marker(data, pos, header, index, skips)
+                else:
                     yield from self._decode_batch(data, pos, header, offset, skips)
                 offset = max(offset, header.next_offset)
             if offset == before:   # no whole batch where one should start: nothing more is readable
@@ -119,20 +168,40 @@ class CoordinatorJournal:
                 break
         skips.summary()
 
+    @staticmethod
+    def _decode_marker(data: bytes, pos: int, header, index: int, skips: "_Skips") -> Iterator[JournalMarker]:
+        try:
+            marker = read_marker(memoryview(data)[pos : pos + header.size])
+        except InvalidBatch as exc:
+            skips.skip(header.base_offset, "marker", exc)
+            return
+        if marker is not None:  # None: compaction emptied it, or not a commit/abort marker
+            yield JournalMarker(index, header.producer_id, marker.commit)
+
     def _decode_batch(self, data: bytes, pos: int, header, from_offset: int,
-                      skips: "_Skips") -> Iterator[tuple[Any, Any]]:
+                      skips: "_Skips") -> Iterator[JournalRecord]:
         try:
             records = list(iter_records(data, pos, pos + header.size))
         except Exception as exc:  # a damaged batch: its framing or compression does not parse
             skips.skip(header.base_offset, "batch", exc)
             return
+        producer_id = header.producer_id if header.is_transactional else NO_PRODUCER_ID
         for record in records:
             if record.offset < from_offset or record.key is None:
                 continue
             try:
-                yield self._codec.decode(record.key, record.value)
+                key, value = self._codec.decode(record.key, record.value)
             except Exception as exc:  # unknown versions and damaged bytes alike
                 skips.skip(record.offset, "record", exc)
+                continue
+            yield JournalRecord(key, value, producer_id)
+
+
+def _check_epoch(partition, producer_id: int, producer_epoch: int) -> None:
+    entry = partition.producers.producers.get(producer_id)
+    if entry is not None and producer_epoch < entry.epoch:
+        raise InvalidProducerEpoch(f"producer {producer_id} sent epoch {producer_epoch}, older than its "
+                                   f"current epoch {entry.epoch} in {partition.topic}-{partition.index}")
 
 
 class _Skips:

@@ -623,7 +623,10 @@ class LogManager:
                 # A lone broker leads every partition from epoch 0; the cluster
                 # controller will assign epochs instead.
                 plog.assign_leader_epoch(0)
-            return Partition.open(info.name, index, plog, self._homes[(info.name, index)])
+            partition = Partition.open(info.name, index, plog, self._homes[(info.name, index)])
+            # As Kafka's snapshot load: producers expired meanwhile do not come back.
+            partition.producers.remove_expired(self.clock.now_ms(), self.broker_config.get("producer.id.expiration.ms"))
+            return partition
         except BaseException:
             plog.close()
             raise

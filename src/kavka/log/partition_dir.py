@@ -30,7 +30,11 @@ Leftovers of interrupted operations (``finish_leftovers``):
   already, so the swap is completed: renamed to ``NNN.log`` and the old
   segments it covers deleted.  Index ``*.swap`` files are dropped (rebuilt),
   except the ``.txnindex.swap``, which takes its place (it is not derived from
-  the segment alone).
+  the segment alone); without one, a ``.txnindex`` at ``NNN`` is the old
+  segment's (its entries may name markers the cleaning removed, which would
+  hide the producer's later records from read_committed readers) or the new
+  one's already renamed (whose entries only cover batches the cleaning
+  emptied), so it is deleted either way.
 * checkpoint ``*.tmp``: an unfinished atomic write: unlink.
 * an ``.index``/``.timeindex``/``.txnindex`` without its ``.log``: orphan of a deletion: unlink.
 """
@@ -143,6 +147,8 @@ def _complete_swap(path: Path, base: int, config: TopicConfig, clock: Clock) -> 
     txn_swap = Path(f"{segment_path(path, base, TXN_INDEX_SUFFIX)}{SWAP_SUFFIX}")
     if txn_swap.exists():
         os.replace(txn_swap, segment_path(path, base, TXN_INDEX_SUFFIX))
+    else:
+        segment_path(path, base, TXN_INDEX_SUFFIX).unlink(missing_ok=True)
     segment = Segment.open(path, base, config, clock)
     end = segment.next_offset
     segment.close()

@@ -200,6 +200,11 @@ class PartitionLog:
         return self._log_start
 
     @property
+    def first_stored_offset(self) -> int:
+        """Base offset of the first segment: batches below the log start offset may remain."""
+        return self._bases[0]
+
+    @property
     def high_watermark(self) -> int:
         return self._hw
 
@@ -438,10 +443,15 @@ class PartitionLog:
     def aborted_transactions(self, start_offset: int, end_offset: int) -> list[tuple[int, int]]:
         """(producer id, first offset) of the aborted transactions overlapping
         [start_offset, end_offset), in marker order (Kafka's collectAbortedTransactions)."""
-        found: list[tuple[int, int]] = []
+        return [(txn.producer_id, txn.first_offset) for txn in self.aborted_txns_overlapping(start_offset, end_offset)]
+
+    def aborted_txns_overlapping(self, start_offset: int, end_offset: int) -> list[AbortedTxn]:
+        """The .txnindex entries of every segment overlapping [start_offset, end_offset), for
+        the cleaner (its markers may lie beyond the range)."""
+        found: list[AbortedTxn] = []
         for segment in self._segments[self._segment_index(start_offset):]:
             entries, complete = segment.txn_index.collect(start_offset, end_offset)
-            found += [(txn.producer_id, txn.first_offset) for txn in entries]
+            found += entries
             if complete:
                 break
         return found
@@ -613,10 +623,6 @@ class PartitionLog:
                 or any(a is not b for a, b in zip(self._segments[first:first + len(old)], old))
                 or new.base_offset != old[0].base_offset):
             return False
-        for segment in old:  # the aborted transactions of the old segments stay known
-            for txn in segment.txn_index.entries:
-                new.txn_index.append(txn)
-        new.txn_index.flush()
         new.rename_files(SWAP_SUFFIX)
         checkpoint.fsync_directory(self.path)
         step("swap")

@@ -82,9 +82,14 @@ Loading (:meth:`ProducerState.load`):
    a truncation or an unclean shutdown;
 2. read the newest remaining snapshot (at or below ``at_most`` when the
    partition must replay from there: kavka.log.partition); an unreadable one is deleted and the
-   next older is tried, down to "none" (state empty, offset 0);
-3. replay the batch headers from that offset (or the log start offset, if
-   retention removed the segments in between) to the log end.
+   next older is tried, down to "none" (state empty, offset 0).  A snapshot below
+   the first segment's base offset is deleted too, as Kafka deletes those below
+   the log start: the batches after it are gone, and a transaction open in it may
+   have ended in them (kept open, it would hold the LSO down for ever);
+3. replay the batch headers from that offset (or the first segment's base, when
+   there is no snapshot) to the log end.  The batches below the log start offset
+   that are still stored (DeleteRecords moved it into a segment) are replayed too:
+   a marker among them still closes its transaction.
 
 After a crash the log itself has already been recovered (torn tail cut) when
 we load, so the replay sees exactly the batches that survived.  Only the two
@@ -95,8 +100,11 @@ Expiry
 ------
 As in Kafka, a producer is forgotten (:meth:`ProducerState.remove_expired`)
 once ``producer.id.expiration.ms`` (1 day) has passed since the maxTimestamp
-of its last batch (or marker), unless its transaction is open, checked every ``producer.id.expiration.check.interval.ms``
-(10 minutes) by the broker.  Only expiry removes a producer: as in Kafka
+of its last batch (or marker), unless its transaction is open, checked every
+``producer.id.expiration.check.interval.ms`` (10 minutes) by the broker and
+when the log manager opens the partition (as Kafka skips expired producers when
+it loads a snapshot, so a restart does not bring them back); the expiration is
+read at each check (dynamic, KIP-854).  Only expiry removes a producer: as in Kafka
 since KIP-360, it outlives its batches when retention or DeleteRecords moves
 the log start offset past them (dropping it then made slow producers on
 short-retention topics fail with UNKNOWN_PRODUCER_ID).  The removed entries
@@ -145,6 +153,7 @@ class LogView(Protocol):
 
     log_start_offset: int
     log_end_offset: int
+    first_stored_offset: int  # base offset of the first segment (at most the log start offset)
 
     def iter_replay(self, from_offset: int) -> Iterator[Replayed]: ...
 
@@ -345,8 +354,10 @@ class ProducerState:
 
     def _end_transaction(self, entry: ProducerEntry, header: BatchHeader,
                          marker: EndTxnMarker | None) -> CompletedTxn | None:
-        if marker is None:
-            return None  # an empty control batch: compaction removed the whole transaction
+        if marker is None:  # emptied by compaction (kavka.log.txn_cleaning): its epoch still counts
+            entry.set_epoch(header.producer_epoch)
+            entry.last_timestamp = header.max_timestamp
+            return None
         completed = None
         if entry.in_transaction:
             completed = CompletedTxn(entry.producer_id, entry.txn_first_offset, header.base_offset,
@@ -379,13 +390,16 @@ class ProducerState:
             if offset > leo:
                 log.info("deleting producer snapshot %d above log end offset %d", offset, leo)
                 self._delete_snapshot(offset)
+        stored = log_view.first_stored_offset
         for offset in reversed(self.snapshot_offsets()):
             if at_most is not None and offset > at_most:
                 continue
-            if self._read_snapshot(offset):
+            if offset < stored:
+                log.info("deleting producer snapshot %d below the first stored offset %d", offset, stored)
+            elif self._read_snapshot(offset):
                 break
             self._delete_snapshot(offset)
-        start = max(self.end_offset, log_view.log_start_offset)
+        start = max(self.end_offset, stored)
         self.end_offset = start
         return start
 

@@ -170,6 +170,11 @@ class TopicAdmin(ABC):
     async def ensure_offsets_topic(self) -> None:
         """Make sure ``__consumer_offsets`` exists (before a group's coordinator is looked up)."""
 
+    @abstractmethod
+    async def ensure_transaction_state_topic(self) -> None:
+        """Make sure ``__transaction_state`` exists (before a transactional id's coordinator
+        is looked up)."""
+
 
 class ReplicaRoles(ABC):
     """This broker's part in the replication of each partition."""

@@ -259,6 +259,9 @@ class LocalMetadata(MetadataView, TopicAdmin):
     async def ensure_offsets_topic(self) -> None:
         """Nothing to do: the group coordinator's journal creates it on first use."""
 
+    async def ensure_transaction_state_topic(self) -> None:
+        """Nothing to do: the transaction coordinator's journal creates it on first use."""
+
 
 def _read_features(path: Path) -> FinalizedFeatures:
     """The levels of ``features.json``; the format-time defaults while there is none."""

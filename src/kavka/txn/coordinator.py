@@ -89,6 +89,7 @@ class TxnOutcome:
     records: list[tuple[str, TxnMetadata | None]] = field(default_factory=list)
     markers: list[MarkerJob] = field(default_factory=list)
     written: list[tuple[int, int]] = field(default_factory=list)   # (journal partition, end offset)
+    undo: list[tuple[str, TxnMetadata | None]] = field(default_factory=list)   # each record's id before it
 
 
 class Journal(Protocol):
@@ -327,6 +328,13 @@ class TransactionCoordinator:
         for transactional_id in [t for t in self.ids if self.journal.partition_for(t) == partition]:
             del self.ids[transactional_id]
 
+    def revert(self, out: TxnOutcome) -> None:
+        """``out``'s records did not replicate: each id goes back to its state before them,
+        unless a later record changed it again (the client, told to retry, decides anew)."""
+        for (transactional_id, wrote), (_, before) in zip(reversed(out.records), reversed(out.undo)):
+            if self.ids.get(transactional_id) == wrote:
+                self.replay(transactional_id, before)
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _serves(self, transactional_id: str) -> bool:
@@ -407,15 +415,16 @@ class TransactionCoordinator:
     def _write_records(self, records: list[tuple[str, TxnMetadata | None]], reply: Any) -> TxnOutcome:
         """Append, then replay; if the append fails nothing changes and the client is told to
         retry (NOT_COORDINATOR, as Kafka answers a failed append of its coordinator)."""
-        written = []
+        written, undo = [], []
         for transactional_id, meta in records:
             partition = self.journal.partition_for(transactional_id)
             end = self.journal.append(partition, [(transactional_id, meta)])
             if end is None:
                 return TxnOutcome(failed_reply(reply))
             written.append((partition, end))
+            undo.append((transactional_id, self.ids.get(transactional_id)))
             self.replay(transactional_id, meta)
-        return TxnOutcome(reply, records, written=written)
+        return TxnOutcome(reply, records, written=written, undo=undo)
 
 
 def _is_known_epoch(meta: TxnMetadata, expected: ProducerIdAndEpoch) -> bool:
@@ -438,16 +447,18 @@ def _marker_job(meta: TxnMetadata, coordinator_epoch: int) -> MarkerJob:
                      meta.state == TxnState.PREPARE_COMMIT, coordinator_epoch, meta.partitions)
 
 
-def failed_reply(reply: Any) -> Any:
-    """``reply`` turned into NOT_COORDINATOR: its records could not be written or replicated."""
+def failed_reply(reply: Any, error: ErrorCode = ErrorCode.not_coordinator) -> Any:
+    """``reply`` turned into ``error`` (NOT_COORDINATOR, or COORDINATOR_NOT_AVAILABLE when too
+    few replicas took the records): its records could not be written or replicated."""
     if isinstance(reply, InitReply):
-        return InitReply(ErrorCode.not_coordinator)
+        return InitReply(error)
     if isinstance(reply, dict):
-        return {key: ErrorCode.not_coordinator for key in reply}
-    return ErrorCode.not_coordinator if reply is not None else None
+        return {key: error for key in reply}
+    return error if reply is not None else None
 
 
 def _merge(into: TxnOutcome, other: TxnOutcome) -> None:
     into.records += other.records
     into.markers += other.markers
     into.written += other.written
+    into.undo += other.undo

@@ -5,8 +5,10 @@ The coordinator is synchronous; :meth:`TxnRunner.run` applies one request and se
 
 * the reply is returned at once on a lone broker (the record is in the page cache, as an
   acknowledged produce is); in a cluster it waits until ``replicated(written)`` says the
-  record reached the ISR, or becomes NOT_COORDINATOR if it cannot (the client retries and
-  finds the new coordinator);
+  record reached the ISR; if it cannot, the ids it changed go back to their state before it
+  (as Kafka drops a pending transition whose append failed) and the reply becomes
+  NOT_COORDINATOR, or COORDINATOR_NOT_AVAILABLE when too few replicas took it (the client
+  retries, finding the coordinator again);
 * each :class:`~kavka.txn.coordinator.MarkerJob` starts only after that, in its own task:
   ``write_markers(job)`` writes the markers (the local partitions' logs, or WriteTxnMarkers
   to their leaders) and answers an error per partition; partitions that failed are retried
@@ -99,7 +101,10 @@ class TxnRunner:
         async def release() -> None:
             error = await self.replicated(out.written)
             if error != ErrorCode.none:
-                answer.set_result(failed_reply(out.reply))
+                self.coordinator.revert(out)
+                self.timer.rearm()
+                answer.set_result(failed_reply(out.reply, error if error == ErrorCode.coordinator_not_available
+                                               else ErrorCode.not_coordinator))
                 return
             for job in out.markers:
                 self._start(job)

@@ -4,7 +4,10 @@ A :class:`~kavka.log.coordinator_journal.CoordinatorJournal` with the records of
 ``log_format``: ``transaction.state.log.num.partitions`` partitions (50), a transactional
 id on ``coordinator_partition(id, n)``.  The coordinator epoch Kafka writes into every
 marker is the leader epoch of the id's partition (0 on a lone broker), so a partition can
-tell a deposed coordinator's late markers from its successor's.
+tell a deposed coordinator's late markers from its successor's.  In a cluster nothing is
+appended while the partition's ISR is below its ``min.insync.replicas``
+(``writable``), as Kafka's acks=all append refuses NOT_ENOUGH_REPLICAS before writing: the
+coordinator then changes nothing and its client retries.
 """
 
 from __future__ import annotations
@@ -36,10 +39,12 @@ class _TxnRecords:
 class TransactionStateTopic:
     def __init__(self, logs, partitions: int, segment_bytes: int, clock,
                  leads: Callable[[int], bool] | None = None,
-                 leader_epoch: Callable[[int], int] = lambda _index: 0) -> None:
+                 leader_epoch: Callable[[int], int] = lambda _index: 0,
+                 writable: Callable[[int], bool] = lambda _index: True) -> None:
         self._journal = CoordinatorJournal(logs, TOPIC, partitions, segment_bytes, clock, _TxnRecords(),
                                            leads, logger=log)
         self._leader_epoch = leader_epoch
+        self._writable = writable
 
     @property
     def partitions(self) -> int:
@@ -55,6 +60,9 @@ class TransactionStateTopic:
         return self._leader_epoch(partition)
 
     def append(self, partition: int, records: list[tuple[str, TxnMetadata | None]]) -> int | None:
+        if not self._writable(partition):
+            log.warning("%s-%d: too few in-sync replicas; the coordinator's write is refused", TOPIC, partition)
+            return None
         return self._journal.append(partition, records)
 
     def read_partition(self, partition: int) -> Iterator[tuple[str, TxnMetadata | None]]:

@@ -86,7 +86,7 @@ class FakeSession:
         return SimpleNamespace(name="t", partitions=[SimpleNamespace(partition_index=i, leader_id=0)
                                                      for i in sorted(self.logs)])
 
-    def list_offsets(self, topic, partitions, timestamp):
+    def list_offsets(self, topic, partitions, timestamp, isolation=0):
         out = {}
         for i in partitions:
             stamps = self.logs[i]

@@ -21,6 +21,7 @@ from kavka.group.log_format import decode_key, decode_value, encode_key, encode_
 from kavka.group.membership import SyncRequest
 from kavka.group.offsets import OffsetCommit
 from kavka.group.outcome import Parked
+from kavka.log.coordinator_journal import NO_PRODUCER_ID, JournalMarker, JournalRecord
 
 SESSION, REBALANCE = 10_000, 30_000
 
@@ -34,34 +35,43 @@ def subscription(*topics: str) -> bytes:
 
 
 class MemoryJournal:
+    """Each partition a list of (key bytes, value bytes, producer id) records and
+    ("marker", producer id, commit) entries, in log order."""
+
     def __init__(self, partitions: int = 3) -> None:
         self.partitions = partitions
-        self.logs: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        self.logs: dict[int, list[tuple]] = {}
         self.fail: Exception | None = None
         self.local = True
 
     def is_local(self, group_id: str) -> bool:
         return self.local
 
-    def append(self, group_id: str, records) -> None:
+    def append(self, group_id: str, records, producer=None) -> None:
         if self.fail is not None:
             raise self.fail
         log = self.logs.setdefault(partition_for(group_id, self.partitions), [])
-        log.extend((encode_key(k), encode_value(v)) for k, v in records)
+        producer_id = NO_PRODUCER_ID if producer is None else producer[0]
+        log.extend((encode_key(k), encode_value(v), producer_id) for k, v in records)
+
+    def append_marker(self, index: int, producer_id: int, commit: bool) -> None:
+        self.logs.setdefault(index, []).append(("marker", producer_id, commit))
 
     def read_all(self):
         for index in sorted(self.logs):
-            for key_bytes, value_bytes in self.logs[index]:
-                key = decode_key(key_bytes)
-                yield key, decode_value(key, value_bytes)
+            yield from self.read_partition(index)
 
     def partition_for(self, group_id: str) -> int:
         return partition_for(group_id, self.partitions)
 
     def read_partition(self, index: int):
-        for key_bytes, value_bytes in self.logs.get(index, []):
+        for entry in self.logs.get(index, []):
+            if entry[0] == "marker":
+                yield JournalMarker(index, entry[1], entry[2])
+                continue
+            key_bytes, value_bytes, producer_id = entry
             key = decode_key(key_bytes)
-            yield key, decode_value(key, value_bytes)
+            yield JournalRecord(key, decode_value(key, value_bytes), producer_id)
 
     def count(self) -> int:
         return sum(len(log) for log in self.logs.values())

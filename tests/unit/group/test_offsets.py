@@ -14,7 +14,7 @@ def test_assign_consumers_commit_without_joining(h):
     assert h.commit(group="solo", offsets=[("t", 0, 7), ("t", 1, 9)]) == {("t", 0): E.none, ("t", 1): E.none}
     assert h.state("solo") == "Empty" and h.group("solo").members == {}
     found = dict(fetch(h.coordinator.offsets, "solo", None))
-    assert [(p, v.offset) for p, v in found["t"]] == [(0, 7), (1, 9)]
+    assert [(p, v.offset, e) for p, v, e in found["t"]] == [(0, 7, E.none), (1, 9, E.none)]
 
 
 def test_a_generation_on_an_unknown_group_is_illegal(h):
@@ -38,7 +38,7 @@ def test_oversized_metadata_fails_only_its_partition(harness):
 def test_fetch_of_unknown_partitions_and_groups(h):
     h.commit(group="s", offsets=[("t", 0, 3)])
     assert fetch(h.coordinator.offsets, "s", [("t", [0, 1])]) == [
-        ("t", [(0, h.coordinator.offsets.get("s", "t", 0)), (1, None)])]
+        ("t", [(0, h.coordinator.offsets.get("s", "t", 0), E.none), (1, None, E.none)])]
     assert fetch(h.coordinator.offsets, "nobody", None) == []
 
 

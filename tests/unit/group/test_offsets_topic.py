@@ -76,3 +76,43 @@ def test_unknown_record_types_are_skipped(tmp_path, caplog):
 def _sync(reply):
     return SyncRequest("g", reply.generation, reply.member_id, None, None, None, {reply.member_id: b"a"})
 
+
+
+def test_transactional_offsets_and_their_markers_replay_from_the_log(tmp_path):
+    """TxnOffsetCommit's batch is the producer's (it holds the partition's last stable
+    offset); a restart finds committed offsets committed and open ones still pending."""
+    clock = ManualClock()
+    logs, coordinator = open_broker(tmp_path, clock)
+    coordinator.commit_txn_offsets("g", 7, 0, -1, "", None, [OffsetCommit("t", 0, 5, -1, "")])
+    coordinator.commit_txn_offsets("h", 8, 0, -1, "", None, [OffsetCommit("t", 0, 6, -1, "")])
+    index = partition_for("g", 4)
+    logs.partition(TOPIC, index).append_marker(7, 0, True, 0, clock.now_ms())
+    coordinator.transaction_ended(index, 7, True)
+    open_log = logs.partition(TOPIC, partition_for("h", 4)).log
+    assert open_log.last_stable_offset < open_log.log_end_offset
+    live = coordinator.snapshot()
+    assert live["pending_offsets"] == {8: {"h": {("t", 0): OffsetValue(6, -1, "", clock.now_ms())}}}
+    logs.close()
+    logs, reloaded = open_broker(tmp_path, clock)
+    assert reloaded.snapshot() == live
+    assert reloaded.offsets.get("g", "t", 0).offset == 5 and reloaded.offsets.get("h", "t", 0) is None
+    logs.close()
+
+
+def test_a_fenced_producers_transactional_commit_is_refused_by_the_partition(tmp_path):
+    """The partition's producer table knows a newer epoch (the abort that fenced it): the
+    late TxnOffsetCommit of the old epoch is INVALID_PRODUCER_EPOCH and leaves nothing."""
+    from kavka.protocol.errors import ErrorCode
+    clock = ManualClock()
+    logs, coordinator = open_broker(tmp_path, clock)
+    commit = [OffsetCommit("t", 0, 5, -1, "")]
+    assert coordinator.commit_txn_offsets("g", 7, 0, -1, "", None, commit).reply == {("t", 0): ErrorCode.none}
+    index = partition_for("g", 4)
+    logs.partition(TOPIC, index).append_marker(7, 1, False, 0, clock.now_ms())
+    coordinator.transaction_ended(index, 7, False)
+    end = logs.partition(TOPIC, index).log.log_end_offset
+    late = coordinator.commit_txn_offsets("g", 7, 0, -1, "", None, commit)
+    assert late.reply == {("t", 0): ErrorCode.invalid_producer_epoch}
+    assert logs.partition(TOPIC, index).log.log_end_offset == end
+    assert not coordinator.offsets.has_pending("g")
+    logs.close()

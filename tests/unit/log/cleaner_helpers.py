@@ -18,8 +18,9 @@ COMPACT = {"cleanup.policy": "compact", "segment.bytes": "700", "min.cleanable.d
 class Env:
     """A LogManager in ``directory`` with one compacted topic ``t`` and a cleaner."""
 
-    def __init__(self, directory, overrides: dict | None = None, broker: dict | None = None) -> None:
-        self.clock = ManualClock(T0)
+    def __init__(self, directory, overrides: dict | None = None, broker: dict | None = None,
+                 clock: ManualClock | None = None) -> None:
+        self.clock = clock or ManualClock(T0)
         self.directory = directory
         self.broker_config = BrokerConfig.from_strings(broker or {})
         self.manager = LogManager(directory, self.broker_config, self.clock)

@@ -200,4 +200,4 @@ def test_group_journal_write_failure_is_not_replayed(manager, monkeypatch):
     with pytest.raises(StorageFull):
         journal.append("g", [(key, OffsetValue(9, -1, "", NOW))])
     faults.heal()
-    assert [v.offset for _, v in journal.read_all()] == [5]
+    assert [entry.value.offset for entry in journal.read_all()] == [5]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 from kavka.clock import ManualClock
+from kavka.config import dynamic_names
 from kavka.log.producer_state import ProducerState, snapshot_path
 from kavka.protocol.records import BatchHeader
+from cleaner_helpers import Env
 
 DAY = 86_400_000
 
@@ -73,3 +75,25 @@ def test_timestamps_are_the_batches_as_in_kafka(tmp_path):
     state.update(header(1, 0, clock.now_ms() - DAY, 0))
     state.update(header(2, 0, -1, 1))   # no timestamp at all
     assert state.remove_expired(clock.now_ms(), DAY) == 2
+
+
+def test_a_restart_does_not_bring_back_a_producer_that_expired_meanwhile(tmp_path):
+    """As Kafka's snapshot load: the snapshot of a clean shutdown has the producer, but its last
+    batch is older than producer.id.expiration.ms when the broker starts again."""
+    env = Env(tmp_path / "d", broker={"producer.id.expiration.ms": "60000"})
+    env.write((b"k", b"v"), producer=(7, 0, 0))
+    env.write((b"k", b"w"), producer=(8, 0, 0))
+    env.clock.advance(30_000)
+    env.write((b"k", b"x"), producer=(8, 0, 1))
+    env.close()
+    env.clock.advance(30_000)
+    env = Env(tmp_path / "d", broker={"producer.id.expiration.ms": "60000"}, clock=env.clock)
+    assert set(env.partition.producers.producers) == {8}, env.partition.producers.producers
+    assert env.clock.now_ms() - env.partition.producers.producers[8].last_timestamp == 30_000
+    env.close()
+
+
+def test_the_expiration_time_changes_live_as_in_kafka():
+    """KIP-854: producer.id.expiration.ms is a cluster-wide dynamic setting; the interval is not."""
+    assert "producer.id.expiration.ms" in dynamic_names()
+    assert "producer.id.expiration.check.interval.ms" not in dynamic_names()

@@ -23,7 +23,7 @@ def header(pid: int, epoch: int, seq: int, count: int = 1, offset: int = 0,
 
 
 class FakeLog:
-    """The three things ProducerState.load needs from a PartitionLog."""
+    """What ProducerState.load needs from a PartitionLog."""
 
     def __init__(self) -> None:
         self.headers: list[BatchHeader] = []
@@ -32,6 +32,10 @@ class FakeLog:
     @property
     def log_end_offset(self) -> int:
         return self.headers[-1].next_offset if self.headers else 0
+
+    @property
+    def first_stored_offset(self) -> int:
+        return self.log_start_offset  # deleting records deletes the batches here
 
     def append(self, state: ProducerState, pid: int, epoch: int, seq: int, count: int = 1, **kw):
         """The produce path: check, and when not a duplicate, write and update."""

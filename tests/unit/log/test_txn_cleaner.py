@@ -1,5 +1,5 @@
-"""Compaction keeps the aborted-transaction index: the cleaned segment takes over the old
-segments' .txnindex entries, also when a crash interrupts the swap."""
+"""Compaction keeps the aborted-transaction index: the first cleaning, which drops the aborted
+records, keeps the entries of the markers it keeps, also when a crash interrupts the swap."""
 
 from __future__ import annotations
 
@@ -8,12 +8,9 @@ import pytest
 from kavka.log.partition_log import PartitionLog
 from kavka.protocol.record_codec import encode_batch
 from cleaner_helpers import Env
+from txn_log_helpers import crash_cleaning_at
 
 STEPS = ["swap", "deleted", "renamed"]
-
-
-class Crash(Exception):
-    pass
 
 
 def scenario(env: Env) -> list[tuple[int, int]]:
@@ -49,13 +46,7 @@ def test_a_cleaning_keeps_the_aborted_transactions(tmp_path):
 def test_a_crash_during_the_swap_keeps_the_aborted_transactions(tmp_path, step):
     env = Env(tmp_path / "d")
     aborted = scenario(env)
-
-    def hook(name):
-        if name == step:
-            raise Crash(name)
-
-    with pytest.raises(Crash):
-        env.cleaner.clean_once(hook=hook)
+    crash_cleaning_at(env.cleaner, step)
     # kill -9: nothing is closed; open the directory again from what is on disk
     reopened = PartitionLog.open(env.log.path, "t", 0, env.log.config, env.clock, recover=False)
     try:

@@ -144,7 +144,7 @@ def test_an_open_transaction_survives_a_snapshot_and_a_replay(state, log, tmp_pa
     rebuilt = ProducerState(tmp_path)
 
     class View:
-        log_start_offset, log_end_offset = 0, log.leo
+        log_start_offset, first_stored_offset, log_end_offset = 0, 0, log.leo
 
         def iter_replay(self, from_offset):
             return iter(())

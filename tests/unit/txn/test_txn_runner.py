@@ -111,6 +111,36 @@ def test_in_a_cluster_answers_and_markers_wait_for_replication_and_a_failure_is_
     asyncio.run(scenario())
 
 
+def test_a_write_that_does_not_replicate_is_undone_and_the_retry_succeeds():
+    """As Kafka drops a pending transition whose append failed: after a commit whose
+    PrepareCommit did not replicate the transaction is Ongoing again, so the client's
+    retried EndTxn prepares it anew (rather than hearing CONCURRENT_TRANSACTIONS for ever)."""
+    coordinator, _, _ = make_coordinator()
+    markers = Markers()
+    gate = {"error": E.none}
+
+    async def scenario():
+        async def replicated(written):
+            return gate["error"]
+
+        runner = TxnRunner(coordinator, markers, replicated=replicated, retry_backoff_s=0.001)
+        p = await runner.run(lambda c: c.init_producer_id("t1", 60_000))
+        await runner.run(lambda c: c.add_partitions("t1", p.producer_id, 0, [TP]))
+        gate["error"] = E.not_coordinator
+        assert (await runner.run(lambda c: c.end_txn("t1", p.producer_id, 0, commit=True))).error == E.not_coordinator
+        assert coordinator.ids["t1"].state == TxnState.ONGOING and markers.writes == []
+        gate["error"] = E.coordinator_not_available     # too few replicas: said as such
+        assert (await runner.run(lambda c: c.init_producer_id("t2", 60_000))).error == E.coordinator_not_available
+        assert "t2" not in coordinator.ids, "an id whose first record failed is not kept"
+        gate["error"] = E.none
+        assert (await runner.run(lambda c: c.end_txn("t1", p.producer_id, 0, commit=True))).error == E.none
+        await settle(runner)
+        assert coordinator.ids["t1"].state == TxnState.COMPLETE_COMMIT and markers.writes == [(True, 0, [TP])]
+        runner.close()
+
+    asyncio.run(scenario())
+
+
 def test_unloading_the_partition_cancels_its_marker_jobs():
     coordinator, journal, _ = make_coordinator()
     markers = Markers(failures={TP: 10**6})

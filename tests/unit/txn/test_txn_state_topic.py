@@ -55,3 +55,27 @@ def test_an_unreadable_record_is_skipped_and_the_others_load(tmp_path, caplog):
     assert set(reloaded.ids) == {"t1", "t2"}
     assert any("skipping unreadable record at __transaction_state-0" in r.getMessage() for r in caplog.records)
     logs.close()
+
+
+def test_nothing_is_written_while_the_partition_is_not_writable(tmp_path):
+    """A cluster's partition whose ISR is below min.insync.replicas takes no record: the
+    coordinator changes nothing and answers NOT_COORDINATOR (the client retries)."""
+    from kavka.protocol.errors import ErrorCode
+    clock = ManualClock()
+    logs = LogManager(tmp_path, BrokerConfig.from_strings({}), clock)
+    logs.load()
+    writable = {"ok": True}
+    journal = TransactionStateTopic(logs, 3, 1 << 20, clock, writable=lambda _index: writable["ok"])
+    coordinator = TransactionCoordinator(TxnConfig(), clock, journal, CountingIds(), offsets_partition)
+    for index in range(3):
+        coordinator.load_partition(index)
+    first = coordinator.init_producer_id("t1", 60_000).reply
+    end = logs.partition(TOPIC, coordinator_partition("t1", 3)).log.log_end_offset
+    writable["ok"] = False
+    refused = coordinator.add_partitions("t1", first.producer_id, 0, [("orders", 0)])
+    assert refused.reply == {("orders", 0): ErrorCode.not_coordinator} and not refused.written
+    assert coordinator.ids["t1"].state == TxnState.EMPTY
+    assert logs.partition(TOPIC, coordinator_partition("t1", 3)).log.log_end_offset == end
+    writable["ok"] = True
+    assert coordinator.add_partitions("t1", first.producer_id, 0, [("orders", 0)]).written
+    logs.close()

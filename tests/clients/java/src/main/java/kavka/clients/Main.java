@@ -53,6 +53,9 @@ public final class Main {
             case "offsets-for-times" -> Times.run(args);
             case "admin" -> Admin.run(args);
             case "wordcount" -> WordCount.run(args);
+            case "transactions" -> Transactions.produce(args);
+            case "fence" -> Transactions.fence(args);
+            case "read-to-end" -> Transactions.readToEnd(args);
             default -> usage("unknown step " + argv[0]);
         }
     }
@@ -73,7 +76,7 @@ public final class Main {
 
     private static void usage(String problem) {
         System.err.println(problem + "\nusage: Main produce|consume|group-member|offsets-for-times|admin|wordcount"
-                + " BOOTSTRAP [ARG ...] [name=value ...]");
+                + "|transactions|fence|read-to-end BOOTSTRAP [ARG ...] [name=value ...]");
         System.exit(2);
     }
 }

@@ -98,21 +98,34 @@ final class Records {
         return headers;
     }
 
-    static void consume(Main.Args args) {
-        String topic = args.at(0);
-        int partitions = args.intAt(1);
-        int count = args.intAt(2);
-        long deadline = System.nanoTime() + Duration.ofSeconds(
-                args.positional().size() > 3 ? args.intAt(3) : 20).toNanos();
-        Map<String, Object> defaults = Map.of(
+    /** A byte-array consumer with the command line's settings. */
+    static KafkaConsumer<byte[], byte[]> consumer(Main.Args args) {
+        return new KafkaConsumer<>(args.with(Map.of(
                 "key.deserializer", ByteArrayDeserializer.class.getName(),
-                "value.deserializer", ByteArrayDeserializer.class.getName());
-        List<TopicPartition> assigned = new ArrayList<>();
-        for (int p = 0; p < partitions; p++) {
-            assigned.add(new TopicPartition(topic, p));
+                "value.deserializer", ByteArrayDeserializer.class.getName())));
+    }
+
+    /** Partitions 0 to COUNT - 1 of TOPIC. */
+    static List<TopicPartition> partitions(String topic, int count) {
+        List<TopicPartition> all = new ArrayList<>();
+        for (int p = 0; p < count; p++) {
+            all.add(new TopicPartition(topic, p));
         }
+        return all;
+    }
+
+    /** System.nanoTime() after the seconds given as argument INDEX (20 if there is none). */
+    static long deadline(Main.Args args, int index) {
+        int seconds = args.positional().size() > index ? args.intAt(index) : 20;
+        return System.nanoTime() + Duration.ofSeconds(seconds).toNanos();
+    }
+
+    static void consume(Main.Args args) {
+        int count = args.intAt(2);
+        long deadline = deadline(args, 3);
+        List<TopicPartition> assigned = partitions(args.at(0), args.intAt(1));
         int consumed = 0;
-        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(args.with(defaults))) {
+        try (KafkaConsumer<byte[], byte[]> consumer = consumer(args)) {
             consumer.assign(assigned);
             consumer.seekToBeginning(assigned);
             while (consumed < count && System.nanoTime() < deadline) {

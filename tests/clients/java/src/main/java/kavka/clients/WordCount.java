@@ -5,6 +5,7 @@ import java.util.Arrays;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.streams.KafkaStreams;
@@ -19,12 +20,13 @@ import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler.StreamThr
 /**
  * The Kafka Streams step: {@code wordcount BOOTSTRAP INPUT OUTPUT APPLICATION_ID STATE_DIR [name=value ...]}.
  *
- * <p>Kafka's word count, at-least-once: lines (string values) of INPUT are split into lower-case words,
- * re-keyed by word (repartition topic APPLICATION_ID-words-repartition), counted in store "counts"
- * (changelog APPLICATION_ID-counts-changelog) and every new count is written
- * to OUTPUT as word -> count (string key, 8-byte long value).  Prints {@code {"state": S}} on every
- * state change and {@code {"error": E, "message": M}} for an exception that stops a stream thread (the
- * client then shuts down).  Runs until SIGTERM (or an error).
+ * <p>Kafka's word count, at-least-once unless a {@code processing.guarantee} setting is given (e.g.
+ * exactly_once_v2): lines (string values) of INPUT are split into lower-case words, re-keyed by word
+ * (repartition topic APPLICATION_ID-words-repartition), counted in store "counts" (changelog
+ * APPLICATION_ID-counts-changelog) and every new count is written to OUTPUT as word -> count (string
+ * key, 8-byte long value).  Prints {@code {"state": S}} on every state change and
+ * {@code {"error": E, "message": M}} for an exception that stops a stream thread (the client then shuts
+ * down).  Runs until SIGTERM (or an error).
  */
 final class WordCount {
     private WordCount() {
@@ -57,9 +59,15 @@ final class WordCount {
                     "cause", e.getCause() == null ? null : e.getCause().toString()));
             return StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
         });
+        // close() can return before the listener has printed NOT_RUNNING (KafkaStreams calls the
+        // listener after waking its waiters), and the JVM halts once the hooks are done: wait for it.
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             streams.close(Duration.ofSeconds(10));
-            stopped.countDown();
+            try {
+                stopped.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }));
         streams.start();
         stopped.await();
