@@ -99,15 +99,13 @@ class TxnWriter(threading.Thread):
     """One transactional id writing transactions until :meth:`finish`."""
 
     def __init__(self, bootstrap: str, topic: str, partitions: int, transactional_id: str,
-                 history: History, seed: int, commit_ratio: float = 0.7, max_writes: int = 6,
-                 conf: dict | None = None) -> None:
+                 history: History, seed: int, commit_ratio: float = 0.7, max_writes: int = 6) -> None:
         super().__init__(name=f"writer-{transactional_id}", daemon=True)
         self.topic, self.partitions, self.tid = topic, partitions, transactional_id
         self.history, self.rng = history, random.Random(seed)
         self.commit_ratio, self.max_writes = commit_ratio, max_writes
         self.conf = {"bootstrap.servers": bootstrap, "transactional.id": transactional_id, "linger.ms": 5,
-                     "transaction.timeout.ms": 20000, "message.timeout.ms": 20000, **CLIENT_CONF,
-                     **(conf or {})}
+                     "transaction.timeout.ms": 20000, "message.timeout.ms": 20000, **CLIENT_CONF}
         self.client: Transactional | None = None
         self.error: BaseException | None = None
         self._stop_writing = threading.Event()
