@@ -15,7 +15,8 @@ the zombie's successor (a second producer with a writer's transactional id).
 :class:`TailReader` consumes while the writers run (read_committed or not, ``assign`` from
 offset 0), :func:`read_to_end` reads everything at the end once no transaction is open, and
 :func:`wait_stable` waits for that (the last stable offset reaching the high watermark in
-every partition).  Nothing here knows how many brokers there are: ``bootstrap`` may name a
+every partition).  :class:`Workload` puts writers and readers on one topic and runs the final
+reads and the check; :func:`inject_faults` interleaves faults (any callable) and fencings.  Nothing here knows how many brokers there are: ``bootstrap`` may name a
 cluster.
 """
 
@@ -27,7 +28,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from txn_history import FAIL, INFO, OK, READ_COMMITTED, History
+from txn_history import FAIL, INFO, OK, READ_COMMITTED, READ_UNCOMMITTED, History, check
 
 CALL_TIMEOUT_S = 8.0
 CLIENT_CONF = {"reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 250, "socket.timeout.ms": 5000}
@@ -210,6 +211,59 @@ class TailReader(threading.Thread):
         self.history.poll(self.name, self.isolation, self.records, final=False)
         if self.error is not None:
             raise self.error
+
+
+class Workload:
+    """``writers`` TxnWriters and a read_committed and a read_uncommitted TailReader on one
+    topic, sharing one history; at the end the final reads and the check."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, seed: int, writers: int = 4) -> None:
+        self.bootstrap, self.topic, self.partitions = bootstrap, topic, partitions
+        self.history = History()
+        self.writers = [TxnWriter(bootstrap, topic, partitions, f"txn-writer-{n}", self.history, seed=seed * 100 + n)
+                        for n in range(writers)]
+        self.readers = [TailReader(bootstrap, topic, partitions, isolation, self.history, f"tail-{isolation}")
+                        for isolation in (READ_COMMITTED, READ_UNCOMMITTED)]
+
+    def start(self) -> "Workload":
+        for thread in self.writers + self.readers:
+            thread.start()
+        return self
+
+    @property
+    def tids(self) -> list[str]:
+        return [w.tid for w in self.writers]
+
+    @property
+    def replaced(self) -> int:
+        return sum(w.client.replaced for w in self.writers if w.client is not None)
+
+    @property
+    def client_errors(self) -> int:
+        return sum(len(w.client.errors) for w in self.writers if w.client is not None)
+
+    def committed(self) -> int:
+        return sum(1 for op in list(self.history.ops) if op.f == "txn" and op.type == OK)
+
+    def wait_for_commits(self, more: int, timeout: float) -> None:
+        target = self.committed() + more
+        deadline = time.monotonic() + timeout
+        while self.committed() < target:
+            assert time.monotonic() < deadline, f"fewer than {more} commits in {timeout}s"
+            time.sleep(0.05)
+
+    def finish_and_check(self, stable_timeout: float = 60.0) -> dict:
+        """Stop everyone, read every partition to its end under both isolations, check the
+        history (an assertion error lists the anomalies); the history's counts."""
+        for thread in self.writers + self.readers:
+            thread.finish()
+        ends = wait_stable(self.bootstrap, self.topic, self.partitions, timeout=stable_timeout)
+        for isolation in (READ_COMMITTED, READ_UNCOMMITTED):
+            records = read_to_end(self.bootstrap, self.topic, self.partitions, isolation, ends)
+            self.history.poll(f"final-{isolation}", isolation, records, final=True)
+        report = check(self.history.ops)
+        assert report.valid, report.summary()
+        return report.counts
 
 
 def fence(bootstrap: str, transactional_id: str) -> None:
