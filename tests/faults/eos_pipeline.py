@@ -1,0 +1,229 @@
+"""The exactly-once consume-transform-produce pipeline of the EOS fault tests, with confluent-kafka.
+
+:class:`Feeder` writes keyed input into SOURCE (``key:seq``, seq increasing per key) with an
+idempotent producer.  :class:`PipelineWorker` s, in one group (read_committed, no auto commit),
+consume SOURCE and for each batch write ``out:<value>`` with the same key to SINK and the
+batch's offsets (send_offsets_to_transaction) in one transaction; one in ten they abort
+themselves after sending both (so aborted output and offsets exist); a failed transaction is
+aborted (a producer in a fatal state replaced, txn_workload.Transactional) and the consumer
+rewound to the group's committed offsets, as Kafka's exactly-once applications do.
+:class:`Pipeline` runs a feeder and workers and, at the end, once the group has committed
+SOURCE's end, checks that SINK read under read_committed holds every record of SOURCE exactly
+once, for each key in SOURCE's order, and nothing else (no aborted write is visible).  It
+takes any bootstrap address: one broker or a cluster.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter, defaultdict
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from kio.schema.api_versions.v3.request import ApiVersionsRequest
+
+from kavka.client import Client
+from txn_workload import CALL_TIMEOUT_S, CLIENT_CONF, Transactional, end_offsets, read_to_end, wait_stable
+
+TXN_OFFSET_COMMIT = 28
+SOURCE, SINK = "eos-source", "eos-sink"
+PARTITIONS = 3
+KEYS = 12
+GROUP = "eos-pipeline"
+ABORT_RATIO = 0.1    # transactions a worker aborts itself, its output and offsets already sent
+
+
+def advertised_api_keys(bootstrap: str) -> set[int]:
+    with Client(bootstrap) as client:
+        response = client.request(ApiVersionsRequest(client_software_name="kavka-tests", client_software_version="1"))
+    return {entry.api_key for entry in response.api_keys}
+
+
+class Feeder(threading.Thread):
+    """Keyed input into SOURCE at a steady pace, idempotent, until stopped."""
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(name="feeder", daemon=True)
+        self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
+                                  **CLIENT_CONF})
+        self.sent = 0
+        self._stop_feeding = threading.Event()
+
+    def run(self) -> None:
+        seqs = Counter()
+        rng = random.Random(7)
+        while not self._stop_feeding.is_set():
+            for _ in range(10):
+                key = f"k{rng.randrange(KEYS):02d}"
+                try:
+                    self.producer.produce(SOURCE, key=key.encode(), value=f"{key}:{seqs[key]:06d}".encode())
+                except BufferError:
+                    break
+                seqs[key] += 1
+                self.sent += 1
+            self.producer.poll(0)
+            time.sleep(0.02)
+
+    def finish(self) -> None:
+        self._stop_feeding.set()
+        self.join(10)
+        assert not self.is_alive()
+        assert self.producer.flush(30) == 0, "input records without a delivery report"
+
+
+class PipelineWorker(threading.Thread):
+    """consume SOURCE -> produce SINK + offsets, one transaction per batch."""
+
+    def __init__(self, bootstrap: str, n: int) -> None:
+        super().__init__(name=f"eos-worker-{n}", daemon=True)
+        self.producer_conf = {"bootstrap.servers": bootstrap, "transactional.id": f"eos-worker-{n}",
+                              "linger.ms": 5, "transaction.timeout.ms": 20000, "message.timeout.ms": 20000,
+                              **CLIENT_CONF}
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP,
+                                  "isolation.level": "read_committed", "enable.auto.commit": False,
+                                  "auto.offset.reset": "earliest", "session.timeout.ms": 10000,
+                                  "heartbeat.interval.ms": 500, **CLIENT_CONF})
+        self.client: Transactional | None = None
+        self.committed = self.aborted = self.failed = 0
+        self.rng = random.Random(f"eos-worker-{n}")
+        self.error: BaseException | None = None
+        self._stop_working = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self.consumer.subscribe([SOURCE])
+            self.client = Transactional(self.producer_conf)
+            while not self._stop_working.is_set():
+                batch = self._poll()
+                if batch:
+                    self._process(batch)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.consumer.close()
+
+    def finish(self) -> None:
+        if self.client is not None:
+            self.client.deadline = time.monotonic() + 60
+        self._stop_working.set()
+        self.join(90)
+        assert not self.is_alive(), f"{self.name} did not finish"
+        if self.error is not None:
+            raise self.error
+
+    def _poll(self) -> list:
+        batch = []
+        for msg in self.consumer.consume(num_messages=200, timeout=0.3):
+            if msg.error():
+                if msg.error().fatal():
+                    raise KafkaException(msg.error())
+            else:
+                batch.append(msg)
+        return batch
+
+    def _process(self, batch: list) -> None:
+        ends: dict[int, int] = {}
+        for msg in batch:
+            ends[msg.partition()] = msg.offset() + 1
+        offsets = [TopicPartition(SOURCE, p, o) for p, o in sorted(ends.items())]
+        client = self.client
+        try:
+            client.producer.begin_transaction()
+            for msg in batch:
+                client.producer.produce(SINK, key=msg.key(), value=b"out:" + msg.value())
+            client.retry(lambda t: client.producer.send_offsets_to_transaction(
+                offsets, self.consumer.consumer_group_metadata(), t))
+            if self.rng.random() < ABORT_RATIO:   # the application gives the batch up
+                client.producer.flush(CALL_TIMEOUT_S)
+                client.retry(client.producer.abort_transaction)
+                self.aborted += 1
+                self._rewind()
+                return
+            client.retry(client.producer.commit_transaction)
+            self.committed += 1
+        except KafkaException as exc:
+            self.failed += 1
+            client.recover(exc.args[0])
+            self._rewind()
+
+    def _rewind(self) -> None:
+        """Back to the group's committed offsets: the failed batch is processed again."""
+        assignment = self.consumer.assignment()
+        if not assignment:
+            return
+        for tp in self.consumer.committed(assignment, timeout=30):
+            self.consumer.seek(TopicPartition(SOURCE, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
+
+
+def group_caught_up(bootstrap: str, ends: dict[int, int]) -> bool:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False,
+                         "isolation.level": "read_committed", **CLIENT_CONF})
+    try:
+        committed = consumer.committed([TopicPartition(SOURCE, p) for p in range(PARTITIONS)], timeout=10)
+    except KafkaException:
+        return False
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in committed} == ends
+
+
+def wait_caught_up(bootstrap: str, ends: dict[int, int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not group_caught_up(bootstrap, ends):
+        assert time.monotonic() < deadline, f"the pipeline did not commit {SOURCE}'s ends {ends} in {timeout}s"
+        time.sleep(0.5)
+
+
+def per_key(values: list[bytes]) -> dict[bytes, list[bytes]]:
+    keyed = defaultdict(list)
+    for value in values:
+        keyed[value.split(b":")[-2]].append(value)
+    return keyed
+
+
+class Pipeline:
+    """A feeder and ``workers`` pipeline workers; :meth:`finish_and_check` stops them and
+    checks SINK."""
+
+    def __init__(self, bootstrap: str, workers: int = 2) -> None:
+        self.bootstrap = bootstrap
+        self.feeder = Feeder(bootstrap)
+        self.workers = [PipelineWorker(bootstrap, n) for n in range(workers)]
+
+    def start(self) -> "Pipeline":
+        for thread in [self.feeder, *self.workers]:
+            thread.start()
+        return self
+
+    @property
+    def tids(self) -> list[str]:
+        return [w.producer_conf["transactional.id"] for w in self.workers]
+
+    def finish_and_check(self, timeout: float = 60.0) -> dict:
+        """Stop feeding, wait until the group committed SOURCE's end, stop the workers and
+        compare SINK with SOURCE; figures of the run."""
+        self.feeder.finish()
+        source_ends = end_offsets(self.bootstrap, SOURCE, PARTITIONS, "read_uncommitted")
+        wait_caught_up(self.bootstrap, source_ends, timeout=timeout)
+        for worker in self.workers:
+            worker.finish()
+        inputs = [v for _p, _o, v in read_to_end(self.bootstrap, SOURCE, PARTITIONS, "read_uncommitted", source_ends)]
+        sink_ends = wait_stable(self.bootstrap, SINK, PARTITIONS, timeout=timeout)
+        outputs = [v for _p, _o, v in read_to_end(self.bootstrap, SINK, PARTITIONS, "read_committed", sink_ends)]
+        check_outputs(inputs, outputs)
+        return {"inputs": len(inputs), "committed": [w.committed for w in self.workers],
+                "aborted": [w.aborted for w in self.workers], "failed": [w.failed for w in self.workers],
+                "replaced": [w.client.replaced for w in self.workers]}
+
+
+def check_outputs(inputs: list[bytes], outputs: list[bytes]) -> None:
+    """Every input exactly once in the output, per key in input order, nothing else."""
+    expected = [b"out:" + v for v in inputs]
+    counts, wanted = Counter(outputs), Counter(expected)
+    missing = sorted((wanted - counts).elements())
+    extra = sorted((counts - wanted).elements())
+    assert not missing and not extra, (f"{len(missing)} inputs missing from {SINK}, e.g. {missing[:3]}; "
+                                       f"{len(extra)} extra outputs (duplicates or aborted), e.g. {extra[:3]}")
+    out_of_order = [key for key, values in per_key(outputs).items() if values != per_key(expected)[key]]
+    assert not out_of_order, f"keys whose outputs are not in input order: {out_of_order}"
