@@ -86,13 +86,14 @@ class PipelineWorker(threading.Thread):
                                   "heartbeat.interval.ms": 500, **CLIENT_CONF})
         self.client: Transactional | None = None
         self.committed = self.aborted = self.failed = 0
+        self.assignment: list[TopicPartition] = []   # as the last rebalance left it
         self.rng = random.Random(f"eos-worker-{n}")
         self.error: BaseException | None = None
         self._stop_working = threading.Event()
 
     def run(self) -> None:
         try:
-            self.consumer.subscribe([SOURCE])
+            self.consumer.subscribe([SOURCE], on_assign=self._assigned, on_revoke=self._revoked)
             self.client = Transactional(self.producer_conf)
             while not self._stop_working.is_set():
                 batch = self._poll()
@@ -102,6 +103,12 @@ class PipelineWorker(threading.Thread):
             self.error = exc
         finally:
             self.consumer.close()
+
+    def _assigned(self, _consumer, partitions) -> None:
+        self.assignment = list(partitions)
+
+    def _revoked(self, _consumer, _partitions) -> None:
+        self.assignment = []
 
     def finish(self) -> None:
         if self.client is not None:
@@ -156,22 +163,27 @@ class PipelineWorker(threading.Thread):
             self.consumer.seek(TopicPartition(SOURCE, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
 
 
-def group_caught_up(bootstrap: str, ends: dict[int, int]) -> bool:
+def group_offsets(bootstrap: str) -> dict[int, int] | None:
+    """The group's committed offsets of SOURCE (OffsetFetch, require_stable), None if not answered."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False,
                          "isolation.level": "read_committed", **CLIENT_CONF})
     try:
         committed = consumer.committed([TopicPartition(SOURCE, p) for p in range(PARTITIONS)], timeout=10)
     except KafkaException:
-        return False
+        return None
     finally:
         consumer.close()
-    return {tp.partition: tp.offset for tp in committed} == ends
+    return {tp.partition: tp.offset for tp in committed}
 
 
-def wait_caught_up(bootstrap: str, ends: dict[int, int], timeout: float) -> None:
+def wait_caught_up(bootstrap: str, ends: dict[int, int], timeout: float, workers) -> None:
     deadline = time.monotonic() + timeout
-    while not group_caught_up(bootstrap, ends):
-        assert time.monotonic() < deadline, f"the pipeline did not commit {SOURCE}'s ends {ends} in {timeout}s"
+    while (committed := group_offsets(bootstrap)) != ends:
+        assert time.monotonic() < deadline, (
+            f"the pipeline did not commit {SOURCE}'s ends {ends} in {timeout}s: committed {committed}; "
+            f"workers committed {[w.committed for w in workers]} transactions, failed {[w.failed for w in workers]}, "
+            f"last errors {[w.client.errors[-3:] for w in workers if w.client]}, "
+            f"assignments {[[tp.partition for tp in w.assignment] for w in workers]}")
         time.sleep(0.5)
 
 
@@ -205,7 +217,7 @@ class Pipeline:
         compare SINK with SOURCE; figures of the run."""
         self.feeder.finish()
         source_ends = end_offsets(self.bootstrap, SOURCE, PARTITIONS, "read_uncommitted")
-        wait_caught_up(self.bootstrap, source_ends, timeout=timeout)
+        wait_caught_up(self.bootstrap, source_ends, timeout, self.workers)
         for worker in self.workers:
             worker.finish()
         inputs = [v for _p, _o, v in read_to_end(self.bootstrap, SOURCE, PARTITIONS, "read_uncommitted", source_ends)]
