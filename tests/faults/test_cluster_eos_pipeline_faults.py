@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from cluster_process import find_coordinator, process_cluster, wait_for  # noqa: F401 (fixture)
+from cluster_faults import RotatingFaults, group_coordinator, partition_leader, txn_coordinator
+from cluster_process import process_cluster  # noqa: F401 (fixture)
 from eos_pipeline import GROUP, PARTITIONS, SINK, SOURCE, Pipeline
 from kavka.internal_topics import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
-from test_cluster_txn_history_faults import FAULT_KINDS
 from txn_workload import inject_faults
 
 pytestmark = pytest.mark.slow   # a 3-process cluster, twelve kills, pauses and partitions (~100 s)
@@ -41,32 +41,15 @@ def test_cluster_exactly_once_pipeline_under_faults(process_cluster):  # noqa: F
     rng = random.Random(448)
     bootstrap = cluster.advertised_bootstrap
     pipeline = Pipeline(bootstrap).start()
-    done: list[str] = []
-
-    def victim() -> tuple[int, str]:
-        turn = len(done) % 3
-        if turn == 0:
-            tid = rng.choice(pipeline.tids)
-            return wait_for(lambda: find_coordinator(cluster, tid, 1), 30, f"the coordinator of {tid}"), \
-                f"coordinator of {tid}"
-        if turn == 1:
-            return wait_for(lambda: find_coordinator(cluster, GROUP, 0), 30, "the group coordinator"), \
-                "group coordinator"
-        topic, partition = rng.choice((SOURCE, SINK)), rng.randrange(PARTITIONS)
-        return wait_for(lambda: cluster.leader_of(topic, partition), 30, f"the leader of {topic}-{partition}"), \
-            f"leader of {topic}-{partition}"
-
-    def fault() -> None:
-        broker_id, role = victim()
-        kind = FAULT_KINDS[len(done) % len(FAULT_KINDS)]
-        done.append(f"{kind.__name__} {broker_id} ({role})")
-        kind(cluster.brokers[broker_id], rng)
+    fault = RotatingFaults(cluster, rng, [txn_coordinator(cluster, pipeline.tids, rng),
+                                          group_coordinator(cluster, GROUP),
+                                          partition_leader(cluster, [SOURCE, SINK], PARTITIONS, rng)])
 
     started = time.monotonic()
     faults, fences = inject_faults(fault, bootstrap, pipeline.tids, rng, FAULTS, FENCED_AT, pause=(1.0, 3.0),
                                    ready=lambda: full_isrs(cluster))
     full_isrs(cluster)
     figures = pipeline.finish_and_check(timeout=120)
-    print(f"{faults} faults ({'; '.join(done)}) and {fences} fencings in {time.monotonic() - started:.1f}s; {figures}")
+    print(f"{faults} faults ({'; '.join(fault.done)}) and {fences} fencings in {time.monotonic() - started:.1f}s; {figures}")
     assert faults >= 10 and figures["inputs"] >= 1000
     assert sum(figures["committed"]) >= 30 and sum(figures["aborted"]) >= 2, figures

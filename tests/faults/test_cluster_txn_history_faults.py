@@ -19,7 +19,8 @@ import time
 
 import pytest
 
-from cluster_process import find_coordinator, process_cluster, wait_for  # noqa: F401 (fixture)
+from cluster_faults import RotatingFaults, partition_leader, txn_coordinator
+from cluster_process import process_cluster  # noqa: F401 (fixture)
 from kavka.internal_topics import TRANSACTION_STATE_TOPIC
 from txn_history import FAIL, OK
 from txn_workload import Workload, inject_faults
@@ -40,29 +41,6 @@ def full_isrs(cluster) -> None:
         cluster.wait_isr(TRANSACTION_STATE_TOPIC, p, size=3, timeout=40)
 
 
-def kill9(broker, rng: random.Random) -> None:
-    broker.kill9()
-    time.sleep(rng.uniform(0.5, 3.0))
-    broker.restart()
-
-
-def pause(broker, rng: random.Random) -> None:
-    broker.pause()
-    time.sleep(rng.uniform(1.0, 4.0))
-    broker.resume()
-
-
-def cut_off(broker, rng: random.Random) -> None:
-    broker.etcd_proxy.cut()
-    broker.listener_proxy.cut()
-    time.sleep(rng.uniform(3.0, 6.0))
-    broker.etcd_proxy.heal()
-    broker.listener_proxy.heal()
-
-
-FAULT_KINDS = [kill9, pause, cut_off]
-
-
 @pytest.mark.timeout(420)
 def test_cluster_history_under_kills_pauses_and_partitions(process_cluster):  # noqa: F811
     cluster = process_cluster(3, proxies=True, overrides={"transaction.state.log.num.partitions": TXN_PARTITIONS})
@@ -71,26 +49,12 @@ def test_cluster_history_under_kills_pauses_and_partitions(process_cluster):  # 
     bootstrap = cluster.advertised_bootstrap
     workload = Workload(bootstrap, TOPIC, PARTITIONS, seed=3).start()
     workload.wait_for_commits(20, timeout=60)
-    done: list[str] = []
+    fault = RotatingFaults(cluster, rng, [txn_coordinator(cluster, workload.tids, rng),
+                                          partition_leader(cluster, [TOPIC], PARTITIONS, rng)])
 
     def ready() -> None:
         full_isrs(cluster)
         workload.wait_for_commits(3, timeout=60)
-
-    def victim() -> tuple[int, str]:
-        if len(done) % 2 == 0:
-            tid = rng.choice(workload.tids)
-            return wait_for(lambda: find_coordinator(cluster, tid, 1), 30, f"the coordinator of {tid}"), \
-                f"coordinator of {tid}"
-        partition = rng.randrange(PARTITIONS)
-        return wait_for(lambda: cluster.leader_of(TOPIC, partition), 30, f"the leader of {TOPIC}-{partition}"), \
-            f"leader of {TOPIC}-{partition}"
-
-    def fault() -> None:
-        broker_id, role = victim()
-        kind = FAULT_KINDS[len(done) % len(FAULT_KINDS)]
-        done.append(f"{kind.__name__} {broker_id} ({role})")
-        kind(cluster.brokers[broker_id], rng)
 
     started = time.monotonic()
     faults, fences = inject_faults(fault, bootstrap, workload.tids, rng, FAULTS, FENCED_AT, pause=(0.2, 1.5),
@@ -98,7 +62,7 @@ def test_cluster_history_under_kills_pauses_and_partitions(process_cluster):  # 
     full_isrs(cluster)
     workload.wait_for_commits(10, timeout=60)
     counts = workload.finish_and_check(stable_timeout=90)
-    print(f"{faults} faults ({'; '.join(done)}) and {fences} fencings in {time.monotonic() - started:.1f}s; "
+    print(f"{faults} faults ({'; '.join(fault.done)}) and {fences} fencings in {time.monotonic() - started:.1f}s; "
           f"history {counts}; producers replaced {workload.replaced}, client errors {workload.client_errors}")
     assert faults >= 10
     assert counts[OK] >= 40 and counts.get(FAIL, 0) >= 10, counts
