@@ -154,12 +154,24 @@ class PipelineWorker(threading.Thread):
             client.recover(exc.args[0])
             self._rewind()
 
+    def _committed(self, assignment: list[TopicPartition]) -> list[TopicPartition]:
+        """The group's committed offsets, asked again while the answer is retriable (a
+        coordinator moving; offsets of a transaction still pending) for up to a minute."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return self.consumer.committed(assignment, timeout=10)
+            except KafkaException as exc:
+                self.client.errors.append(str(exc.args[0]))
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+
     def _rewind(self) -> None:
         """Back to the group's committed offsets: the failed batch is processed again."""
         assignment = self.consumer.assignment()
         if not assignment:
             return
-        for tp in self.consumer.committed(assignment, timeout=30):
+        for tp in self._committed(assignment):
             self.consumer.seek(TopicPartition(SOURCE, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
 
 
