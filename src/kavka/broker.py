@@ -208,7 +208,8 @@ class Broker:
     async def _listen(self) -> None:
         boundary = {}
         if self.node is not None:  # until etcd says otherwise, this broker leads nothing
-            boundary = dict(metadata=self.node.metadata, admin=self.node.metadata, replicas=self.node.replicas)
+            boundary = dict(metadata=self.node.metadata, admin=self.node.metadata, replicas=self.node.replicas,
+                            txn_verifier=self.node.txn_verifier)
         context = self.context = BrokerContext(
             logs=self.logs, config=self.config, clock=self._clock, node_id=self.config.get("broker.id"),
             host="", port=0, producer_ids=self.producer_ids, groups=self.groups,

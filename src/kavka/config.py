@@ -416,6 +416,10 @@ BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
               "How often transactions open longer than their timeout are looked for and aborted.", at_least(1)),
     ConfigKey("transaction.remove.expired.transaction.cleanup.interval.ms", "int", 3600000,
               "How often transactional ids past transactional.id.expiration.ms are removed.", at_least(1)),
+    ConfigKey("transaction.partition.verification.enable", "boolean", True,
+              "Before the first transactional batch of a producer in a partition is appended, ask the "
+              "transaction coordinator whether the partition is in that producer's ongoing transaction "
+              "(KIP-890), so that a late write of an ended transaction is refused.", None, False),
     *INERT_KEYS,
 ]}
 

@@ -76,31 +76,31 @@ def test_describe_shows_the_levels_kavka_finalizes(kafka):  # noqa: F811 (the fi
                                          "FinalizedVersionLevel": "4.0-IV3", "Epoch": "0"}
     assert table["group.version"] == {"SupportedMinVersion": "0", "SupportedMaxVersion": "1",
                                       "FinalizedVersionLevel": "1", "Epoch": "0"}
-    assert table["transaction.version"] == {"SupportedMinVersion": "0", "SupportedMaxVersion": "0",
-                                            "FinalizedVersionLevel": "0", "Epoch": "0"}
+    assert table["transaction.version"] == {"SupportedMinVersion": "0", "SupportedMaxVersion": "2",
+                                            "FinalizedVersionLevel": "2", "Epoch": "0"}
     assert set(table) == {"metadata.version", "kraft.version", "group.version", "transaction.version",
                           "eligible.leader.replicas.version", "share.version", "streams.version"}
-    assert finalized(kafka) == ({"metadata.version": 25, "group.version": 1}, 0)
+    assert finalized(kafka) == ({"metadata.version": 25, "group.version": 1, "transaction.version": 2}, 0)
 
 
 def test_group_version_down_to_0_and_back_up_with_dry_runs(kafka):  # noqa: F811 (the fixture)
     dry = kafka_features(kafka, "downgrade", "--feature", "group.version=0", "--dry-run")
     assert dry == "group.version can be downgraded to 0.\n"
-    assert finalized(kafka) == ({"metadata.version": 25, "group.version": 1}, 0)
+    assert finalized(kafka) == ({"metadata.version": 25, "group.version": 1, "transaction.version": 2}, 0)
 
     assert kafka_features(kafka, "downgrade", "--feature", "group.version=0") == "group.version was downgraded to 0.\n"
-    assert finalized(kafka) == ({"metadata.version": 25}, 1)
+    assert finalized(kafka) == ({"metadata.version": 25, "transaction.version": 2}, 1)
     assert described(kafka)["group.version"] == {"SupportedMinVersion": "0", "SupportedMaxVersion": "1",
                                                  "FinalizedVersionLevel": "0", "Epoch": "1"}
     assert consumer_protocol_join(kafka) == ErrorCode.unsupported_version
 
     dry = kafka_features(kafka, "upgrade", "--feature", "group.version=1", "--dry-run")
     assert dry == "group.version can be upgraded to 1.\n"
-    assert finalized(kafka) == ({"metadata.version": 25}, 1)
+    assert finalized(kafka) == ({"metadata.version": 25, "transaction.version": 2}, 1)
     assert consumer_protocol_join(kafka) == ErrorCode.unsupported_version
 
     assert kafka_features(kafka, "upgrade", "--feature", "group.version=1") == "group.version was upgraded to 1.\n"
-    assert finalized(kafka) == ({"metadata.version": 25, "group.version": 1}, 2)
+    assert finalized(kafka) == ({"metadata.version": 25, "group.version": 1, "transaction.version": 2}, 2)
     assert described(kafka)["group.version"] == {"SupportedMinVersion": "0", "SupportedMaxVersion": "1",
                                                  "FinalizedVersionLevel": "1", "Epoch": "2"}
     assert consumer_protocol_join(kafka) == ErrorCode.none
@@ -110,9 +110,9 @@ REFUSED = "The update failed for all features since the following feature had an
 
 
 @pytest.mark.parametrize("change, error", [
-    (("upgrade", "--feature", "transaction.version=2"),
-     "Could not upgrade transaction.version to 2. " + REFUSED + "Invalid update version 2 for feature "
-     "transaction.version. Local controller 0 does not support this feature."),
+    (("upgrade", "--feature", "transaction.version=3"),
+     "Could not upgrade transaction.version to 3. " + REFUSED + "Invalid update version 3 for feature "
+     "transaction.version. Local controller 0 only supports versions 0-2"),
     (("downgrade", "--feature", "metadata.version=7"),
      "Could not downgrade metadata.version to 7. " + REFUSED + "Invalid metadata.version 7. Refusing to perform "
      "the requested downgrade because it might delete metadata information."),
@@ -120,4 +120,4 @@ REFUSED = "The update failed for all features since the following feature had an
 def test_refused_changes_are_the_tools_error_and_exit_code_1(kafka, change, error):  # noqa: F811 (the fixture)
     out = kafka_features(kafka, *change, expect_exit=1)
     assert out.splitlines() == [error, "1 out of 1 operation(s) failed."]
-    assert finalized(kafka) == ({"metadata.version": 25, "group.version": 1}, 0)
+    assert finalized(kafka) == ({"metadata.version": 25, "group.version": 1, "transaction.version": 2}, 0)

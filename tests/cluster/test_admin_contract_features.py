@@ -33,12 +33,13 @@ def everywhere(target, expected) -> None:
 
 def test_any_broker_updates_the_features_every_broker_reports(admin_target):
     target = admin_target
-    everywhere(target, ({"metadata.version": 25, "group.version": 1}, 0))
+    txn = {"transaction.version": 2}   # transactions V2, on a lone broker and a cluster alike
+    everywhere(target, ({"metadata.version": 25, "group.version": 1, **txn}, 0))
     last = target.broker_ids[-1]
     answer = update(target, last, "group.version", 0, SAFE_DOWNGRADE)
     assert (code_name(answer.error_code), [r.feature for r in answer.results]) == ("NoError", ["group.version"])
-    assert finalized(target, last) == ({"metadata.version": 25}, 1)   # answered once this broker shows it
-    everywhere(target, ({"metadata.version": 25}, 1))
+    assert finalized(target, last) == ({"metadata.version": 25, **txn}, 1)   # answered once this broker shows it
+    everywhere(target, ({"metadata.version": 25, **txn}, 1))
 
     refused = update(target, target.broker_ids[0], "group.version", 2, UPGRADE)
     assert code_name(refused.error_code) == "InvalidUpdateVersionError"
@@ -50,4 +51,4 @@ def test_any_broker_updates_the_features_every_broker_reports(admin_target):
         assert client.update_features({"group.version": 1}) == {"group.version": "OK"}
     finally:
         client.close()
-    everywhere(target, ({"metadata.version": 25, "group.version": 1}, 2))
+    everywhere(target, ({"metadata.version": 25, "group.version": 1, **txn}, 2))

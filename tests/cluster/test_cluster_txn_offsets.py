@@ -2,8 +2,9 @@
 
 The group's coordinator (the leader of its ``__consumer_offsets`` partition) is either the
 transaction coordinator of the producer's id or another broker.  In the second case the
-TxnOffsetCommit is written unverified (the local transaction coordinator does not know the
-id) and the commit marker reaches the group's partition over WriteTxnMarkers; in the first,
+TxnOffsetCommit is verified with the id's coordinator over AddPartitionsToTxn
+(kavka.cluster.txn_verifier) and the commit marker reaches the group's partition over
+WriteTxnMarkers; in the first,
 the coordinator's own marker writer appends it.  Either way the group's committed offsets
 change with a committed transaction only, as librdkafka's committed() shows.
 """

@@ -34,7 +34,7 @@ def test_describe_lists_every_feature(kavka_broker):
     table = rows(out)
     assert table["metadata.version"] == ["7 (3.3-IV3)", "25 (4.0-IV3)", "25 (4.0-IV3)"]
     assert table["group.version"] == ["0", "1", "1"]
-    assert table["transaction.version"] == ["0", "0", "0"]
+    assert table["transaction.version"] == ["0", "2", "2"]
     assert out.splitlines()[-1] == "Finalized features epoch: 0"
 
 
@@ -42,12 +42,12 @@ def test_downgrade_dry_run_then_downgrade_then_upgrade(kavka_broker):
     b = kavka_broker
     assert ok(kavka(b, "features", "downgrade", "--feature", "group.version=0", "--dry-run")) == (
         "group.version can be downgraded to 0.\n")
-    assert finalized(b) == ({"metadata.version": 25, "group.version": 1}, 0)
+    assert finalized(b) == ({"metadata.version": 25, "group.version": 1, "transaction.version": 2}, 0)
     assert ok(kavka(b, "features", "downgrade", "--feature", "group.version=0")) == "group.version was downgraded to 0.\n"
-    assert finalized(b) == ({"metadata.version": 25}, 1)
+    assert finalized(b) == ({"metadata.version": 25, "transaction.version": 2}, 1)
     assert rows(ok(kavka(b, "features", "describe")))["group.version"] == ["0", "1", "0"]
     assert ok(kavka(b, "features", "upgrade", "--feature", "group.version=1")) == "group.version was upgraded to 1.\n"
-    assert finalized(b) == ({"metadata.version": 25, "group.version": 1}, 2)
+    assert finalized(b) == ({"metadata.version": 25, "group.version": 1, "transaction.version": 2}, 2)
 
 
 def test_refusals_are_one_line(kavka_broker):
@@ -55,8 +55,10 @@ def test_refusals_are_one_line(kavka_broker):
     line = failed(kavka(b, "features", "upgrade", "--feature", "group.version=0"))
     assert line.startswith("kavka features: INVALID_UPDATE_VERSION: The update failed for all features")
     assert line.endswith("without setting the upgrade type to either safe or unsafe downgrade.")
-    line = failed(kavka(b, "features", "upgrade", "--feature", "transaction.version=2"))
+    line = failed(kavka(b, "features", "upgrade", "--feature", "transaction.version=3"))
+    assert line.endswith("Local controller 0 only supports versions 0-2")
+    line = failed(kavka(b, "features", "upgrade", "--feature", "share.version=1"))
     assert line.endswith("Local controller 0 does not support this feature.")
     assert failed(kavka(b, "features", "upgrade", "--feature", "group.version=x")) == (
         "kavka features: --feature group.version: the level must be a whole number, got 'x'")
-    assert finalized(b) == ({"metadata.version": 25, "group.version": 1}, 0)
+    assert finalized(b) == ({"metadata.version": 25, "group.version": 1, "transaction.version": 2}, 0)

@@ -25,7 +25,8 @@ def test_describe_features_reports_supported_and_finalized(kavka_broker):
         client.close()
     assert features["metadata.version"] == {"supported": (7, 25), "finalized": (25, 25), "finalized_epoch": 0}
     assert features["group.version"] == {"supported": (0, 1), "finalized": (1, 1), "finalized_epoch": 0}
-    assert features["transaction.version"] == {"supported": (0, 0)}
+    assert features["transaction.version"] == {"supported": (0, 2), "finalized": (2, 2), "finalized_epoch": 0}
+    assert features["share.version"] == {"supported": (0, 0)}
 
 
 def test_update_features_and_restart(kavka_broker_factory, tmp_path):
@@ -36,7 +37,7 @@ def test_update_features_and_restart(kavka_broker_factory, tmp_path):
         with pytest.raises(kafka_errors.InvalidUpdateVersionError):
             client.update_features({"group.version": 0})   # a downgrade without a downgrade type
         with pytest.raises(kafka_errors.InvalidUpdateVersionError):
-            client.update_features({"transaction.version": 1})
+            client.update_features({"transaction.version": 3})
         assert client.update_features({"group.version": ("SAFE_DOWNGRADE", 0)}) == {"group.version": "OK"}
         assert "finalized" not in client.describe_features()["group.version"]
     finally:

@@ -3,7 +3,9 @@
 v0-3 are the client's form: one transactional id, its producer id and epoch, and the
 partitions it is about to write.  v4+ carry a batch of transactions, each answered on its
 own; ``verify_only`` (KIP-890) asks whether each partition is already in the id's ongoing
-transaction, changing nothing, as a partition leader does before a transactional write.
+transaction, changing nothing, as a partition leader does before a transactional write;
+without it the partitions are added (a transactions-V2 client's Produce v12 or TxnOffsetCommit v5
+at a leader that does not coordinate the id: kavka.cluster.txn_verifier sends this form).
 As in Kafka, a partition the broker does not know fails the transaction's partitions: the
 unknown ones UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED.  PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
 """

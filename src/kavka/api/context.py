@@ -5,6 +5,10 @@ who leads and coordinates what, how topics change, this broker's part in
 replication.  A lone broker gets the local implementations unless told otherwise;
 ``kavka.broker`` wires the cluster's in cluster mode.  Handlers use them alike.
 ``fetch_sessions`` is the cache of incremental fetch sessions (kavka.api.fetch_sessions).
+``txn_verifier`` answers whether a partition is in a producer's ongoing transaction before
+Produce appends its first transactional batch there (KIP-890, kavka.txn.verifier): by
+default this broker's own coordinator (``transactions``); a cluster wires one that asks the
+coordinator's broker.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from kavka.metadata import MetadataView, ReplicaRoles, TopicAdmin
 from kavka.metadata.local import LeadsEverything, LocalMetadata
 from kavka.producer_ids import ProducerIdAllocator, RandomProducerIds
 from kavka.protocol.errors import ErrorCode
+from kavka.txn.verifier import LocalTxnVerifier, TxnVerifier
 
 if TYPE_CHECKING:
     from kavka.group.runner import GroupRunner
@@ -42,6 +47,7 @@ class BrokerContext:
     groups: "GroupRunner | None" = None      # None: no group coordinator (the group APIs answer so)
     durable: "GroupCommit | None" = None     # with --durable; None: ack from the page cache
     transactions: "TxnRunner | None" = None  # None: no transaction coordinator (a cluster, for now)
+    txn_verifier: TxnVerifier | None = None  # None with no coordinator: transactional ids are refused
     metadata: MetadataView = field(default=None)   # type: ignore[assignment]  (set in __post_init__)
     admin: TopicAdmin = field(default=None)        # type: ignore[assignment]
     replicas: ReplicaRoles = field(default=None)   # type: ignore[assignment]
@@ -54,6 +60,8 @@ class BrokerContext:
             self.admin = self.admin or local
         if self.replicas is None:
             self.replicas = LeadsEverything()
+        if self.txn_verifier is None and self.transactions is not None:
+            self.txn_verifier = LocalTxnVerifier(self.transactions)
         if self.fetch_sessions is None:
             self.fetch_sessions = FetchSessionCache(self.config.get("max.incremental.fetch.session.cache.slots"))
 

@@ -4,8 +4,8 @@ The coordinator writes PrepareCommit/PrepareAbort and answers; the markers follo
 background, and until they are all written the next transaction of the id is answered
 CONCURRENT_TRANSACTIONS (clients retry).  v5+ hand back the producer id and epoch the
 producer continues with: a new epoch after every transaction for a client using
-transactions V2 (KIP-890), which needs the cluster's ``transaction.version`` at 2; kavka's
-is 0, so every client is a V0 one.  PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
+transactions V2 (KIP-890), which needs the cluster's ``transaction.version`` at 2 (the
+default, as on a new Kafka 4 cluster).  PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
 """
 
 from __future__ import annotations

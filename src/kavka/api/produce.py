@@ -13,7 +13,10 @@ answers at once.
 Transactional batches need the request's transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 without one, as in Kafka); a broker without a transaction coordinator (only test contexts lack one)
 refuses transactional ids outright.  The partition's producer state judges each batch's epoch
-and transaction (kavka.log.producer_state).
+and transaction (kavka.log.producer_state).  Before a producer's first transactional batch in
+a partition, the transaction coordinator is asked whether the partition is in its ongoing
+transaction, or, for Produce v12+ (transactions V2), adds it there
+(kavka.api.produce_verification, KIP-890); a refused partition is not appended.
 
 Versions 0-2 are advertised because librdkafka enables compression only when
 Produce v0 is listed, but, as in Kafka 4 (KIP-896), they are refused with
@@ -28,9 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import inspect
 import struct
 from dataclasses import dataclass
 
+from kavka.api import produce_verification
 from kavka.api.errors import error_code_for, error_message
 from kavka.api.registry import RawResponse, Request, api
 from kavka.api.responses import builder_for
@@ -82,15 +87,28 @@ def handle(request: Request):
     elif body.transactional_id is None and _has_transactional_records(body):  # as Kafka: a transaction needs a transactional id
         results = _refuse_all(body, ErrorCode.transactional_id_authorization_failed)
     else:
-        heavy = _heavy_key_checks(request)
-        if heavy:
-            return _append_after_checks(request, heavy)
-        return _append_and_answer(request)
+        verified = produce_verification.begin(request)
+        if inspect.isawaitable(verified):
+            return _append_after_verification(request, verified)
+        return _check_and_append(request, verified)
     return _answer(request, results)
 
 
-def _append_and_answer(request: Request, checked=None):
-    results, waits = _append_all(request, checked)
+def _check_and_append(request: Request, verified: produce_verification.Verified):
+    heavy = _heavy_key_checks(request)
+    if heavy:
+        return _append_after_checks(request, heavy, verified)
+    return _append_and_answer(request, verified)
+
+
+async def _append_after_verification(request: Request, pending):
+    """The coordinator answers later (another broker): append once it did."""
+    answer = _check_and_append(request, await pending)
+    return await answer if asyncio.iscoroutine(answer) else answer
+
+
+def _append_and_answer(request: Request, verified: produce_verification.Verified, checked=None):
+    results, waits = _append_all(request, verified, checked)
     durable = request.broker.durable
     if durable is not None and request.body.acks != 0 and (appended := _appended(request, results)):
         return _await_durable(request, results, waits, durable.sync(appended))
@@ -118,7 +136,7 @@ def _heavy_key_checks(request: Request) -> dict:
     return heavy
 
 
-async def _append_after_checks(request: Request, heavy: dict):
+async def _append_after_checks(request: Request, heavy: dict, verified: produce_verification.Verified):
     """Key checks in a worker thread, then the usual append; a failed check answers its partition."""
     loop = asyncio.get_running_loop()
     checked = {}
@@ -128,7 +146,7 @@ async def _append_after_checks(request: Request, heavy: dict):
             checked[key] = None
         except LogError as exc:
             checked[key] = exc
-    answer = _append_and_answer(request, checked)
+    answer = _append_and_answer(request, verified, checked)
     return await answer if asyncio.iscoroutine(answer) else answer
 
 
@@ -144,9 +162,10 @@ def _refuse_all(body, code: ErrorCode):
     return [(t.name, [PartitionResult(p.index, code) for p in t.partition_data]) for t in body.topic_data]
 
 
-def _append_all(request: Request, checked=None):
+def _append_all(request: Request, verified: produce_verification.Verified, checked=None):
     """(results by topic, {(topic index, partition index): future of the replication error}).
 
+    ``verified``: the transaction verification's guards and refusals.
     ``checked``: {(topic, partition): None or the LogError of its key check} from a worker thread."""
     logs = request.broker.logs
     replicas = request.broker.replicas
@@ -157,7 +176,7 @@ def _append_all(request: Request, checked=None):
         partitions = []
         for j, data in enumerate(topic.partition_data):
             result, last_offset = _append_one(logs, replicas, acks, topic.name, data, request.version, now_ms,
-                                              (checked or {}).get((topic.name, data.index), False))
+                                              (checked or {}).get((topic.name, data.index), False), verified)
             partitions.append(result)
             if acks == -1 and result.error == ErrorCode.none:
                 min_isr = logs.partition(topic.name, data.index).config["min.insync.replicas"]
@@ -171,7 +190,8 @@ def _append_all(request: Request, checked=None):
     return results, waits
 
 
-def _append_one(logs, replicas, acks: int, topic: str, data, version: int, now_ms: int, checked=False):
+def _append_one(logs, replicas, acks: int, topic: str, data, version: int, now_ms: int, checked=False,
+                verified: produce_verification.Verified = produce_verification.OFF):
     """(PartitionResult, last offset appended or -1).
 
     ``checked``: False (check keys here), None (checked and fine) or the check's LogError."""
@@ -187,10 +207,14 @@ def _append_one(logs, replicas, acks: int, topic: str, data, version: int, now_m
         return PartitionResult(index, error), -1
     if not data.records:
         return PartitionResult(index, ErrorCode.invalid_record, message="no record batch"), -1
+    refused = verified.refused.get((topic, index))
+    if refused is not None:
+        return PartitionResult(index, refused[0], message=refused[1]), -1
     try:
         if isinstance(checked, LogError):
             raise checked
-        info = partition.append_records(bytearray(data.records), version, now_ms, checked is None)
+        info = partition.append_records(bytearray(data.records), version, now_ms, checked is None,
+                                        verified.guard((topic, index)))
     except LogError as exc:
         return _refusal(topic, index, exc, partition.log.log_start_offset), -1
     return (PartitionResult(index, ErrorCode.none, info.base_offset, info.log_append_time_ms, info.log_start_offset),

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from kavka.security.principal import ANONYMOUS, KafkaPrincipal
+
 if TYPE_CHECKING:
     from kavka.api.context import BrokerContext
 
@@ -47,6 +49,7 @@ class Request:
     body: Any
     broker: "BrokerContext"
     peer: str = "?"
+    principal: KafkaPrincipal = ANONYMOUS   # set from the connection once it authenticates
 
 
 @dataclass(slots=True)

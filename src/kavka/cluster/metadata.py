@@ -24,7 +24,8 @@ from kavka.config import PER_BROKER
 from kavka.internal_topics import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, coordinator_partition
 from kavka.log.errors import InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
 from kavka.log.topic_catalog import unify_collision_chars, validate_topic_name
-from kavka.metadata.features import FeatureUpdate, FinalizedFeatures, InvalidUpdateVersion, apply_updates
+from kavka.metadata.features import (DEFAULT_LEVELS, FeatureUpdate, FinalizedFeatures,
+                                    InvalidUpdateVersion, apply_updates)
 from kavka.metadata.interfaces import MetadataView, TopicAdmin, TopicPartition
 from kavka.metadata.model import (
     OK,
@@ -153,7 +154,7 @@ class EtcdMetadata(MetadataView, TopicAdmin):
 
     def finalized_features(self) -> FinalizedFeatures:
         v = self.view.features
-        return FinalizedFeatures() if v is None else v.value
+        return FinalizedFeatures(dict(DEFAULT_LEVELS)) if v is None else v.value
 
     # -- topic admin: checks here, changes on the controller ---------------------------------
 
@@ -269,7 +270,7 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         broker's decides again on the levels that won."""
         current = self.view.features
         for _ in range(FEATURE_WRITE_ATTEMPTS):
-            base = FinalizedFeatures() if current is None else current.value
+            base = FinalizedFeatures(dict(DEFAULT_LEVELS)) if current is None else current.value
             try:
                 changed = apply_updates(base, updates, self.node.broker_id)
             except InvalidUpdateVersion as exc:

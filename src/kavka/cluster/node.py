@@ -13,6 +13,8 @@ controller (``election.py``) and follows every change of the cluster's keys
   log directory, replica roles, the group and transaction coordinators' partitions);
 * ``txn_markers.py``: the transaction coordinator's markers, sent to each
   partition's leader;
+* ``txn_verifier.py``: a partition leader's questions to the coordinator of a
+  transactional id before a transactional write (KIP-890);
 * ``controller.py``: the elected controller's topic writes, leader elections,
   and the forwarding of other brokers' topic changes to it;
 * ``metadata.py``: what the API layer asks (kavka.metadata), answered from the
@@ -45,9 +47,12 @@ from kavka.cluster.metadata import EtcdMetadata
 from kavka.cluster.model import BrokerInfo
 from kavka.cluster.reconcile import Reconciler
 from kavka.cluster.txn_markers import ClusterMarkerWriter
+from kavka.cluster.txn_verifier import ClusterTxnVerifier, peer_connector
 from kavka.cluster.view import ClusterView
+from kavka.internal_topics import BROKER_CLIENT_PREFIX
 from kavka.replication.manager import ReplicaManager
 from kavka.replication.quota import ReplicationQuota
+from kavka.txn.verifier import LocalTxnVerifier
 
 log = logging.getLogger("kavka.cluster")
 
@@ -78,6 +83,9 @@ class ClusterNode:
             leader_quota=_throttle(broker, "leader.replication.throttled.rate"),
             follower_quota=_throttle(broker, "follower.replication.throttled.rate"))
         self.txn_markers = ClusterMarkerWriter(self, broker._clock)
+        self.txn_verifier = ClusterTxnVerifier(self.broker_id, self.metadata.transaction_coordinator,
+                                               self._local_txn_verifier,
+                                               peer_connector(f"{BROKER_CLIENT_PREFIX}{self.broker_id}"))
         self._tasks: list[asyncio.Task] = []
         self._view_waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self.log_dir_offline = False
@@ -166,6 +174,7 @@ class ClusterNode:
             log.debug("election stop failed", exc_info=True)
         await self.replicas.stop()
         self.txn_markers.close()
+        self.txn_verifier.close()
         try:
             await self.session.close()
         finally:
@@ -311,6 +320,10 @@ class ClusterNode:
 
     async def txn_replicated(self, written) -> int:
         return await self.reconciler.txn_replicated(written)
+
+    def _local_txn_verifier(self) -> LocalTxnVerifier | None:
+        runner = self.broker.transactions
+        return None if runner is None else LocalTxnVerifier(runner)
 
     def txn_partition_writable(self, index: int) -> bool:
         return self.reconciler.txn_partition_writable(index)

@@ -44,7 +44,7 @@ from kavka.group.offsets import OffsetCommit, OffsetStore
 from kavka.group.outcome import HeartbeatReply, JoinReply, Outcome, Parked, SyncReply, error_reply
 from kavka.group.state import COMPLETING, DEAD, EMPTY, NONE, STABLE
 from kavka.log.coordinator_journal import NO_PRODUCER_ID, JournalMarker, JournalRecord
-from kavka.log.errors import InvalidProducerEpoch, StorageError
+from kavka.log.errors import InvalidProducerEpoch, InvalidTxnState, StorageError
 from kavka.protocol.errors import ErrorCode
 
 log = logging.getLogger("kavka.group")
@@ -55,7 +55,7 @@ REPLAY_FAILURES_LOGGED = 20  # per load; then only a count
 class Journal(Protocol):
     def is_local(self, group_id: str) -> bool: ...
     def append(self, group_id: str, records: list[tuple[Key, Value]],
-               producer: tuple[int, int] | None = None) -> tuple[int, int] | None: ...
+               producer: tuple[int, int] | None = None, guard=None) -> tuple[int, int] | None: ...
     def read_all(self) -> Iterator[JournalRecord | JournalMarker]: ...
     def read_partition(self, index: int) -> Iterator[JournalRecord | JournalMarker]: ...
     def partition_for(self, group_id: str) -> int: ...
@@ -247,13 +247,14 @@ class GroupCoordinator:
     # -- writing ---------------------------------------------------------------------------
 
     def _write(self, group_id: str, out: Outcome, reply_needs_records: bool = True,
-               producer: tuple[int, int] | None = None) -> Outcome:
+               producer: tuple[int, int] | None = None, guard=None) -> Outcome:
         """Append, replay, release.  ``reply_needs_records`` is False when the request
         already took effect in memory (a LeaveGroup) and the records only follow from it.
-        ``producer`` (id, epoch): the records belong to that producer's transaction."""
+        ``producer`` (id, epoch): the records belong to that producer's transaction, verified
+        with ``guard``."""
         if out.records:
             try:
-                written = self.journal.append(group_id, out.records, producer)
+                written = self.journal.append(group_id, out.records, producer, guard)
             except Exception as exc:  # the log's own errors and I/O errors alike
                 failed = self._write_failed(group_id, out, exc)
                 if not reply_needs_records:
@@ -280,6 +281,9 @@ class GroupCoordinator:
         if isinstance(exc, InvalidProducerEpoch):   # a fenced producer's TxnOffsetCommit
             log.debug("refused a transactional offset commit for group %s: %s", group_id, exc)
             error = ErrorCode.invalid_producer_epoch
+        elif isinstance(exc, InvalidTxnState):   # its verification went stale (a marker came first)
+            log.debug("refused a transactional offset commit for group %s: %s", group_id, exc)
+            error = ErrorCode.invalid_txn_state
         elif isinstance(exc, StorageError):
             # As Kafka: KAFKA_STORAGE_ERROR becomes NOT_COORDINATOR, which clients retry
             # (after looking the coordinator up again).  The log directory's state logged it once.
@@ -428,10 +432,12 @@ class GroupCoordinator:
         return out
 
     def commit_txn_offsets(self, group_id: str, producer_id: int, producer_epoch: int, generation: int,
-                           member_id: str, instance_id: str | None, commits: list[OffsetCommit]) -> Outcome:
+                           member_id: str, instance_id: str | None, commits: list[OffsetCommit],
+                           guard=None) -> Outcome:
         """TxnOffsetCommit: reply {(topic, partition): error}.  The offsets are appended as
         the producer's transactional batch and stay pending until its marker (the caller
-        verified that the transaction holds the group's partition)."""
+        verified that the transaction holds the group's partition; ``guard``: the partition's
+        VerificationGuard of that verification, INVALID_TXN_STATE when a marker made it stale)."""
         error = self._check(group_id)
         consumer = self.consumer_groups.get(group_id)
         if error == NONE and consumer is not None:
@@ -442,7 +448,7 @@ class GroupCoordinator:
             return Outcome({(c.topic, c.partition): error for c in commits})
         records, errors = offsets.commit_records(group_id, commits, self.config.metadata_max_bytes,
                                                  self.clock.now_ms())
-        out = self._write(group_id, Outcome(errors, records), producer=(producer_id, producer_epoch))
+        out = self._write(group_id, Outcome(errors, records), producer=(producer_id, producer_epoch), guard=guard)
         if isinstance(out.reply, ErrorCode):  # the append failed: every partition gets it
             out.reply = {tp: out.reply for tp in errors}
         return out

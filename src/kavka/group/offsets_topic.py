@@ -54,11 +54,12 @@ class OffsetsTopic:
         return self._journal.leads(self.partition_for(group_id))
 
     def append(self, group_id: str, records: list[tuple[Key, Value]],
-               producer: tuple[int, int] | None = None) -> tuple[int, int] | None:
-        """Append one batch (of ``producer`` (id, epoch)'s transaction, if given);
-        (partition, offset after it), which a cluster waits to see replicated before answering."""
+               producer: tuple[int, int] | None = None, guard=None) -> tuple[int, int] | None:
+        """Append one batch (of ``producer`` (id, epoch)'s transaction, if given, with its
+        verification ``guard``); (partition, offset after it), which a cluster waits to see
+        replicated before answering."""
         index = self.partition_for(group_id)
-        end = self._journal.append(index, records, producer)
+        end = self._journal.append(index, records, producer, guard)
         return None if end is None else (index, end)
 
     def read_all(self) -> Iterator[JournalRecord | JournalMarker]:

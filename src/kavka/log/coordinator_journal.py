@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from kavka.internal_topics import coordinator_partition
 from kavka.log.errors import InvalidProducerEpoch
+from kavka.log.producer_state import VerificationGuard
 from kavka.protocol.control_records import NO_SEQUENCE, read_marker
 from kavka.protocol.record_codec import encode_batch, iter_records
 from kavka.protocol.records import InvalidBatch, iter_batches
@@ -104,12 +105,13 @@ class CoordinatorJournal:
         return self._logs.partition(self.topic, index) is not None
 
     def append(self, index: int, records: list[tuple[Any, Any]],
-               producer: tuple[int, int] | None = None) -> int | None:
+               producer: tuple[int, int] | None = None, guard: VerificationGuard | None = None) -> int | None:
         """Append one batch to partition ``index``; the offset after it, which a cluster
         waits to see replicated before answering.  ``producer`` (id, epoch): a batch of
         that producer's transaction (no sequence, as Kafka's coordinators write them);
         an epoch older than the partition's producer table knows raises
-        InvalidProducerEpoch (a fenced producer's late write, which Kafka's log refuses too).
+        InvalidProducerEpoch (a fenced producer's late write, which Kafka's log refuses too);
+        ``guard``: the transaction verification that batch must bring (Partition.append_internal).
         A disk error raises StorageError with nothing written."""
         if not records:
             return None
@@ -122,7 +124,7 @@ class CoordinatorJournal:
             _check_epoch(partition, *producer)
             batch = encode_batch(entries, producer_id=producer[0], producer_epoch=producer[1],
                                  base_sequence=NO_SEQUENCE, transactional=True)
-        info = partition.append_internal(bytearray(batch), now)
+        info = partition.append_internal(bytearray(batch), now, guard)
         return info.last_offset + 1
 
     def read_entries(self, index: int) -> Iterator[JournalRecord | JournalMarker]:

@@ -18,6 +18,11 @@ completes to the segment's ``.txnindex`` (kavka.log.txn_index).  Rebuilding
 the first segment whose ``.txnindex`` is not trusted (recovered after a crash,
 or unreadable), drops the index entries from there and replays the log, so the
 indexes come back as the appends made them.
+
+Transaction verification (KIP-890): the api layer asks :meth:`Partition.start_verification`
+for a guard before a producer's first transactional batch here, asks the coordinator, and
+appends with that guard; the producer table refuses a guard that a batch or marker written
+meanwhile made stale.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from kavka.config import TopicConfig
 from kavka.log.errors import StorageError
 from kavka.log.log_dir import LogDirHealth
 from kavka.log.partition_log import AppendInfo, PartitionLog
-from kavka.log.producer_state import ProducerState
+from kavka.log.producer_state import ProducerState, VerificationGuard
 from kavka.log.txn_index import AbortedTxn
 from kavka.log.validator import validate_produce_records
 from kavka.protocol import records
@@ -87,14 +92,28 @@ class Partition:
         """Kafka's LSO: read_committed consumers read below it (kavka.log.partition_log)."""
         return self.log.last_stable_offset
 
+    def start_verification(self, producer_id: int, sequence: int, epoch: int,
+                           now_ms: int) -> VerificationGuard | None:
+        """Before a transactional batch: the guard its append must bring once the coordinator
+        said the partition is in the producer's transaction, or None if the producer's
+        transaction is open here already (kavka.log.producer_state, "Verification")."""
+        return self.producers.start_verification(producer_id, sequence, epoch, now_ms)
+
+    def end_verification(self, producer_id: int, guard: VerificationGuard) -> None:
+        """The coordinator refused the verification of ``guard`` for good: forget it."""
+        self.producers.end_verification(producer_id, guard)
+
     def append_records(self, buf: bytearray, produce_version: int, now_ms: int,
-                       keys_checked: bool = False) -> ProduceInfo:
+                       keys_checked: bool = False, guard: VerificationGuard | None = None) -> ProduceInfo:
         """Validate, dedupe and append a client's records; offsets are patched into ``buf``.
 
         A payload is one batch (Produce v3+, as in Kafka: v0-2 are refused by the api
         layer); a retry of it is answered with its original offsets and written
         nothing.  ``keys_checked``: the compacted-topic key check already ran off the
-        loop (validator.check_keys).
+        loop (validator.check_keys).  ``guard``: with transaction verification on, the
+        guard of :meth:`start_verification` (or ``NO_GUARD``); a transactional batch that
+        does not continue an open transaction is refused (InvalidTxnState) unless it is
+        the current one.  None: verification is off.
         """
         if self.health.degraded:
             self.health.check(f"produce to {self.topic}-{self.index}")
@@ -103,6 +122,7 @@ class Partition:
         if original is not None:
             return ProduceInfo(original.first_offset, original.last_offset,
                                original.log_append_time_ms, self.log.log_start_offset, True)
+        self.producers.check_verified(header, guard)
         info = self._append(self.log.append, buf, now_ms=now_ms)
         self._snapshot_if_rolled()
         self._apply(records.read_header(buf, 0), None)  # with the assigned offsets
@@ -163,10 +183,13 @@ class Partition:
                 self._apply(header, marker)
         plog.txn_indexes_rebuilt()
 
-    def append_internal(self, batch: bytearray, now_ms: int) -> AppendInfo:
+    def append_internal(self, batch: bytearray, now_ms: int, guard: VerificationGuard | None = None) -> AppendInfo:
         """A batch the broker built itself (the group coordinator's journal): no
         validation, the same storage-error handling; a batch with a producer id (a
-        transactional offset commit) enters the producer table as any other."""
+        transactional offset commit) enters the producer table as any other.  ``guard``: as
+        for :meth:`append_records`, the verification a transactional batch must bring
+        (TxnOffsetCommit's, KIP-890), refused with InvalidTxnState when stale."""
+        self.producers.check_verified(records.read_header(batch, 0), guard)
         info = self._append(self.log.append, batch, now_ms=now_ms)
         self._snapshot_if_rolled()
         header = records.read_header(batch, 0)

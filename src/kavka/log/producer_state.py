@@ -55,6 +55,28 @@ smallest first offset of the open transactions and of the completed ones whose
 marker is not below the high watermark yet (a follower may still lose it):
 :meth:`ProducerState.first_unstable_offset`.
 
+Verification (KIP-890)
+----------------------
+Before a producer's first transactional batch in this partition (no transaction
+of it open here), the partition leader asks the transaction coordinator whether
+the partition is in the producer's ongoing transaction.  While it waits, the
+producer has a :class:`VerificationEntry` here holding a fresh
+:class:`VerificationGuard`; the append that follows a positive answer must
+bring that very guard (Kafka's VerificationGuard).  Any batch or marker of the
+producer written meanwhile removes the entry, so an answer that arrives after
+an abort marker (or after a newer verification began) names a guard that is no
+longer here, and the batch is refused with InvalidTxnState: a late write of an
+ended transaction cannot open a transaction the coordinator does not know,
+which would hold the LSO back for ever (a *hanging transaction*).  The entry
+also keeps the lowest sequence seen while verifying: a batch with a higher one
+is OutOfOrderSequence until the lowest is written, as in Kafka.  Entries are
+not snapshotted.  One whose verification the coordinator refused for good (the
+producer must abort) goes at once (:meth:`ProducerState.end_verification`; Kafka
+keeps it until expiry); one left by a verification that never completed, or
+failed with a retriable error, is removed after ``producer.id.expiration.ms`` by
+:meth:`ProducerState.remove_expired`.  So the table holds at most the producers
+whose verification is in flight or was retriably refused within that time.
+
 Snapshots
 ---------
 Replaying a whole log at start-up is slow, so the state is written to
@@ -218,6 +240,38 @@ class ProducerEntry:
         return None
 
 
+class VerificationGuard:
+    """One verification of one producer's transaction in one partition (Kafka's VerificationGuard):
+    an identity, never equal to another guard, so a stale answer cannot pass for a fresh one."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"VerificationGuard({id(self):#x})"
+
+
+# "Verification is in use, and this append brings no guard": a transactional batch that does not
+# continue an open transaction is refused.  (``None`` means verification is off.)
+NO_GUARD = VerificationGuard()
+
+
+@dataclass(slots=True)
+class VerificationEntry:
+    """A producer being verified here (Kafka's VerificationStateEntry)."""
+
+    guard: VerificationGuard
+    created_ms: int
+    lowest_seq: int
+    epoch: int
+
+    def saw(self, sequence: int, epoch: int) -> None:
+        """Keep the lowest sequence of the current epoch; a newer epoch starts again."""
+        if epoch == self.epoch and sequence < self.lowest_seq:
+            self.lowest_seq = sequence
+        elif epoch > self.epoch:
+            self.epoch, self.lowest_seq = epoch, sequence
+
+
 def in_sequence(last_seq: int, next_seq: int) -> bool:
     return next_seq == last_seq + 1 or (next_seq == 0 and last_seq == MAX_SEQUENCE)
 
@@ -236,6 +290,7 @@ class ProducerState:
         self.end_offset = 0
         self.ongoing: dict[int, int] = {}  # producer id -> first offset of its open transaction
         self.unreplicated: list[CompletedTxn] = []  # completed, marker maybe above the HW
+        self.verifying: dict[int, VerificationEntry] = {}  # producer id -> its verification (KIP-890)
 
     # -- the produce path ------------------------------------------------------------------
 
@@ -247,10 +302,11 @@ class ProducerState:
         """
         if not header.has_producer_id:
             return None
+        epoch, first = header.producer_epoch, header.base_sequence
         entry = self.producers.get(header.producer_id)
         if entry is None:
+            self._check_verifying(header)
             return None
-        epoch, first = header.producer_epoch, header.base_sequence
         if epoch < entry.epoch:
             raise InvalidProducerEpoch(
                 f"producer {header.producer_id} sent epoch {epoch}, older than its current epoch {entry.epoch}"
@@ -268,12 +324,24 @@ class ProducerState:
                 raise OutOfOrderSequence(
                     f"producer {header.producer_id} sent sequence {first}, expected {(entry.last_seq + 1) % 2**31}"
                 )
+        self._check_verifying(header)
         if entry.in_transaction and not header.is_transactional:
             raise InvalidTxnState(
                 f"producer {header.producer_id} sent a non-transactional batch while its transaction "
                 f"from offset {entry.txn_first_offset} is open"
             )
         return None
+
+    def _check_verifying(self, header: BatchHeader) -> None:
+        """While a lower sequence of the producer is being verified, a higher one must wait
+        (Kafka's VerificationStateEntry.lowestSequence): it would be out of order once that
+        one is written."""
+        verifying = self.verifying.get(header.producer_id)
+        if verifying is not None and header.base_sequence > verifying.lowest_seq:
+            raise OutOfOrderSequence(
+                f"producer {header.producer_id} sent sequence {header.base_sequence} while sequence "
+                f"{verifying.lowest_seq} is being verified"
+            )
 
     def check_marker(self, producer_id: int, producer_epoch: int, marker: EndTxnMarker,
                      transaction_version: int = 0) -> None:
@@ -297,6 +365,48 @@ class ProducerState:
                 f"marker for producer {producer_id} has coordinator epoch {marker.coordinator_epoch}, "
                 f"older than {entry.coordinator_epoch}"
             )
+
+    # -- verification (KIP-890) ------------------------------------------------------------
+
+    def in_transaction(self, producer_id: int, epoch: int) -> bool:
+        """Whether the producer's transaction of ``epoch`` is open here.  One of an older epoch
+        is not: with transactions V2 the producer has its next epoch before the marker of its
+        last transaction arrives, and its next transaction must not join the last one here
+        (Kafka's hasOngoingTransaction(producerId, producerEpoch))."""
+        entry = self.producers.get(producer_id)
+        return entry is not None and entry.in_transaction and entry.epoch == epoch
+
+    def start_verification(self, producer_id: int, sequence: int, epoch: int,
+                           now_ms: int) -> VerificationGuard | None:
+        """The guard an append of this producer's transactional batch must bring, created (or
+        reused, while a verification is pending) now; None when its transaction of this epoch
+        is open here already, which needs no verification."""
+        if self.in_transaction(producer_id, epoch):
+            return None
+        entry = self.verifying.get(producer_id)
+        if entry is None:
+            entry = self.verifying[producer_id] = VerificationEntry(VerificationGuard(), now_ms, sequence, epoch)
+        else:
+            entry.saw(sequence, epoch)
+        return entry.guard
+
+    def check_verified(self, header: BatchHeader, guard: VerificationGuard | None) -> None:
+        """Refuse (InvalidTxnState) a transactional batch that neither continues this producer's
+        open transaction of its epoch nor brings the guard of its current verification;
+        ``guard`` None: verification is off.  Changes nothing."""
+        if (guard is None or not header.is_transactional
+                or self.in_transaction(header.producer_id, header.producer_epoch)):
+            return
+        entry = self.verifying.get(header.producer_id)
+        if guard is NO_GUARD or entry is None or entry.guard is not guard:
+            raise InvalidTxnState("Record was not part of an ongoing transaction")
+
+    def end_verification(self, producer_id: int, guard: VerificationGuard) -> None:
+        """The coordinator refused the verification of ``guard`` for good: forget it, unless
+        a newer verification replaced it already."""
+        entry = self.verifying.get(producer_id)
+        if entry is not None and entry.guard is guard:
+            del self.verifying[producer_id]
 
     # -- transactions ----------------------------------------------------------------------
 
@@ -324,6 +434,8 @@ class ProducerState:
                    if not entry.in_transaction and now_ms - entry.last_timestamp >= expiration_ms]
         for pid in expired:
             del self.producers[pid]
+        self.verifying = {pid: entry for pid, entry in self.verifying.items()
+                          if now_ms - entry.created_ms < expiration_ms}
         return len(expired)
 
     def update(self, header: BatchHeader, marker: EndTxnMarker | None = None) -> CompletedTxn | None:
@@ -337,6 +449,7 @@ class ProducerState:
         if not header.has_producer_id:
             return None
         pid = header.producer_id
+        self.verifying.pop(pid, None)  # written: the transaction is open here, or ended
         entry = self.producers.get(pid)
         if entry is None:
             entry = self.producers[pid] = ProducerEntry(pid, header.producer_epoch)

@@ -18,14 +18,22 @@ truthfully claim:
 * ``group.version`` 0-1, finalized at 1: the KIP-848 consumer protocol
   (ConsumerGroupHeartbeat / ConsumerGroupDescribe) works; at 0 those APIs answer
   UNSUPPORTED_VERSION, as Kafka's do.
-* ``transaction.version`` 0 only: no transactions yet (level 1 is KIP-890 part 2's
-  server-side defense, level 2 its new protocol); the transactions work raises it.
+* ``transaction.version`` 0-2, finalized at 2 (Kafka 4.0's default on a new cluster: TV_2
+  bootstraps from 4.0-IV2), on a lone broker and a cluster alike (a cluster's partition leaders
+  add a V2 client's partitions through the id's coordinator, kavka.cluster.txn_verifier).
+  Level 2 is KIP-890's transactions V2: a client that sees it (the Java client from 4.0)
+  sends EndTxn v5, Produce v12 and TxnOffsetCommit v5 with no AddPartitionsToTxn or
+  AddOffsetsToTxn of its own, and every commit or abort bumps its epoch.  Levels 0 and 1 (Kafka's flexible
+  ``__transaction_state`` records) run the classic protocol; the partition-side check that a
+  transactional write belongs to an ongoing transaction (KIP-890 part 1) is on at every level
+  (``transaction.partition.verification.enable``).
 * ``eligible.leader.replicas.version`` 0 only: no ELR (KIP-966).
 * ``share.version`` 0 only: no share groups (KIP-932).
 * ``streams.version`` 0 only: no streams groups (KIP-1071).
 
-A fresh cluster starts at Kafka 4.0's format-time defaults for these ranges (the newest
-metadata.version and group.version 1) at epoch 0.  Updates follow Kafka's controller
+A fresh lone broker starts at Kafka 4.0's format-time defaults for these ranges (the newest
+metadata.version, group.version 1 and transaction.version 2) at epoch 0, and so does a fresh
+cluster.  Updates follow Kafka's controller
 (FeatureControlManager): the whole request fails with INVALID_UPDATE_VERSION on the first
 update it cannot make, and nothing changes.  This module is pure: the metadata
 implementations (kavka.metadata.local, kavka.cluster.metadata) keep the levels.
@@ -61,7 +69,7 @@ SUPPORTED: dict[str, SupportedRange] = {
     METADATA_VERSION: SupportedRange(7, 25),
     "kraft.version": SupportedRange(0, 0),
     GROUP_VERSION: SupportedRange(0, 1),
-    "transaction.version": SupportedRange(0, 0),
+    TRANSACTION_VERSION: SupportedRange(0, 2),
     "eligible.leader.replicas.version": SupportedRange(0, 0),
     "share.version": SupportedRange(0, 0),
     "streams.version": SupportedRange(0, 0),
@@ -77,7 +85,7 @@ METADATA_VERSIONS: dict[int, tuple[str, bool]] = {
     23: ("4.0-IV1", True), 24: ("4.0-IV2", False), 25: ("4.0-IV3", False),
 }
 
-DEFAULT_LEVELS: dict[str, int] = {METADATA_VERSION: 25, GROUP_VERSION: 1}
+DEFAULT_LEVELS: dict[str, int] = {METADATA_VERSION: 25, GROUP_VERSION: 1, TRANSACTION_VERSION: 2}
 
 
 class UpgradeType(IntEnum):

@@ -158,7 +158,8 @@ class TransactionCoordinator:
                        partitions: Iterable[TopicPartition], verify_only: bool = False) -> TxnOutcome:
         """AddPartitionsToTxn: the reply maps each partition to its error.  ``verify_only``
         (v4+, sent by a partition leader before a transactional write, KIP-890) changes
-        nothing and says whether each partition is in the id's ongoing transaction."""
+        nothing and says whether each partition is in the id's ongoing transaction
+        (TRANSACTION_ABORTABLE when not, as Kafka's handleVerifyPartitionsInTransaction)."""
         wanted = frozenset(partitions)
         meta, error = self._producer_check(transactional_id, producer_id, producer_epoch)
         if error is None and meta.state.preparing:
@@ -168,7 +169,7 @@ class TransactionCoordinator:
         if verify_only:
             ongoing = meta.state == TxnState.ONGOING
             return TxnOutcome({tp: ErrorCode.none if ongoing and tp in meta.partitions
-                               else ErrorCode.invalid_txn_state for tp in wanted})
+                               else ErrorCode.transaction_abortable for tp in wanted})
         if meta.state == TxnState.ONGOING and wanted <= meta.partitions:
             return TxnOutcome({tp: ErrorCode.none for tp in wanted})
         now = self.now()
@@ -191,7 +192,7 @@ class TransactionCoordinator:
         epoch it continues with (a new epoch for transactions V2)."""
         meta = self.ids.get(transactional_id)
         v2 = client_txn_version >= TXN_V2
-        if meta is not None and v2 and self._is_v2_retry(meta, producer_id, producer_epoch, commit):
+        if meta is not None and v2 and self._is_v2_retry(meta, producer_id, producer_epoch):
             return self._end_state_reply(meta, commit)
         meta, error = self._producer_check(transactional_id, producer_id, producer_epoch)
         if error is not None:
@@ -365,12 +366,12 @@ class TransactionCoordinator:
         return meta, None
 
     @staticmethod
-    def _is_v2_retry(meta: TxnMetadata, producer_id: int, producer_epoch: int, commit: bool) -> bool:
+    def _is_v2_retry(meta: TxnMetadata, producer_id: int, producer_epoch: int) -> bool:
         """A transactions-V2 EndTxn retried after its answer was lost: it names the epoch the
-        transaction had before EndTxn bumped it (or the id an exhausted epoch replaced)."""
-        finished = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
-        complete = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
-        if meta.state not in (finished, complete):
+        transaction had before EndTxn bumped it (or the id an exhausted epoch replaced).  As in
+        Kafka, that is judged whatever it decides, so the other decision is INVALID_TXN_STATE,
+        not a fencing."""
+        if not (meta.state.preparing or meta.state in (TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT)):
             return False
         if meta.producer_id == producer_id:
             return producer_epoch == meta.producer_epoch - 1

@@ -46,9 +46,9 @@ def test_api_versions_v4_reports_every_feature_and_the_defaults(h):
     r = versions(h, 4)
     assert supported(r) == {
         "metadata.version": (7, 25), "kraft.version": (0, 0), "group.version": (0, 1),
-        "transaction.version": (0, 0), "eligible.leader.replicas.version": (0, 0),
+        "transaction.version": (0, 2), "eligible.leader.replicas.version": (0, 0),
         "share.version": (0, 0), "streams.version": (0, 0)}
-    assert finalized(r) == {"metadata.version": (25, 25), "group.version": (1, 1)}
+    assert finalized(r) == {"metadata.version": (25, 25), "group.version": (1, 1), "transaction.version": (2, 2)}
     assert r.finalized_features_epoch == 0
     assert any(k.api_key == UPDATE_FEATURES and (k.min_version, k.max_version) == (0, 2) for k in r.api_keys)
 
@@ -56,7 +56,7 @@ def test_api_versions_v4_reports_every_feature_and_the_defaults(h):
 def test_api_versions_v3_leaves_out_features_with_minimum_zero(h):
     r = versions(h, 3)
     assert supported(r) == {"metadata.version": (7, 25)}
-    assert finalized(r) == {"metadata.version": (25, 25), "group.version": (1, 1)}
+    assert finalized(r) == {"metadata.version": (25, 25), "group.version": (1, 1), "transaction.version": (2, 2)}
 
 
 def test_api_versions_before_v3_has_no_features(h):
@@ -70,7 +70,7 @@ def test_downgrade_and_upgrade_bump_the_epoch(h):
     assert r.error_code == ErrorCode.none and r.error_message is None
     assert [(x.feature, x.error_code) for x in r.results] == [("group.version", ErrorCode.none)]
     after = versions(h)
-    assert finalized(after) == {"metadata.version": (25, 25)}
+    assert finalized(after) == {"metadata.version": (25, 25), "transaction.version": (2, 2)}
     assert after.finalized_features_epoch == 1
     assert update(h, ("group.version", 1, UPGRADE)).error_code == ErrorCode.none
     after = versions(h)
@@ -115,7 +115,8 @@ def test_upgrade_with_a_downgrade_type_is_refused(h):
 
 @pytest.mark.parametrize("feature, level, reason", [
     ("group.version", 2, "Local controller 0 only supports versions 0-1"),
-    ("transaction.version", 1, "Local controller 0 does not support this feature."),
+    ("transaction.version", 3, "Local controller 0 only supports versions 0-2"),
+    ("share.version", 1, "Local controller 0 does not support this feature."),
     ("no.such.feature", 1, "Local controller 0 does not support this feature."),
     ("metadata.version", 26, "Local controller 0 only supports versions 7-25"),
     ("group.version", -1, "A feature version cannot be less than 0."),
@@ -171,7 +172,7 @@ def test_levels_survive_a_restart(h):
         again = type(h)(BrokerContext(logs=logs, config=old.config, clock=old.clock, node_id=0,
                                            host="127.0.0.1", port=9092, producer_ids=RandomProducerIds()))
         after = versions(again)
-        assert finalized(after) == {"metadata.version": (25, 25)}
+        assert finalized(after) == {"metadata.version": (25, 25), "transaction.version": (2, 2)}
         assert after.finalized_features_epoch == 1
     finally:
         logs.close()

@@ -22,6 +22,7 @@ from kavka.clock import ManualClock
 from kavka.config import BrokerConfig
 from kavka.internal_topics import OFFSETS_TOPIC, coordinator_partition
 from kavka.log.log_manager import LogManager
+from kavka.metadata.features import TRANSACTION_VERSION, FeatureUpdate, UpgradeType
 from kavka.protocol.errors import ErrorCode as E
 from kavka.protocol.record_codec import encode_batch
 from kavka.txn.coordinator import TransactionCoordinator, TxnConfig
@@ -254,7 +255,7 @@ def test_batch_form_answers_each_transaction_and_verifies(wire):
     response, described = run(scenario())
     assert response.error_code == E.none
     results = {r.transactional_id: _errors(r.topic_results) for r in response.results_by_transaction}
-    assert results == {"a": {("t", 0): E.none, ("t", 1): E.invalid_txn_state},
+    assert results == {"a": {("t", 0): E.none, ("t", 1): E.transaction_abortable},
                        "b": {("t", 1): E.none},
                        "c": {("t", 1): E.invalid_producer_id_mapping}}
     assert [d.partitions for d in described["a"].topics] == [(0,)]   # verify_only changed nothing
@@ -276,10 +277,13 @@ def test_add_offsets_adds_the_groups_offsets_partition(wire):
         (OFFSETS_TOPIC, (coordinator_partition("g", 50),))]
 
 
-def test_end_txn_v5_returns_the_producer_and_abort_hides_the_records(wire):
+@pytest.mark.parametrize("txn_version, next_epoch", [(0, 0), (2, 1)])
+def test_end_txn_v5_returns_the_producer_and_abort_hides_the_records(wire, txn_version, next_epoch):
     partition = wire.context.logs.partition("t", 0)
 
     async def scenario():
+        await wire.context.admin.update_features(
+            [FeatureUpdate(TRANSACTION_VERSION, txn_version, UpgradeType.SAFE_DOWNGRADE)], False)
         init = await wire.init("tx")
         pid = init.producer_id
         await wire.add("tx", pid, 0, [("t", 0)])
@@ -289,7 +293,7 @@ def test_end_txn_v5_returns_the_producer_and_abort_hides_the_records(wire):
         await wire.markers_written()
         return ended, again, (await wire.describe("tx"))["tx"]
     ended, again, described = run(scenario())
-    assert (ended.error_code, ended.producer_id, ended.producer_epoch) == (E.none, described.producer_id, 0)
+    assert (ended.error_code, ended.producer_id, ended.producer_epoch) == (E.none, described.producer_id, next_epoch)
     assert again.error_code == E.invalid_txn_state
     assert described.transaction_state == "CompleteAbort"
     assert partition.last_stable_offset == partition.log.log_end_offset == 2

@@ -9,6 +9,7 @@ tells the group runner).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -171,3 +172,61 @@ def test_txn_offset_commit_is_advertised_at_kafka_4_range(link):
                                  client_software_version="1")))
     ranges = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
     assert ranges[TXN_COMMIT] == (0, 5)
+
+
+def held_verifier(link):
+    """test_txn_verification's HeldVerifier as the link's verifier (imported here: that module
+    imports this one)."""
+    from test_txn_verification import HeldVerifier
+    held = link.context.txn_verifier = HeldVerifier(link.context.transactions)
+    return held
+
+
+def offsets_partition(link):
+    return link.context.logs.partition(OFFSETS_TOPIC, coordinator_partition("g", OFFSETS_PARTITIONS))
+
+
+def test_a_commit_verified_before_an_abort_marker_is_refused_and_the_lso_moves_on(link):
+    """KIP-890 for TxnOffsetCommit: the group partition's guard, taken before the question,
+    is stale once a marker of the producer lands there first (its transaction aborted)."""
+    held = held_verifier(link)
+
+    async def scenario():
+        pid = (await link.init("tx")).producer_id
+        await add_offsets(link, pid)
+        first = asyncio.ensure_future(txn_commit(link, pid, [("t", 0, 1)], version=0))   # creates the partition
+        await held.wait_held(1)
+        held.release(0)
+        assert await first == {("t", 0): E.none}
+        await link.end("tx", pid, 0, False)
+        await link.markers_written()
+        pid2 = (await link.init("tx")).producer_id
+        await add_offsets(link, pid2, epoch=1)
+        late = asyncio.ensure_future(txn_commit(link, pid2, [("t", 0, 5)], epoch=1))
+        await held.wait_held(2)
+        partition = offsets_partition(link)
+        partition.append_marker(pid2, 1, False, 0, link.context.clock.now_ms())   # an abort got there first
+        await held.wait_held(2)
+        held.release(1)
+        return await late, await fetched(link, stable=True)
+    late, after = run(scenario())
+    assert late == {("t", 0): E.invalid_txn_state}
+    assert after == {0: (-1, E.none), 1: (-1, E.none)}, "nothing pending"
+    partition = offsets_partition(link)
+    assert partition.last_stable_offset == partition.log.log_end_offset
+
+
+def test_retriable_verification_answers_ask_the_client_to_find_the_coordinator_again(link):
+    held = held_verifier(link)
+
+    async def scenario():
+        pid = (await link.init("tx")).producer_id
+        await add_offsets(link, pid)
+        answers = []
+        for i, error in enumerate((E.not_coordinator, E.network_exception, E.transaction_abortable)):
+            commit = asyncio.ensure_future(txn_commit(link, pid, [("t", 0, 1)], version=3))
+            await held.wait_held(i + 1)
+            held.release(i, {(OFFSETS_TOPIC, coordinator_partition("g", OFFSETS_PARTITIONS)): error})
+            answers.append((await commit)[("t", 0)])
+        return answers
+    assert run(scenario()) == [E.coordinator_not_available, E.coordinator_not_available, E.invalid_txn_state]

@@ -47,7 +47,7 @@ class MemoryJournal:
     def is_local(self, group_id: str) -> bool:
         return self.local
 
-    def append(self, group_id: str, records, producer=None) -> None:
+    def append(self, group_id: str, records, producer=None, guard=None) -> None:
         if self.fail is not None:
             raise self.fail
         log = self.logs.setdefault(partition_for(group_id, self.partitions), [])

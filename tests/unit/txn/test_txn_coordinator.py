@@ -73,10 +73,10 @@ def test_a_stale_epoch_is_fenced_and_an_unknown_producer_id_is_unmapped(txn):
 
 def test_verify_only_says_which_partitions_are_in_the_ongoing_transaction_and_writes_nothing(txn):
     p = start(txn)
-    assert txn.add_partitions("t1", p.producer_id, 0, [TP], verify_only=True).reply == {TP: E.invalid_txn_state}
+    assert txn.add_partitions("t1", p.producer_id, 0, [TP], verify_only=True).reply == {TP: E.transaction_abortable}
     txn.add_partitions("t1", p.producer_id, 0, [TP])
     out = txn.add_partitions("t1", p.producer_id, 0, [TP, TP2], verify_only=True)
-    assert out.reply == {TP: E.none, TP2: E.invalid_txn_state} and not out.records
+    assert out.reply == {TP: E.none, TP2: E.transaction_abortable} and not out.records
 
 
 def test_add_offsets_adds_the_groups_offsets_partition(txn):

@@ -41,7 +41,7 @@ final class Transactions {
     private Transactions() {
     }
 
-    private static Map<String, Object> producerDefaults(String transactionalId) {
+    static Map<String, Object> producerDefaults(String transactionalId) {
         return Map.of(
                 "key.serializer", ByteArraySerializer.class.getName(),
                 "value.serializer", ByteArraySerializer.class.getName(),
