@@ -16,8 +16,10 @@ takes any bootstrap address: one broker or a cluster.
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
+import traceback
 from collections import Counter, defaultdict
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
@@ -195,8 +197,16 @@ def wait_caught_up(bootstrap: str, ends: dict[int, int], timeout: float, workers
             f"the pipeline did not commit {SOURCE}'s ends {ends} in {timeout}s: committed {committed}; "
             f"workers committed {[w.committed for w in workers]} transactions, failed {[w.failed for w in workers]}, "
             f"last errors {[w.client.errors[-3:] for w in workers if w.client]}, "
-            f"assignments {[[tp.partition for tp in w.assignment] for w in workers]}")
+            f"assignments {[[tp.partition for tp in w.assignment] for w in workers]}; {where(workers)}")
         time.sleep(0.5)
+
+
+def where(threads) -> str:
+    """Where each live thread is now (the frames of its stack): a stuck worker says which call."""
+    frames = sys._current_frames()
+    return "; ".join(f"{t.name} in " + " <- ".join(f"{f.name}:{f.lineno}" for f in
+                                                    reversed(traceback.extract_stack(frames[t.ident])[-4:]))
+                     for t in threads if t.is_alive() and t.ident in frames)
 
 
 def per_key(values: list[bytes]) -> dict[bytes, list[bytes]]:
