@@ -6,7 +6,9 @@ consume SOURCE and for each batch write ``out:<value>`` with the same key to SIN
 batch's offsets (send_offsets_to_transaction) in one transaction; one in ten they abort
 themselves after sending both (so aborted output and offsets exist); a failed transaction is
 aborted (a producer in a fatal state replaced, txn_workload.Transactional) and the consumer
-rewound to the group's committed offsets, as Kafka's exactly-once applications do.
+rewound to the group's committed offsets, as Kafka's exactly-once applications do; a producer
+hung in send_offsets_to_transaction past its timeout (a librdkafka bug, :func:`bounded`) is
+abandoned for a new one with the same transactional id, which fences it.
 :class:`Pipeline` runs a feeder and workers and, at the end, once the group has committed
 SOURCE's end, checks that SINK read under read_committed holds every record of SOURCE exactly
 once, for each key in SOURCE's order, and nothing else (no aborted write is visible).  It
@@ -34,6 +36,34 @@ PARTITIONS = 3
 KEYS = 12
 GROUP = "eos-pipeline"
 ABORT_RATIO = 0.1    # transactions a worker aborts itself, its output and offsets already sent
+HANG_GRACE_S = 20.0  # a call still running this long after its timeout hangs
+
+
+class HungCall(Exception):
+    """A librdkafka call that did not return long after its timeout."""
+
+
+def bounded(call, *args, timeout: float) -> None:
+    """``call(*args, timeout)`` in a thread of its own, HungCall if it outlives its timeout by
+    HANG_GRACE_S.  librdkafka 2.16's send_offsets_to_transaction ignores its timeout and can wait
+    for ever on a group coordinator that dropped out of Metadata (a broker that lost its etcd
+    session, as a Kafka broker fenced by its controller): confluentinc/librdkafka#5456, #5511."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call(*args, timeout)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name=f"bounded-{getattr(call, '__name__', 'call')}", daemon=True)
+    thread.start()
+    thread.join(timeout + HANG_GRACE_S)
+    if not outcome:
+        raise HungCall(f"{getattr(call, '__name__', call)} did not return {timeout + HANG_GRACE_S:.0f}s after it began")
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 def advertised_api_keys(bootstrap: str) -> set[int]:
@@ -141,8 +171,8 @@ class PipelineWorker(threading.Thread):
             client.producer.begin_transaction()
             for msg in batch:
                 client.producer.produce(SINK, key=msg.key(), value=b"out:" + msg.value())
-            client.retry(lambda t: client.producer.send_offsets_to_transaction(
-                offsets, self.consumer.consumer_group_metadata(), t))
+            client.retry(lambda t: bounded(client.producer.send_offsets_to_transaction, offsets,
+                                           self.consumer.consumer_group_metadata(), timeout=t))
             if self.rng.random() < ABORT_RATIO:   # the application gives the batch up
                 client.producer.flush(CALL_TIMEOUT_S)
                 client.retry(client.producer.abort_transaction)
@@ -154,6 +184,10 @@ class PipelineWorker(threading.Thread):
         except KafkaException as exc:
             self.failed += 1
             client.recover(exc.args[0])
+            self._rewind()
+        except HungCall as exc:
+            self.failed += 1
+            client.abandon(str(exc))
             self._rewind()
 
     def _committed(self, assignment: list[TopicPartition]) -> list[TopicPartition]:

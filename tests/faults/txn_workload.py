@@ -44,7 +44,8 @@ class Transactional:
     def __init__(self, conf: dict) -> None:
         self.conf = conf
         self.errors: list[str] = []    # every error retried or recovered from
-        self.replaced = 0              # producers replaced after a fatal error
+        self.replaced = 0              # producers replaced after a fatal error or a hung call
+        self.abandoned: list[Producer] = []   # hung in a call: kept, never destroyed (that would hang too)
         self.deadline = float("inf")
         self.producer = self._new_producer()
 
@@ -81,6 +82,15 @@ class Transactional:
                     raise
         elif not error.fatal():
             raise KafkaException(error)   # neither abortable nor fatal: the workload has a bug
+        self.replaced += 1
+        self.producer = self._new_producer()
+
+    def abandon(self, reason: str) -> None:
+        """The producer hangs in a call (a librdkafka bug): a new one with the same
+        transactional id takes over, its init_transactions fencing the old one, whose late
+        requests the brokers then refuse."""
+        self.errors.append(reason)
+        self.abandoned.append(self.producer)
         self.replaced += 1
         self.producer = self._new_producer()
 
