@@ -6,9 +6,12 @@ consume SOURCE and for each batch write ``out:<value>`` with the same key to SIN
 batch's offsets (send_offsets_to_transaction) in one transaction; one in ten they abort
 themselves after sending both (so aborted output and offsets exist); a failed transaction is
 aborted (a producer in a fatal state replaced, txn_workload.Transactional) and the consumer
-rewound to the group's committed offsets, as Kafka's exactly-once applications do; a producer
-hung in send_offsets_to_transaction past its timeout (a librdkafka bug, :func:`bounded`) is
-abandoned for a new one with the same transactional id, which fences it.
+rewound to the group's committed offsets, as Kafka's exactly-once applications do.  A producer
+that hangs is abandoned for a new one with the same transactional id, which fences it:
+librdkafka 2.16 can wait for ever on a coordinator it dropped with a broker that left Metadata
+(confluentinc/librdkafka#5456, #5511), in send_offsets_to_transaction past its timeout
+(:func:`bounded`) or with a request to the transaction coordinator never sent, every retry
+timing out (``Transactional`` ``hung_after_s``), while the brokers answer everyone else.
 :class:`Pipeline` runs a feeder and workers and, at the end, once the group has committed
 SOURCE's end, checks that SINK read under read_committed holds every record of SOURCE exactly
 once, for each key in SOURCE's order, and nothing else (no aborted write is visible).  It
@@ -28,7 +31,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 
 from kavka.client import Client
-from txn_workload import CALL_TIMEOUT_S, CLIENT_CONF, Transactional, end_offsets, read_to_end, wait_stable
+from txn_workload import CALL_TIMEOUT_S, CLIENT_CONF, HungCall, Transactional, end_offsets, read_to_end, wait_stable
 
 TXN_OFFSET_COMMIT = 28
 SOURCE, SINK = "eos-source", "eos-sink"
@@ -37,10 +40,7 @@ KEYS = 12
 GROUP = "eos-pipeline"
 ABORT_RATIO = 0.1    # transactions a worker aborts itself, its output and offsets already sent
 HANG_GRACE_S = 20.0  # a call still running this long after its timeout hangs
-
-
-class HungCall(Exception):
-    """A librdkafka call that did not return long after its timeout."""
+HUNG_AFTER_S = 45.0  # a call retried this long hangs (a transaction times out after 20 s)
 
 
 def bounded(call, *args, timeout: float) -> None:
@@ -126,7 +126,7 @@ class PipelineWorker(threading.Thread):
     def run(self) -> None:
         try:
             self.consumer.subscribe([SOURCE], on_assign=self._assigned, on_revoke=self._revoked)
-            self.client = Transactional(self.producer_conf)
+            self.client = Transactional(self.producer_conf, hung_after_s=HUNG_AFTER_S)
             while not self._stop_working.is_set():
                 batch = self._poll()
                 if batch:
@@ -181,14 +181,21 @@ class PipelineWorker(threading.Thread):
                 return
             client.retry(client.producer.commit_transaction)
             self.committed += 1
-        except KafkaException as exc:
+        except (KafkaException, HungCall) as exc:
             self.failed += 1
-            client.recover(exc.args[0])
+            self._recover(exc)
             self._rewind()
-        except HungCall as exc:
-            self.failed += 1
-            client.abandon(str(exc))
-            self._rewind()
+
+    def _recover(self, exc: Exception) -> None:
+        """Abort the transaction or replace a fatally failed producer (Transactional.recover);
+        a producer that hangs, in the failed call or in the abort, is abandoned."""
+        try:
+            if isinstance(exc, KafkaException):
+                self.client.recover(exc.args[0])
+                return
+        except HungCall as hung:
+            exc = hung
+        self.client.abandon(str(exc))
 
     def _committed(self, assignment: list[TopicPartition]) -> list[TopicPartition]:
         """The group's committed offsets, asked again while the answer is retriable (a
