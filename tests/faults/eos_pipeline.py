@@ -11,7 +11,8 @@ that hangs is abandoned for a new one with the same transactional id, which fenc
 librdkafka 2.16 can wait for ever on a coordinator it dropped with a broker that left Metadata
 (confluentinc/librdkafka#5456, #5511), in send_offsets_to_transaction past its timeout
 (:func:`bounded`) or with a request to the transaction coordinator never sent, every retry
-timing out (``Transactional`` ``hung_after_s``), while the brokers answer everyone else.
+timing out (``Transactional`` ``hung_after_s``), while the brokers answer everyone else; a
+consumer whose committed() keeps timing out so is replaced by a new group member.
 :class:`Pipeline` runs a feeder and workers and, at the end, once the group has committed
 SOURCE's end, checks that SINK read under read_committed holds every record of SOURCE exactly
 once, for each key in SOURCE's order, and nothing else (no aborted write is visible).  It
@@ -112,10 +113,12 @@ class PipelineWorker(threading.Thread):
         self.producer_conf = {"bootstrap.servers": bootstrap, "transactional.id": f"eos-worker-{n}",
                               "linger.ms": 5, "transaction.timeout.ms": 20000, "message.timeout.ms": 20000,
                               **CLIENT_CONF}
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP,
-                                  "isolation.level": "read_committed", "enable.auto.commit": False,
-                                  "auto.offset.reset": "earliest", "session.timeout.ms": 10000,
-                                  "heartbeat.interval.ms": 500, **CLIENT_CONF})
+        self.consumer_conf = {"bootstrap.servers": bootstrap, "group.id": GROUP,
+                              "isolation.level": "read_committed", "enable.auto.commit": False,
+                              "auto.offset.reset": "earliest", "session.timeout.ms": 10000,
+                              "heartbeat.interval.ms": 500, **CLIENT_CONF}
+        self.consumer = Consumer(self.consumer_conf)
+        self.consumers_replaced = 0
         self.client: Transactional | None = None
         self.committed = self.aborted = self.failed = 0
         self.assignment: list[TopicPartition] = []   # as the last rebalance left it
@@ -125,7 +128,7 @@ class PipelineWorker(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.consumer.subscribe([SOURCE], on_assign=self._assigned, on_revoke=self._revoked)
+            self._subscribe()
             self.client = Transactional(self.producer_conf, hung_after_s=HUNG_AFTER_S)
             while not self._stop_working.is_set():
                 batch = self._poll()
@@ -135,6 +138,9 @@ class PipelineWorker(threading.Thread):
             self.error = exc
         finally:
             self.consumer.close()
+
+    def _subscribe(self) -> None:
+        self.consumer.subscribe([SOURCE], on_assign=self._assigned, on_revoke=self._revoked)
 
     def _assigned(self, _consumer, partitions) -> None:
         self.assignment = list(partitions)
@@ -197,24 +203,45 @@ class PipelineWorker(threading.Thread):
             exc = hung
         self.client.abandon(str(exc))
 
-    def _committed(self, assignment: list[TopicPartition]) -> list[TopicPartition]:
+    def _committed(self, assignment: list[TopicPartition]) -> list[TopicPartition] | None:
         """The group's committed offsets, asked again while the answer is retriable (a
-        coordinator moving; offsets of a transaction still pending) for up to a minute."""
-        deadline = time.monotonic() + 60
+        coordinator moving; offsets of a transaction still pending) for up to HUNG_AFTER_S;
+        None if it never came."""
+        deadline = time.monotonic() + HUNG_AFTER_S
         while True:
             try:
                 return self.consumer.committed(assignment, timeout=10)
             except KafkaException as exc:
                 self.client.errors.append(str(exc.args[0]))
-                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                if not exc.args[0].retriable():
                     raise
+                if time.monotonic() > deadline:
+                    return None
+
+    def _replace_consumer(self) -> None:
+        """A consumer whose committed() times out while the group coordinator answers others
+        (librdkafka's coordinator lost with a broker that left Metadata, module doc): closed
+        (bounded: it may hang too) and replaced by a new member, which starts from the group's
+        committed offsets, as the rewind wanted."""
+        old, self.assignment = self.consumer, []
+        try:
+            bounded(lambda _timeout: old.close(), timeout=CALL_TIMEOUT_S)
+        except HungCall as exc:
+            self.client.errors.append(f"abandoned a consumer: {exc}")
+        self.consumers_replaced += 1
+        self.consumer = Consumer(self.consumer_conf)
+        self._subscribe()
 
     def _rewind(self) -> None:
         """Back to the group's committed offsets: the failed batch is processed again."""
         assignment = self.consumer.assignment()
         if not assignment:
             return
-        for tp in self._committed(assignment):
+        committed = self._committed(assignment)
+        if committed is None:
+            self._replace_consumer()
+            return
+        for tp in committed:
             self.consumer.seek(TopicPartition(SOURCE, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
 
 
@@ -289,7 +316,8 @@ class Pipeline:
         check_outputs(inputs, outputs)
         return {"inputs": len(inputs), "committed": [w.committed for w in self.workers],
                 "aborted": [w.aborted for w in self.workers], "failed": [w.failed for w in self.workers],
-                "replaced": [w.client.replaced for w in self.workers]}
+                "replaced": [w.client.replaced for w in self.workers],
+                "consumers_replaced": [w.consumers_replaced for w in self.workers]}
 
 
 def check_outputs(inputs: list[bytes], outputs: list[bytes]) -> None:
