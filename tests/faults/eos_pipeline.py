@@ -28,7 +28,7 @@ import time
 import traceback
 from collections import Counter, defaultdict
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 
 from kavka.client import Client
@@ -212,8 +212,9 @@ class PipelineWorker(threading.Thread):
             try:
                 return self.consumer.committed(assignment, timeout=10)
             except KafkaException as exc:
-                self.client.errors.append(str(exc.args[0]))
-                if not exc.args[0].retriable():
+                error = exc.args[0]
+                self.client.errors.append(str(error))
+                if not (error.retriable() or error.code() == KafkaError._TIMED_OUT):   # committed()'s timeout is not "retriable"
                     raise
                 if time.monotonic() > deadline:
                     return None
