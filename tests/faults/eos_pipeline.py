@@ -214,7 +214,8 @@ class PipelineWorker(threading.Thread):
             except KafkaException as exc:
                 error = exc.args[0]
                 self.client.errors.append(str(error))
-                if not (error.retriable() or error.code() == KafkaError._TIMED_OUT):   # committed()'s timeout is not "retriable"
+                # committed()'s own timeout is not retriable() for confluent-kafka: asked again too
+                if not (error.retriable() or error.code() == KafkaError._TIMED_OUT):
                     raise
                 if time.monotonic() > deadline:
                     return None
