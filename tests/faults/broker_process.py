@@ -25,6 +25,8 @@ from kavka.testing import TINY_SEGMENTS
 
 READY_LINE = "kavka listening on"
 RECOVERED_PHRASE = "recovered after an unclean shutdown"
+# The brokers' --log-level; KAVKA_FAULTS_LOG_LEVEL=DEBUG to follow a failing fault test.
+LOG_LEVEL = os.environ.get("KAVKA_FAULTS_LOG_LEVEL", "INFO")
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -128,7 +130,7 @@ class BrokerProcess:
 
     def command(self) -> list[str]:
         args = [sys.executable, "-m", "kavka", "serve", "--data-dir", str(self.data_dir),
-                "--listen", f"{self.host}:{self.port}", "--log-level", "INFO"]
+                "--listen", f"{self.host}:{self.port}", "--log-level", LOG_LEVEL]
         if self.advertised:
             args += ["--advertised-listener", self.advertised]
         for name, value in self.overrides.items():

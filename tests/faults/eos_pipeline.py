@@ -6,7 +6,13 @@ consume SOURCE and for each batch write ``out:<value>`` with the same key to SIN
 batch's offsets (send_offsets_to_transaction) in one transaction; one in ten they abort
 themselves after sending both (so aborted output and offsets exist); a failed transaction is
 aborted (a producer in a fatal state replaced, txn_workload.Transactional) and the consumer
-rewound to the group's committed offsets, as Kafka's exactly-once applications do.
+rewound to the group's committed offsets, as Kafka's exactly-once applications do.  A producer
+that hangs is abandoned for a new one with the same transactional id, which fences it:
+librdkafka 2.16 can wait for ever on a coordinator it dropped with a broker that left Metadata
+(confluentinc/librdkafka#5456, #5511), in send_offsets_to_transaction past its timeout
+(:func:`bounded`) or with a request to the transaction coordinator never sent, every retry
+timing out (``Transactional`` ``hung_after_s``), while the brokers answer everyone else; a
+consumer whose committed() keeps timing out so is replaced by a new group member.
 :class:`Pipeline` runs a feeder and workers and, at the end, once the group has committed
 SOURCE's end, checks that SINK read under read_committed holds every record of SOURCE exactly
 once, for each key in SOURCE's order, and nothing else (no aborted write is visible).  It
@@ -16,15 +22,17 @@ takes any bootstrap address: one broker or a cluster.
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
+import traceback
 from collections import Counter, defaultdict
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 
 from kavka.client import Client
-from txn_workload import CALL_TIMEOUT_S, CLIENT_CONF, Transactional, end_offsets, read_to_end, wait_stable
+from txn_workload import CALL_TIMEOUT_S, CLIENT_CONF, HungCall, Transactional, end_offsets, read_to_end, wait_stable
 
 TXN_OFFSET_COMMIT = 28
 SOURCE, SINK = "eos-source", "eos-sink"
@@ -32,6 +40,31 @@ PARTITIONS = 3
 KEYS = 12
 GROUP = "eos-pipeline"
 ABORT_RATIO = 0.1    # transactions a worker aborts itself, its output and offsets already sent
+HANG_GRACE_S = 20.0  # a call still running this long after its timeout hangs
+HUNG_AFTER_S = 45.0  # a call retried this long hangs (a transaction times out after 20 s)
+
+
+def bounded(call, *args, timeout: float) -> None:
+    """``call(*args, timeout)`` in a thread of its own, HungCall if it outlives its timeout by
+    HANG_GRACE_S.  librdkafka 2.16's send_offsets_to_transaction ignores its timeout and can wait
+    for ever on a group coordinator that dropped out of Metadata (a broker that lost its etcd
+    session, as a Kafka broker fenced by its controller): confluentinc/librdkafka#5456, #5511."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call(*args, timeout)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name=f"bounded-{getattr(call, '__name__', 'call')}", daemon=True)
+    thread.start()
+    thread.join(timeout + HANG_GRACE_S)
+    if not outcome:
+        raise HungCall(f"{getattr(call, '__name__', call)} did not return {timeout + HANG_GRACE_S:.0f}s after it began")
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 def advertised_api_keys(bootstrap: str) -> set[int]:
@@ -80,10 +113,12 @@ class PipelineWorker(threading.Thread):
         self.producer_conf = {"bootstrap.servers": bootstrap, "transactional.id": f"eos-worker-{n}",
                               "linger.ms": 5, "transaction.timeout.ms": 20000, "message.timeout.ms": 20000,
                               **CLIENT_CONF}
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP,
-                                  "isolation.level": "read_committed", "enable.auto.commit": False,
-                                  "auto.offset.reset": "earliest", "session.timeout.ms": 10000,
-                                  "heartbeat.interval.ms": 500, **CLIENT_CONF})
+        self.consumer_conf = {"bootstrap.servers": bootstrap, "group.id": GROUP,
+                              "isolation.level": "read_committed", "enable.auto.commit": False,
+                              "auto.offset.reset": "earliest", "session.timeout.ms": 10000,
+                              "heartbeat.interval.ms": 500, **CLIENT_CONF}
+        self.consumer = Consumer(self.consumer_conf)
+        self.consumers_replaced = 0
         self.client: Transactional | None = None
         self.committed = self.aborted = self.failed = 0
         self.assignment: list[TopicPartition] = []   # as the last rebalance left it
@@ -93,8 +128,8 @@ class PipelineWorker(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.consumer.subscribe([SOURCE], on_assign=self._assigned, on_revoke=self._revoked)
-            self.client = Transactional(self.producer_conf)
+            self._subscribe()
+            self.client = Transactional(self.producer_conf, hung_after_s=HUNG_AFTER_S)
             while not self._stop_working.is_set():
                 batch = self._poll()
                 if batch:
@@ -103,6 +138,9 @@ class PipelineWorker(threading.Thread):
             self.error = exc
         finally:
             self.consumer.close()
+
+    def _subscribe(self) -> None:
+        self.consumer.subscribe([SOURCE], on_assign=self._assigned, on_revoke=self._revoked)
 
     def _assigned(self, _consumer, partitions) -> None:
         self.assignment = list(partitions)
@@ -139,8 +177,8 @@ class PipelineWorker(threading.Thread):
             client.producer.begin_transaction()
             for msg in batch:
                 client.producer.produce(SINK, key=msg.key(), value=b"out:" + msg.value())
-            client.retry(lambda t: client.producer.send_offsets_to_transaction(
-                offsets, self.consumer.consumer_group_metadata(), t))
+            client.retry(lambda t: bounded(client.producer.send_offsets_to_transaction, offsets,
+                                           self.consumer.consumer_group_metadata(), timeout=t))
             if self.rng.random() < ABORT_RATIO:   # the application gives the batch up
                 client.producer.flush(CALL_TIMEOUT_S)
                 client.retry(client.producer.abort_transaction)
@@ -149,29 +187,63 @@ class PipelineWorker(threading.Thread):
                 return
             client.retry(client.producer.commit_transaction)
             self.committed += 1
-        except KafkaException as exc:
+        except (KafkaException, HungCall) as exc:
             self.failed += 1
-            client.recover(exc.args[0])
+            self._recover(exc)
             self._rewind()
 
-    def _committed(self, assignment: list[TopicPartition]) -> list[TopicPartition]:
+    def _recover(self, exc: Exception) -> None:
+        """Abort the transaction or replace a fatally failed producer (Transactional.recover);
+        a producer that hangs, in the failed call or in the abort, is abandoned."""
+        try:
+            if isinstance(exc, KafkaException):
+                self.client.recover(exc.args[0])
+                return
+        except HungCall as hung:
+            exc = hung
+        self.client.abandon(str(exc))
+
+    def _committed(self, assignment: list[TopicPartition]) -> list[TopicPartition] | None:
         """The group's committed offsets, asked again while the answer is retriable (a
-        coordinator moving; offsets of a transaction still pending) for up to a minute."""
-        deadline = time.monotonic() + 60
+        coordinator moving; offsets of a transaction still pending) for up to HUNG_AFTER_S;
+        None if it never came."""
+        deadline = time.monotonic() + HUNG_AFTER_S
         while True:
             try:
                 return self.consumer.committed(assignment, timeout=10)
             except KafkaException as exc:
-                self.client.errors.append(str(exc.args[0]))
-                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                error = exc.args[0]
+                self.client.errors.append(str(error))
+                # committed()'s own timeout is not retriable() for confluent-kafka: asked again too
+                if not (error.retriable() or error.code() == KafkaError._TIMED_OUT):
                     raise
+                if time.monotonic() > deadline:
+                    return None
+
+    def _replace_consumer(self) -> None:
+        """A consumer whose committed() times out while the group coordinator answers others
+        (librdkafka's coordinator lost with a broker that left Metadata, module doc): closed
+        (bounded: it may hang too) and replaced by a new member, which starts from the group's
+        committed offsets, as the rewind wanted."""
+        old, self.assignment = self.consumer, []
+        try:
+            bounded(lambda _timeout: old.close(), timeout=CALL_TIMEOUT_S)
+        except HungCall as exc:
+            self.client.errors.append(f"abandoned a consumer: {exc}")
+        self.consumers_replaced += 1
+        self.consumer = Consumer(self.consumer_conf)
+        self._subscribe()
 
     def _rewind(self) -> None:
         """Back to the group's committed offsets: the failed batch is processed again."""
         assignment = self.consumer.assignment()
         if not assignment:
             return
-        for tp in self._committed(assignment):
+        committed = self._committed(assignment)
+        if committed is None:
+            self._replace_consumer()
+            return
+        for tp in committed:
             self.consumer.seek(TopicPartition(SOURCE, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
 
 
@@ -195,8 +267,16 @@ def wait_caught_up(bootstrap: str, ends: dict[int, int], timeout: float, workers
             f"the pipeline did not commit {SOURCE}'s ends {ends} in {timeout}s: committed {committed}; "
             f"workers committed {[w.committed for w in workers]} transactions, failed {[w.failed for w in workers]}, "
             f"last errors {[w.client.errors[-3:] for w in workers if w.client]}, "
-            f"assignments {[[tp.partition for tp in w.assignment] for w in workers]}")
+            f"assignments {[[tp.partition for tp in w.assignment] for w in workers]}; {where(workers)}")
         time.sleep(0.5)
+
+
+def where(threads) -> str:
+    """Where each live thread is now (the frames of its stack): a stuck worker says which call."""
+    frames = sys._current_frames()
+    return "; ".join(f"{t.name} in " + " <- ".join(f"{f.name}:{f.lineno}" for f in
+                                                    reversed(traceback.extract_stack(frames[t.ident])[-4:]))
+                     for t in threads if t.is_alive() and t.ident in frames)
 
 
 def per_key(values: list[bytes]) -> dict[bytes, list[bytes]]:
@@ -238,7 +318,8 @@ class Pipeline:
         check_outputs(inputs, outputs)
         return {"inputs": len(inputs), "committed": [w.committed for w in self.workers],
                 "aborted": [w.aborted for w in self.workers], "failed": [w.failed for w in self.workers],
-                "replaced": [w.client.replaced for w in self.workers]}
+                "replaced": [w.client.replaced for w in self.workers],
+                "consumers_replaced": [w.consumers_replaced for w in self.workers]}
 
 
 def check_outputs(inputs: list[bytes], outputs: list[bytes]) -> None:

@@ -31,6 +31,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from txn_history import FAIL, INFO, OK, READ_COMMITTED, READ_UNCOMMITTED, History, check
 
 CALL_TIMEOUT_S = 8.0
+
+
+class HungCall(Exception):
+    """A librdkafka call that never succeeds nor fails for good (module doc of eos_pipeline)."""
 CLIENT_CONF = {"reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 250, "socket.timeout.ms": 5000}
 
 
@@ -41,15 +45,18 @@ class Transactional:
     replaced by a new one with ``init_transactions`` done again.  Retries stop at
     ``deadline`` (none until the workload finishes)."""
 
-    def __init__(self, conf: dict) -> None:
+    def __init__(self, conf: dict, hung_after_s: float | None = None) -> None:
         self.conf = conf
+        self.hung_after_s = hung_after_s   # a call retried this long hangs: HungCall (None: retried on)
         self.errors: list[str] = []    # every error retried or recovered from
-        self.replaced = 0              # producers replaced after a fatal error
+        self.replaced = 0              # producers replaced after a fatal error or a hung call
+        self.abandoned: list[Producer] = []   # hung in a call: kept, never destroyed (that would hang too)
         self.deadline = float("inf")
         self.producer = self._new_producer()
 
     def retry(self, call) -> None:
         """``call(timeout)`` again while it fails with a retriable error."""
+        started = time.monotonic()
         while True:
             try:
                 call(CALL_TIMEOUT_S)
@@ -58,6 +65,8 @@ class Transactional:
                 if not exc.args[0].retriable() or time.monotonic() > self.deadline:
                     raise
                 self.errors.append(str(exc.args[0]))
+                if self.hung_after_s is not None and time.monotonic() - started > self.hung_after_s:
+                    raise HungCall(f"retried for {self.hung_after_s:.0f}s: {exc.args[0]}") from exc
 
     def serve_reports(self) -> None:
         """Run the delivery callbacks still queued (a fatal producer raises its error again
@@ -94,6 +103,15 @@ class Transactional:
                 producer.flush(0)
             except KafkaException:
                 pass   # a fatal producer raises its error again: nothing left to serve
+
+    def abandon(self, reason: str) -> None:
+        """The producer hangs in a call (a librdkafka bug): a new one with the same
+        transactional id takes over, its init_transactions fencing the old one, whose late
+        requests the brokers then refuse."""
+        self.errors.append(reason)
+        self.abandoned.append(self.producer)
+        self.replaced += 1
+        self.producer = self._new_producer()
 
     def _new_producer(self) -> Producer:
         while True:

@@ -30,6 +30,7 @@ every partition, and READ on each topic (TOPIC_AUTHORIZATION_FAILED, not committ
 from __future__ import annotations
 
 import inspect
+import logging
 
 from kavka.api._groups import coordinated, reply_or_wait
 from kavka.api.authorization import Op, Res, group_id, refused, requires, transactional_id
@@ -39,6 +40,8 @@ from kavka.group.offsets import OffsetCommit
 from kavka.log.producer_state import NO_GUARD, VerificationGuard
 from kavka.protocol.control_records import NO_SEQUENCE
 from kavka.protocol.errors import ErrorCode
+
+log = logging.getLogger("kavka.group")
 
 KEY = 28
 VERSIONS = (0, 5)
@@ -104,6 +107,8 @@ class _Commit:
         request, body = self.request, self.request.body
         refusal = _refusal(answer.get(self.key) or ErrorCode.none, request.version)
         if refusal != ErrorCode.none:
+            log.debug("TxnOffsetCommit of %r (producer %d epoch %d) refused: %s", body.transactional_id,
+                      body.producer_id, body.producer_epoch, refusal.name)
             if refusal not in (ErrorCode.coordinator_not_available, ErrorCode.concurrent_transactions):
                 self._end_verification()   # refused for good: the client aborts
             return _response(request, {**self.errors, **{(c.topic, c.partition): refusal for c in self.commits}})

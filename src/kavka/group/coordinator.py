@@ -119,6 +119,7 @@ class GroupCoordinator:
         self.unload_partition(index)
         count = self._replay_all(self.journal.read_partition(index))
         log.info("loaded __consumer_offsets partition %d (%d records)", index, count)
+        log.debug("pending offsets after loading partition %d: %s", index, self.offsets.pending_snapshot())
         return count
 
     def _replay_all(self, entries: Iterable[JournalRecord | JournalMarker]) -> int:
@@ -451,11 +452,15 @@ class GroupCoordinator:
         out = self._write(group_id, Outcome(errors, records), producer=(producer_id, producer_epoch), guard=guard)
         if isinstance(out.reply, ErrorCode):  # the append failed: every partition gets it
             out.reply = {tp: out.reply for tp in errors}
+        log.debug("TxnOffsetCommit of group %s by producer %d epoch %d: %s", group_id, producer_id, producer_epoch,
+                  {f"{c.topic}-{c.partition}": c.offset for c in commits} if out.written else out.reply)
         return out
 
     def transaction_ended(self, index: int, producer_id: int, commit: bool) -> Outcome:
         """A marker was appended to ``__consumer_offsets`` partition ``index`` (the marker
         writers call this): the same :meth:`replay_marker` that loading uses."""
+        log.debug("__consumer_offsets-%d: %s marker of producer %d", index, "commit" if commit else "abort",
+                  producer_id)
         self.replay_marker(index, producer_id, commit)
         return Outcome()
 
@@ -474,6 +479,8 @@ class GroupCoordinator:
                 error = ErrorCode.stale_member_epoch
         if error != NONE:
             return error, []
+        if require_stable and self.offsets.has_pending(group_id):
+            log.debug("OffsetFetch of group %s: pending %s", group_id, self.offsets.pending_snapshot())
         return NONE, offsets.fetch(self.offsets, group_id, topics, require_stable)
 
     def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> Outcome:

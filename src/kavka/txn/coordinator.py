@@ -34,12 +34,15 @@ bumped epoch (its producer is fenced); an id idle in a completed state for
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from kavka.producer_ids import ProducerIdAllocator
 from kavka.protocol.errors import ErrorCode
 from kavka.txn.model import MAX_EPOCH, NO_PRODUCER_ID, TopicPartition, TxnMetadata, TxnState
+
+log = logging.getLogger("kavka.txn")
 
 TXN_V2 = 2   # the client transaction version from which every EndTxn bumps the epoch
 
@@ -165,6 +168,9 @@ class TransactionCoordinator:
         if error is None and meta.state.preparing:
             error = ErrorCode.concurrent_transactions
         if error is not None:
+            log.debug("AddPartitionsToTxn of %r (producer %d epoch %d%s): %s, state %s", transactional_id, producer_id,
+                      producer_epoch, ", verify only" if verify_only else "", error.name,
+                      meta.state.name if meta else None)
             return TxnOutcome({tp: error for tp in wanted})
         if verify_only:
             ongoing = meta.state == TxnState.ONGOING
@@ -211,17 +217,23 @@ class TransactionCoordinator:
     def markers_written(self, job: MarkerJob) -> TxnOutcome:
         """Every partition of ``job`` holds its marker: the transaction completes.  A job that
         no longer matches the id's state (the coordinator moved, the id was fenced) is dropped."""
-        meta = self.ids.get(job.transactional_id)
-        expected = TxnState.PREPARE_COMMIT if job.commit else TxnState.PREPARE_ABORT
-        if (meta is None or meta.state != expected or meta.producer_epoch != job.producer_epoch
-                or not self._serves(job.transactional_id)):
+        if not self.awaits_completion(job):
             return TxnOutcome()
+        meta = self.ids[job.transactional_id]
         changes: dict = dict(partitions=frozenset())
         if meta.next_producer_id != NO_PRODUCER_ID:   # V2 with an exhausted epoch: hand over
             changes.update(producer_id=meta.next_producer_id, producer_epoch=0,
                            previous_producer_id=meta.producer_id, next_producer_id=NO_PRODUCER_ID)
         done = TxnState.COMPLETE_COMMIT if job.commit else TxnState.COMPLETE_ABORT
         return self._write(meta.moved(done, self.now(), **changes), None)
+
+    def awaits_completion(self, job: MarkerJob) -> bool:
+        """Whether this coordinator serves ``job``'s id and the id is still in the
+        preparation the job's markers end."""
+        meta = self.ids.get(job.transactional_id)
+        expected = TxnState.PREPARE_COMMIT if job.commit else TxnState.PREPARE_ABORT
+        return (meta is not None and meta.state == expected and meta.producer_epoch == job.producer_epoch
+                and self._serves(job.transactional_id))
 
     def abort(self, transactional_id: str) -> TxnOutcome:
         """An operator's abort of a hanging transaction (kavka transactions abort): fences

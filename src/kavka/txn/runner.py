@@ -101,6 +101,7 @@ class TxnRunner:
         async def release() -> None:
             error = await self.replicated(out.written)
             if error != ErrorCode.none:
+                log.debug("records %s did not replicate (%s): reverted", [t for t, _ in out.records], error.name)
                 self.coordinator.revert(out)
                 self.timer.rearm()
                 answer.set_result(failed_reply(out.reply, error if error == ErrorCode.coordinator_not_available
@@ -114,6 +115,9 @@ class TxnRunner:
         return answer
 
     def _start(self, job: MarkerJob) -> None:
+        log.debug("markers of %r (producer %d epoch %d, %s, coordinator epoch %d) to %s", job.transactional_id,
+                  job.producer_id, job.producer_epoch, "commit" if job.commit else "abort", job.coordinator_epoch,
+                  sorted(job.partitions))
         partition = self.coordinator.journal.partition_for(job.transactional_id)
         self._track(partition, asyncio.get_running_loop().create_task(self._write(job)))
 
@@ -140,4 +144,26 @@ class TxnRunner:
                 await asyncio.sleep(self.retry_backoff_s)
             remaining = MarkerJob(job.transactional_id, job.producer_id, job.producer_epoch, job.commit,
                                   job.coordinator_epoch, left)
-        self._settle(self.coordinator.markers_written(job))
+        log.debug("markers of %r (producer %d epoch %d) written", job.transactional_id, job.producer_id,
+                  job.producer_epoch)
+        await self._complete(job)
+
+    async def _complete(self, job: MarkerJob) -> None:
+        """Write the transaction's CompleteCommit/CompleteAbort; while that record cannot be
+        appended or replicated (too few in-sync replicas, a replication timeout) and this
+        coordinator still serves the id in that preparation, write it again after the backoff,
+        as Kafka's TransactionMarkerChannelManager retries the append on
+        COORDINATOR_NOT_AVAILABLE (else the id stays in preparation, every request of its
+        producer answered CONCURRENT_TRANSACTIONS)."""
+        while self.coordinator.awaits_completion(job):
+            out = self.coordinator.markers_written(job)
+            error = ErrorCode.coordinator_not_available
+            if out.written:
+                error = ErrorCode.none if self.replicated is None else await self.replicated(out.written)
+                if error != ErrorCode.none:
+                    self.coordinator.revert(out)
+            self.timer.rearm()
+            if error == ErrorCode.none:
+                return
+            log.info("completing the transaction of %r: %s; retrying", job.transactional_id, error.name)
+            await asyncio.sleep(self.retry_backoff_s)

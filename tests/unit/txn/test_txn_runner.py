@@ -141,6 +141,65 @@ def test_a_write_that_does_not_replicate_is_undone_and_the_retry_succeeds():
     asyncio.run(scenario())
 
 
+def test_a_completion_that_cannot_be_written_or_replicated_is_written_again():
+    """Markers written, but the CompleteCommit record is refused (too few in-sync replicas),
+    then does not replicate: the runner writes it again until it sticks, as Kafka retries the
+    append on COORDINATOR_NOT_AVAILABLE; the id does not stay in PrepareCommit, where every
+    request of its producer would hear CONCURRENT_TRANSACTIONS."""
+    coordinator, journal, _ = make_coordinator()
+    markers = Markers()
+    answers = []
+
+    async def write_markers(job):
+        journal.failing = True          # the markers' completion cannot be appended ...
+        return await markers(job)
+
+    async def scenario():
+        async def replicated(written):
+            return answers.pop(0) if answers else E.none
+
+        runner = TxnRunner(coordinator, write_markers, replicated=replicated, retry_backoff_s=0.001)
+        p = await runner.run(lambda c: c.init_producer_id("t1", 60_000))
+        await runner.run(lambda c: c.add_partitions("t1", p.producer_id, 0, [TP]))
+        assert (await runner.run(lambda c: c.end_txn("t1", p.producer_id, 0, commit=True))).error == E.none
+        for _ in range(20):
+            await asyncio.sleep(0.002)
+        assert markers.writes == [(True, 0, [TP])]
+        assert coordinator.ids["t1"].state == TxnState.PREPARE_COMMIT and runner.pending_markers == 1
+        answers.append(E.coordinator_not_available)   # ... then is appended but not replicated
+        journal.failing = False
+        await settle(runner)
+        assert coordinator.ids["t1"].state == TxnState.COMPLETE_COMMIT and not answers
+        assert markers.writes == [(True, 0, [TP])], "the markers are not written again"
+        reply = await runner.run(lambda c: c.add_partitions("t1", p.producer_id, 0, [TP2]))
+        assert reply == {TP2: E.none}, "the next transaction starts"
+        runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_moved_coordinator_stops_completing():
+    coordinator, journal, _ = make_coordinator()
+    markers = Markers()
+
+    async def write_markers(job):
+        journal.failing = True
+        return await markers(job)
+
+    async def scenario():
+        runner = TxnRunner(coordinator, write_markers, retry_backoff_s=0.001)
+        p = begin(runner)
+        runner.run(lambda c: c.end_txn("t1", p.producer_id, 0, commit=False))
+        await asyncio.sleep(0.01)
+        assert runner.pending_markers == 1
+        journal.led.discard(journal.partition_for("t1"))   # the view moved the partition away
+        await settle(runner)
+        assert runner.pending_markers == 0, "no completion is retried for an id served elsewhere"
+        runner.close()
+
+    asyncio.run(scenario())
+
+
 def test_unloading_the_partition_cancels_its_marker_jobs():
     coordinator, journal, _ = make_coordinator()
     markers = Markers(failures={TP: 10**6})
