@@ -25,7 +25,7 @@ VERSIONS = (2, 9)
 
 
 def _unavailable(request: Request):
-    errors, commits = _split(request)
+    errors, commits = split_commits(request)
     return _response(request, {**errors, **{(c.topic, c.partition): ErrorCode.coordinator_not_available
                                             for c in commits}})
 
@@ -38,15 +38,16 @@ def _every(request: Request, code: ErrorCode):
 @requires(Op.READ, Res.GROUP, group_id, refuse=_every)
 @coordinated(unavailable=_unavailable)
 def handle(request: Request, groups):
-    errors, commits = _split(request)
+    errors, commits = split_commits(request)
     if not commits:
         return _response(request, errors)
     return reply_or_wait(_commit(request, groups, commits),
                          lambda committed: _response(request, {**errors, **committed}))
 
 
-def _split(request: Request) -> tuple[dict[tuple[str, int], ErrorCode], list[OffsetCommit]]:
-    """Partitions of unknown topics with their error, and the commits for the coordinator."""
+def split_commits(request: Request) -> tuple[dict[tuple[str, int], ErrorCode], list[OffsetCommit]]:
+    """Partitions of unknown or unreadable topics with their error, and the commits for the
+    coordinator (OffsetCommit and TxnOffsetCommit alike)."""
     errors: dict[tuple[str, int], ErrorCode] = {}
     commits = []
     broker = request.broker

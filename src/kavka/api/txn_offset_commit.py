@@ -33,10 +33,10 @@ import inspect
 import logging
 
 from kavka.api._groups import coordinated, reply_or_wait
-from kavka.api.authorization import Op, Res, group_id, refused, requires, transactional_id
+from kavka.api.authorization import Op, Res, group_id, requires, transactional_id
+from kavka.api.offset_commit import split_commits
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
-from kavka.group.offsets import OffsetCommit
 from kavka.log.producer_state import NO_GUARD, VerificationGuard
 from kavka.protocol.control_records import NO_SEQUENCE
 from kavka.protocol.errors import ErrorCode
@@ -65,7 +65,7 @@ def handle(request: Request, groups):
     broker = request.broker
     if broker.transactions is None or broker.txn_verifier is None:   # a context built without one (unit tests)
         return _unavailable(request)
-    errors, commits = _split(request)
+    errors, commits = split_commits(request)
     if not commits:
         return _response(request, errors)
     if not body.group_id:
@@ -134,24 +134,6 @@ def _refusal(error: ErrorCode, version: int) -> ErrorCode:
         return ErrorCode.invalid_txn_state
     return ErrorCode.invalid_producer_epoch if error == ErrorCode.producer_fenced else error
 
-
-def _split(request: Request) -> tuple[dict[tuple[str, int], ErrorCode], list[OffsetCommit]]:
-    """Partitions of unknown topics with their error, and the commits for the coordinator."""
-    errors: dict[tuple[str, int], ErrorCode] = {}
-    commits = []
-    metadata = request.broker.metadata
-    denied = refused(request, Op.READ, Res.TOPIC, (t.name for t in request.body.topics))
-    for topic in request.body.topics:
-        for p in topic.partitions:
-            if topic.name in denied:
-                errors[(topic.name, p.partition_index)] = ErrorCode.topic_authorization_failed
-                continue
-            if not metadata.has_partition(topic.name, p.partition_index):
-                errors[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
-                continue
-            commits.append(OffsetCommit(topic.name, p.partition_index, p.committed_offset,
-                                        getattr(p, "committed_leader_epoch", -1), p.committed_metadata))
-    return errors, commits
 
 
 def _all(request: Request, error: ErrorCode):
