@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 
+from kavka.log.checkpoint import write_atomically
 from kavka.security.sasl.scram import ScramCredential
 
 FILE_NAME = "__scram_credentials.json"
@@ -44,12 +44,7 @@ class ScramCredentials:
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(_encode(self._users), f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps(_encode(self._users), sort_keys=True))
 
 
 def _b64(raw: bytes) -> str:
