@@ -77,7 +77,6 @@ class Broker:
             ListenerSpec("PLAINTEXT", host, port, "PLAINTEXT")]
         self._advertised_specs = {s.name: s for s in self._parse_listeners(advertised, "advertised.listeners") or ()}
         self._listeners: dict[str, Listener] = {}
-        self.credentials = None   # the SCRAM store (kavka.security.credentials), once started
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
@@ -235,15 +234,15 @@ class Broker:
         if context.authorizer is not None:   # read the stored ACLs now: a damaged file stops the start
             log.info("authorizer %s: %d ACL bindings, super users %s", self.config.get("authorizer.class.name"),
                      len(context.metadata.acls()), sorted(context.authorizer.super_users) or "none")
+        context.metadata.scram_credentials()   # a lone broker reads its file now: a damaged one stops the start
         if self.config.get("kavka.flush.before.ack"):
             from kavka.log.group_commit import GroupCommit
             context.durable = GroupCommit()
-        self.credentials = context.credentials
         inter = self._inter_broker_listener()
         dispatcher, limits = Dispatcher(context), server_limits(self.config)
         try:
             for spec in self._specs:
-                security = listener_security(self.config, spec.name, spec.protocol, self.credentials)
+                security = listener_security(self.config, spec.name, spec.protocol, context.metadata.scram_credentials)
                 listener = self._listeners[spec.name] = Listener(
                     dispatcher, limits=limits, security=security,
                     connection_quota=lambda ip: context.metadata.client_quotas().ip_quota(ip))

@@ -57,9 +57,11 @@ def start_lone(directory: Path) -> AdminTarget:
 
 
 def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3,
-                  extra: dict[str, str] | Callable[[int], dict[str, str]] | None = None) -> AdminTarget:
+                  extra: dict[str, str] | Callable[[int], dict[str, str]] | None = None,
+                  listeners: str | None = None) -> AdminTarget:
     """``count`` brokers; ``extra``: settings on top of the contract's, for every broker, or
-    ``extra(broker_id)`` for each."""
+    ``extra(broker_id)`` for each; ``listeners``: Kafka's ``listeners`` of each broker (ports
+    0), None: one PLAINTEXT listener."""
     from kavka.cluster.node import ClusterSettings
 
     settings = ClusterSettings(etcd_endpoint, "contract-" + uuid.uuid4().hex[:10], 2000)
@@ -68,7 +70,7 @@ def start_cluster(etcd_endpoint: str, directory: Path, count: int = 3,
     def start(i: int) -> Broker:
         own = extra(i) if callable(extra) else (extra or {})
         config = {**contract_settings(count), **own, "broker.id": str(i)}
-        target.brokers[i] = Broker(directory / f"b{i}", config=config, cluster=settings).start()
+        target.brokers[i] = Broker(directory / f"b{i}", config=config, cluster=settings, listeners=listeners).start()
         return target.brokers[i]
 
     target.restart = start

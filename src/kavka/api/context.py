@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING
 from kavka.api.fetch_sessions import FetchSessionCache
 from kavka.clock import Clock
 from kavka.config import BrokerConfig
-from kavka.log.log_manager import META_DIR, LogManager
+from kavka.log.log_manager import LogManager
 from kavka.log.partition import Partition
 from kavka.metadata import MetadataView, ReplicaRoles, TopicAdmin
 from kavka.metadata.local import LeadsEverything, LocalMetadata
-from kavka.security.credentials import ScramCredentials
 from kavka.producer_ids import ProducerIdAllocator, RandomProducerIds
 from kavka.protocol.errors import ErrorCode
 from kavka.security.authorizer import Authorizer, from_config
@@ -61,7 +60,6 @@ class BrokerContext:
     fetch_sessions: FetchSessionCache = field(default=None)  # type: ignore[assignment]
     authorizer: Authorizer | None = None   # None: every request allowed (no authorizer.class.name)
     listeners: tuple = ()        # (name, advertised host, port) of each listener, set by advertise
-    credentials: ScramCredentials = field(default=None)  # type: ignore[assignment]  (SCRAM, under the meta dir)
     client_quotas: ClientQuotaManager = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -75,8 +73,6 @@ class BrokerContext:
             self.txn_verifier = LocalTxnVerifier(self.transactions)
         if self.authorizer is None:
             self.authorizer = from_config(self.config)
-        if self.credentials is None:
-            self.credentials = ScramCredentials(self.logs.data_dir / META_DIR)
         if self.client_quotas is None:
             self.client_quotas = ClientQuotaManager(self.metadata.client_quotas, self.config.get("quota.window.num"),
                                                     self.config.get("quota.window.size.seconds"),

@@ -8,6 +8,12 @@ only those) and deletes others, with Kafka's per-user errors: an unknown mechani
 UNSUPPORTED_SASL_MECHANISM, iterations outside 4096-16384 or an empty name
 UNACCEPTABLE_CREDENTIAL, deleting what does not exist RESOURCE_NOT_FOUND, a user altered twice
 for one mechanism DUPLICATE_RESOURCE.  A user with any error changes nothing.
+
+Both go through the metadata boundary (kavka.metadata): the credentials a lone broker keeps in
+its data directory, or a cluster's in etcd (one change per request, one etcd transaction),
+answered once this broker's logins use them.  A change that cannot be stored is answered with
+its error for every user it would have changed (REQUEST_TIMED_OUT, retriable, while etcd does
+not answer; KAFKA_STORAGE_ERROR when a lone broker's file cannot be written).
 """
 
 from __future__ import annotations
@@ -28,8 +34,7 @@ TYPE_OF = {name: t for t, name in MECHANISM_TYPES.items()}
 @requires(Op.DESCRIBE, Res.CLUSTER)
 def describe(request: Request):
     r = builder_for(request)
-    store = request.broker.credentials
-    users = store.users()
+    users = request.broker.metadata.scram_credentials().users()
     names = [u.name for u in request.body.users] if request.body.users else sorted(users)
     counts = Counter(names)
     results = []
@@ -63,9 +68,9 @@ def _refuse_alter(request: Request, code: ErrorCode):
 
 @api(51, "AlterUserScramCredentials", (0, 0))
 @requires(Op.ALTER, Res.CLUSTER, refuse=_refuse_alter)
-def alter(request: Request):
+async def alter(request: Request):
     r = builder_for(request)
-    store = request.broker.credentials
+    store = request.broker.metadata.scram_credentials()
     body = request.body
     errors: dict[str, tuple[ErrorCode, str]] = {}
     seen = Counter([(d.name, d.mechanism) for d in body.deletions] +
@@ -85,10 +90,13 @@ def alter(request: Request):
         if errors[u.name] is None:
             errors[u.name] = problem
     ok = {name for name, e in errors.items() if e is None}
-    store.apply([(u.name, MECHANISM_TYPES[u.mechanism],
-                  credential_from_salted(MECHANISM_TYPES[u.mechanism], u.salted_password, u.salt, u.iterations))
-                 for u in body.upsertions if u.name in ok],
-                [(d.name, MECHANISM_TYPES[d.mechanism]) for d in body.deletions if d.name in ok])
+    stored = await request.broker.admin.alter_scram_credentials(
+        [(u.name, MECHANISM_TYPES[u.mechanism],
+          credential_from_salted(MECHANISM_TYPES[u.mechanism], u.salted_password, u.salt, u.iterations))
+         for u in body.upsertions if u.name in ok],
+        [(d.name, MECHANISM_TYPES[d.mechanism]) for d in body.deletions if d.name in ok])
+    if stored.error != ErrorCode.none:
+        errors.update({name: (stored.error, stored.message) for name in ok})
     results = tuple(r.AlterUserScramCredentialsResult(
         user=name, error_code=e[0] if e else ErrorCode.none, error_message=e[1] if e else None)
         for name, e in errors.items())

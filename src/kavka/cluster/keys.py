@@ -23,6 +23,11 @@ several tests) can share one etcd::
     /kavka/<cid>/client_quotas/<hex>       {key: value}      one entity's client quotas
                                                              (kavka.security.quota), written by any
                                                              broker; <hex>: the entity key, in hex
+    /kavka/<cid>/scram_credentials/<hex>/<mechanism>
+                                           {salt, keys, ...} one user's salted SCRAM credential
+                                                             (kavka.security.credentials; never a
+                                                             password), written by any broker;
+                                                             <hex>: the user name's UTF-8, in hex
 
 Broker ids are written in decimal; Kafka topic names use only ``[a-zA-Z0-9._-]``, so no name
 can contain ``/`` and the parse below is unambiguous; a group id may hold any character, so
@@ -37,6 +42,7 @@ from dataclasses import dataclass
 ROOT = "/kavka"
 _CLUSTER_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_MECHANISM = re.compile(r"^[A-Z0-9-]{1,40}$")
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -58,10 +64,12 @@ class KeyRef:
     group: str | None = None
     acl: str | None = None       # an ACL binding's JSON (kavka.security.acl.AclBinding.to_json)
     quota: str | None = None     # a quota entity's key (kavka.security.quota.entity_key)
+    user: str | None = None      # a SCRAM user's name
+    mechanism: str | None = None  # a SCRAM mechanism (SCRAM-SHA-256, SCRAM-SHA-512)
 
 
 KINDS = ("broker", "controller", "controller_epoch", "topic", "partition", "broker_config", "features",
-         "group_config", "acl", "client_quota")
+         "group_config", "acl", "client_quota", "scram_credential")
 DEFAULT_CONFIGS = "default"   # the broker_configs key of the cluster-wide defaults (broker_id None)
 
 
@@ -113,6 +121,13 @@ class KeyLayout:
     def client_quota(self, entity_key: str) -> bytes:
         return self.root + b"client_quotas/" + entity_key.encode("utf-8").hex().encode()
 
+    def scram_credentials_prefix(self) -> bytes:
+        return self.root + b"scram_credentials/"
+
+    def scram_credential(self, user: str, mechanism: str) -> bytes:
+        return (self.scram_credentials_prefix() + user.encode("utf-8").hex().encode() + b"/"
+                + _mechanism(mechanism).encode())
+
     def controller_epoch(self) -> bytes:
         return self.root + b"controller_epoch"
 
@@ -153,6 +168,8 @@ def _parse_parts(parts: list[str]) -> KeyRef | None:
         return KeyRef("acl", acl=bytes.fromhex(rest[0]).decode("utf-8"))
     if head == "client_quotas" and len(rest) == 1:
         return KeyRef("client_quota", quota=bytes.fromhex(rest[0]).decode("utf-8"))
+    if head == "scram_credentials" and len(rest) == 2:
+        return KeyRef("scram_credential", user=bytes.fromhex(rest[0]).decode("utf-8"), mechanism=_mechanism(rest[1]))
     if head == "topics" and len(rest) == 1:
         return KeyRef("topic", topic=_topic(rest[0]))
     if head == "partitions" and len(rest) == 2:
@@ -170,6 +187,12 @@ def _non_negative(value: int) -> int:
     if value < 0:
         raise ValueError(f"negative value {value}")
     return value
+
+
+def _mechanism(name: str) -> str:
+    if not _MECHANISM.match(name):
+        raise ValueError(f"invalid SASL mechanism {name!r}")
+    return name
 
 
 def _topic(name: str) -> str:

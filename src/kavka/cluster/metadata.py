@@ -21,9 +21,11 @@ from kavka.cluster.controller import VIEW_WAIT, ViewTimeout
 from kavka.cluster.errors import ClusterError, ConcurrentUpdate, EtcdUnavailable
 from kavka.cluster.model import NO_LEADER, BrokerConfigs, GroupConfigs
 from kavka.cluster.quorum import quorum_state
+from kavka.cluster.state_store import txn_revision
 from kavka.config import PER_BROKER
 from kavka.internal_topics import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, coordinator_partition
 from kavka.log.errors import InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
+from kavka.log.log_manager import META_DIR
 from kavka.log.topic_catalog import unify_collision_chars, validate_topic_name
 from kavka.metadata.features import (DEFAULT_LEVELS, FeatureUpdate, FinalizedFeatures,
                                     InvalidUpdateVersion, apply_updates)
@@ -41,6 +43,8 @@ from kavka.metadata.model import (
 )
 from kavka.protocol.errors import ErrorCode
 from kavka.security.acl import AclBinding, AclSet
+from kavka.security.credentials import FILE_NAME as SCRAM_FILE
+from kavka.security.credentials import Deletion, ScramCredentialSet, Upsert, encode_credential
 from kavka.security.quota import ClientQuotas, Entity, entity_key
 
 log = logging.getLogger("kavka.cluster")
@@ -60,6 +64,9 @@ class EtcdMetadata(MetadataView, TopicAdmin):
         self._described: dict[str, tuple[int, TopicDescription]] = {}   # name -> (mod revision, description)
         self._by_id: dict[uuid.UUID, str] | None = None
         self._unified: dict[str, str] | None = None      # name with '.' as '_' -> name
+        if (self.logs.data_dir / META_DIR / SCRAM_FILE).exists():
+            log.warning("%s in %s is not used in a cluster: SCRAM credentials are kept in etcd (create them "
+                        "again with AlterUserScramCredentials)", SCRAM_FILE, self.logs.data_dir / META_DIR)
 
     def topics_changed(self) -> None:
         """A topic key changed (or a snapshot replaced the view): forget the derived indexes."""
@@ -308,6 +315,35 @@ class EtcdMetadata(MetadataView, TopicAdmin):
             await node.wait_seen(lambda: all(self.view.client_quotas.entries.get(e) == wanted.entries.get(e)
                                              for e in changes), CONFIG_VIEW_WAIT)
         except (EtcdUnavailable, ViewTimeout) as exc:
+            return AdminResult(ErrorCode.request_timed_out, str(exc))
+        return AdminResult()
+
+    def scram_credentials(self) -> ScramCredentialSet:
+        return self.view.scram_credentials
+
+    async def alter_scram_credentials(self, upserts: Sequence[Upsert], deletions: Sequence[Deletion]) -> AdminResult:
+        """One etcd key per (user, mechanism) holding its salted credential (keys.py), all of a
+        request's puts and deletes in one transaction written by this broker (the last write of a
+        credential wins, as Kafka's last record does); answered once this broker's view holds the
+        transaction's revision.  Every broker's watch folds the keys into its view, which its
+        SCRAM logins and DescribeUserScramCredentials read; a broker cut off from etcd keeps
+        using the last view it had."""
+        node, tx = self.node, self.node.etcd.tx
+        ops = [tx.delete(node.layout.scram_credential(user, mechanism)) for user, mechanism in deletions]
+        ops += [tx.put(node.layout.scram_credential(user, mechanism), encode_credential(mechanism, credential))
+                for user, mechanism, credential in upserts]
+        if not ops:
+            return AdminResult()
+        try:
+            _, responses = await node.etcd.txn([], ops)
+            revision = txn_revision(responses[0])
+        except EtcdUnavailable as exc:
+            # the transaction may still land once etcd answers again: a retry leaves the same credentials
+            return AdminResult(ErrorCode.request_timed_out, f"etcd did not answer ({exc}): the SCRAM credentials "
+                                                            "may not be stored; retry")
+        try:
+            await node.wait_seen(lambda: self.view.revision >= revision, CONFIG_VIEW_WAIT)
+        except ViewTimeout as exc:
             return AdminResult(ErrorCode.request_timed_out, str(exc))
         return AdminResult()
 

@@ -65,7 +65,7 @@ class ClusterStore:
         ok, responses = await self.etcd.txn([tx.mod(key) == expected_mod_revision],
                                             [tx.put(key, features.encode())], [tx.get(key)])
         if ok:
-            return _revision(responses[0])
+            return txn_revision(responses[0])
         current = _first(responses[0])
         raise ConcurrentUpdate(key, expected_mod_revision,
                                None if current is None else _versioned(current, decode_features))
@@ -185,7 +185,7 @@ class ClusterStore:
         ok, responses = await self.etcd.txn(
             fence + compares, ops, [tx.get(epoch_key), tx.get(ctl_key), tx.get(key)])
         if ok:
-            return _revision(responses[0])
+            return txn_revision(responses[0])
         epoch_kv, ctl_kv, key_kv = (_first(r) for r in responses)
         current = decode_epoch(None if epoch_kv is None else epoch_kv.value)
         if current != claim.epoch:
@@ -221,7 +221,7 @@ class ClusterStore:
             [tx.put(key, state.encode())],
             [tx.get(session.key), tx.get(key)])
         if ok:
-            return _revision(responses[0])
+            return txn_revision(responses[0])
         reg_kv, key_kv = (_first(r) for r in responses)
         if reg_kv is None or reg_kv.create_revision != session.broker_epoch:
             raise SessionLost(f"broker {me}'s registration (epoch "
@@ -234,7 +234,7 @@ def _stamped(state: PartitionState, claim: ControllerClaim) -> PartitionState:
     return dataclasses.replace(state, controller_epoch=claim.epoch)
 
 
-def _revision(put_response: Any) -> int:
+def txn_revision(put_response: Any) -> int:
     """Store revision of a successful txn, from its first op's response header."""
     for field in ("response_put", "response_delete_range"):
         if put_response.HasField(field):

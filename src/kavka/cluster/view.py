@@ -22,6 +22,7 @@ from typing import Any
 from .keys import KeyLayout, KeyRef
 from kavka.metadata.features import FinalizedFeatures
 from kavka.security.acl import AclBinding, AclSet
+from kavka.security.credentials import ScramCredentialSet, decode_credential
 from kavka.security.quota import ClientQuotas, entity_from_key
 
 from .model import (BrokerConfigs, BrokerInfo, ControllerInfo, DecodeError, GroupConfigs, PartitionState, TopicAssignment,
@@ -74,7 +75,9 @@ def decode_change(layout: KeyLayout, key: bytes, value: bytes | None, mod_revisi
     if value is None:
         return Change(ref, None, mod_revision, create_revision)
     try:
-        return Change(ref, _DECODERS[ref.kind](value), mod_revision, create_revision)
+        decoded = (_decode_scram(value, ref.mechanism) if ref.kind == "scram_credential"
+                   else _DECODERS[ref.kind](value))
+        return Change(ref, decoded, mod_revision, create_revision)
     except DecodeError as exc:
         log.warning("ignoring undecodable %r: %s", key, exc)
         return None
@@ -94,9 +97,11 @@ class ClusterView:
     group_configs: dict[str, Versioned[GroupConfigs]] = field(default_factory=dict)
     acl_bindings: dict[str, Versioned[AclBinding]] = field(default_factory=dict)   # by their JSON
     quota_values: dict[str, Versioned[dict]] = field(default_factory=dict)   # by entity key
+    scram_values: dict[tuple[str, str], Versioned] = field(default_factory=dict)  # (user, mechanism) -> credential
     revision: int = 0
     _quotas: ClientQuotas | None = None   # quota_values folded, rebuilt after a change to them
     _acl_set: AclSet | None = None   # acl_bindings indexed, rebuilt after a change to them
+    _scram: ScramCredentialSet | None = None   # scram_values as a set, rebuilt after a change to them
 
     @property
     def acls(self) -> AclSet:
@@ -110,13 +115,20 @@ class ClusterView:
             self._quotas = ClientQuotas({entity_from_key(k): v.value for k, v in self.quota_values.items()})
         return self._quotas
 
+    @property
+    def scram_credentials(self) -> ScramCredentialSet:
+        if self._scram is None:
+            self._scram = ScramCredentialSet({k: v.value for k, v in self.scram_values.items()},
+                                             loaded=self.revision > 0)
+        return self._scram
+
     def apply(self, item: Snapshot | Change) -> None:
         if isinstance(item, Snapshot):
             self.__init__()  # type: ignore[misc]
             for change in item.entries:
                 self._apply_change(change)
             self.revision = item.revision
-            self._acl_set = None   # now loaded
+            self._acl_set = self._scram = None   # now loaded
         else:
             self._apply_change(item)
             self.revision = max(self.revision, item.revision)
@@ -140,6 +152,9 @@ class ClusterView:
         elif ref.kind == "client_quota":
             _set(self.quota_values, ref.quota, versioned)
             self._quotas = None
+        elif ref.kind == "scram_credential":
+            _set(self.scram_values, (ref.user, ref.mechanism), versioned)
+            self._scram = None
         elif ref.kind == "controller":
             self.controller = versioned
         elif ref.kind == "features":
@@ -161,6 +176,13 @@ def _decode_quota(raw: bytes) -> dict:
         return {str(k): float(v) for k, v in values.items()}
     except (ValueError, AttributeError, TypeError) as exc:
         raise DecodeError(f"client quota: {exc!r} in {raw[:80]!r}") from exc
+
+
+def _decode_scram(raw: bytes, mechanism: str):
+    try:
+        return decode_credential(raw, mechanism)
+    except ValueError as exc:
+        raise DecodeError(f"SCRAM credential: {exc}") from exc
 
 
 def _set(table: dict[Any, Any], key: Any, value: Any) -> None:

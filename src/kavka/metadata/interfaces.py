@@ -26,6 +26,7 @@ from kavka.metadata.model import (
 )
 from kavka.protocol.errors import ErrorCode
 from kavka.security.acl import AclBinding, AclSet
+from kavka.security.credentials import Deletion, ScramCredentialSet, Upsert
 from kavka.security.quota import ClientQuotas, Entity
 
 TopicPartition = tuple[str, int]
@@ -85,6 +86,11 @@ class MetadataView(ABC):
     @abstractmethod
     def client_quotas(self) -> ClientQuotas:
         """The cluster's client quotas (kavka.security.quota), as every broker enforces them."""
+
+    @abstractmethod
+    def scram_credentials(self) -> ScramCredentialSet:
+        """The cluster's SCRAM credentials (kavka.security.credentials), as every broker's SCRAM
+        logins check them."""
 
     @abstractmethod
     async def quorum(self) -> QuorumState | None:
@@ -175,6 +181,11 @@ class TopicAdmin(ABC):
     async def alter_client_quotas(self, changes: Mapping[Entity, Mapping[str, float | None]]) -> AdminResult:
         """Set (None: remove) quota values of entities (already validated) in one durable change;
         answered once this broker enforces them."""
+
+    @abstractmethod
+    async def alter_scram_credentials(self, upserts: Sequence[Upsert], deletions: Sequence[Deletion]) -> AdminResult:
+        """Upsert and delete (user, mechanism) SCRAM credentials (already validated) in one
+        durable change; answered once this broker's logins check the new ones."""
 
     @abstractmethod
     async def elect_leaders(self, election: ElectionType,

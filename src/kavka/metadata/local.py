@@ -17,7 +17,6 @@ import asyncio
 import json
 import logging
 import uuid
-from pathlib import Path
 from typing import Mapping, Sequence
 
 from kavka.log.checkpoint import write_atomically
@@ -43,6 +42,8 @@ from kavka.metadata.model import (
 )
 from kavka.protocol.errors import ErrorCode
 from kavka.security.acl import AclBinding, AclSet
+from kavka.security.credentials import FILE_NAME as SCRAM_FILE
+from kavka.security.credentials import Deletion, ScramCredentialSet, Upsert
 from kavka.security.quota import ClientQuotas, Entity
 
 log = logging.getLogger("kavka.metadata")
@@ -64,9 +65,7 @@ class LocalMetadata(MetadataView, TopicAdmin):
         self.logs = logs
         self.catalog = logs.catalog
         self.endpoint = BrokerEndpoint(node_id, host, port)
-        self._features: FinalizedFeatures | None = None
-        self._acls: AclSet | None = None
-        self._quotas: ClientQuotas | None = None
+        self._stored: dict[str, object] = {}   # meta file name -> its contents, read once (_FILES)
 
     def advertise(self, host: str, port: int, listeners: tuple = ()) -> None:
         """The address clients reach this broker at (known once it listens), and each listener's."""
@@ -126,28 +125,38 @@ class LocalMetadata(MetadataView, TopicAdmin):
         return self.endpoint
 
     def finalized_features(self) -> FinalizedFeatures:
-        if self._features is None:
-            self._features = _read_features(self._features_path())
-        return self._features
-
-    def _features_path(self) -> Path:
-        return self.logs.data_dir / META_DIR / FEATURES_FILE
+        return self._read(FEATURES_FILE)
 
     def acls(self) -> AclSet:
-        if self._acls is None:
-            self._acls = _read_acls(self._acls_path())
-        return self._acls
-
-    def _acls_path(self) -> Path:
-        return self.logs.data_dir / META_DIR / ACLS_FILE
+        return self._read(ACLS_FILE)
 
     def client_quotas(self) -> ClientQuotas:
-        if self._quotas is None:
-            self._quotas = _read_quotas(self._quotas_path())
-        return self._quotas
+        return self._read(QUOTAS_FILE)
 
-    def _quotas_path(self) -> Path:
-        return self.logs.data_dir / META_DIR / QUOTAS_FILE
+    def scram_credentials(self) -> ScramCredentialSet:
+        return self._read(SCRAM_FILE)
+
+    def _read(self, name: str):
+        """What meta file ``name`` holds, read on first use (its empty form while there is none)."""
+        if name not in self._stored:
+            decode, empty = _FILES[name]
+            try:
+                self._stored[name] = decode((self.logs.data_dir / META_DIR / name).read_bytes())
+            except FileNotFoundError:
+                self._stored[name] = empty()
+        return self._stored[name]
+
+    def _write(self, name: str, value, text: str) -> AdminResult | None:
+        """Replace meta file ``name`` atomically with ``text``, then hold ``value``; the error
+        when it cannot be written."""
+        path = self.logs.data_dir / META_DIR / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, text)
+        except OSError as exc:
+            return AdminResult(ErrorCode.kafka_storage_error, f"cannot write {name}: {exc}")
+        self._stored[name] = value
+        return None
 
     # -- topic admin -------------------------------------------------------------------------
 
@@ -255,11 +264,8 @@ class LocalMetadata(MetadataView, TopicAdmin):
         if changed == current:
             return OK
         text = json.dumps([json.loads(b.to_json()) for b in changed], indent=1)
-        try:
-            write_atomically(self._acls_path(), text)
-        except OSError as exc:
-            return AdminResult(ErrorCode.kafka_storage_error, f"cannot write {ACLS_FILE}: {exc}")
-        self._acls = changed
+        if failed := self._write(ACLS_FILE, changed, text):
+            return failed
         log.info("ACLs now %d bindings (+%d, -%d)", len(changed), len(add), len(remove))
         return OK
 
@@ -271,12 +277,20 @@ class LocalMetadata(MetadataView, TopicAdmin):
             changed = changed.altered(entity, values)
         if changed == self.client_quotas():
             return OK
-        try:
-            write_atomically(self._quotas_path(), changed.encode())
-        except OSError as exc:
-            return AdminResult(ErrorCode.kafka_storage_error, f"cannot write {QUOTAS_FILE}: {exc}")
-        self._quotas = changed
+        if failed := self._write(QUOTAS_FILE, changed, changed.encode()):
+            return failed
         log.info("client quotas now set for %d entities", len(changed.entries))
+        return OK
+
+    async def alter_scram_credentials(self, upserts: Sequence[Upsert], deletions: Sequence[Deletion]) -> AdminResult:
+        """Kept in the data directory (``__scram_credentials.json``, replaced atomically), as
+        Kafka keeps them in its metadata log."""
+        if not upserts and not deletions:
+            return OK
+        changed = self.scram_credentials().altered(upserts, deletions)
+        if failed := self._write(SCRAM_FILE, changed, changed.encode()):
+            return failed
+        log.info("SCRAM credentials now held for %d users", len(changed.users()))
         return OK
 
     async def elect_leaders(self, election: ElectionType,
@@ -303,11 +317,8 @@ class LocalMetadata(MetadataView, TopicAdmin):
             return AdminResult.refusal(exc)
         if validate_only or changed is self.finalized_features():
             return OK
-        try:
-            write_atomically(self._features_path(), changed.encode().decode())
-        except OSError as exc:
-            return AdminResult(ErrorCode.kafka_storage_error, f"cannot write {FEATURES_FILE}: {exc}")
-        self._features = changed
+        if failed := self._write(FEATURES_FILE, changed, changed.encode().decode()):
+            return failed
         log.info("finalized features now %s (epoch %d)", dict(changed.levels), changed.epoch)
         return OK
 
@@ -318,28 +329,18 @@ class LocalMetadata(MetadataView, TopicAdmin):
         """Nothing to do: the transaction coordinator's journal creates it on first use."""
 
 
-def _read_acls(path: Path) -> AclSet:
-    """The stored bindings; none when the file is absent (a broker that never had an ACL)."""
-    try:
-        entries = json.loads(path.read_text())
-    except FileNotFoundError:
-        return AclSet()
-    return AclSet(AclBinding.from_json(json.dumps(entry)) for entry in entries)
+def _decode_acls(raw: bytes) -> AclSet:
+    return AclSet(AclBinding.from_json(json.dumps(entry)) for entry in json.loads(raw))
 
 
-def _read_quotas(path: Path) -> ClientQuotas:
-    try:
-        return ClientQuotas.decode(path.read_text())
-    except FileNotFoundError:
-        return ClientQuotas()
-
-
-def _read_features(path: Path) -> FinalizedFeatures:
-    """The levels of ``features.json``; the format-time defaults while there is none."""
-    try:
-        return FinalizedFeatures.decode(path.read_bytes())
-    except FileNotFoundError:
-        return FinalizedFeatures()
+# The meta files of the data directory this class keeps: (decode their bytes, their empty form
+# while absent: no ACL, no quota, no SCRAM user, the format-time feature levels).
+_FILES = {
+    FEATURES_FILE: (FinalizedFeatures.decode, FinalizedFeatures),
+    ACLS_FILE: (_decode_acls, AclSet),
+    QUOTAS_FILE: (lambda raw: ClientQuotas.decode(raw.decode()), ClientQuotas),
+    SCRAM_FILE: (lambda raw: ScramCredentialSet.decode(raw.decode()), ScramCredentialSet),
+}
 
 
 class LeadsEverything(ReplicaRoles):

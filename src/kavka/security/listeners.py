@@ -74,7 +74,9 @@ class ConnectionSecurity:
 
 def listener_security(config, name: str, protocol: str, credentials=None) -> ListenerSecurity:
     """The security of listener ``name`` from the broker settings; ConfigError when incomplete.
-    ``credentials``: the SCRAM store (kavka.security.credentials), needed for SCRAM."""
+    ``credentials``: a callable giving the SCRAM credentials as they are now (a
+    kavka.security.credentials.ScramCredentialSet, from the metadata boundary), needed for SCRAM;
+    each login asks it, so a change made through any broker applies to the next login."""
     sec = ListenerSecurity(name, protocol)
     if protocol in ("SSL", "SASL_SSL"):
         sec.ssl_context = server_context(config, name)
@@ -105,7 +107,7 @@ def _mechanism(config, listener: str, mechanism: str, credentials):
     if mechanism in SCRAM_MECHANISMS:
         if credentials is None:
             raise ConfigError(f"listener {listener}: {mechanism} needs the broker's credential store")
-        return partial(ScramServer, mechanism, lambda user: credentials.get(user, mechanism))
+        return partial(ScramServer, mechanism, lambda user: credentials().get(user, mechanism))
     if mechanism == "OAUTHBEARER":
         if config.for_listener(listener, "sasl.oauthbearer.jwks.endpoint.url"):
             from kavka.security.sasl.jwks import JwksValidator
