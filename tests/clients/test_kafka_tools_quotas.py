@@ -53,7 +53,9 @@ def test_kafka_configs_alters_and_describes_quotas(configs):
         (("user", "bob"), ("client-id", "app")): {"producer_byte_rate": 1000.0},
         (("ip", "10.0.0.1"),): {"connection_creation_rate": 5.0},
     }
-    # (--describe of users alone also asks DescribeUserScramCredentials, which kavka does not answer yet)
+    # --describe of a user alone also asks DescribeUserScramCredentials (alice has none)
+    out = configs("--entity-type", "users", "--entity-name", "alice", "--describe")
+    assert "Quota configs for user-principal 'alice' are" in out and "producer_byte_rate=1048576.0" in out
     out = configs("--entity-type", "users", "--entity-name", "bob", "--entity-type", "clients", "--entity-name",
                   "app", "--describe")
     assert "Quota configs for user-principal 'bob', client-id 'app' are producer_byte_rate=1000.0" in out
