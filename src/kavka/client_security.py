@@ -3,6 +3,11 @@
 Kafka's tools read a properties file of client settings; this module reads the same keys:
 ``security.protocol`` (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), ``sasl.mechanism`` (PLAIN,
 SCRAM-SHA-256, SCRAM-SHA-512) with ``sasl.username``/``sasl.password`` or ``sasl.jaas.config``,
+OAUTHBEARER with Kafka's unsecured login (``sasl.jaas.config`` of OAuthBearerLoginModule with
+``unsecuredLoginStringClaim_sub="NAME"`` etc.; ``unsecuredLoginExtension_NAME`` options are sent
+as SASL extensions) or a static token read from the file that
+``sasl.oauthbearer.token.endpoint.url=file:///PATH`` names (as Kafka's OAuthBearerLoginCallbackHandler
+reads one; an http(s) token endpoint is not supported here),
 and the TLS keys (``ssl.truststore.location`` or ``ssl.ca.location``: PEM; for mTLS
 ``ssl.keystore.location`` + ``ssl.key.password`` or ``ssl.certificate.location`` +
 ``ssl.key.location``; ``ssl.endpoint.identification.algorithm``, ``https`` by default as in
@@ -18,18 +23,22 @@ from __future__ import annotations
 
 import re
 import ssl
+import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from kavka.config import ConfigError
 from kavka.security.sasl import AuthenticationFailed
 from kavka.security.sasl.jaas import parse_jaas
+from kavka.security.sasl.oauthbearer import client_first_message, unsecured_login_token
 from kavka.security.sasl.scram import MECHANISMS, ScramClient
 
 Request = Callable[[Any], Any]  # a kio request object -> its decoded response
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", *MECHANISMS)
+SASL_MECHANISMS = ("PLAIN", *MECHANISMS, "OAUTHBEARER")
+EXTENSION = "unsecuredLoginExtension_"
 SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
 
 
@@ -69,6 +78,8 @@ class ClientSecurity:
     mechanism: str | None = None
     username: str = ""
     password: str = ""
+    oauth_options: tuple[tuple[str, str], ...] = ()   # OAUTHBEARER's unsecured login options
+    token_file: str | None = None                     # or the file holding a static token
 
     @classmethod
     def load(cls, path: str) -> "ClientSecurity":
@@ -85,6 +96,10 @@ class ClientSecurity:
         context = _ssl_context(props, algorithm != "") if protocol.endswith("SSL") else None
         if not protocol.startswith("SASL_"):
             return cls(protocol, context, algorithm != "")
+        if props.get("sasl.mechanism", "").upper() == "OAUTHBEARER":
+            options, token_file = _oauth(props)
+            return cls(protocol, context, algorithm != "", "OAUTHBEARER", oauth_options=options,
+                       token_file=token_file)
         mechanism, username, password = _sasl(props)
         return cls(protocol, context, algorithm != "", mechanism, username, password)
 
@@ -106,11 +121,53 @@ class ClientSecurity:
         if self.mechanism == "PLAIN":
             _step(request, f"\0{self.username}\0{self.password}".encode())
             return
+        if self.mechanism == "OAUTHBEARER":
+            self._bearer(request)
+            return
         scram = ScramClient(self.mechanism, self.username, self.password)
         try:
             scram.verify(_step(request, scram.final(_step(request, scram.first()))))
         except AuthenticationFailed as exc:
             raise SaslFailed(f"{self.mechanism}: {exc}") from None
+
+
+    def _bearer(self, request: Request) -> None:
+        options = dict(self.oauth_options)
+        if self.token_file is not None:
+            try:
+                with open(self.token_file, encoding="utf-8") as f:
+                    token = f.read().strip()
+            except OSError as exc:
+                raise SaslFailed(f"OAUTHBEARER: cannot read the token file {self.token_file}: "
+                                 f"{exc.strerror or exc}") from None
+        else:
+            token = unsecured_login_token(options, time.time())
+        extensions = {k[len(EXTENSION):]: v for k, v in options.items() if k.startswith(EXTENSION)}
+        challenge = _step(request, client_first_message(token, extensions))
+        if challenge:   # the broker's error challenge: RFC 7628 has the client end it with %x01
+            _step(request, b"\x01")
+            raise SaslFailed(f"OAUTHBEARER: the broker refused the token: {challenge.decode('utf-8', 'replace')}")
+
+
+def _oauth(props: dict[str, str]) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    """OAUTHBEARER's settings: (the unsecured login options, None) or ((), the static token's file)."""
+    url = props.get("sasl.oauthbearer.token.endpoint.url")
+    if url:
+        parsed = urllib.parse.urlparse(url)
+        if parsed.scheme != "file":
+            raise ClientConfigError(f"sasl.oauthbearer.token.endpoint.url: only a file: URL (a file holding "
+                                    f"the token) is supported here, not {url!r}")
+        return (), urllib.parse.unquote(parsed.path)
+    if "sasl.jaas.config" not in props:
+        raise ClientConfigError("sasl.jaas.config: OAUTHBEARER needs OAuthBearerLoginModule with "
+                                "unsecuredLoginStringClaim_sub=\"NAME\" (or sasl.oauthbearer.token.endpoint.url)")
+    try:
+        options = parse_jaas(props["sasl.jaas.config"])
+        unsecured_login_token(options, time.time())      # the options are checked now, not per connection
+    except (ConfigError, ValueError) as exc:
+        raise ClientConfigError(f"sasl.jaas.config: {exc}".replace("sasl.jaas.config: sasl.jaas.config",
+                                                                   "sasl.jaas.config")) from None
+    return tuple(options.items()), None
 
 
 def _step(request: Request, token: bytes) -> bytes:

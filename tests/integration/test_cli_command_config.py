@@ -6,7 +6,10 @@ with confluent-kafka."""
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import time
 
 import pytest
 from confluent_kafka import KafkaException
@@ -25,7 +28,8 @@ JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
 def broker(kavka_broker_factory, tmp_path):
     pki = make_pki(tmp_path / "pki", key_password="keypass")
     b = kavka_broker_factory({
-        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", "ssl.keystore.location": str(pki.server),
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER",
+        "ssl.keystore.location": str(pki.server),
         "ssl.key.password": "keypass", "ssl.truststore.location": str(pki.ca),
         "listener.name.ssl.ssl.client.auth": "required",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
@@ -114,6 +118,8 @@ def test_bad_config_names_the_key(broker, tmp_path):
                              "sasl.jaas.config": "PlainLoginModule required username=\"a\" password=\"b\""},
         "ssl.truststore.location": {"security.protocol": "SSL", "ssl.truststore.location": tmp_path / "absent.pem"},
         "ssl.keystore.type": {"security.protocol": "SSL", "ssl.keystore.type": "JKS"},
+        "sasl.oauthbearer.token.endpoint.url": {"security.protocol": "SASL_SSL", "sasl.mechanism": "OAUTHBEARER",
+                                                "sasl.oauthbearer.token.endpoint.url": "https://idp.example/token"},
     }
     for key, props in cases.items():
         line = failed(cli(broker, "SSL", properties(broker, key, **props), "topics", "list"))
@@ -123,6 +129,43 @@ def test_bad_config_names_the_key(broker, tmp_path):
     line = failed(cli(broker, "SSL", properties(broker, "untrusted", **{"security.protocol": "SSL"}),
                       "topics", "list"))
     assert "TLS handshake" in line and "CERTIFICATE_VERIFY_FAILED" in line, line
+
+
+OAUTH_MODULE = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required"
+
+
+def _unsecured_jwt(claims: dict) -> str:
+    def part(obj) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+    return f"{part({'alg': 'none'})}.{part(claims)}."
+
+
+def test_oauthbearer_unsecured_login_and_a_static_token(broker, caplog):
+    caplog.set_level(logging.INFO, logger="kavka.security")
+    tls = {"security.protocol": "SASL_SSL", "ssl.truststore.location": broker.pki.ca, "sasl.mechanism": "OAUTHBEARER"}
+    unsecured = properties(broker, "oauth-unsecured", **tls, **{
+        "sasl.jaas.config": f'{OAUTH_MODULE} unsecuredLoginStringClaim_sub="alice" '
+                            'unsecuredLoginListClaim_scope=",kafka,admin";'})
+    assert "secured-topic" in ok(cli(broker, "SASL_SSL", unsecured, "topics", "list")).split()
+    assert any("User:alice on listener SASL_SSL" in m for m in authenticated(caplog))
+
+    now = int(time.time())
+    token = broker.dir / "token.jwt"
+    token.write_text(_unsecured_jwt({"sub": "erin", "iat": now, "exp": now + 300}) + "\n")
+    static = properties(broker, "oauth-static", **tls, **{
+        "sasl.login.callback.handler.class": "org.apache.kafka.common.security.oauthbearer."
+                                             "OAuthBearerLoginCallbackHandler",
+        "sasl.oauthbearer.token.endpoint.url": token.as_uri(), "sasl.jaas.config": f"{OAUTH_MODULE} ;"})
+    assert "secured-topic" in ok(cli(broker, "SASL_SSL", static, "topics", "list")).split()
+    assert any("User:erin on listener SASL_SSL" in m for m in authenticated(caplog))
+
+    token.write_text(_unsecured_jwt({"sub": "erin", "iat": now - 600, "exp": now - 300}))
+    line = failed(cli(broker, "SASL_SSL", static, "topics", "list"))
+    assert "SASL_AUTHENTICATION_FAILED" in line and "expired" in line, line
+    no_sub = properties(broker, "oauth-no-sub", **tls, **{
+        "sasl.jaas.config": f'{OAUTH_MODULE} unsecuredLoginStringClaim_name="alice";'})
+    line = failed(cli(broker, "SASL_SSL", no_sub, "topics", "list"))
+    assert "sasl.jaas.config" in line and "unsecuredLoginStringClaim_sub" in line, line
 
 
 def _scram_conf(broker, user: str, password: str) -> dict:

@@ -37,7 +37,8 @@ def bootstrap_parent() -> argparse.ArgumentParser:
                              f"env {BOOTSTRAP_ENV})")
     parent.add_argument("--command-config", metavar="FILE",
                         help="Kafka client properties for the connections: security.protocol, sasl.mechanism, "
-                             "sasl.username/sasl.password or sasl.jaas.config, ssl.* (PEM files)")
+                             "sasl.username/sasl.password or sasl.jaas.config (OAUTHBEARER: unsecured login or "
+                             "sasl.oauthbearer.token.endpoint.url=file:...), ssl.* (PEM files)")
     return parent
 
 

@@ -173,3 +173,20 @@ def test_reauthentication_keeps_the_principal_and_the_session_expires():
     s.handshake("PLAIN", 1)
     with pytest.raises(AuthenticationFailed, match="Cannot change principals"):
         s.authenticate(b"\0eve\0pw", 9000)
+
+
+def test_unsecured_login_token_from_the_login_module_options():
+    from kavka.security.sasl.oauthbearer import client_first_message, decode_jws, unsecured_login_token
+    token = unsecured_login_token({"unsecuredLoginStringClaim_sub": "alice", "unsecuredLoginNumberClaim_n": "7",
+                                   "unsecuredLoginListClaim_scope": "|read|write", "unsecuredLoginLifetimeSeconds": "60",
+                                   "unsecuredLoginExtension_traceId": "x1"}, now=1000.5)
+    header, claims, parts = decode_jws(token)
+    assert header == {"alg": "none"} and parts[2] == ""
+    assert claims == {"sub": "alice", "n": 7, "scope": ["read", "write"], "iat": 1000, "exp": 1060}
+    server = OAuthBearerServer(UnsecuredValidator({"unsecuredValidatorRequiredScope": "read"}, clock=lambda: 1001))
+    assert server.evaluate(client_first_message(token, {"traceId": "x1"})) == b"" and server.username == "alice"
+    for options, problem in (({"unsecuredLoginStringClaim_name": "alice"}, "principal claim"),
+                             ({"unsecuredLoginStringClaim_sub": "a", "unsecuredLoginNumberClaim_exp": "5"}, "exp"),
+                             ({"unsecuredLoginStringClaim_sub": "a", "unsecuredLoginNumberClaim_n": "x"}, "number")):
+        with pytest.raises(ValueError, match=problem):
+            unsecured_login_token(options, now=0)

@@ -9,6 +9,10 @@ the scopes (``unsecuredValidatorScopeClaimName``, default ``scope``) hold every 
 ``unsecuredValidatorRequiredScope``.  As Kafka, a refused token is answered first with an
 error challenge (``{"status":"invalid_token"}``); the client's ``\\x01`` reply then ends the
 exchange in SASL_AUTHENTICATION_FAILED.
+
+The client side (for the CLI's ``--command-config``): :func:`unsecured_login_token` makes the
+token Kafka's OAuthBearerUnsecuredLoginCallbackHandler makes from the login module's
+``unsecuredLogin*`` options, and :func:`client_first_message` wraps a token in the message above.
 """
 
 from __future__ import annotations
@@ -121,3 +125,51 @@ class OAuthBearerServer:
                                        "token's principal")
         self.username, self.complete, self.expires_ms = principal, True, int(exp * 1000)
         return b""
+
+
+_LOGIN_CLAIM = re.compile(r"unsecuredLogin(String|Number|List)Claim_(.+)")
+_RESERVED = ("iat", "exp")
+
+
+def _b64url_json(obj) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+
+def unsecured_login_token(options: dict[str, str], now: float) -> str:
+    """An unsecured JWS (``alg`` none) from OAuthBearerLoginModule options:
+    ``unsecuredLoginStringClaim_NAME``, ``unsecuredLoginNumberClaim_NAME``,
+    ``unsecuredLoginListClaim_NAME`` (the first character is the delimiter),
+    ``unsecuredLoginPrincipalClaimName`` (default ``sub``) and ``unsecuredLoginLifetimeSeconds``
+    (default 3600); ``iat`` and ``exp`` are made here.  ValueError names a bad option."""
+    claims: dict = {}
+    for key, value in options.items():
+        m = _LOGIN_CLAIM.fullmatch(key)
+        if m is None:
+            continue
+        kind, name = m.groups()
+        if name in _RESERVED:
+            raise ValueError(f"{key}: the {name} claim is made by the login module, it cannot be set")
+        if kind == "String":
+            claims[name] = value
+        elif kind == "Number":
+            try:
+                claims[name] = float(value) if any(c in value for c in ".eE") else int(value)
+            except ValueError:
+                raise ValueError(f"{key}: {value!r} is not a number") from None
+        else:
+            claims[name] = [v for v in value[1:].split(value[0])] if value else []
+    principal_claim = options.get("unsecuredLoginPrincipalClaimName", "sub")
+    if not isinstance(claims.get(principal_claim), str) or not claims[principal_claim].strip():
+        raise ValueError(f"unsecuredLoginStringClaim_{principal_claim}: the principal claim is required")
+    try:
+        lifetime = int(options.get("unsecuredLoginLifetimeSeconds", "3600"))
+    except ValueError:
+        raise ValueError("unsecuredLoginLifetimeSeconds: not a whole number of seconds") from None
+    claims["iat"], claims["exp"] = int(now), int(now) + lifetime
+    return f"{_b64url_json({'alg': 'none'})}.{_b64url_json(claims)}."
+
+
+def client_first_message(token: str, extensions: dict[str, str] | None = None) -> bytes:
+    """RFC 7628's client message with no authorization id, the token and SASL extensions."""
+    pairs = "".join(f"{k}={v}\x01" for k, v in (extensions or {}).items())
+    return f"n,,\x01auth=Bearer {token}\x01{pairs}\x01".encode()

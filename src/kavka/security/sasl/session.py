@@ -2,8 +2,10 @@
 
 States: HANDSHAKE (only ApiVersions and SaslHandshake are accepted), AUTHENTICATE (a
 mechanism was chosen; SaslAuthenticate frames, or raw tokens after SaslHandshake v0, feed it),
-COMPLETE (every API; the principal is ``User:<name>``).  Any other request before COMPLETE
-closes the connection, as does a failed authentication.
+COMPLETE (every API; the principal is ``User:<name>``), FAILED (a token was refused: the
+connection closes once that is answered, and no later token is taken, as Kafka's SCRAM server
+enters its FAILED state).  Any other request before COMPLETE closes the connection, as does a
+failed authentication.
 
 Re-authentication (KIP-368): with ``connections.max.reauth.ms`` > 0 (or a token that expires
 sooner), SaslAuthenticate v1+ answers the session lifetime; the client runs SaslHandshake +
@@ -25,6 +27,7 @@ class SaslState(Enum):
     HANDSHAKE = "handshake"
     AUTHENTICATE = "authenticate"
     COMPLETE = "complete"
+    FAILED = "failed"
 
 
 class SaslSession:
@@ -56,8 +59,8 @@ class SaslSession:
 
     def handshake(self, mechanism: str, version: int) -> bool:
         """Pick a mechanism; False if it is not enabled (answered UNSUPPORTED_SASL_MECHANISM)."""
-        if self.state == SaslState.AUTHENTICATE:
-            raise IllegalSaslState("SaslHandshake received while authenticating")
+        if self.state in (SaslState.AUTHENTICATE, SaslState.FAILED):
+            raise IllegalSaslState(f"SaslHandshake received during SASL {self.state.value}")
         if self.state == SaslState.COMPLETE:
             self._reauthenticating = True
         if mechanism not in self.mechanisms:
@@ -72,9 +75,13 @@ class SaslSession:
         end the connection."""
         if self.state != SaslState.AUTHENTICATE:
             raise IllegalSaslState(f"SaslAuthenticate received during SASL {self.state.value}")
-        reply = self._server.evaluate(token)
-        if self._server.complete:
-            self._complete(now_ms)
+        try:
+            reply = self._server.evaluate(token)
+            if self._server.complete:
+                self._complete(now_ms)
+        except (AuthenticationFailed, IllegalSaslState):
+            self.state, self._server, self._reauthenticating = SaslState.FAILED, None, False
+            raise
         return reply
 
     def _complete(self, now_ms: int) -> None:

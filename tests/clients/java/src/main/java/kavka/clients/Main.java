@@ -58,6 +58,7 @@ public final class Main {
             case "read-to-end" -> Transactions.readToEnd(args);
             case "txn-plan" -> TxnVerification.run(args);
             case "txn-zombie" -> TxnVerification.zombie(args);
+            case "authz-probe" -> Authz.probe(args);
             default -> usage("unknown step " + argv[0]);
         }
     }
@@ -78,7 +79,7 @@ public final class Main {
 
     private static void usage(String problem) {
         System.err.println(problem + "\nusage: Main produce|consume|group-member|offsets-for-times|admin|wordcount"
-                + "|transactions|fence|read-to-end|txn-plan|txn-zombie BOOTSTRAP [ARG ...] [name=value ...]");
+                + "|transactions|fence|read-to-end|txn-plan|txn-zombie|authz-probe BOOTSTRAP [ARG ...] [name=value ...]");
         System.exit(2);
     }
 }
