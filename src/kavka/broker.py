@@ -100,7 +100,7 @@ class Broker:
         try:
             if self.cluster_settings is not None:
                 from kavka.cluster.node import ClusterNode
-                self.node = ClusterNode(self, self.cluster_settings)
+                self.node = ClusterNode(self, self.cluster_settings, self._inter_broker_security())
             self.groups = self._load_groups()
             self.transactions = self._load_transactions()
             await self._listen()
@@ -230,7 +230,7 @@ class Broker:
         context = self.context = BrokerContext(
             logs=self.logs, config=self.config, clock=self._clock, node_id=self.config.get("broker.id"),
             host="", port=0, producer_ids=self.producer_ids, groups=self.groups,
-            transactions=self.transactions, **boundary)
+            transactions=self.transactions, inter_broker=self._inter_broker_identity(), **boundary)
         if context.authorizer is not None:   # read the stored ACLs now: a damaged file stops the start
             log.info("authorizer %s: %d ACL bindings, super users %s", self.config.get("authorizer.class.name"),
                      len(context.metadata.acls()), sorted(context.authorizer.super_users) or "none")
@@ -264,10 +264,30 @@ class Broker:
         if spec is None:
             raise ConfigError(f"inter.broker.listener.name: {inter} is not one of the listeners "
                               f"({', '.join(s.name for s in self._specs)})")
-        if self.node is not None and spec.protocol != "PLAINTEXT":
-            raise ConfigError(f"inter.broker.listener.name: {inter} is a {spec.protocol} listener; kavka's brokers "
-                              "replicate and forward over PLAINTEXT only for now (name a PLAINTEXT listener)")
         return inter
+
+    def _inter_broker_spec(self) -> ListenerSpec:
+        inter = self._inter_broker_listener()
+        return next(s for s in self._specs if s.name == inter)
+
+    def _inter_broker_security(self):
+        """How this broker connects to the others (a cluster's): the inter-broker listener's
+        protocol, TLS and SASL settings as a kavka.client_security.ClientSecurity, None for
+        PLAINTEXT; ConfigError (before any listener opens) when they cannot work."""
+        from kavka.client_security import ClientSecurity
+        spec = self._inter_broker_spec()
+        if spec.protocol == "PLAINTEXT":
+            return None
+        return ClientSecurity.inter_broker(self.config, spec.name, spec.protocol)
+
+    def _inter_broker_identity(self):
+        """Who counts as another broker of the cluster on this broker's listeners
+        (kavka.api.inter_broker); None for a lone broker, which has no other brokers."""
+        if self.node is None:
+            return None
+        from kavka.api.inter_broker import InterBrokerIdentity
+        spec = self._inter_broker_spec()
+        return InterBrokerIdentity.of(self.config, spec.name, spec.protocol, self.node.peer_security)
 
     def _advertised_address(self, spec: ListenerSpec) -> tuple[str, int]:
         """Where clients are told to reach listener ``spec``: advertised.listeners by name, else

@@ -16,7 +16,9 @@ only warn about them.  A bad value raises :class:`ClientConfigError` naming the 
 
 :class:`ClientSecurity` then secures one blocking socket (TLS 1.2+ with ``ssl``) and runs the
 SASL exchange through a client's request function (SaslHandshake v1, SaslAuthenticate v2); it
-imports no client, so :mod:`kavka.client` may import it.
+imports no client, so :mod:`kavka.client` may import it.  A broker's connections to the other
+brokers use the same class (:meth:`ClientSecurity.inter_broker`, built from the inter-broker
+listener's settings) and the same exchange (:meth:`ClientSecurity.sasl_steps`).
 """
 
 from __future__ import annotations
@@ -111,27 +113,81 @@ class ClientSecurity:
 
     def authenticate(self, request: Request) -> None:
         """The SASL exchange on a fresh connection; SaslFailed if the broker refuses."""
+        steps = self.sasl_steps()
+        try:
+            step = next(steps)
+            while True:
+                step = steps.send(request(step))
+        except StopIteration:
+            return
+
+    def sasl_steps(self):
+        """The SASL exchange as a generator, whatever does the I/O (this blocking client, or a
+        broker's asyncio connection to another, kavka.replication.peer): it yields each kio
+        request and is sent its decoded response; SaslFailed if the broker refuses."""
         if self.mechanism is None:
             return
+        from kio.schema.sasl_authenticate.v2.request import SaslAuthenticateRequest
         from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
-        response = request(SaslHandshakeRequest(mechanism=self.mechanism))
+        response = yield SaslHandshakeRequest(mechanism=self.mechanism)
         if response.error_code:
             raise SaslFailed(f"{_error_name(response.error_code)}: the broker offers "
                              f"{', '.join(response.mechanisms) or 'no mechanism'}, not {self.mechanism}")
+
+        def step(answer) -> bytes:
+            if answer.error_code:
+                raise SaslFailed(f"{_error_name(answer.error_code)}: {answer.error_message or 'refused'}")
+            return answer.auth_bytes
+
         if self.mechanism == "PLAIN":
-            _step(request, f"\0{self.username}\0{self.password}".encode())
+            step((yield SaslAuthenticateRequest(auth_bytes=f"\0{self.username}\0{self.password}".encode())))
             return
         if self.mechanism == "OAUTHBEARER":
-            self._bearer(request)
+            yield from self._bearer_steps(step)
             return
         scram = ScramClient(self.mechanism, self.username, self.password)
         try:
-            scram.verify(_step(request, scram.final(_step(request, scram.first()))))
+            server_first = step((yield SaslAuthenticateRequest(auth_bytes=scram.first())))
+            server_final = step((yield SaslAuthenticateRequest(auth_bytes=scram.final(server_first))))
+            scram.verify(server_final)
         except AuthenticationFailed as exc:
             raise SaslFailed(f"{self.mechanism}: {exc}") from None
 
+    @classmethod
+    def inter_broker(cls, config, listener: str, protocol: str) -> "ClientSecurity":
+        """How this broker connects to the others' listener ``listener`` (its
+        ``inter.broker.listener.name``), as Kafka's broker does for its own client side: TLS
+        from that listener's settings (kavka.security.tls.client_context), SASL with
+        ``sasl.mechanism.inter.broker.protocol`` and the ``username``/``password`` of
+        ``listener.name.<listener>.<mechanism>.sasl.jaas.config``.  ConfigError names what
+        is missing or not supported."""
+        from kavka.security.tls import client_context
+        context = client_context(config, listener) if protocol in ("SSL", "SASL_SSL") else None
+        check_hostname = context is not None and context.check_hostname
+        if not protocol.startswith("SASL_"):
+            return cls(protocol, context, check_hostname)
+        mechanism = (config.get("sasl.mechanism.inter.broker.protocol") or "").upper()
+        between_brokers = ("PLAIN", *MECHANISMS)   # no GSSAPI, no OAUTHBEARER login of a broker
+        if mechanism not in between_brokers:
+            raise ConfigError(f"sasl.mechanism.inter.broker.protocol: {mechanism or 'unset'} is not supported "
+                              f"between kavka brokers (GSSAPI is Kafka's default; set one of "
+                              f"{', '.join(between_brokers)})")
+        enabled = [m.upper() for m in config.for_listener(listener, "sasl.enabled.mechanisms")]
+        if mechanism not in enabled:
+            raise ConfigError(f"sasl.mechanism.inter.broker.protocol: {mechanism} must be one of the "
+                              f"sasl.enabled.mechanisms of the inter-broker listener {listener} "
+                              f"({', '.join(enabled) or 'none'})")
+        key = f"listener.name.{listener.lower()}.{mechanism.lower()}.sasl.jaas.config"
+        text = config.for_listener(listener, "sasl.jaas.config", mechanism)
+        options = parse_jaas(text) if text else {}
+        if not options.get("username") or options.get("password") is None:
+            raise ConfigError(f"{key}: the inter-broker listener {listener} uses {mechanism} but its JAAS config "
+                              'has no username="..." password="..." for this broker to authenticate with')
+        return cls(protocol, context, check_hostname, mechanism, options["username"], options["password"])
 
-    def _bearer(self, request: Request) -> None:
+    def _bearer_steps(self, step):
+        """OAUTHBEARER's part of :meth:`sasl_steps` (``step`` checks a SaslAuthenticate answer)."""
+        from kio.schema.sasl_authenticate.v2.request import SaslAuthenticateRequest
         options = dict(self.oauth_options)
         if self.token_file is not None:
             try:
@@ -143,9 +199,9 @@ class ClientSecurity:
         else:
             token = unsecured_login_token(options, time.time())
         extensions = {k[len(EXTENSION):]: v for k, v in options.items() if k.startswith(EXTENSION)}
-        challenge = _step(request, client_first_message(token, extensions))
+        challenge = step((yield SaslAuthenticateRequest(auth_bytes=client_first_message(token, extensions))))
         if challenge:   # the broker's error challenge: RFC 7628 has the client end it with %x01
-            _step(request, b"\x01")
+            step((yield SaslAuthenticateRequest(auth_bytes=b"\x01")))
             raise SaslFailed(f"OAUTHBEARER: the broker refused the token: {challenge.decode('utf-8', 'replace')}")
 
 
@@ -168,14 +224,6 @@ def _oauth(props: dict[str, str]) -> tuple[tuple[tuple[str, str], ...], str | No
         raise ClientConfigError(f"sasl.jaas.config: {exc}".replace("sasl.jaas.config: sasl.jaas.config",
                                                                    "sasl.jaas.config")) from None
     return tuple(options.items()), None
-
-
-def _step(request: Request, token: bytes) -> bytes:
-    from kio.schema.sasl_authenticate.v2.request import SaslAuthenticateRequest
-    response = request(SaslAuthenticateRequest(auth_bytes=token))
-    if response.error_code:
-        raise SaslFailed(f"{_error_name(response.error_code)}: {response.error_message or 'refused'}")
-    return response.auth_bytes
 
 
 def _error_name(code: int) -> str:

@@ -249,13 +249,18 @@ def _security_keys() -> list[ConfigKey]:
         ConfigKey("ssl.protocol", "string", "TLSv1.3", "Kafka's SSLContext protocol; kavka's range is "
                   "ssl.enabled.protocols."),
         ConfigKey("ssl.cipher.suites", "list", (), "TLS 1.2 cipher suites (OpenSSL names); empty: the defaults."),
+        ConfigKey("ssl.endpoint.identification.algorithm", "string", "https", "https: a broker connecting to "
+                  "another checks that its certificate names the host it connects to; empty: it does not.",
+                  one_of("https", "HTTPS", "")),
         ConfigKey("ssl.principal.mapping.rules", "string", "DEFAULT", "RULE:pattern/replacement/[LU] items "
                   "(and DEFAULT) mapping a client certificate's subject to a user name."),
         ConfigKey("kavka.ssl.handshake.timeout.ms", "int", 10000, "kavka: a TLS handshake not done within this "
                   "closes the connection.", at_least(1)),
         ConfigKey("sasl.enabled.mechanisms", "list", ("GSSAPI",), "SASL mechanisms a SASL listener offers "
                   "(kavka: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER; GSSAPI is not served).", None),
-        ConfigKey("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI", "SASL mechanism between brokers."),
+        ConfigKey("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI", "SASL mechanism between brokers "
+                  "on a SASL inter-broker listener (kavka: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with the username "
+                  "and password of listener.name.<listener>.<mechanism>.sasl.jaas.config; GSSAPI is refused)."),
         ConfigKey("sasl.jaas.config", "password", None, "JAAS login module options; for PLAIN the users as "
                   'user_NAME="password" entries.', sensitive=True),
         ConfigKey("connections.max.reauth.ms", "long", 0, "Longest SASL session before the client must "

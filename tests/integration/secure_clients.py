@@ -19,10 +19,16 @@ def roundtrip(conf: dict, topic: str, values: list[bytes] = EXPECTED, consumer_c
     assert producer.flush(30) == 0
     consumer = Consumer({**conf, "group.id": f"g-{topic}", "auto.offset.reset": "earliest", **(consumer_conf or {})})
     consumer.subscribe([topic])
+    return poll_values(consumer, len(values), timeout)
+
+
+def poll_values(consumer, count: int, timeout: float = 20.0) -> list[bytes]:
+    """Values a confluent-kafka consumer polls until it has ``count`` or ``timeout`` s passed;
+    the consumer is closed (shared with the cluster tests)."""
     got: list[bytes] = []
     deadline = time.monotonic() + timeout
     try:
-        while len(got) < len(values) and time.monotonic() < deadline:
+        while len(got) < count and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is not None and msg.error() is None:
                 got.append(msg.value())

@@ -13,6 +13,7 @@ coordinator's broker.
 None without one; handlers ask it through kavka.api.authorization.
 ``client_quotas`` enforces the stored client quotas (kavka.security.quota_manager), through
 kavka.api.quotas.
+``inter_broker`` says which connections are the cluster's other brokers (kavka.api.inter_broker).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from kavka.security.quota_manager import ClientQuotaManager
 from kavka.txn.verifier import LocalTxnVerifier, TxnVerifier
 
 if TYPE_CHECKING:
+    from kavka.api.inter_broker import InterBrokerIdentity
     from kavka.group.runner import GroupRunner
     from kavka.log.group_commit import GroupCommit
     from kavka.txn.runner import TxnRunner
@@ -61,6 +63,8 @@ class BrokerContext:
     authorizer: Authorizer | None = None   # None: every request allowed (no authorizer.class.name)
     listeners: tuple = ()        # (name, advertised host, port) of each listener, set by advertise
     client_quotas: ClientQuotaManager = field(default=None)  # type: ignore[assignment]
+    # Who counts as another broker of the cluster (kavka.api.inter_broker); None: a lone broker.
+    inter_broker: "InterBrokerIdentity | None" = None
 
     def __post_init__(self) -> None:
         if self.metadata is None or self.admin is None:

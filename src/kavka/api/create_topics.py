@@ -61,11 +61,12 @@ from kavka.api.errors import (
     error_code_for,
     error_message,
 )
+from kavka.api.inter_broker import from_broker
 from kavka.api.quotas import MutationQuota
 from kavka.api.registry import Request, api
 from kavka.api.responses import builder_for
 from kavka.config import TopicConfig
-from kavka.internal_topics import BROKER_CLIENT_PREFIX, is_reserved
+from kavka.internal_topics import is_reserved
 from kavka.log.errors import InvalidPartitions, InvalidTopic, LogError, PolicyViolation, TopicAlreadyExists
 from kavka.log.topic_catalog import unify_collision_chars
 from kavka.metadata import NewTopic
@@ -187,7 +188,7 @@ async def handle(request: Request):
     slots: list = []  # a finished result, or the plan to create
     adding = 0
     names: set[str] = set()
-    forwarded = is_broker_client(request.client_id)
+    forwarded = from_broker(request)
     on_cluster = cluster_allowed(request, Op.CREATE)
     quota = MutationQuota(request, STRICT_QUOTA_SINCE)
     for topic, duplicate in unique_topics(body.topics):
@@ -242,13 +243,6 @@ def check_request_cap(broker, adding: int) -> None:
         raise PolicyViolation(
             f"Unable to perform excessively large batch operation: the request would add {adding} "
             f"partitions, more than max.partitions.per.request={limit}.")
-
-
-def is_broker_client(client_id: str | None) -> bool:
-    """A CreateTopics forwarded by another broker of the cluster (FindCoordinator makes
-    ``__consumer_offsets`` through the controller).  Until principals exist (SASL/mTLS)
-    this trusts the client id, as everything else on an unauthenticated listener does."""
-    return client_id is not None and client_id.startswith(BROKER_CLIENT_PREFIX)
 
 
 def unique_topics(topics):

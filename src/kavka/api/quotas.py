@@ -10,8 +10,9 @@ then mutes the connection for ``request.throttle_ms`` after the response is sent
 CreateTopics, CreatePartitions and DeleteTopics take partitions from the client's
 ``controller_mutation_rate`` bucket (KIP-599) through :class:`MutationQuota`.
 The user is the principal's name (``ANONYMOUS`` before authentication), as Kafka's quota
-callback takes it.  Requests of the cluster's own brokers (client id ``kavka-broker-N``:
-forwarding, transaction markers, replica fetches) count against nothing, as Kafka exempts
+callback takes it.  Requests of the cluster's own brokers (forwarding, transaction markers,
+replica fetches: kavka.api.inter_broker.from_broker, which a client cannot claim by its client
+id on an authenticated inter-broker listener) count against nothing, as Kafka exempts
 inter-broker traffic; a forwarded request was counted where the client sent it.
 """
 
@@ -21,7 +22,7 @@ import datetime
 import time
 
 from kavka.api.registry import Request
-from kavka.internal_topics import BROKER_CLIENT_PREFIX
+from kavka.api.inter_broker import from_broker
 from kavka.protocol.errors import ErrorCode
 from kavka.security.quota import REQUEST_PERCENTAGE
 
@@ -29,7 +30,7 @@ THROTTLED = "The throttling quota has been exceeded."
 
 
 def exempt(request: Request) -> bool:
-    return request.client_id is not None and request.client_id.startswith(BROKER_CLIENT_PREFIX)
+    return from_broker(request)
 
 
 def bandwidth_throttle(request: Request, key: str, amount: int) -> int:

@@ -426,7 +426,8 @@ class Controller:
         if address is None:
             raise ControllerUnavailable("no controller is known yet")
         try:
-            peer = await Peer.connect(*address, client_id=f"{BROKER_CLIENT_PREFIX}{self.node.broker_id}")
+            peer = await Peer.connect(*address, client_id=f"{BROKER_CLIENT_PREFIX}{self.node.broker_id}",
+                                      security=self.node.peer_security)
             try:
                 return await peer.request(body, 15.0)
             finally:

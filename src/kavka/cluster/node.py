@@ -68,9 +68,12 @@ REJOIN_VIEW_WAIT = 30.0   # seconds a re-registered broker waits for its view to
 
 
 class ClusterNode:
-    def __init__(self, broker, settings: ClusterSettings) -> None:
+    def __init__(self, broker, settings: ClusterSettings, peer_security=None) -> None:
+        """``peer_security``: how this broker connects to the others' inter-broker listener
+        (kavka.client_security.ClientSecurity; None: PLAINTEXT), for every such connection."""
         self.broker = broker
         self.settings = settings
+        self.peer_security = peer_security
         self.broker_id: int = broker.config.get("broker.id")
         self.view = ClusterView()
         self.controller = Controller(self)
@@ -81,11 +84,11 @@ class ClusterNode:
             rack_of=self.rack_of, replica_selector=broker.config.get("replica.selector.class"),
             lag_max_ms=broker.config.get("replica.lag.time.max.ms"),
             leader_quota=_throttle(broker, "leader.replication.throttled.rate"),
-            follower_quota=_throttle(broker, "follower.replication.throttled.rate"))
+            follower_quota=_throttle(broker, "follower.replication.throttled.rate"), peer_security=peer_security)
         self.txn_markers = ClusterMarkerWriter(self, broker._clock)
         self.txn_verifier = ClusterTxnVerifier(self.broker_id, self.metadata.transaction_coordinator,
                                                self._local_txn_verifier,
-                                               peer_connector(f"{BROKER_CLIENT_PREFIX}{self.broker_id}"))
+                                               peer_connector(f"{BROKER_CLIENT_PREFIX}{self.broker_id}", peer_security))
         self._tasks: list[asyncio.Task] = []
         self._view_waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self.log_dir_offline = False

@@ -128,7 +128,8 @@ class ClusterMarkerWriter:
         async with link.lock:
             try:
                 if link.peer is None:
-                    link.peer = await Peer.connect(*address, client_id=f"{BROKER_CLIENT_PREFIX}{self.node.broker_id}")
+                    link.peer = await Peer.connect(*address, client_id=f"{BROKER_CLIENT_PREFIX}{self.node.broker_id}",
+                                                   security=self.node.peer_security)
                 response = await link.peer.request(_request(job, tps), self.timeout_s)
             except PeerError as exc:
                 log.info("markers of %r to broker %d: %s; retrying", job.transactional_id, leader, exc)

@@ -191,10 +191,10 @@ class ClusterTxnVerifier:
         return channel
 
 
-def peer_connector(client_id: str) -> Connect:
-    """Connections to other brokers as ``client_id`` (kavka.replication.peer)."""
+def peer_connector(client_id: str, security=None) -> Connect:
+    """Connections to other brokers as ``client_id``, secured by ``security`` (kavka.replication.peer)."""
     async def connect(host: str, port: int) -> Peer:
-        return await Peer.connect(host, port, client_id=client_id)
+        return await Peer.connect(host, port, client_id=client_id, security=security)
     return connect
 
 

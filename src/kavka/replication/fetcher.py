@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from kavka.protocol.builders import make
 from kavka.protocol.errors import ErrorCode
-from kavka.replication.peer import Peer, PeerError
+from kavka.replication.peer import Peer, PeerAuthenticationFailed, PeerError
 
 log = logging.getLogger("kavka.replication")
 
@@ -81,6 +81,10 @@ class Fetcher:
                     peer = await self._connect()
                     await self._truncate(peer)
                     await self._fetch(peer)
+                except PeerAuthenticationFailed as exc:   # a configuration problem: say so louder
+                    log.warning("replica fetch from broker %d: %s; retrying", self.leader_id, exc)
+                    self._disconnect()
+                    await asyncio.sleep(backoff)
                 except PeerError as exc:
                     log.info("replica fetch from broker %d: %s; retrying", self.leader_id, exc)
                     self._disconnect()
@@ -97,7 +101,8 @@ class Fetcher:
             address = self.manager.address_of(self.leader_id)
             if address is None:
                 raise PeerError(f"broker {self.leader_id} has no known address")
-            self._peer = await Peer.connect(*address, client_id=f"kavka-replica-{self.manager.broker_id}")
+            self._peer = await Peer.connect(*address, client_id=f"kavka-replica-{self.manager.broker_id}",
+                                            security=self.manager.peer_security)
         return self._peer
 
     def _disconnect(self) -> None:

@@ -91,7 +91,8 @@ class ReplicaManager(ReplicaRoles):
                  rack_of: Callable[[int], str | None] = lambda _broker_id: None, replica_selector: str | None = None,
                  lag_max_ms: int = 30_000, fetch_max_wait_ms: int = 500, fetch_max_bytes: int = 16 << 20,
                  partition_max_bytes: int = 1 << 20, backoff_ms: int = 100,
-                 leader_quota: ReplicationQuota | None = None, follower_quota: ReplicationQuota | None = None) -> None:
+                 leader_quota: ReplicationQuota | None = None, follower_quota: ReplicationQuota | None = None,
+                 peer_security=None) -> None:
         self.broker_id = broker_id
         self.logs = logs
         self.clock = clock
@@ -106,6 +107,7 @@ class ReplicaManager(ReplicaRoles):
         self.backoff_ms = backoff_ms
         self.leader_quota = leader_quota
         self.follower_quota = follower_quota
+        self.peer_security = peer_security   # how fetchers connect (kavka.client_security.ClientSecurity)
         self.leaders: dict[TopicPartition, LeaderRole] = {}
         self.followers: dict[TopicPartition, FollowerRole] = {}
         self.fetchers: dict[int, object] = {}          # leader broker id -> Fetcher

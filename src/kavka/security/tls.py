@@ -34,14 +34,7 @@ def server_context(config, listener: str) -> ssl.SSLContext:
     def setting(name):
         return config.for_listener(listener, name)
 
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    versions = sorted(TLS_VERSIONS[v] for v in setting("ssl.enabled.protocols") if v in TLS_VERSIONS)
-    if not versions:
-        raise ConfigError(f"ssl.enabled.protocols of listener {listener}: none of TLSv1.2, TLSv1.3 "
-                          f"(given {', '.join(setting('ssl.enabled.protocols'))})")
-    ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
-    if setting("ssl.cipher.suites"):
-        ctx.set_ciphers(":".join(setting("ssl.cipher.suites")))
+    ctx = _context(ssl.PROTOCOL_TLS_SERVER, listener, setting)
     _load_key(ctx, listener, setting)
     ctx.verify_mode = CLIENT_AUTH[setting("ssl.client.auth")]
     if setting("ssl.truststore.location"):
@@ -51,6 +44,47 @@ def server_context(config, listener: str) -> ssl.SSLContext:
     elif ctx.verify_mode != ssl.CERT_NONE:
         raise ConfigError(f"listener {listener}: ssl.client.auth={setting('ssl.client.auth')} needs "
                           "ssl.truststore.location or ssl.truststore.certificates")
+    return ctx
+
+
+def client_context(config, listener: str) -> ssl.SSLContext:
+    """The SSLContext this broker connects to other brokers' listener ``listener`` with, from
+    that listener's own settings as Kafka's broker uses them for its client side: the
+    trust store (else the system's CAs) checks the other broker's certificate, the host name
+    too unless ``ssl.endpoint.identification.algorithm`` is empty, and the key store, when
+    there is one, is presented for ``ssl.client.auth`` (mTLS)."""
+    def setting(name):
+        return config.for_listener(listener, name)
+
+    ctx = _context(ssl.PROTOCOL_TLS_CLIENT, listener, setting)
+    algorithm = (setting("ssl.endpoint.identification.algorithm") or "").lower()
+    if algorithm not in ("https", ""):
+        raise ConfigError(f"listener {listener}: ssl.endpoint.identification.algorithm={algorithm!r} "
+                          "is not https or empty")
+    ctx.check_hostname = algorithm == "https"
+    try:
+        if setting("ssl.truststore.location"):
+            ctx.load_verify_locations(cafile=setting("ssl.truststore.location"))
+        elif setting("ssl.truststore.certificates"):
+            ctx.load_verify_locations(cadata=setting("ssl.truststore.certificates"))
+        else:
+            ctx.load_default_certs()
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"listener {listener}: cannot load the trust store: {exc}") from None
+    if setting("ssl.keystore.location") or setting("ssl.keystore.key"):
+        _load_key(ctx, listener, setting)
+    return ctx
+
+
+def _context(protocol: int, listener: str, setting) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(protocol)
+    versions = sorted(TLS_VERSIONS[v] for v in setting("ssl.enabled.protocols") if v in TLS_VERSIONS)
+    if not versions:
+        raise ConfigError(f"ssl.enabled.protocols of listener {listener}: none of TLSv1.2, TLSv1.3 "
+                          f"(given {', '.join(setting('ssl.enabled.protocols'))})")
+    ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
+    if setting("ssl.cipher.suites"):
+        ctx.set_ciphers(":".join(setting("ssl.cipher.suites")))
     return ctx
 
 
@@ -79,6 +113,30 @@ def _load_chain(ctx: ssl.SSLContext, path: str, password: str | None, listener: 
         ctx.load_cert_chain(path, password=password)
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"listener {listener}: cannot load the key store {path}: {exc}") from None
+
+
+def own_subject(config, listener: str) -> str | None:
+    """The subject (RFC 2253) of the certificate listener ``listener``'s key store holds: the
+    name this broker's own client certificate gives it on another broker's listener; None
+    without one, or when it cannot be read."""
+    location = config.for_listener(listener, "ssl.keystore.location")
+    chain = config.for_listener(listener, "ssl.keystore.certificate.chain")
+    path, temporary = location, False
+    if not location:
+        if not chain:
+            return None
+        with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as tmp:
+            tmp.write(chain.strip() + "\n")
+        path, temporary = tmp.name, True
+    try:
+        # The ssl module decodes a certificate file only through this (long-standing) helper;
+        # it reads the first CERTIFICATE block, skipping the private key before it.
+        return subject_dn(ssl._ssl._test_decode_cert(path))   # type: ignore[attr-defined]
+    except (AttributeError, ssl.SSLError, OSError):
+        return None
+    finally:
+        if temporary:
+            os.unlink(path)
 
 
 # -- the principal of a client certificate --------------------------------------------------

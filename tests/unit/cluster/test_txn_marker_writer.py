@@ -42,7 +42,7 @@ class FakePeer:
 def net(monkeypatch):
     state = SimpleNamespace(peers=[], answers={}, fail={})
 
-    async def connect(host, port, client_id):
+    async def connect(host, port, client_id, security=None):
         peer = FakePeer(port, state.answers, state.fail)
         state.peers.append(peer)
         return peer
@@ -55,7 +55,8 @@ def node(leaders):
     """A node whose view has ``leaders`` (tp -> leader id); broker b listens on port b."""
     metadata = SimpleNamespace(partition=lambda t, i: None if (t, i) not in leaders
                                else SimpleNamespace(leader=leaders[(t, i)]))
-    return SimpleNamespace(broker_id=ME, metadata=metadata, address_of=lambda b: ("127.0.0.1", b))
+    return SimpleNamespace(broker_id=ME, metadata=metadata, address_of=lambda b: ("127.0.0.1", b),
+                           peer_security=None)
 
 
 def job(*tps):

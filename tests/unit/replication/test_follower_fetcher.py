@@ -41,7 +41,7 @@ class LeaderPeer:
         self.break_after: int | None = None     # requests to answer before the connection breaks
         self.requests: list[int] = []           # api keys, in order
 
-    async def connect(self, host, port, client_id, timeout=5.0):
+    async def connect(self, host, port, client_id, timeout=5.0, security=None):
         self.connects += 1
         return self
 

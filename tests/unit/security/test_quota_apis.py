@@ -8,25 +8,13 @@ import datetime
 
 import pytest
 
-from acl_harness import ADMIN, ALICE, AUTHORIZER, Broker, Q
+from acl_harness import ADMIN, ALICE, AUTHORIZER, Q
+from kavka.api.inter_broker import InterBrokerIdentity
 from kavka.protocol import messages
 from kavka.protocol.errors import ErrorCode
 
 ALTER, DESCRIBE = 49, 48
 EXACT, DEFAULT, SPECIFIED = 0, 1, 2
-
-
-@pytest.fixture
-def broker_at(tmp_path):
-    opened = []
-
-    def open_(settings=None):
-        b = Broker(tmp_path, settings or {})
-        opened.append(b)
-        return b
-    yield open_
-    for b in opened:
-        b.close()
 
 
 def alter(b, *entries, validate_only=False, version=1, who=ADMIN):
@@ -183,8 +171,15 @@ def test_request_percentage_counts_handler_time_and_mutes_the_connection(broker_
 
 
 def test_the_brokers_own_requests_count_against_no_quota(broker_at):
+    """On a cluster's PLAINTEXT inter-broker listener the client id is all that names a broker;
+    a lone broker has no other brokers, so there the same client id is just a client's."""
     b = broker_at()
     alter(b, ({"client-id": None}, {"request_percentage": 0.0001}))   # every client id's default
+    alone = ThrottledConn()
+    for _ in range(3):
+        b.dispatcher.handle(api_versions_frame("kavka-broker-2"), alone)
+    assert alone.throttles
+    b.context.inter_broker = InterBrokerIdentity("PLAINTEXT", authenticated=False)
     client, broker = ThrottledConn(), ThrottledConn()
     for _ in range(3):
         b.dispatcher.handle(api_versions_frame("some-client"), client)
