@@ -1,10 +1,13 @@
-"""Kafka's ``Rate`` over a ``SampledStat``: what the replication throttles and the client quotas
-measure with.
+"""Kafka's ``Rate`` over a ``SampledStat``: what the replication throttles, the connection
+creation rates and (as ``SimpleRate``) the client quotas measure with.
 
 Amounts are added to the newest of at most ``window_num`` samples of ``window_size_s`` seconds
 each; the rate is the sum of the samples still in the window divided by their elapsed time,
 counted as at least every sample but the last being complete (Kafka's ``Rate.windowSize``),
-so a rate that just started measuring does not read as a huge burst.
+so a rate that just started measuring does not read as a huge burst: it lets about
+``window_num - 1`` samples' worth pass at once.  ``simple=True`` measures as Kafka's
+``SimpleRate`` (the rate of Kafka's replication throttles) instead: over the elapsed time,
+but at least one sample, so a rate that just started lets at most one sample's worth pass.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from typing import Callable
 
 
 class WindowedRate:
-    def __init__(self, window_num: int, window_size_s: float, monotonic: Callable[[], float]) -> None:
+    def __init__(self, window_num: int, window_size_s: float, monotonic: Callable[[], float],
+                 simple: bool = False) -> None:
         self.window_num = window_num
         self.window_size = window_size_s
         self.monotonic = monotonic
+        self.min_window = window_size_s if simple else max(window_num - 1, 1) * window_size_s
         self._samples: deque[list[float]] = deque()   # [start time, amount], oldest first
 
     def record(self, amount: float) -> None:
@@ -39,9 +44,9 @@ class WindowedRate:
         return sum(n for _t, n in self._samples) / self.window_s(now)
 
     def window_s(self, now: float) -> float:
-        """The time the rate is measured over (Kafka's Rate.windowSize)."""
+        """The time the rate is measured over (Kafka's Rate.windowSize, or SimpleRate's)."""
         elapsed = now - self._samples[0][0] if self._samples else 0.0
-        return max(elapsed, (self.window_num - 1) * self.window_size, self.window_size)
+        return max(elapsed, self.min_window)
 
     def _expire(self, now: float) -> None:
         horizon = now - self.window_num * self.window_size

@@ -6,9 +6,10 @@ partition's log fires on append (no polling), the fetch re-reads, and it answers
 when it has enough bytes or when the wait runs out.
 
 Limits, as in Kafka: each partition gives at most ``partition_max_bytes`` and the
-whole response at most ``max_bytes``, except that the first partition with data
-returns at least one whole batch even if it is larger, so a consumer can never
-get stuck behind a big batch.  A fetch offset inside a batch returns the whole
+whole response at most ``max_bytes`` (for a consumer with a ``consumer_byte_rate``, at most
+``quota.window.num - 1`` samples' worth of it, Kafka's maxValueInQuotaWindow), except that
+the first partition with data returns at least one whole batch even if it is larger, so a
+consumer can never get stuck behind a big batch.  A fetch offset inside a batch returns the whole
 batch (the client skips the records before its offset).
 
 Consumers fetch from a partition's leader, or with Fetch v11+ from a follower too
@@ -54,7 +55,7 @@ import asyncio
 from kavka.api import fetch_sessions
 from kavka.api.authorization import Op, Res, allowed, cluster_allowed
 from kavka.api.errors import error_code_for
-from kavka.api.quotas import bandwidth_throttle, unrecord
+from kavka.api.quotas import bandwidth_throttle, max_value_in_window, unrecord
 from kavka.api.registry import RawResponse, Request, api
 from kavka.api.slicing import SLICE, run_sliced, run_steps
 from kavka.log.errors import LogCorrupted, OffsetOutOfRange
@@ -72,15 +73,19 @@ _NO_TOPIC = object()
 class _Plan:
     """The partitions of one fetch, resolved once and re-read on each wake."""
 
-    __slots__ = ("entries", "logs", "version", "max_bytes", "read_committed", "follower", "size", "context",
-                 "client_rack", "replicas", "quotas")
+    __slots__ = ("entries", "logs", "version", "max_bytes", "min_bytes", "read_committed", "follower", "size",
+                 "context", "client_rack", "replicas", "quotas")
 
     def __init__(self, request: Request, context: fetch_sessions.FetchContext) -> None:
         body = request.body
         self.version = request.version
-        self.max_bytes = body.max_bytes
-        self.read_committed = body.isolation_level == READ_COMMITTED
         self.follower = _replica_id(body) >= 0
+        self.max_bytes, self.min_bytes = body.max_bytes, body.min_bytes
+        if not self.follower and (most := max_value_in_window(request, CONSUMER_BYTE_RATE)) is not None:
+            # Kafka's cap of a quota'd consumer's fetch: more would always be throttled
+            self.max_bytes = min(self.max_bytes, max(int(most), 1))
+            self.min_bytes = min(self.min_bytes, self.max_bytes)
+        self.read_committed = body.isolation_level == READ_COMMITTED
         self.client_rack = "" if self.follower else getattr(body, "rack_id", "") or ""
         self.replicas = request.broker.replicas
         self.context = context
@@ -283,7 +288,7 @@ async def _sliced(plan: _Plan, request: Request):
 
 
 def _answer_now(plan: _Plan, body, total: int, urgent: bool) -> bool:
-    return (total >= body.min_bytes or urgent or body.max_wait.total_seconds() <= 0 or not plan.logs
+    return (total >= plan.min_bytes or urgent or body.max_wait.total_seconds() <= 0 or not plan.logs
             or plan.context.error != 0)
 
 
@@ -291,7 +296,7 @@ async def _long_poll(plan: _Plan, request: Request):
     """Wait for appends up to ``max_wait``; each re-read is sliced (a read of up to ``SLICE``
     partitions has no step, so it runs straight through)."""
     body = request.body
-    min_bytes = body.min_bytes
+    min_bytes = plan.min_bytes
     loop = asyncio.get_running_loop()
     deadline = loop.time() + body.max_wait.total_seconds()
     woken: asyncio.Future = loop.create_future()

@@ -4,7 +4,8 @@ KafkaApis counts them.
 Produce counts its request's bytes (``producer_byte_rate``), Fetch its response's
 (``consumer_byte_rate``, not a follower's), each with the handler time so far
 (``request_percentage``): :func:`bandwidth_throttle` gives the larger of the two throttle
-times, which the response carries in ``throttle_time_ms``.  Every other request's handler time
+times, which the response carries in ``throttle_time_ms``; a quota'd consumer's Fetch reads
+at most :func:`max_value_in_window` bytes.  Every other request's handler time
 is counted by the dispatcher once it is done (:func:`request_time_throttle`).  The dispatcher
 then mutes the connection for ``request.throttle_ms`` after the response is sent (KIP-219).
 CreateTopics, CreatePartitions and DeleteTopics take partitions from the client's
@@ -41,6 +42,14 @@ def bandwidth_throttle(request: Request, key: str, amount: int) -> int:
     bandwidth = quotas.record(key, request.principal.name, request.client_id or "", amount)
     request.throttle_ms = max(bandwidth, request_time_throttle(request))
     return request.throttle_ms
+
+
+def max_value_in_window(request: Request, key: str) -> float | None:
+    """The most one request may count against the client's ``key`` quota (a Fetch response is
+    kept to it, as Kafka keeps it); None without a quota or for the cluster's own brokers."""
+    if exempt(request):
+        return None
+    return request.broker.client_quotas.max_value_in_window(key, request.principal.name, request.client_id or "")
 
 
 def unrecord(request: Request, key: str, amount: int) -> None:

@@ -8,9 +8,9 @@ import datetime
 
 import pytest
 
-from acl_harness import ADMIN, ALICE, AUTHORIZER, Q
+from acl_harness import ADMIN, ALICE, AUTHORIZER, Broker, Q
 from kavka.api.inter_broker import InterBrokerIdentity
-from kavka.protocol import messages
+from kavka.protocol import messages, record_codec
 from kavka.protocol.errors import ErrorCode
 
 ALTER, DESCRIBE = 49, 48
@@ -203,3 +203,26 @@ def test_create_partitions_and_delete_topics_take_from_the_same_bucket(broker_at
     gone = b.call(q.DeleteTopicsRequest(topic_names=("y",), timeout=datetime.timedelta(seconds=5)))
     assert [t.error_code for t in gone.responses] == [ErrorCode.none] and gone.throttle_time.total_seconds() == 5
     assert b.context.metadata.topic_names() == ["x"]
+
+
+def test_a_quota_d_consumer_fetches_at_most_window_num_minus_one_samples_worth(broker_at):
+    b = broker_at()
+    assert create_topics(b, ["t"], version=7, partitions=1)[0] == [ErrorCode.none]
+    q = Q(0, 9)
+    for _ in range(6):   # six batches of about 4 kB
+        batch = record_codec.encode_batch([(b"k", b"v" * 4000, 1_000, ())])
+        b.call(q.ProduceRequest(transactional_id=None, acks=1, timeout=datetime.timedelta(seconds=5), topic_data=(
+            q.TopicProduceData(name="t", partition_data=(q.PartitionProduceData(index=0, records=batch),)),)))
+    alter(b, ({"client-id": "acl-test"}, {"consumer_byte_rate": 1000}))   # 10 kB in 11 samples of 1 s
+    f = Q(1, 12)
+    fetch = f.FetchRequest(replica_id=-1, max_wait=datetime.timedelta(0), min_bytes=1, max_bytes=1 << 20,
+                           isolation_level=0, session_id=0, session_epoch=-1, rack_id="", forgotten_topics_data=(),
+                           topics=(f.FetchTopic(topic="t", partitions=(f.FetchPartition(
+                               partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
+                               log_start_offset=-1, partition_max_bytes=1 << 20),)),))
+    first = b.call(fetch)
+    assert first.throttle_time.total_seconds() > 0 and first.responses == ()   # 8 kB over 1 s: throttled, empty
+    b.clock.advance(10_000)
+    records = b.call(fetch).responses[0].partitions[0].records
+    # two batches (8 kB over 10 s, within the quota); all six (24 kB) would always be throttled
+    assert 8000 <= len(records) <= 10_000

@@ -1,11 +1,12 @@
-"""ClientQuotaManager with a fake clock: Kafka's resolution order, the windowed rate, the throttle time."""
+"""ClientQuotaManager with a fake clock: Kafka's resolution order, the windowed rate (SimpleRate's start),
+the throttle time and its caps, a greedy client's rate over ten seconds."""
 
 import pytest
 
 from kavka.security.quota import (
-    CLIENT_ID, IP, PRODUCER_BYTE_RATE, USER, ClientQuotas, InvalidQuota, check_value, entity_of,
+    CLIENT_ID, IP, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE, USER, ClientQuotas, InvalidQuota, check_value, entity_of,
 )
-from kavka.security.quota_manager import ClientQuotaManager
+from kavka.security.quota_manager import RESOLVED_CACHE_MAX, ClientQuotaManager
 
 
 class FakeClock:
@@ -48,20 +49,50 @@ def test_no_quota_resolves_to_none_and_never_throttles():
     assert manager.record(PRODUCER_BYTE_RATE, "alice", "app", 10**9) == 0
 
 
-def test_rate_counts_at_least_window_num_minus_one_samples():
+def test_a_new_rate_is_measured_over_at_least_one_sample():
     clock = FakeClock()
     manager = ClientQuotaManager(lambda: quotas((((CLIENT_ID, "app"),), 1000)), 11, 1, clock)
-    assert manager.record(PRODUCER_BYTE_RATE, "u", "app", 10_000) == 0   # 10000 / 10 s = quota exactly
+    assert manager.record(PRODUCER_BYTE_RATE, "u", "app", 1000) == 0   # 1000 over one 1 s sample: the quota
     assert manager.rate(PRODUCER_BYTE_RATE, "u", "app") == pytest.approx(1000)
     clock.now += 0.5
-    # 15000 over 10 s is 1500/s: 50% over, for a 10 s window: 5 s
-    assert manager.record(PRODUCER_BYTE_RATE, "u", "app", 5000) == 5000
+    # 1500 over 1 s is 1500/s: 50% over, for a 1 s window: 0.5 s (Kafka's Rate would count 10 s: no throttle)
+    assert manager.record(PRODUCER_BYTE_RATE, "u", "app", 500) == 500
+    clock.now += 4.5
+    assert manager.rate(PRODUCER_BYTE_RATE, "u", "app") == pytest.approx(300)   # then the elapsed time: 5 s
+    assert manager.record(PRODUCER_BYTE_RATE, "u", "app", 3500) == 0            # 5000 / 5 s: the quota
+    assert manager.record(PRODUCER_BYTE_RATE, "u", "app", 1000) == 1000         # 6000 / 5 s: 20% of 5 s
 
 
-def test_throttle_is_capped_at_the_whole_window():
+def test_byte_rate_throttles_are_not_capped_request_time_ones_at_one_sample():
     clock = FakeClock()
-    manager = ClientQuotaManager(lambda: quotas((((CLIENT_ID, "app"),), 10)), 11, 1, clock)
-    assert manager.record(PRODUCER_BYTE_RATE, "u", "app", 10**9) == 11_000
+    q = ClientQuotas().altered(entity_of([(CLIENT_ID, "app")]), {PRODUCER_BYTE_RATE: 10, REQUEST_PERCENTAGE: 1})
+    manager = ClientQuotaManager(lambda: q, 11, 1, clock)
+    assert manager.record(PRODUCER_BYTE_RATE, "u", "app", 10_000) == 999_000   # 1000x the quota over 1 s
+    assert manager.record(REQUEST_PERCENTAGE, "u", "app", 50) == 1000          # 49x over, capped at 1 s
+
+
+def test_a_greedy_client_gets_its_quota_over_any_ten_seconds():
+    """A producer sending 64 KiB requests back to back, each after the last one's throttle (as a
+    muted connection does), at producer_byte_rate 1 MB/s with Kafka's 11 samples of 1 s.  Measured
+    as Kafka's Rate (10 s of credit for a new rate) it would pass 10 MB at once, then almost
+    nothing until that sample left the window, then 10 MB again: 10 s windows reading 0.1 or 1.2 MB/s."""
+    clock = FakeClock()
+    manager = ClientQuotaManager(lambda: quotas((((CLIENT_ID, "app"),), 1_000_000)), 11, 1, clock)
+    start, sent = clock.now, []
+    while clock.now < start + 60:
+        clock.now += 0.0005                                   # the broker's time to take the request
+        sent.append((clock.now - start, 65536))
+        clock.now += manager.record(PRODUCER_BYTE_RATE, "u", "app", 65536) / 1000
+    per_second = [sum(n for t, n in sent if s <= t < s + 1) for s in range(60)]
+    assert per_second[0] <= 1.5e6                             # one sample's worth at once, not ten
+    tens = [sum(per_second[s:s + 10]) / 10 for s in range(51)]
+    assert all(0.95e6 <= rate <= 1.05e6 for rate in tens), [round(r) for r in tens]
+
+
+def test_max_value_in_window_is_window_num_minus_one_samples_at_the_quota():
+    manager = ClientQuotaManager(lambda: quotas((((CLIENT_ID, "app"),), 1000)), 11, 2, FakeClock())
+    assert manager.max_value_in_window(PRODUCER_BYTE_RATE, "u", "app") == 20_000
+    assert manager.max_value_in_window(PRODUCER_BYTE_RATE, "u", "other") is None
 
 
 def test_old_samples_leave_the_window():
@@ -75,18 +106,28 @@ def test_old_samples_leave_the_window():
 
 def test_connections_sharing_a_user_quota_share_its_rate():
     clock = FakeClock()
-    manager = ClientQuotaManager(lambda: quotas((((USER, "alice"),), 1000)), 11, 1, clock)
+    manager = ClientQuotaManager(lambda: quotas((((USER, "alice"),), 10_000)), 11, 1, clock)
     manager.record(PRODUCER_BYTE_RATE, "alice", "one", 8000)
-    assert manager.record(PRODUCER_BYTE_RATE, "alice", "two", 4000) == 2000   # 12000/10 s: 20% over
+    assert manager.record(PRODUCER_BYTE_RATE, "alice", "two", 4000) == 200   # 12000/1 s: 20% over
 
 
 def test_a_changed_quota_applies_to_the_rate_already_measured():
     clock = FakeClock()
-    current = [quotas((((CLIENT_ID, "app"),), 10_000))]
+    current = [quotas((((CLIENT_ID, "app"),), 100_000))]
     manager = ClientQuotaManager(lambda: current[0], 11, 1, clock)
     assert manager.record(PRODUCER_BYTE_RATE, "u", "app", 20_000) == 0
     current[0] = quotas((((CLIENT_ID, "app"),), 1000))
     assert manager.record(PRODUCER_BYTE_RATE, "u", "app", 1) > 0
+    current[0] = quotas((((CLIENT_ID, "other"),), 1000))           # removed from this client: no more throttle
+    assert manager.record(PRODUCER_BYTE_RATE, "u", "app", 10**9) == 0
+
+
+def test_the_cache_of_lookups_is_bounded():
+    q = quotas((((CLIENT_ID, None),), 10**9))
+    manager = ClientQuotaManager(lambda: q, 11, 1, FakeClock())
+    for i in range(RESOLVED_CACHE_MAX + 10):
+        manager.record(PRODUCER_BYTE_RATE, "u", f"client-{i}", 1)
+    assert len(manager._resolved) <= RESOLVED_CACHE_MAX
 
 
 @pytest.mark.parametrize("components", [
