@@ -8,7 +8,7 @@ import datetime
 
 import pytest
 
-from acl_harness import ADMIN, ALICE, AUTHORIZER, Broker, Q
+from acl_harness import ADMIN, ALICE, AUTHORIZER, Q
 from kavka.api.inter_broker import InterBrokerIdentity
 from kavka.protocol import messages, record_codec
 from kavka.protocol.errors import ErrorCode
