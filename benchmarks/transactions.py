@@ -1,7 +1,10 @@
 """Transactions (issue 12): what a transaction costs a producer, and what read_committed costs a consumer.
 
-Starts ``kavka serve`` in a child process and measures, with confluent-kafka (librdkafka), in the
-same run and in interleaved rounds (the order of the two alternates from round to round):
+Starts ``kavka serve`` and Apache Kafka (``--targets``, default both; Kafka is left out, with a line
+saying why, when it cannot be assembled: see _targets.KafkaTarget) as child processes, both running
+for the whole run, and measures on each, with confluent-kafka (librdkafka), in the same run and in
+interleaved rounds (targets take turns, and their order and that of the two kinds of run alternate
+from round to round):
 
 1. **Produce**: N records of 100 B over 1 and over 8 partitions (record i to partition i mod P),
    by a transactional producer committing every 100 and every 1000 records, against an idempotent
@@ -19,10 +22,12 @@ same run and in interleaved rounds (the order of the two alternates from round t
    ``read_uncommitted`` (produce_consume.py's consumer settings); ratio = committed / uncommitted
    records/s.
 
-Medians of the rounds are printed.  Client and broker share the machine's cores (2 on the
-development VM): run it on an idle machine and compare figures of one run only.
+Medians of the rounds are printed per target as each workload ends, and at the end one table per
+workload with a column per target and the ratio kavka/kafka.  Clients and brokers share the
+machine's cores (2 on the development VM): run it on an idle machine and compare figures of one
+run only.
 
-    PYTHONPATH=src python3 benchmarks/transactions.py [--records 200000] [--rounds 3] [--commits 200]
+    PYTHONPATH=src python3 benchmarks/transactions.py [--targets kavka,kafka] [--records 200000] [--rounds 3]
 """
 
 from __future__ import annotations
