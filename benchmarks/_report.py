@@ -103,7 +103,7 @@ def _le(x):
     return lambda v: v <= x
 
 
-def _fmt(v, digits=1) -> str:
+def fmt(v, digits=1) -> str:
     if v is None:
         return "-"
     if isinstance(v, str):
@@ -121,7 +121,7 @@ def _fmt(v, digits=1) -> str:
     return f"{v:.{digits + 1}f}"
 
 
-def _ratio(a, b) -> str:
+def ratio(a, b) -> str:
     if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or not b:
         return "-"
     if math.isnan(a) or math.isnan(b):
@@ -185,6 +185,18 @@ def build_rows(sizes: list[int], lat_size: int) -> list[tuple]:
     return tables
 
 
+def print_table(title: str, header: list[str], body: list[list[str]]) -> None:
+    """A text table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
+    print(f"== {title}")
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))
+    print(line)
+    print("-" * len(line))
+    for row in body:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    print()
+
+
 def print_tables(results: dict, names: list[str], sizes: list[int], lat_size: int) -> None:
     subject = names[0] if names else None
     others = names[1:]
@@ -201,8 +213,8 @@ def print_tables(results: dict, names: list[str], sizes: list[int], lat_size: in
                 if v is None and (r.get("error") or r.get("_errors")):
                     v = "ERR"
                 vals.append(v)
-            cells = [label] + [_fmt(v) for v in vals]
-            cells += [_ratio(vals[0], vals[i]) for i in range(1, len(names))]
+            cells = [label] + [fmt(v) for v in vals]
+            cells += [ratio(vals[0], vals[i]) for i in range(1, len(names))]
             verdict = ""
             if pred is not None and subject == "kavka":
                 v0 = vals[0]
@@ -212,14 +224,7 @@ def print_tables(results: dict, names: list[str], sizes: list[int], lat_size: in
                     verdict = "n/a"
             cells += [tgt, verdict]
             body.append(cells)
-        widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
-        print(f"== {title}")
-        line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))
-        print(line)
-        print("-" * len(line))
-        for row in body:
-            print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
-        print()
+        print_table(title, header, body)
     notes = []
     for n in names:
         r = results.get(n, {})

