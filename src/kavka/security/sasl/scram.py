@@ -128,6 +128,8 @@ class ScramServer:
             proof = base64.b64decode(proof_b64, validate=True)
         except ValueError:
             raise AuthenticationFailed("Invalid SCRAM client-final message: proof is not base64") from None
+        if base64.b64encode(proof).decode() != proof_b64:   # unused bits set: no client's encoder writes that
+            raise AuthenticationFailed("Invalid SCRAM client-final message: proof is not canonical base64")
         auth_message = f"{self._client_first_bare},{self._server_first},{without_proof}".encode()
         cred = self._credential
         signature = _hmac(self._digest, cred.stored_key, auth_message)
