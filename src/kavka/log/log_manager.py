@@ -67,7 +67,10 @@ the first bad one).  On a clean start the marker's mtime is read before it is
 removed, and every segment whose ``.log`` was modified after it is checked the
 same way: a byte flipped or a file copied in while the broker was stopped is
 found at start, not served (kavka.log.partition_dir.load_segments; ``kavka
-check`` scans everything on demand).  ``close()`` writes the marker last, after every
+check`` scans everything on demand).  Every closed segment neither check needs
+costs one ``stat`` at start and reads its indexes on first use
+(kavka.log.segment, "Lazy open"), so a start is O(partitions) in reads:
+10 GB in 10,000 segments start in ~0.6 s (benchmarks/startup.py).  ``close()`` writes the marker last, after every
 partition is flushed, has written its producer snapshot and is closed; it does
 so in bulk (one syncfs, every checkpoint written without fsync, a second
 syncfs: kavka.log.checkpoint.deferred_sync), so 20,000 partitions close in

@@ -20,6 +20,8 @@ offsets all lie below the recovery point was fsynced and is trusted; every
 other segment is re-validated batch by batch (``Segment.recover``) and cut at
 the first torn or corrupt batch.  Segments after a cut would follow a hole, so
 they are deleted.  Without a recovery-point file every segment is re-validated.
+Closed segments that need no check are opened lazily (one stat; kavka.log.segment,
+"Lazy open"); the active segment and every checked one are opened in full.
 
 Leftovers of interrupted operations (``finish_leftovers``):
 
@@ -77,18 +79,34 @@ def load_segments(path: Path, config: TopicConfig, clock: Clock, recover: bool,
                   recovery_point: int | None, verify_newer_than_ns: int | None = None) -> list[Segment]:
     """Open every segment; with ``recover``, re-validate those not wholly below the recovery point.
 
+    A closed segment that needs no check (not re-validated, not modified after
+    ``verify_newer_than_ns``) costs one ``stat`` here: it is opened lazily
+    (``Segment.open_lazy``) and reads its indexes on first use.  The last segment
+    (the active one) and every segment checked are opened as before.
+
     ``verify_newer_than_ns`` (the clean-shutdown marker's mtime) re-validates, on a
     clean start too, every segment whose ``.log`` was modified after it: something
     other than this broker wrote there while it was stopped.  A bad batch cuts the
     log there and deletes the segments after it, as Kafka's log recovery does (the
     offsets after a hole cannot be served in order)."""
-    bases = segment_bases(path)
+    names = os.listdir(path)
+    bases = sorted(int(name[:-len(LOG_SUFFIX)]) for name in names
+                   if name.endswith(LOG_SUFFIX) and name[:-len(LOG_SUFFIX)].isdigit())
+    txn_indexes = {name for name in names if name.endswith(TXN_INDEX_SUFFIX)}
     segments = []
+    directory = str(path)
     for i, base in enumerate(bases):
-        segment = Segment.open(path, base, config, clock)
-        segments.append(segment)
         upper = bases[i + 1] if i + 1 < len(bases) else None
         unflushed = recovery_point is None or upper is None or upper > recovery_point
+        if upper is not None and not (recover and unflushed):
+            # A closed segment that is trusted: one stat now, the rest on first use.
+            stat = os.stat(f"{directory}/{base:020d}{LOG_SUFFIX}")
+            if verify_newer_than_ns is None or stat.st_mtime_ns < verify_newer_than_ns:
+                segments.append(Segment.open_lazy(path, base, config, clock, stat.st_size, upper,
+                                                  f"{base:020d}{TXN_INDEX_SUFFIX}" in txn_indexes))
+                continue
+        segment = Segment.open(path, base, config, clock)
+        segments.append(segment)
         truncated = segment.truncated_on_open  # open() recovered it already (inconsistent indexes)
         if not truncated and ((recover and unflushed) or _modified_after(segment, verify_newer_than_ns)):
             truncated = segment.recover()
@@ -124,16 +142,23 @@ def finish_leftovers(path: Path, config: TopicConfig, clock: Clock) -> None:
     tmp_names = {f"{n}{checkpoint.TMP_SUFFIX}"
                  for n in (RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, CLEANER_OFFSET_FILE, EPOCH_FILE)}
     names = os.listdir(path)
+    changed = False
     for name in names:
         if name.endswith((DELETED_SUFFIX, CLEANED_SUFFIX)) or name in tmp_names:
             os.unlink(path / name)
+            changed = True
     for name in sorted(names):
         if name.endswith(LOG_SUFFIX + SWAP_SUFFIX) and name[:20].isdigit():
             _complete_swap(path, int(name[:20]), config, clock)
+            changed = True
         elif name.endswith(SWAP_SUFFIX):
             (path / name).unlink(missing_ok=True)  # index swaps: indexes get rebuilt
-    logs = set(segment_bases(path))
-    for name in os.listdir(path):
+            changed = True
+    if changed:  # else the one listing serves (a clean directory: the usual start)
+        names = os.listdir(path)
+    logs = {int(name[:-len(LOG_SUFFIX)]) for name in names
+            if name.endswith(LOG_SUFFIX) and name[:-len(LOG_SUFFIX)].isdigit()}
+    for name in names:
         if (name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)) and name[:20].isdigit()
                 and int(name[:20]) not in logs):
             os.unlink(path / name)  # orphan of a segment whose .log is gone

@@ -144,6 +144,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -497,14 +498,16 @@ class ProducerState:
         self.producers, self.ongoing, self.unreplicated = {}, {}, []
         self.end_offset = 0
         leo = log_view.log_end_offset
-        for leftover in self.directory.glob("*" + SNAPSHOT_SUFFIX + ".tmp"):
-            leftover.unlink()  # a snapshot write interrupted by a crash
-        for offset in self.snapshot_offsets():
+        names = self._listing()
+        for name in names:
+            if name.endswith(SNAPSHOT_SUFFIX + ".tmp"):
+                (self.directory / name).unlink()  # a snapshot write interrupted by a crash
+        for offset in self.snapshot_offsets(names):
             if offset > leo:
                 log.info("deleting producer snapshot %d above log end offset %d", offset, leo)
                 self._delete_snapshot(offset)
         stored = log_view.first_stored_offset
-        for offset in reversed(self.snapshot_offsets()):
+        for offset in reversed([o for o in self.snapshot_offsets(names) if o <= leo]):
             if at_most is not None and offset > at_most:
                 continue
             if offset < stored:
@@ -543,14 +546,21 @@ class ProducerState:
             self._delete_snapshot(old)
         return path
 
-    def snapshot_offsets(self) -> list[int]:
-        """Offsets of the snapshot files present, ascending."""
+    def snapshot_offsets(self, names: list[str] | None = None) -> list[int]:
+        """Offsets of the snapshot files present (among ``names``, a listing of the
+        directory at most as old as the last snapshot deleted), ascending."""
         offsets = []
-        for path in self.directory.glob("*" + SNAPSHOT_SUFFIX):
-            stem = path.name[: -len(SNAPSHOT_SUFFIX)]
-            if stem.isdigit():
+        for name in self._listing() if names is None else names:
+            stem = name[: -len(SNAPSHOT_SUFFIX)]
+            if name.endswith(SNAPSHOT_SUFFIX) and stem.isdigit():
                 offsets.append(int(stem))
         return sorted(offsets)
+
+    def _listing(self) -> list[str]:
+        try:
+            return os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
 
     def _read_snapshot(self, offset: int) -> bool:
         path = snapshot_path(self.directory, offset)

@@ -43,6 +43,17 @@ at its position, time index not ahead of the log, no torn tail) and derives
 ``next_offset``/``max_timestamp`` by scanning the few batches after the last
 index entry; anything inconsistent falls back to ``recover``.
 
+Lazy open (``Segment.open_lazy``, Kafka's LazyIndex): a closed segment that
+the partition's open trusts without a check (clean start, or below the recovery
+point after a crash, and not modified since) is created from its stat alone
+(size; the ``.txnindex`` is read only if the file exists).  Its indexes, next
+offset and timestamps are loaded on first use of any of them
+(``Segment.__getattr__``, so loaded segments and the hot path pay nothing), with
+the same consistency check as a clean open; indexes that fail it are rebuilt from
+the batch headers without cutting anything (the segment sits between others:
+reads reaching bad bytes fail as for any corruption found while serving).
+``STATS`` counts lazy opens and first uses for tests and benchmarks.
+
 Deletion renames every file to ``*.deleted`` and unlinks it; the partition log
 removes leftover ``*.deleted`` files and orphaned indexes when it opens.  The
 ``.log`` file and both indexes are opened on demand through the process's LRU
@@ -99,6 +110,24 @@ log = logging.getLogger("kavka.log")
 _LOG_FLAGS = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
 
+# What a lazily opened segment (Segment.open_lazy) reads on first use of any of these.
+_LAZY = frozenset({"offset_index", "time_index", "recovery_problem", "next_offset", "max_timestamp",
+                   "offset_of_max_timestamp", "first_batch_timestamp", "_last_indexed_position"})
+
+
+class LoadStats:
+    """Counters for tests and benchmarks: segments a start opened lazily, and how many of
+    those were loaded since (first use)."""
+
+    __slots__ = ("lazy", "materialized")
+
+    def __init__(self) -> None:
+        self.lazy = self.materialized = 0
+
+
+STATS = LoadStats()
+
+
 def segment_path(directory: Path, base_offset: int, suffix: str) -> Path:
     return directory / index_file_name(base_offset, suffix)
 
@@ -128,6 +157,73 @@ class Segment:
         self._unverified_end = self.size
         self._verified_to = 0
         self._reset_state()
+
+    @classmethod
+    def open_lazy(cls, directory: Path, base_offset: int, config: TopicConfig, clock: Clock, size: int,
+                  upper: int, txn_index: bool) -> "Segment":
+        """A closed segment trusted as it is (clean start, or below the recovery point),
+        opened without any I/O: ``size`` comes from the caller's stat, ``upper`` is the next
+        segment's base offset, ``txn_index`` whether a ``.txnindex`` file exists (then it is
+        read now: its entries decide where producer state is rebuilt from).  The indexes,
+        next offset and timestamps are read on first use (:meth:`_materialize`), as Kafka's
+        LazyIndex opens its index files."""
+        STATS.lazy += 1
+        segment = cls.__new__(cls)
+        state = segment.__dict__
+        state.update(directory=directory, base_offset=base_offset, _suffix="", txn_index_suspect=False,
+                     index_interval_bytes=config.index_interval_bytes, created_ms=clock.now_ms(), size=size,
+                     _reported=set(), truncated_on_open=0, _unverified_end=size, _verified_to=0,
+                     _lazy=True, _upper=upper)
+        segment._file = FILES.file(f"{directory}/{base_offset:020d}{LOG_SUFFIX}", _LOG_FLAGS)
+        if txn_index:
+            segment._load_txn_index()
+        else:
+            segment.txn_index = TxnIndex(directory / f"{base_offset:020d}{TXN_INDEX_SUFFIX}", [])
+        return segment
+
+    def __getattr__(self, name: str):
+        # Only for attributes not set yet: those a lazily opened segment derives on first use.
+        if name in _LAZY and self.__dict__.get("_lazy"):
+            self._materialize()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def is_loaded(self) -> bool:
+        """False while a lazily opened segment has read nothing but its size."""
+        return not self.__dict__.get("_lazy")
+
+    def _materialize(self) -> None:
+        """First use of a lazily opened segment: load and check its indexes and derive its
+        tail state, as a clean open does.  Indexes that are missing or do not match the log
+        are rebuilt from the batch headers, but nothing is cut: the segment sits between
+        others, so bad bytes stay where they are and reads reaching them fail
+        (:meth:`corrupt`), as for any corruption found while serving."""
+        STATS.materialized += 1
+        self.__dict__["_lazy"] = False
+        try:
+            indexes = _load_indexes(self.directory, self.base_offset)
+        except (FileNotFoundError, CorruptIndex):
+            indexes = None
+        if indexes is not None:
+            self.offset_index, self.time_index = indexes
+            try:
+                self._load_tail_state()
+                return
+            except (CorruptIndex, LogCorrupted):
+                self.offset_index.close()
+                self.time_index.close()
+        log.warning("%s: indexes missing or inconsistent; rebuilding them from the log", self.log_path)
+        self.offset_index, self.time_index = _new_indexes(self.directory, self.base_offset)
+        self._reset_state()
+        try:
+            for position, (base, _length, last_delta, max_ts) in self._raw_headers(0):
+                if base < self.next_offset:
+                    raise self.corrupt(position, f"base offset {base} out of order")
+                self._note_batch(position, base, base + last_delta, max_ts)
+        except LogCorrupted:
+            # Offsets up to the next segment stay this one's: a read reaching the bad bytes fails.
+            self.next_offset = max(self.next_offset, self._upper)
 
     # The .log file through the LRU of open files: hold ``_handle`` (not ``_fd``)
     # across anything that may open another file, so that eviction cannot close it.
@@ -547,6 +643,9 @@ class Segment:
         return now_ms - self.created_ms
 
     def flush(self) -> None:
+        if self.__dict__.get("_lazy"):  # nothing was written to it since it was opened
+            self.txn_index.flush()
+            return
         os.fsync(self._fd)
         self.offset_index.flush()
         self.time_index.flush()
@@ -558,6 +657,9 @@ class Segment:
         self._file.close()
 
     def _close_indexes(self) -> None:
+        if self.__dict__.get("_lazy"):  # its offset and time indexes were never opened
+            self.txn_index.close()
+            return
         self.offset_index.close()
         self.time_index.close()
         self.txn_index.close()
@@ -573,6 +675,8 @@ class Segment:
         self._file.release()  # in-flight slices hold the real handle; the last one closes it
 
     def __repr__(self) -> str:
+        if self.__dict__.get("_lazy"):
+            return f"Segment(base={self.base_offset}, size={self.size}, not loaded)"
         return f"Segment(base={self.base_offset}, next={self.next_offset}, size={self.size})"
 
 

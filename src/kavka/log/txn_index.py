@@ -64,7 +64,7 @@ class TxnIndex:
     __slots__ = ("path", "entries", "_file", "_unwritten")
 
     def __init__(self, path: Path, entries: list[AbortedTxn]) -> None:
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) else Path(path)
         self.entries = entries
         self._file = FILES.file(self.path, _OPEN_FLAGS) if entries else None
         self._unwritten = False  # the file lacks entries that memory has: flush rewrites it
